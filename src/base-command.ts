@@ -1,0 +1,51 @@
+// The base of every command: JSON mode, error rendering with codes and hints, and quiet rules for CI.
+import {Command, Errors, Flags} from '@oclif/core'
+
+import {ExitCode, MlopsError, isMlopsError} from './errors.js'
+import {isInteractive} from './system/terminal.js'
+
+export abstract class BaseCommand extends Command {
+  static override enableJsonFlag = true
+
+  static override baseFlags = {
+    dir: Flags.directory({
+      char: 'C',
+      description: 'Project directory (where mlops.yaml lives).',
+      default: '.',
+      env: 'MLOPS_DIR',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  /** True when a progress bar or spinner may be drawn: a terminal, not CI, not --json. */
+  protected get showProgress(): boolean {
+    return !this.jsonEnabled() && isInteractive(process.stderr)
+  }
+
+  /** Human output only: silent in --json mode. */
+  protected say(message = ''): void {
+    if (!this.jsonEnabled()) this.log(message)
+  }
+
+  protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    const mlopsError = toMlopsError(error)
+    if (this.jsonEnabled()) {
+      process.stdout.write(JSON.stringify({error: mlopsError.toJSON()}, null, 2) + '\n')
+    } else {
+      const hint = mlopsError.hint ? `\nHint: ${mlopsError.hint}` : ''
+      process.stderr.write(`Error: ${mlopsError.message}${hint}\n`)
+      if (process.env.DEBUG && error.stack) process.stderr.write(error.stack + '\n')
+    }
+    process.exitCode = mlopsError.exitCode
+    throw new Errors.ExitError(mlopsError.exitCode)
+  }
+}
+
+function toMlopsError(error: Error & {oclif?: {exit?: number}}): MlopsError {
+  if (isMlopsError(error)) return error
+  // oclif's own parse errors (unknown flag, missing argument) are usage errors.
+  if (error instanceof Errors.CLIError || error.oclif?.exit === 2) {
+    return new MlopsError('USAGE', error.message.replace(/^Error: /, ''), {exitCode: ExitCode.usage, hint: 'Run the command with --help to see its flags.'})
+  }
+  return new MlopsError('INTERNAL', error.message || String(error), {exitCode: ExitCode.failed, hint: 'Run again with DEBUG=* for details; if it persists, report it with the output.'})
+}

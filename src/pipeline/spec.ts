@@ -1,0 +1,68 @@
+// The pipeline as written in mlops.yaml (`pipeline:`) and as frozen into an artifact (every statistic resolved).
+
+export type FeatureType = 'number' | 'integer' | 'string' | 'boolean' | 'category'
+export type Scalar = number | string | boolean
+
+export type Impute =
+  | 'mean'
+  | 'median'
+  | 'most_frequent'
+  | {value: Scalar}
+
+export type Transform =
+  | 'log'
+  | 'log1p'
+  | {standardize: {mean?: number; std?: number}}
+  | {minmax: {min?: number; max?: number}}
+
+/** Categorical encodings; categories may be omitted in mlops.yaml and learned from the reference data at package time. */
+export type Encode = {onehot: {categories?: string[]; unknown?: 'ignore' | 'error'}} | {index: {categories?: string[]; unknown?: number | 'error'}}
+
+export interface FeatureSpec {
+  name: string
+  type: FeatureType
+  description?: string
+  /** Default true unless `default` or `impute` is set. */
+  required?: boolean
+  default?: Scalar
+  /** What a missing, null or NaN value becomes. Statistics come from the reference data at package time. */
+  impute?: Impute
+  clip?: {min?: number; max?: number}
+  transform?: Transform
+  encode?: Encode
+  /** Allowed values for `category` features. */
+  categories?: string[]
+}
+
+/** How features become one model input: concatenated into one [N,k] tensor, or a single feature as [N,1]. */
+export interface InputAssembly {
+  /** The model input name. */
+  input: string
+  features: string[]
+}
+
+export interface OutputPostprocess {
+  /** The model output name. */
+  output: string
+  /** Key of this output in each prediction (default: the output name). */
+  as?: string
+  activation?: 'none' | 'sigmoid' | 'softmax'
+  /** Class names by index; turns argmax into a label. */
+  labels?: string[]
+  /** Binary decision on a single score (or on the positive class of two). */
+  threshold?: number
+  top_k?: number
+}
+
+export interface PipelineSpec {
+  features?: FeatureSpec[]
+  inputs?: InputAssembly[]
+  outputs?: OutputPostprocess[]
+  /** A JS module in the project exporting `preprocess(records)` and/or `postprocess(outputs, records)`; bundled into the artifact. */
+  module?: string
+}
+
+/** A pipeline with every statistic and category list filled in: what an artifact carries, so serving needs no data. */
+export interface ResolvedPipeline extends PipelineSpec {
+  resolved: true
+}

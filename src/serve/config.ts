@@ -1,0 +1,4 @@
+// The `serve` section of mlops.yaml, as typed by its JSON Schema in schemas/config/.
+
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface ServingConfig {}

@@ -1,0 +1,41 @@
+// The one place state reaches the disk: temp file, fsync, rename, so a crash never leaves a half-written file.
+import {mkdir, readFile} from 'node:fs/promises'
+import {dirname} from 'node:path'
+import writeFileAtomic from 'write-file-atomic'
+
+import {MlopsError} from '../errors.js'
+
+export async function writeFileAtomically(path: string, data: string | Buffer, mode?: number): Promise<void> {
+  await mkdir(dirname(path), {recursive: true})
+  try {
+    await writeFileAtomic(path, data, {fsync: true, mode})
+  } catch (error) {
+    throw diskError(path, error)
+  }
+}
+
+export async function writeJsonAtomically(path: string, value: unknown): Promise<void> {
+  await writeFileAtomically(path, JSON.stringify(value, null, 2) + '\n')
+}
+
+export async function readJson<T>(path: string): Promise<T | undefined> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw error
+  }
+  try {
+    return JSON.parse(text) as T
+  } catch (error) {
+    throw new MlopsError('STATE_CORRUPT', `${path} is not valid JSON: ${(error as Error).message}`, {hint: `Restore ${path} from a backup or remove it.`})
+  }
+}
+
+export function diskError(path: string, error: unknown): Error {
+  const code = (error as NodeJS.ErrnoException).code
+  if (code === 'ENOSPC') return new MlopsError('DISK_FULL', `No space left on the device while writing ${path}`, {hint: 'Free some disk space and run the command again; nothing half-written was kept.', cause: error})
+  if (code === 'EACCES' || code === 'EPERM') return new MlopsError('PERMISSION_DENIED', `Permission denied writing ${path}`, {hint: 'Check the folder permissions, or run with --dir pointing at a writable project.', cause: error})
+  return error as Error
+}

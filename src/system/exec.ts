@@ -1,0 +1,92 @@
+// The one way the tool runs other programs: argument arrays (never a shell), debug-logged, errors that carry the tail of stderr.
+import {execa, type Options as ExecaOptions} from 'execa'
+
+import {MlopsError} from '../errors.js'
+
+export interface ExecOptions {
+  cwd?: string
+  env?: Record<string, string | undefined>
+  input?: string
+  timeoutMs?: number
+  /** Called with each line of output as it arrives (build logs, for progress). */
+  onLine?: (line: string) => void
+}
+
+export interface ExecResult {
+  stdout: string
+  stderr: string
+  exitCode: number
+}
+
+export class CommandFailedError extends MlopsError {
+  constructor(readonly command: string, readonly args: string[], readonly status: number | undefined, readonly stderrTail: string, hint?: string) {
+    const shown = [command, ...args].join(' ')
+    super('COMMAND_FAILED', `${shown} failed${status === undefined ? '' : ` with exit code ${status}`}${stderrTail ? `:\n${stderrTail}` : ''}`, {hint, details: {command, args, exitCode: status, stderrTail}})
+  }
+}
+
+export class CommandNotFoundError extends MlopsError {
+  constructor(readonly command: string, hint?: string) {
+    super('COMMAND_NOT_FOUND', `${command} was not found on PATH`, {hint: hint ?? `Install ${command}, or put it on PATH.`})
+  }
+}
+
+const debugEnabled = () => Boolean(process.env.DEBUG)
+
+export function tail(text: string, lines = 20): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n')
+}
+
+export async function run(command: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
+  if (debugEnabled()) process.stderr.write(`[mlops] $ ${[command, ...args].join(' ')}\n`)
+  const execaOptions: ExecaOptions = {
+    cwd: options.cwd,
+    env: options.env,
+    input: options.input,
+    timeout: options.timeoutMs,
+    reject: false,
+    all: false,
+    stripFinalNewline: true,
+  }
+  const child = execa(command, args, execaOptions)
+  if (options.onLine) {
+    const onLine = options.onLine
+    for (const stream of [child.stdout, child.stderr]) {
+      let buffered = ''
+      stream?.on('data', (chunk: Buffer) => {
+        buffered += chunk.toString('utf8')
+        const lines = buffered.split('\n')
+        buffered = lines.pop() ?? ''
+        for (const line of lines) onLine(line)
+      })
+    }
+  }
+  const result = await child
+  const stdout = String(result.stdout ?? '')
+  const stderr = String(result.stderr ?? '')
+  const code = (result as {code?: string}).code
+  if (code === 'ENOENT') throw new CommandNotFoundError(command)
+  if (result.failed) {
+    const exitCode = typeof result.exitCode === 'number' ? result.exitCode : undefined
+    const why = result.timedOut ? `timed out after ${options.timeoutMs} ms` : tail(stderr || stdout)
+    throw new CommandFailedError(command, args, exitCode, why)
+  }
+  return {stdout, stderr, exitCode: result.exitCode ?? 0}
+}
+
+/** Whether a program is on PATH, without running it. */
+export async function which(command: string): Promise<string | undefined> {
+  const {access, constants} = await import('node:fs/promises')
+  const path = await import('node:path')
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    if (!dir) continue
+    const candidate = path.join(dir, command)
+    try {
+      await access(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // not in this directory
+    }
+  }
+  return undefined
+}
