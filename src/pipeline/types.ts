@@ -17,6 +17,8 @@ export interface RecordIssue {
 export interface Pipeline {
   /** JSON Schema (draft-07) of one request record, derived from the features. */
   readonly requestSchema: Record<string, unknown>
+  /** Every model input has a dynamic first dimension: many records can share one run. When false, run records one at a time. */
+  readonly batchable: boolean
   /** Checks records without running anything: missing, extra and mistyped fields. */
   validate(records: readonly InputRecord[]): RecordIssue[]
   /** Records to model feeds; throws PipelineInputError naming the record and field. */
