@@ -35,7 +35,7 @@ let validator: ValidateFunction | undefined
 
 function compile(): ValidateFunction {
   if (validator) return validator
-  const ajv = new Ajv({allErrors: true, strict: false, useDefaults: false})
+  const ajv = new Ajv({allErrors: true, strict: false, verbose: true})
   const dir = join(schemasDir, 'config')
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.schema.json') && f !== 'mlops.schema.json')) {
     ajv.addSchema(JSON.parse(readFileSync(join(dir, file), 'utf8')))

@@ -1,5 +1,5 @@
 // What an ONNX model takes and returns, read through onnxruntime-node, and whether Node can serve it.
-import ort from 'onnxruntime-node'
+import * as ort from 'onnxruntime-node'
 
 import {MlopsError, errorMessage} from '../errors.js'
 import {type Dtype, type OrtTensor, elementCount, isSupportedDtype} from './tensor.js'

@@ -1,5 +1,5 @@
 // Tensors on the wire and on disk, and their onnxruntime-node form: int64 as BigInt, float16 as half bits, NaN as strings.
-import ort from 'onnxruntime-node'
+import * as ort from 'onnxruntime-node'
 
 import {MlopsError} from '../errors.js'
 
