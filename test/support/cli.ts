@@ -1,0 +1,42 @@
+// Runs the built CLI (bin/run.js) as a real child process, the way users and CI run it.
+import {mkdtemp, rm} from 'node:fs/promises'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+
+import {execa} from 'execa'
+
+import {packageRoot} from '../../src/paths.js'
+
+export const BIN = join(packageRoot, 'bin', 'run.js')
+export const MODELS_DIR = join(packageRoot, '..', 'shared', 'models')
+
+export interface CliResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+  /** stdout parsed as JSON when it is JSON. */
+  json?: unknown
+}
+
+export async function mlops(args: string[], options: {cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number} = {}): Promise<CliResult> {
+  const result = await execa('node', [BIN, ...args], {
+    cwd: options.cwd,
+    env: {CI: 'true', ...options.env},
+    input: options.input,
+    reject: false,
+    timeout: options.timeoutMs ?? 120_000,
+  })
+  const stdout = String(result.stdout)
+  let json: unknown
+  try {
+    json = JSON.parse(stdout)
+  } catch {
+    json = undefined
+  }
+  return {exitCode: result.exitCode ?? -1, stdout, stderr: String(result.stderr), json}
+}
+
+export async function tempDir(prefix = 'mlops-test-'): Promise<{path: string; remove: () => Promise<void>}> {
+  const path = await mkdtemp(join(tmpdir(), prefix))
+  return {path, remove: () => rm(path, {recursive: true, force: true})}
+}
