@@ -1,5 +1,5 @@
 // Writes a logistic regression as an ONNX graph: features[N,k] → MatMul(W) → Add(b) → Sigmoid → probability[N,1].
-import onnxProto from 'onnx-proto'
+import onnxProto, {type onnx as Onnx} from 'onnx-proto'
 
 import type {LogisticModel} from './logistic.js'
 
@@ -13,14 +13,14 @@ export interface OnnxExport {
   docString: string
 }
 
-function floatTensorType(name: string, dims: onnx.TensorShapeProto.IDimension[]): onnx.IValueInfoProto {
+function floatTensorType(name: string, dims: Onnx.TensorShapeProto.IDimension[]): Onnx.IValueInfoProto {
   return {name, type: {tensorType: {elemType: onnx.TensorProto.DataType.FLOAT, shape: {dim: dims}}}}
 }
 
 export function logisticRegressionOnnx(model: LogisticModel, options: OnnxExport): Uint8Array {
   const k = model.weights.length
   const batch = {dimParam: 'N'}
-  const graph: onnx.IGraphProto = {
+  const graph: Onnx.IGraphProto = {
     name: 'logistic_regression',
     docString: options.docString,
     input: [floatTensorType(options.input, [batch, {dimValue: k}])],
