@@ -5,16 +5,31 @@ import {parseArgs} from 'node:util'
 
 import {DEFAULT_OPTIONS, buildExample} from './lib/example.js'
 
+const USAGE = 'usage: npx tsx scripts/train-example.ts [--out DIR] [--seed N] [--epochs N]'
+
+function usageError(message: string): never {
+  console.error(`${message}\n${USAGE}`)
+  process.exit(2)
+}
+
 function integer(flag: string, value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 0) throw new Error(`--${flag} must be a non-negative integer, got "${value}"`)
+  if (!Number.isInteger(n) || n < 0) usageError(`--${flag} must be a non-negative integer, got "${value}"`)
   return n
 }
 
-const {values} = parseArgs({options: {out: {type: 'string'}, seed: {type: 'string'}, epochs: {type: 'string'}}})
-const out = resolve(values.out ?? 'examples/credit-risk')
-const options = {seed: integer('seed', values.seed, DEFAULT_OPTIONS.seed), epochs: integer('epochs', values.epochs, DEFAULT_OPTIONS.epochs)}
+function parseFlags(): {out?: string; seed?: string; epochs?: string} {
+  try {
+    return parseArgs({options: {out: {type: 'string'}, seed: {type: 'string'}, epochs: {type: 'string'}}}).values
+  } catch (error) {
+    return usageError((error as Error).message)
+  }
+}
+
+const flags = parseFlags()
+const out = resolve(flags.out ?? 'examples/credit-risk')
+const options = {seed: integer('seed', flags.seed, DEFAULT_OPTIONS.seed), epochs: integer('epochs', flags.epochs, DEFAULT_OPTIONS.epochs)}
 
 const {files, metrics} = buildExample(options)
 for (const [path, content] of files) {

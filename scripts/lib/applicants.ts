@@ -47,8 +47,9 @@ export function drawApplicant(random: Random, shift: Shift = NO_SHIFT): {applica
   const debtRatio = round(Math.exp(random.normal(Math.log(0.28), 0.55)) * shift.debtFactor, 3)
   const creditHistoryMonths = Math.round((age - 18) * 12 * random.between(0.25, 0.95))
   const regionWeights = [0.3, 0.25, 0.25, 0.2]
-  const region = shift.newRegion
-    ? random.pick([...REGIONS, shift.newRegion.name], [...regionWeights.map((w) => w * (1 - shift.newRegion!.share)), shift.newRegion.share])
+  const {newRegion} = shift
+  const region = newRegion
+    ? random.pick([...REGIONS, newRegion.name], [...regionWeights.map((w) => w * (1 - newRegion.share)), newRegion.share])
     : random.pick(REGIONS, regionWeights)
   const hasPriorDefault = random.chance(employment === 'unemployed' ? 0.14 : 0.07)
   const income = random.chance(MISSING_INCOME) ? null : trueIncome

@@ -1,5 +1,5 @@
 // The bundled credit-risk example: draws the data, fits the preprocessing, trains the model and renders every file.
-import {Document, type Node as YamlNode, isNode} from 'yaml'
+import {Document, isCollection} from 'yaml'
 
 import type {GoldenCase} from '../../src/checks/golden.types.js'
 import {type Applicant, LIVE_SHIFT, drawApplicants} from './applicants.js'
@@ -126,7 +126,7 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
   doc.commentBefore = ` Written by scripts/train-example.ts --seed ${options.seed} --epochs ${options.epochs}; the statistics were fitted on data/reference.csv.`
   const flow = (path: (string | number)[]) => {
     const node = doc.getIn(path, true)
-    if (isNode(node)) (node as YamlNode & {flow?: boolean}).flow = true
+    if (isCollection(node)) node.flow = true
   }
   features.forEach((_, i) => ['impute', 'transform', 'encode'].forEach((key) => flow(['pipeline', 'features', i, key])))
   flow(['pipeline', 'inputs', 0, 'features'])
