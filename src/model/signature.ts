@@ -99,12 +99,11 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const started = performance.now()
   let session: ort.InferenceSession
   try {
-    session = await ort.InferenceSession.create(path, {
-      logSeverityLevel: 3,
-      intraOpNumThreads: options.intraOpThreads,
-      interOpNumThreads: options.interOpThreads,
-      graphOptimizationLevel: 'all',
-    })
+    // onnxruntime-node refuses an explicit undefined thread count, so only set what was given.
+    const sessionOptions: ort.InferenceSession.SessionOptions = {logSeverityLevel: 3, graphOptimizationLevel: 'all'}
+    if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads
+    if (options.interOpThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpThreads
+    session = await ort.InferenceSession.create(path, sessionOptions)
   } catch (error) {
     const text = errorMessage(error)
     const known = LOAD_FAILURES.find((f) => f.pattern.test(text))
