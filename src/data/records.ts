@@ -1,0 +1,107 @@
+// Streams records from JSONL or CSV files (or stdin) as {line, record}, with bounded memory: for predict and data profiling.
+import {createReadStream} from 'node:fs'
+import {extname} from 'node:path'
+import type {Readable} from 'node:stream'
+import {createInterface} from 'node:readline'
+
+import {parse as parseCsv} from 'csv-parse'
+
+import {MlopsError, UsageError} from '../errors.js'
+import type {InputRecord} from '../pipeline/types.js'
+import {parseJson} from './json.js'
+
+export type RecordFormat = 'jsonl' | 'csv'
+
+export interface RecordRow {
+  /** 1-based line of the file where the record ends (CSV rows may span lines inside quotes). */
+  line: number
+  record: InputRecord
+}
+
+export interface ReadRecordsOptions {
+  /** Default: from the file extension (.csv, .tsv → csv), else jsonl. */
+  format?: RecordFormat
+  /**
+   * Called for a row that is not a record (bad JSON, not an object, wrong CSV column count); the row is skipped.
+   * Without it, the first bad row throws RECORDS_INVALID.
+   */
+  onBadRow?: (line: number, message: string) => void
+}
+
+export function recordFormat(path: string): RecordFormat {
+  const ext = extname(path).toLowerCase()
+  return ext === '.csv' || ext === '.tsv' ? 'csv' : 'jsonl'
+}
+
+/** Records of a file, or of stdin when `source` is "-" (or a stream). */
+export async function* readRecords(source: string | Readable, options: ReadRecordsOptions = {}): AsyncGenerator<RecordRow> {
+  const name = typeof source === 'string' ? (source === '-' ? 'stdin' : source) : 'the input stream'
+  const format = options.format ?? (typeof source === 'string' && source !== '-' ? recordFormat(source) : 'jsonl')
+  const stream = typeof source === 'string' ? (source === '-' ? process.stdin : createReadStream(source)) : source
+  const bad = (line: number, message: string) => {
+    if (!options.onBadRow) throw new MlopsError('RECORDS_INVALID', `${name}:${line}: ${message}`, {exitCode: 2, hint: format === 'csv' ? 'Each CSV row needs one cell per header column.' : 'Each line must be one JSON object, e.g. {"age": 42, "city": "Lyon"}.'})
+    options.onBadRow(line, message)
+  }
+  try {
+    if (format === 'csv') yield* csvRows(stream, bad, tsvOf(source))
+    else yield* jsonlRows(stream, bad)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError('INPUT_NOT_FOUND', `The input file ${name} does not exist`, {hint: 'Check the path, or pass "-" to read records from stdin.'})
+    throw error
+  }
+}
+
+function tsvOf(source: string | Readable): boolean {
+  return typeof source === 'string' && extname(source).toLowerCase() === '.tsv'
+}
+
+async function* jsonlRows(stream: Readable, bad: (line: number, message: string) => void): AsyncGenerator<RecordRow> {
+  let line = 0
+  for await (const text of createInterface({input: stream, crlfDelay: Infinity})) {
+    line++
+    if (!text.trim()) continue
+    let value: unknown
+    try {
+      value = parseJson(text)
+    } catch (error) {
+      bad(line, (error as Error).message)
+      continue
+    }
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      bad(line, `expected a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`)
+      continue
+    }
+    yield {line, record: value as InputRecord}
+  }
+}
+
+/** CSV cells stay strings (the pipeline coerces them to its feature types); an empty cell is null, i.e. missing. */
+async function* csvRows(stream: Readable, bad: (line: number, message: string) => void, tsv: boolean): AsyncGenerator<RecordRow> {
+  const parser = stream.pipe(parseCsv({
+    columns: true,
+    bom: true,
+    delimiter: tsv ? '\t' : ',',
+    info: true,
+    relax_column_count: true,
+    skip_empty_lines: true,
+    cast: (value, context) => (value === '' && !context.quoting ? null : value),
+  }))
+  stream.on('error', (error) => parser.destroy(error))
+  // info.invalid_field_length counts bad rows so far: a row is bad when the count grows.
+  let invalidSoFar = 0
+  try {
+    for await (const row of parser as AsyncIterable<{record: Record<string, string | null>; info: {lines: number; invalid_field_length: number; columns: unknown[]}}>) {
+      const {record, info} = row
+      if (info.invalid_field_length > invalidSoFar) {
+        invalidSoFar = info.invalid_field_length
+        bad(info.lines, `expected ${info.columns.length} cells (one per header column), got a different count`)
+        continue
+      }
+      yield {line: info.lines, record}
+    }
+  } catch (error) {
+    const csvError = error as {code?: string; lines?: number; message: string}
+    if (csvError.code?.startsWith('CSV_')) throw new MlopsError('RECORDS_INVALID', `CSV line ${csvError.lines ?? '?'}: ${csvError.message}`, {exitCode: 2, hint: 'Fix the CSV syntax (quotes must be closed and doubled inside a quoted cell).'})
+    throw error
+  }
+}
