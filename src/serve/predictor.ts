@@ -1,0 +1,80 @@
+// Records in, predictions out: schema check, the pipeline and the shared inference engine (used by serve and predict).
+import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
+
+import {isMlopsError} from '../errors.js'
+import {checkFeeds} from '../model/signature.js'
+import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
+import type {Feeds, InferenceEngine} from './engine.js'
+import {HttpError, badRequest} from './errors.js'
+
+export class Predictor {
+  private readonly check: ValidateFunction
+
+  constructor(readonly engine: InferenceEngine, readonly pipeline: Pipeline) {
+    // Compiled once: a request pays only for running the compiled check.
+    this.check = new Ajv({allErrors: false, strict: false, coerceTypes: false}).compile(pipeline.requestSchema)
+  }
+
+  /** The first problem of a record, naming its field, or undefined when it fits the request schema. */
+  problem(record: unknown, index: number): HttpError | undefined {
+    if (this.check(record)) return undefined
+    const error = this.check.errors![0]
+    return badRequest('INVALID_RECORD', `${fieldOf(error, index)}: ${messageOf(error)}`, fieldOf(error, index))
+  }
+
+  /** Predictions for records that passed `problem`; pipeline errors naming a record become 400s. */
+  async predict(records: InputRecord[], timeoutMs?: number): Promise<Prediction[]> {
+    if (this.pipeline.batchable) return this.run(records, timeoutMs)
+    const predictions: Prediction[] = []
+    for (const [index, record] of records.entries()) {
+      try {
+        predictions.push(...(await this.run([record], timeoutMs)))
+      } catch (error) {
+        throw error instanceof HttpError && error.status === 400 && records.length > 1 ? reindex(error, index) : error
+      }
+    }
+    return predictions
+  }
+
+  private async run(records: InputRecord[], timeoutMs?: number): Promise<Prediction[]> {
+    let feeds: Feeds
+    try {
+      feeds = await this.pipeline.preprocess(records)
+    } catch (error) {
+      if (isMlopsError(error)) throw badRequest('INVALID_RECORD', error.message, fieldFromDetails(error.details))
+      throw error
+    }
+    const issues = checkFeeds(this.engine.model.signature, feeds)
+    if (issues.length > 0) throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, issues[0].field)
+    const outputs = await this.engine.run(feeds, timeoutMs)
+    return this.pipeline.postprocess(outputs, records)
+  }
+}
+
+function reindex(error: HttpError, index: number): HttpError {
+  const message = error.message.replace(/^instances\[0\]/, `instances[${index}]`)
+  const field = error.field?.replace(/^instances\[0\]/, `instances[${index}]`)
+  return badRequest(error.code, message, field)
+}
+
+function fieldFromDetails(details: unknown): string | undefined {
+  const d = details as {index?: number; field?: string} | undefined
+  if (d?.field === undefined) return undefined
+  return d.index === undefined ? d.field : `instances[${d.index}].${d.field}`
+}
+
+function fieldOf(error: ErrorObject, index: number): string {
+  const params = error.params as {missingProperty?: string; additionalProperty?: string}
+  let path = `instances[${index}]`
+  for (const part of error.instancePath.split('/').slice(1)) path += /^\d+$/.test(part) ? `[${part}]` : `.${part.replaceAll('~1', '/').replaceAll('~0', '~')}`
+  if (params.missingProperty) path += `.${params.missingProperty}`
+  if (params.additionalProperty) path += `.${params.additionalProperty}`
+  return path
+}
+
+function messageOf(error: ErrorObject): string {
+  if (error.keyword === 'required') return 'is required'
+  if (error.keyword === 'additionalProperties') return 'is not a field of the request'
+  if (error.keyword === 'enum') return `must be one of ${((error.params as {allowedValues: unknown[]}).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`
+  return error.message ?? 'is invalid'
+}

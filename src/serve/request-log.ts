@@ -1,0 +1,110 @@
+// The request log for audit and drift: JSON lines written off the request path, rotated by size, dropping (and counting) when the disk lags.
+import {createHash} from 'node:crypto'
+import {mkdir, open, rename, rm, stat} from 'node:fs/promises'
+import type {FileHandle} from 'node:fs/promises'
+import {dirname} from 'node:path'
+
+import type {LoggedInputs, RequestLogSettings} from './config.js'
+
+export interface RequestLogEntry {
+  id: string
+  time: string
+  model: {name: string; version: string; digest?: string}
+  route: string
+  status: number
+  latency_ms: number
+  fallback?: boolean
+  /** The inputs (records or tensors): serialized only when the entry is written. */
+  inputs?: unknown
+  /** The answer as JSON text, already serialized for the response. */
+  outputsJson?: string
+}
+
+/** What goes in the log in place of the inputs, under the configured policy. */
+export function loggedInputs(policy: LoggedInputs, sampleRate: number, inputs: () => unknown, bodyText: string): {inputs?: unknown; inputs_sha256?: string} {
+  if (policy === 'all' || (policy === 'sampled' && Math.random() < sampleRate)) return {inputs: inputs()}
+  if (policy === 'hashed') return {inputs_sha256: createHash('sha256').update(bodyText).digest('hex')}
+  return {}
+}
+
+function serialize(entry: RequestLogEntry & {inputs_sha256?: string}): string {
+  const {outputsJson, ...rest} = entry
+  const head = JSON.stringify(rest, (_key, value) => (typeof value === 'bigint' ? value.toString() : value))
+  return outputsJson === undefined ? `${head}\n` : `${head.slice(0, -1)},"outputs":${outputsJson}}\n`
+}
+
+export class RequestLog {
+  private buffer: (RequestLogEntry & {inputs_sha256?: string})[] = []
+  private file?: FileHandle
+  private size = 0
+  private writing?: Promise<void>
+  private closed = false
+  /** Entries dropped because the buffer was full. */
+  dropped = 0
+  written = 0
+
+  constructor(readonly settings: RequestLogSettings, private readonly onDrop: () => void = () => undefined) {}
+
+  /** Never waits and never throws: the entry is buffered, or dropped when the buffer is full. */
+  add(entry: RequestLogEntry & {inputs_sha256?: string}): void {
+    if (this.closed || this.buffer.length >= this.settings.buffer) {
+      this.dropped++
+      this.onDrop()
+      return
+    }
+    this.buffer.push(entry)
+    this.writing ??= this.drain()
+  }
+
+  /** Writes what is buffered and closes the file. */
+  async close(): Promise<void> {
+    this.closed = true
+    while (this.writing) await this.writing
+    await this.file?.close()
+    this.file = undefined
+  }
+
+  private async drain(): Promise<void> {
+    // Let the response go out first: serialization happens a turn later, off the request path.
+    await new Promise((resolve) => setImmediate(resolve))
+    try {
+      while (this.buffer.length > 0) {
+        const entries = this.buffer
+        this.buffer = []
+        const text = entries.map(serialize).join('')
+        await this.write(text)
+        this.written += entries.length
+      }
+    } catch (error) {
+      process.stderr.write(`mlops serve: request log ${this.settings.path} cannot be written (${(error as Error).message}); entries are dropped\n`)
+      this.dropped += this.buffer.length
+      this.buffer = []
+    } finally {
+      this.writing = undefined
+    }
+  }
+
+  private async write(text: string): Promise<void> {
+    const bytes = Buffer.byteLength(text)
+    if (this.file && this.size > 0 && this.size + bytes > this.settings.maxBytes) await this.rotate()
+    if (!this.file) {
+      await mkdir(dirname(this.settings.path), {recursive: true})
+      this.file = await open(this.settings.path, 'a')
+      this.size = (await stat(this.settings.path)).size
+      if (this.size > 0 && this.size + bytes > this.settings.maxBytes) return this.rotate().then(() => this.write(text))
+    }
+    await this.file.write(text)
+    this.size += bytes
+  }
+
+  /** requests.jsonl → requests.jsonl.1 → … → .N (the oldest is removed). */
+  private async rotate(): Promise<void> {
+    await this.file?.close()
+    this.file = undefined
+    const {path, maxFiles} = this.settings
+    await rm(`${path}.${maxFiles}`, {force: true})
+    for (let i = maxFiles - 1; i >= 1; i--) await rename(`${path}.${i}`, `${path}.${i + 1}`).catch(() => undefined)
+    await rename(path, `${path}.1`).catch(() => undefined)
+    this.size = 0
+  }
+}

@@ -1,0 +1,377 @@
+// The model server: node:http with no framework on the hot path; /v1/predict, the Open Inference Protocol v2, /metrics.
+import {randomUUID} from 'node:crypto'
+import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
+import type {AddressInfo} from 'node:net'
+import {readFileSync} from 'node:fs'
+import {join} from 'node:path'
+
+import {type JsonSyntaxError, parseJson} from '../data/json.js'
+import {type LoadedModel, checkFeeds} from '../model/signature.js'
+import {type OrtTensor, tensorFromJson} from '../model/tensor.js'
+import {packageRoot} from '../paths.js'
+import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
+import type {ServeSettings} from './config.js'
+import {InferenceEngine} from './engine.js'
+import {HttpError, OverloadedError, badRequest} from './errors.js'
+import {type Faults, crashIfTriggered, readFaults} from './faults.js'
+import {ServeMetrics} from './metrics.js'
+import {Predictor} from './predictor.js'
+import {rawPipeline} from './raw-pipeline.js'
+import {RequestLog, loggedInputs} from './request-log.js'
+import {decodeInferRequest, encodeOutput, modelMetadata} from './v2.js'
+import {type Warmup, warmUp} from './warmup.js'
+
+export interface ModelIdentity {
+  name: string
+  version: string
+  /** `sha256:…` of the artifact, when served from one. */
+  digest?: string
+}
+
+export interface ModelServerOptions {
+  model: LoadedModel
+  /** Records to feeds and back; without it a record holds one row of each model input. */
+  pipeline?: Pipeline
+  identity: ModelIdentity
+  settings: ServeSettings
+  /** Warm-up inputs (e.g. from the artifact's golden cases); generated from the signature when absent. */
+  warmup?: Warmup
+  /** Default: read once from MLOPS_FAULT_* environment variables. */
+  faults?: Faults
+  /** Node process metrics (CPU, memory, event loop lag) in /metrics: for the real server, not for tests. */
+  processMetrics?: boolean
+}
+
+export interface ModelServer {
+  /** Binds, warms the model up, and resolves with the URL once ready. Port 0 picks a free port. */
+  listen(port?: number, host?: string): Promise<string>
+  /** Stops accepting, lets in-flight requests finish (up to timeoutMs), then closes. True when nothing was cut off. */
+  drain(timeoutMs?: number): Promise<boolean>
+  close(): Promise<void>
+  readonly url: string
+  readonly ready: boolean
+  readonly engine: InferenceEngine
+  readonly metrics: ServeMetrics
+  readonly warmupSource?: string
+  readonly warnings: string[]
+}
+
+const TOOL_VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version
+const JSON_TYPE = 'application/json'
+const V1_KEYS = new Set(['instances', 'parameters'])
+
+interface Route {
+  label: string
+  methods: string[]
+  handle: (ctx: Context) => Promise<Reply> | Reply
+}
+
+interface Context {
+  req: IncomingMessage
+  params: string[]
+  id: string
+}
+
+interface Reply {
+  status: number
+  /** JSON text, or text for /metrics. */
+  body: string
+  contentType?: string
+  headers?: Record<string, string>
+  log?: {inputs: () => unknown; bodyText: string; outputsJson: string; fallback?: boolean}
+}
+
+export function createModelServer(options: ModelServerOptions): ModelServer {
+  const {model, identity, settings} = options
+  const faults = options.faults ?? readFaults()
+  const metrics = new ServeMetrics({processMetrics: options.processMetrics})
+  metrics.modelLoad.set(model.loadMs / 1000)
+  const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: settings.maxQueue, metrics, faults})
+  const pipeline = options.pipeline ?? rawPipeline(model.signature)
+  const predictor = new Predictor(engine, pipeline)
+  const requestLog = settings.requestLog ? new RequestLog(settings.requestLog, () => metrics.logDropped.inc()) : undefined
+  const maxRank = Math.max(1, ...model.signature.inputs.map((i) => i.shape.length))
+  // Deep enough for {"inputs":[{"data":[nested to the rank]}]} and records holding rows; deeper is an attack or a mistake.
+  const maxDepth = maxRank + 6
+  const fallback = settings.fallback
+  const fallbackOutputs = fallback?.outputs ? Object.entries(fallback.outputs).map(([name, json]) => encodeOutput(name, tensorFromJson(json, `serving.fallback.outputs.${name}`))) : undefined
+  const warnings: string[] = []
+  const version = identity.version
+  const modelName = identity.name
+
+  let ready = false
+  let draining = false
+  let inFlight = 0
+  let url = ''
+  let warmupSource: string | undefined
+  let idleWaiters: (() => void)[] = []
+
+  const metadata = JSON.stringify(modelMetadata(modelName, version, model.signature))
+  const serverMetadata = JSON.stringify({name: 'mlops', version: TOOL_VERSION, extensions: []})
+
+  const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({status, body: JSON.stringify(value), headers})
+
+  const readiness = (): Reply => (ready && !draining ? json(200, {ready: true}) : json(503, {ready: false}))
+
+  function checkModel(params: string[]): void {
+    const [name, wanted] = params
+    if (decodeURIComponent(name) !== modelName) throw new HttpError(404, 'MODEL_NOT_FOUND', `no model "${decodeURIComponent(name)}" here; this server serves "${modelName}"`)
+    if (wanted !== undefined && decodeURIComponent(wanted) !== version) throw new HttpError(404, 'VERSION_NOT_FOUND', `model "${modelName}" has no version "${decodeURIComponent(wanted)}"; this server serves version ${version}`)
+  }
+
+  async function predictV1(ctx: Context): Promise<Reply> {
+    const {text, value} = await readJsonBody(ctx.req, settings.maxBodyBytes, maxDepth, faults)
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badRequest('BAD_REQUEST', 'the body must be a JSON object {"instances": [record, …]}')
+    for (const key of Object.keys(value)) if (!V1_KEYS.has(key)) throw badRequest('UNKNOWN_FIELD', `unknown field "${key}"; the body is {"instances": [record, …]}`, key)
+    const instances = (value as {instances?: unknown}).instances
+    if (!Array.isArray(instances) || instances.length === 0) throw badRequest('BAD_FIELD', 'must be a non-empty array of records', 'instances')
+    if (instances.length > settings.maxInstances) throw badRequest('TOO_MANY_INSTANCES', `${instances.length} records in one request; at most ${settings.maxInstances} (serving.max_instances)`, 'instances')
+    instances.forEach((record, index) => {
+      const problem = predictor.problem(record, index)
+      if (problem) throw problem
+    })
+    const records = instances as InputRecord[]
+    let predictions: Prediction[]
+    let usedFallback = false
+    try {
+      predictions = await predictor.predict(records, settings.timeoutMs)
+    } catch (error) {
+      if (!fallback?.prediction || !isServerFault(error)) throw error
+      metrics.fallbacks.inc({reason: (error as HttpError).code ?? 'ERROR'})
+      predictions = records.map(() => fallback.prediction!)
+      usedFallback = true
+    }
+    const body = JSON.stringify({predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})}, bigintSafe)
+    return {status: 200, body, log: {inputs: () => records, bodyText: text, outputsJson: body, fallback: usedFallback}}
+  }
+
+  async function inferV2(ctx: Context): Promise<Reply> {
+    checkModel(ctx.params)
+    const {text, value} = await readJsonBody(ctx.req, settings.maxBodyBytes, maxDepth, faults)
+    const request = decodeInferRequest(value, model.signature, model.fetches)
+    const issues = checkFeeds(model.signature, request.feeds)
+    if (issues.length > 0) {
+      const index = Object.keys(request.feeds).indexOf(issues[0].field)
+      throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, index >= 0 ? `inputs[${index}].shape` : 'inputs')
+    }
+    let outputsText: string
+    let usedFallback = false
+    try {
+      const outputs = await engine.run(request.feeds, settings.timeoutMs)
+      outputsText = request.outputs.map((name) => encodeOutput(name, outputs[name] as OrtTensor)).join(',')
+    } catch (error) {
+      if (!fallbackOutputs || !isServerFault(error)) throw error
+      metrics.fallbacks.inc({reason: (error as HttpError).code ?? 'ERROR'})
+      outputsText = fallbackOutputs.join(',')
+      usedFallback = true
+    }
+    const id = request.id === undefined ? '' : `,"id":${JSON.stringify(request.id)}`
+    const flag = usedFallback ? ',"parameters":{"fallback":true}' : ''
+    const body = `{"model_name":${JSON.stringify(modelName)},"model_version":${JSON.stringify(version)}${id}${flag},"outputs":[${outputsText}]}`
+    return {status: 200, body, log: {inputs: () => (value as {inputs: unknown}).inputs, bodyText: text, outputsJson: `[${outputsText}]`, fallback: usedFallback}}
+  }
+
+  const routes: {pattern: RegExp; route: Route}[] = [
+    {pattern: /^\/v1\/predict$/, route: {label: '/v1/predict', methods: ['POST'], handle: predictV1}},
+    {pattern: /^\/v2\/health\/live$/, route: {label: '/v2/health', methods: ['GET'], handle: () => json(200, {live: true})}},
+    {pattern: /^\/v2\/health\/ready$/, route: {label: '/v2/health', methods: ['GET'], handle: readiness}},
+    {pattern: /^\/v2\/?$/, route: {label: '/v2', methods: ['GET'], handle: () => ({status: 200, body: serverMetadata})}},
+    {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/?$/, route: {label: '/v2/models/metadata', methods: ['GET'], handle: (ctx) => (checkModel(ctx.params), {status: 200, body: metadata})}},
+    {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/ready$/, route: {label: '/v2/models/ready', methods: ['GET'], handle: (ctx) => (checkModel(ctx.params), json(ready && !draining ? 200 : 503, {name: modelName, ready: ready && !draining}))}},
+    {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/, route: {label: '/v2/models/infer', methods: ['POST'], handle: inferV2}},
+    {pattern: /^\/metrics$/, route: {label: '/metrics', methods: ['GET'], handle: async () => {
+      const {contentType, body} = await metrics.render()
+      return {status: 200, body, contentType}
+    }}},
+  ]
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now()
+    inFlight++
+    metrics.inFlight.inc()
+    const header = req.headers['x-request-id']
+    const id = typeof header === 'string' && header.length > 0 && header.length <= 200 && /^[\x21-\x7e]+$/.test(header) ? header : randomUUID()
+    const path = (req.url ?? '/').split('?')[0]
+    let label = 'other'
+    let reply: Reply
+    try {
+      const match = findRoute(path)
+      if (!match) throw new HttpError(404, 'NOT_FOUND', `no route ${path}; see GET /v2 and POST /v1/predict, /v2/models/{name}/infer`)
+      label = match.route.label
+      if (!match.route.methods.includes(req.method ?? '')) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${match.route.methods.join(', ')}`, undefined, {allow: match.route.methods.join(', ')})
+      if (req.method === 'POST') {
+        if (!ready) throw new HttpError(503, 'NOT_READY', 'the model is still warming up; retry shortly', undefined, {'retry-after': '1'})
+        if (engine.full) throw new OverloadedError(engine.queued)
+      }
+      reply = await match.route.handle({req, params: match.params, id})
+    } catch (error) {
+      reply = errorReply(error, path.startsWith('/v2'))
+      if (reply.status === 503 && (error as HttpError).code === 'OVERLOADED') metrics.rejected.inc({reason: 'overload'})
+      if (reply.status === 504) metrics.rejected.inc({reason: 'timeout'})
+    }
+    send(res, reply, id, req)
+    const seconds = (performance.now() - started) / 1000
+    metrics.requests.inc({route: label, status: String(reply.status), version})
+    metrics.latency.observe({route: label, version}, seconds)
+    if (requestLog && reply.log) {
+      const {policy, rate} = {policy: requestLog.settings.inputs, rate: requestLog.settings.sampleRate}
+      requestLog.add({id, time: new Date().toISOString(), model: identity, route: label, status: reply.status, latency_ms: Math.round(seconds * 1e6) / 1000, ...(reply.log.fallback ? {fallback: true} : {}), ...loggedInputs(policy, rate, reply.log.inputs, reply.log.bodyText), outputsJson: reply.log.outputsJson})
+    }
+    inFlight--
+    metrics.inFlight.dec()
+    if (inFlight === 0 && idleWaiters.length > 0) {
+      for (const wake of idleWaiters) wake()
+      idleWaiters = []
+    }
+  }
+
+  function findRoute(path: string): {route: Route; params: string[]} | undefined {
+    for (const {pattern, route} of routes) {
+      const m = pattern.exec(path)
+      if (m) return {route, params: m.slice(1).filter((p) => p !== undefined)}
+    }
+    return undefined
+  }
+
+  function send(res: ServerResponse, reply: Reply, id: string, req: IncomingMessage): void {
+    const headers: Record<string, string | number> = {
+      'content-type': reply.contentType ?? JSON_TYPE,
+      'content-length': Buffer.byteLength(reply.body),
+      'x-request-id': id,
+      'x-model-version': version,
+      ...reply.headers,
+    }
+    // While draining, close keep-alive connections so clients move to another replica.
+    if (draining || reply.headers?.connection === 'close') headers.connection = 'close'
+    res.writeHead(reply.status, headers)
+    res.end(reply.body)
+    if (headers.connection === 'close' && !req.complete) req.socket.destroySoon()
+  }
+
+  const server: Server = createServer({keepAliveTimeout: 65_000, requestTimeout: Math.max(60_000, settings.timeoutMs * 2)}, (req, res) => {
+    void handle(req, res)
+  })
+  server.on('clientError', (_error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+    else socket.destroy()
+  })
+
+  return {
+    get url() {
+      return url
+    },
+    get ready() {
+      return ready && !draining
+    },
+    get warmupSource() {
+      return warmupSource
+    },
+    engine,
+    metrics,
+    warnings,
+    async listen(port = settings.port, host = settings.host) {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, host, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+      const address = server.address() as AddressInfo
+      url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+      const result = await warmUp(engine, pipeline, options.warmup)
+      warmupSource = result.source
+      if (result.warning) warnings.push(result.warning)
+      ready = true
+      return url
+    },
+    async drain(timeoutMs = 30_000) {
+      draining = true
+      server.close()
+      server.closeIdleConnections()
+      const idle = inFlight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)))
+      let timer: NodeJS.Timeout | undefined
+      const drained = await Promise.race([idle, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))])
+      clearTimeout(timer)
+      server.closeAllConnections()
+      await requestLog?.close()
+      return drained
+    },
+    async close() {
+      draining = true
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await requestLog?.close()
+    },
+  }
+}
+
+function isServerFault(error: unknown): boolean {
+  return error instanceof HttpError ? error.status >= 500 && error.status !== 503 : true
+}
+
+function errorReply(error: unknown, v2: boolean): Reply {
+  if (error instanceof HttpError) {
+    if (error.status >= 500 && error.status !== 503 && error.status !== 504) logServerError(error)
+    const fields = error.field === undefined ? {} : {field: error.field}
+    // The Open Inference Protocol's error is {"error": "<message>"}; code and field ride alongside it there.
+    const body = v2 ? {error: error.message, code: error.code, ...fields} : {error: {code: error.code, message: error.message, ...fields}}
+    return {status: error.status, body: JSON.stringify(body), headers: error.headers}
+  }
+  logServerError(error)
+  const message = 'internal server error; see the server log'
+  return {status: 500, body: JSON.stringify(v2 ? {error: message, code: 'INTERNAL'} : {error: {code: 'INTERNAL', message}})}
+}
+
+function logServerError(error: unknown): void {
+  const detail = (error as {detail?: string}).detail ?? (error instanceof Error ? error.stack ?? error.message : String(error))
+  process.stderr.write(`mlops serve: ${detail}\n`)
+}
+
+function bigintSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? (Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()) : value
+}
+
+/** Reads a JSON body up to `limit` bytes: 413 as soon as it is over (or announced over), 415 for another content type. */
+async function readJsonBody(req: IncomingMessage, limit: number, maxDepth: number, faults: Faults): Promise<{text: string; value: unknown}> {
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+  // Clients of the v2 protocol (tritonclient) often send no content type: JSON is assumed then.
+  if (type !== '' && type !== JSON_TYPE && !type.endsWith('+json')) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content type ${type} is not supported; send application/json`, undefined, {accept: JSON_TYPE, connection: 'close'})
+  const declared = Number(req.headers['content-length'])
+  if (declared > limit) throw tooLarge(limit)
+  const text = await readBody(req, limit)
+  crashIfTriggered(faults, text)
+  if (text.trim() === '') throw badRequest('EMPTY_BODY', 'the request body is empty; send a JSON object')
+  try {
+    return {text, value: parseJson(text, {maxDepth})}
+  } catch (error) {
+    throw badRequest('INVALID_JSON', (error as JsonSyntaxError).message)
+  }
+}
+
+/** Stops reading once over the limit, without destroying the socket, so the 413 still reaches the client. */
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        req.off('data', onData)
+        req.off('end', onEnd)
+        req.pause()
+        reject(tooLarge(limit))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => resolve(Buffer.concat(chunks, size).toString('utf8'))
+    req.on('data', onData)
+    req.on('end', onEnd)
+    req.on('error', reject)
+  })
+}
+
+function tooLarge(limit: number): HttpError {
+  return new HttpError(413, 'BODY_TOO_LARGE', `the request body is over ${limit} bytes (serving.max_body_mb); send fewer records per request`, undefined, {connection: 'close'})
+}
