@@ -49,7 +49,8 @@ Exit codes: 0 project written (or already there), 1 the model cannot be served f
     const result = await initProject({dir, model: answers.model, name: answers.name, template: answers.template, shapes, sample: flags.sample})
     for (const warning of result.warnings) this.warn(warning)
     this.say(`${result.name}: ${result.template} project in ${result.dir}`)
-    for (const file of result.created) this.say(`  created  ${file}${file === 'golden.jsonl' ? ` (${result.golden} case${result.golden === 1 ? '' : 's'} from the model's answers)` : ''}`)
+    const goldenNote = result.golden > 0 ? ` (${result.golden} case${result.golden === 1 ? '' : 's'} with the model's answers)` : ' (empty: seed it with --sample FILE)'
+    for (const file of result.created) this.say(`  created  ${file}${file === 'golden.jsonl' ? goldenNote : ''}`)
     for (const file of result.skipped) this.say(`  exists   ${file} (left alone)`)
     this.say(`next: ${dir === '.' ? '' : `cd ${dir} && `}mlops package   then   mlops serve   |   mlops test`)
     return result

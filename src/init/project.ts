@@ -175,6 +175,7 @@ async function mlopsVersion(): Promise<string> {
 
 export async function initProject(options: InitOptions): Promise<InitResult> {
   const dir = resolve(options.dir)
+  if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) throw new UsageError('INIT_DIR_INVALID', `${dir} is a file, not a directory`, {hint: 'Pass a new or existing folder as DIR: mlops init DIR --model PATH/TO/model.onnx'})
   const source = resolve(options.model)
   await checkModelFile(source)
   const name = options.name ?? defaultProjectName(dir, source)

@@ -125,8 +125,14 @@ describe('mlops init on the real models', function () {
     for (const id of ['silero_vad_v5', 'squeezenet1_1_fp16']) {
       const dir = join(tmp.path, `${id}-sampled`)
       const sample = join(MODELS_DIR, `${id}.json`)
+      if (id === 'silero_vad_v5') {
+        // Generated inputs fail on this model: the first run leaves golden.jsonl empty, and --sample fills it later.
+        const first = await init([dir, '--model', modelFile(id)])
+        assert.equal(first.result.golden, 0)
+      }
       const {exitCode, stderr, result} = await init([dir, '--model', modelFile(id), '--sample', sample])
       assert.equal(exitCode, 0, stderr)
+      assert.ok(result.created.includes('golden.jsonl'))
       const cases = await readGoldenCases(join(dir, 'golden.jsonl'))
       assert.deepEqual(cases.map((c) => c.name), info(id).samples.map((s) => s.name))
       assert.equal(result.golden, cases.length)
