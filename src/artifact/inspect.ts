@@ -1,0 +1,43 @@
+// What `mlops artifacts list|show|verify|export` return: records, manifests and verification reports of a project's store.
+import {MlopsError} from '../errors.js'
+import {projectStore} from './project.js'
+import type {ExportResult, VerifyReport} from './store.js'
+import type {ArtifactManifest, ArtifactRecord} from './types.js'
+
+export interface ListResult {
+  artifacts: ArtifactRecord[]
+}
+
+export async function listArtifacts(options: {dir: string; name?: string}): Promise<ListResult> {
+  const {store} = await projectStore(options.dir)
+  return {artifacts: await store.list(options.name)}
+}
+
+export interface ShowResult {
+  record: ArtifactRecord
+  manifest: ArtifactManifest
+}
+
+export async function showArtifact(options: {dir: string; ref?: string}): Promise<ShowResult> {
+  const {store, name} = await projectStore(options.dir)
+  const opened = await store.open(options.ref, {name})
+  return {record: opened.record, manifest: opened.manifest}
+}
+
+export async function verifyArtifact(options: {dir: string; ref?: string}): Promise<VerifyReport> {
+  const {store, name} = await projectStore(options.dir)
+  return store.verify(options.ref, {name})
+}
+
+export function verificationError(report: VerifyReport): MlopsError {
+  const label = report.name ? `artifact ${report.name}@${report.version}` : `artifact ${report.path}`
+  return new MlopsError('ARTIFACT_TAMPERED', `${label} fails verification:\n${report.problems.map((p) => `  ${p.message}`).join('\n')}`, {
+    hint: report.version ? `Re-package it with "mlops package --bump patch", or restore ${report.path} from a copy.` : 'Export it again from the store it came from.',
+    details: report,
+  })
+}
+
+export async function exportArtifact(options: {dir: string; ref?: string; output: string}): Promise<ExportResult> {
+  const {store, name} = await projectStore(options.dir)
+  return store.export(options.ref, options.output, {name})
+}
