@@ -7,6 +7,7 @@ import {Document, isScalar, isSeq, visit} from 'yaml'
 import {ConfigError, UsageError, errorMessage} from '../errors.js'
 import {CONFIG_FILE, parseConfig} from '../config/load.js'
 import {type LoadedModel, type ModelSignature, formatShape, loadModel} from '../model/signature.js'
+import type {TensorJson} from '../model/tensor.js'
 import {packageRoot} from '../paths.js'
 import {writeFileAtomically} from '../system/atomic.js'
 import {goldenJsonl, seedGoldenCases} from './golden.js'
@@ -116,10 +117,9 @@ interface GoldenPlan {
   /** The content to write, or undefined to leave an existing file alone. */
   content?: string
   cases: number
-  observed: SuggestedObserved
+  /** Outputs of the first case: they tell whether class scores already are probabilities. */
+  observed: Record<string, TensorJson>
 }
-
-type SuggestedObserved = Parameters<typeof suggestPipeline>[2]
 
 /**
  * Seeds golden.jsonl from --sample or from generated inputs. An existing non-empty golden.jsonl is kept and
@@ -184,7 +184,7 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
 
   const warnings: string[] = []
   const inside = relative(dir, source)
-  const modelPath = inside && !inside.startsWith('..') && !isAbsolute(inside) ? toPosix(inside) : `model/${basename(source)}`
+  const modelPath = inside && inside.split(sep)[0] !== '..' && !isAbsolute(inside) ? toPosix(inside) : `model/${basename(source)}`
   const target = join(dir, modelPath)
   const copy = target !== source && !(await exists(target))
   if (!copy && target !== source && !(await readFile(target)).equals(await readFile(source))) {
