@@ -1,13 +1,16 @@
 // The pipeline as written in mlops.yaml (`pipeline:`) and as frozen into an artifact (every statistic resolved).
+import type {Dtype} from '../model/tensor.js'
 
-export type FeatureType = 'number' | 'integer' | 'string' | 'boolean' | 'category'
+/** `tensor` is a whole per-record array (an image, a sequence): a nested array or `{dtype, shape, data}` tensor JSON. */
+export type FeatureType = 'number' | 'integer' | 'string' | 'boolean' | 'category' | 'tensor'
 export type Scalar = number | string | boolean
 
 export type Impute =
   | 'mean'
   | 'median'
   | 'most_frequent'
-  | {value: Scalar}
+  /** `from` records which statistic of the reference data the value was fitted as (set at package time). */
+  | {value: Scalar; from?: 'mean' | 'median' | 'most_frequent'}
 
 export type Transform =
   | 'log'
@@ -28,10 +31,15 @@ export interface FeatureSpec {
   /** What a missing, null or NaN value becomes. Statistics come from the reference data at package time. */
   impute?: Impute
   clip?: {min?: number; max?: number}
-  transform?: Transform
+  /** One transform, or several applied in order (impute → log1p → standardize). */
+  transform?: Transform | Transform[]
   encode?: Encode
   /** Allowed values for `category` features. */
   categories?: string[]
+  /** For `tensor` features: one record's shape, the model input's shape without the batch dimension (a string is a dynamic dim). Filled from the model when omitted. */
+  shape?: (number | string)[]
+  /** For `tensor` features: the element type, the model input's dtype. Filled from the model when omitted. */
+  dtype?: Dtype
 }
 
 /** How features become one model input: concatenated into one [N,k] tensor, or a single feature as [N,1]. */
@@ -58,7 +66,7 @@ export interface PipelineSpec {
   features?: FeatureSpec[]
   inputs?: InputAssembly[]
   outputs?: OutputPostprocess[]
-  /** A JS module in the project exporting `preprocess(records)` and/or `postprocess(outputs, records)`; bundled into the artifact. */
+  /** A JS (ESM) module in the project exporting `preprocess(records)` and/or `postprocess(predictions, records, outputs)`; bundled into the artifact. */
   module?: string
 }
 
