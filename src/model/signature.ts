@@ -155,8 +155,8 @@ export function checkFeeds(signature: ModelSignature, feeds: Record<string, OrtT
   return issues
 }
 
-export async function runModel(model: LoadedModel, feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>> {
-  return (await model.session.run(feeds, model.fetches)) as Record<string, OrtTensor>
+export async function runModel(model: LoadedModel, feeds: Record<string, OrtTensor>, runOptions?: ort.InferenceSession.RunOptions): Promise<Record<string, OrtTensor>> {
+  return (await model.session.run(feeds, model.fetches, runOptions)) as Record<string, OrtTensor>
 }
 
 export {elementCount}
