@@ -42,6 +42,7 @@ export const DIR_MODE = 0o755
 export const INCOMING_PREFIX = '.incoming-'
 export const BLOCK = 512
 export const CHUNK = 1024 * 1024
+const MAX_IN_FLIGHT = 4
 
 const ZEROS = Buffer.alloc(BLOCK * 2)
 
@@ -118,6 +119,7 @@ export async function writeArchive(manifest: Omit<ArtifactManifest, 'files'> & {
       await out.pad()
     }
     await out.write(ZEROS)
+    await out.flush()
     await handle.sync()
     await handle.close()
     handle = undefined
@@ -214,26 +216,44 @@ function headerFor(path: string, type: 'File' | 'Directory', size: number): Buff
   return Buffer.concat([pax, short.block!])
 }
 
-/** Appends to the archive, hashing every byte as it goes so the digest costs no second read. */
+/**
+ * Appends to the archive, hashing every byte as it goes so the digest costs no second read. Up to MAX_IN_FLIGHT
+ * writes run at once at explicit offsets, so the disk writes while the next chunk is read and hashed; memory stays
+ * bounded by MAX_IN_FLIGHT chunks.
+ */
 class HashingWriter {
   readonly hash = createHash('sha256')
   size = 0
+  private readonly inFlight: Promise<void>[] = []
 
   constructor(private readonly handle: FileHandle) {}
 
   async write(data: Buffer): Promise<void> {
     this.hash.update(data)
+    const position = this.size
     this.size += data.length
-    let offset = 0
-    while (offset < data.length) {
-      const {bytesWritten} = await this.handle.write(data, offset, data.length - offset)
-      offset += bytesWritten
-    }
+    const written = writeAll(this.handle, data, position)
+    // A failure surfaces from flush() or the next full window; never as an unhandled rejection meanwhile.
+    written.catch(() => undefined)
+    this.inFlight.push(written)
+    if (this.inFlight.length >= MAX_IN_FLIGHT) await this.inFlight.shift()
   }
 
   /** Zero-fills to the next 512-byte block, where the next header starts. */
   async pad(): Promise<void> {
     const rest = this.size % BLOCK
     if (rest !== 0) await this.write(ZEROS.subarray(0, BLOCK - rest))
+  }
+
+  async flush(): Promise<void> {
+    while (this.inFlight.length > 0) await this.inFlight.shift()
+  }
+}
+
+async function writeAll(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  let offset = 0
+  while (offset < data.length) {
+    const {bytesWritten} = await handle.write(data, offset, data.length - offset, position + offset)
+    offset += bytesWritten
   }
 }
