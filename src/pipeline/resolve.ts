@@ -127,7 +127,7 @@ function fitNeeds(f: FeatureSpec, path: string): string[] {
     if ('standardize' in t && (t.standardize.mean === undefined || t.standardize.std === undefined)) needs.push(`${transformPath(f, path, j)}.standardize`)
     if ('minmax' in t && (t.minmax.min === undefined || t.minmax.max === undefined)) needs.push(`${transformPath(f, path, j)}.minmax`)
   })
-  if (f.encode && !encodeCategories(f) && !f.categories) needs.push(`${path}.encode`)
+  if (isTextFeature(f) && f.encode && !encodeCategories(f) && !f.categories) needs.push(`${path}.encode`)
   return needs
 }
 
@@ -318,7 +318,8 @@ function checkOutputs(outputs: OutputPostprocess[], signature: ModelSignature): 
     }
     if (o.top_k !== undefined && classes !== undefined && o.top_k > classes) issues.push({path: `${path}.top_k`, message: `is ${o.top_k} but "${o.output}" has ${classes} scores per record`})
     for (const key of outputKeys(o, classes)) {
-      if (keys.has(key)) issues.push({path, message: `writes "${key}" into each prediction, as ${keys.get(key)} does; set "as" on one of them`})
+      if (keys.get(key) === path) issues.push({path, message: `writes both the score and the label under "${key}"; set "as" to name the score`})
+      else if (keys.has(key)) issues.push({path, message: `writes "${key}" into each prediction, as ${keys.get(key)} does; set "as" on one of them`})
       else keys.set(key, path)
     }
   })
