@@ -3,6 +3,7 @@ import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
 
 import {isMlopsError} from '../errors.js'
 import {checkFeeds} from '../model/signature.js'
+import {PipelineInputError} from '../pipeline/errors.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {Feeds, InferenceEngine} from './engine.js'
 import {HttpError, badRequest} from './errors.js'
@@ -41,6 +42,11 @@ export class Predictor {
     try {
       feeds = await this.pipeline.preprocess(records)
     } catch (error) {
+      if (error instanceof PipelineInputError && error.issues.length > 0) {
+        const [issue] = error.issues
+        const field = `instances[${issue.index}]${issue.field ? `.${issue.field}` : ''}`
+        throw badRequest('INVALID_RECORD', `${field}: ${issue.message}${error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : ''}`, field)
+      }
       if (isMlopsError(error)) throw badRequest('INVALID_RECORD', error.message, fieldFromDetails(error.details))
       throw error
     }

@@ -1,0 +1,54 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {startServing} from '../serve/load.js'
+
+export interface ServeReady {
+  url: string
+  port: number
+  pid: number
+  name: string
+  version: string
+  digest?: string
+}
+
+export default class Serve extends BaseCommand {
+  static override summary = 'Serve an artifact over HTTP: /v1/predict, the KServe/Triton v2 inference API and /metrics.'
+  static override description = `Verifies the artifact, loads the model, warms it up (with the artifact's golden cases when it has them), then prints one "ready:" line (one JSON line with --json) and serves until SIGTERM or SIGINT, when it stops accepting, finishes in-flight requests and exits 0.
+
+Settings come from the serving section of mlops.yaml. Fault injection for tests: MLOPS_FAULT_LATENCY_MS, MLOPS_FAULT_ERROR_RATE, MLOPS_FAULT_CRASH_ON, MLOPS_FAULT_WRONG.
+
+Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model cannot be served, 2 usage or configuration error (e.g. the port is in use).`
+
+  static override examples = ['<%= config.bin %> serve', '<%= config.bin %> serve 1.2.0 --port 9000', '<%= config.bin %> serve credit-risk@1.2.0 --port 0 --json']
+
+  static override args = {
+    ref: Args.string({description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.'}),
+  }
+
+  static override flags = {
+    port: Flags.integer({char: 'p', description: 'Port to listen on; 0 picks a free one. Default: serving.port or 8080.', min: 0, max: 65535, env: 'MLOPS_PORT'}),
+    host: Flags.string({description: 'Address to listen on. Default: serving.host or 127.0.0.1.', env: 'MLOPS_HOST'}),
+    'drain-timeout': Flags.integer({description: 'Seconds to let in-flight requests finish on SIGTERM.', default: 30, min: 0}),
+    model: Flags.string({description: 'Serve a bare .onnx file without packaging it (for development).', hidden: true, exclusive: ['ref']}),
+  }
+
+  async run(): Promise<ServeReady | undefined> {
+    const {args, flags} = await this.parse(Serve)
+    const overrides = {...(flags.port === undefined ? {} : {port: flags.port}), ...(flags.host === undefined ? {} : {host: flags.host})}
+    const serving = await startServing({dir: flags.dir, ref: args.ref, modelPath: flags.model, settings: overrides})
+    const {name, version, digest} = serving.servable.identity
+    for (const warning of serving.servable.warnings) this.warn(warning)
+    const ready: ServeReady = {url: serving.url, port: serving.port, pid: process.pid, name, version, ...(digest ? {digest} : {})}
+    // The ready line goes out now, while serving goes on; so --json prints it as one line rather than returning it at exit.
+    if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
+    else this.log(`ready: ${serving.url} (${name} ${version}${digest ? ` ${digest}` : ''})`)
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', () => resolve())
+      process.once('SIGINT', () => resolve())
+    })
+    const drained = await serving.stop(flags['drain-timeout'] * 1000)
+    if (!drained) this.warn(`some requests were still running after ${flags['drain-timeout']}s and were cut off`)
+    return undefined
+  }
+}

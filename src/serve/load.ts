@@ -1,0 +1,100 @@
+// What serve and predict run: an artifact from the store (verified, with its pipeline and golden cases) or a bare .onnx file.
+import {existsSync} from 'node:fs'
+import {basename, extname, join, resolve} from 'node:path'
+
+import {projectStore} from '../artifact/project.js'
+import {readGoldenCases} from '../checks/golden.js'
+import {UsageError} from '../errors.js'
+import {type LoadedModel, loadModel} from '../model/signature.js'
+import {createPipeline} from '../pipeline/index.js'
+import type {Pipeline} from '../pipeline/types.js'
+import {type ServeSettings, serveSettings} from './config.js'
+import {type ModelIdentity, type ModelServer, createModelServer} from './server.js'
+import type {Warmup} from './warmup.js'
+
+export interface LoadServableOptions {
+  /** Project directory: its mlops.yaml gives the store and the `serving` settings. */
+  dir: string
+  /** A version, name@version, digest or .tar path; default the newest artifact in the store. */
+  ref?: string
+  /** A bare .onnx file served without a pipeline (a record holds one row of each input). */
+  modelPath?: string
+  settings?: Partial<ServeSettings>
+}
+
+export interface Servable {
+  model: LoadedModel
+  pipeline?: Pipeline
+  identity: ModelIdentity
+  settings: ServeSettings
+  warmup?: Warmup
+  warnings: string[]
+}
+
+export async function loadServable(options: LoadServableOptions): Promise<Servable> {
+  const {store, loaded} = await projectStore(options.dir)
+  const config = loaded?.config
+  const settings = serveSettings(config?.serving, options.settings)
+  if (settings.requestLog && loaded) settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
+  const threads = config?.model.threads === undefined ? {} : {intraOpThreads: config.model.threads}
+
+  if (options.modelPath) {
+    const path = resolve(options.modelPath)
+    if (!existsSync(path)) throw new UsageError('MODEL_NOT_FOUND', `The model file ${options.modelPath} does not exist`, {hint: 'Pass the path of an .onnx file, or serve a packaged artifact: "mlops serve VERSION".'})
+    const model = await loadModel(path, threads)
+    return {model, identity: {name: basename(path, extname(path)), version: '0.0.0'}, settings, warnings: model.warnings}
+  }
+
+  const opened = await store.open(options.ref)
+  const {manifest} = opened
+  const model = await loadModel(opened.modelPath, threads)
+  const spec = manifest.pipeline?.spec
+  // In the artifact the module sits next to pipeline.json, wherever it was in the project.
+  const pipeline = spec ? await createPipeline(manifest.pipeline?.module ? {...spec, module: manifest.pipeline.module} : spec, model.signature, {moduleDir: opened.dir}) : undefined
+  const cases = manifest.golden ? await readGoldenCases(join(opened.dir, manifest.golden.path)) : []
+  return {
+    model,
+    pipeline,
+    identity: {name: manifest.name, version: manifest.version, digest: opened.record.digest},
+    settings,
+    warmup: cases.length > 0 ? {cases} : undefined,
+    warnings: model.warnings,
+  }
+}
+
+export interface Serving {
+  server: ModelServer
+  url: string
+  port: number
+  servable: Servable
+  /** Drains in-flight requests (up to `timeoutMs`), then releases the model. True when nothing was cut off. */
+  stop(timeoutMs?: number): Promise<boolean>
+}
+
+/** Loads, verifies and warms the model up, and listens: resolves once the server is ready. */
+export async function startServing(options: LoadServableOptions): Promise<Serving> {
+  const servable = await loadServable(options)
+  const {model, pipeline, identity, settings, warmup} = servable
+  const server = createModelServer({model, pipeline, identity, settings, warmup, processMetrics: true})
+  let url: string
+  try {
+    url = await server.listen(settings.port, settings.host)
+  } catch (error) {
+    await model.session.release().catch(() => undefined)
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EADDRINUSE') throw new UsageError('PORT_IN_USE', `Port ${settings.port} on ${settings.host} is already in use`, {hint: 'Pass another --port, or --port 0 to pick a free one.'})
+    throw error
+  }
+  servable.warnings.push(...server.warnings)
+  return {
+    server,
+    url,
+    port: Number(new URL(url).port),
+    servable,
+    async stop(timeoutMs = 30_000) {
+      const drained = await server.drain(timeoutMs)
+      await model.session.release().catch(() => undefined)
+      return drained
+    },
+  }
+}

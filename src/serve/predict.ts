@@ -1,0 +1,150 @@
+// Batch prediction: records streamed from JSONL or CSV through the serving engine, predictions streamed out as JSONL.
+import {createWriteStream} from 'node:fs'
+import {mkdir} from 'node:fs/promises'
+import {once} from 'node:events'
+import {dirname, resolve} from 'node:path'
+import type {Writable} from 'node:stream'
+
+import {type RecordRow, readRecords} from '../data/records.js'
+import {diskError} from '../system/atomic.js'
+import type {InputRecord} from '../pipeline/types.js'
+import {InferenceEngine} from './engine.js'
+import {HttpError} from './errors.js'
+import {type LoadServableOptions, loadServable} from './load.js'
+import {Predictor} from './predictor.js'
+import {rawPipeline} from './raw-pipeline.js'
+
+export interface PredictOptions extends LoadServableOptions {
+  /** A .jsonl or .csv file, or "-" for JSONL on stdin. */
+  input: string
+  /** A .jsonl file, or "-" for stdout. */
+  output: string
+  /** Stop at the first bad row instead of reporting it and going on. */
+  failFast?: boolean
+  /** Records per model run (default 256). */
+  batchSize?: number
+  onProgress?: (rows: number) => void
+}
+
+export interface RowError {
+  line: number
+  message: string
+}
+
+export interface PredictResult {
+  rows: number
+  ok: number
+  failed: number
+  /** The first 100 bad rows. */
+  errors: RowError[]
+  output: string
+  /** True when --fail-fast stopped the run at a bad row. */
+  stopped?: boolean
+}
+
+const MAX_ERRORS = 100
+
+export async function predictFile(options: PredictOptions): Promise<PredictResult> {
+  const servable = await loadServable(options)
+  const {model, settings} = servable
+  const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: Number.POSITIVE_INFINITY})
+  const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
+  const batchSize = options.batchSize ?? 256
+  const out = await openOutput(options.output)
+  const result: PredictResult = {rows: 0, ok: 0, failed: 0, errors: [], output: options.output === '-' ? 'stdout' : resolve(options.output)}
+  // Lines are written in input order: bad rows found by the reader are held until the batch before them is written.
+  let pending: {line: number; text: string}[] = []
+  let batch: RecordRow[] = []
+
+  const fail = (line: number, message: string) => {
+    result.failed++
+    if (result.errors.length < MAX_ERRORS) result.errors.push({line, message})
+    pending.push({line, text: JSON.stringify({line, error: message})})
+  }
+  const flush = async () => {
+    if (batch.length > 0) await predictBatch(predictor, batch, fail, (line, text) => pending.push({line, text}), result)
+    batch = []
+    pending.sort((a, b) => a.line - b.line)
+    const text = pending.map((p) => p.text + '\n').join('')
+    pending = []
+    if (text && !out.write(text)) await once(out, 'drain')
+    options.onProgress?.(result.rows)
+  }
+
+  try {
+    for await (const row of readRecords(options.input, {onBadRow: (line, message) => {
+      result.rows++
+      fail(line, message)
+    }})) {
+      if (options.failFast && result.failed > 0) break
+      result.rows++
+      batch.push(row)
+      if (batch.length >= batchSize) await flush()
+      if (options.failFast && result.failed > 0) break
+    }
+    await flush()
+  } finally {
+    await closeOutput(out, options.output)
+    await model.session.release().catch(() => undefined)
+  }
+  if (options.failFast && result.failed > 0) result.stopped = true
+  return result
+}
+
+/** Runs a batch; when one record spoils it, runs the records one by one so only the bad ones fail. */
+async function predictBatch(predictor: Predictor, rows: RecordRow[], fail: (line: number, message: string) => void, write: (line: number, text: string) => void, result: PredictResult): Promise<void> {
+  const good: RecordRow[] = []
+  rows.forEach((row) => {
+    const problem = predictor.problem(row.record, 0)
+    if (problem) fail(row.line, stripIndex(problem.message))
+    else good.push(row)
+  })
+  if (good.length === 0) return
+  const emit = (row: RecordRow, prediction: unknown) => {
+    result.ok++
+    write(row.line, JSON.stringify({line: row.line, prediction}, bigintSafe))
+  }
+  try {
+    const predictions = await predictor.predict(good.map((r) => r.record as InputRecord))
+    good.forEach((row, i) => emit(row, predictions[i]))
+  } catch (error) {
+    if (good.length === 1) return fail(good[0].line, messageOf(error))
+    for (const row of good) {
+      try {
+        emit(row, (await predictor.predict([row.record]))[0])
+      } catch (rowError) {
+        fail(row.line, messageOf(rowError))
+      }
+    }
+  }
+}
+
+function messageOf(error: unknown): string {
+  if (error instanceof HttpError) return stripIndex((error as {detail?: string}).detail ?? error.message)
+  throw error
+}
+
+/** In a file the line number says which record; `instances[0].` is the HTTP wording. */
+function stripIndex(message: string): string {
+  return message.replace(/^instances\[\d+\]\.?/, '').replace(/^: /, '')
+}
+
+function bigintSafe(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value
+}
+
+async function openOutput(path: string): Promise<Writable> {
+  if (path === '-') return process.stdout
+  await mkdir(dirname(resolve(path)), {recursive: true})
+  const stream = createWriteStream(path)
+  await new Promise<void>((ok, fail) => {
+    stream.once('open', () => ok())
+    stream.once('error', (error) => fail(diskError(path, error)))
+  })
+  return stream
+}
+
+async function closeOutput(out: Writable, path: string): Promise<void> {
+  if (path === '-') return
+  await new Promise<void>((ok, fail) => out.end((error?: Error | null) => (error ? fail(diskError(path, error)) : ok())))
+}
