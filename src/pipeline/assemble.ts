@@ -40,13 +40,11 @@ function compileNumberInput(input: TensorSpec, features: FeatureSpec[]): Compile
     name: input.name,
     build(records, issues) {
       const n = records.length
-      const problem = batchProblem(input, n, compiled[0]?.name ?? '')
-      if (problem) {
-        issues.push(problem)
-        return undefined
-      }
-      const out: NumberSink & {length: number} = dtype === 'float32' ? new Float32Array(n * k) : new Float64Array(n * k)
       const before = issues.length
+      // A batch-size problem is reported with, not instead of, the records' own problems.
+      const problem = batchProblem(input, n, compiled[0]?.name ?? '')
+      if (problem) issues.push(problem)
+      const out: NumberSink & {length: number} = dtype === 'float32' ? new Float32Array(n * k) : new Float64Array(n * k)
       for (let i = 0; i < n; i++) {
         const record = records[i]
         let offset = i * k
@@ -85,13 +83,10 @@ function compileTextInput(input: TensorSpec, features: FeatureSpec[]): CompiledI
     name: input.name,
     build(records, issues) {
       const n = records.length
-      const problem = batchProblem(input, n, compiled[0]?.name ?? '')
-      if (problem) {
-        issues.push(problem)
-        return undefined
-      }
-      const out: TextSink & string[] = new Array<string>(n * k)
       const before = issues.length
+      const problem = batchProblem(input, n, compiled[0]?.name ?? '')
+      if (problem) issues.push(problem)
+      const out: TextSink & string[] = new Array<string>(n * k)
       for (let i = 0; i < n; i++) {
         const record = records[i]
         for (let j = 0; j < k; j++) {
@@ -166,15 +161,11 @@ function compileTensorInput(input: TensorSpec, feature: FeatureSpec): CompiledIn
     name: input.name,
     build(records, issues) {
       const n = records.length
-      const problem = mode === 'stack' ? undefined : n === 1 ? undefined : {index: 1, field: name, message: `the model takes one record per run (input "${input.name}" is ${formatShape(input.shape)})`}
-      if (problem) {
-        issues.push(problem)
-        return undefined
-      }
+      const before = issues.length
+      if (mode !== 'stack' && n > 1) issues.push({index: 1, field: name, message: `the model takes one record per run (input "${input.name}" is ${formatShape(input.shape)})`})
       if (n === 0) return undefined
       const parts: TypedData[] = []
       let dims: number[] | undefined
-      const before = issues.length
       for (let i = 0; i < n; i++) {
         const read = readRecord(records[i][name])
         if (typeof read === 'string') {
