@@ -39,6 +39,10 @@ export interface ScanOptions {
 /** A manifest bigger than this is not ours: refuse it rather than hold it in memory. */
 const MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 const SAFE_TYPES = new Set(['File', 'OldFile', 'Directory'])
+/** gzip and zstd: the tar parser would inflate them silently, but an artifact's digest is over plain tar bytes. */
+const COMPRESSED = [Buffer.from([0x1f, 0x8b]), Buffer.from([0x28, 0xb5, 0x2f, 0xfd])]
+/** Same rule as `name` in mlops.yaml: the name becomes part of file names and image tags. */
+export const ARTIFACT_NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/
 
 /** Reads the whole archive once; never throws for bad content, which it reports as problems instead. */
 export async function scanArchive(tarPath: string, options: ScanOptions = {}): Promise<ArchiveScan> {
@@ -83,21 +87,36 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
     pending.push(readEntry(entry, path, isFirst && path === MANIFEST_FILE, scan, options.extractTo))
   })
 
+  // Parsing stops at the first sign the bytes are not a plain tar; hashing goes on, so the digest is still reported.
+  let parsing = true
+  const stop = (message: string) => {
+    if (parsing) scan.problems.push({kind: 'unreadable', message})
+    parsing = false
+  }
+  parser.on('error', (error: Error) => stop(`the archive is not a valid tar: ${error.message}`))
   let size = 0
   try {
     for await (const chunk of createReadStream(tarPath, {highWaterMark: CHUNK}) as AsyncIterable<Buffer>) {
       archiveHash.update(chunk)
+      if (size === 0 && COMPRESSED.some((magic) => chunk.subarray(0, magic.length).equals(magic))) stop('the archive is compressed; artifacts are plain, uncompressed tar files')
       size += chunk.length
-      if (!parser.write(chunk)) await new Promise((resolve) => parser.once('drain', resolve))
+      if (parsing && !parser.write(chunk)) await new Promise((resolve) => {
+        parser.once('drain', resolve)
+        parser.once('error', resolve)
+      })
     }
   } catch (error) {
     throw new MlopsError('ARTIFACT_UNREADABLE', `cannot read ${tarPath}: ${(error as Error).message}`, {hint: 'Check the path and its permissions.', cause: error})
   }
-  await new Promise<void>((resolve) => {
-    parser.once('end', resolve)
-    parser.end()
-  })
-  await Promise.all(pending)
+  if (parsing) {
+    await new Promise<void>((resolve) => {
+      parser.once('end', resolve)
+      parser.once('error', resolve)
+      parser.end()
+    })
+  }
+  // After an abort an entry may never end; its output is thrown away with the rest, so do not wait for it.
+  if (parsing) await Promise.all(pending)
   scan.digest = `sha256:${archiveHash.digest('hex')}`
   scan.size = size
   return scan
@@ -161,7 +180,7 @@ export function manifestIssues(value: unknown): string[] {
   const m = value as Record<string, unknown>
   const issues: string[] = []
   if (m.schemaVersion !== 1) issues.push(`schemaVersion: must be 1, found ${JSON.stringify(m.schemaVersion)}`)
-  if (typeof m.name !== 'string' || m.name === '') issues.push('name: must be a non-empty string')
+  if (typeof m.name !== 'string' || !ARTIFACT_NAME.test(m.name)) issues.push(`name: must be lowercase letters, digits, '.', '_' and '-', found ${JSON.stringify(m.name)}`)
   if (typeof m.version !== 'string' || !semver.valid(m.version)) issues.push(`version: must be a semantic version, found ${JSON.stringify(m.version)}`)
   const model = m.model as Record<string, unknown> | undefined
   if (typeof model !== 'object' || model === null || typeof model.path !== 'string') issues.push('model.path: must be a string')

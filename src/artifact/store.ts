@@ -11,7 +11,7 @@ import {MlopsError, UsageError} from '../errors.js'
 import {diskError, readJson, writeJsonAtomically} from '../system/atomic.js'
 import type {GitInfo} from '../system/git.js'
 import {INCOMING_PREFIX, sha256File, type WrittenArchive} from './archive.js'
-import {type ArchiveScan, checkScan, scanArchive, type VerifyProblem} from './read.js'
+import {ARTIFACT_NAME, type ArchiveScan, checkScan, scanArchive, type VerifyProblem} from './read.js'
 import {type ArtifactManifest, type ArtifactRecord, MANIFEST_FILE, type OpenedArtifact} from './types.js'
 
 export interface ArtifactStoreOptions {
@@ -101,6 +101,11 @@ export class ArtifactStore {
    */
   async put(tmpPath: string, manifest: ArtifactManifest, written?: Pick<WrittenArchive, 'digest' | 'size'>): Promise<PutResult> {
     await this.clean()
+    const invalid = !ARTIFACT_NAME.test(manifest.name) ? `name ${JSON.stringify(manifest.name)} is not lowercase letters, digits, '.', '_' and '-'` : semver.valid(manifest.version) === manifest.version ? undefined : `version ${JSON.stringify(manifest.version)} is not a plain semantic version`
+    if (invalid) {
+      await rm(tmpPath, {force: true})
+      throw new UsageError('MANIFEST_INVALID', `cannot store the artifact: its ${invalid}`, {hint: 'Fix name or version in mlops.yaml (or --version X.Y.Z), then package again.'})
+    }
     const {digest, size} = written ?? (await this.checkIncoming(tmpPath, manifest))
     const stored = await this.existing(manifest, digest, tmpPath)
     if (stored) return {record: stored, created: false}
@@ -204,28 +209,7 @@ export class ArtifactStore {
   /** Removes what killed writers left behind (temp archives, half-unpacked folders, index temp files); returns them. */
   async clean(): Promise<string[]> {
     const removed: string[] = []
-    const now = Date.now()
-    for (const dir of [this.root, this.blobsDir, this.cacheDir]) {
-      let names: string[]
-      try {
-        names = await readdir(dir)
-      } catch {
-        continue
-      }
-      for (const name of names) {
-        const path = join(dir, name)
-        const temp = name.startsWith(INCOMING_PREFIX) || name.startsWith(EXTRACTING_PREFIX)
-        const indexTemp = dir === this.root && /^index\.json\.\d+$/.test(name)
-        if (!temp && !indexTemp) continue
-        const info = await lstat(path).catch(() => undefined)
-        if (!info) continue
-        const age = now - info.mtimeMs
-        const stale = indexTemp ? age > INDEX_TEMP_STALE_MS : !writerAlive(name) || age > STALE_MS
-        if (!stale) continue
-        await rm(path, {recursive: true, force: true})
-        removed.push(path)
-      }
-    }
+    for (const dir of [this.root, this.blobsDir, this.cacheDir]) removed.push(...(await removeDeadTemps(dir, dir === this.root)))
     return removed
   }
 
@@ -341,6 +325,7 @@ async function openVerified(tarPath: string, cacheDir: string, label: string, hi
     if (await cacheIntact(dir, scan)) return opened
     await rm(dir, {recursive: true, force: true})
   }
+  await removeDeadTemps(cacheDir, false)
   const tmp = join(cacheDir, `${EXTRACTING_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`)
   await mkdir(tmp, {recursive: true})
   try {
@@ -385,6 +370,7 @@ async function cacheIntact(dir: string, scan: ArchiveScan): Promise<boolean> {
   return true
 }
 
+/** A record for an archive outside the store: storedAt stays empty because it never entered one. */
 function fileRecord(path: string, scan: ArchiveScan, manifest: ArtifactManifest): ArtifactRecord {
   return {name: manifest.name, version: manifest.version, digest: scan.digest, size: scan.size, storedAt: '', path, git: manifest.git}
 }
@@ -413,6 +399,33 @@ function checkVersion(version: string, ref: string): string {
 
 function looksLikeFile(ref: string): boolean {
   return ref.endsWith('.tar') || ref.includes('/') || ref.startsWith('.')
+}
+
+/** Temp files and folders in `dir` whose writer died (or that are too old to belong to a live one). */
+async function removeDeadTemps(dir: string, withIndexTemps: boolean): Promise<string[]> {
+  let names: string[]
+  try {
+    names = await readdir(dir)
+  } catch {
+    return []
+  }
+  const removed: string[] = []
+  const now = Date.now()
+  for (const name of names) {
+    const temp = name.startsWith(INCOMING_PREFIX) || name.startsWith(EXTRACTING_PREFIX)
+    // write-file-atomic names its temp files index.json.<number>; they live for milliseconds.
+    const indexTemp = withIndexTemps && /^index\.json\.\d+$/.test(name)
+    if (!temp && !indexTemp) continue
+    const path = join(dir, name)
+    const info = await lstat(path).catch(() => undefined)
+    if (!info) continue
+    const age = now - info.mtimeMs
+    const stale = indexTemp ? age > INDEX_TEMP_STALE_MS : !writerAlive(name) || age > STALE_MS
+    if (!stale) continue
+    await rm(path, {recursive: true, force: true})
+    removed.push(path)
+  }
+  return removed
 }
 
 /** Temp names carry the writer's pid: a live writer's files are left alone. */

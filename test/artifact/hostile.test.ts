@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import {existsSync} from 'node:fs'
 import {mkdir, readdir, readFile, rm, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
+import {gzipSync} from 'node:zlib'
 
 import {canonicalJson, writeArchive} from '../../src/artifact/archive.js'
 import {ArtifactStore, openArtifactFile} from '../../src/artifact/store.js'
@@ -108,5 +109,8 @@ describe('artifact: hostile and damaged archives', () => {
     const cut = join(dir, 'cut.tar')
     await writeFile(cut, good.subarray(0, 3000))
     await refused(cut, /fails verification/)
+    const gzipped = join(dir, 'gzipped.tar')
+    await writeFile(gzipped, gzipSync(good))
+    await refused(gzipped, /the archive is compressed/)
   })
 })

@@ -91,6 +91,18 @@ describe('artifact: store', () => {
     assert.deepEqual((await store.list()).map((r) => r.digest), [first.record.digest])
   })
 
+  it('refuses to store a name that cannot be a file name or a version that is not plain semver', async () => {
+    const src = join(dir, 'bad')
+    await mkdir(src)
+    const entries = await projectEntries(src)
+    for (const [name, version, field] of [['../escape', '1.0.0', 'name'], ['credit-risk', 'v1.0.0', 'version']]) {
+      const archive = await writeArchive(manifestFor(name, version), entries, {tmpDir: store.root})
+      await assert.rejects(store.put(archive.tmpPath, archive.manifest, archive), expectCode('MANIFEST_INVALID', new RegExp(`its ${field} `)))
+      assert.equal(existsSync(archive.tmpPath), false)
+    }
+    assert.deepEqual(await store.list(), [])
+  })
+
   it('lists by semver, not by string, and knows the latest version', async () => {
     for (const [i, v] of ['1.10.0', '1.2.0', '1.9.0', '1.2.0-rc.1'].entries()) await pack(v, i + 1)
     assert.deepEqual((await store.list('credit-risk')).map((r) => r.version), ['1.2.0-rc.1', '1.2.0', '1.9.0', '1.10.0'])
@@ -213,6 +225,10 @@ describe('artifact: store', () => {
     // A temp file of a writer that is still running (this process) must be left alone.
     const live = join(store.root, `.incoming-${process.pid}-live.tar`)
     await writeFile(live, 'in progress')
+    // And a half-unpacked cache folder of the dead process.
+    const halfOpened = join(store.cacheDir, `.extracting-${child.pid}-dead`)
+    await mkdir(join(halfOpened, 'model'), {recursive: true})
+    await writeFile(join(halfOpened, 'model', 'model.onnx'), 'partial')
 
     assert.deepEqual(await store.list(), [])
     const {record} = await pack('1.2.0')
@@ -223,5 +239,7 @@ describe('artifact: store', () => {
     assert.equal(existsSync(live), true)
     assert.deepEqual(await readdir(join(store.root, 'blobs', 'sha256')), [`${record.digest.slice(7)}.tar`])
     assert.equal((await stat(record.path)).size, record.size)
+    await store.open('1.2.0')
+    assert.deepEqual(await readdir(store.cacheDir), [record.digest.slice(7)])
   })
 })
