@@ -14,7 +14,8 @@ Exit codes: 0 every row predicted, 1 some rows failed (listed, with line numbers
   static override examples = ['<%= config.bin %> predict --input data/new.csv --output predictions.jsonl', 'cat rows.jsonl | <%= config.bin %> predict 1.2.0 --input - --output - --fail-fast']
 
   static override args = {
-    ref: Args.string({description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.'}),
+    // ignoreStdin: oclif would otherwise read a missing argument from stdin, and swallow the records piped to --input -.
+    ref: Args.string({description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.', ignoreStdin: true}),
   }
 
   static override flags = {

@@ -23,7 +23,8 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
   static override examples = ['<%= config.bin %> serve', '<%= config.bin %> serve 1.2.0 --port 9000', '<%= config.bin %> serve credit-risk@1.2.0 --port 0 --json']
 
   static override args = {
-    ref: Args.string({description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.'}),
+    // ignoreStdin: without it oclif waits on stdin for a missing argument.
+    ref: Args.string({description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.', ignoreStdin: true}),
   }
 
   static override flags = {

@@ -1,0 +1,83 @@
+// `mlops serve` and `mlops predict` as real child processes: the ready line, SIGTERM draining, and a 100k-row batch run.
+import assert from 'node:assert/strict'
+import {createReadStream, writeFileSync} from 'node:fs'
+import {join} from 'node:path'
+import {createInterface} from 'node:readline'
+
+import {execa} from 'execa'
+
+import {packageRoot} from '../../src/paths.js'
+import {MODELS_DIR, tempDir} from '../support/cli.js'
+import {assertMatchesSchema} from '../support/schema.js'
+
+// The commands from the sources through tsx, so these tests do not depend on a build of the whole tool.
+const CLI = ['--import', 'tsx', join(packageRoot, 'test', 'serve', 'fixtures', 'cli.ts')]
+const TITANIC = join(MODELS_DIR, 'titanic_logreg_pipeline_zipmap.onnx')
+
+describe('mlops serve and predict (child processes)', function () {
+  it('prints one JSON ready line, then on SIGTERM finishes in-flight requests and exits 0', async () => {
+    const child = execa('node', [...CLI, 'serve', '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--port', '0', '--json'], {env: {CI: 'true', MLOPS_FAULT_LATENCY_MS: '1000'}, reject: false})
+    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      child.stdout!.once('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString().split('\n')[0])))
+      child.once('exit', () => reject(new Error('serve exited before it was ready')))
+    })
+    assertMatchesSchema(ready, 'serve')
+    const url = ready.url as string
+    const inFlight = [1, 2, 3].map((i) => fetch(`${url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: [{X: [i, 1, 2, 3]}]})}))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    child.kill('SIGTERM')
+    const answers = await Promise.all(inFlight)
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200])
+    const result = await child
+    assert.equal(result.exitCode, 0, String(result.stderr))
+    await assert.rejects(fetch(`${url}/v2/health/live`), 'still accepting after SIGTERM')
+  })
+
+  it('predicts 100k CSV rows with bounded memory, reports the bad rows by line and exits 1', async () => {
+    const dir = await tempDir()
+    try {
+      const input = join(dir.path, 'passengers.csv')
+      const bad = new Map([[1234, 'abc'], [50_000, 'NaN?'], [99_999, 'x']])
+      const lines = ['pclass,sex,age,fare,embarked']
+      for (let i = 1; i <= 100_000; i++) {
+        const line = i + 1 // the header is line 1
+        const fare = bad.get(line) ?? String(5 + (i % 200))
+        lines.push(`${1 + (i % 3)},${i % 2 ? 'male' : 'female'},${i % 17 === 0 ? '' : 20 + (i % 50)},${fare},S`)
+      }
+      writeFileSync(input, lines.join('\n') + '\n')
+      const output = join(dir.path, 'out', 'predictions.jsonl')
+      const result = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output, '--json'], {env: {CI: 'true'}, reject: false})
+      assert.equal(result.exitCode, 1, String(result.stderr).slice(0, 2000))
+      const json = JSON.parse(String(result.stdout))
+      assertMatchesSchema(json, 'predict')
+      assert.equal(json.rows, 100_000)
+      assert.equal(json.failed, 3)
+      assert.equal(json.ok, 99_997)
+      assert.deepEqual(json.errors.map((e: {line: number}) => e.line), [1234, 50_000, 99_999])
+      assert.match(json.errors[0].message, /fare.*"abc" is not a number/)
+      let count = 0
+      let previous = 1
+      for await (const text of createInterface({input: createReadStream(output)})) {
+        const row = JSON.parse(text)
+        assert.ok(row.line > previous, 'output out of order')
+        previous = row.line
+        assert.ok(bad.has(row.line) ? typeof row.error === 'string' : [0, 1].includes(row.prediction.output_label), text)
+        count++
+      }
+      assert.equal(count, 100_000)
+    } finally {
+      await dir.remove()
+    }
+  })
+
+  it('stops at the first bad row with --fail-fast, reading JSONL from stdin', async () => {
+    const rows = [{pclass: '1', sex: 'female', age: 29, fare: 211.3, embarked: 'S'}, {pclass: '3', sex: 'male', age: 40, fare: 'cheap', embarked: 'S'}, {pclass: '3', sex: 'male', age: 40, fare: 7, embarked: 'S'}]
+    const result = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast', '--batch-size', '1'], {env: {CI: 'true'}, input: rows.map((r) => JSON.stringify(r)).join('\n'), reject: false})
+    assert.equal(result.exitCode, 1)
+    const out = String(result.stdout).trim().split('\n').map((l) => JSON.parse(l))
+    assert.deepEqual(out[0], {line: 1, prediction: {output_label: 1}})
+    assert.equal(out[1].line, 2)
+    assert.match(out[1].error, /"cheap" is not a number/)
+    assert.equal(out.length, 2, 'went on past the bad row')
+  })
+})
