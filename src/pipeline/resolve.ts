@@ -53,6 +53,7 @@ export async function resolvePipeline(spec: PipelineSpec, signature: ModelSignat
 
   // The reference data is read only when something is fitted on it.
   if (fits.some((f) => f.length > 0)) await fitFeatures(features, fits, reference!)
+  for (const f of features) fillEncodeCategories(f)
 
   const byName = new Map(features.map((f) => [f.name, f]))
   inputs.forEach((assembly, i) => {
@@ -160,16 +161,20 @@ async function fitFeatures(features: FeatureSpec[], fits: string[][], reference:
   if (empty.length > 0) throw new ConfigError(FILE, empty)
 }
 
+/** An encoding without its own categories uses the feature's (or the fitted) ones, so the artifact spells them out. */
+function fillEncodeCategories(f: FeatureSpec, fitted?: string[]): void {
+  const categories = f.categories ?? fitted
+  if (!f.encode || !categories) return
+  if ('onehot' in f.encode) f.encode.onehot.categories ??= categories
+  else f.encode.index.categories ??= categories
+}
+
 /** Fills the feature's statistics in place, each step on the values after the steps before it (impute, clip, transforms). */
 function fitFeature(f: FeatureSpec, column: (number | string)[]): void {
   if (isTextFeature(f)) {
     const texts = column as string[]
     if (f.impute === 'most_frequent') f.impute = {value: mostFrequent(texts), from: 'most_frequent'}
-    if (f.encode) {
-      const categories = f.categories ?? categoriesOf(texts)
-      if ('onehot' in f.encode) f.encode.onehot.categories ??= categories
-      else f.encode.index.categories ??= categories
-    }
+    if (f.encode && !encodeCategories(f)) fillEncodeCategories(f, categoriesOf(texts))
     return
   }
   let xs = column as number[]
