@@ -117,6 +117,24 @@ describe('pipeline: on the shared models', function () {
     assert.deepEqual(pipeline.validate([{Input3: image()}, {Input3: image()}]).map((i) => [i.index, i.message]), [[1, 'the model takes one record per run (input "Input3" is [1,1,28,28])']])
   })
 
+  it('silero in generic tensor mode: a stacked audio chunk, a whole state tensor and a scalar sample rate', async () => {
+    const model = await load(join(MODELS, 'silero_vad_v5.onnx'))
+    const resolved = await resolvePipeline({}, model.signature)
+    // state is [2,?,128]: its first dim is not a batch, so a record holds the whole tensor.
+    assert.deepEqual(resolved.features!.map((f) => [f.name, f.shape]), [['input', ['']], ['state', [2, '', 128]], ['sr', []]])
+    const pipeline = await createPipeline(resolved, model.signature)
+    assert.equal(pipeline.batchable, false)
+    for (const sample of samplesOf('silero_vad_v5')) {
+      const record = {input: sample.inputs.input.data, state: sample.inputs.state, sr: sample.inputs.sr.data![0]}
+      const feeds = await pipeline.preprocess([record])
+      assert.deepEqual(Object.values(feeds).map((t) => [t.type, t.dims]), [['float32', [1, 512]], ['float32', [2, 1, 128]], ['int64', []]])
+      const [prediction] = await pipeline.postprocess(await runModel(model, feeds), [record])
+      const expected = sample.expected_outputs.output.data![0] as number
+      assert.ok(Math.abs((prediction.output as number[])[0] - expected) < 1e-5, `${sample.name}: ${JSON.stringify(prediction.output)} vs ${expected}`)
+      assert.equal((prediction.stateN as number[][][]).length, 2)
+    }
+  })
+
   it('the bundled credit-risk example gives its golden predictions exactly as {probability, label}', async () => {
     const dir = join(import.meta.dirname, '..', '..', 'examples', 'credit-risk')
     const model = await load(join(dir, 'model', 'model.onnx'))
