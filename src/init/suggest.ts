@@ -1,4 +1,5 @@
 // Pure decisions from a model's signature: which project template fits, and the starting pipeline for mlops.yaml.
+import {tensorLayout} from '../pipeline/layout.js'
 import type {Dim, ModelSignature, OutputSpec, TensorSpec} from '../model/signature.js'
 import {isDynamic} from '../model/signature.js'
 import type {Dtype, TensorJson} from '../model/tensor.js'
@@ -89,9 +90,8 @@ function dimForYaml(dim: Dim): number | string {
 }
 
 function tensorFeature(input: TensorSpec): SuggestedFeature {
-  // A dynamic first dimension is the batch; a fixed one (mnist's [1,1,28,28]) is part of every record, as the pipeline reads it.
-  const batched = input.shape.length > 0 && isDynamic(input.shape[0])
-  return {name: input.name, type: 'tensor', dtype: input.dtype, shape: (batched ? input.shape.slice(1) : input.shape).map(dimForYaml)}
+  // One record's shape exactly as the pipeline reads it (a dynamic or fixed-1 first dim is the batch).
+  return {name: input.name, type: 'tensor', dtype: input.dtype, shape: tensorLayout(input).shape.map(dimForYaml)}
 }
 
 /** Rows of an [N,C] output that already are probabilities (in [0,1], summing to 1) need no softmax. */
@@ -129,5 +129,7 @@ export function suggestPipeline(signature: ModelSignature, kind: TemplateKind, o
   const inputs = tabular?.inputs ?? signature.inputs.map((i) => ({input: i.name, features: [i.name]}))
   // Non-tensor (ZipMap) outputs cannot come back from onnxruntime-node; loadModel already warns about them.
   const outputs = signature.outputs.filter((o) => o.isTensor).map((o) => suggestOutput(o, observed[o.name]))
+  // A model with its own `label` output (sklearn classifiers) keeps it; its scores then get no second, argmax label.
+  if (outputs.some((o) => o.output === 'label' && !o.labels)) for (const o of outputs) if (o.labels && o.output !== 'label') delete o.labels
   return {features, inputs, outputs}
 }
