@@ -34,7 +34,7 @@ export async function loadPipelineModule(path: string): Promise<PipelineModule> 
 }
 
 /** The module's failures (a throw, a wrong return value) as an error naming the module and the function. */
-export function moduleFailure(module: PipelineModule, name: 'preprocess' | 'postprocess', problem: string, cause?: unknown): MlopsError {
+function moduleFailure(module: PipelineModule, name: 'preprocess' | 'postprocess', problem: string, cause?: unknown): MlopsError {
   return new MlopsError('PIPELINE_MODULE_FAILED', `${name}() in the pipeline module ${module.path} ${problem}`, {
     hint: `Fix ${name}() in ${basename(module.path)}; run "mlops predict" on one record to reproduce.`,
     cause,

@@ -15,7 +15,7 @@ const SHOWN_BAD_VALUES = 5
 export type ReferenceRecords = AsyncIterable<InputRecord> | Iterable<InputRecord>
 
 /** A feature value coerced as createPipeline coerces it: a number (NaN when missing), a string, MISSING or INVALID. */
-export function coerceFeatureValue(feature: FeatureSpec, value: unknown): number | string | typeof MISSING | typeof INVALID {
+function coerceFeatureValue(feature: FeatureSpec, value: unknown): number | string | typeof MISSING | typeof INVALID {
   switch (feature.type) {
     case 'number':
       return toNumber(value)
@@ -311,9 +311,9 @@ function checkOutputs(outputs: OutputPostprocess[], signature: ModelSignature): 
       issues.push({path: `${path}.output`, message: `"${o.output}" is a map or sequence (ZipMap) that onnxruntime-node cannot return; re-convert the model with zipmap=False, or post-process another output`})
       return
     }
-    const shape = spec.shape ?? []
-    const last = shape.at(-1)
-    const classes = shape.length >= 2 && last !== undefined && isFixed(last) ? last : shape.length === 1 ? 1 : undefined
+    // Scores per record: everything after the batch dim ([N,1000,1,1] has 1000), when the model fixes it.
+    const rest = (spec.shape ?? []).slice(1)
+    const classes = spec.shape && spec.shape.length > 0 && rest.every(isFixed) ? (rest as number[]).reduce((a, b) => a * b, 1) : undefined
     if (o.threshold !== undefined) {
       if (o.labels && o.labels.length !== 2) issues.push({path: `${path}.labels`, message: `a threshold decides between two labels [below, at or above]; got ${o.labels.length}`})
       if (classes !== undefined && classes > 2) issues.push({path: `${path}.threshold`, message: `"${o.output}" has ${classes} scores per record; a threshold needs one score (or two classes)`})

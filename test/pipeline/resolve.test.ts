@@ -60,6 +60,13 @@ describe('pipeline: resolve checks against the model', () => {
     assert.deepEqual(issues.map((i) => i.path), ['pipeline.outputs[0].output', 'pipeline.outputs[1].labels'])
   })
 
+  it('counts the scores of an [N,C,1,1] output as C for labels and top_k', async () => {
+    const signature: ModelSignature = {inputs: [{name: 'img', dtype: 'float16', shape: [1, 3, 4, 4]}], outputs: [{name: 'prob', isTensor: true, dtype: 'float16', shape: [1, 5, 1, 1]}]}
+    await resolvePipeline({outputs: [{output: 'prob', top_k: 5}]}, signature)
+    const issues = await configIssues(() => resolvePipeline({outputs: [{output: 'prob', top_k: 6, labels: ['a', 'b']}]}, signature))
+    assert.deepEqual(issues.map((i) => i.path), ['pipeline.outputs[0].labels', 'pipeline.outputs[0].top_k'])
+  })
+
   it('reports type mistakes in every feature at once', async () => {
     const issues = await configIssues(() => resolvePipeline({
       features: [
