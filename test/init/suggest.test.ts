@@ -35,11 +35,11 @@ describe('init: template and pipeline from the signature', () => {
     assert.deepEqual(many.outputs, [{output: 'label'}], 'the ZipMap output is left out')
   })
 
-  it('gives tensor features without a dynamic batch dim, keeping a fixed one and named dynamic dims', () => {
+  it('gives tensor features as one record of the input: a dynamic or fixed-1 first dim is the batch, another fixed one stays', () => {
     assert.deepEqual(suggestPipeline(image, 'image').features, [{name: 'x', type: 'tensor', dtype: 'float32', shape: [3, 'h', 'w']}])
     assert.deepEqual(suggestPipeline(audio, 'tensor').features.map((f) => f.shape), [['?'], [2, '?', 128], []])
     const fixedBatch: ModelSignature = {inputs: [{name: 'Input3', dtype: 'float32', shape: [1, 1, 28, 28]}], outputs: []}
-    assert.deepEqual(suggestPipeline(fixedBatch, 'image').features[0].shape, [1, 1, 28, 28])
+    assert.deepEqual(suggestPipeline(fixedBatch, 'image').features[0].shape, [1, 28, 28])
   })
 
   it('suggests softmax and an argmax label for class scores, none when the scores already are probabilities', () => {
