@@ -5,7 +5,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 mlops() { node "$root/bin/run.js" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-work="${MLOPS_DEMO_DIR:-$root/.demo}"
+work="${MLOPS_DEMO_DIR:-${TMPDIR:-/tmp}/mlops-demo}"
 rm -rf "$work" && mkdir -p "$work"
 cp -R "$root/examples/credit-risk" "$work/credit-risk"
 cd "$work/credit-risk"
