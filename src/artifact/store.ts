@@ -236,13 +236,13 @@ export class ArtifactStore {
   private async byVersion(version: string | undefined, name: string | undefined): Promise<ArtifactRecord> {
     const records = await this.list(name)
     const what = name ?? 'this store'
-    if (records.length === 0) throw new MlopsError('ARTIFACT_NOT_FOUND', `no artifacts of ${what} are stored in ${this.root}`, {hint: 'Run "mlops package" first.'})
+    if (records.length === 0) throw new UsageError('ARTIFACT_NOT_FOUND', `no artifacts of ${what} are stored in ${this.root}`, {hint: 'Run "mlops package" first.'})
     const names = [...new Set(records.map((r) => r.name))]
     const matches = version === undefined ? names.map((n) => records.filter((r) => r.name === n).at(-1)!) : records.filter((r) => r.version === version)
     if (matches.length === 1) return matches[0]
     if (matches.length === 0) {
       const newest = records.at(-1)!.version
-      throw new MlopsError('ARTIFACT_NOT_FOUND', `${name ? `${name}@` : 'version '}${version} is not stored; the stored versions are ${records.map((r) => r.version).join(', ')}`, {hint: `Package it with "mlops package --version ${version}", or use one of the stored versions (newest: ${newest}).`})
+      throw new UsageError('ARTIFACT_NOT_FOUND', `${name ? `${name}@` : 'version '}${version} is not stored; the stored versions are ${records.map((r) => r.version).join(', ')}`, {hint: `Package it with "mlops package --version ${version}", or use one of the stored versions (newest: ${newest}).`})
     }
     throw new UsageError('ARTIFACT_AMBIGUOUS', `${version ?? 'latest'} matches several artifacts: ${matches.map((r) => `${r.name}@${r.version}`).join(', ')}`, {hint: `Name one, e.g. ${matches[0].name}@${matches[0].version}.`})
   }
@@ -250,7 +250,7 @@ export class ArtifactStore {
   private async byDigest(prefix: string): Promise<ArtifactRecord> {
     const matches = (await this.list()).filter((r) => hexOf(r.digest).startsWith(prefix))
     if (matches.length === 1) return matches[0]
-    if (matches.length === 0) throw new MlopsError('ARTIFACT_NOT_FOUND', `no stored artifact has a digest starting with ${prefix}`, {hint: 'Run "mlops artifacts list" to see the stored digests.'})
+    if (matches.length === 0) throw new UsageError('ARTIFACT_NOT_FOUND', `no stored artifact has a digest starting with ${prefix}`, {hint: 'Run "mlops artifacts list" to see the stored digests.'})
     throw new UsageError('ARTIFACT_AMBIGUOUS', `digest prefix ${prefix} matches ${matches.length} artifacts: ${matches.map((r) => `${r.name}@${r.version} ${r.digest.slice(0, 19)}`).join(', ')}`, {hint: 'Give more hex digits of the digest.'})
   }
 
