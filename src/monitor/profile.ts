@@ -171,3 +171,13 @@ export class RecordProfiler {
     return out
   }
 }
+
+/** Prediction fields as profile columns: scalars as they are, one level of nested scores as `field.key`. */
+export function flattenPrediction(prediction: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(prediction)) {
+    if (value !== null && typeof value === 'object' && !Array.isArray(value)) for (const [k, v] of Object.entries(value)) out[`${key}.${k}`] = v
+    else if (!Array.isArray(value)) out[key] = value
+  }
+  return out
+}
