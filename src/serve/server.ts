@@ -294,6 +294,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       const drained = await Promise.race([idle, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))])
       clearTimeout(timer)
       server.closeAllConnections()
+      await engine.idle()
       await requestLog?.close()
       return drained
     },
@@ -301,6 +302,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       draining = true
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
+      // Queued runs still finish, so the caller may release the session once close resolves.
+      await engine.idle()
       await requestLog?.close()
     },
   }

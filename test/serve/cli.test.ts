@@ -33,7 +33,7 @@ describe('mlops serve and predict (child processes)', function () {
     await assert.rejects(fetch(`${url}/v2/health/live`), 'still accepting after SIGTERM')
   })
 
-  it('predicts 100k CSV rows with bounded memory, reports the bad rows by line and exits 1', async () => {
+  it('predicts 100k CSV rows in input order, reports the bad rows by line and exits 1', async () => {
     const dir = await tempDir()
     try {
       const input = join(dir.path, 'passengers.csv')
