@@ -21,7 +21,7 @@ describe('serve: batching, overload and faults', function () {
     const images = Array.from({length: 8}, (_, k) => ({shape: base.shape, data: base.data!.map((v, i) => (i % 7 === k ? -Number(v) : v))}))
     const narrow = {shape: [1, 3, 48, 96], data: base.data!.slice(0, 3 * 48 * 96)}
     const all = [...images, narrow]
-    const expected = []
+    const expected: Awaited<ReturnType<typeof runModel>>[] = []
     for (const image of all) expected.push(await runModel(model, {x: tensorFromJson({dtype: 'float32', shape: image.shape, data: image.data})}))
     const {server, url} = await start('ppocr', {batching: {enabled: true, maxBatchSize: 16, maxWaitMs: 50}}, {model})
     try {
