@@ -72,7 +72,7 @@ export function serveSettings(config: ServingConfig = {}, overrides: Partial<Ser
     batching: {
       enabled: config.batching?.enabled ?? true,
       maxBatchSize: config.batching?.max_batch_size ?? 32,
-      maxWaitMs: config.batching?.max_wait_ms ?? 1,
+      maxWaitMs: config.batching?.max_wait_ms ?? 0,
     },
     fallback: config.fallback,
     requestLog: log?.path

@@ -46,7 +46,13 @@ export class InferenceEngine {
   private readonly faults: Faults
   private queue: Job[] = []
   private queuedRows = 0
-  private running = false
+  private active = 0
+  /**
+   * Runs started at once. Unbatched, several runs share one turn of the event loop (each run is deferred by a
+   * setImmediate inside onnxruntime-node, then runs synchronously), so requests do not pay one loop turn each.
+   * Batched, one run at a time lets the next batch fill while it runs.
+   */
+  private readonly slots: number
   private scheduled?: 'now' | NodeJS.Timeout
 
   constructor(options: EngineOptions) {
@@ -54,6 +60,7 @@ export class InferenceEngine {
     this.settings = options.batching
     this.batching = options.batching.enabled && options.batching.maxBatchSize > 1 && supportsBatching(options.model.signature)
     this.maxQueue = options.maxQueue
+    this.slots = this.batching ? 1 : 16
     this.metrics = options.metrics
     this.faults = options.faults ?? NO_FAULTS
   }
@@ -87,11 +94,11 @@ export class InferenceEngine {
 
   /** Resolves when nothing is queued or running. */
   async idle(): Promise<void> {
-    while (this.running || this.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    while (this.active > 0 || this.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 5))
   }
 
   private schedule(): void {
-    if (this.running || this.queue.length === 0) return
+    if (this.active >= this.slots || this.queue.length === 0) return
     const wait = this.batching ? this.settings.maxWaitMs : 0
     const full = this.queuedRows >= this.settings.maxBatchSize
     if (this.scheduled !== undefined) {
@@ -107,16 +114,15 @@ export class InferenceEngine {
     }
   }
 
-  private async dispatch(): Promise<void> {
+  private dispatch(): void {
     this.scheduled = undefined
-    const batch = this.take()
-    if (batch.length === 0) return
-    this.running = true
-    try {
-      await this.execute(batch)
-    } finally {
-      this.running = false
-      this.schedule()
+    while (this.active < this.slots && this.queue.length > 0) {
+      const batch = this.take()
+      this.active++
+      void this.execute(batch).finally(() => {
+        this.active--
+        this.schedule()
+      })
     }
   }
 
