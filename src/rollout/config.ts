@@ -1,4 +1,104 @@
-// The `rollout` section of mlops.yaml, as typed by its JSON Schema in schemas/config/.
+// The `deploy` section of mlops.yaml (typed by schemas/config/deploy.schema.json) and the settings a rollout runs with.
+import {registerSemanticCheck} from '../config/load.js'
+import type {ConfigIssue} from '../errors.js'
 
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface DeployConfig {}
+export interface DeployConfig {
+  /** Port of the gateway's client traffic (default 8080). */
+  port?: number
+  /** Canary weights in percent, strictly increasing; past the last one `promote` goes to full. */
+  steps?: number[]
+  /** A request header whose value keeps one user on one version during a canary (otherwise weighted random). */
+  sticky_header?: string
+  shadow?: {
+    /** Share of prediction requests mirrored to the candidate during shadow (0..1, default 1). */
+    share?: number
+    /** Mirrored requests in flight at most; past it mirrors are dropped before they cost the client anything. */
+    max_in_flight?: number
+  }
+  analysis?: {
+    /** How often the gateway judges the step when the rollout advances by itself. */
+    interval_seconds?: number
+    /** Requests each version must have seen in the step before any gate is judged. */
+    min_requests?: number
+    /** A step passes only after this long, even when every gate passes earlier. */
+    bake_seconds?: number
+    /** Still without enough data after this long, the step fails. */
+    deadline_seconds?: number
+    gates?: {
+      error_rate?: {max_increase?: number}
+      latency?: {max_p99_ratio?: number; slack_ms?: number}
+      agreement?: {min_rate?: number; tolerance?: number}
+      test?: {required?: boolean}
+    }
+  }
+}
+
+export interface AnalysisSettings {
+  intervalMs: number
+  minRequests: number
+  bakeMs: number
+  deadlineMs: number
+  /** Candidate error rate minus stable's, at most. */
+  maxErrorRateIncrease: number
+  /** Candidate p99 at most this times stable's p99 plus `p99SlackMs` (the slack keeps sub-millisecond noise from failing it). */
+  maxP99Ratio: number
+  p99SlackMs: number
+  /** Shadow: share of compared requests whose answers agree, at least. */
+  minAgreement: number
+  /** Scores agree when within this relative difference (or absolutely, near zero). */
+  scoreTolerance: number
+  /** Deploy refuses a candidate without a passed `mlops test` report for its digest. */
+  requireTest: boolean
+}
+
+export interface DeploySettings {
+  port: number
+  steps: number[]
+  stickyHeader?: string
+  shadowShare: number
+  mirrorMaxInFlight: number
+  analysis: AnalysisSettings
+}
+
+export const DEFAULT_STEPS = [5, 25, 50, 100]
+
+export function deploySettings(config: DeployConfig = {}): DeploySettings {
+  const a = config.analysis ?? {}
+  const g = a.gates ?? {}
+  return {
+    port: config.port ?? 8080,
+    steps: config.steps ?? DEFAULT_STEPS,
+    stickyHeader: config.sticky_header?.toLowerCase(),
+    shadowShare: config.shadow?.share ?? 1,
+    mirrorMaxInFlight: config.shadow?.max_in_flight ?? 64,
+    analysis: {
+      intervalMs: (a.interval_seconds ?? 5) * 1000,
+      minRequests: a.min_requests ?? 100,
+      bakeMs: (a.bake_seconds ?? 60) * 1000,
+      deadlineMs: (a.deadline_seconds ?? 600) * 1000,
+      maxErrorRateIncrease: g.error_rate?.max_increase ?? 0.01,
+      maxP99Ratio: g.latency?.max_p99_ratio ?? 1.5,
+      p99SlackMs: g.latency?.slack_ms ?? 5,
+      minAgreement: g.agreement?.min_rate ?? 0.99,
+      scoreTolerance: g.agreement?.tolerance ?? 1e-3,
+      requireTest: g.test?.required ?? false,
+    },
+  }
+}
+
+/** What the schema cannot say: steps rise, and a deadline leaves room for the bake time. */
+export function checkDeployConfig(config: {deploy?: DeployConfig}): ConfigIssue[] {
+  const deploy = config.deploy
+  if (!deploy) return []
+  const issues: ConfigIssue[] = []
+  deploy.steps?.forEach((step, i) => {
+    if (i > 0 && step <= deploy.steps![i - 1]) issues.push({path: `deploy.steps[${i}]`, message: `must be above the step before it (${deploy.steps![i - 1]})`})
+  })
+  const a = deploy.analysis
+  if (a?.bake_seconds !== undefined && a.deadline_seconds !== undefined && a.deadline_seconds < a.bake_seconds) {
+    issues.push({path: 'deploy.analysis.deadline_seconds', message: `must be at least bake_seconds (${a.bake_seconds}): a step cannot pass before it bakes`})
+  }
+  return issues
+}
+
+registerSemanticCheck(checkDeployConfig)
