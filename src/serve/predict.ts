@@ -95,8 +95,8 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
 async function predictBatch(predictor: Predictor, rows: RecordRow[], fail: (line: number, message: string) => void, write: (line: number, text: string) => void, result: PredictResult): Promise<void> {
   const good: RecordRow[] = []
   rows.forEach((row) => {
-    const problem = predictor.problem(row.record, 0)
-    if (problem) fail(row.line, stripIndex(problem.message))
+    const problem = predictor.fileProblem(row.record)
+    if (problem) fail(row.line, problem)
     else good.push(row)
   })
   if (good.length === 0) return

@@ -23,6 +23,15 @@ export class Predictor {
     return badRequest('INVALID_RECORD', `${fieldOf(error, index)}: ${messageOf(error)}`, fieldOf(error, index))
   }
 
+  /**
+   * The first problem of a record from a file, where CSV gives every value as a string: the pipeline's own checks,
+   * which coerce "41" to a number, rather than the strict request schema of the HTTP boundary.
+   */
+  fileProblem(record: InputRecord): string | undefined {
+    const [issue] = this.pipeline.validate([record])
+    return issue ? `${issue.field}: ${issue.message}` : undefined
+  }
+
   /** Predictions for records that passed `problem`; pipeline errors naming a record become 400s. */
   async predict(records: InputRecord[], timeoutMs?: number): Promise<Prediction[]> {
     if (this.pipeline.batchable) return this.run(records, timeoutMs)

@@ -1,0 +1,80 @@
+// The bundled example served from its stored artifact by the real CLI: golden answers over HTTP, batch prediction of a CSV.
+import assert from 'node:assert/strict'
+import {type ChildProcess, spawn} from 'node:child_process'
+import {cpSync, readFileSync, writeFileSync} from 'node:fs'
+import {once} from 'node:events'
+import {join} from 'node:path'
+import {createInterface} from 'node:readline'
+
+import {compareJson} from '../../src/checks/compare.js'
+import {packageRoot} from '../../src/paths.js'
+import {BIN, mlops, tempDir} from '../support/cli.js'
+
+async function startServe(args: string[]): Promise<{child: ChildProcess; url: string}> {
+  const child = spawn('node', [BIN, 'serve', ...args, '--port', '0', '--json'], {env: {...process.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
+  const lines = createInterface({input: child.stdout!})
+  const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => [''])])) as [string]
+  assert.ok(first, 'serve printed a ready line before exiting')
+  return {child, url: (JSON.parse(first) as {url: string}).url}
+}
+
+describe('serve and predict the bundled example from its artifact (e2e)', function () {
+  this.timeout(120_000)
+  let tmp: Awaited<ReturnType<typeof tempDir>>
+  let project: string
+  before(async () => {
+    tmp = await tempDir()
+    project = join(tmp.path, 'credit-risk')
+    cpSync(join(packageRoot, 'examples', 'credit-risk'), project, {recursive: true})
+    const packaged = await mlops(['package', '--dir', project])
+    assert.equal(packaged.exitCode, 0, packaged.stderr)
+  })
+  after(async () => tmp.remove())
+
+  it('answers every golden case over /v1/predict, naming the version', async () => {
+    const {child, url} = await startServe(['1.0.0', '--dir', project])
+    try {
+      const cases = readFileSync(join(project, 'golden.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {records: object[]; expected: {predictions: object[]}})
+      const response = await fetch(`${url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: cases.flatMap((c) => c.records)})})
+      assert.equal(response.status, 200)
+      assert.equal(response.headers.get('x-model-version'), '1.0.0')
+      const body = (await response.json()) as {predictions: object[]; version: string}
+      assert.deepEqual(compareJson('predictions', cases.flatMap((c) => c.expected.predictions), body.predictions), [])
+      const bad = await fetch(`${url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: [{age: 'old'}]})})
+      assert.equal(bad.status, 400)
+    } finally {
+      child.kill('SIGTERM')
+      await once(child, 'exit')
+    }
+  })
+
+  it('refuses to serve an artifact whose model was tampered with', async () => {
+    const list = await mlops(['artifacts', 'list', '--json', '--dir', project])
+    const {path} = (list.json as {artifacts: {path: string}[]}).artifacts[0]
+    const copy = join(tmp.path, 'tampered.tar')
+    const bytes = readFileSync(path)
+    bytes[bytes.length - 2048] ^= 0x01
+    writeFileSync(copy, bytes)
+    const result = await mlops(['serve', copy, '--port', '0', '--dir', project])
+    assert.equal(result.exitCode, 1, result.stderr)
+    assert.match(result.stderr, /fails verification/)
+  })
+
+  it('predicts a CSV batch with the same pipeline, reporting bad rows by line', async () => {
+    const input = join(tmp.path, 'applicants.csv')
+    const lines = readFileSync(join(project, 'data', 'applicants.csv'), 'utf8').trim().split('\n')
+    lines.splice(5, 0, lines[5].replace(/^[^,]*/, 'not-a-number'))
+    writeFileSync(input, lines.join('\n') + '\n')
+    const output = join(tmp.path, 'scores.jsonl')
+    const result = await mlops(['predict', '--input', input, '--output', output, '--json', '--dir', project])
+    assert.equal(result.exitCode, 1, 'one bad row makes the run fail')
+    const summary = result.json as {rows: number; ok: number; failed: number; errors: {line: number; message: string}[]}
+    assert.equal(summary.rows, lines.length - 1)
+    assert.equal(summary.failed, 1)
+    assert.equal(summary.errors[0].line, 6)
+    assert.match(summary.errors[0].message, /age/)
+    const written = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {prediction?: {label: string}})
+    assert.equal(written.filter((w) => w.prediction).length, summary.ok)
+    assert.ok(written.every((w) => !w.prediction || ['repaid', 'default'].includes(w.prediction.label)))
+  })
+})
