@@ -41,7 +41,7 @@ describe('monitor statistics against SciPy', function () {
 
   it('chiSquareTest: scipy.stats.chisquare with expected = baseline frequency × n, unseen categories pooled in one cell', async () => {
     const baseline = {north: 0.4, south: 0.3, east: 0.2, west: 0.1}
-    const cases = [
+    const cases: {observed: Record<string, number>; unseenFrequency: number}[] = [
       {observed: {north: 41, south: 29, east: 21, west: 9}, unseenFrequency: 0.001},
       {observed: {north: 400, south: 260, east: 250, west: 90}, unseenFrequency: 0.001},
       {observed: {north: 30, south: 30, east: 30, west: 10, central: 12, mars: 1}, unseenFrequency: 0.0005},
@@ -51,7 +51,7 @@ describe('monitor statistics against SciPy', function () {
     const inputs = cases.map(({observed, unseenFrequency}) => {
       const names = Object.keys(baseline)
       const unseen = Object.entries(observed).filter(([k]) => !(k in baseline)).reduce((s, [, v]) => s + v, 0)
-      const obs = [...names.map((k) => (observed as Record<string, number>)[k] ?? 0), ...(unseen ? [unseen] : [])]
+      const obs = [...names.map((k) => observed[k] ?? 0), ...(unseen ? [unseen] : [])]
       const freq = [...names.map((k) => baseline[k as keyof typeof baseline]), ...(unseen ? [unseenFrequency] : [])]
       const n = obs.reduce((s, v) => s + v, 0)
       const total = freq.reduce((s, v) => s + v, 0)
