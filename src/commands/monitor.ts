@@ -25,7 +25,7 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or
     log: Flags.string({description: 'The request log to read. Default: serving.request_log.path.'}),
     junit: Flags.string({description: 'Also write a JUnit XML report (one testcase per feature) to this file.'}),
     html: Flags.string({description: 'Also write a self-contained HTML report with a chart per drifted feature.'}),
-    baseline: Flags.string({description: 'A baseline profile as JSON, instead of the artifact\'s (for testing).', hidden: true, exclusive: ['ref']}),
+    baseline: Flags.string({description: 'A baseline profile as JSON, instead of the artifact\'s (for testing).', hidden: true}),
   }
 
   async run(): Promise<MonitorResult> {
