@@ -12,7 +12,7 @@ import {type LoadedConfig, loadConfig} from '../config/load.js'
 import {readRecords} from '../data/records.js'
 import {MlopsError, UsageError} from '../errors.js'
 import {loadModel} from '../model/signature.js'
-import {RecordProfiler, type ValueKind} from '../monitor/profile.js'
+import {RecordProfiler, type ValueKind, flattenPrediction} from '../monitor/profile.js'
 import {createPipeline, resolvePipeline} from '../pipeline/index.js'
 import type {ResolvedPipeline} from '../pipeline/spec.js'
 import type {InputRecord, Pipeline} from '../pipeline/types.js'
@@ -167,7 +167,7 @@ async function profileReference(path: string, resolved: ResolvedPipeline, model:
   const flush = async () => {
     if (batch.length === 0) return
     const valid = batch.filter((_, i) => pipeline.validate([batch[i]]).length === 0)
-    if (valid.length > 0) for (const p of await predictRecords(model, pipeline, valid)) predictions.add(flatten(p))
+    if (valid.length > 0) for (const p of await predictRecords(model, pipeline, valid)) predictions.add(flattenPrediction(p))
     batch = []
   }
   for await (const {record} of readRecords(path)) {
@@ -184,16 +184,6 @@ async function profileReference(path: string, resolved: ResolvedPipeline, model:
 function pick(record: InputRecord, kinds: Record<string, ValueKind>): InputRecord {
   const out: InputRecord = {}
   for (const name of Object.keys(kinds)) if (name in record) out[name] = record[name]
-  return out
-}
-
-/** Prediction fields as profile columns: scalars as they are, one level of nested scores as `field.key`. */
-function flatten(prediction: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(prediction)) {
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) for (const [k, v] of Object.entries(value)) out[`${key}.${k}`] = v
-    else if (!Array.isArray(value)) out[key] = value
-  }
   return out
 }
 
