@@ -34,3 +34,10 @@ trap - EXIT
 step "mlops predict (batch: data/applicants.csv -> scores.jsonl)"
 mlops predict --input data/applicants.csv --output scores.jsonl
 head -n 3 scores.jsonl
+
+step "mlops monitor (data/current-shifted.csv against the training baseline in the artifact)"
+set +e
+mlops monitor --input data/current-shifted.csv --html drift.html
+status=$?
+set -e
+[ $status = 1 ] && echo "exit 1: drift past the thresholds (as expected for the shifted data); report: $PWD/drift.html"
