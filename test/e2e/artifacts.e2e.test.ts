@@ -1,26 +1,24 @@
 // The bundled example through package and every `artifacts` subcommand, checked against the published --json schemas.
 import assert from 'node:assert/strict'
-import {cpSync, existsSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {packageRoot} from '../../src/paths.js'
-import {mlops, tempDir} from '../support/cli.js'
+import {exampleProject, mlops} from '../support/cli.js'
 import {assertMatchesSchema} from '../support/schema.js'
 
 describe('artifacts commands on the bundled example (e2e)', function () {
   this.timeout(120_000)
-  let tmp: Awaited<ReturnType<typeof tempDir>>
+  let example: Awaited<ReturnType<typeof exampleProject>>
   let project: string
   let digest: string
   before(async () => {
-    tmp = await tempDir()
-    project = join(tmp.path, 'credit-risk')
-    cpSync(join(packageRoot, 'examples', 'credit-risk'), project, {recursive: true})
+    example = await exampleProject()
+    project = example.project
     const packaged = await mlops(['package', '--json', '--dir', project])
     assert.equal(packaged.exitCode, 0, packaged.stderr)
     digest = (packaged.json as {digest: string}).digest
   })
-  after(async () => tmp.remove())
+  after(async () => example.remove())
 
   it('lists the packaged version', async () => {
     const result = await mlops(['artifacts', 'list', '--json', '--dir', project])
@@ -45,12 +43,12 @@ describe('artifacts commands on the bundled example (e2e)', function () {
     const verify = await mlops(['artifacts', 'verify', '--json', '--dir', project])
     assert.equal(verify.exitCode, 0)
     assertMatchesSchema(verify.json, 'artifacts-verify')
-    const out = join(tmp.path, 'exported')
+    const out = join(example.tmp, 'exported')
     const exported = await mlops(['artifacts', 'export', '1.0.0', '--output', out + '.tar', '--json', '--dir', project])
     assert.equal(exported.exitCode, 0, exported.stderr)
     assertMatchesSchema(exported.json, 'artifacts-export')
     assert.ok(existsSync(out + '.tar'))
-    const outside = await mlops(['artifacts', 'verify', out + '.tar', '--json', '--dir', tmp.path])
+    const outside = await mlops(['artifacts', 'verify', out + '.tar', '--json', '--dir', example.tmp])
     assert.equal(outside.exitCode, 0, outside.stdout)
     assert.equal((outside.json as {digest: string}).digest, digest)
   })

@@ -1,27 +1,25 @@
 // Git provenance in the manifest, the dirty-tree warning, and --git-tag, on a real git repository.
 import assert from 'node:assert/strict'
-import {cpSync, writeFileSync} from 'node:fs'
+import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {simpleGit} from 'simple-git'
 
-import {packageRoot} from '../../src/paths.js'
-import {mlops, tempDir} from '../support/cli.js'
+import {exampleProject, mlops} from '../support/cli.js'
 
 describe('package: git provenance (e2e)', function () {
   this.timeout(60_000)
-  let tmp: Awaited<ReturnType<typeof tempDir>>
+  let example: Awaited<ReturnType<typeof exampleProject>>
   let project: string
   before(async () => {
-    tmp = await tempDir()
-    project = join(tmp.path, 'credit-risk')
-    cpSync(join(packageRoot, 'examples', 'credit-risk'), project, {recursive: true})
+    example = await exampleProject()
+    project = example.project
     writeFileSync(join(project, '.gitignore'), '.mlops/\n')
     const git = simpleGit({baseDir: project})
     await git.init().addConfig('user.name', 'Test User').addConfig('user.email', 'test@example.com')
     await git.add('.').commit('the model')
   })
-  after(async () => tmp.remove())
+  after(async () => example.remove())
 
   it('records commit and branch, and tags the release with --git-tag', async () => {
     const head = (await simpleGit({baseDir: project}).revparse(['HEAD'])).trim()

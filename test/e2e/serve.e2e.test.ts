@@ -1,14 +1,13 @@
 // The bundled example served from its stored artifact by the real CLI: golden answers over HTTP, batch prediction of a CSV.
 import assert from 'node:assert/strict'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {cpSync, readFileSync, writeFileSync} from 'node:fs'
+import {readFileSync, writeFileSync} from 'node:fs'
 import {once} from 'node:events'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 
 import {compareJson} from '../../src/checks/compare.js'
-import {packageRoot} from '../../src/paths.js'
-import {BIN, mlops, tempDir} from '../support/cli.js'
+import {BIN, exampleProject, mlops} from '../support/cli.js'
 
 async function startServe(args: string[]): Promise<{child: ChildProcess; url: string}> {
   const child = spawn('node', [BIN, 'serve', ...args, '--port', '0', '--json'], {env: {...process.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
@@ -20,16 +19,15 @@ async function startServe(args: string[]): Promise<{child: ChildProcess; url: st
 
 describe('serve and predict the bundled example from its artifact (e2e)', function () {
   this.timeout(120_000)
-  let tmp: Awaited<ReturnType<typeof tempDir>>
+  let example: Awaited<ReturnType<typeof exampleProject>>
   let project: string
   before(async () => {
-    tmp = await tempDir()
-    project = join(tmp.path, 'credit-risk')
-    cpSync(join(packageRoot, 'examples', 'credit-risk'), project, {recursive: true})
+    example = await exampleProject()
+    project = example.project
     const packaged = await mlops(['package', '--dir', project])
     assert.equal(packaged.exitCode, 0, packaged.stderr)
   })
-  after(async () => tmp.remove())
+  after(async () => example.remove())
 
   it('answers every golden case over /v1/predict, naming the version', async () => {
     const {child, url} = await startServe(['1.0.0', '--dir', project])
@@ -51,7 +49,7 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
   it('refuses to serve an artifact whose model was tampered with', async () => {
     const list = await mlops(['artifacts', 'list', '--json', '--dir', project])
     const {path} = (list.json as {artifacts: {path: string}[]}).artifacts[0]
-    const copy = join(tmp.path, 'tampered.tar')
+    const copy = join(example.tmp, 'tampered.tar')
     const bytes = readFileSync(path)
     bytes[bytes.length - 2048] ^= 0x01
     writeFileSync(copy, bytes)
@@ -61,11 +59,11 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
   })
 
   it('predicts a CSV batch with the same pipeline, reporting bad rows by line', async () => {
-    const input = join(tmp.path, 'applicants.csv')
+    const input = join(example.tmp, 'applicants.csv')
     const lines = readFileSync(join(project, 'data', 'applicants.csv'), 'utf8').trim().split('\n')
     lines.splice(5, 0, lines[5].replace(/^[^,]*/, 'not-a-number'))
     writeFileSync(input, lines.join('\n') + '\n')
-    const output = join(tmp.path, 'scores.jsonl')
+    const output = join(example.tmp, 'scores.jsonl')
     const result = await mlops(['predict', '--input', input, '--output', output, '--json', '--dir', project])
     assert.equal(result.exitCode, 1, 'one bad row makes the run fail')
     const summary = result.json as {rows: number; ok: number; failed: number; errors: {line: number; message: string}[]}

@@ -1,5 +1,5 @@
 // Runs the built CLI (bin/run.js) as a real child process, the way users and CI run it.
-import {mkdtemp, rm} from 'node:fs/promises'
+import {cp, mkdtemp, rm} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 
@@ -39,4 +39,12 @@ export async function mlops(args: string[], options: {cwd?: string; env?: Record
 export async function tempDir(prefix = 'mlops-test-'): Promise<{path: string; remove: () => Promise<void>}> {
   const path = await mkdtemp(join(tmpdir(), prefix))
   return {path, remove: () => rm(path, {recursive: true, force: true})}
+}
+
+/** A fresh copy of the bundled example in a temp folder (outside any git tree). */
+export async function exampleProject(): Promise<{project: string; tmp: string; remove: () => Promise<void>}> {
+  const {path, remove} = await tempDir('mlops-example-')
+  const project = join(path, 'credit-risk')
+  await cp(join(packageRoot, 'examples', 'credit-risk'), project, {recursive: true})
+  return {project, tmp: path, remove}
 }

@@ -36,7 +36,7 @@ export function futureOpsetModel(): Uint8Array {
   return model(t, t, 'Identity', 27)
 }
 
-export const ELEM = {BFLOAT16: T.BFLOAT16, INT4: 22, FLOAT8E4M3FN: T.FLOAT8E4M3FN ?? 17, FLOAT: T.FLOAT}
+export const ELEM = {BFLOAT16: T.BFLOAT16, INT4: 22, FLOAT8E4M3FN: 17, FLOAT: T.FLOAT}
 
 /** float[N,2] → QuantizeLinear to int4: an int4 output, which aborts the Node process if it is ever run. */
 export function int4OutputModel(): Uint8Array {
