@@ -9,6 +9,7 @@ import semver from 'semver'
 import {LineCounter, parseDocument} from 'yaml'
 
 import {ConfigError, type ConfigIssue, UsageError} from '../errors.js'
+import {checkMonitorConfig} from '../monitor/config.js'
 import {schemasDir} from '../paths.js'
 import type {MlopsConfig} from './types.js'
 
@@ -24,7 +25,8 @@ export interface LoadedConfig {
 
 export type SemanticCheck = (config: MlopsConfig) => ConfigIssue[]
 
-const semanticChecks: SemanticCheck[] = [checkVersion]
+// Every area's checks run on every load, so any command catches a bad section, not only the command that reads it.
+const semanticChecks: SemanticCheck[] = [checkVersion, checkMonitorConfig]
 
 /** Areas add their own semantic checks (pipeline, deploy, monitor…) at import time. */
 export function registerSemanticCheck(check: SemanticCheck): void {

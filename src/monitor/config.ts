@@ -1,5 +1,4 @@
 // The `monitor` section of mlops.yaml (typed by schemas/config/monitor.schema.json) and the settings drift runs with.
-import {registerSemanticCheck} from '../config/load.js'
 import type {ConfigIssue} from '../errors.js'
 
 export type DriftMethod = 'ks' | 'chi2' | 'psi' | 'jensenshannon'
@@ -50,8 +49,6 @@ export function checkMonitorConfig(config: {monitor?: MonitorConfig}): ConfigIss
   }
   return issues
 }
-
-registerSemanticCheck(checkMonitorConfig)
 
 const UNITS: Record<string, number> = {s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000}
 
