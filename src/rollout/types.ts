@@ -16,6 +16,8 @@ export interface Release {
   digest?: string
   /** Digest of the passed `mlops test` report for this artifact, when one was found. */
   testReport?: string
+  /** Extra environment of this version's model server (e.g. thread counts, or fault injection in tests). */
+  env?: Record<string, string>
 }
 
 /** The desired state: written by commands (and by the gateway under --auto), applied by the gateway. */
@@ -39,6 +41,8 @@ export interface RolloutState {
   mirrorMaxInFlight: number
   stickyHeader?: string
   port: number
+  /** Who started the current rollout: the actor the gateway's own changes are recorded under. */
+  startedBy?: string
   /** How the last rollout ended. */
   outcome?: Outcome
 }

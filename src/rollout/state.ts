@@ -1,0 +1,205 @@
+// The rollout's files under <project>/.mlops/deploy/: desired state (atomic), the ledger (append + fsync) and the lock.
+import {closeSync, constants, fsyncSync, openSync, readFileSync, unlinkSync, writeSync} from 'node:fs'
+import {mkdir, open, readFile, stat, unlink} from 'node:fs/promises'
+import {hostname} from 'node:os'
+import {join, resolve} from 'node:path'
+
+import {ExitCode, MlopsError} from '../errors.js'
+import {diskError, readJson, writeJsonAtomically} from '../system/atomic.js'
+import type {LedgerEntry, RolloutState} from './types.js'
+
+export interface DeployPaths {
+  dir: string
+  state: string
+  ledger: string
+  lock: string
+  /** pid, ports and control token of the running gateway (mode 0600). */
+  gateway: string
+  /** pids of the model servers the gateway started, so orphans of a killed gateway can be stopped. */
+  servers: string
+  /** The gateway's own output, for when it dies. */
+  log: string
+}
+
+export function deployPaths(projectDir: string): DeployPaths {
+  const dir = resolve(projectDir, '.mlops', 'deploy')
+  return {dir, state: join(dir, 'rollout.json'), ledger: join(dir, 'ledger.jsonl'), lock: join(dir, 'lock'), gateway: join(dir, 'gateway.json'), servers: join(dir, 'servers.json'), log: join(dir, 'gateway.log')}
+}
+
+export async function readState(paths: DeployPaths): Promise<RolloutState | undefined> {
+  return readJson<RolloutState>(paths.state)
+}
+
+export async function writeState(paths: DeployPaths, state: RolloutState): Promise<void> {
+  await writeJsonAtomically(paths.state, state)
+}
+
+export async function removeState(paths: DeployPaths): Promise<void> {
+  await unlink(paths.state).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error
+  })
+}
+
+/** Appends one line and fsyncs it; a line torn by a crash is skipped by readLedger and the next entry starts a new line. */
+export async function appendLedger(paths: DeployPaths, entry: LedgerEntry): Promise<void> {
+  await mkdir(paths.dir, {recursive: true})
+  const size = await stat(paths.ledger).then((s) => s.size, () => 0)
+  let prefix = ''
+  if (size > 0) {
+    const handle = await open(paths.ledger, 'r')
+    const {buffer} = await handle.read(Buffer.alloc(1), 0, 1, size - 1)
+    await handle.close()
+    if (buffer[0] !== 0x0a) prefix = '\n'
+  }
+  try {
+    const handle = await open(paths.ledger, 'a', 0o644)
+    try {
+      await handle.write(prefix + JSON.stringify(entry) + '\n')
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  } catch (error) {
+    throw diskError(paths.ledger, error)
+  }
+}
+
+export interface Ledger {
+  entries: LedgerEntry[]
+  /** Lines that are not JSON: a write torn by a crash. */
+  skipped: number
+}
+
+export async function readLedger(paths: DeployPaths): Promise<Ledger> {
+  let text: string
+  try {
+    text = await readFile(paths.ledger, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {entries: [], skipped: 0}
+    throw error
+  }
+  const entries: LedgerEntry[] = []
+  let skipped = 0
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue
+    try {
+      entries.push(JSON.parse(line) as LedgerEntry)
+    } catch {
+      skipped++
+    }
+  }
+  return {entries, skipped}
+}
+
+export interface LockHolder {
+  pid: number
+  command: string
+  since: string
+  host: string
+  /** The process's start time from /proc, so a recycled pid is not mistaken for the holder. */
+  started?: string
+}
+
+export interface DeployLock {
+  holder: LockHolder
+  release(): void
+}
+
+/**
+ * Takes the deploy lock at once or refuses, naming who holds it: one change at a time, and a second command is told
+ * rather than queued. A lock whose process is gone (a kill -9) is stale and is broken.
+ */
+export async function acquireLock(paths: DeployPaths, command: string): Promise<DeployLock> {
+  await mkdir(paths.dir, {recursive: true})
+  const holder: LockHolder = {pid: process.pid, command, since: new Date().toISOString(), host: hostname(), ...(processStart(process.pid) ? {started: processStart(process.pid)} : {})}
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(paths.lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644)
+      writeSync(fd, JSON.stringify(holder))
+      fsyncSync(fd)
+      closeSync(fd)
+      let released = false
+      return {
+        holder,
+        release() {
+          if (released) return
+          released = true
+          removeIfOurs(paths.lock, holder)
+        },
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw diskError(paths.lock, error)
+    }
+    const current = readHolder(paths.lock)
+    if (current && isAlive(current)) {
+      throw new MlopsError('DEPLOY_LOCKED', `another mlops command is changing this deployment: pid ${current.pid} (${current.command}) since ${current.since}`, {
+        exitCode: ExitCode.inProgress,
+        hint: 'Wait for it to finish (see "mlops status"), then run the command again.',
+        details: {holder: current},
+      })
+    }
+    breakStaleLock(paths.lock, current)
+  }
+  throw new MlopsError('DEPLOY_LOCKED', `could not take the deploy lock ${paths.lock}: it keeps changing hands`, {exitCode: ExitCode.inProgress, hint: 'Run the command again.'})
+}
+
+export async function withLock<T>(paths: DeployPaths, command: string, fn: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(paths, command)
+  try {
+    return await fn()
+  } finally {
+    lock.release()
+  }
+}
+
+function readHolder(path: string): LockHolder | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as LockHolder
+  } catch {
+    // Empty or torn: its writer died between creating and writing it.
+    return undefined
+  }
+}
+
+/** Removes the lock only if it still holds what was judged stale, so a lock just taken by someone else survives. */
+function breakStaleLock(path: string, stale: LockHolder | undefined): void {
+  const now = readHolder(path)
+  if (JSON.stringify(now) !== JSON.stringify(stale)) return
+  try {
+    unlinkSync(path)
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+  }
+}
+
+function removeIfOurs(path: string, holder: LockHolder): void {
+  const current = readHolder(path)
+  if (current?.pid !== holder.pid || current.since !== holder.since) return
+  try {
+    unlinkSync(path)
+  } catch {
+    // already gone
+  }
+}
+
+export function isAlive(holder: {pid: number; host?: string; started?: string}): boolean {
+  // A holder on another host (a shared folder) cannot be checked: it is taken as alive.
+  if (holder.host !== undefined && holder.host !== hostname()) return true
+  try {
+    process.kill(holder.pid, 0)
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+  const started = processStart(holder.pid)
+  return holder.started === undefined || started === undefined || started === holder.started
+}
+
+/** Field 22 of /proc/PID/stat: start time in clock ticks since boot; undefined off Linux. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19]
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,127 @@
+// Commands' side of the gateway: find it from its file, talk to its control API with the token, start it detached, stop it.
+import {spawn} from 'node:child_process'
+import {openSync, closeSync, readFileSync} from 'node:fs'
+import {readFile, unlink} from 'node:fs/promises'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {request} from 'undici'
+
+import {MlopsError, UsageError} from '../../errors.js'
+import {readJson} from '../../system/atomic.js'
+import {type DeployPaths, isAlive} from '../../rollout/state.js'
+import type {Release} from '../../rollout/types.js'
+import type {GatewayInfo, GatewayStatus} from './gateway.js'
+import {gatewayInvocation} from './invocation.js'
+
+export class GatewayClient {
+  constructor(readonly info: GatewayInfo) {}
+
+  status(): Promise<GatewayStatus> {
+    return this.call<GatewayStatus>('GET', '/v1/status', undefined, 5000)
+  }
+
+  prepare(releases: Release[]): Promise<void> {
+    return this.call('POST', '/v1/prepare', {releases}, 180_000)
+  }
+
+  reconcile(): Promise<{revision?: number}> {
+    return this.call('POST', '/v1/reconcile', {}, 180_000)
+  }
+
+  shutdown(): Promise<void> {
+    return this.call('POST', '/v1/shutdown', {}, 5000)
+  }
+
+  private async call<T>(method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<T> {
+    const response = await request(`http://127.0.0.1:${this.info.controlPort}${path}`, {
+      method,
+      headers: {authorization: `Bearer ${this.info.token}`, ...(body === undefined ? {} : {'content-type': 'application/json'})},
+      body: body === undefined ? undefined : JSON.stringify(body),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    })
+    const value = (await response.body.json()) as T & {error?: {code: string; message: string; hint?: string}}
+    if (response.statusCode !== 200) {
+      const error = value.error
+      throw new MlopsError(error?.code ?? 'GATEWAY_ERROR', error?.message ?? `the gateway answered ${response.statusCode} to ${method} ${path}`, {hint: error?.hint ?? 'See .mlops/deploy/gateway.log.'})
+    }
+    return value
+  }
+}
+
+/** The running gateway, or undefined when there is none (never started, stopped, or killed). */
+export async function findGateway(paths: DeployPaths): Promise<GatewayClient | undefined> {
+  const info = await readJson<GatewayInfo>(paths.gateway)
+  if (!info || !isAlive({pid: info.pid, started: info.started})) return undefined
+  return new GatewayClient(info)
+}
+
+/** The gateway, started detached when none runs; it listens on `port` for clients. */
+export async function ensureGateway(paths: DeployPaths, projectDir: string, port: number): Promise<GatewayClient> {
+  const running = await findGateway(paths)
+  if (running) {
+    if (running.info.port !== port) throw new UsageError('GATEWAY_PORT', `the gateway already listens on port ${running.info.port}, not ${port}`, {hint: 'Run "mlops down" first to move it to another port, or leave --port out.'})
+    return running
+  }
+  return startGateway(paths, projectDir, port)
+}
+
+async function startGateway(paths: DeployPaths, projectDir: string, port: number): Promise<GatewayClient> {
+  await unlink(paths.gateway).catch(() => undefined)
+  const {command, args} = gatewayInvocation()
+  const logFd = openSync(paths.log, 'a', 0o600)
+  const child = spawn(command, [...args, '--dir', projectDir, '--port', String(port)], {cwd: projectDir, detached: true, stdio: ['ignore', logFd, logFd], env: process.env})
+  closeSync(logFd)
+  let exited: string | undefined
+  child.once('exit', (code, signal) => (exited = signal ?? `code ${code}`))
+  child.unref()
+  const deadline = Date.now() + 60_000
+  while (Date.now() < deadline) {
+    if (exited !== undefined) {
+      const tail = (await readFile(paths.log, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-15).join('\n')
+      const inUse = /EADDRINUSE/.test(tail)
+      throw new (inUse ? UsageError : MlopsError)(inUse ? 'PORT_IN_USE' : 'GATEWAY_START_FAILED', inUse ? `port ${port} is already in use, so the gateway cannot listen on it` : `the gateway exited (${exited}) while starting:\n${tail}`, {hint: inUse ? 'Pass another --port (or set deploy.port), or stop what listens there.' : `See ${paths.log}.`})
+    }
+    const info = await readJson<GatewayInfo>(paths.gateway).catch(() => undefined)
+    if (info && info.pid === child.pid) return new GatewayClient(info)
+    await sleep(50)
+  }
+  child.kill('SIGKILL')
+  throw new MlopsError('GATEWAY_START_TIMEOUT', 'the gateway did not come up within 60s', {hint: `See ${paths.log}.`})
+}
+
+/** Asks the gateway to stop (it drains and stops its model servers); kills it if it does not go within `timeoutMs`. */
+export async function stopGateway(paths: DeployPaths, timeoutMs = 30_000): Promise<{stopped: boolean; pid?: number}> {
+  const client = await findGateway(paths)
+  if (!client) {
+    await stopOrphans(paths)
+    await unlink(paths.gateway).catch(() => undefined)
+    return {stopped: false}
+  }
+  const {pid, started} = client.info
+  await client.shutdown().catch(() => undefined)
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline && isAlive({pid, started})) await sleep(50)
+  if (isAlive({pid, started})) process.kill(pid, 'SIGKILL')
+  await stopOrphans(paths)
+  await unlink(paths.gateway).catch(() => undefined)
+  return {stopped: true, pid}
+}
+
+/** Model servers a killed gateway left behind (their pids and start times are on disk): SIGTERM, so they drain. */
+export async function stopOrphans(paths: DeployPaths): Promise<number> {
+  let servers: {pid: number; started?: string}[]
+  try {
+    servers = JSON.parse(readFileSync(paths.servers, 'utf8')) as {pid: number; started?: string}[]
+  } catch {
+    return 0
+  }
+  let stopped = 0
+  for (const server of servers) {
+    if (server.pid === process.pid || !isAlive(server)) continue
+    process.kill(server.pid, 'SIGTERM')
+    stopped++
+  }
+  await unlink(paths.servers).catch(() => undefined)
+  return stopped
+}

@@ -1,0 +1,394 @@
+// The local gateway: routes client traffic to the stable and candidate model servers (full, shadow, canary) and measures both.
+import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
+import {type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
+import type {AddressInfo} from 'node:net'
+
+import type {Dispatcher} from 'undici'
+
+import {writeFileAtomically} from '../../system/atomic.js'
+import {type DeployPaths, processStart} from '../../rollout/state.js'
+import type {Measurement, Release, RolloutState, Stage} from '../../rollout/types.js'
+import {compareAnswers} from './compare.js'
+import type {Invocation} from './invocation.js'
+import {ModelServerProcess, releaseKey} from './server-process.js'
+import {StepWindow} from './stats.js'
+
+export interface GatewayOptions {
+  projectDir: string
+  paths: DeployPaths
+  cli: Invocation
+  log: (line: string) => void
+  /** Largest client request body, bytes. */
+  maxBodyBytes?: number
+}
+
+/** What `GET /v1/status` on the control API answers. */
+export interface GatewayStatus {
+  pid: number
+  port: number
+  controlPort: number
+  startedAt: string
+  revision?: number
+  servers: {version: string; role: 'stable' | 'candidate' | 'retiring'; pid?: number; url?: string; ready: boolean; restarts: number; inFlight: number}[]
+  measurement: Measurement
+  mirrorsInFlight: number
+}
+
+/** The gateway file (mode 0600): how commands find and authenticate to the running gateway. */
+export interface GatewayInfo {
+  pid: number
+  started?: string
+  port: number
+  controlPort: number
+  token: string
+  startedAt: string
+}
+
+interface Routes {
+  stable: ModelServerProcess
+  candidate?: ModelServerProcess
+  stage: Stage
+  weight: number
+  shadowShare: number
+  mirrorMaxInFlight: number
+  stickyHeader?: string
+  scoreTolerance: number
+  window: StepWindow
+}
+
+interface Answer {
+  status: number
+  headers: Record<string, string | string[]>
+  body: Buffer
+}
+
+type Role = 'stable' | 'candidate'
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the client connection owns; undici refuses some of them outright. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'expect', 'content-length', 'http2-settings'])
+const PREDICTION_ROUTE = /^\/(?:v1\/predict|v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer)\/?$/
+const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'])
+
+export class Gateway {
+  private readonly processes = new Map<string, ModelServerProcess>()
+  private readonly retiring = new Set<ModelServerProcess>()
+  private routes?: Routes
+  private state?: RolloutState
+  private mirrorsInFlight = 0
+  private queue: Promise<unknown> = Promise.resolve()
+  private readonly client: Server
+  private readonly control: Server
+  private readonly token = randomBytes(32).toString('hex')
+  private readonly tokenDigest = createHash('sha256').update(this.token).digest()
+  private readonly startedAt = new Date().toISOString()
+  private readonly maxBodyBytes: number
+  private port = 0
+  private controlPort = 0
+  /** Control routes the process around the gateway adds (reconcile, shutdown). */
+  private readonly controlHandlers = new Map<string, (body: unknown) => Promise<unknown>>()
+
+  constructor(private readonly options: GatewayOptions) {
+    this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
+    this.client = createServer({keepAliveTimeout: 65_000}, (req, res) => void this.onClientRequest(req, res))
+    this.control = createServer((req, res) => void this.onControlRequest(req, res))
+  }
+
+  /** Binds the client port (host 127.0.0.1) and a free control port on 127.0.0.1, and writes the gateway file. */
+  async listen(port: number, host = '127.0.0.1'): Promise<GatewayInfo> {
+    this.port = await bind(this.client, port, host)
+    this.controlPort = await bind(this.control, 0, '127.0.0.1')
+    const info: GatewayInfo = {pid: process.pid, started: processStart(process.pid), port: this.port, controlPort: this.controlPort, token: this.token, startedAt: this.startedAt}
+    await writeFileAtomically(this.options.paths.gateway, JSON.stringify(info, null, 2) + '\n', 0o600)
+    return info
+  }
+
+  onControl(route: string, handler: (body: unknown) => Promise<unknown>): void {
+    this.controlHandlers.set(route, handler)
+  }
+
+  get revision(): number | undefined {
+    return this.state?.revision
+  }
+
+  get current(): RolloutState | undefined {
+    return this.state
+  }
+
+  /** Starts (or keeps) a model server for each release and waits until all are ready; routing does not change. */
+  prepare(releases: Release[]): Promise<void> {
+    return this.serialized(async () => {
+      await Promise.all(releases.map((release) => this.processFor(release)))
+    })
+  }
+
+  /**
+   * The reconcile step: servers for the desired releases up and ready first, then routing switched in one assignment,
+   * then servers no longer wanted retired once the requests already sent to them are answered.
+   */
+  apply(state: RolloutState): Promise<void> {
+    return this.serialized(async () => {
+      const stable = await this.processFor(state.stable)
+      const candidate = state.stage !== 'full' && state.candidate ? await this.processFor(state.candidate) : undefined
+      const window = this.routes && this.routes.window.since === state.stepStartedAt ? this.routes.window : new StepWindow(state.stepStartedAt)
+      this.routes = {
+        stable, candidate, stage: state.stage, weight: state.weight, shadowShare: state.shadowShare, mirrorMaxInFlight: state.mirrorMaxInFlight,
+        stickyHeader: state.stickyHeader, scoreTolerance: state.analysis.scoreTolerance, window,
+      }
+      this.state = state
+      const wanted = new Set([stable, candidate].filter(Boolean))
+      const retired = [...this.processes.entries()].filter(([, proc]) => !wanted.has(proc))
+      for (const [key, proc] of retired) {
+        this.processes.delete(key)
+        this.retiring.add(proc)
+      }
+      await Promise.all(retired.map(async ([, proc]) => {
+        await proc.stop()
+        this.retiring.delete(proc)
+      }))
+      await this.recordServers()
+    })
+  }
+
+  measurement(): Measurement {
+    const routes = this.routes
+    if (!routes) return {error: 'the gateway has not applied a rollout yet'}
+    return {metrics: routes.window.snapshot(Boolean(routes.candidate?.ready), routes.stage === 'shadow')}
+  }
+
+  status(): GatewayStatus {
+    const routes = this.routes
+    const describe = (proc: ModelServerProcess, role: GatewayStatus['servers'][number]['role']) => ({version: proc.release.version, role, ...(proc.pid ? {pid: proc.pid} : {}), ...(proc.url ? {url: proc.url} : {}), ready: proc.ready, restarts: proc.restarts, inFlight: proc.inFlight})
+    const servers = [
+      ...(routes ? [describe(routes.stable, 'stable')] : []),
+      ...(routes?.candidate ? [describe(routes.candidate, 'candidate')] : []),
+      ...[...this.retiring].map((proc) => describe(proc, 'retiring')),
+    ]
+    return {pid: process.pid, port: this.port, controlPort: this.controlPort, startedAt: this.startedAt, revision: this.state?.revision, servers, measurement: this.measurement(), mirrorsInFlight: this.mirrorsInFlight}
+  }
+
+  /** Stops taking traffic, retires every server and closes both ports. */
+  async close(): Promise<void> {
+    await this.serialized(async () => {
+      this.client.close()
+      this.client.closeIdleConnections()
+      const all = [...this.processes.values(), ...this.retiring]
+      this.processes.clear()
+      this.routes = undefined
+      await Promise.all(all.map((proc) => proc.stop(10_000)))
+      await this.recordServers()
+    })
+    this.control.closeAllConnections()
+    await new Promise<void>((resolve) => this.control.close(() => resolve()))
+  }
+
+  private serialized<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn)
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  private async processFor(release: Release): Promise<ModelServerProcess> {
+    const key = releaseKey(release)
+    const existing = this.processes.get(key)
+    if (existing) return existing
+    const proc = new ModelServerProcess({release, projectDir: this.options.projectDir, cli: this.options.cli, log: this.options.log, onChange: () => void this.recordServers()})
+    await proc.start()
+    this.processes.set(key, proc)
+    return proc
+  }
+
+  /** The model servers' pids on disk, so a gateway that replaces one killed with -9 can stop the orphans. */
+  private async recordServers(): Promise<void> {
+    const pids = [...this.processes.values(), ...this.retiring].filter((p) => p.pid).map((p) => ({pid: p.pid!, started: processStart(p.pid!), version: p.release.version}))
+    await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n').catch((error: Error) => this.options.log(`could not record model server pids: ${error.message}`))
+  }
+
+  private async onClientRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let body: Buffer
+    try {
+      body = await readBody(req, this.maxBodyBytes)
+    } catch (error) {
+      return sendError(res, (error as {status?: number}).status ?? 400, 'BAD_REQUEST', (error as Error).message)
+    }
+    const routes = this.routes
+    if (!routes) {
+      res.setHeader('retry-after', '1')
+      return sendError(res, 503, 'NOT_READY', 'the gateway has no model server ready yet')
+    }
+    const method = req.method ?? 'GET'
+    const path = req.url ?? '/'
+    const prediction = method === 'POST' && PREDICTION_ROUTE.test(path.split('?')[0])
+    const role = pickRole(routes, req.headers)
+    const headers = upstreamHeaders(req.headers)
+    const mirror = prediction && routes.stage === 'shadow' ? this.startMirror(routes, method, path, headers, body) : undefined
+    const started = performance.now()
+    const {answer, proc, role: answeredBy} = await this.forward(routes, role, method, path, headers, body, prediction || method === 'GET' || method === 'HEAD')
+    const window = routes.window
+    const counter = answeredBy === 'candidate' ? window.candidate : window.stable
+    if (prediction) counter.record(performance.now() - started, answer.status >= 500)
+    const versionBody = prediction && proc.servedVersion !== undefined && proc.servedVersion !== proc.release.version ? relabel(answer.body, proc.servedVersion, proc.release.version) : answer.body
+    const out: Record<string, string | string[]> = {}
+    for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name)) out[name] = value
+    out['content-length'] = String(versionBody.length)
+    out['x-model-version'] = proc.release.version
+    res.writeHead(answer.status, out)
+    res.end(versionBody)
+    if (mirror) void mirror.then((shadow) => {
+      if (shadow) setImmediate(() => window.shadow.recordComparison(compareAnswers({status: answer.status, body: answer.body.toString('utf8')}, {status: shadow.status, body: shadow.body.toString('utf8')}, routes.scoreTolerance)))
+    })
+  }
+
+  /** Sends to the chosen version; a connection error on an idempotent request is retried once, on stable if the version is gone. */
+  private async forward(routes: Routes, role: Role, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, idempotent: boolean): Promise<{answer: Answer; proc: ModelServerProcess; role: Role}> {
+    let proc = role === 'candidate' && routes.candidate ? routes.candidate : routes.stable
+    let actual: Role = proc === routes.candidate ? 'candidate' : 'stable'
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return {answer: await send(proc, method, path, headers, body), proc, role: actual}
+      } catch (error) {
+        const code = (error as {code?: string}).code ?? ''
+        if (attempt > 0 || !idempotent || !(RETRYABLE.has(code) || !proc.pool)) {
+          return {answer: {status: 502, headers: {'content-type': 'application/json'}, body: Buffer.from(JSON.stringify({error: {code: 'UPSTREAM_FAILED', message: `the model server for ${proc.release.version} failed: ${(error as Error).message}`}}))}, proc, role: actual}
+        }
+        // Routing may have moved on since (a promotion, a rollback, a restart): retry where it points now.
+        const now = this.routes ?? routes
+        const same = actual === 'candidate' ? now.candidate : now.stable
+        proc = same?.ready ? same : now.stable
+        actual = proc === now.candidate ? 'candidate' : 'stable'
+      }
+    }
+  }
+
+  /** Mirrors a prediction to the candidate without the client waiting for it; dropped when too many are in flight. */
+  private startMirror(routes: Routes, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<Answer | undefined> | undefined {
+    const candidate = routes.candidate
+    if (!candidate || routes.shadowShare <= 0 || (routes.shadowShare < 1 && Math.random() >= routes.shadowShare)) return undefined
+    const window = routes.window
+    if (!candidate.ready || this.mirrorsInFlight >= routes.mirrorMaxInFlight) {
+      window.shadow.dropped++
+      return undefined
+    }
+    this.mirrorsInFlight++
+    window.shadow.mirrored++
+    const started = performance.now()
+    return send(candidate, method, path, {...headers, 'x-mlops-shadow': '1'}, body).then(
+      (answer) => {
+        window.candidate.record(performance.now() - started, answer.status >= 500)
+        return answer
+      },
+      () => {
+        window.candidate.record(performance.now() - started, true)
+        return undefined
+      },
+    ).finally(() => this.mirrorsInFlight--)
+  }
+
+  private async onControlRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.authorized(req.headers.authorization)) return sendError(res, 401, 'UNAUTHORIZED', 'the control API needs "authorization: Bearer <token>" from the gateway file')
+    const route = `${req.method} ${(req.url ?? '/').split('?')[0]}`
+    try {
+      const text = (await readBody(req, 1024 * 1024)).toString('utf8')
+      const input = text ? JSON.parse(text) as unknown : undefined
+      if (route === 'GET /v1/status') return sendJson(res, 200, this.status())
+      const handler = this.controlHandlers.get(route)
+      if (!handler) return sendError(res, 404, 'NOT_FOUND', `no control route ${route}`)
+      sendJson(res, 200, (await handler(input)) ?? {ok: true})
+    } catch (error) {
+      const e = error as {code?: string; message?: string; hint?: string}
+      sendJson(res, 500, {error: {code: e.code ?? 'GATEWAY_ERROR', message: e.message ?? String(error), ...(e.hint ? {hint: e.hint} : {})}})
+    }
+  }
+
+  private authorized(header: string | undefined): boolean {
+    const given = header?.startsWith('Bearer ') ? header.slice(7) : ''
+    return timingSafeEqual(createHash('sha256').update(given).digest(), this.tokenDigest)
+  }
+}
+
+async function send(proc: ModelServerProcess, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<Answer> {
+  const pool = proc.pool
+  if (!pool) throw Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'})
+  proc.acquire()
+  try {
+    const options: Dispatcher.RequestOptions = {method: method as Dispatcher.HttpMethod, path, headers, body: body.length > 0 ? body : undefined}
+    const response = await pool.request(options)
+    const data = Buffer.from(await response.body.arrayBuffer())
+    return {status: response.statusCode, headers: response.headers as Record<string, string | string[]>, body: data}
+  } finally {
+    proc.releaseOne()
+  }
+}
+
+/** Canary: weighted random, or a bucket of the sticky header's value so one key always lands on one version. */
+export function pickRole(routes: Pick<Routes, 'stage' | 'weight' | 'stickyHeader' | 'candidate'>, headers: IncomingHttpHeaders): Role {
+  if (routes.stage !== 'canary' || !routes.candidate?.ready) return 'stable'
+  const key = routes.stickyHeader ? headers[routes.stickyHeader] : undefined
+  const point = typeof key === 'string' && key !== '' ? stickyPoint(key) : Math.random() * 100
+  return point < routes.weight ? 'candidate' : 'stable'
+}
+
+/** FNV-1a of the key onto [0, 100) in steps of 0.01. */
+export function stickyPoint(key: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193) >>> 0
+  }
+  return (hash % 10_000) / 100
+}
+
+function upstreamHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value
+  return out
+}
+
+/** A server started from a bare .onnx file reports version 0.0.0; the answer names the release it serves as. */
+function relabel(body: Buffer, served: string, version: string): Buffer {
+  const text = body.toString('utf8')
+  const v2 = `"model_version":${JSON.stringify(served)}`
+  const at2 = text.indexOf(v2)
+  if (at2 >= 0) return Buffer.from(text.slice(0, at2) + `"model_version":${JSON.stringify(version)}` + text.slice(at2 + v2.length))
+  const v1 = `"version":${JSON.stringify(served)}`
+  const at1 = text.lastIndexOf(v1)
+  if (at1 >= 0) return Buffer.from(text.slice(0, at1) + `"version":${JSON.stringify(version)}` + text.slice(at1 + v1.length))
+  return body
+}
+
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        req.destroy()
+        reject(Object.assign(new Error(`the request body is larger than ${limit} bytes`), {status: 413}))
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)))
+    req.on('error', reject)
+  })
+}
+
+function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = JSON.stringify(value)
+  res.writeHead(status, {'content-type': 'application/json', 'content-length': Buffer.byteLength(body)})
+  res.end(body)
+}
+
+function sendError(res: ServerResponse, status: number, code: string, message: string): void {
+  sendJson(res, status, {error: {code, message}})
+}
+
+function bind(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve((server.address() as AddressInfo).port)
+    })
+  })
+}

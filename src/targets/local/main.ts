@@ -1,0 +1,57 @@
+// Entry of the detached gateway process: `node main.js --dir PROJECT --port PORT`, started by `mlops deploy`.
+import {parseArgs} from 'node:util'
+import {unlinkSync} from 'node:fs'
+
+import {deployPaths, readState} from '../../rollout/state.js'
+import {Controller} from './controller.js'
+import {stopOrphans} from './control.js'
+import {Gateway} from './gateway.js'
+import {cliInvocation} from './invocation.js'
+import type {Release} from '../../rollout/types.js'
+
+const {values} = parseArgs({options: {dir: {type: 'string'}, port: {type: 'string'}, host: {type: 'string'}}})
+const projectDir = values.dir ?? process.cwd()
+const paths = deployPaths(projectDir)
+const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
+
+await stopOrphans(paths)
+const state = await readState(paths)
+const gateway = new Gateway({projectDir, paths, cli: cliInvocation(), log})
+const controller = new Controller({gateway, paths, log})
+
+let closing = false
+async function shutdown(why: string): Promise<void> {
+  if (closing) return
+  closing = true
+  log(`stopping: ${why}`)
+  controller.stop()
+  await gateway.close()
+  try {
+    unlinkSync(paths.gateway)
+  } catch {
+    // already gone
+  }
+  // Pools and timers of retired servers may linger; the gateway is done.
+  process.exit(0)
+}
+
+gateway.onControl('POST /v1/prepare', async (body) => {
+  await gateway.prepare((body as {releases: Release[]}).releases)
+  return {ok: true}
+})
+gateway.onControl('POST /v1/reconcile', async () => {
+  const desired = await readState(paths)
+  if (desired) await gateway.apply(desired)
+  return {revision: gateway.revision}
+})
+gateway.onControl('POST /v1/shutdown', async () => {
+  setImmediate(() => void shutdown('asked by mlops down'))
+  return {ok: true}
+})
+
+const info = await gateway.listen(Number(values.port ?? state?.port ?? 8080), values.host)
+log(`gateway pid ${info.pid} on 127.0.0.1:${info.port}, control on 127.0.0.1:${info.controlPort}`)
+process.once('SIGTERM', () => void shutdown('SIGTERM'))
+process.once('SIGINT', () => void shutdown('SIGINT'))
+if (state) await gateway.apply(state).catch((error: Error) => log(`could not apply revision ${state.revision}: ${error.message}`))
+controller.start()

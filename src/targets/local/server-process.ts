@@ -1,0 +1,167 @@
+// One model server (`mlops serve … --port 0 --json`) under the gateway: started, watched, restarted when it dies, drained when retired.
+import {type ChildProcess, spawn} from 'node:child_process'
+import {createInterface} from 'node:readline'
+
+import {Pool} from 'undici'
+
+import {MlopsError} from '../../errors.js'
+import type {Release} from '../../rollout/types.js'
+import type {Invocation} from './invocation.js'
+
+export interface ServerProcessOptions {
+  release: Release
+  projectDir: string
+  cli: Invocation
+  log: (line: string) => void
+  /** Called whenever the child's pid changes (started, restarted, gone), so the gateway can record it. */
+  onChange?: () => void
+  readyTimeoutMs?: number
+}
+
+interface ReadyLine {
+  url: string
+  port: number
+  pid: number
+  version: string
+}
+
+const MAX_BACKOFF_MS = 30_000
+
+/** The identity of a model server: a release served the same way is the same server, whatever its stage. */
+export function releaseKey(release: Release): string {
+  return JSON.stringify([release.version, release.ref ?? null, release.model ?? null, release.digest ?? null, release.env ?? null])
+}
+
+export class ModelServerProcess {
+  readonly release: Release
+  pool?: Pool
+  url?: string
+  pid?: number
+  /** The version the server itself reports (a bare .onnx file reports 0.0.0). */
+  servedVersion?: string
+  ready = false
+  restarts = 0
+  /** Gateway requests (client or mirror) on their way to this server. */
+  inFlight = 0
+  private child?: ChildProcess
+  private stopping = false
+  private backoffMs = 500
+  private restartTimer?: NodeJS.Timeout
+  private idleWaiters: (() => void)[] = []
+
+  constructor(private readonly options: ServerProcessOptions) {
+    this.release = options.release
+  }
+
+  get label(): string {
+    return this.release.version
+  }
+
+  /** Spawns the server and resolves once it printed its ready line; rejects with its stderr when it exits first. */
+  async start(): Promise<void> {
+    const {release, cli, projectDir} = this.options
+    const target = release.model ? ['--model', release.model] : [release.ref ?? release.version]
+    const args = [...cli.args, 'serve', ...target, '--port', '0', '--json', '--dir', projectDir]
+    const child = spawn(cli.command, args, {cwd: projectDir, env: {...process.env, ...release.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
+    this.child = child
+    const stderr: string[] = []
+    createInterface({input: child.stderr!}).on('line', (line) => {
+      stderr.push(line)
+      if (stderr.length > 30) stderr.shift()
+      this.options.log(`[${release.version}] ${line}`)
+    })
+    const lines = createInterface({input: child.stdout!})
+    const ready = await new Promise<ReadyLine>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+        reject(new MlopsError('SERVER_START_TIMEOUT', `the model server for ${release.version} was not ready after ${(this.options.readyTimeoutMs ?? 120_000) / 1000}s`, {hint: `Try it alone: "mlops serve ${target.join(' ')}".`}))
+      }, this.options.readyTimeoutMs ?? 120_000)
+      const onExit = (code: number | null, signal: string | null) => {
+        clearTimeout(timer)
+        reject(new MlopsError('SERVER_START_FAILED', `the model server for ${release.version} exited (${signal ?? `code ${code}`}) before it was ready:\n${stderr.join('\n') || '(no output)'}`, {hint: `Try it alone: "mlops serve ${target.join(' ')}".`}))
+      }
+      child.once('exit', onExit)
+      lines.once('line', (line) => {
+        clearTimeout(timer)
+        child.off('exit', onExit)
+        try {
+          resolve(JSON.parse(line) as ReadyLine)
+        } catch {
+          child.kill('SIGKILL')
+          reject(new MlopsError('SERVER_START_FAILED', `the model server for ${release.version} printed "${line.slice(0, 200)}" instead of its JSON ready line`))
+        }
+      })
+    })
+    lines.on('line', (line) => this.options.log(`[${release.version}] ${line}`))
+    this.url = ready.url
+    this.pid = ready.pid
+    this.servedVersion = ready.version
+    this.pool = new Pool(ready.url, {connections: 128, pipelining: 1, keepAliveTimeout: 4000, keepAliveMaxTimeout: 60_000, headersTimeout: 120_000, bodyTimeout: 120_000})
+    this.ready = true
+    this.backoffMs = 500
+    this.options.onChange?.()
+    child.once('exit', (code, signal) => this.onUnexpectedExit(child, code, signal))
+  }
+
+  private onUnexpectedExit(child: ChildProcess, code: number | null, signal: string | null): void {
+    if (this.stopping || child !== this.child) return
+    this.ready = false
+    this.options.log(`[${this.release.version}] model server pid ${this.pid} exited (${signal ?? `code ${code}`}); restarting in ${this.backoffMs} ms`)
+    const pool = this.pool
+    this.pool = undefined
+    this.pid = undefined
+    void pool?.destroy().catch(() => undefined)
+    this.options.onChange?.()
+    this.restartTimer = setTimeout(() => void this.restart(), this.backoffMs)
+    this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2)
+  }
+
+  private async restart(): Promise<void> {
+    if (this.stopping) return
+    this.restarts++
+    try {
+      await this.start()
+    } catch (error) {
+      this.options.log(`[${this.release.version}] restart failed: ${(error as Error).message}`)
+      if (!this.stopping) this.restartTimer = setTimeout(() => void this.restart(), this.backoffMs)
+      this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2)
+    }
+  }
+
+  acquire(): void {
+    this.inFlight++
+  }
+
+  releaseOne(): void {
+    this.inFlight--
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+      for (const wake of this.idleWaiters.splice(0)) wake()
+    }
+  }
+
+  /**
+   * Retires the server: the gateway has already stopped routing to it, so wait for requests still on their way, then
+   * SIGTERM (the server drains its own in-flight requests) and wait for it to exit.
+   */
+  async stop(drainMs = 30_000): Promise<void> {
+    this.stopping = true
+    clearTimeout(this.restartTimer)
+    if (this.inFlight > 0) await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, drainMs)
+      this.idleWaiters.push(() => (clearTimeout(timer), resolve()))
+    })
+    this.ready = false
+    const child = this.child
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), drainMs)
+      await exited
+      clearTimeout(timer)
+    }
+    await this.pool?.close().catch(() => undefined)
+    this.pool = undefined
+    this.pid = undefined
+    this.options.onChange?.()
+  }
+}
