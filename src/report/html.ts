@@ -60,9 +60,12 @@ export function htmlTable(headers: string[], rows: {cells: string[]; classes?: (
 /** Grouped vertical bars: one group per label, one bar per series (e.g. baseline vs current share per bin). */
 export function barChart(labels: string[], series: ChartSeries[], options: ChartOptions = {}): string {
   const width = options.width ?? 640
-  const height = options.height ?? 240
+  // Labels are drawn at -35°: leave room below them for their length and for the legend.
+  const labelDrop = Math.ceil(Math.max(0, ...labels.map((l) => shorten(l).length)) * 7 * Math.sin((35 * Math.PI) / 180))
+  const bottom = Math.max(56, labelDrop + 40)
+  const height = (options.height ?? 240) + bottom - 56
   const format = options.format ?? defaultFormat
-  const plot = {left: 48, right: 8, top: options.title ? 22 : 8, bottom: 56}
+  const plot = {left: 48, right: 8, top: options.title ? 22 : 8, bottom}
   const innerW = width - plot.left - plot.right
   const innerH = height - plot.top - plot.bottom
   const max = niceMax(Math.max(0, ...series.flatMap((s) => s.values.filter(Number.isFinite))))
