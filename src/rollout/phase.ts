@@ -5,6 +5,8 @@ import type {Measurement, PhaseResult, RolloutState} from './types.js'
 export function calculatePhase(state: RolloutState, measurement: Measurement, now: Date, test?: {passed: boolean}): PhaseResult {
   const {stable, candidate, outcome} = state
   if (!candidate || state.stage === 'full') {
+    // Nothing to judge, but nothing may be answering either: a gateway that cannot be reached is not Healthy.
+    if (measurement.error) return {phase: 'Degraded', reason: `${stable.version} should serve all traffic, but ${measurement.error}`}
     if (outcome?.result === 'rolled-back' && outcome.version !== stable.version) {
       return {phase: 'RolledBack', reason: `${outcome.version} was rolled back (${outcome.reason}); ${stable.version} serves all traffic`}
     }

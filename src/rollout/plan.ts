@@ -16,6 +16,8 @@ export interface DeployRequest {
   weight?: number
   auto: boolean
   settings: DeploySettings
+  /** Who starts it: the gateway records its own automatic changes under this name. */
+  actor?: string
 }
 
 export function planDeploy(current: RolloutState | undefined, request: DeployRequest, now: Date): Transition | undefined {
@@ -40,6 +42,7 @@ export function planDeploy(current: RolloutState | undefined, request: DeployReq
     mirrorMaxInFlight: settings.mirrorMaxInFlight,
     ...(settings.stickyHeader ? {stickyHeader: settings.stickyHeader} : {}),
     port: current?.port ?? settings.port,
+    ...(request.actor ? {startedBy: request.actor} : {}),
   }
   const from = current ? point(current) : undefined
   if (stage === 'full') {

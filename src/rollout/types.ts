@@ -137,7 +137,8 @@ export interface Change {
   version: string
   digest?: string
   from?: StagePoint
-  to: StagePoint
+  /** Absent for `down`: nothing serves afterwards. */
+  to?: StagePoint
   reason: string
   gate?: string
 }

@@ -1,0 +1,67 @@
+import {Args, Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {UsageError} from '../errors.js'
+import {type RolloutResult, deploy, waitForOutcome} from '../rollout/deploy.js'
+import {renderStatus} from '../rollout/render.js'
+import type {Outcome, Stage} from '../rollout/types.js'
+
+export default class Deploy extends BaseCommand {
+  static override summary = 'Roll a release out on the local gateway: in full, as a shadow, or as a canary.'
+  static override description = `The gateway (started on first use) answers on the same routes as "mlops serve" and names the version in x-model-version. --shadow: stable answers, the candidate sees a copy of the traffic and its answers are compared. --canary N: N% of requests are answered by the candidate. The artifact is verified first. With --auto the steps (deploy.steps) advance by themselves while the analysis passes and roll back when it fails; --wait blocks until the rollout ends.
+
+Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled back, naming the gate), 2 usage or configuration error, 3 another command holds the deploy lock, or --timeout passed while still rolling out.`
+
+  static override examples = ['<%= config.bin %> deploy 1.0.0 --full --port 8080', '<%= config.bin %> deploy 1.1.0 --shadow', '<%= config.bin %> deploy 1.1.0 --canary 5', '<%= config.bin %> deploy 1.1.0 --canary 5 --auto --wait --json']
+
+  static override args = {ref: Args.string({description: 'Artifact: a version, name@version, digest or .tar path.', required: true, ignoreStdin: true})}
+
+  static override flags = {
+    full: Flags.boolean({description: 'Serve all traffic with this release (the first release, or a direct replacement).', exclusive: ['shadow', 'canary']}),
+    shadow: Flags.boolean({description: 'Mirror traffic to this release and compare its answers; stable keeps answering.', exclusive: ['full', 'canary']}),
+    canary: Flags.integer({description: 'Send this percentage of requests to the release (default: the first of deploy.steps).', min: 1, max: 100, exclusive: ['full', 'shadow']}),
+    auto: Flags.boolean({description: 'Advance through deploy.steps while the analysis passes; roll back when it fails.'}),
+    wait: Flags.boolean({description: 'Block until the rollout ends: exit 0 promoted, 1 rolled back.'}),
+    timeout: Flags.integer({description: 'With --wait: give up waiting after this many seconds (exit 3; the rollout goes on).', min: 1, dependsOn: ['wait']}),
+    port: Flags.integer({description: 'Port of the gateway for client traffic. Default: deploy.port or 8080.', min: 1, max: 65535}),
+    actor: Flags.string({description: 'Who deploys, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
+    'test-report': Flags.string({description: 'The "mlops test --json" report of this artifact (required when deploy.analysis.gates.test.required).'}),
+    model: Flags.string({description: 'Deploy a bare .onnx file as version REF (development).', hidden: true}),
+    env: Flags.string({description: 'KEY=VALUE for this version\'s model server (repeatable).', hidden: true, multiple: true}),
+  }
+
+  async run(): Promise<RolloutResult & {outcome?: Outcome}> {
+    const {args, flags} = await this.parse(Deploy)
+    const stage: Stage | undefined = flags.full ? 'full' : flags.shadow ? 'shadow' : flags.canary === undefined ? undefined : 'canary'
+    if (!stage) throw new UsageError('STAGE_REQUIRED', 'say how to deploy: --full, --shadow or --canary N', {hint: `First release: "mlops deploy ${args.ref} --full"; next ones: "--shadow" or "--canary 5".`})
+    const result = await deploy({dir: flags.dir, ref: args.ref, stage, weight: flags.canary, auto: flags.auto, port: flags.port, actor: flags.actor, model: flags.model, env: parseEnv(flags.env), testReport: flags['test-report']})
+    this.say(result.changed ? `deployed ${result.version}: ${result.entry?.reason}` : `${result.version} already serves all traffic; nothing changed`)
+    this.say(renderStatus(result.status))
+    if (!flags.wait || !result.status.candidate) {
+      if (result.status.candidate) this.say(`\nnext: mlops status --watch | mlops promote | mlops rollback`)
+      return result
+    }
+    let last = ''
+    const outcome = await waitForOutcome({
+      dir: flags.dir, version: result.version, revision: result.status.revision, timeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
+      onUpdate: (status) => {
+        const line = `${status.phase}: ${status.reason}`
+        if (line !== last && !this.jsonEnabled()) process.stderr.write(`${line}\n`)
+        last = line
+      },
+    })
+    this.say(`promoted ${result.version}: ${outcome.reason}`)
+    return {...result, outcome}
+  }
+}
+
+function parseEnv(pairs: string[] | undefined): Record<string, string> | undefined {
+  if (!pairs) return undefined
+  const env: Record<string, string> = {}
+  for (const pair of pairs) {
+    const at = pair.indexOf('=')
+    if (at <= 0) throw new UsageError('BAD_ENV', `--env ${pair} is not KEY=VALUE`, {hint: 'Pass --env MLOPS_FAULT_ERROR_RATE=0.2, for example.'})
+    env[pair.slice(0, at)] = pair.slice(at + 1)
+  }
+  return env
+}

@@ -1,0 +1,27 @@
+import {Flags} from '@oclif/core'
+
+import {BaseCommand} from '../base-command.js'
+import {type RolloutResult, rollback} from '../rollout/deploy.js'
+import {renderStatus} from '../rollout/render.js'
+
+export default class Rollback extends BaseCommand {
+  static override summary = 'Take the candidate out at once; the stable release keeps serving.'
+  static override description = `Routing moves back to stable in one step (requests already sent to the candidate are answered), then the candidate's server stops. If the gateway died, it is started again first.
+
+Exit codes: 0 rolled back, 1 failed, 2 no rollout in progress or usage error, 3 another command holds the deploy lock.`
+
+  static override examples = ['<%= config.bin %> rollback', '<%= config.bin %> rollback --reason "label flips on segment B" --json']
+
+  static override flags = {
+    reason: Flags.string({description: 'Why, for the ledger.'}),
+    actor: Flags.string({description: 'Who rolls back, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
+  }
+
+  async run(): Promise<RolloutResult> {
+    const {flags} = await this.parse(Rollback)
+    const result = await rollback({dir: flags.dir, reason: flags.reason, actor: flags.actor})
+    this.say(`rolled back ${result.version}`)
+    this.say(renderStatus(result.status))
+    return result
+  }
+}

@@ -1,0 +1,292 @@
+// What deploy, promote, rollback, status, history and down do: plan under the lock, prepare the target, commit, reconcile.
+import {createHash} from 'node:crypto'
+import {existsSync} from 'node:fs'
+import {readFile} from 'node:fs/promises'
+import {resolve} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {verificationError, verifyArtifact} from '../artifact/inspect.js'
+import {loadConfig} from '../config/load.js'
+import {ExitCode, MlopsError, UsageError} from '../errors.js'
+import {gitUser} from '../system/git.js'
+import {LocalTarget} from '../targets/local/index.js'
+import type {DeployTarget, TargetRuntime} from '../targets/types.js'
+import {deploySettings} from './config.js'
+import {calculatePhase} from './phase.js'
+import {type Transition, planDeploy, planPromote, planRollback} from './plan.js'
+import {type DeployPaths, appendLedger, deployPaths, readLedger, readState, removeState, withLock, writeState} from './state.js'
+import type {Analysis, LedgerEntry, Measurement, Outcome, Phase, Release, RolloutState, Stage, StepMetrics} from './types.js'
+
+interface Common {
+  dir: string
+  /** Recorded in the ledger; default the git user, then the OS user. */
+  actor?: string
+  now?: () => Date
+  /** Default: the local gateway of the project. */
+  target?: DeployTarget
+}
+
+export interface DeployOptions extends Common {
+  /** An artifact ref (version, name@version, digest, .tar path); with `model`, the version to call it. */
+  ref: string
+  stage: Stage
+  weight?: number
+  auto?: boolean
+  port?: number
+  /** A bare .onnx file served as `ref` (development and tests): no artifact, so no verification. */
+  model?: string
+  env?: Record<string, string>
+  /** A `mlops test` report (JSON with digest and passed) for the artifact. */
+  testReport?: string
+}
+
+/** What every rollout command returns: the change made (if any) and where the rollout stands now. */
+export interface RolloutResult {
+  action: 'deploy' | 'promote' | 'rollback'
+  changed: boolean
+  version: string
+  entry?: LedgerEntry
+  status: StatusResult
+}
+
+export interface StatusResult {
+  phase: Phase
+  reason: string
+  revision: number
+  stage: Stage
+  auto: boolean
+  url: string
+  stable: {version: string; digest?: string; weight: number}
+  candidate?: {version: string; digest?: string; weight: number; mirrored?: number}
+  analysis?: Analysis
+  metrics?: StepMetrics
+  gateway: {running: boolean; error?: string; pid?: number; revision?: number; servers?: TargetRuntime['servers']}
+  outcome?: Outcome
+}
+
+export async function deploy(options: DeployOptions): Promise<RolloutResult> {
+  const loaded = await loadConfig(options.dir)
+  const settings = deploySettings(loaded.config.deploy)
+  if (options.port !== undefined) settings.port = options.port
+  const release = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
+  const ctx = await context(options, loaded.dir)
+  return withLock(ctx.paths, `mlops deploy ${release.version}${options.stage === 'full' ? ' --full' : ` --${options.stage}`}`, async () => {
+    const current = await readState(ctx.paths)
+    const transition = planDeploy(current, {release, stage: options.stage, weight: options.weight, auto: Boolean(options.auto), settings, actor: ctx.actor}, ctx.now())
+    if (!transition) {
+      // Already the desired state; make sure it is also what runs (the gateway may have been killed).
+      await ctx.target.prepare([current!.stable], current!.port)
+      await ctx.target.reconcile()
+      return {action: 'deploy', changed: false, version: release.version, status: await statusOf(ctx, current!)}
+    }
+    const entry = await commit(ctx, transition, undefined)
+    return {action: 'deploy', changed: true, version: release.version, entry, status: await statusOf(ctx, transition.state)}
+  })
+}
+
+export interface PromoteOptions extends Common {
+  to?: number
+}
+
+export async function promote(options: PromoteOptions): Promise<RolloutResult> {
+  const ctx = await context(options, options.dir)
+  return withLock(ctx.paths, `mlops promote${options.to === undefined ? '' : ` --to ${options.to}`}`, async () => {
+    const current = await readState(ctx.paths)
+    const transition = planPromote(current, {to: options.to}, ctx.now())
+    const entry = await commit(ctx, transition, current)
+    return {action: 'promote', changed: true, version: transition.change.version, entry, status: await statusOf(ctx, transition.state)}
+  })
+}
+
+export interface RollbackOptions extends Common {
+  reason?: string
+}
+
+export async function rollback(options: RollbackOptions): Promise<RolloutResult> {
+  const ctx = await context(options, options.dir)
+  return withLock(ctx.paths, 'mlops rollback', async () => {
+    const current = await readState(ctx.paths)
+    const transition = planRollback(current, {reason: options.reason ?? `rolled back by ${ctx.actor}`}, ctx.now())
+    const entry = await commit(ctx, transition, current)
+    return {action: 'rollback', changed: true, version: transition.change.version, entry, status: await statusOf(ctx, transition.state)}
+  })
+}
+
+export async function status(options: Common): Promise<StatusResult> {
+  const ctx = await context(options, options.dir)
+  const state = await readState(ctx.paths)
+  if (!state) throw notDeployed()
+  return statusOf(ctx, state)
+}
+
+export interface HistoryResult {
+  entries: LedgerEntry[]
+  /** Ledger lines that were not readable (a write torn by a crash). */
+  skipped: number
+}
+
+export async function history(options: {dir: string; limit?: number}): Promise<HistoryResult> {
+  const {entries, skipped} = await readLedger(deployPaths(options.dir))
+  return {entries: options.limit === undefined ? entries : entries.slice(-options.limit), skipped}
+}
+
+export interface DownResult {
+  stopped: boolean
+  pid?: number
+  entry?: LedgerEntry
+}
+
+export async function down(options: Common): Promise<DownResult> {
+  const ctx = await context(options, options.dir)
+  return withLock(ctx.paths, 'mlops down', async () => {
+    const state = await readState(ctx.paths)
+    const stopped = await ctx.target.stop()
+    if (!state) return stopped
+    await removeState(ctx.paths)
+    const entry: LedgerEntry = {
+      action: 'down', automatic: false, version: state.stable.version, ...(state.stable.digest ? {digest: state.stable.digest} : {}),
+      from: {stage: state.stage, weight: state.weight, stable: state.stable.version, ...(state.candidate ? {candidate: state.candidate.version} : {})},
+      reason: state.candidate ? `stopped during the rollout of ${state.candidate.version}` : 'stopped',
+      at: ctx.now().toISOString(), actor: ctx.actor, revision: state.revision + 1,
+    }
+    await appendLedger(ctx.paths, entry)
+    return {...stopped, entry}
+  })
+}
+
+export interface WaitOptions {
+  dir: string
+  version: string
+  /** Only outcomes after this revision count. */
+  revision: number
+  timeoutMs?: number
+  pollMs?: number
+  onUpdate?: (status: StatusResult) => void
+  target?: DeployTarget
+  now?: () => Date
+}
+
+/** Blocks until the rollout of `version` ends; throws ROLLED_BACK (exit 1) naming the gate, or IN_PROGRESS (exit 3) past the timeout. */
+export async function waitForOutcome(options: WaitOptions): Promise<Outcome> {
+  const ctx = await context(options, options.dir)
+  const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs
+  for (;;) {
+    const state = await readState(ctx.paths)
+    if (!state) throw new MlopsError('STOPPED', `the deployment was stopped while waiting for ${options.version}`, {hint: 'See "mlops history".'})
+    const outcome = state.outcome
+    if (state.revision > options.revision && outcome?.version === options.version && !state.candidate) {
+      if (outcome.result === 'promoted') return outcome
+      throw new MlopsError('ROLLED_BACK', `${options.version} was rolled back${outcome.gate ? ` by the ${outcome.gate} gate` : ''}: ${outcome.reason}`, {hint: 'See "mlops history" for the figures; fix the model, package a new version and deploy it.', details: outcome})
+    }
+    if (state.candidate?.version !== options.version) {
+      throw new MlopsError('SUPERSEDED', `the rollout of ${options.version} ended without an outcome for it (now: ${state.candidate?.version ?? state.stable.version})`, {hint: 'See "mlops history".'})
+    }
+    if (options.onUpdate) options.onUpdate(await statusOf(ctx, state))
+    if (Date.now() >= deadline) {
+      throw new MlopsError('IN_PROGRESS', `${options.version} is still rolling out after ${Math.round(options.timeoutMs! / 1000)}s`, {exitCode: ExitCode.inProgress, hint: 'Run "mlops status --watch" to follow it, or "mlops deploy … --wait" again.'})
+    }
+    await sleep(options.pollMs ?? 500)
+  }
+}
+
+interface Context {
+  paths: DeployPaths
+  target: DeployTarget
+  actor: string
+  now: () => Date
+}
+
+async function context(options: {dir: string; actor?: string; now?: () => Date; target?: DeployTarget}, projectDir: string): Promise<Context> {
+  const paths = deployPaths(projectDir)
+  const actor = options.actor ?? (await gitUser(projectDir)) ?? process.env.USER ?? process.env.USERNAME ?? 'unknown'
+  return {paths, target: options.target ?? new LocalTarget(paths, resolve(projectDir)), actor, now: options.now ?? (() => new Date())}
+}
+
+/**
+ * The one way a change lands: the new servers ready first (the gateway restarted if it died), then the desired state and
+ * its ledger entry written (the commit point), then the gateway told to follow. A crash after the commit is picked up by
+ * the gateway's own loop, which re-reads the state.
+ */
+async function commit(ctx: Context, transition: Transition, current: RolloutState | undefined): Promise<LedgerEntry> {
+  const {state, change} = transition
+  const before = current ? await ctx.target.observe() : undefined
+  await ctx.target.prepare([state.stable, ...(state.candidate && state.stage !== 'full' ? [state.candidate] : [])], state.port)
+  await writeState(ctx.paths, state)
+  const analysis = current?.candidate && before ? calculatePhase(current, before.measurement, ctx.now()).analysis : undefined
+  const entry: LedgerEntry = {
+    ...change,
+    at: ctx.now().toISOString(),
+    actor: ctx.actor,
+    revision: state.revision,
+    ...(analysis ? {analysis: {verdict: analysis.verdict, gates: analysis.gates, ...(before?.measurement.metrics ? {metrics: before.measurement.metrics} : {})}} : {}),
+    ...(state.candidate?.testReport && change.action === 'deploy' ? {testReport: state.candidate.testReport} : {}),
+  }
+  await appendLedger(ctx.paths, entry)
+  await ctx.target.reconcile()
+  return entry
+}
+
+async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult> {
+  const {measurement, runtime} = await ctx.target.observe()
+  const phase = calculatePhase(state, measurement, ctx.now())
+  const candidateWeight = state.stage === 'canary' ? state.weight : 0
+  return {
+    phase: phase.phase,
+    reason: phase.reason,
+    revision: state.revision,
+    stage: state.stage,
+    auto: state.auto,
+    url: `http://127.0.0.1:${state.port}`,
+    stable: {version: state.stable.version, ...(state.stable.digest ? {digest: state.stable.digest} : {}), weight: 100 - candidateWeight},
+    ...(state.candidate && state.stage !== 'full' ? {candidate: {version: state.candidate.version, ...(state.candidate.digest ? {digest: state.candidate.digest} : {}), weight: candidateWeight, ...(state.stage === 'shadow' ? {mirrored: state.shadowShare} : {})}} : {}),
+    ...(phase.analysis ? {analysis: phase.analysis} : {}),
+    ...(measurement.metrics ? {metrics: measurement.metrics} : {}),
+    gateway: gatewayView(measurement, runtime),
+    ...(state.outcome ? {outcome: state.outcome} : {}),
+  }
+}
+
+function gatewayView(measurement: Measurement, runtime: TargetRuntime | undefined): StatusResult['gateway'] {
+  if (!runtime) return {running: false, ...(measurement.error ? {error: measurement.error} : {})}
+  return {running: true, pid: runtime.pid, ...(runtime.revision === undefined ? {} : {revision: runtime.revision}), servers: runtime.servers}
+}
+
+async function resolveRelease(options: DeployOptions, projectDir: string, requireTest: boolean): Promise<Release> {
+  const env = options.env && Object.keys(options.env).length > 0 ? {env: options.env} : {}
+  if (options.model) {
+    const model = resolve(projectDir, options.model)
+    if (!existsSync(model)) throw new UsageError('MODEL_NOT_FOUND', `the model file ${options.model} does not exist`, {hint: 'Pass the path of an .onnx file, or deploy a packaged artifact by version.'})
+    if (requireTest) throw new UsageError('TEST_REQUIRED', 'deploy.analysis.gates.test.required is set, and a bare model file has no test report', {hint: 'Package it ("mlops package"), test it ("mlops test"), then deploy the artifact.'})
+    return {version: options.ref, model, ...env}
+  }
+  const report = await verifyArtifact({dir: projectDir, ref: options.ref})
+  if (!report.ok) throw verificationError(report)
+  const path = resolve(projectDir, options.ref)
+  const ref = options.ref.endsWith('.tar') && existsSync(path) ? path : report.digest
+  const testReport = await checkTestReport(options.testReport, report.digest, requireTest, report.version ?? options.ref)
+  return {version: report.version ?? options.ref, ref, digest: report.digest, ...(testReport ? {testReport} : {}), ...env}
+}
+
+/** The test gate at deploy time: a report for this very digest that passed; its own sha256 goes into the ledger. */
+async function checkTestReport(path: string | undefined, digest: string, required: boolean, version: string): Promise<string | undefined> {
+  if (!path) {
+    if (required) throw new MlopsError('TEST_REQUIRED', `deploy.analysis.gates.test.required is set and no "mlops test" report was given for ${version}`, {hint: `Run "mlops test ${version} --json > report.json", then deploy with --test-report report.json.`})
+    return undefined
+  }
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new UsageError('TEST_REPORT_NOT_FOUND', `cannot read the test report ${path}`, {hint: 'Pass the file "mlops test --json" wrote.'})
+  })
+  let report: {digest?: string; passed?: boolean; ok?: boolean}
+  try {
+    report = JSON.parse(text) as typeof report
+  } catch {
+    throw new UsageError('TEST_REPORT_INVALID', `the test report ${path} is not JSON`, {hint: 'Pass the file "mlops test --json" wrote.'})
+  }
+  if (report.digest !== digest) throw new MlopsError('TEST_REPORT_MISMATCH', `the test report ${path} is for ${report.digest ?? 'no digest'}, not ${version} (${digest})`, {hint: `Run "mlops test ${version}" and pass its report.`})
+  if (report.passed !== true && report.ok !== true) throw new MlopsError('TEST_FAILED', `"mlops test" did not pass for ${version} (${path})`, {hint: 'Fix what the report lists, package a new version, test and deploy it.'})
+  return `sha256:${createHash('sha256').update(text).digest('hex')}`
+}
+
+function notDeployed(): UsageError {
+  return new UsageError('NOT_DEPLOYED', 'nothing is deployed in this project', {hint: 'Deploy a first release with "mlops deploy VERSION --full".'})
+}

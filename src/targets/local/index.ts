@@ -1,0 +1,33 @@
+// The local target: one detached gateway process per project, found through .mlops/deploy/gateway.json.
+import type {DeployPaths} from '../../rollout/state.js'
+import type {Measurement, Release} from '../../rollout/types.js'
+import type {DeployTarget, TargetRuntime} from '../types.js'
+import {ensureGateway, findGateway, stopGateway} from './control.js'
+
+export class LocalTarget implements DeployTarget {
+  constructor(private readonly paths: DeployPaths, private readonly projectDir: string) {}
+
+  async prepare(releases: Release[], port: number): Promise<void> {
+    const gateway = await ensureGateway(this.paths, this.projectDir, port)
+    if (releases.length > 0) await gateway.prepare(releases)
+  }
+
+  async reconcile(): Promise<void> {
+    await (await findGateway(this.paths))?.reconcile()
+  }
+
+  async observe(): Promise<{measurement: Measurement; runtime?: TargetRuntime}> {
+    const gateway = await findGateway(this.paths)
+    if (!gateway) return {measurement: {error: 'the gateway is not running'}}
+    try {
+      const status = await gateway.status()
+      return {measurement: status.measurement, runtime: {pid: status.pid, port: status.port, startedAt: status.startedAt, revision: status.revision, servers: status.servers}}
+    } catch (error) {
+      return {measurement: {error: `the gateway (pid ${gateway.info.pid}) does not answer: ${(error as Error).message}`}}
+    }
+  }
+
+  stop(): Promise<{stopped: boolean; pid?: number}> {
+    return stopGateway(this.paths)
+  }
+}
