@@ -174,7 +174,7 @@ export async function waitForOutcome(options: WaitOptions): Promise<Outcome> {
     const state = await readState(ctx.paths)
     if (!state) throw new MlopsError('STOPPED', `the deployment was stopped while waiting for ${options.version}`, {hint: 'See "mlops history".'})
     const outcome = state.outcome
-    if (state.revision > options.revision && outcome?.version === options.version && !state.candidate) {
+    if (state.revision > options.revision && outcome?.version === options.version && !state.candidate && (await applied(ctx, state))) {
       if (outcome.result === 'promoted') return outcome
       throw new MlopsError('ROLLED_BACK', `${options.version} was rolled back${outcome.gate ? ` by the ${outcome.gate} gate` : ''}: ${outcome.reason}`, {hint: 'See "mlops history" for the figures; fix the model, package a new version and deploy it.', details: outcome})
     }
@@ -187,6 +187,12 @@ export async function waitForOutcome(options: WaitOptions): Promise<Outcome> {
     }
     await sleep(options.pollMs ?? 500)
   }
+}
+
+/** Whether the target runs the state on disk: an outcome counts once routing follows it. */
+async function applied(ctx: Context, state: RolloutState): Promise<boolean> {
+  const {runtime} = await ctx.target.observe()
+  return runtime === undefined || (runtime.revision ?? 0) >= state.revision
 }
 
 interface Context {

@@ -15,6 +15,7 @@ describe('rollout phase', () => {
     {name: 'stable alone is Healthy', state: stable(), measurement: {}, seconds: 0, phase: 'Healthy', reason: /^1.0.0 serves all traffic$/},
     {name: 'after a rollback, RolledBack names the version and why', state: rolledBack, measurement: {}, seconds: 0, phase: 'RolledBack', reason: /1.1.0 was rolled back \(error rate up\); 1.0.0 serves/},
     {name: 'a later full deploy is Healthy again', state: {...rolledBack, stable: {version: '1.1.0'}}, measurement: {}, seconds: 0, phase: 'Healthy', reason: /1.1.0 serves all traffic/},
+    {name: 'stable alone with the gateway down is Degraded', state: stable(), measurement: {error: 'the gateway is not running'}, seconds: 0, phase: 'Degraded', reason: /1.0.0 should serve all traffic, but the gateway is not running/},
     {name: 'manual canary is Paused waiting for promote', state: rollout('canary', 5, false), measurement: passing, seconds: 60, phase: 'Paused', reason: /canary 5%: waiting for "mlops promote" \(analysis passed\)/},
     {name: 'manual canary with thin data says why', state: rollout('canary', 5, false), measurement: thin, seconds: 60, phase: 'Paused', reason: /analysis inconclusive: waiting for data: candidate 20\/100/},
     {name: 'manual canary failing is Degraded with the command to run', state: rollout('canary', 5, false), measurement: failing, seconds: 1, phase: 'Degraded', reason: /error rate: candidate 25.0%.*run "mlops rollback"/},

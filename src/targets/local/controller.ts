@@ -69,11 +69,12 @@ export class Controller {
           revision: transition.state.revision,
           analysis: {verdict: analysis.verdict, gates: analysis.gates, ...(gateway.measurement().metrics ? {metrics: gateway.measurement().metrics} : {})},
         })
+        log(`${transition.change.action} ${transition.change.version}: ${transition.change.reason}`)
+        // Still under the lock, as commands do: whoever reads the new state next finds it applied.
+        await gateway.apply(transition.state)
       } finally {
         lock.release()
       }
-      log(`${transition.change.action} ${transition.change.version}: ${transition.change.reason}`)
-      await gateway.apply(transition.state)
     } catch (error) {
       log(`controller: ${(error as Error).message}`)
     }
