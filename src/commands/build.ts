@@ -7,7 +7,6 @@ import {UsageError} from '../errors.js'
 import {type BuildResult, buildImage} from '../image/build.js'
 import {ENGINE_NAMES, type EngineName} from '../image/config.js'
 import {formatBytes} from '../system/format.js'
-import {Progress} from '../system/terminal.js'
 
 export default class Build extends BaseCommand {
   static override summary = 'Build an OCI image that serves an artifact with "mlops serve", with docker, podman or buildah; optionally push it.'
@@ -39,7 +38,6 @@ Exit codes: 0 built (and pushed), 1 the engine failed or none was found, or the 
 
   async run(): Promise<BuildResult> {
     const {args, flags} = await this.parse(Build)
-    const progress = new Progress('building', this.showProgress)
     const result = await buildImage({
       dir: flags.dir,
       ref: args.ref,
@@ -52,9 +50,10 @@ Exit codes: 0 built (and pushed), 1 the engine failed or none was found, or the 
       push: flags.push,
       tlsVerify: flags['tls-verify'],
       buildahVfs: flags['buildah-vfs'] || undefined,
-      onProgress: (step) => progress.update(0, step),
+      // The engine's own log, as "docker build" shows it, between our steps; --json stays one document on stdout.
+      onLine: this.jsonEnabled() ? undefined : (line) => process.stderr.write(`${line}\n`),
+      onProgress: this.jsonEnabled() ? undefined : (step) => process.stderr.write(`mlops build: ${step}\n`),
     })
-    progress.done()
     for (const warning of [...result.skippedEngines.map((s) => `passed over ${s}`), ...result.warnings]) this.warn(warning)
     this.say(`built ${result.reference} with ${result.engine}: ${result.imageId.slice(0, 19)}, ${formatBytes(result.size)}, ${result.layers.length} layers`)
     this.say(`  ${result.name}@${result.version} ${result.artifactDigest}; Dockerfile ${relative(process.cwd(), result.dockerfile) || result.dockerfile}${result.generated ? '' : ' (your own)'}`)

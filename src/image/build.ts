@@ -11,7 +11,7 @@ import {packageRoot, templatesDir} from '../paths.js'
 import type {EngineName, ImageConfig} from './config.js'
 import {DEFAULT_BASE_IMAGE, formatReference, imageLabels, parseReference, renderDockerfile} from './dockerfile.js'
 import {detectEngine, type ImageEngine} from './engine.js'
-import {copyRuntime, fixDirectoryTimes, type RuntimeSummary} from './runtime.js'
+import {copyRuntime, fixTimes, type RuntimeSummary} from './runtime.js'
 
 export interface BuildOptions {
   /** Project directory (mlops.yaml, the artifact store); also where `.mlops/build/` goes. */
@@ -176,7 +176,7 @@ async function writeContext(input: ContextInput): Promise<{dir: string; dockerfi
     labels: input.labels,
     locale: options.locale ?? config.locale ?? true,
   }))
-  await fixDirectoryTimes(join(dir, 'home'))
+  await fixTimes(dir)
   // The labels are in the Dockerfile, so a hand-run "docker build" of this folder gets them too.
   return {dir, dockerfile, labels: {}, runtime}
 }

@@ -49,6 +49,9 @@ export interface EngineOptions {
 
 const INSTALL_HINT = 'Install docker, podman or buildah (e.g. "sudo apt-get install buildah"); on GitHub Actions docker is preinstalled.'
 
+const DAEMON_DOWN = /Cannot connect to the Docker daemon|Is the docker daemon running|docker\.sock/i
+const DAEMON_HINT = 'Start Docker (Docker Desktop, or "sudo systemctl start docker"), or build with another engine: --engine podman or --engine buildah.'
+
 export function createEngine(name: EngineName, options: EngineOptions = {}): ImageEngine {
   switch (name) {
     case 'docker':
@@ -116,7 +119,9 @@ async function engineRun(command: string, args: string[], failure: Failure, onLi
     if (error instanceof CommandNotFoundError) throw new MlopsError('ENGINE_NOT_FOUND', `${command} was not found on PATH`, {hint: INSTALL_HINT})
     if (!(error instanceof CommandFailedError)) throw error
     const status = error.status === undefined ? '' : ` (exit code ${error.status})`
-    throw new MlopsError(failure.code, `${command} ${failure.what} failed${status}${error.stderrTail ? `:\n${error.stderrTail}` : ''}`, {hint: failure.hint, details: error.details, cause: error})
+    // The usual docker failure is not the Dockerfile at all but a daemon that is not running.
+    const hint = DAEMON_DOWN.test(error.stderrTail) ? DAEMON_HINT : failure.hint
+    throw new MlopsError(failure.code, `${command} ${failure.what} failed${status}${error.stderrTail ? `:\n${error.stderrTail}` : ''}`, {hint, details: error.details, cause: error})
   }
 }
 

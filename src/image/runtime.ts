@@ -1,7 +1,7 @@
 // Copies this mlops installation (its published files and production dependencies) into a build context, so images
 // run the exact code that was tested and builds need no npm registry; onnxruntime-node keeps only the target's binaries.
 import {existsSync} from 'node:fs'
-import {copyFile, link, lstat, mkdir, readdir, readFile, readlink, symlink, utimes} from 'node:fs/promises'
+import {copyFile, lstat, lutimes, mkdir, readdir, readFile, readlink, symlink, utimes} from 'node:fs/promises'
 import {dirname, join, relative, sep} from 'node:path'
 
 import {MlopsError} from '../errors.js'
@@ -35,7 +35,10 @@ interface PackageJson {
   peerDependenciesMeta?: Record<string, {optional?: boolean}>
 }
 
-/** Directories get this mtime, so the layer tar of the same installation is the same whenever the context is written. */
+/**
+ * Every file and folder of a context gets this mtime: layer tars then depend on content alone, so a rebuild after
+ * "npm ci" or a recompile with the same output hits the engine's cache and gives the same layer digests.
+ */
 const FIXED_MTIME = new Date('2000-01-01T00:00:00.000Z')
 
 // npm always publishes these, whatever `files` says.
@@ -63,7 +66,6 @@ export async function copyRuntime(options: RuntimeOptions): Promise<RuntimeSumma
     const nested = join(source, 'node_modules')
     await copyTree(source, join(modulesDir, target), summary, (path) => (path === nested ? 'exclude' : name === 'onnxruntime-node' && prune(relative(source, path)) ? 'prune' : undefined))
   }
-  await fixDirectoryTimes(options.targetDir)
   return summary
 }
 
@@ -141,7 +143,7 @@ async function readPackageJson(dir: string): Promise<PackageJson> {
   return JSON.parse(await readFile(join(dir, 'package.json'), 'utf8')) as PackageJson
 }
 
-/** Hard links where the file system allows (instant, no space), copies elsewhere; files keep their mtime either way. */
+/** Copies, never hard links: a recompile rewriting dist/ in place must not change a context already written. */
 async function copyTree(source: string, target: string, summary: RuntimeSummary, skip: (path: string) => 'exclude' | 'prune' | undefined): Promise<void> {
   const skipped = skip(source)
   if (skipped === 'exclude') return
@@ -157,12 +159,7 @@ async function copyTree(source: string, target: string, summary: RuntimeSummary,
     return
   }
   if (!info.isFile()) return
-  try {
-    await link(source, target)
-  } catch {
-    await copyFile(source, target)
-    await utimes(target, info.atime, info.mtime)
-  }
+  await copyFile(source, target)
   summary.files++
   summary.bytes += info.size
 }
@@ -177,9 +174,12 @@ async function countPruned(path: string, summary: RuntimeSummary): Promise<void>
   }
 }
 
-export async function fixDirectoryTimes(dir: string): Promise<void> {
+/** Sets FIXED_MTIME on everything under `dir` (symbolic links themselves, not their targets). */
+export async function fixTimes(dir: string): Promise<void> {
   for (const entry of await readdir(dir, {withFileTypes: true})) {
-    if (entry.isDirectory()) await fixDirectoryTimes(join(dir, entry.name))
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) await fixTimes(path)
+    else await lutimes(path, FIXED_MTIME, FIXED_MTIME)
   }
   await utimes(dir, FIXED_MTIME, FIXED_MTIME)
 }

@@ -1,0 +1,147 @@
+// Fixtures for image tests: buildah on vfs, a Node base image made from this machine, a registry on 127.0.0.1, skopeo.
+import {execFileSync} from 'node:child_process'
+import {chmod, copyFile, mkdir, mkdtemp, realpath, rm, writeFile} from 'node:fs/promises'
+import {createServer} from 'node:net'
+import {tmpdir} from 'node:os'
+import {dirname, join} from 'node:path'
+
+import {execa, type ResultPromise} from 'execa'
+
+import {packageRoot} from '../../src/paths.js'
+import {run, which} from '../../src/system/exec.js'
+
+/** What the tests pass as --base-image: node:20-bookworm-slim cannot be pulled here, so they make their own. */
+export const BASE_IMAGE = 'localhost/mlops-test-node:20'
+
+export const buildahMissing = async (): Promise<string | undefined> => ((await which('buildah')) ? undefined : 'buildah is not installed (apt-get install buildah), so no image can be built here')
+
+export async function buildah(args: string[]): Promise<string> {
+  return (await run('buildah', ['--storage-driver', 'vfs', ...args])).stdout
+}
+
+let baseImage: Promise<string> | undefined
+
+/**
+ * A Node 20 runtime image built FROM scratch out of this machine's node binary and the shared libraries it and
+ * onnxruntime-node load (as ldd lists them), plus dash for RUN steps, /tmp and a passwd with uid 1000: what
+ * node:20-bookworm-slim gives the generated Dockerfile, minus apt (so the locale stage cannot run on it). Built once per run.
+ */
+export function ensureBaseImage(): Promise<string> {
+  baseImage ??= makeBaseImage()
+  return baseImage
+}
+
+async function makeBaseImage(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mlops-test-base-'))
+  try {
+    const rootfs = join(dir, 'rootfs')
+    const node = await realpath(process.execPath)
+    const ortDir = join(packageRoot, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', process.arch)
+    const binaries = [node, '/bin/dash', join(ortDir, 'libonnxruntime.so.1'), join(ortDir, 'onnxruntime_binding.node')]
+    const libraries = new Set<string>()
+    for (const binary of binaries) {
+      for (const match of execFileSync('ldd', [binary], {encoding: 'utf8'}).matchAll(/(\/\S+) \(0x/g)) {
+        if (!match[1].startsWith(packageRoot)) libraries.add(match[1])
+      }
+    }
+    for (const library of libraries) await copyInto(rootfs, library, library)
+    await copyInto(rootfs, node, '/usr/local/bin/node')
+    await copyInto(rootfs, '/bin/dash', '/bin/sh')
+    await copyInto(rootfs, '/etc/ssl/certs/ca-certificates.crt', '/etc/ssl/certs/ca-certificates.crt').catch(() => undefined)
+    await mkdir(join(rootfs, 'tmp'), {recursive: true})
+    await chmod(join(rootfs, 'tmp'), 0o1777)
+    await writeFile(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n')
+    await writeFile(join(rootfs, 'etc', 'group'), 'root:x:0:\nnode:x:1000:\n')
+    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\n')
+    await buildah(['bud', '--isolation', 'chroot', '--format', 'docker', '--tag', BASE_IMAGE, dir])
+    return BASE_IMAGE
+  } finally {
+    await rm(dir, {recursive: true, force: true})
+  }
+}
+
+async function copyInto(rootfs: string, source: string, target: string): Promise<void> {
+  await mkdir(dirname(join(rootfs, target)), {recursive: true})
+  await copyFile(source, join(rootfs, target))
+  await chmod(join(rootfs, target), 0o755)
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const {port} = server.address() as {port: number}
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+export interface Registry {
+  /** host:port, e.g. 127.0.0.1:40123 */
+  address: string
+  stop: () => Promise<void>
+}
+
+/** The distribution registry (Debian's docker-registry) on a free port of 127.0.0.1, storing into a temp folder. */
+export async function startRegistry(): Promise<Registry> {
+  const dir = await mkdtemp(join(tmpdir(), 'mlops-test-registry-'))
+  const port = await freePort()
+  const address = `127.0.0.1:${port}`
+  const config = join(dir, 'config.yml')
+  await writeFile(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: ${address}\n`)
+  const child = execa('/usr/bin/docker-registry', ['serve', config], {reject: false})
+  const stop = async () => {
+    child.kill('SIGTERM')
+    await child
+    await rm(dir, {recursive: true, force: true})
+  }
+  await waitFor(async () => (await fetch(`http://${address}/v2/`)).ok, `the registry on ${address}`)
+  return {address, stop}
+}
+
+export async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return
+    } catch (error) {
+      last = error
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+  throw new Error(`${what} did not come up within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`)
+}
+
+export async function skopeo(reference: string, what: 'inspect' | 'config'): Promise<Record<string, unknown>> {
+  const args = what === 'config' ? ['inspect', '--config', '--raw'] : ['inspect']
+  return JSON.parse((await run('skopeo', [...args, '--tls-verify=false', `docker://${reference}`])).stdout) as Record<string, unknown>
+}
+
+/** A working container of `image` and a command running in it (host network under chroot isolation), stopped by stop(). */
+export interface RunningContainer {
+  process: ResultPromise
+  output: () => string
+  exec: (command: string[]) => Promise<string>
+  stop: () => Promise<void>
+}
+
+export async function runInImage(image: string, command: string[]): Promise<RunningContainer> {
+  const container = (await buildah(['from', image])).trim()
+  let output = ''
+  const child = execa('buildah', ['--storage-driver', 'vfs', 'run', '--isolation', 'chroot', container, '--', ...command], {reject: false, all: true})
+  child.all?.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8')
+  })
+  return {
+    process: child,
+    output: () => output,
+    exec: async (args) => buildah(['run', '--isolation', 'chroot', container, '--', ...args]),
+    stop: async () => {
+      child.kill('SIGTERM')
+      await child
+      await buildah(['rm', container])
+    },
+  }
+}
