@@ -1,4 +1,4 @@
-// How to run this same CLI as a child process, from the build (bin/run.js) or from the sources through tsx (development, tests).
+// How the gateway and its model servers are started as child processes: from the build, or from the sources through tsx.
 import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -11,13 +11,20 @@ export interface Invocation {
 
 const fromSources = import.meta.url.endsWith('.ts')
 
-/** `mlops …` as argv: bin/run.js, or bin/dev.js (which registers tsx itself) when running from src/. */
-export function cliInvocation(): Invocation {
-  return {command: process.execPath, args: [join(packageRoot, 'bin', fromSources ? 'dev.js' : 'run.js')]}
+function sibling(name: string): string {
+  return fileURLToPath(new URL(`./${name}.${fromSources ? 'ts' : 'js'}`, import.meta.url))
 }
 
-/** The gateway's entry point (main.ts next to this file), under tsx when running from src/. */
-export function gatewayInvocation(): Invocation {
-  const entry = fileURLToPath(new URL(fromSources ? './main.ts' : './main.js', import.meta.url))
+function node(entry: string): Invocation {
   return {command: process.execPath, args: fromSources ? ['--import', import.meta.resolve('tsx'), entry] : [entry]}
+}
+
+/** `mlops serve` (append its arguments): the installed CLI, or its command class under tsx when running from src/. */
+export function serveInvocation(): Invocation {
+  return fromSources ? node(sibling('serve-main')) : {command: process.execPath, args: [join(packageRoot, 'bin', 'run.js'), 'serve']}
+}
+
+/** The gateway's entry point (main.ts next to this file). */
+export function gatewayInvocation(): Invocation {
+  return node(sibling('main'))
 }

@@ -6,7 +6,7 @@ import {deployPaths, readState} from '../../rollout/state.js'
 import {Controller} from './controller.js'
 import {stopOrphans} from './control.js'
 import {Gateway} from './gateway.js'
-import {cliInvocation} from './invocation.js'
+import {serveInvocation} from './invocation.js'
 import type {Release} from '../../rollout/types.js'
 
 const {values} = parseArgs({options: {dir: {type: 'string'}, port: {type: 'string'}, host: {type: 'string'}}})
@@ -16,7 +16,7 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString()} 
 
 await stopOrphans(paths)
 const state = await readState(paths)
-const gateway = new Gateway({projectDir, paths, cli: cliInvocation(), log})
+const gateway = new Gateway({projectDir, paths, cli: serveInvocation(), log})
 const controller = new Controller({gateway, paths, log})
 
 let closing = false

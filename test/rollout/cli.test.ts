@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict'
+import {join} from 'node:path'
+import {fileURLToPath} from 'node:url'
+
+import {execa} from 'execa'
+
+import {assertMatchesSchema} from '../support/schema.js'
+import {FAST_ANALYSIS, type Project, XGB, burst, failures, project} from './helpers.js'
+
+const FIXTURE = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures', 'cli.ts')
+
+async function mlops(dir: string, args: string[]): Promise<{exitCode: number; json: Record<string, unknown>; stderr: string}> {
+  const result = await execa(process.execPath, ['--import', 'tsx', FIXTURE, ...args, '--dir', dir], {reject: false, env: {CI: 'true', MLOPS_ACTOR: 'ci-bot'}, timeout: 120_000})
+  let json: Record<string, unknown> = {}
+  try {
+    json = JSON.parse(String(result.stdout)) as Record<string, unknown>
+  } catch {
+    assert.fail(`not JSON: ${result.stdout}\n${result.stderr}`)
+  }
+  return {exitCode: result.exitCode ?? -1, json, stderr: String(result.stderr)}
+}
+
+describe('rollout commands through the CLI', function () {
+  this.timeout(180_000)
+  let p: Project
+
+  afterEach(async () => {
+    await p?.cleanup()
+  })
+
+  it('deploy, status, promote, history and down print their schemas; --auto --wait exits 1 naming the failed gate', async () => {
+    p = await project({steps: [50], analysis: FAST_ANALYSIS})
+    const first = await mlops(p.dir, ['deploy', '1.0.0', '--full', '--model', XGB, '--json'])
+    assert.equal(first.exitCode, 0, first.stderr)
+    assertMatchesSchema(first.json, 'deploy')
+    assert.equal((first.json.status as {phase: string}).phase, 'Healthy')
+
+    const canary = await mlops(p.dir, ['deploy', '1.1.0', '--canary', '10', '--model', XGB, '--json'])
+    assert.equal(canary.exitCode, 0, canary.stderr)
+    assertMatchesSchema(canary.json, 'deploy')
+    await burst(p.url, 200)
+    const status = await mlops(p.dir, ['status', '--json'])
+    assertMatchesSchema(status.json, 'status')
+    assert.equal(status.json.phase, 'Paused')
+    assert.ok(((status.json.metrics as {candidate: {requests: number}}).candidate.requests) > 0)
+
+    const promoted = await mlops(p.dir, ['promote', '--to', '100', '--json'])
+    assert.equal(promoted.exitCode, 0, promoted.stderr)
+    assertMatchesSchema(promoted.json, 'promote')
+
+    const waiting = execa(process.execPath, ['--import', 'tsx', FIXTURE, 'deploy', '1.2.0', '--canary', '50', '--auto', '--wait', '--model', XGB, '--env', 'MLOPS_FAULT_ERROR_RATE=0.5', '--json', '--dir', p.dir], {reject: false, env: {CI: 'true'}, timeout: 120_000})
+    // Traffic for the analysis to judge, until the rollout ends.
+    let done = false
+    void waiting.finally(() => (done = true))
+    while (!done) await burst(p.url, 50, 4)
+    const failed = await waiting
+    assert.equal(failed.exitCode, 1, String(failed.stderr))
+    const error = (JSON.parse(String(failed.stdout)) as {error: {code: string; message: string}}).error
+    assert.equal(error.code, 'ROLLED_BACK')
+    assert.match(error.message, /1.2.0 was rolled back by the error_rate gate/)
+    assert.deepEqual(failures(await burst(p.url, 30)), [])
+
+    const history = await mlops(p.dir, ['history', '--json'])
+    assertMatchesSchema(history.json, 'history')
+    const entries = history.json.entries as {action: string; actor: string; automatic: boolean}[]
+    assert.deepEqual(entries.map((e) => e.action), ['deploy', 'deploy', 'promote', 'deploy', 'rollback'])
+    assert.equal(entries[0].actor, 'ci-bot')
+    assert.equal(entries[4].automatic, true)
+
+    const refused = await mlops(p.dir, ['down', '--json'])
+    assert.equal(refused.exitCode, 2)
+    assert.equal((refused.json.error as {code: string}).code, 'CONFIRMATION_REQUIRED')
+    const stopped = await mlops(p.dir, ['down', '--yes', '--json'])
+    assert.equal(stopped.exitCode, 0)
+    assertMatchesSchema(stopped.json, 'down')
+    assert.equal(stopped.json.stopped, true)
+    const after = await burst(p.url, 1)
+    assert.equal(after[0].status, 0, 'nothing answers after down')
+    const gone = await mlops(p.dir, ['status', '--json'])
+    assert.equal(gone.exitCode, 2)
+    assert.equal((gone.json.error as {code: string}).code, 'NOT_DEPLOYED')
+  })
+})

@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict'
+import {spawn} from 'node:child_process'
+import {appendFile, readFile, writeFile} from 'node:fs/promises'
+
+import {deploy} from '../../src/rollout/deploy.js'
+import {acquireLock, appendLedger, deployPaths, readLedger} from '../../src/rollout/state.js'
+import type {LedgerEntry} from '../../src/rollout/types.js'
+import {tempDir} from '../support/cli.js'
+import {type Project, XGB, project} from './helpers.js'
+
+const entry = (version: string): LedgerEntry => ({action: 'deploy', automatic: false, version, to: {stage: 'full', weight: 0, stable: version}, reason: 'first release', at: '2025-01-01T00:00:00.000Z', actor: 'alice', revision: 1})
+
+describe('deploy state, ledger and lock', function () {
+  this.timeout(60_000)
+
+  it('a ledger line torn by a crash is skipped, and the next entry starts on its own line', async () => {
+    const dir = await tempDir()
+    const paths = deployPaths(dir.path)
+    await appendLedger(paths, entry('1.0.0'))
+    await appendFile(paths.ledger, '{"action":"deploy","vers')
+    await appendLedger(paths, entry('1.1.0'))
+    const ledger = await readLedger(paths)
+    assert.deepEqual(ledger.entries.map((e) => e.version), ['1.0.0', '1.1.0'])
+    assert.equal(ledger.skipped, 1)
+    await dir.remove()
+  })
+
+  it('the lock refuses a second holder, naming its pid and command, and is free again once released', async () => {
+    const dir = await tempDir()
+    const paths = deployPaths(dir.path)
+    const lock = await acquireLock(paths, 'mlops deploy 1.1.0 --canary')
+    await assert.rejects(acquireLock(paths, 'mlops promote'), (error: Error & {code?: string; exitCode?: number}) => {
+      assert.equal(error.code, 'DEPLOY_LOCKED')
+      assert.equal(error.exitCode, 3)
+      assert.match(error.message, new RegExp(`pid ${process.pid} \\(mlops deploy 1.1.0 --canary\\) since \\d{4}-`))
+      return true
+    })
+    lock.release()
+    ;(await acquireLock(paths, 'mlops promote')).release()
+    await dir.remove()
+  })
+
+  it('a lock left by a killed process is broken; one held by a live process is not', async () => {
+    const dir = await tempDir()
+    const paths = deployPaths(dir.path)
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'])
+    await new Promise((r) => child.once('spawn', r))
+    await acquireLock(paths, 'x').then((l) => l.release())
+    await writeFile(paths.lock, JSON.stringify({pid: child.pid, command: 'mlops deploy 9.9.9', since: new Date().toISOString(), host: (await import('node:os')).hostname()}))
+    await assert.rejects(acquireLock(paths, 'mlops promote'), /pid \d+ \(mlops deploy 9.9.9\)/)
+    child.kill('SIGKILL')
+    await new Promise((r) => child.once('exit', r))
+    const lock = await acquireLock(paths, 'mlops promote')
+    assert.equal(JSON.parse(await readFile(paths.lock, 'utf8')).pid, process.pid)
+    lock.release()
+    await dir.remove()
+  })
+
+  describe('with a deployed project', () => {
+    let p: Project
+    afterEach(async () => p?.cleanup())
+
+    it('of two concurrent deploys, one is refused', async () => {
+      p = await project()
+      await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
+      const results = await Promise.allSettled([
+        deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'canary'}),
+        deploy({dir: p.dir, ref: '1.2.0', model: XGB, stage: 'canary'}),
+      ])
+      const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[]
+      assert.equal(refused.length, 1, JSON.stringify(results.map((r) => r.status)))
+      assert.ok(['DEPLOY_LOCKED', 'ROLLOUT_IN_PROGRESS'].includes((refused[0].reason as {code: string}).code), String(refused[0].reason))
+    })
+  })
+})
