@@ -192,8 +192,9 @@ abstract class ContainersEngine implements ImageEngine {
 
   async build(request: BuildRequest): Promise<string> {
     return withTempFile(async (iidfile) => {
-      // docker format: OCI image configs have no HEALTHCHECK, and buildah would drop it with a warning.
-      const args = [...this.buildCommand(), '--format', 'docker', '--layers', ...commonBuildArgs(request), '--iidfile', iidfile, request.contextDir]
+      // docker format: OCI image configs have no HEALTHCHECK, and buildah would drop it with a warning. --force-rm: a
+      // failed step's working container would otherwise stay behind, holding a copy of the image's files.
+      const args = [...this.buildCommand(), '--format', 'docker', '--layers', '--force-rm', ...commonBuildArgs(request), '--iidfile', iidfile, request.contextDir]
       await engineRun(this.name, args, buildFailure(request), request.onLine)
       return `sha256:${(await readDigest(iidfile)).replace(/^sha256:/, '')}`
     })

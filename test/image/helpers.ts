@@ -24,18 +24,24 @@ let baseImage: Promise<string> | undefined
 /**
  * A Node 20 runtime image built FROM scratch out of this machine's node binary and the shared libraries it and
  * onnxruntime-node load (as ldd lists them), plus dash for RUN steps, /tmp and a passwd with uid 1000: what
- * node:20-bookworm-slim gives the generated Dockerfile, minus apt (so the locale stage cannot run on it). Built once per run.
+ * node:20-bookworm-slim gives the generated Dockerfile, minus apt (so the locale stage cannot run on it). Made once,
+ * and kept in buildah's storage for later runs while it holds this node.
  */
 export function ensureBaseImage(): Promise<string> {
   baseImage ??= makeBaseImage()
   return baseImage
 }
 
+const NODE_LABEL = 'dev.mlops.test.node'
+
 async function makeBaseImage(): Promise<string> {
+  const node = await realpath(process.execPath)
+  const identity = `${node} ${process.version} ${process.arch}`
+  const existing = await buildah(['inspect', '--type', 'image', BASE_IMAGE]).catch(() => undefined)
+  if (existing && (JSON.parse(existing) as {Docker?: {config?: {Labels?: Record<string, string>}}}).Docker?.config?.Labels?.[NODE_LABEL] === identity) return BASE_IMAGE
   const dir = await mkdtemp(join(tmpdir(), 'mlops-test-base-'))
   try {
     const rootfs = join(dir, 'rootfs')
-    const node = await realpath(process.execPath)
     const ortDir = join(packageRoot, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', process.arch)
     const binaries = [node, '/bin/dash', join(ortDir, 'libonnxruntime.so.1'), join(ortDir, 'onnxruntime_binding.node')]
     const libraries = new Set<string>()
@@ -52,7 +58,7 @@ async function makeBaseImage(): Promise<string> {
     await chmod(join(rootfs, 'tmp'), 0o1777)
     await writeFile(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n')
     await writeFile(join(rootfs, 'etc', 'group'), 'root:x:0:\nnode:x:1000:\n')
-    await writeFile(join(dir, 'Dockerfile'), 'FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\n')
+    await writeFile(join(dir, 'Dockerfile'), `FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\nLABEL ${NODE_LABEL}="${identity}"\n`)
     await buildah(['bud', '--isolation', 'chroot', '--format', 'docker', '--tag', BASE_IMAGE, dir])
     return BASE_IMAGE
   } finally {
