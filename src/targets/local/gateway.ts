@@ -305,18 +305,51 @@ export class Gateway {
   }
 }
 
-async function send(proc: ModelServerProcess, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<Answer> {
+/**
+ * One request to a model server over its keep-alive pool, the answer buffered whole: predictions are small, and a buffered
+ * answer can still be retried or relabelled. undici's dispatch API skips the stream objects of pool.request on the hot path.
+ */
+function send(proc: ModelServerProcess, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<Answer> {
   const pool = proc.pool
-  if (!pool) throw Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'})
+  if (!pool) return Promise.reject(Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'}))
   proc.acquire()
-  try {
-    const options: Dispatcher.RequestOptions = {method: method as Dispatcher.HttpMethod, path, headers, body: body.length > 0 ? body : undefined}
-    const response = await pool.request(options)
-    const data = Buffer.from(await response.body.arrayBuffer())
-    return {status: response.statusCode, headers: response.headers as Record<string, string | string[]>, body: data}
-  } finally {
-    proc.releaseOne()
+  return new Promise<Answer>((resolve, reject) => {
+    let status = 0
+    let answerHeaders: Record<string, string | string[]> = {}
+    const chunks: Buffer[] = []
+    const handler: Dispatcher.DispatchHandler = {
+      onConnect() {},
+      onHeaders(statusCode, raw) {
+        status = statusCode
+        answerHeaders = headersOf(raw as unknown as Buffer[])
+        return true
+      },
+      onData(chunk) {
+        chunks.push(chunk)
+        return true
+      },
+      onComplete() {
+        proc.releaseOne()
+        resolve({status, headers: answerHeaders, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)})
+      },
+      onError(error) {
+        proc.releaseOne()
+        reject(error)
+      },
+    }
+    pool.dispatch({method: method as Dispatcher.HttpMethod, path, headers, body: body.length > 0 ? body : null}, handler)
+  })
+}
+
+function headersOf(raw: Buffer[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i].toString('latin1').toLowerCase()
+    const value = raw[i + 1].toString('latin1')
+    const seen = out[name]
+    out[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value]
   }
+  return out
 }
 
 /** Canary: weighted random, or a bucket of the sticky header's value so one key always lands on one version. */
