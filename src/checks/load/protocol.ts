@@ -1,0 +1,59 @@
+// What the load generator process is asked to do and what it reports back, over the IPC channel of fork().
+
+export interface LoadRequest {
+  path: string
+  body: string
+}
+
+export interface LoadJob {
+  /** Origin of the server, e.g. http://127.0.0.1:8080. */
+  origin: string
+  /** Sent round-robin. */
+  requests: LoadRequest[]
+  mode: 'open' | 'closed'
+  /** Requests per second (open model). */
+  rate?: number
+  /** Users (closed model) or the most connections (open model). */
+  concurrency: number
+  warmupMs: number
+  durationMs: number
+  timeoutMs: number
+}
+
+export interface LoadProgress {
+  type: 'progress'
+  elapsedMs: number
+  phase: 'warmup' | 'measure' | 'drain'
+  sent: number
+  completed: number
+  failed: number
+}
+
+/** Log-scale latency bins (ms), edges shared by worker and reports: 5 a decade from 0.1 ms to 100 s. */
+export const BIN_EDGES_MS: readonly number[] = Array.from({length: 31}, (_, k) => Number((0.1 * 10 ** (k / 5)).toPrecision(3)))
+
+export interface LoadOutcome {
+  type: 'result'
+  /** Requests whose intended send time fell in the measured window (after warm-up). */
+  measured: number
+  /** Of those, answered (any status) or failed (network, timeout): everything but what was still pending at the end. */
+  completed: number
+  ok: number
+  /** HTTP status ("200", "500") or failure kind ("timeout", "refused", "reset", "error") → count. */
+  statuses: Record<string, number>
+  /** Seconds from the start of the measured window to the last measured completion (at least the window). */
+  elapsedS: number
+  /** HDR histograms in microseconds, compressed base64: from the intended send time, and from the actual send. */
+  latency: string
+  service: string
+  /** Counts per BIN_EDGES_MS bin of the latency from the intended send time. */
+  bins: number[]
+  /** How late the generator sent, against its schedule (open model), microseconds, compressed base64. */
+  lag: string
+  /** Event-loop utilisation of the generator process over the run (0..1). */
+  elu: number
+  /** The first few failure messages, for the report. */
+  samples: string[]
+}
+
+export type WorkerMessage = LoadProgress | LoadOutcome | {type: 'error'; message: string}

@@ -1,0 +1,142 @@
+// The load generator: a process of its own (forked by load/run.ts) so it shares no event loop with the tool or the server.
+// Open model: requests go out on a fixed schedule whether or not earlier ones returned, and latency counts from the
+// intended send time, so a stalled server is charged for the requests it made wait (no coordinated omission).
+import {performance} from 'node:perf_hooks'
+
+import * as hdr from 'hdr-histogram-js'
+import {Pool} from 'undici'
+
+import {BIN_EDGES_MS, type LoadJob, type LoadOutcome, type WorkerMessage} from './protocol.js'
+
+const PROGRESS_MS = 250
+const SAMPLE_LIMIT = 5
+
+function histogram(): hdr.Histogram {
+  return hdr.build({lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, bitBucketSize: 64, useWebAssembly: false})
+}
+
+function failureKind(error: unknown): string {
+  const e = error as {name?: string; code?: string}
+  if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout'
+  if (e.code === 'ECONNREFUSED') return 'refused'
+  if (e.code === 'ECONNRESET' || e.code === 'UND_ERR_SOCKET' || e.code === 'EPIPE') return 'reset'
+  return 'error'
+}
+
+export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) => void): Promise<LoadOutcome> {
+  const pool = new Pool(job.origin, {connections: job.concurrency, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: 0, bodyTimeout: 0})
+  const latency = histogram()
+  const service = histogram()
+  const lag = histogram()
+  const bins = new Array<number>(BIN_EDGES_MS.length + 1).fill(0)
+  const statuses: Record<string, number> = {}
+  const samples: string[] = []
+  let sent = 0
+  let completed = 0
+  let failed = 0
+  let measured = 0
+  let measuredDone = 0
+  let ok = 0
+  let lastDone = 0
+  let next = 0
+  const elu0 = performance.eventLoopUtilization()
+  const start = performance.now() + 5
+  const measureFrom = start + job.warmupMs
+  const end = measureFrom + job.durationMs
+
+  /** One request: `intended` is when the schedule said to send it (the actual send time in the closed model). */
+  async function fire(intended: number): Promise<void> {
+    const request = job.requests[next++ % job.requests.length]
+    const sentAt = performance.now()
+    const counted = intended >= measureFrom
+    if (counted) {
+      measured++
+      if (job.mode === 'open') lag.recordValue(Math.max(1, Math.round((sentAt - intended) * 1000)))
+    }
+    sent++
+    let status: string
+    try {
+      const response = await pool.request({origin: job.origin, path: request.path, method: 'POST', headers: {'content-type': 'application/json'}, body: request.body, signal: AbortSignal.timeout(job.timeoutMs)})
+      await response.body.arrayBuffer()
+      status = String(response.statusCode)
+    } catch (error) {
+      status = failureKind(error)
+      if (samples.length < SAMPLE_LIMIT) samples.push(`${status}: ${(error as Error).message}`)
+    }
+    const doneAt = performance.now()
+    completed++
+    if (!status.startsWith('2')) failed++
+    if (!counted) return
+    measuredDone++
+    lastDone = doneAt
+    statuses[status] = (statuses[status] ?? 0) + 1
+    if (status.startsWith('2')) ok++
+    const ms = doneAt - intended
+    latency.recordValue(Math.max(1, Math.round(ms * 1000)))
+    service.recordValue(Math.max(1, Math.round((doneAt - sentAt) * 1000)))
+    let bin = 0
+    while (bin < BIN_EDGES_MS.length && ms >= BIN_EDGES_MS[bin]) bin++
+    bins[bin]++
+  }
+
+  const progress = setInterval(() => {
+    const now = performance.now()
+    send({type: 'progress', elapsedMs: Math.max(0, now - start), phase: now < measureFrom ? 'warmup' : now < end ? 'measure' : 'drain', sent, completed, failed})
+  }, PROGRESS_MS)
+
+  const inFlight = new Set<Promise<void>>()
+  const track = (p: Promise<void>) => {
+    inFlight.add(p)
+    void p.finally(() => inFlight.delete(p))
+  }
+
+  if (job.mode === 'open') {
+    const interval = 1000 / job.rate!
+    const total = Math.floor(((job.warmupMs + job.durationMs) / 1000) * job.rate!)
+    let i = 0
+    await new Promise<void>((resolve) => {
+      const tick = () => {
+        const now = performance.now()
+        // Everything due by now goes out in this turn; a timer fires at 1 ms resolution at best.
+        while (i < total && start + i * interval <= now) track(fire(start + i++ * interval))
+        if (i >= total) resolve()
+        else setTimeout(tick, Math.max(0, Math.floor(start + i * interval - performance.now())))
+      }
+      setTimeout(tick, Math.max(0, start - performance.now()))
+    })
+  } else {
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, start - performance.now())))
+    await Promise.all(Array.from({length: job.concurrency}, async () => {
+      while (performance.now() < end) await fire(performance.now())
+    }))
+  }
+  while (inFlight.size > 0) await Promise.all([...inFlight])
+  clearInterval(progress)
+  const elu = performance.eventLoopUtilization(elu0).utilization
+  await pool.close()
+  return {
+    type: 'result',
+    measured,
+    completed: measuredDone,
+    ok,
+    statuses,
+    elapsedS: Math.max(job.durationMs, lastDone - measureFrom) / 1000,
+    latency: hdr.encodeIntoCompressedBase64(latency),
+    service: hdr.encodeIntoCompressedBase64(service),
+    bins,
+    lag: hdr.encodeIntoCompressedBase64(lag),
+    elu,
+    samples,
+  }
+}
+
+// Run as a forked child: one job in, progress and one result out, then exit.
+if (process.send) {
+  const send = (message: WorkerMessage) => process.send!(message)
+  process.once('message', (job: LoadJob) => {
+    generateLoad(job, send).then(
+      (result) => send(result),
+      (error: unknown) => send({type: 'error', message: (error as Error).message ?? String(error)}),
+    ).finally(() => process.disconnect())
+  })
+}
