@@ -10,6 +10,7 @@ import {LineCounter, parseDocument} from 'yaml'
 
 import {ConfigError, type ConfigIssue, UsageError} from '../errors.js'
 import {checkMonitorConfig} from '../monitor/config.js'
+import {checkDeployConfig} from '../rollout/config.js'
 import {schemasDir} from '../paths.js'
 import type {MlopsConfig} from './types.js'
 
@@ -26,7 +27,7 @@ export interface LoadedConfig {
 export type SemanticCheck = (config: MlopsConfig) => ConfigIssue[]
 
 // Every area's checks run on every load, so any command catches a bad section, not only the command that reads it.
-const semanticChecks: SemanticCheck[] = [checkVersion, checkMonitorConfig]
+const semanticChecks: SemanticCheck[] = [checkVersion, checkMonitorConfig, checkDeployConfig]
 
 /** Areas add their own semantic checks (pipeline, deploy, monitor…) at import time. */
 export function registerSemanticCheck(check: SemanticCheck): void {

@@ -1,5 +1,4 @@
 // The `deploy` section of mlops.yaml (typed by schemas/config/deploy.schema.json) and the settings a rollout runs with.
-import {registerSemanticCheck} from '../config/load.js'
 import type {ConfigIssue} from '../errors.js'
 
 export interface DeployConfig {
@@ -101,4 +100,3 @@ export function checkDeployConfig(config: {deploy?: DeployConfig}): ConfigIssue[
   return issues
 }
 
-registerSemanticCheck(checkDeployConfig)
