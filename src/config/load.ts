@@ -8,6 +8,7 @@ import {closest} from 'fastest-levenshtein'
 import semver from 'semver'
 import {LineCounter, parseDocument} from 'yaml'
 
+import {checkChecksConfig} from '../checks/config.js'
 import {ConfigError, type ConfigIssue, UsageError} from '../errors.js'
 import {checkMonitorConfig} from '../monitor/config.js'
 import {checkDeployConfig} from '../rollout/config.js'
@@ -27,7 +28,7 @@ export interface LoadedConfig {
 export type SemanticCheck = (config: MlopsConfig) => ConfigIssue[]
 
 // Every area's checks run on every load, so any command catches a bad section, not only the command that reads it.
-const semanticChecks: SemanticCheck[] = [checkVersion, checkMonitorConfig, checkDeployConfig]
+const semanticChecks: SemanticCheck[] = [checkVersion, checkMonitorConfig, checkDeployConfig, checkChecksConfig]
 
 /** Areas add their own semantic checks (pipeline, deploy, monitor…) at import time. */
 export function registerSemanticCheck(check: SemanticCheck): void {
