@@ -6,6 +6,8 @@ mlops() { node "$root/bin/run.js" "$@"; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 work="${MLOPS_DEMO_DIR:-${TMPDIR:-/tmp}/mlops-demo}"
+# A gateway left running by an earlier demo is stopped before its folder goes.
+[ -d "$work/credit-risk/.mlops/deploy" ] && (cd "$work/credit-risk" && mlops down --yes >/dev/null 2>&1 || true)
 rm -rf "$work" && mkdir -p "$work"
 cp -R "$root/examples/credit-risk" "$work/credit-risk"
 cd "$work/credit-risk"
@@ -41,3 +43,31 @@ mlops monitor --input data/current-shifted.csv --html drift.html
 status=$?
 set -e
 [ $status = 1 ] && echo "exit 1: drift past the thresholds (as expected for the shifted data); report: $PWD/drift.html"
+
+step "a second version: retrain with another seed, package it as 1.1.0"
+(cd "$root" && npx --no-install tsx scripts/train-example.ts --seed 7 --out "$work/v2" >/dev/null)
+cp "$work/v2/model/model.onnx" model/model.onnx
+cp "$work/v2/golden.jsonl" golden.jsonl
+cp "$work/v2/mlops.yaml" mlops.yaml
+mlops package --bump minor
+
+port="${MLOPS_DEMO_PORT:-8080}"
+step "mlops deploy 1.0.0 --full: the local gateway on :$port"
+mlops deploy 1.0.0 --full --port "$port"
+
+step "mlops deploy 1.1.0 --shadow --auto --wait, under generated traffic: shadow -> canary 10% -> 50% -> full"
+node "$root/scripts/traffic.mjs" "http://127.0.0.1:$port" golden.jsonl 120 >"$work/traffic.log" &
+traffic=$!
+trap 'kill $traffic 2>/dev/null || true' EXIT
+mlops deploy 1.1.0 --shadow --auto --wait
+kill -TERM $traffic && wait $traffic || true
+trap - EXIT
+cat "$work/traffic.log"
+
+step "mlops history"
+mlops history
+
+step "done"
+echo "The gateway serves credit-risk 1.1.0 at http://127.0.0.1:$port/v1/predict (and /v2/models/credit-risk/infer)."
+echo "Watch it:  node $root/bin/run.js status --watch --dir $PWD"
+echo "Stop it:   node $root/bin/run.js down --yes --dir $PWD"

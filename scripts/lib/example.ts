@@ -121,6 +121,17 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
       inputs: [{input: 'features', features: [...FEATURE_ORDER]}],
       outputs: [{output: 'probability', activation: 'none', threshold: THRESHOLD, labels: [...LABELS]}],
     },
+    serving: {request_log: {path: '.mlops/logs/requests.jsonl'}},
+    deploy: {
+      steps: [10, 50],
+      analysis: {
+        interval_seconds: 1,
+        min_requests: 50,
+        bake_seconds: 3,
+        deadline_seconds: 120,
+        gates: {latency: {max_p99_ratio: 3, slack_ms: 25}, agreement: {min_rate: 0.8, tolerance: 0.1}},
+      },
+    },
   }
   const doc = new Document(config)
   doc.commentBefore = ` Written by scripts/train-example.ts --seed ${options.seed} --epochs ${options.epochs}; the statistics were fitted on data/reference.csv.`
@@ -131,6 +142,10 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
   features.forEach((_, i) => ['impute', 'transform', 'encode'].forEach((key) => flow(['pipeline', 'features', i, key])))
   flow(['pipeline', 'inputs', 0, 'features'])
   flow(['pipeline', 'outputs', 0, 'labels'])
+  flow(['deploy', 'steps'])
+  for (const gate of ['latency', 'agreement']) flow(['deploy', 'analysis', 'gates', gate])
+  const analysis = doc.getIn(['deploy', 'analysis'], true)
+  if (analysis && typeof analysis === 'object') (analysis as {commentBefore?: string}).commentBefore = ' Short steps so the demo finishes in seconds; production rollouts bake for minutes.'
   return doc.toString({lineWidth: 0, flowCollectionPadding: false})
 }
 
