@@ -33,7 +33,7 @@ export interface LoadPhase {
   throughput: number
   /** From the intended send time (open model) or the send (closed model): what a user waits. ms. */
   latencyMs: Percentiles
-  /** From the moment the request actually went out: the server's part. ms. */
+  /** From when the generator dispatched the request, its own schedule lag left out: the server's part (and connection queueing). ms. */
   serviceMs: Percentiles
   histogram: {edgesMs: number[]; counts: number[]}
   client: ClientHealth
