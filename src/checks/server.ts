@@ -11,11 +11,16 @@ export interface TargetServer {
   url: string
   /** Set when this run started the server. */
   pid?: number
-  /** How the child ended, once it has (a crash is a signal or a non-zero code). */
-  exit(): {code: number | null; signal: NodeJS.Signals | null} | undefined
+  /** How the child ended, waiting up to `ms` for it: undefined while it runs (and always for a server this run did not start). */
+  exited(ms: number): Promise<ProcessExit | undefined>
   /** The last lines the server wrote to stderr. */
   stderrTail(): string
   stop(): Promise<void>
+}
+
+export interface ProcessExit {
+  code: number | null
+  signal: NodeJS.Signals | null
 }
 
 export interface StartServerOptions {
@@ -38,7 +43,7 @@ export async function startServer(options: StartServerOptions): Promise<TargetSe
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-8000)
   })
-  let exit: {code: number | null; signal: NodeJS.Signals | null} | undefined
+  let exit: ProcessExit | undefined
   const exited = new Promise<void>((resolve) => child.once('exit', (code, signal) => {
     exit = {code, signal}
     resolve()
@@ -47,7 +52,12 @@ export async function startServer(options: StartServerOptions): Promise<TargetSe
   return {
     url,
     pid: child.pid,
-    exit: () => exit,
+    async exited(ms) {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(resolve, ms)))])
+      clearTimeout(timer)
+      return exit
+    },
     stderrTail: () => stderr.trim().split('\n').slice(-10).join('\n'),
     async stop() {
       if (exit) return
@@ -90,7 +100,7 @@ function readyUrl(child: ChildProcess, exited: Promise<void>, timeoutMs: number,
 
 /** A server someone else runs: nothing to start or stop. */
 export function externalServer(url: string): TargetServer {
-  return {url: url.replace(/\/+$/, ''), exit: () => undefined, stderrTail: () => '', stop: async () => undefined}
+  return {url: url.replace(/\/+$/, ''), exited: async () => undefined, stderrTail: () => '', stop: async () => undefined}
 }
 
 /** GET /v2/health/ready within `timeoutMs`: false on any answer but 200, and on no answer. */

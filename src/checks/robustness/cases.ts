@@ -24,6 +24,8 @@ export interface RobustnessCase {
   path: string
   contentType: string
   body: string | Buffer
+  /** The server may close the connection instead of answering (an over-limit body: it need not read it all). */
+  mayClose?: boolean
 }
 
 export interface CaseOptions {
@@ -64,6 +66,7 @@ export function robustnessCases(subject: Subject, options: CaseOptions): Robustn
   v1(`a batch of ${batch} valid records`, 'large_batch', 'predict', Array.from({length: batch}, () => base))
   v1(`a batch of ${subject.serving.maxInstances + 1} records, one over serving.max_instances`, 'huge_batch', 'reject', Array.from({length: subject.serving.maxInstances + 1}, () => base))
   raw(`a body of ${subject.serving.maxBodyBytes + 1024} bytes, over serving.max_body_mb`, 'oversized_body', 'reject', `{"instances":[${JSON.stringify(base)}],"pad":"${'x'.repeat(subject.serving.maxBodyBytes)}"}`)
+  cases[cases.length - 1].mayClose = true
   raw('arrays nested 100000 deep', 'deep_nesting', 'reject', `{"instances":[{"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`)
   raw('objects nested 5000 deep', 'deep_nesting', 'reject', `{"instances":[${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}]}`)
   raw('truncated JSON', 'not_json', 'reject', JSON.stringify({instances: [base]}).slice(0, -3))
