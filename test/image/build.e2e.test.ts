@@ -6,9 +6,9 @@ import {join} from 'node:path'
 
 import {execa} from 'execa'
 
-import {MODELS_DIR, mlops, tempDir} from '../support/cli.js'
+import {type CliResult, MODELS_DIR, tempDir} from '../support/cli.js'
 import {assertMatchesSchema} from '../support/schema.js'
-import {BASE_IMAGE, buildah, buildahMissing, ensureBaseImage, freePort, type Registry, runInImage, skopeo, startRegistry, waitFor} from './helpers.js'
+import {BASE_IMAGE, buildah, buildahMissing, ensureBaseImage, freePort, type Registry, runInImage, skopeo, snapshotCli, startRegistry, waitFor} from './helpers.js'
 
 interface BuildJson {
   name: string
@@ -49,7 +49,19 @@ describe('mlops build with buildah (e2e)', function () {
   let registry: Registry | undefined
   let first: BuildJson
   let commit: string
+  let bin: string
   const images: string[] = []
+
+  async function mlops(args: string[], timeoutMs = 280_000): Promise<CliResult> {
+    const result = await execa('node', [bin, ...args], {env: {CI: 'true'}, reject: false, timeout: timeoutMs})
+    let json: unknown
+    try {
+      json = JSON.parse(String(result.stdout))
+    } catch {
+      json = undefined
+    }
+    return {exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr), json}
+  }
 
   before(async function () {
     const missing = await buildahMissing()
@@ -58,6 +70,7 @@ describe('mlops build with buildah (e2e)', function () {
       this.skip()
     }
     tmp = await tempDir('mlops-image-')
+    bin = await snapshotCli(tmp.path)
     project = join(tmp.path, 'xgb')
     const init = await mlops(['init', project, '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--name', 'xgb', '--yes', '--json'])
     assert.equal(init.exitCode, 0, init.stderr)
@@ -81,7 +94,7 @@ describe('mlops build with buildah (e2e)', function () {
   })
 
   it('builds on a local Node base, pushes, and the registry holds the labels, user, port, healthcheck and command', async () => {
-    const built = await mlops(['build', '1.0.0', ...buildFlags(registry!), '--dir', project], {timeoutMs: 280_000})
+    const built = await mlops(['build', '1.0.0', ...buildFlags(registry!), '--dir', project])
     assert.equal(built.exitCode, 0, built.stderr + built.stdout)
     assertMatchesSchema(built.json, 'build')
     first = built.json as BuildJson
@@ -171,7 +184,7 @@ describe('mlops build with buildah (e2e)', function () {
     const packaged = await mlops(['package', '--version', '1.0.1', '--json', '--dir', project])
     assert.equal(packaged.exitCode, 0, packaged.stderr)
 
-    const built = await mlops(['build', '1.0.1', ...buildFlags(registry!), '--dir', project], {timeoutMs: 280_000})
+    const built = await mlops(['build', '1.0.1', ...buildFlags(registry!), '--dir', project])
     assert.equal(built.exitCode, 0, built.stderr + built.stdout)
     const second = built.json as BuildJson
     images.push(second.reference)
@@ -191,7 +204,7 @@ describe('mlops build with buildah (e2e)', function () {
     if (!first) this.skip()
     writeFileSync(join(project, 'Dockerfile'), `FROM ${BASE_IMAGE}\nCOPY .mlops/export/artifact.tar /app/artifact.tar\n`)
     try {
-      const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--tag', 'localhost/xgb-own', '--json', '--dir', project], {timeoutMs: 280_000})
+      const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--tag', 'localhost/xgb-own', '--json', '--dir', project])
       assert.equal(built.exitCode, 0, built.stderr + built.stdout)
       assertMatchesSchema(built.json, 'build')
       const result = built.json as BuildJson
@@ -210,12 +223,15 @@ describe('mlops build with buildah (e2e)', function () {
   it('a failing RUN step fails the build with buildah’s own error and a hint naming the Dockerfile', async function () {
     if (!first) this.skip()
     writeFileSync(join(project, 'broken.Dockerfile'), `FROM ${BASE_IMAGE}\nRUN echo "cannot fetch the tokenizer" >&2 && exit 7\n`)
-    const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--dockerfile', 'broken.Dockerfile', '--tag', 'localhost/xgb-broken', '--json', '--dir', project], {timeoutMs: 280_000})
+    const containers = async () => (await buildah(['containers', '--quiet', '--all'])).split('\n').filter(Boolean).sort()
+    const before = await containers()
+    const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--dockerfile', 'broken.Dockerfile', '--tag', 'localhost/xgb-broken', '--json', '--dir', project])
     assert.equal(built.exitCode, 1, built.stdout)
     const {error} = built.json as ErrorJson
     assert.equal(error.code, 'IMAGE_BUILD_FAILED')
     assert.match(error.message, /^buildah build failed \(exit code \d+\)/)
     assert.match(error.message, /exit status 7/)
     assert.match(error.hint, /broken\.Dockerfile/)
+    assert.deepEqual(await containers(), before, 'the failed step leaves no working container behind')
   })
 })

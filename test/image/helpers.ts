@@ -1,6 +1,6 @@
 // Fixtures for image tests: buildah on vfs, a Node base image made from this machine, a registry on 127.0.0.1, skopeo.
 import {execFileSync} from 'node:child_process'
-import {chmod, copyFile, mkdir, mkdtemp, realpath, rm, writeFile} from 'node:fs/promises'
+import {chmod, copyFile, cp, mkdir, mkdtemp, realpath, rm, symlink, writeFile} from 'node:fs/promises'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {dirname, join} from 'node:path'
@@ -70,6 +70,23 @@ async function copyInto(rootfs: string, source: string, target: string): Promise
   await mkdir(dirname(join(rootfs, target)), {recursive: true})
   await copyFile(source, join(rootfs, target))
   await chmod(join(rootfs, target), 0o755)
+}
+
+/**
+ * A frozen copy of the built CLI (its published files, with node_modules linked), run as `node <copy>/bin/run.js`.
+ * The image holds the mlops installation that runs the build; on a checkout where dist/ is being rebuilt meanwhile, two
+ * builds from it would hold two different runtimes, and the layer-reuse test would measure that instead.
+ */
+export async function snapshotCli(dir: string): Promise<string> {
+  const root = join(dir, 'mlops')
+  await mkdir(root, {recursive: true})
+  for (const entry of ['bin', 'dist', 'templates', 'schemas', 'oclif.manifest.json', 'package.json', 'README.md']) {
+    await cp(join(packageRoot, entry), join(root, entry), {recursive: true}).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error
+    })
+  }
+  await symlink(join(packageRoot, 'node_modules'), join(root, 'node_modules'))
+  return join(root, 'bin', 'run.js')
 }
 
 export async function freePort(): Promise<number> {
