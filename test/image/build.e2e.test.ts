@@ -200,22 +200,30 @@ describe('mlops build with buildah (e2e)', function () {
     assert.notEqual(after.at(-1), before.at(-1))
   })
 
-  it("builds the project's own Dockerfile with the project as context, labelled by the engine", async function () {
+  it("builds the project's own Dockerfile with the project as context, with engine, repository and build args from mlops.yaml", async function () {
     if (!first) this.skip()
-    writeFileSync(join(project, 'Dockerfile'), `FROM ${BASE_IMAGE}\nCOPY .mlops/export/artifact.tar /app/artifact.tar\n`)
+    const configPath = join(project, 'mlops.yaml')
+    const config = readFileSync(configPath, 'utf8')
+    writeFileSync(configPath, `${config}\nimage:\n  engine: buildah\n  repository: localhost/xgb-own\n  buildah: {vfs: true}\n  build_args: {GREETING: hello}\n`)
+    writeFileSync(join(project, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG GREETING\nCOPY .mlops/export/artifact.tar /app/artifact.tar\nLABEL greeting=$GREETING\n')
     try {
-      const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--tag', 'localhost/xgb-own', '--json', '--dir', project])
+      const built = await mlops(['build', '1.0.0', '--base-image', BASE_IMAGE, '--json', '--dir', project])
       assert.equal(built.exitCode, 0, built.stderr + built.stdout)
       assertMatchesSchema(built.json, 'build')
       const result = built.json as BuildJson
       images.push(result.reference)
+      assert.equal(result.reference, 'localhost/xgb-own:1.0.0')
       assert.equal(result.generated, false)
       assert.equal(result.dockerfile, join(project, 'Dockerfile'))
       assert.equal(result.context, project)
       assert.ok(existsSync(join(project, '.mlops', 'export', 'artifact.tar')))
+      assert.equal(result.labels.greeting, 'hello')
+      // The engine sets the labels an own Dockerfile does not write.
       assert.equal(result.labels['dev.mlops.artifact.digest'], first.artifactDigest)
       assert.equal(result.labels['org.opencontainers.image.version'], '1.0.0')
+      assert.equal(result.labels['org.opencontainers.image.base.name'], BASE_IMAGE)
     } finally {
+      writeFileSync(configPath, config)
       rmSync(join(project, 'Dockerfile'))
     }
   })
