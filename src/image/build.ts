@@ -83,6 +83,11 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   const projectDir = loaded?.dir ?? resolve(options.dir)
   const record = await store.resolve(options.ref, {name})
   const tags = (options.tags && options.tags.length > 0 ? options.tags : [config.repository ?? record.name]).map((tag) => formatReference(parseReference(tag, record.version)))
+  const unpushable = options.push ? tags.find((tag) => !parseReference(tag, '').repository.includes('/')) : undefined
+  if (unpushable) {
+    // A bare name would go to Docker Hub's official library, where nobody but Docker may push.
+    throw new UsageError('PUSH_NEEDS_REGISTRY', `--push needs an image reference with a registry or account, not ${unpushable}`, {hint: `Pass --tag REGISTRY/PATH (e.g. --tag registry.example.com/ml/${record.name}) or set image.repository in mlops.yaml.`})
+  }
   const {engine, skipped} = await detectEngine(options.engine ?? config.engine, {buildahVfs: options.buildahVfs ?? config.buildah?.vfs})
   const warnings: string[] = []
   const tlsVerify = options.tlsVerify ?? config.tls_verify ?? true
@@ -95,7 +100,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   if (own && options.baseImage && !buildArgs.BASE_IMAGE) buildArgs.BASE_IMAGE = options.baseImage
   const baseImage = buildArgs.BASE_IMAGE ?? (own ? undefined : (options.baseImage ?? config.base_image ?? DEFAULT_BASE_IMAGE))
   const labels = imageLabels({record, baseImage})
-  let context: {dir: string; dockerfile: string; labels: Record<string, string>; runtime?: RuntimeSummary}
+  let context: {dir: string; dockerfile: string; labels: Record<string, string>; runtime?: RuntimeSummary; hint?: string}
   if (own) {
     progress('exporting the artifact')
     await store.export(options.ref, join(projectDir, EXPORTED_ARTIFACT), {name})
@@ -107,7 +112,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   }
 
   progress(`building with ${engine.name}`)
-  const imageId = await engine.build({contextDir: context.dir, dockerfile: context.dockerfile, tags, buildArgs, labels: context.labels, onLine: options.onLine})
+  const imageId = await engine.build({contextDir: context.dir, dockerfile: context.dockerfile, tags, buildArgs, labels: context.labels, hint: context.hint, onLine: options.onLine})
   const info = await engine.inspect(tags[0])
   const pushed = options.push ? await pushAll(engine, tags, tlsVerify, options, progress) : []
   return {
@@ -157,7 +162,7 @@ interface ContextInput {
  * `.mlops/build/NAME-VERSION/`: the generated Dockerfile, this mlops runtime, an empty home for the server and the
  * artifact, written afresh so nothing of an earlier build (or the project) slips into the image.
  */
-async function writeContext(input: ContextInput): Promise<{dir: string; dockerfile: string; labels: Record<string, string>; runtime: RuntimeSummary}> {
+async function writeContext(input: ContextInput): Promise<{dir: string; dockerfile: string; labels: Record<string, string>; runtime: RuntimeSummary; hint: string}> {
   const {options, config, record} = input
   const dir = join(input.projectDir, BUILD_DIR, `${record.name}-${record.version}`)
   await rm(dir, {recursive: true, force: true})
@@ -167,6 +172,7 @@ async function writeContext(input: ContextInput): Promise<{dir: string; dockerfi
   input.progress('exporting the artifact')
   await input.exportArtifact(join(dir, 'artifact.tar'))
   const template = await readFile(join(templatesDir, 'image', 'Dockerfile'), 'utf8')
+  const locale = options.locale ?? config.locale ?? true
   const dockerfile = join(dir, 'Dockerfile')
   await writeFile(dockerfile, renderDockerfile(template, {
     name: record.name,
@@ -174,11 +180,14 @@ async function writeContext(input: ContextInput): Promise<{dir: string; dockerfi
     baseImage: input.baseImage,
     mlopsVersion: toolVersion(),
     labels: input.labels,
-    locale: options.locale ?? config.locale ?? true,
+    locale,
   }))
   await fixTimes(dir)
   // The labels are in the Dockerfile, so a hand-run "docker build" of this folder gets them too.
-  return {dir, dockerfile, labels: {}, runtime}
+  const hint = locale
+    ? `If the locale stage failed, the base image has no apt-get or no way to its package mirror: build with --no-locale (or image.locale: false) when no model needs en_US.UTF-8. Otherwise fix what the step above reports; ${dockerfile} shows the steps.`
+    : `Fix what the step above reports; ${dockerfile} shows the steps (DEBUG=1 prints the engine's command).`
+  return {dir, dockerfile, labels: {}, runtime, hint}
 }
 
 async function pushAll(engine: ImageEngine, tags: string[], tlsVerify: boolean, options: BuildOptions, progress: (step: string) => void): Promise<PushedImage[]> {

@@ -15,6 +15,8 @@ export interface BuildRequest {
   buildArgs: Record<string, string>
   /** Set on the image by the engine (for Dockerfiles that do not write them). */
   labels: Record<string, string>
+  /** What to do when the build fails; default: fix the failing step of the Dockerfile. */
+  hint?: string
   onLine?: (line: string) => void
 }
 
@@ -126,7 +128,7 @@ async function engineRun(command: string, args: string[], failure: Failure, onLi
 }
 
 function buildFailure(request: BuildRequest): Failure {
-  return {code: 'IMAGE_BUILD_FAILED', what: 'build', hint: `Fix the failing step of ${request.dockerfile} shown above, then run "mlops build" again (DEBUG=1 prints the engine's command).`}
+  return {code: 'IMAGE_BUILD_FAILED', what: 'build', hint: request.hint ?? `Fix the failing step of ${request.dockerfile} shown above, then run "mlops build" again (DEBUG=1 prints the engine's command).`}
 }
 
 function pushFailure(reference: string): Failure {

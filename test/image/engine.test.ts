@@ -110,12 +110,17 @@ describe('image engine detection and errors', function () {
     assert.match(error.hint, /Start Docker/)
   })
 
-  it('an invalid --tag or --build-arg is a usage error (exit 2), before any engine runs', async () => {
+  it('an invalid --tag or --build-arg, or --push of a bare name, is a usage error (exit 2) before any engine runs', async () => {
     const badTag = await mlops(['build', '--tag', 'Registry.example.com/ML/Model:1', '--json', '--dir', project], {env: {PATH: await pathWith(tmp.path, 'tag', {node: process.execPath})}})
     assert.equal(badTag.exitCode, 2)
     assert.equal((badTag.json as ErrorJson).error.code, 'IMAGE_REFERENCE_INVALID')
     const badArg = await mlops(['build', '--build-arg', 'NO_EQUALS', '--json', '--dir', project])
     assert.equal(badArg.exitCode, 2)
     assert.equal((badArg.json as ErrorJson).error.code, 'BUILD_ARG_INVALID')
+    const bareName = await mlops(['build', '--push', '--json', '--dir', project], {env: {PATH: await pathWith(tmp.path, 'push', {node: process.execPath})}})
+    assert.equal(bareName.exitCode, 2)
+    const {error} = bareName.json as ErrorJson
+    assert.equal(error.code, 'PUSH_NEEDS_REGISTRY')
+    assert.match(error.hint, /--tag registry\.example\.com\/ml\/xgb/)
   })
 })
