@@ -166,7 +166,7 @@ async function writeContext(input: ContextInput): Promise<{dir: string; dockerfi
   const {options, config, record} = input
   const dir = join(input.projectDir, BUILD_DIR, `${record.name}-${record.version}`)
   await rm(dir, {recursive: true, force: true})
-  await mkdir(join(dir, 'home'), {recursive: true})
+  await mkdir(join(dir, 'home', 'mlops'), {recursive: true})
   input.progress('copying the mlops runtime')
   const runtime = await copyRuntime({packageRoot, targetDir: join(dir, 'runtime'), arch: options.arch ?? process.arch})
   input.progress('exporting the artifact')

@@ -128,7 +128,7 @@ describe('mlops build with buildah (e2e)', function () {
 
     // Nothing but the Dockerfile, the runtime, an empty home and the artifact goes into the context: no .npmrc, no project files.
     assert.deepEqual(readdirSync(first.context).sort(), ['Dockerfile', 'artifact.tar', 'home', 'runtime'])
-    assert.deepEqual(readdirSync(join(first.context, 'home')), [])
+    assert.deepEqual(readdirSync(join(first.context, 'home'), {recursive: true}), ['mlops'])
     const runtimeFiles = readdirSync(join(first.context, 'runtime'), {recursive: true}) as string[]
     assert.ok(!runtimeFiles.some((f) => /(^|\/)\.(npmrc|env)$/.test(f)), 'no credentials files in the runtime')
     assert.ok(first.runtime!.prunedBytes > 100 * 1024 * 1024, `onnxruntime-node binaries of other platforms left out: ${first.runtime!.prunedBytes} bytes`)
@@ -226,6 +226,16 @@ describe('mlops build with buildah (e2e)', function () {
       writeFileSync(configPath, config)
       rmSync(join(project, 'Dockerfile'))
     }
+  })
+
+  it('the locale stage on a base without apt-get fails with a hint to build with --no-locale', async function () {
+    if (!first) this.skip()
+    const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--base-image', BASE_IMAGE, '--tag', 'localhost/xgb-locale', '--json', '--dir', project])
+    assert.equal(built.exitCode, 1, built.stdout)
+    const {error} = built.json as ErrorJson
+    assert.equal(error.code, 'IMAGE_BUILD_FAILED')
+    assert.match(error.message, /apt-get: not found/)
+    assert.match(error.hint, /--no-locale/)
   })
 
   it('a failing RUN step fails the build with buildah’s own error and a hint naming the Dockerfile', async function () {
