@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import {join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
 import {execa} from 'execa'
@@ -7,7 +6,7 @@ import {execa} from 'execa'
 import {assertMatchesSchema} from '../support/schema.js'
 import {FAST_ANALYSIS, type Project, XGB, burst, failures, project} from './helpers.js'
 
-const FIXTURE = join(fileURLToPath(new URL('.', import.meta.url)), 'fixtures', 'cli.ts')
+const FIXTURE = fileURLToPath(new URL('../support/run-source.ts', import.meta.url))
 
 async function mlops(dir: string, args: string[]): Promise<{exitCode: number; json: Record<string, unknown>; stderr: string}> {
   const result = await execa(process.execPath, ['--import', 'tsx', FIXTURE, ...args, '--dir', dir], {reject: false, env: {CI: 'true', MLOPS_ACTOR: 'ci-bot'}, timeout: 120_000})

@@ -11,7 +11,7 @@ import {MODELS_DIR, tempDir} from '../support/cli.js'
 import {assertMatchesSchema} from '../support/schema.js'
 
 // The commands from the sources through tsx, so these tests do not depend on a build of the whole tool.
-const CLI = ['--import', 'tsx', join(packageRoot, 'test', 'serve', 'fixtures', 'cli.ts')]
+const CLI = ['--import', 'tsx', join(packageRoot, 'test', 'support', 'run-source.ts')]
 const TITANIC = join(MODELS_DIR, 'titanic_logreg_pipeline_zipmap.onnx')
 
 describe('mlops serve and predict (child processes)', function () {
