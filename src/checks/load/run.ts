@@ -60,7 +60,8 @@ export interface RunLoadOptions {
 function workerEntry(): {path: string; execArgv: string[]} {
   const self = fileURLToPath(import.meta.url)
   const ts = self.endsWith('.ts')
-  return {path: self.replace(/run\.(ts|js)$/, ts ? 'worker.ts' : 'worker.js'), execArgv: ts ? ['--import', 'tsx'] : []}
+  // A larger young generation: fewer scavenges, so fewer pauses of the generator landing in the measured tail.
+  return {path: self.replace(/run\.(ts|js)$/, ts ? 'worker.ts' : 'worker.js'), execArgv: [...(ts ? ['--import', 'tsx'] : []), '--max-semi-space-size=64']}
 }
 
 export async function runLoadPhase(job: LoadJob, options: RunLoadOptions = {}): Promise<LoadPhase> {

@@ -4,7 +4,7 @@
 import {performance} from 'node:perf_hooks'
 
 import * as hdr from 'hdr-histogram-js'
-import {type Dispatcher, Pool} from 'undici'
+import {Client, type Dispatcher, Pool} from 'undici'
 
 import {BIN_EDGES_MS, type LoadJob, type LoadOutcome, type WorkerMessage} from './protocol.js'
 
@@ -26,7 +26,11 @@ function failureKind(error: unknown): string {
 
 export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) => void): Promise<LoadOutcome> {
   // headersTimeout and bodyTimeout are undici's own coarse timers, cheap per request: a timer per request is not.
-  const pool = new Pool(job.origin, {connections: job.concurrency, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: job.timeoutMs, bodyTimeout: job.timeoutMs})
+  const options = {pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: job.timeoutMs, bodyTimeout: job.timeoutMs}
+  // Open model: one pool the schedule feeds. Closed model: a connection per user, as wrk and autocannon have, so no
+  // request waits in a pool for a connection its own user just freed.
+  const pool = new Pool(job.origin, {...options, connections: job.concurrency})
+  const clients = job.mode === 'closed' ? Array.from({length: job.concurrency}, () => new Client(job.origin, options)) : []
   const bodies = job.requests.map((r) => ({path: r.path, body: Buffer.from(r.body)}))
   const latency = histogram()
   const service = histogram()
@@ -67,6 +71,11 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
       while (bin < BIN_EDGES_MS.length && ms >= BIN_EDGES_MS[bin]) bin++
       bins[bin]++
     }
+  }
+
+  /** After the closed model's next request went out (or did not): idle only when no user has one out. */
+  function settled(then?: () => void): void {
+    then?.()
     if (inFlight === 0 && onIdle) onIdle()
   }
 
@@ -74,7 +83,7 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
    * One request through undici's dispatch API (no stream objects or promises per request, so the generator stays cheap).
    * `intended` is when the schedule said to send it: the actual send time in the closed model.
    */
-  function fire(intended: number, then?: () => void): void {
+  function fire(intended: number, then?: () => void, dispatcher: Dispatcher = pool): void {
     const request = bodies[next++ % bodies.length]
     const sentAt = performance.now()
     const counted = intended >= measureFrom
@@ -96,17 +105,17 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
       },
       onComplete() {
         record(intended, sentAt, counted, String(status))
-        then?.()
+        settled(then)
       },
       onError(error) {
         // Requests still out when the drain deadline passed are cut off: no answer in time.
         const kind = draining ? 'timeout' : failureKind(error)
         if (samples.length < SAMPLE_LIMIT) samples.push(`${kind}: ${error.message}`)
         record(intended, sentAt, counted, kind)
-        then?.()
+        settled(then)
       },
     }
-    pool.dispatch({origin: job.origin, path: request.path, method: 'POST', headers: HEADERS, body: request.body}, handler)
+    dispatcher.dispatch({origin: job.origin, path: request.path, method: 'POST', headers: HEADERS, body: request.body}, handler)
   }
 
   const progress = setInterval(() => {
@@ -130,24 +139,26 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
     })
   } else {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, start - performance.now())))
-    const user = () => {
-      if (performance.now() < end) fire(performance.now(), user)
+    for (const client of clients) {
+      const user = () => {
+        if (performance.now() < end) fire(performance.now(), user, client)
+      }
+      user()
     }
-    for (let u = 0; u < job.concurrency; u++) user()
   }
   if (inFlight > 0) {
     // Whatever is still out after the timeout never answered in time; closing the pool fails it as a timeout.
     const idle = new Promise<void>((resolve) => (onIdle = resolve))
     const deadline = setTimeout(() => {
       draining = true
-      void pool.destroy()
+      for (const d of [pool, ...clients]) void d.destroy()
     }, job.timeoutMs + Math.max(0, end - performance.now()))
     await idle
     clearTimeout(deadline)
   }
   clearInterval(progress)
   const elu = performance.eventLoopUtilization(elu0).utilization
-  if (!pool.destroyed) await pool.close()
+  await Promise.all([pool, ...clients].map((d) => (d.destroyed ? undefined : d.close())))
   return {
     type: 'result',
     measured,
