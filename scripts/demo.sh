@@ -37,6 +37,9 @@ step "mlops predict (batch: data/applicants.csv -> scores.jsonl)"
 mlops predict --input data/applicants.csv --output scores.jsonl
 head -n 3 scores.jsonl
 
+step "mlops test (load, latency, robustness and regression gates from mlops.yaml's checks section)"
+mlops test --junit reports/junit.xml --html reports/test.html
+
 step "mlops monitor (data/current-shifted.csv against the training baseline in the artifact)"
 set +e
 mlops monitor --input data/current-shifted.csv --html drift.html

@@ -122,6 +122,15 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
       outputs: [{output: 'probability', activation: 'none', threshold: THRESHOLD, labels: [...LABELS]}],
     },
     serving: {request_log: {path: '.mlops/logs/requests.jsonl'}},
+    checks: {
+      load: {mode: 'open', rate: 100, concurrency: 32, duration: '10s', warmup: '2s', requests: 'reference'},
+      latency: {gates: ['p50 <= 25ms', 'p99 <= 100ms']},
+      robustness: {seed: 1, cases: 120, timeout_ms: 5000},
+      regression: {
+        tolerances: {probability: {rtol: 1e-4, atol: 1e-5}},
+        gates: {min_agreement: 0.99, max_flip_rate: 0.01, max_abs_diff: 0.05, max_mean_abs_diff: 0.01},
+      },
+    },
     deploy: {
       steps: [10, 50],
       analysis: {
@@ -143,6 +152,10 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
   flow(['pipeline', 'inputs', 0, 'features'])
   flow(['pipeline', 'outputs', 0, 'labels'])
   flow(['deploy', 'steps'])
+  for (const key of ['load', 'robustness']) flow(['checks', key])
+  flow(['checks', 'latency', 'gates'])
+  flow(['checks', 'regression', 'tolerances', 'probability'])
+  flow(['checks', 'regression', 'gates'])
   for (const gate of ['latency', 'agreement']) flow(['deploy', 'analysis', 'gates', gate])
   const analysis = doc.getIn(['deploy', 'analysis'], true)
   if (analysis && typeof analysis === 'object') (analysis as {commentBefore?: string}).commentBefore = ' Short steps so the demo finishes in seconds; production rollouts bake for minutes.'

@@ -225,11 +225,17 @@ async function commit(ctx: Context, transition: Transition, current: RolloutStat
     actor: ctx.actor,
     revision: state.revision,
     ...(analysis ? {analysis: {verdict: analysis.verdict, gates: analysis.gates, ...(before?.measurement.metrics ? {metrics: before.measurement.metrics} : {})}} : {}),
-    ...(state.candidate?.testReport && change.action === 'deploy' ? {testReport: state.candidate.testReport} : {}),
+    ...(deployedReport(state, change) ? {testReport: deployedReport(state, change)} : {}),
   }
   await appendLedger(ctx.paths, entry)
   await ctx.target.reconcile()
   return entry
+}
+
+/** The test report behind a deploy: the candidate's, or the stable's when the release went straight to full. */
+function deployedReport(state: RolloutState, change: Transition['change']): string | undefined {
+  if (change.action !== 'deploy') return undefined
+  return state.candidate?.testReport ?? (state.stable.version === change.version ? state.stable.testReport : undefined)
 }
 
 async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult> {
@@ -282,13 +288,15 @@ async function checkTestReport(path: string | undefined, digest: string, require
   const text = await readFile(path, 'utf8').catch(() => {
     throw new UsageError('TEST_REPORT_NOT_FOUND', `cannot read the test report ${path}`, {hint: 'Pass the file "mlops test --json" wrote.'})
   })
-  let report: {digest?: string; passed?: boolean; ok?: boolean}
+  // `mlops test --json` names the artifact under `artifact.digest`.
+  let report: {artifact?: {digest?: string}; digest?: string; passed?: boolean; ok?: boolean}
   try {
     report = JSON.parse(text) as typeof report
   } catch {
     throw new UsageError('TEST_REPORT_INVALID', `the test report ${path} is not JSON`, {hint: 'Pass the file "mlops test --json" wrote.'})
   }
-  if (report.digest !== digest) throw new MlopsError('TEST_REPORT_MISMATCH', `the test report ${path} is for ${report.digest ?? 'no digest'}, not ${version} (${digest})`, {hint: `Run "mlops test ${version}" and pass its report.`})
+  const tested = report.artifact?.digest ?? report.digest
+  if (tested !== digest) throw new MlopsError('TEST_REPORT_MISMATCH', `the test report ${path} is for ${tested ?? 'no digest'}, not ${version} (${digest})`, {hint: `Run "mlops test ${version}" and pass its report.`})
   if (report.passed !== true && report.ok !== true) throw new MlopsError('TEST_FAILED', `"mlops test" did not pass for ${version} (${path})`, {hint: 'Fix what the report lists, package a new version, test and deploy it.'})
   return `sha256:${createHash('sha256').update(text).digest('hex')}`
 }
