@@ -31,6 +31,7 @@ interface ErrorJson {
 }
 
 const sample = (JSON.parse(readFileSync(join(MODELS_DIR, 'xgboost_regressor.json'), 'utf8')) as {samples: Array<{inputs: {X: {data: number[]}}; expected_outputs: {variable: {data: number[]}}}>}).samples[0]
+const containers = async () => (await buildah(['containers', '--quiet', '--all'])).split('\n').filter(Boolean).sort()
 const CMD = ['node', '/opt/mlops/bin/run.js', 'serve', '/app/artifact.tar', '--host', '0.0.0.0', '--port', '8080']
 
 function buildFlags(registry: Registry): string[] {
@@ -230,18 +231,19 @@ describe('mlops build with buildah (e2e)', function () {
 
   it('the locale stage on a base without apt-get fails with a hint to build with --no-locale', async function () {
     if (!first) this.skip()
+    const before = await containers()
     const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--base-image', BASE_IMAGE, '--tag', 'localhost/xgb-locale', '--json', '--dir', project])
     assert.equal(built.exitCode, 1, built.stdout)
     const {error} = built.json as ErrorJson
     assert.equal(error.code, 'IMAGE_BUILD_FAILED')
     assert.match(error.message, /apt-get: not found/)
     assert.match(error.hint, /--no-locale/)
+    assert.deepEqual(await containers(), before, 'the failed stage leaves no working container behind')
   })
 
   it('a failing RUN step fails the build with buildah’s own error and a hint naming the Dockerfile', async function () {
     if (!first) this.skip()
     writeFileSync(join(project, 'broken.Dockerfile'), `FROM ${BASE_IMAGE}\nRUN echo "cannot fetch the tokenizer" >&2 && exit 7\n`)
-    const containers = async () => (await buildah(['containers', '--quiet', '--all'])).split('\n').filter(Boolean).sort()
     const before = await containers()
     const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--dockerfile', 'broken.Dockerfile', '--tag', 'localhost/xgb-broken', '--json', '--dir', project])
     assert.equal(built.exitCode, 1, built.stdout)
