@@ -22,7 +22,7 @@ export interface BuildOptions {
   /** Image references; without a tag the artifact version is the tag. Default image.repository or the artifact name. */
   tags?: string[]
   baseImage?: string
-  /** A Dockerfile of the user's own, relative to `dir`; wins over image.dockerfile and a Dockerfile in `dir`. */
+  /** A Dockerfile of the user's own, relative to `dir`; wins over image.dockerfile. Without either, mlops generates one. */
   dockerfile?: string
   /** Added to image.build_args, winning on the same key. */
   buildArgs?: Record<string, string>
@@ -143,8 +143,9 @@ function ownDockerfile(projectDir: string, configured: string | undefined): stri
     if (!existsSync(path)) throw new UsageError('DOCKERFILE_NOT_FOUND', `the Dockerfile ${configured} does not exist in ${projectDir}`, {hint: 'Fix image.dockerfile in mlops.yaml (or --dockerfile), or remove it to build with the Dockerfile mlops generates.'})
     return path
   }
-  const rootDockerfile = join(projectDir, 'Dockerfile')
-  return existsSync(rootDockerfile) ? rootDockerfile : undefined
+  // A Dockerfile in the project (mlops init writes one) is used only when named: by default the image holds the very
+  // runtime that was tested, which only the generated context carries.
+  return undefined
 }
 
 interface ContextInput {

@@ -8,6 +8,8 @@ import {UsageError} from '../errors.js'
 import {type LoadedModel, loadModel} from '../model/signature.js'
 import {createPipeline} from '../pipeline/index.js'
 import type {Pipeline} from '../pipeline/types.js'
+import {driftSettings} from '../monitor/config.js'
+import {LiveProfiles} from '../monitor/live.js'
 import {type ServeSettings, serveSettings} from './config.js'
 import {type ModelIdentity, type ModelServer, createModelServer} from './server.js'
 import type {Warmup} from './warmup.js'
@@ -24,6 +26,8 @@ export interface LoadServableOptions {
 
 export interface Servable {
   model: LoadedModel
+  /** Live profiles against the artifact's baseline, saved next to the request log (see src/monitor/live.ts). */
+  live?: {profiles: LiveProfiles; path?: string}
   pipeline?: Pipeline
   identity: ModelIdentity
   settings: ServeSettings
@@ -52,8 +56,11 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   // In the artifact the module sits next to pipeline.json, wherever it was in the project.
   const pipeline = spec ? await createPipeline(manifest.pipeline?.module ? {...spec, module: manifest.pipeline.module} : spec, model.signature, {moduleDir: opened.dir}) : undefined
   const cases = manifest.golden ? await readGoldenCases(join(opened.dir, manifest.golden.path)) : []
+  const live = manifest.profile ? {profiles: new LiveProfiles(manifest.profile, {settings: driftSettings(config?.monitor)}), path: settings.requestLog ? `${settings.requestLog.path}.profiles.json` : undefined} : undefined
+  if (live?.path) await live.profiles.load(live.path)
   return {
     model,
+    live,
     pipeline,
     identity: {name: manifest.name, version: manifest.version, digest: opened.record.digest},
     settings,
@@ -75,7 +82,10 @@ export interface Serving {
 export async function startServing(options: LoadServableOptions): Promise<Serving> {
   const servable = await loadServable(options)
   const {model, pipeline, identity, settings, warmup} = servable
-  const server = createModelServer({model, pipeline, identity, settings, warmup, processMetrics: true})
+  const server = createModelServer({model, pipeline, identity, settings, warmup, processMetrics: true, live: servable.live?.profiles})
+  // Live profiles reach the disk once a minute and at shutdown: a restarted server and `mlops monitor` pick them up.
+  const live = servable.live
+  const saver = live?.path ? setInterval(() => void live.profiles.save(live.path!).catch(() => undefined), 60_000).unref() : undefined
   let url: string
   try {
     url = await server.listen(settings.port, settings.host)
@@ -93,6 +103,8 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
     servable,
     async stop(timeoutMs = 30_000) {
       const drained = await server.drain(timeoutMs)
+      clearInterval(saver)
+      if (live?.path) await live.profiles.save(live.path).catch(() => undefined)
       await model.session.release().catch(() => undefined)
       return drained
     },

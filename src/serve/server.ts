@@ -14,6 +14,7 @@ import type {ServeSettings} from './config.js'
 import {InferenceEngine} from './engine.js'
 import {HttpError, OverloadedError, badRequest} from './errors.js'
 import {type Faults, crashIfTriggered, readFaults} from './faults.js'
+import type {LiveProfiles} from '../monitor/live.js'
 import {ServeMetrics} from './metrics.js'
 import {Predictor} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
@@ -40,6 +41,8 @@ export interface ModelServerOptions {
   faults?: Faults
   /** Node process metrics (CPU, memory, event loop lag) in /metrics: for the real server, not for tests. */
   processMetrics?: boolean
+  /** Profiles of answered /v1/predict records and predictions, for drift gauges in /metrics and `mlops monitor`. */
+  live?: LiveProfiles
 }
 
 export interface ModelServer {
@@ -86,6 +89,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   const faults = options.faults ?? readFaults()
   const metrics = new ServeMetrics({processMetrics: options.processMetrics})
   metrics.modelLoad.set(model.loadMs / 1000)
+  options.live?.registerMetrics(metrics.registry, {version: identity.version})
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: settings.maxQueue, metrics, faults})
   const pipeline = options.pipeline ?? rawPipeline(model.signature)
   const predictor = new Predictor(engine, pipeline)
@@ -141,6 +145,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       predictions = records.map(() => fallback.prediction!)
       usedFallback = true
     }
+    if (!usedFallback) options.live?.add(records, predictions)
     const body = JSON.stringify({predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})}, bigintSafe)
     return {status: 200, body, log: {inputs: () => records, bodyText: text, outputsJson: body, fallback: usedFallback}}
   }

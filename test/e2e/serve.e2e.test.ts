@@ -46,6 +46,32 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
     }
   })
 
+  it('exports drift gauges for the traffic it served, and keeps its live profiles across a restart', async () => {
+    const shifted = readFileSync(join(project, 'data', 'current-shifted.csv'), 'utf8').trim().split('\n')
+    const header = shifted[0].split(',')
+    const typed = (v: string) => (v === '' ? null : v === 'true' || v === 'false' ? v === 'true' : Number.isNaN(Number(v)) ? v : Number(v))
+    const records = shifted.slice(1, 1001).map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i], typed(v)])))
+    const first = await startServe(['1.0.0', '--dir', project])
+    try {
+      const response = await fetch(`${first.url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: records})})
+      assert.equal(response.status, 200, await response.text())
+      const metrics = await (await fetch(`${first.url}/metrics`)).text()
+      assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/)
+      assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="age",target="feature"\} 0/)
+    } finally {
+      first.child.kill('SIGTERM')
+      await once(first.child, 'exit')
+    }
+    const second = await startServe(['1.0.0', '--dir', project])
+    try {
+      const metrics = await (await fetch(`${second.url}/metrics`)).text()
+      assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/, 'the saved profiles came back')
+    } finally {
+      second.child.kill('SIGTERM')
+      await once(second.child, 'exit')
+    }
+  })
+
   it('refuses to serve an artifact whose model was tampered with', async () => {
     const list = await mlops(['artifacts', 'list', '--json', '--dir', project])
     const {path} = (list.json as {artifacts: {path: string}[]}).artifacts[0]
