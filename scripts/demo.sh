@@ -40,6 +40,14 @@ head -n 3 scores.jsonl
 step "mlops test (load, latency, robustness and regression gates from mlops.yaml's checks section)"
 mlops test --junit reports/junit.xml --html reports/test.html
 
+step "mlops build (an OCI image of the artifact, when docker, podman or buildah can reach a base image)"
+if mlops build >"$work/build.log" 2>&1; then
+  grep -v '^STEP\|^-->' "$work/build.log" | tail -n 3
+else
+  echo "no image built ($(grep -m1 '^Error' "$work/build.log" | cut -c8-160)…)."
+  echo "To enable it: install docker, podman or buildah with access to node:20-bookworm-slim (or pass --base-image), then run: mlops build"
+fi
+
 step "mlops monitor (data/current-shifted.csv against the training baseline in the artifact)"
 set +e
 mlops monitor --input data/current-shifted.csv --html drift.html
