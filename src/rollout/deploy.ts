@@ -174,11 +174,13 @@ export async function waitForOutcome(options: WaitOptions): Promise<Outcome> {
     const state = await readState(ctx.paths)
     if (!state) throw new MlopsError('STOPPED', `the deployment was stopped while waiting for ${options.version}`, {hint: 'See "mlops history".'})
     const outcome = state.outcome
-    if (state.revision > options.revision && outcome?.version === options.version && !state.candidate && (await applied(ctx, state))) {
+    // An outcome for this version may be written before the gateway has applied it: keep polling until it has.
+    const ended = state.revision > options.revision && outcome?.version === options.version && !state.candidate
+    if (ended && (await applied(ctx, state))) {
       if (outcome.result === 'promoted') return outcome
       throw new MlopsError('ROLLED_BACK', `${options.version} was rolled back${outcome.gate ? ` by the ${outcome.gate} gate` : ''}: ${outcome.reason}`, {hint: 'See "mlops history" for the figures; fix the model, package a new version and deploy it.', details: outcome})
     }
-    if (state.candidate?.version !== options.version) {
+    if (!ended && state.candidate?.version !== options.version) {
       throw new MlopsError('SUPERSEDED', `the rollout of ${options.version} ended without an outcome for it (now: ${state.candidate?.version ?? state.stable.version})`, {hint: 'See "mlops history".'})
     }
     if (options.onUpdate) options.onUpdate(await statusOf(ctx, state))

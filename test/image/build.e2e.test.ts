@@ -205,7 +205,7 @@ describe('mlops build with buildah (e2e)', function () {
     if (!first) this.skip()
     const configPath = join(project, 'mlops.yaml')
     const config = readFileSync(configPath, 'utf8')
-    writeFileSync(configPath, `${config}\nimage:\n  engine: buildah\n  repository: localhost/xgb-own\n  buildah: {vfs: true}\n  build_args: {GREETING: hello}\n`)
+    writeFileSync(configPath, `${config}\nimage:\n  engine: buildah\n  dockerfile: Dockerfile\n  repository: localhost/xgb-own\n  buildah: {vfs: true}\n  build_args: {GREETING: hello}\n`)
     writeFileSync(join(project, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG GREETING\nCOPY .mlops/export/artifact.tar /app/artifact.tar\nLABEL greeting=$GREETING\n')
     try {
       const built = await mlops(['build', '1.0.0', '--base-image', BASE_IMAGE, '--json', '--dir', project])
