@@ -21,16 +21,14 @@ export interface EngineOptions {
 interface Job {
   feeds: Feeds
   rows: number
-  /** Jobs with equal keys have the same inputs, dtypes and non-batch dims, so they can share one run. */
-  key: string
+  /** Whether the job may share a run: batching is on and every input has the same first dim. */
+  mergeable: boolean
   enqueued: number
   settled: boolean
   timer?: NodeJS.Timeout
   resolve: (outputs: Outputs) => void
   reject: (error: Error) => void
 }
-
-let soloKeys = 0
 
 /**
  * onnxruntime-node runs a session synchronously on the main thread (deferred by one setImmediate), so runs never overlap:
@@ -78,7 +76,7 @@ export class InferenceEngine {
     if (this.full) throw new OverloadedError(this.queue.length)
     return new Promise<Outputs>((resolve, reject) => {
       const rows = batchRows(feeds)
-      const job: Job = {feeds, rows: rows ?? 1, key: this.batching && rows !== undefined ? batchKey(feeds) : `solo${soloKeys++}`, enqueued: performance.now(), settled: false, resolve, reject}
+      const job: Job = {feeds, rows: rows ?? 1, mergeable: this.batching && rows !== undefined, enqueued: performance.now(), settled: false, resolve, reject}
       if (timeoutMs !== undefined) {
         job.timer = setTimeout(() => {
           this.remove(job)
@@ -126,16 +124,22 @@ export class InferenceEngine {
     }
   }
 
-  /** The oldest job and every later one with the same key, up to the batch size; the rest keep their order. */
+  /** The oldest job and every later one that can share its run, up to the batch size; the rest keep their order. */
   private take(): Job[] {
     const head = this.queue[0]
     if (!head) return []
+    if (!head.mergeable || this.queue.length === 1) {
+      this.queue.shift()
+      this.queuedRows -= head.rows
+      this.metrics?.queueDepth.set(this.queue.length)
+      return [head]
+    }
     const batch: Job[] = [head]
     const rest: Job[] = []
     let rows = head.rows
     for (let i = 1; i < this.queue.length; i++) {
       const job = this.queue[i]
-      if (job.key === head.key && rows + job.rows <= this.settings.maxBatchSize) {
+      if (job.mergeable && rows + job.rows <= this.settings.maxBatchSize && sameKind(head.feeds, job.feeds)) {
         batch.push(job)
         rows += job.rows
       } else rest.push(job)
@@ -219,13 +223,18 @@ function batchRows(feeds: Feeds): number | undefined {
   return rows
 }
 
-function batchKey(feeds: Feeds): string {
-  let key = ''
-  for (const name of Object.keys(feeds).sort()) {
-    const tensor = feeds[name]
-    key += `${name}:${tensor.type}:${tensor.dims.slice(1).join('x')}|`
+/** Same inputs, dtypes and dims past the first: the two can be stacked along the first dim into one run. */
+function sameKind(a: Feeds, b: Feeds): boolean {
+  let count = 0
+  for (const name in a) {
+    const x = a[name]
+    const y = b[name]
+    if (y === undefined || x.type !== y.type || x.dims.length !== y.dims.length) return false
+    for (let d = 1; d < x.dims.length; d++) if (x.dims[d] !== y.dims[d]) return false
+    count++
   }
-  return key
+  for (const _ in b) count--
+  return count === 0
 }
 
 export function mergeFeeds(parts: Feeds[], rows: number): Feeds {

@@ -32,7 +32,7 @@ export function hasFaults(faults: Faults): boolean {
 }
 
 /** The crash fault: SIGKILL ourselves, so nothing drains or flushes, exactly like a crash seen from outside. */
-export function crashIfTriggered(faults: Faults, body: string): void {
+export function crashIfTriggered(faults: Faults, body: string | Buffer): void {
   if (faults.crashOn !== undefined && body.includes(faults.crashOn)) process.kill(process.pid, 'SIGKILL')
 }
 

@@ -21,9 +21,9 @@ export interface RequestLogEntry {
 }
 
 /** What goes in the log in place of the inputs, under the configured policy. */
-export function loggedInputs(policy: LoggedInputs, sampleRate: number, inputs: () => unknown, bodyText: string): {inputs?: unknown; inputs_sha256?: string} {
+export function loggedInputs(policy: LoggedInputs, sampleRate: number, inputs: () => unknown, body: string | Buffer): {inputs?: unknown; inputs_sha256?: string} {
   if (policy === 'all' || (policy === 'sampled' && Math.random() < sampleRate)) return {inputs: inputs()}
-  if (policy === 'hashed') return {inputs_sha256: createHash('sha256').update(bodyText).digest('hex')}
+  if (policy === 'hashed') return {inputs_sha256: createHash('sha256').update(body).digest('hex')}
   return {}
 }
 

@@ -1,5 +1,5 @@
 // The model server: node:http with no framework on the hot path; /v1/predict, the Open Inference Protocol v2, /metrics.
-import {randomUUID} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 import {readFileSync} from 'node:fs'
@@ -7,7 +7,7 @@ import {join} from 'node:path'
 
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
 import {type LoadedModel, checkFeeds} from '../model/signature.js'
-import {type OrtTensor, tensorFromJson} from '../model/tensor.js'
+import {type Dtype, type OrtTensor, tensorFromJson, valuesToJson} from '../model/tensor.js'
 import {packageRoot} from '../paths.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {ServeSettings} from './config.js'
@@ -19,7 +19,7 @@ import {ServeMetrics} from './metrics.js'
 import {Predictor} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
 import {RequestLog, loggedInputs} from './request-log.js'
-import {decodeInferRequest, encodeOutput, modelMetadata} from './v2.js'
+import {type InferRequest, datatypeOf, decodeInferRequest, encodeBinaryOutput, encodeOutput, modelMetadata} from './v2.js'
 import {type Warmup, warmUp} from './warmup.js'
 
 export interface ModelIdentity {
@@ -61,6 +61,9 @@ export interface ModelServer {
 
 const TOOL_VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version
 const JSON_TYPE = 'application/json'
+const BINARY_TYPE = 'application/octet-stream'
+/** The binary tensor data extension: the length of the JSON that starts the body; tensor bytes follow it. */
+const HEADER_LENGTH = 'inference-header-content-length'
 const V1_KEYS = new Set(['instances', 'parameters'])
 
 interface Route {
@@ -79,9 +82,11 @@ interface Reply {
   status: number
   /** JSON text, or text for /metrics. */
   body: string
+  /** Output tensor bytes sent after `body`, which is then the JSON part of a binary tensor data response. */
+  binary?: Buffer[]
   contentType?: string
   headers?: Record<string, string>
-  log?: {inputs: () => unknown; bodyText: string; outputsJson: string; fallback?: boolean}
+  log?: {inputs: () => unknown; body: string | Buffer; outputsJson: () => string; fallback?: boolean}
 }
 
 export function createModelServer(options: ModelServerOptions): ModelServer {
@@ -98,7 +103,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   // Deep enough for {"inputs":[{"data":[nested to the rank]}]} and records holding rows; deeper is an attack or a mistake.
   const maxDepth = maxRank + 6
   const fallback = settings.fallback
-  const fallbackOutputs = fallback?.outputs ? Object.entries(fallback.outputs).map(([name, json]) => encodeOutput(name, tensorFromJson(json, `serving.fallback.outputs.${name}`))) : undefined
+  const fallbackOutputs = fallback?.outputs ? Object.fromEntries(Object.entries(fallback.outputs).map(([name, json]) => [name, tensorFromJson(json, `serving.fallback.outputs.${name}`)])) : undefined
   const warnings: string[] = []
   const version = identity.version
   const modelName = identity.name
@@ -111,7 +116,9 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   let idleWaiters: (() => void)[] = []
 
   const metadata = JSON.stringify(modelMetadata(modelName, version, model.signature))
-  const serverMetadata = JSON.stringify({name: 'mlops', version: TOOL_VERSION, extensions: []})
+  const serverMetadata = JSON.stringify({name: 'mlops', version: TOOL_VERSION, extensions: ['binary_tensor_data']})
+  const inferPaths = new Set([`/v2/models/${encodeURIComponent(modelName)}/infer`, `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`])
+  const modelParams = [modelName]
 
   const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({status, body: JSON.stringify(value), headers})
 
@@ -124,7 +131,10 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   }
 
   async function predictV1(ctx: Context): Promise<Reply> {
-    const {text, value} = await readJsonBody(ctx.req, settings.maxBodyBytes, maxDepth, faults)
+    checkContentType(ctx.req, false)
+    const body = await readBody(ctx.req, settings.maxBodyBytes)
+    crashIfTriggered(faults, body)
+    const value = parseBody(body, maxDepth)
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badRequest('BAD_REQUEST', 'the body must be a JSON object {"instances": [record, …]}')
     for (const key of Object.keys(value)) if (!V1_KEYS.has(key)) throw badRequest('UNKNOWN_FIELD', `unknown field "${key}"; the body is {"instances": [record, …]}`, key)
     const instances = (value as {instances?: unknown}).instances
@@ -146,36 +156,56 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       usedFallback = true
     }
     if (!usedFallback) options.live?.add(records, predictions)
-    const body = JSON.stringify({predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})}, bigintSafe)
-    return {status: 200, body, log: {inputs: () => records, bodyText: text, outputsJson: body, fallback: usedFallback}}
+    const answer = JSON.stringify({predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})}, bigintSafe)
+    return {status: 200, body: answer, log: {inputs: () => records, body, outputsJson: () => answer, fallback: usedFallback}}
   }
 
   async function inferV2(ctx: Context): Promise<Reply> {
     checkModel(ctx.params)
-    const {text, value} = await readJsonBody(ctx.req, settings.maxBodyBytes, maxDepth, faults)
-    const request = decodeInferRequest(value, model.signature, model.fetches)
+    const jsonLength = headerLength(ctx.req)
+    checkContentType(ctx.req, jsonLength !== undefined)
+    const body = await readBody(ctx.req, settings.maxBodyBytes, jsonLength)
+    crashIfTriggered(faults, body)
+    if (jsonLength !== undefined && jsonLength > body.length) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length is ${jsonLength}, but the body has only ${body.length} bytes`, HEADER_LENGTH)
+    const value = parseBody(jsonLength === undefined ? body : body.subarray(0, jsonLength), maxDepth)
+    const request = decodeInferRequest(value, model.signature, model.fetches, jsonLength === undefined ? undefined : body.subarray(jsonLength))
     const issues = checkFeeds(model.signature, request.feeds)
     if (issues.length > 0) {
       const index = Object.keys(request.feeds).indexOf(issues[0].field)
       throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, index >= 0 ? `inputs[${index}].shape` : 'inputs')
     }
-    let outputsText: string
+    let outputs: Record<string, OrtTensor>
+    let wanted = request.outputs
     let usedFallback = false
     try {
-      const outputs = await engine.run(request.feeds, settings.timeoutMs)
-      outputsText = request.outputs.map((name) => encodeOutput(name, outputs[name] as OrtTensor)).join(',')
+      outputs = await engine.run(request.feeds, settings.timeoutMs)
     } catch (error) {
       if (!fallbackOutputs || !isServerFault(error)) throw error
       metrics.fallbacks.inc({reason: (error as HttpError).code ?? 'ERROR'})
-      outputsText = fallbackOutputs.join(',')
+      outputs = fallbackOutputs
+      wanted = Object.keys(fallbackOutputs).map((name) => ({name, binary: request.outputs.find((o) => o.name === name)?.binary ?? request.binaryOutputs}))
       usedFallback = true
     }
     const id = request.id === undefined ? '' : `,"id":${JSON.stringify(request.id)}`
     const flag = usedFallback ? ',"parameters":{"fallback":true}' : ''
-    const body = `{"model_name":${JSON.stringify(modelName)},"model_version":${JSON.stringify(version)}${id}${flag},"outputs":[${outputsText}]}`
-    return {status: 200, body, log: {inputs: () => (value as {inputs: unknown}).inputs, bodyText: text, outputsJson: `[${outputsText}]`, fallback: usedFallback}}
+    const head = `{"model_name":${JSON.stringify(modelName)},"model_version":${JSON.stringify(version)}${id}${flag},"outputs":[`
+    const parts: string[] = []
+    let binary: Buffer[] | undefined
+    for (const {name, binary: asBytes} of wanted) {
+      const tensor = outputs[name]
+      if (!asBytes) {
+        parts.push(encodeOutput(name, tensor))
+        continue
+      }
+      const encoded = encodeBinaryOutput(name, tensor)
+      parts.push(encoded.json)
+      ;(binary ??= []).push(encoded.bytes)
+    }
+    const outputsJson = () => `[${wanted.map(({name}) => encodeOutput(name, outputs[name])).join(',')}]`
+    return {status: 200, body: `${head}${parts.join(',')}]}`, binary, log: {inputs: () => inputsForLog(value, request), body, outputsJson, fallback: usedFallback}}
   }
 
+  const inferRoute: Route = {label: '/v2/models/infer', methods: ['POST'], handle: inferV2}
   const routes: {pattern: RegExp; route: Route}[] = [
     {pattern: /^\/v1\/predict$/, route: {label: '/v1/predict', methods: ['POST'], handle: predictV1}},
     {pattern: /^\/v2\/health\/live$/, route: {label: '/v2/health', methods: ['GET'], handle: () => json(200, {live: true})}},
@@ -183,7 +213,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     {pattern: /^\/v2\/?$/, route: {label: '/v2', methods: ['GET'], handle: () => ({status: 200, body: serverMetadata})}},
     {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/?$/, route: {label: '/v2/models/metadata', methods: ['GET'], handle: (ctx) => (checkModel(ctx.params), {status: 200, body: metadata})}},
     {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/ready$/, route: {label: '/v2/models/ready', methods: ['GET'], handle: (ctx) => (checkModel(ctx.params), json(ready && !draining ? 200 : 503, {name: modelName, ready: ready && !draining}))}},
-    {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/, route: {label: '/v2/models/infer', methods: ['POST'], handle: inferV2}},
+    {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/, route: inferRoute},
     {pattern: /^\/metrics$/, route: {label: '/metrics', methods: ['GET'], handle: async () => {
       const {contentType, body} = await metrics.render()
       return {status: 200, body, contentType}
@@ -194,9 +224,10 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     const started = performance.now()
     inFlight++
     metrics.inFlight.inc()
-    const header = req.headers['x-request-id']
-    const id = typeof header === 'string' && header.length > 0 && header.length <= 200 && /^[\x21-\x7e]+$/.test(header) ? header : randomUUID()
-    const path = (req.url ?? '/').split('?')[0]
+    const id = requestId(req.headers['x-request-id'])
+    const target = req.url ?? '/'
+    const query = target.indexOf('?')
+    const path = query < 0 ? target : target.slice(0, query)
     let label = 'other'
     let reply: Reply
     try {
@@ -216,11 +247,10 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     }
     send(res, reply, id, req)
     const seconds = (performance.now() - started) / 1000
-    metrics.requests.inc({route: label, status: String(reply.status), version})
-    metrics.latency.observe({route: label, version}, seconds)
+    metrics.observeRequest(label, reply.status, version, seconds)
     if (requestLog && reply.log) {
-      const {policy, rate} = {policy: requestLog.settings.inputs, rate: requestLog.settings.sampleRate}
-      requestLog.add({id, time: new Date().toISOString(), model: identity, route: label, status: reply.status, latency_ms: Math.round(seconds * 1e6) / 1000, ...(reply.log.fallback ? {fallback: true} : {}), ...loggedInputs(policy, rate, reply.log.inputs, reply.log.bodyText), outputsJson: reply.log.outputsJson})
+      const {inputs, sampleRate} = requestLog.settings
+      requestLog.add({id, time: new Date().toISOString(), model: identity, route: label, status: reply.status, latency_ms: Math.round(seconds * 1e6) / 1000, ...(reply.log.fallback ? {fallback: true} : {}), ...loggedInputs(inputs, sampleRate, reply.log.inputs, reply.log.body), outputsJson: reply.log.outputsJson()})
     }
     inFlight--
     metrics.inFlight.dec()
@@ -231,6 +261,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   }
 
   function findRoute(path: string): {route: Route; params: string[]} | undefined {
+    // The inference route of this model is nearly every request: a set lookup before the patterns.
+    if (inferPaths.has(path)) return {route: inferRoute, params: modelParams}
     for (const {pattern, route} of routes) {
       const m = pattern.exec(path)
       if (m) return {route, params: m.slice(1).filter((p) => p !== undefined)}
@@ -239,18 +271,28 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   }
 
   function send(res: ServerResponse, reply: Reply, id: string, req: IncomingMessage): void {
-    const headers: Record<string, string | number> = {
-      'content-type': reply.contentType ?? JSON_TYPE,
-      'content-length': Buffer.byteLength(reply.body),
-      'x-request-id': id,
-      'x-model-version': version,
-      ...reply.headers,
+    const length = Buffer.byteLength(reply.body)
+    let size = length
+    if (reply.binary) for (const bytes of reply.binary) size += bytes.length
+    // A flat array: node writes it as it is, where an object's keys would be copied and looked at one more time.
+    const headers: (string | number)[] = ['content-type', reply.contentType ?? (reply.binary ? BINARY_TYPE : JSON_TYPE), 'content-length', size, 'x-request-id', id, 'x-model-version', version]
+    if (reply.binary) headers.push(HEADER_LENGTH, length)
+    let close = draining
+    if (reply.headers) {
+      for (const name in reply.headers) {
+        if (name === 'connection') close ||= reply.headers[name] === 'close'
+        else headers.push(name, reply.headers[name])
+      }
     }
     // While draining, close keep-alive connections so clients move to another replica.
-    if (draining || reply.headers?.connection === 'close') headers.connection = 'close'
-    res.writeHead(reply.status, headers)
-    res.end(reply.body)
-    if (headers.connection === 'close' && !req.complete) req.socket.destroySoon()
+    if (close) headers.push('connection', 'close')
+    res.writeHead(reply.status, headers as unknown as string[])
+    if (reply.binary) {
+      res.write(reply.body)
+      for (const bytes of reply.binary) res.write(bytes)
+      res.end()
+    } else res.end(reply.body)
+    if (close && !req.complete) req.socket.destroySoon()
   }
 
   const server: Server = createServer({keepAliveTimeout: 65_000, requestTimeout: Math.max(60_000, settings.timeoutMs * 2)}, (req, res) => {
@@ -314,6 +356,15 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   }
 }
 
+/** The request's inputs as JSON for the request log: tensors sent as binary data get their values, as if sent as JSON. */
+function inputsForLog(value: unknown, request: InferRequest): unknown {
+  return ((value as {inputs: Record<string, unknown>[]}).inputs).map((input) => {
+    if (input.data !== undefined) return input
+    const tensor = request.feeds[input.name as string]
+    return {name: input.name, shape: [...tensor.dims], datatype: datatypeOf(tensor.type as Dtype), data: valuesToJson(tensor.type, tensor.data)}
+  })
+}
+
 function isServerFault(error: unknown): boolean {
   return error instanceof HttpError ? error.status >= 500 && error.status !== 503 : true
 }
@@ -340,25 +391,41 @@ function bigintSafe(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? (Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()) : value
 }
 
-/** Reads a JSON body up to `limit` bytes: 413 as soon as it is over (or announced over), 415 for another content type. */
-async function readJsonBody(req: IncomingMessage, limit: number, maxDepth: number, faults: Faults): Promise<{text: string; value: unknown}> {
-  const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase()
+/** 415 for a body that is not JSON (or, with the binary extension's header, not JSON followed by bytes). */
+function checkContentType(req: IncomingMessage, binary: boolean): void {
+  const header = req.headers['content-type']
+  if (header === undefined || header === JSON_TYPE) return
+  const type = header.split(';')[0].trim().toLowerCase()
   // Clients of the v2 protocol (tritonclient) often send no content type: JSON is assumed then.
-  if (type !== '' && type !== JSON_TYPE && !type.endsWith('+json')) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content type ${type} is not supported; send application/json`, undefined, {accept: JSON_TYPE, connection: 'close'})
-  const declared = Number(req.headers['content-length'])
-  if (declared > limit) throw tooLarge(limit)
-  const text = await readBody(req, limit)
-  crashIfTriggered(faults, text)
+  if (type === '' || type === JSON_TYPE || type.endsWith('+json') || (binary && type === BINARY_TYPE)) return
+  throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content type ${type} is not supported; send application/json${binary ? ' or application/octet-stream' : ''}`, undefined, {accept: JSON_TYPE, connection: 'close'})
+}
+
+/** The binary tensor data extension's header, when the request has one. */
+function headerLength(req: IncomingMessage): number | undefined {
+  const header = req.headers[HEADER_LENGTH]
+  if (header === undefined) return undefined
+  if (typeof header !== 'string' || !/^\d{1,15}$/.test(header.trim())) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${String(header)}"`, HEADER_LENGTH)
+  return Number(header)
+}
+
+function parseBody(bytes: Buffer, maxDepth: number): unknown {
+  const text = bytes.toString('utf8')
   if (text.trim() === '') throw badRequest('EMPTY_BODY', 'the request body is empty; send a JSON object')
   try {
-    return {text, value: parseJson(text, {maxDepth})}
+    return parseJson(text, {maxDepth})
   } catch (error) {
     throw badRequest('INVALID_JSON', (error as JsonSyntaxError).message)
   }
 }
 
-/** Stops reading once over the limit, without destroying the socket, so the 413 still reaches the client. */
-function readBody(req: IncomingMessage, limit: number): Promise<string> {
+/**
+ * Reads a body up to `limit` bytes: 413 as soon as it is over (or announced over), without destroying the socket, so
+ * the 413 still reaches the client. A body that came in one chunk is used as it is; else the chunks are copied once,
+ * placed so that the byte at `alignAt` (where binary tensors start) sits on an 8-byte boundary and needs no copy.
+ */
+function readBody(req: IncomingMessage, limit: number, alignAt = 0): Promise<Buffer> {
+  if (Number(req.headers['content-length']) > limit) return Promise.reject(tooLarge(limit))
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -373,7 +440,14 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
       }
       chunks.push(chunk)
     }
-    const onEnd = () => resolve(Buffer.concat(chunks, size).toString('utf8'))
+    const onEnd = () => {
+      if (chunks.length === 1) return resolve(chunks[0])
+      const pad = (8 - (alignAt % 8)) % 8
+      const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad)
+      let offset = 0
+      for (const chunk of chunks) offset += chunk.copy(body, offset)
+      resolve(body)
+    }
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', reject)
@@ -382,4 +456,15 @@ function readBody(req: IncomingMessage, limit: number): Promise<string> {
 
 function tooLarge(limit: number): HttpError {
   return new HttpError(413, 'BODY_TOO_LARGE', `the request body is over ${limit} bytes (serving.max_body_mb); send fewer records per request`, undefined, {connection: 'close'})
+}
+
+// Request ids the server makes: a random prefix per process and a counter, in the shape of a UUID; no entropy per request.
+const ID_PREFIX = randomBytes(12).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{4})$/, '$1-$2-$3-$4-$5')
+let idCounter = 0
+
+/** The caller's x-request-id when it is printable ASCII of a sane length, else a new one. */
+function requestId(header: string | string[] | undefined): string {
+  if (typeof header === 'string' && header.length > 0 && header.length <= 200 && /^[\x21-\x7e]+$/.test(header)) return header
+  idCounter = (idCounter + 1) % 0x1_0000_0000
+  return ID_PREFIX + idCounter.toString(16).padStart(8, '0')
 }
