@@ -71,7 +71,8 @@ export function serveSettings(config: ServingConfig = {}, overrides: Partial<Ser
     maxQueue: config.max_queue ?? 256,
     batching: {
       enabled: config.batching?.enabled ?? true,
-      maxBatchSize: config.batching?.max_batch_size ?? 32,
+      // 16, not 32: with 32 concurrent clients the image model of bench/serve served ~7% more with runs of 16; its cost per image stops falling past ~8.
+      maxBatchSize: config.batching?.max_batch_size ?? 16,
       maxWaitMs: config.batching?.max_wait_ms ?? 0,
     },
     fallback: config.fallback,
