@@ -77,12 +77,7 @@ export class InferenceEngine {
     return new Promise<Outputs>((resolve, reject) => {
       const rows = batchRows(feeds)
       const job: Job = {feeds, rows: rows ?? 1, mergeable: this.batching && rows !== undefined, enqueued: performance.now(), settled: false, resolve, reject}
-      if (timeoutMs !== undefined) {
-        job.timer = setTimeout(() => {
-          this.remove(job)
-          this.settle(job, new TimeoutError(timeoutMs))
-        }, timeoutMs)
-      }
+      if (timeoutMs !== undefined) job.timer = setTimeout(expire, timeoutMs, this, job, timeoutMs)
       this.queue.push(job)
       this.queuedRows += job.rows
       this.metrics?.queueDepth.set(this.queue.length)
@@ -150,6 +145,12 @@ export class InferenceEngine {
     return batch
   }
 
+  /** Past its time limit: out of the queue if it is still there, and answered with a 504. */
+  expire(job: Job, timeoutMs: number): void {
+    this.remove(job)
+    this.settle(job, new TimeoutError(timeoutMs))
+  }
+
   private remove(job: Job): void {
     const index = this.queue.indexOf(job)
     if (index < 0) return
@@ -210,6 +211,11 @@ export class InferenceEngine {
     if (result instanceof Error) job.reject(result)
     else job.resolve(result)
   }
+}
+
+// A plain function with arguments rather than a closure per request.
+function expire(engine: InferenceEngine, job: Job, timeoutMs: number): void {
+  engine.expire(job, timeoutMs)
 }
 
 /** The shared first dim of every input, or undefined when the inputs disagree or one is a scalar. */

@@ -19,7 +19,7 @@ import {ServeMetrics} from './metrics.js'
 import {Predictor} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
 import {RequestLog, loggedInputs} from './request-log.js'
-import {type InferRequest, datatypeOf, decodeInferRequest, encodeBinaryOutput, encodeOutput, modelMetadata} from './v2.js'
+import {type InferRequest, datatypeOf, decodeInferRequest, encodeBinaryOutput, encodeOutput, feedsFit, modelMetadata} from './v2.js'
 import {type Warmup, warmUp} from './warmup.js'
 
 export interface ModelIdentity {
@@ -169,7 +169,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     if (jsonLength !== undefined && jsonLength > body.length) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length is ${jsonLength}, but the body has only ${body.length} bytes`, HEADER_LENGTH)
     const value = parseBody(jsonLength === undefined ? body : body.subarray(0, jsonLength), maxDepth)
     const request = decodeInferRequest(value, model.signature, model.fetches, jsonLength === undefined ? undefined : body.subarray(jsonLength))
-    const issues = checkFeeds(model.signature, request.feeds)
+    const issues = feedsFit(model.signature, request.feeds) ? [] : checkFeeds(model.signature, request.feeds)
     if (issues.length > 0) {
       const index = Object.keys(request.feeds).indexOf(issues[0].field)
       throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, index >= 0 ? `inputs[${index}].shape` : 'inputs')

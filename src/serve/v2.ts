@@ -2,7 +2,7 @@
 // with JSON values or with the binary tensor data extension (raw little-endian bytes after the JSON).
 import {endianness} from 'node:os'
 
-import {type Dim, type ModelSignature, formatShape} from '../model/signature.js'
+import {type Dim, type ModelSignature, type TensorSpec, formatShape} from '../model/signature.js'
 import {type Dtype, type OrtTensor, TensorValueError, type TypedData, fromHalf, makeTensor, typedFromJson} from '../model/tensor.js'
 import {HttpError, badRequest} from './errors.js'
 
@@ -71,7 +71,7 @@ export function decodeInferRequest(body: unknown, signature: ModelSignature, fet
   const binaryOutputs = parameters?.binary_data_output ?? false
   if (typeof binaryOutputs !== 'boolean') throw badRequest('BAD_FIELD', 'must be true or false', 'parameters.binary_data_output')
   if (!Array.isArray(inputs) || inputs.length === 0) throw badRequest('BAD_FIELD', 'must be a non-empty array of input tensors', 'inputs')
-  const specs = new Map(signature.inputs.map((s) => [s.name, s]))
+  const specs = inputSpecs(signature)
   const feeds: Record<string, OrtTensor> = {}
   let offset = 0
   inputs.forEach((input, i) => {
@@ -102,6 +102,30 @@ export function decodeInferRequest(body: unknown, signature: ModelSignature, fet
   })
   if (binary !== undefined && offset !== binary.length) throw badRequest('BINARY_SIZE_MISMATCH', `the binary data after the JSON is ${binary.length} bytes, but the inputs' binary_data_size add up to ${offset}`, 'inputs')
   return {id, feeds, outputs: requestedOutputs(outputs, signature, fetches, binaryOutputs), binaryOutputs, parameters: parameters as Record<string, unknown> | undefined}
+}
+
+const specsBySignature = new WeakMap<ModelSignature, Map<string, TensorSpec>>()
+
+function inputSpecs(signature: ModelSignature): Map<string, TensorSpec> {
+  let specs = specsBySignature.get(signature)
+  if (!specs) specsBySignature.set(signature, (specs = new Map(signature.inputs.map((s) => [s.name, s]))))
+  return specs
+}
+
+/** Whether every input is there with the model's dtype, rank and fixed dims: what checkFeeds checks, without building messages. */
+export function feedsFit(signature: ModelSignature, feeds: Record<string, OrtTensor>): boolean {
+  let count = 0
+  for (const spec of signature.inputs) {
+    const tensor = feeds[spec.name]
+    if (tensor === undefined || tensor.type !== spec.dtype || tensor.dims.length !== spec.shape.length) return false
+    for (let d = 0; d < spec.shape.length; d++) {
+      const dim = spec.shape[d]
+      if (typeof dim === 'number' && dim >= 0 && tensor.dims[d] !== dim) return false
+    }
+    count++
+  }
+  for (const _ in feeds) count--
+  return count === 0
 }
 
 function binaryDataSize(parameters: unknown, where: string): number | undefined {
