@@ -13,7 +13,7 @@ export interface ServeReady {
 }
 
 export default class Serve extends BaseCommand {
-  static override summary = 'Serve an artifact over HTTP: /v1/predict, the KServe/Triton v2 inference API (JSON or binary tensor data) and /metrics.'
+  static override summary = 'Serve an artifact over HTTP: /v1/predict, the KServe/Triton v2 inference API and /metrics.'
   static override description = `Verifies the artifact, loads the model, warms it up (with the artifact's golden cases when it has them), then prints one "ready:" line (one JSON line with --json) and serves until SIGTERM or SIGINT, when it stops accepting, finishes in-flight requests and exits 0.
 
 Settings come from the serving section of mlops.yaml. Fault injection for tests: MLOPS_FAULT_LATENCY_MS, MLOPS_FAULT_ERROR_RATE, MLOPS_FAULT_CRASH_ON, MLOPS_FAULT_WRONG.
