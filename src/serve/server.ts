@@ -288,6 +288,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     if (close) headers.push('connection', 'close')
     res.writeHead(reply.status, headers as unknown as string[])
     if (reply.binary) {
+      // Corked, the JSON and every tensor leave in one write; end() uncorks.
+      res.cork()
       res.write(reply.body)
       for (const bytes of reply.binary) res.write(bytes)
       res.end()

@@ -136,7 +136,7 @@ describe('serve: the binary tensor data extension', function () {
     })
 
     it('lists binary_tensor_data among the server\'s extensions', async () => {
-      const metadata = await (await fetch(`${titanic.url}/v2`)).json()
+      const metadata = (await (await fetch(`${titanic.url}/v2`)).json()) as {extensions: string[]}
       assert.deepEqual(metadata.extensions, ['binary_tensor_data'])
     })
 
@@ -197,6 +197,23 @@ describe('serve: the binary tensor data extension', function () {
       const binary = await postBinary(infer, {inputs: [{name: 'x', shape: image.dims, datatype: 'FP32', parameters: {binary_data_size: bytes.length}}], outputs: [{name: 'softmax_0.tmp_0', parameters: {binary_data: true}}]}, [bytes])
       assert.equal(binary.status, 200, JSON.stringify(binary.json))
       assert.deepEqual(Array.from(new Float32Array(new Uint8Array(binary.binary[0]).buffer)), json.json.outputs[0].data)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('answers with the configured fallback in the form asked for, marked as the fallback', async () => {
+    const fallback = {outputs: {variable: {dtype: 'float32' as const, shape: [1, 1], data: [0.5]}}}
+    const {server, url} = await start('xgboost_regressor', {timeoutMs: 20, fallback}, {faults: {latencyMs: 200, errorRate: 0, wrong: false}})
+    try {
+      const x = raw(new Float32Array([5.1, 3.5, 1.4, 0.2]))
+      const answer = await postBinary(`${url}/v2/models/xgboost_regressor/infer`, {inputs: [{name: 'X', shape: [1, 4], datatype: 'FP32', parameters: {binary_data_size: 16}}], outputs: [{name: 'variable', parameters: {binary_data: true}}]}, [x])
+      assert.equal(answer.status, 200, JSON.stringify(answer.json))
+      assert.deepEqual(answer.json.parameters, {fallback: true})
+      assert.deepEqual(answer.json.outputs, [{name: 'variable', datatype: 'FP32', shape: [1, 1], parameters: {binary_data_size: 4}}])
+      assert.equal(answer.binary[0].readFloatLE(0), 0.5)
+      const asJson = await post(`${url}/v2/models/xgboost_regressor/infer`, {inputs: [{name: 'X', shape: [1, 4], datatype: 'FP32', data: [5.1, 3.5, 1.4, 0.2]}]})
+      assert.deepEqual(asJson.json.outputs, [{name: 'variable', datatype: 'FP32', shape: [1, 1], data: [0.5]}])
     } finally {
       await server.close()
     }
