@@ -17,8 +17,6 @@ export class ServeMetrics {
   readonly fallbacks: Counter<'reason'>
   readonly rejected: Counter<'reason'>
   readonly logDropped: Counter
-  /** Labelled children by route, status and version: prom-client would otherwise rebuild and validate the labels per request. */
-  private readonly byRoute = new Map<string, {count: Counter.Internal; latency: Histogram.Internal<'route' | 'version'>}>()
 
   constructor(options: {processMetrics?: boolean} = {}) {
     const registers = [this.registry]
@@ -34,18 +32,6 @@ export class ServeMetrics {
     this.rejected = new Counter({name: 'mlops_rejected_total', help: 'Requests refused before inference: overload, timeout.', labelNames: ['reason'], registers})
     this.logDropped = new Counter({name: 'mlops_request_log_dropped_total', help: 'Request log entries dropped because the disk could not keep up.', registers})
     if (options.processMetrics) collectDefaultMetrics({register: this.registry})
-  }
-
-  /** Counts one answered request and its latency. */
-  observeRequest(route: string, status: number, version: string, seconds: number): void {
-    const key = `${route} ${status} ${version}`
-    let child = this.byRoute.get(key)
-    if (!child) {
-      child = {count: this.requests.labels(route, String(status), version), latency: this.latency.labels(route, version)}
-      this.byRoute.set(key, child)
-    }
-    child.count.inc()
-    child.latency.observe(seconds)
   }
 
   async render(): Promise<{contentType: string; body: string}> {

@@ -247,7 +247,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     }
     send(res, reply, id, req)
     const seconds = (performance.now() - started) / 1000
-    metrics.observeRequest(label, reply.status, version, seconds)
+    metrics.requests.inc({route: label, status: String(reply.status), version})
+    metrics.latency.observe({route: label, version}, seconds)
     if (requestLog && reply.log) {
       const {inputs, sampleRate} = requestLog.settings
       requestLog.add({id, time: new Date().toISOString(), model: identity, route: label, status: reply.status, latency_ms: Math.round(seconds * 1e6) / 1000, ...(reply.log.fallback ? {fallback: true} : {}), ...loggedInputs(inputs, sampleRate, reply.log.inputs, reply.log.body), outputsJson: reply.log.outputsJson()})
