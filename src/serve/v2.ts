@@ -188,6 +188,8 @@ function typedFromBytes(dtype: Dtype, count: number, shape: number[], bytes: Buf
 }
 
 function stringsFromBytes(count: number, bytes: Buffer, field: string): string[] {
+  // Every element takes 4 bytes at least: a shape too large for the bytes is refused before anything is allocated for it.
+  if (count * 4 > bytes.length) throw badRequest('BINARY_SIZE_MISMATCH', `shape of ${count} BYTES elements needs at least ${count * 4} bytes (a 4-byte length each), but binary_data_size is ${bytes.length}`, field)
   const out: string[] = new Array(count)
   let offset = 0
   for (let i = 0; i < count; i++) {
