@@ -60,17 +60,22 @@ function requestBody(inputs: Record<string, TensorJson>, wire: Wire): {body: Buf
   return {body: Buffer.concat([head, ...bytes]), headers: {'content-type': 'application/octet-stream', 'inference-header-content-length': String(head.length)}}
 }
 
-async function overHttp(id: string, model: LoadedModel, inputs: Record<string, TensorJson>, concurrency: number, batching: boolean, wire: Wire = 'json'): Promise<Measure & {failed: number; meanBatch: number}> {
+/** The server runs in this process: its CPU time over the run, in cores, shows whether its one JS thread was the limit. */
+async function overHttp(id: string, model: LoadedModel, inputs: Record<string, TensorJson>, concurrency: number, batching: boolean, wire: Wire = 'json'): Promise<Measure & {failed: number; meanBatch: number; cores: number}> {
   const server = createModelServer({model, identity: {name: id, version: '1.0.0'}, settings: serveSettings({batching: {enabled: batching}}), faults: {latencyMs: 0, errorRate: 0, wrong: false}})
   const url = await server.listen(0, '127.0.0.1')
   const {body, headers} = requestBody(inputs, wire)
   const file = join(tmpdir(), `mlops-bench-${id}-${wire}.body`)
   writeFileSync(file, body)
   try {
+    const cpu = process.cpuUsage()
+    const started = performance.now()
     const {stdout} = await execa('node', ['--import', 'tsx', LOAD, `${url}/v2/models/${id}/infer`, file, String(concurrency), String(SECONDS), JSON.stringify(headers)])
+    const used = process.cpuUsage(cpu)
+    const cores = (used.user + used.system) / 1000 / (performance.now() - started)
     const {values} = await server.metrics.batchSize.get()
     const total = (name: string) => values.find((v) => v.metricName === name)?.value ?? 0
-    return {...JSON.parse(stdout), meanBatch: total('mlops_batch_size_sum') / total('mlops_batch_size_count')}
+    return {...JSON.parse(stdout), meanBatch: total('mlops_batch_size_sum') / total('mlops_batch_size_count'), cores}
   } finally {
     await server.close()
   }
@@ -113,8 +118,8 @@ for (const id of ['xgboost_regressor', 'titanic_logreg_pipeline_zipmap']) {
   console.log(`  in-process  c=1   ${fmt(in1)}`)
   console.log(`  in-process  c=16  ${fmt(in16)}`)
   console.log(`  HTTP        c=1   ${fmt(http1)}  (batching off)`)
-  console.log(`  HTTP        c=16  ${fmt(http16)}  (batching off, ${http16.failed} failed)`)
-  console.log(`  HTTP        c=16  ${fmt(http16b)}  (batching on, ${http16b.failed} failed)`)
+  console.log(`  HTTP        c=16  ${fmt(http16)}  (batching off, ${http16.failed} failed, server ${http16.cores.toFixed(2)} cores)`)
+  console.log(`  HTTP        c=16  ${fmt(http16b)}  (batching on, ${http16b.failed} failed, server ${http16b.cores.toFixed(2)} cores)`)
   const best16 = Math.max(http16.rps, http16b.rps)
   results.push({target: `${id}: HTTP c=16 ≥ 70% of in-process c=16 throughput`, value: `${((best16 / in16.rps) * 100).toFixed(0)}% (batching off ${((http16.rps / in16.rps) * 100).toFixed(0)}%, on ${((http16b.rps / in16.rps) * 100).toFixed(0)}%; bare node:http is ${((bare.rps / in16.rps) * 100).toFixed(0)}%)`, pass: best16 >= 0.7 * in16.rps})
   results.push({target: `${id}: HTTP c=1 adds ≤ 0.3 ms at p50`, value: `+${(http1.p50 - in1.p50).toFixed(3)} ms`, pass: http1.p50 - in1.p50 <= 0.3})

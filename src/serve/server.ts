@@ -125,6 +125,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   const readiness = (): Reply => (ready && !draining ? json(200, {ready: true}) : json(503, {ready: false}))
 
   function checkModel(params: string[]): void {
+    // The params of a path found in inferPaths are this model's: nothing to decode.
+    if (params === modelParams) return
     const [name, wanted] = params
     if (decodeURIComponent(name) !== modelName) throw new HttpError(404, 'MODEL_NOT_FOUND', `no model "${decodeURIComponent(name)}" here; this server serves "${modelName}"`)
     if (wanted !== undefined && decodeURIComponent(wanted) !== version) throw new HttpError(404, 'VERSION_NOT_FOUND', `model "${modelName}" has no version "${decodeURIComponent(wanted)}"; this server serves version ${version}`)
@@ -414,10 +416,11 @@ function headerLength(req: IncomingMessage): number | undefined {
 
 function parseBody(bytes: Buffer, maxDepth: number): unknown {
   const text = bytes.toString('utf8')
-  if (text.trim() === '') throw badRequest('EMPTY_BODY', 'the request body is empty; send a JSON object')
   try {
     return parseJson(text, {maxDepth})
   } catch (error) {
+    // Looked at only once parsing failed: an empty body is the likelier mistake to name.
+    if (text.trim() === '') throw badRequest('EMPTY_BODY', 'the request body is empty; send a JSON object')
     throw badRequest('INVALID_JSON', (error as JsonSyntaxError).message)
   }
 }
