@@ -5,6 +5,7 @@ import {copyFile, lstat, mkdir, open, readdir, readFile, rename, rm, stat} from 
 import {tmpdir} from 'node:os'
 import {basename, dirname, join, resolve as resolvePath} from 'node:path'
 
+import lockfile from 'proper-lockfile'
 import semver from 'semver'
 
 import {MlopsError, UsageError} from '../errors.js'
@@ -114,14 +115,36 @@ export class ArtifactStore {
     // Always rename over an existing blob of the same digest: it heals a blob that was damaged since.
     await moveInto(tmpPath, this.blobPath(digest))
     const entry: IndexEntry = {digest, size, storedAt: this.now().toISOString(), git: manifest.git}
-    // Read the index again right before writing it, so a put that ran meanwhile is not lost.
-    const index = await this.readIndex()
-    const raced = index.artifacts[manifest.name]?.[manifest.version]
-    if (raced) return {record: this.recordOf(manifest.name, manifest.version, this.assertSame(manifest, raced, digest)), created: false}
-    index.artifacts[manifest.name] ??= {}
-    index.artifacts[manifest.name][manifest.version] = entry
-    await writeJsonAtomically(this.indexPath, index)
-    return {record: this.recordOf(manifest.name, manifest.version, entry), created: true}
+    // Under the index lock, read the index again, so that what a concurrent put added is kept.
+    return this.withIndexLock(async () => {
+      const index = await this.readIndex()
+      const raced = index.artifacts[manifest.name]?.[manifest.version]
+      if (raced) return {record: this.recordOf(manifest.name, manifest.version, this.assertSame(manifest, raced, digest)), created: false}
+      index.artifacts[manifest.name] ??= {}
+      index.artifacts[manifest.name][manifest.version] = entry
+      await writeJsonAtomically(this.indexPath, index)
+      return {record: this.recordOf(manifest.name, manifest.version, entry), created: true}
+    })
+  }
+
+  /**
+   * Runs `fn` holding `index.json.lock` (a folder, made atomically by mkdir): concurrent `mlops package` runs take
+   * turns at the index instead of one overwriting what the other added. A lock left by a killed process goes stale
+   * after 10 s, and is then taken over.
+   */
+  private async withIndexLock<T>(fn: () => Promise<T>): Promise<T> {
+    let release: () => Promise<void>
+    try {
+      release = await lockfile.lock(this.indexPath, {realpath: false, stale: 10_000, retries: {retries: 100, minTimeout: 20, maxTimeout: 250}})
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw new MlopsError('INDEX_LOCKED', `the artifact index ${this.indexPath} stayed locked by another mlops command`, {hint: `Run the command again; if no other mlops command is running, remove ${this.indexPath}.lock.`})
+      throw diskError(`${this.indexPath}.lock`, error)
+    }
+    try {
+      return await fn()
+    } finally {
+      await release().catch(() => {})
+    }
   }
 
   /** Stored artifacts, by name and then by ascending semver. */

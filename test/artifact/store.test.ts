@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {spawnSync} from 'node:child_process'
+import {execFile, spawnSync} from 'node:child_process'
 import {existsSync} from 'node:fs'
 import {chmod, mkdir, readdir, readFile, rm, stat, truncate, utimes, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
@@ -208,6 +208,19 @@ describe('artifact: store', () => {
     await mkdir(store.root, {recursive: true})
     await writeFile(join(store.root, 'index.json'), '{"artifacts": 3}')
     await assert.rejects(store.list(), expectCode('STATE_CORRUPT', /index\.json is not an artifact index/))
+  })
+
+  it('keeps every version when several processes package into one store at once', async () => {
+    await mkdir(store.root, {recursive: true})
+    const putter = fileURLToPath(new URL('fixtures/put-version.ts', import.meta.url))
+    const versions = ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0']
+    const digests = await Promise.all(versions.map((version, i) => new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', putter, store.root, join(dir, `src-${version}`), version, String(i + 1)], (error, stdout, stderr) => (error ? reject(new Error(stderr || error.message)) : resolve(stdout.trim())))
+    })))
+    const listed = await store.list()
+    assert.deepEqual(listed.map((r) => r.version), versions)
+    assert.deepEqual(listed.map((r) => r.digest), digests)
+    assert.equal(existsSync(join(store.root, 'index.json.lock')), false, 'the index lock is released')
   })
 
   it('ignores and cleans what a killed packaging process left behind', async () => {
