@@ -21,7 +21,8 @@ mlops artifacts list
 
 step "mlops serve, then one prediction over HTTP"
 port_file="$work/serve.json"
-mlops serve --port 0 --json >"$port_file" 2>"$work/serve.log" &
+# node itself in the background (not the mlops function, whose subshell would get the TERM and orphan the server).
+node "$root/bin/run.js" serve --port 0 --json >"$port_file" 2>"$work/serve.log" &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do grep -q '"url"' "$port_file" 2>/dev/null && break; sleep 0.1; done
