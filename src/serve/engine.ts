@@ -25,6 +25,8 @@ interface Job {
   mergeable: boolean
   enqueued: number
   settled: boolean
+  /** Whether injected faults apply: to client requests, not to the warm-up. */
+  faults: boolean
   timer?: NodeJS.Timeout
   resolve: (outputs: Outputs) => void
   reject: (error: Error) => void
@@ -73,10 +75,22 @@ export class InferenceEngine {
 
   /** Runs the model on `feeds`; throws OverloadedError when the queue is full and TimeoutError past `timeoutMs`. */
   run(feeds: Feeds, timeoutMs?: number): Promise<Outputs> {
+    return this.enqueue(feeds, timeoutMs, true)
+  }
+
+  /**
+   * The warm-up's run: injected faults (MLOPS_FAULT_*) are for what clients see, so they do not keep a server from
+   * becoming ready (with an error rate of 5%, one start in twenty failed its warm-up).
+   */
+  warmUpRun(feeds: Feeds): Promise<Outputs> {
+    return this.enqueue(feeds, undefined, false)
+  }
+
+  private enqueue(feeds: Feeds, timeoutMs: number | undefined, faults: boolean): Promise<Outputs> {
     if (this.full) throw new OverloadedError(this.queue.length)
     return new Promise<Outputs>((resolve, reject) => {
       const rows = batchRows(feeds)
-      const job: Job = {feeds, rows: rows ?? 1, mergeable: this.batching && rows !== undefined, enqueued: performance.now(), settled: false, resolve, reject}
+      const job: Job = {feeds, rows: rows ?? 1, mergeable: this.batching && rows !== undefined, enqueued: performance.now(), settled: false, faults, resolve, reject}
       if (timeoutMs !== undefined) job.timer = setTimeout(expire, timeoutMs, this, job, timeoutMs)
       this.queue.push(job)
       this.queuedRows += job.rows
@@ -197,7 +211,7 @@ export class InferenceEngine {
   }
 
   private deliver(job: Job, outputs: Outputs): void {
-    const {faults} = this
+    const faults = job.faults ? this.faults : NO_FAULTS
     if (faults.errorRate > 0 && Math.random() < faults.errorRate) return this.settle(job, new InferenceError('injected fault (MLOPS_FAULT_ERROR_RATE)', false))
     const result = faults.wrong ? perturb(outputs) : outputs
     if (faults.latencyMs > 0) setTimeout(() => this.settle(job, result), faults.latencyMs)

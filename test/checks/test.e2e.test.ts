@@ -29,6 +29,7 @@ async function junitCases(path: string): Promise<[string, string, number][]> {
 }
 
 function failedGates(result: TestResult): string[] {
+  assert.ok(result.gates, `a test result, not: ${JSON.stringify(result)}`)
   return result.gates.filter((g) => g.verdict !== 'passed').map((g) => `${g.check}:${g.name}:${g.verdict}`).sort()
 }
 

@@ -77,6 +77,19 @@ describe('serve: batching, overload and faults', function () {
     }
   })
 
+  it('becomes ready on its golden warm-up even when every client inference is set to fail by fault injection', async () => {
+    const inputs = modelInfo('xgboost_regressor').samples[0].inputs
+    const failing = await start('xgboost_regressor', {}, {faults: {latencyMs: 0, errorRate: 1, wrong: false}, warmup: {cases: [{name: 'sample', inputs, expected: {}}]}})
+    try {
+      assert.equal(failing.server.warmupSource, 'golden')
+      assert.equal(failing.server.ready, true)
+      const failed = await post(`${failing.url}/v1/predict`, {instances: [{X: [5.1, 3.5, 1.4, 0.2]}]})
+      assert.equal(failed.status, 500)
+    } finally {
+      await failing.server.close()
+    }
+  })
+
   it('turns a failed inference into a 500 with a safe message, and MLOPS_FAULT_WRONG changes the answers', async () => {
     const failing = await start('xgboost_regressor', {}, {faults: {latencyMs: 0, errorRate: 1, wrong: false}})
     const wrong = await start('xgboost_regressor', {}, {faults: {latencyMs: 0, errorRate: 0, wrong: true}})
