@@ -7,7 +7,7 @@ import {type MonitorResult, runMonitor} from '../monitor/run.js'
 
 export default class Monitor extends BaseCommand {
   static override summary = 'Check live or batch data for drift against the baseline profiled when the artifact was packaged.'
-  static override description = `Compares each feature (and each prediction field, from the request log) with the artifact's baseline: KS or chi-square tests on small samples, PSI or Jensen-Shannon distance on large ones, plus missing-rate growth and categories training never saw. Thresholds and per-feature methods come from the monitor section of mlops.yaml.
+  static override description = `Compares each feature (and each prediction field: logged by the server, or made by the artifact's own model for an --input batch) with the artifact's baseline: KS or chi-square tests on small samples, PSI or Jensen-Shannon distance on large ones, plus missing-rate growth and categories training never saw. Thresholds and per-feature methods come from the monitor section of mlops.yaml.
 
 Reads the server's request log (serving.request_log.path, rotated files included) over --since, or a CSV/JSONL batch with --input.
 
@@ -20,7 +20,7 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or
   }
 
   static override flags = {
-    input: Flags.string({char: 'i', description: 'A CSV or JSONL batch of records to check instead of the request log.', exclusive: ['since', 'log']}),
+    input: Flags.string({char: 'i', description: "A CSV or JSONL batch of records to check instead of the request log; the artifact's model scores it for prediction drift.", exclusive: ['since', 'log']}),
     since: Flags.string({description: 'How far back to read the request log: 30m, 24h, 7d. Default: monitor.since or 24h.'}),
     log: Flags.string({description: 'The request log to read. Default: serving.request_log.path.'}),
     junit: Flags.string({description: 'Also write a JUnit XML report (one testcase per feature) to this file.'}),

@@ -33,15 +33,41 @@ class Columns {
   }
 }
 
-/** Records of a CSV or JSONL file; their input features only (predictions of a batch are not computed here). */
-export async function readBatch(path: string, baseline: ReferenceProfile): Promise<CurrentSource> {
+/**
+ * The model's predictions for a batch of records, in their order; undefined for a record the pipeline refuses.
+ * See src/monitor/score.ts.
+ */
+export type Score = (records: Record<string, unknown>[]) => Promise<(Record<string, unknown> | undefined)[]>
+
+const SCORE_BATCH = 256
+
+/**
+ * Records of a CSV or JSONL file: their input features and, given `score`, the predictions the model makes for them
+ * (a record the pipeline refuses counts for inputs only, and is counted in `skipped`).
+ */
+export async function readBatch(path: string, baseline: ReferenceProfile, score?: Score): Promise<CurrentSource> {
   const features = new Columns(Object.keys(baseline.features))
+  const predictions = new Columns(Object.keys(baseline.predictions ?? {}))
+  const skipped: Record<string, number> = {}
   let records = 0
+  let batch: Record<string, unknown>[] = []
+  const flush = async () => {
+    if (!score || batch.length === 0) return
+    for (const answer of await score(batch)) {
+      if (answer) predictions.add(flattenPrediction(answer))
+      else skipped['refused by the pipeline (inputs only)'] = (skipped['refused by the pipeline (inputs only)'] ?? 0) + 1
+    }
+    batch = []
+  }
   for await (const {record} of readRecords(path)) {
     features.add(record)
     records++
+    if (!score) continue
+    batch.push(record)
+    if (batch.length >= SCORE_BATCH) await flush()
   }
-  return {data: {features: features.values}, records, skipped: {}, files: [path]}
+  await flush()
+  return {data: {features: features.values, ...(score ? {predictions: predictions.values} : {})}, records, skipped, files: [path]}
 }
 
 export interface LogWindow {

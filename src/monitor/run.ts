@@ -13,6 +13,7 @@ import {DEFAULT_SINCE, type DriftSettings, driftSettings, parseDuration} from '.
 import {type CurrentSource, readBatch, readRequestLog} from './current.js'
 import {type ColumnDrift, type DriftVerdict, detectDrift} from './drift.js'
 import {monitorHtml, monitorJunit} from './report.js'
+import {artifactScorer} from './score.js'
 
 export interface MonitorOptions {
   /** Project directory (mlops.yaml); optional when `baseline` is given. */
@@ -60,7 +61,15 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
 
   let current: CurrentSource
   let window: MonitorResult['current']['window']
-  if (options.input) current = await readBatch(options.input, profile)
+  if (options.input) {
+    // With the artifact at hand, the batch is scored too, so its predictions are compared with the baseline's.
+    const scorer = artifact && Object.keys(profile.predictions ?? {}).length > 0 ? await artifactScorer(options.dir, options.ref ?? `${artifact.name}@${artifact.version}`) : undefined
+    try {
+      current = await readBatch(options.input, profile, scorer?.score)
+    } finally {
+      await scorer?.release()
+    }
+  }
   else {
     const since = options.since ?? loaded?.config.monitor?.since ?? DEFAULT_SINCE
     const ms = parseDuration(since)

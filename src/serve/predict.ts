@@ -9,7 +9,6 @@ import {type RecordRow, readRecords} from '../data/records.js'
 import {diskError} from '../system/atomic.js'
 import type {InputRecord} from '../pipeline/types.js'
 import {InferenceEngine} from './engine.js'
-import {HttpError} from './errors.js'
 import {type LoadServableOptions, loadServable} from './load.js'
 import {Predictor} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
@@ -91,42 +90,15 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   return result
 }
 
-/** Runs a batch; when one record spoils it, runs the records one by one so only the bad ones fail. */
+/** Runs a batch; when one record spoils it, the records run one by one so only the bad ones fail. */
 async function predictBatch(predictor: Predictor, rows: RecordRow[], fail: (line: number, message: string) => void, write: (line: number, text: string) => void, result: PredictResult): Promise<void> {
-  const good: RecordRow[] = []
-  rows.forEach((row) => {
-    const problem = predictor.fileProblem(row.record)
-    if (problem) fail(row.line, problem)
-    else good.push(row)
-  })
-  if (good.length === 0) return
-  const emit = (row: RecordRow, prediction: unknown) => {
+  const outcomes = await predictor.predictEach(rows.map((row) => row.record as InputRecord))
+  rows.forEach((row, i) => {
+    const outcome = outcomes[i]
+    if ('problem' in outcome) return fail(row.line, outcome.problem)
     result.ok++
-    write(row.line, JSON.stringify({line: row.line, prediction}, bigintSafe))
-  }
-  try {
-    const predictions = await predictor.predict(good.map((r) => r.record as InputRecord))
-    good.forEach((row, i) => emit(row, predictions[i]))
-  } catch (error) {
-    if (good.length === 1) return fail(good[0].line, messageOf(error))
-    for (const row of good) {
-      try {
-        emit(row, (await predictor.predict([row.record]))[0])
-      } catch (rowError) {
-        fail(row.line, messageOf(rowError))
-      }
-    }
-  }
-}
-
-function messageOf(error: unknown): string {
-  if (error instanceof HttpError) return stripIndex((error as {detail?: string}).detail ?? error.message)
-  throw error
-}
-
-/** In a file the line number says which record; `instances[0].` is the HTTP wording. */
-function stripIndex(message: string): string {
-  return message.replace(/^instances\[\d+\]\.?/, '').replace(/^: /, '')
+    write(row.line, JSON.stringify({line: row.line, prediction: outcome.prediction}, bigintSafe))
+  })
 }
 
 function bigintSafe(_key: string, value: unknown): unknown {

@@ -46,6 +46,27 @@ export class Predictor {
     return predictions
   }
 
+  /**
+   * Predictions for records from a file, each on its own: a record the pipeline refuses gets its problem instead and the
+   * others still get theirs. The batch runs as one, and record by record only when one record spoils it.
+   */
+  async predictEach(records: InputRecord[]): Promise<RecordOutcome[]> {
+    const outcomes: RecordOutcome[] = records.map((record) => {
+      const problem = this.fileProblem(record)
+      return problem === undefined ? {prediction: undefined as unknown as Prediction} : {problem}
+    })
+    const good = outcomes.flatMap((outcome, i) => ('problem' in outcome ? [] : [i]))
+    if (good.length === 0) return outcomes
+    try {
+      const predictions = await this.predict(good.map((i) => records[i]))
+      good.forEach((i, k) => (outcomes[i] = {prediction: predictions[k]}))
+    } catch (error) {
+      if (good.length === 1) outcomes[good[0]] = {problem: problemOf(error)}
+      else for (const i of good) outcomes[i] = await this.predict([records[i]]).then(([prediction]) => ({prediction}), (recordError) => ({problem: problemOf(recordError)}))
+    }
+    return outcomes
+  }
+
   private async run(records: InputRecord[], timeoutMs?: number): Promise<Prediction[]> {
     let feeds: Feeds
     try {
@@ -64,6 +85,15 @@ export class Predictor {
     const outputs = await this.engine.run(feeds, timeoutMs)
     return this.pipeline.postprocess(outputs, records)
   }
+}
+
+export type RecordOutcome = {prediction: Prediction} | {problem: string}
+
+/** A client error as the problem of one record of a file (where its line number says which); anything else is rethrown. */
+function problemOf(error: unknown): string {
+  if (!(error instanceof HttpError)) throw error
+  // In a file the line number says which record; `instances[0].` is the HTTP wording.
+  return ((error as {detail?: string}).detail ?? error.message).replace(/^instances\[\d+\]\.?/, '').replace(/^: /, '')
 }
 
 function reindex(error: HttpError, index: number): HttpError {

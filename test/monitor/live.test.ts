@@ -64,6 +64,18 @@ describe('mlops monitor on live traffic', function () {
     for (const p of result.predictions) assert.equal(p.samples.current, 2000, p.name)
   })
 
+  it('scores an --input batch with the artifact, giving the same prediction drift as the same records served', async () => {
+    const served = await runMonitor({dir: dir.path})
+    const batch = await runMonitor({dir: dir.path, input: join(dir.path, 'data', 'current-shifted.csv')})
+    assert.equal(batch.current.source, 'input')
+    assert.equal(batch.current.records, 2000)
+    assert.deepEqual(batch.current.skipped, {})
+    assert.ok(batch.predictions.length > 0)
+    const summary = (r: typeof served) => r.predictions.map((p) => ({name: p.name, verdict: p.verdict, samples: p.samples.current, statistic: p.statistic === null ? null : Number(p.statistic.toFixed(9))}))
+    assert.deepEqual(summary(batch), summary(served))
+    assert.deepEqual(batch.features.map((f) => [f.name, f.verdict]), served.features.map((f) => [f.name, f.verdict]))
+  })
+
   it('the CLI exits 1 with --json matching its schema, and writes JUnit naming the drifted features and an HTML chart per drifted column', async () => {
     const junit = join(dir.path, 'reports', 'drift.xml')
     const html = join(dir.path, 'reports', 'drift.html')
