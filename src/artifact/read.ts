@@ -8,7 +8,8 @@ import {finished} from 'node:stream/promises'
 import semver from 'semver'
 import {Parser, type ReadEntry} from 'tar'
 
-import {MlopsError} from '../errors.js'
+import {MlopsError, isMlopsError} from '../errors.js'
+import {diskError} from '../system/atomic.js'
 import {CHUNK, unsafeEntryPath} from './archive.js'
 import {type ArtifactManifest, MANIFEST_FILE} from './types.js'
 
@@ -50,6 +51,9 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
   const scan: ArchiveScan = {digest: '', size: 0, files: new Map(), problems: []}
   const seen = new Set<string>()
   const pending: Promise<void>[] = []
+  // The first failure to write an entry out (a full disk, say): caught as it happens, thrown once the archive is read.
+  let writeFailure: unknown
+  const track = (work: Promise<unknown>) => pending.push(work.then(() => undefined, (error: unknown) => void (writeFailure ??= error)))
   let first = true
 
   const parser = new Parser({
@@ -80,11 +84,11 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
       scan.problems.push({kind: 'manifest', path, message: isFirst ? `the first entry is ${path}, not ${MANIFEST_FILE}` : `${MANIFEST_FILE} is not the first entry`})
     }
     if (entry.type === 'Directory') {
-      if (options.extractTo) pending.push(mkdir(inside(options.extractTo, path), {recursive: true}).then(() => undefined))
+      if (options.extractTo) track(mkdir(inside(options.extractTo, path), {recursive: true}))
       entry.resume()
       return
     }
-    pending.push(readEntry(entry, path, isFirst && path === MANIFEST_FILE, scan, options.extractTo))
+    track(readEntry(entry, path, isFirst && path === MANIFEST_FILE, scan, options.extractTo))
   })
 
   // Parsing stops at the first sign the bytes are not a plain tar; hashing goes on, so the digest is still reported.
@@ -117,6 +121,7 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
   }
   // After an abort an entry may never end; its output is thrown away with the rest, so do not wait for it.
   if (parsing) await Promise.all(pending)
+  if (writeFailure !== undefined) throw isMlopsError(writeFailure) ? writeFailure : diskError(options.extractTo ?? tarPath, writeFailure)
   scan.digest = `sha256:${archiveHash.digest('hex')}`
   scan.size = size
   return scan
@@ -127,26 +132,43 @@ async function readEntry(entry: ReadEntry, path: string, isManifest: boolean, sc
   let size = 0
   const manifestChunks: Buffer[] = []
   let out: WriteStream | undefined
+  let target = ''
+  let writeError: unknown
   if (extractTo) {
-    const target = inside(extractTo, path)
-    await mkdir(dirname(target), {recursive: true})
-    // 'wx': an entry never overwrites anything, so a folder prepared by someone else cannot be written through.
-    out = createWriteStream('', {fd: await open(target, 'wx', 0o444), flush: true})
+    target = inside(extractTo, path)
+    try {
+      await mkdir(dirname(target), {recursive: true})
+      // 'wx': an entry never overwrites anything, so a folder prepared by someone else cannot be written through.
+      out = createWriteStream('', {fd: await open(target, 'wx', 0o444), flush: true})
+    } catch (error) {
+      // Read past it anyway, or the parser would wait for this entry for ever.
+      entry.resume()
+      throw diskError(target, error)
+    }
+    // A failed write (a full disk) stops the writing; the entry is still read to its end, so the archive's parse goes on.
+    out.on('error', (error) => {
+      writeError ??= error
+      entry.resume()
+    })
   }
   const ended = new Promise((resolve) => entry.once('end', resolve))
   entry.on('data', (chunk: Buffer) => {
     hash.update(chunk)
     size += chunk.length
     if (isManifest && size <= MAX_MANIFEST_BYTES) manifestChunks.push(chunk)
-    if (out && !out.write(chunk)) {
+    if (out && writeError === undefined && !out.write(chunk)) {
       entry.pause()
       out.once('drain', () => entry.resume())
     }
   })
   await ended
-  if (out) {
+  if (out && writeError === undefined) {
     out.end()
-    await finished(out)
+    await finished(out).catch((error: unknown) => (writeError ??= error))
+  }
+  if (writeError !== undefined) {
+    out?.destroy()
+    throw diskError(target, writeError)
   }
   scan.files.set(path, {sha256: hash.digest('hex'), size})
   if (!isManifest) return

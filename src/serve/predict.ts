@@ -6,6 +6,7 @@ import {dirname, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
 
 import {type RecordRow, readRecords} from '../data/records.js'
+import {MlopsError} from '../errors.js'
 import {diskError} from '../system/atomic.js'
 import type {InputRecord} from '../pipeline/types.js'
 import {InferenceEngine} from './engine.js'
@@ -49,7 +50,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: Number.POSITIVE_INFINITY})
   const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
   const batchSize = options.batchSize ?? 256
-  const out = await openOutput(options.output)
+  const out = await Output.open(options.output)
   const result: PredictResult = {rows: 0, ok: 0, failed: 0, errors: [], output: options.output === '-' ? 'stdout' : resolve(options.output)}
   // Lines are written in input order: bad rows found by the reader are held until the batch before them is written.
   let pending: {line: number; text: string}[] = []
@@ -66,7 +67,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     pending.sort((a, b) => a.line - b.line)
     const text = pending.map((p) => p.text + '\n').join('')
     pending = []
-    if (text && !out.write(text)) await once(out, 'drain')
+    if (text) await out.write(text)
     options.onProgress?.(result.rows)
   }
 
@@ -83,8 +84,11 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     }
     await flush()
   } finally {
-    await closeOutput(out, options.output)
-    await model.session.release().catch(() => undefined)
+    try {
+      await out.close()
+    } finally {
+      await model.session.release().catch(() => undefined)
+    }
   }
   if (options.failFast && result.failed > 0) result.stopped = true
   return result
@@ -105,18 +109,50 @@ function bigintSafe(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? value.toString() : value
 }
 
-async function openOutput(path: string): Promise<Writable> {
-  if (path === '-') return process.stdout
-  await mkdir(dirname(resolve(path)), {recursive: true})
-  const stream = createWriteStream(path)
-  await new Promise<void>((ok, fail) => {
-    stream.once('open', () => ok())
-    stream.once('error', (error) => fail(diskError(path, error)))
-  })
-  return stream
-}
+/** Where predictions go, a file or stdout: a write that fails (a full disk, a closed pipe) fails the run, naming it. */
+class Output {
+  private failure: unknown
 
-async function closeOutput(out: Writable, path: string): Promise<void> {
-  if (path === '-') return
-  await new Promise<void>((ok, fail) => out.end((error?: Error | null) => (error ? fail(diskError(path, error)) : ok())))
+  private constructor(private readonly stream: Writable, private readonly path: string) {
+    stream.on('error', (error) => (this.failure ??= error))
+  }
+
+  static async open(path: string): Promise<Output> {
+    if (path === '-') return new Output(process.stdout, 'stdout')
+    await mkdir(dirname(resolve(path)), {recursive: true})
+    const stream = createWriteStream(path)
+    await new Promise<void>((ok, fail) => {
+      stream.once('open', () => ok())
+      stream.once('error', (error) => fail(diskError(resolve(path), error)))
+    })
+    return new Output(stream, resolve(path))
+  }
+
+  async write(text: string): Promise<void> {
+    this.check()
+    if (this.stream.write(text)) return
+    // once() rejects when the stream fails while we wait.
+    await once(this.stream, 'drain').catch((error: unknown) => (this.failure ??= error))
+    this.check()
+  }
+
+  async close(): Promise<void> {
+    if (this.stream !== process.stdout && this.failure === undefined) {
+      await new Promise<void>((ok) =>
+        this.stream.end((error?: Error | null) => {
+          if (error) this.failure ??= error
+          ok()
+        }),
+      )
+    }
+    this.check()
+  }
+
+  private check(): void {
+    if (this.failure === undefined) return
+    if (this.path === 'stdout' && (this.failure as NodeJS.ErrnoException).code === 'EPIPE') {
+      throw new MlopsError('OUTPUT_CLOSED', 'stdout was closed by its reader (head, say) before every prediction was written', {hint: 'Write them all to a file with --output FILE.', cause: this.failure})
+    }
+    throw diskError(this.path, this.failure)
+  }
 }

@@ -80,4 +80,13 @@ describe('mlops serve and predict (child processes)', function () {
     assert.match(out[1].error, /"cheap" is not a number/)
     assert.equal(out.length, 2, 'went on past the bad row')
   })
+
+  it('says so in one line, without a stack trace, when the reader of stdout goes away (| head)', async () => {
+    const rows = Array.from({length: 20_000}, (_, i) => JSON.stringify({pclass: '1', sex: 'female', age: 20 + (i % 40), fare: 7 + i, embarked: 'S'})).join('\n')
+    const result = await execa('bash', ['-o', 'pipefail', '-c', `node ${CLI.join(' ')} predict --model ${TITANIC} --input - --output - | head -n 1`], {env: {CI: 'true'}, input: rows, reject: false})
+    assert.equal(result.exitCode, 1)
+    assert.equal(String(result.stdout).split('\n').length, 1)
+    assert.match(String(result.stderr), /stdout was closed by its reader/)
+    assert.doesNotMatch(String(result.stderr), /\n\s+at /)
+  })
 })
