@@ -138,6 +138,7 @@ export interface DownResult {
 
 export async function down(options: Common): Promise<DownResult> {
   const ctx = await context(options, options.dir)
+  // The gateway holds the lock for an automatic step (a promotion, a rollback) for moments: down waits it out.
   return withLock(ctx.paths, 'mlops down', async () => {
     const state = await readState(ctx.paths)
     const stopped = await ctx.target.stop()
@@ -151,7 +152,7 @@ export async function down(options: Common): Promise<DownResult> {
     }
     await appendLedger(ctx.paths, entry)
     return {...stopped, entry}
-  })
+  }, {waitMs: 30_000})
 }
 
 export interface WaitOptions {

@@ -2,6 +2,7 @@
 import {closeSync, constants, fsyncSync, openSync, readFileSync, unlinkSync, writeSync} from 'node:fs'
 import {mkdir, open, readFile, stat, unlink} from 'node:fs/promises'
 import {hostname} from 'node:os'
+import {setTimeout as sleep} from 'node:timers/promises'
 import {join, resolve} from 'node:path'
 
 import {ExitCode, MlopsError} from '../errors.js'
@@ -143,8 +144,22 @@ export async function acquireLock(paths: DeployPaths, command: string): Promise<
   throw new MlopsError('DEPLOY_LOCKED', `could not take the deploy lock ${paths.lock}: it keeps changing hands`, {exitCode: ExitCode.inProgress, hint: 'Run the command again.'})
 }
 
-export async function withLock<T>(paths: DeployPaths, command: string, fn: () => Promise<T>): Promise<T> {
-  const lock = await acquireLock(paths, command)
+/**
+ * With `waitMs`, a lock held by a live process is waited for (polling) up to that long before refusing: for a command
+ * such as `mlops down` that should not fail because the gateway was in the middle of an automatic step.
+ */
+export async function withLock<T>(paths: DeployPaths, command: string, fn: () => Promise<T>, options: {waitMs?: number} = {}): Promise<T> {
+  const deadline = Date.now() + (options.waitMs ?? 0)
+  let lock: DeployLock
+  for (;;) {
+    try {
+      lock = await acquireLock(paths, command)
+      break
+    } catch (error) {
+      if ((error as MlopsError).code !== 'DEPLOY_LOCKED' || Date.now() >= deadline) throw error
+      await sleep(100)
+    }
+  }
   try {
     return await fn()
   } finally {

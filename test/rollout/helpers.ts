@@ -37,8 +37,12 @@ export async function project(deploy: Record<string, unknown> = {}): Promise<Pro
     port: p,
     url: `http://127.0.0.1:${p}`,
     async cleanup() {
-      await down({dir: path, actor: 'test'}).catch(() => undefined)
-      await remove()
+      // A down that fails would leave a gateway running after the test: let it fail the test.
+      try {
+        await down({dir: path, actor: 'test'})
+      } finally {
+        await remove()
+      }
     },
   }
 }

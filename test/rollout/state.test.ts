@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict'
 import {spawn} from 'node:child_process'
 import {appendFile, readFile, writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
 
-import {deploy} from '../../src/rollout/deploy.js'
+import {deploy, down} from '../../src/rollout/deploy.js'
 import {acquireLock, appendLedger, deployPaths, readLedger} from '../../src/rollout/state.js'
 import type {LedgerEntry} from '../../src/rollout/types.js'
 import {tempDir} from '../support/cli.js'
@@ -37,6 +38,20 @@ describe('deploy state, ledger and lock', function () {
     })
     lock.release()
     ;(await acquireLock(paths, 'mlops promote')).release()
+    await dir.remove()
+  })
+
+  it('mlops down waits out an automatic step that holds the lock, where a deploy is refused at once', async () => {
+    const dir = await tempDir()
+    await writeFile(join(dir.path, 'mlops.yaml'), JSON.stringify({name: 'demo', model: {path: XGB}}))
+    const paths = deployPaths(dir.path)
+    const lock = await acquireLock(paths, 'gateway (automatic rollback)')
+    await assert.rejects(deploy({dir: dir.path, ref: '1.0.0', model: XGB, stage: 'full'}), {code: 'DEPLOY_LOCKED'})
+    setTimeout(() => lock.release(), 500)
+    const started = Date.now()
+    const result = await down({dir: dir.path, actor: 'test'})
+    assert.equal(result.stopped, false)
+    assert.ok(Date.now() - started >= 400, 'down waited for the lock')
     await dir.remove()
   })
 
