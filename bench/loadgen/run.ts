@@ -15,7 +15,7 @@ import {runLoadPhase} from '../../src/checks/load/run.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4)
 // Tools take turns (A B A B A B) and each figure is the median of its rounds: a shared machine drifts over a minute.
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const DELAY_MS = 5
 const CONNECTIONS = 10
 const BODY = JSON.stringify({instances: [{age: 41, income: 52000, debt_ratio: 0.3, credit_history_months: 120, region: 'north', employment: 'employed', has_prior_default: false}]})
