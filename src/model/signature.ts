@@ -93,6 +93,11 @@ const LOAD_FAILURES: {pattern: RegExp; message: string; hint: string}[] = [
 export interface LoadOptions {
   intraOpThreads?: number
   interOpThreads?: number
+  /**
+   * Whether onnxruntime's idle pool threads spin waiting for the next run (its default): lower latency for a model that
+   * uses the pool, at the price of cores kept busy between runs. Off where processes share the machine.
+   */
+  spinning?: boolean
 }
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<LoadedModel> {
@@ -103,6 +108,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const sessionOptions: ort.InferenceSession.SessionOptions = {logSeverityLevel: 3, graphOptimizationLevel: 'all'}
     if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads
     if (options.interOpThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpThreads
+    if (options.spinning === false) sessionOptions.extra = {session: {intra_op: {allow_spinning: '0'}, inter_op: {allow_spinning: '0'}}}
     session = await ort.InferenceSession.create(path, sessionOptions)
   } catch (error) {
     const text = errorMessage(error)

@@ -22,6 +22,8 @@ export interface LoadServableOptions {
   /** A bare .onnx file served without a pipeline (a record holds one row of each input). */
   modelPath?: string
   settings?: Partial<ServeSettings>
+  /** onnxruntime's idle threads spin (default) or sleep between runs: see LoadOptions.spinning. */
+  spinning?: boolean
 }
 
 export interface Servable {
@@ -40,7 +42,7 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   const config = loaded?.config
   const settings = serveSettings(config?.serving, options.settings)
   if (settings.requestLog && loaded) settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
-  const threads = config?.model.threads === undefined ? {} : {intraOpThreads: config.model.threads}
+  const threads = {...(config?.model.threads === undefined ? {} : {intraOpThreads: config.model.threads}), ...(options.spinning === false ? {spinning: false} : {})}
 
   if (options.modelPath) {
     const path = resolve(options.modelPath)

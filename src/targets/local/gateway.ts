@@ -220,7 +220,6 @@ export class Gateway {
     const prediction = method === 'POST' && PREDICTION_ROUTE.test(path.split('?')[0])
     const role = pickRole(routes, req.headers)
     const headers = upstreamHeaders(req.headers)
-    const mirror = prediction && routes.stage === 'shadow' ? this.startMirror(routes, method, path, headers, body) : undefined
     const started = performance.now()
     const {answer, proc, role: answeredBy} = await this.forward(routes, role, method, path, headers, body, prediction || method === 'GET' || method === 'HEAD')
     const window = routes.window
@@ -233,6 +232,8 @@ export class Gateway {
     out['x-model-version'] = proc.release.version
     res.writeHead(answer.status, out)
     res.end(versionBody)
+    // The copy goes to the candidate once the client has its answer: stable's path never waits behind the mirror.
+    const mirror = prediction && routes.stage === 'shadow' ? this.startMirror(routes, method, path, headers, body) : undefined
     if (mirror) void mirror.then((shadow) => {
       if (shadow) setImmediate(() => window.shadow.recordComparison(compareAnswers({status: answer.status, body: answer.body.toString('utf8')}, {status: shadow.status, body: shadow.body.toString('utf8')}, routes.scoreTolerance)))
     })

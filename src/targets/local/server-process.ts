@@ -61,7 +61,8 @@ export class ModelServerProcess {
   async start(): Promise<void> {
     const {release, cli, projectDir} = this.options
     const target = release.model ? ['--model', release.model] : [release.ref ?? release.version]
-    const args = [...cli.args, ...target, '--port', '0', '--json', '--dir', projectDir]
+    // The gateway, stable and candidate share this machine: pool threads spinning between runs would take its cores.
+    const args = [...cli.args, ...target, '--port', '0', '--json', '--no-thread-spinning', '--dir', projectDir]
     const child = spawn(cli.command, args, {cwd: projectDir, env: {...process.env, ...release.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
     this.child = child
     const stderr: string[] = []
