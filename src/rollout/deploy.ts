@@ -10,7 +10,7 @@ import {loadConfig} from '../config/load.js'
 import {ExitCode, MlopsError, UsageError} from '../errors.js'
 import {gitUser} from '../system/git.js'
 import {LocalTarget} from '../targets/local/index.js'
-import type {DeployTarget, TargetRuntime} from '../targets/types.js'
+import {type DeployTarget, type TargetRuntime, serversOf} from '../targets/types.js'
 import {deploySettings} from './config.js'
 import {calculatePhase} from './phase.js'
 import {type Transition, planDeploy, planPromote, planRollback} from './plan.js'
@@ -75,7 +75,7 @@ export async function deploy(options: DeployOptions): Promise<RolloutResult> {
     const transition = planDeploy(current, {release, stage: options.stage, weight: options.weight, auto: Boolean(options.auto), settings, actor: ctx.actor}, ctx.now())
     if (!transition) {
       // Already the desired state; make sure it is also what runs (the gateway may have been killed).
-      await ctx.target.prepare([current!.stable], current!.port)
+      await ctx.target.prepare(Object.values(serversOf(current!)), current!.port)
       await ctx.target.reconcile()
       return {action: 'deploy', changed: false, version: release.version, status: await statusOf(ctx, current!)}
     }
@@ -219,7 +219,7 @@ async function context(options: {dir: string; actor?: string; now?: () => Date; 
 async function commit(ctx: Context, transition: Transition, current: RolloutState | undefined): Promise<LedgerEntry> {
   const {state, change} = transition
   const before = current ? await ctx.target.observe() : undefined
-  await ctx.target.prepare([state.stable, ...(state.candidate && state.stage !== 'full' ? [state.candidate] : [])], state.port)
+  await ctx.target.prepare(Object.values(serversOf(state)), state.port)
   await writeState(ctx.paths, state)
   const analysis = current?.candidate && before ? calculatePhase(current, before.measurement, ctx.now()).analysis : undefined
   const entry: LedgerEntry = {

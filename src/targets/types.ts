@@ -1,11 +1,27 @@
 // Where releases run: the interface the rollout core drives. The local gateway is the one implementation so far.
-import type {Measurement, Release} from '../rollout/types.js'
+import type {Measurement, Release, RolloutState} from '../rollout/types.js'
+
+/**
+ * A model server a state needs. The candidate runs in the background (lower CPU priority) while it only answers shadow
+ * copies: on a machine it shares with stable, its work waits behind the client traffic stable serves.
+ */
+export interface ServerSpec {
+  release: Release
+  background?: boolean
+}
+
+/** The servers a desired state runs: stable, and the candidate unless the stage is full. */
+export function serversOf(state: Pick<RolloutState, 'stable' | 'candidate' | 'stage'>): {stable: ServerSpec; candidate?: ServerSpec} {
+  return {stable: {release: state.stable}, ...(state.candidate && state.stage !== 'full' ? {candidate: {release: state.candidate, ...(state.stage === 'shadow' ? {background: true} : {})}} : {})}
+}
 
 export interface TargetServer {
   version: string
   role: 'stable' | 'candidate' | 'retiring'
   pid?: number
   url?: string
+  /** Runs at a lower CPU priority (a shadow candidate). */
+  background?: boolean
   ready: boolean
   restarts: number
   inFlight: number
@@ -22,8 +38,8 @@ export interface TargetRuntime {
 }
 
 export interface DeployTarget {
-  /** Starts the target if it is not running, then a server for each release, resolving once all are ready; routing is unchanged. */
-  prepare(releases: Release[], port: number): Promise<void>
+  /** Starts the target if it is not running, then each server, resolving once all are ready; routing is unchanged. */
+  prepare(servers: ServerSpec[], port: number): Promise<void>
   /** Makes the running target follow the desired state on disk; a no-op when it is not running. */
   reconcile(): Promise<void>
   /** What the target measures for the current step, or why it cannot (never an empty success). */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import {readFile} from 'node:fs/promises'
+import {readFile, readdir} from 'node:fs/promises'
+import {getPriority} from 'node:os'
 
 import {Pool, request} from 'undici'
 
@@ -68,6 +69,38 @@ describe('deploy on the local gateway', function () {
     assert.deepEqual(failures(answers), [])
     assert.deepEqual(new Set(answers.map((a) => a.version)), new Set(['1.0.0']))
     assert.deepEqual(new Set(answers.map((a) => (JSON.parse(a.body) as {predictions: {variable: number}[]}).predictions[0].variable)), new Set([XGB_ANSWER]))
+  })
+
+  it('a shadow candidate runs at background CPU priority, every thread of it; taking traffic, it is replaced at normal priority without a failed request', async () => {
+    p = await project({steps: [50]})
+    await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
+    const load = steadyLoad(p.url, 4)
+    const shadow = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow'})
+    const background = shadow.status.gateway.servers!.find((s) => s.role === 'candidate')!
+    const stable = shadow.status.gateway.servers!.find((s) => s.role === 'stable')!
+    assert.equal(background.background, true)
+    assert.deepEqual(await threadPriorities(background.pid!), [10])
+    assert.deepEqual(await threadPriorities(stable.pid!), [0])
+    const canary = await promote({dir: p.dir})
+    const normal = canary.status.gateway.servers!.find((s) => s.role === 'candidate')!
+    assert.notEqual(normal.pid, background.pid)
+    assert.equal(normal.background, undefined)
+    assert.deepEqual(await threadPriorities(normal.pid!), [0])
+    await waitGone(background.pid!)
+    const answers = await load.stop()
+    assert.deepEqual(failures(answers).slice(0, 3), [], `${failures(answers).length} of ${answers.length} failed`)
+    assert.ok(answers.some((a) => a.version === '1.1.0'), 'the candidate answered clients in canary')
+  })
+
+  it('a much slower candidate in shadow is rolled back by itself, naming the latency gate', async () => {
+    p = await project({analysis: FAST_ANALYSIS})
+    await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
+    const load = steadyLoad(p.url, 4)
+    const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', auto: true, env: {MLOPS_FAULT_LATENCY_MS: '1500'}})
+    await assert.rejects(waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}), /rolled back by the latency gate: .*p99 candidate [\d.]+ (ms|s) vs stable/)
+    const answers = await load.stop()
+    assert.deepEqual(failures(answers), [])
+    assert.deepEqual(new Set(answers.map((a) => a.version)), new Set(['1.0.0']))
   })
 
   it('canary N% answers N% of requests, within a 4-sigma binomial interval; every answer names its version', async () => {
@@ -173,4 +206,10 @@ async function waitGone(pid: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`pid ${pid} is still alive`)
+}
+
+/** The distinct nice values of a process's threads (Linux: /proc/PID/task lists them). */
+async function threadPriorities(pid: number): Promise<number[]> {
+  const tids = await readdir(`/proc/${pid}/task`)
+  return [...new Set(tids.map((tid) => getPriority(Number(tid))))]
 }

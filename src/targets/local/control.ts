@@ -9,7 +9,7 @@ import {request} from 'undici'
 import {MlopsError, UsageError} from '../../errors.js'
 import {readJson} from '../../system/atomic.js'
 import {type DeployPaths, isAlive} from '../../rollout/state.js'
-import type {Release} from '../../rollout/types.js'
+import type {ServerSpec} from '../types.js'
 import type {GatewayInfo, GatewayStatus} from './gateway.js'
 import {gatewayInvocation} from './invocation.js'
 
@@ -20,8 +20,8 @@ export class GatewayClient {
     return this.call<GatewayStatus>('GET', '/v1/status', undefined, 5000)
   }
 
-  prepare(releases: Release[]): Promise<void> {
-    return this.call('POST', '/v1/prepare', {releases}, 180_000)
+  prepare(servers: ServerSpec[]): Promise<void> {
+    return this.call('POST', '/v1/prepare', {servers}, 180_000)
   }
 
   reconcile(): Promise<{revision?: number}> {

@@ -7,10 +7,11 @@ import type {Dispatcher} from 'undici'
 
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
-import type {Measurement, Release, RolloutState, Stage} from '../../rollout/types.js'
-import {compareAnswers} from './compare.js'
+import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
+import {type ServerSpec, type TargetServer, serversOf} from '../types.js'
 import type {Invocation} from './invocation.js'
-import {ModelServerProcess, releaseKey} from './server-process.js'
+import {ShadowMirror} from './mirror.js'
+import {ModelServerProcess, serverKey} from './server-process.js'
 import {StepWindow} from './stats.js'
 
 export interface GatewayOptions {
@@ -29,7 +30,7 @@ export interface GatewayStatus {
   controlPort: number
   startedAt: string
   revision?: number
-  servers: {version: string; role: 'stable' | 'candidate' | 'retiring'; pid?: number; url?: string; ready: boolean; restarts: number; inFlight: number}[]
+  servers: TargetServer[]
   measurement: Measurement
   mirrorsInFlight: number
 }
@@ -74,7 +75,8 @@ export class Gateway {
   private readonly retiring = new Set<ModelServerProcess>()
   private routes?: Routes
   private state?: RolloutState
-  private mirrorsInFlight = 0
+  /** The mirror thread, started with the first shadow stage. */
+  private mirror?: ShadowMirror
   private queue: Promise<unknown> = Promise.resolve()
   private readonly client: Server
   private readonly control: Server
@@ -114,10 +116,10 @@ export class Gateway {
     return this.state
   }
 
-  /** Starts (or keeps) a model server for each release and waits until all are ready; routing does not change. */
-  prepare(releases: Release[]): Promise<void> {
+  /** Starts (or keeps) each model server and waits until all are ready; routing does not change. */
+  prepare(servers: ServerSpec[]): Promise<void> {
     return this.serialized(async () => {
-      await Promise.all(releases.map((release) => this.processFor(release)))
+      await Promise.all(servers.map((server) => this.processFor(server)))
     })
   }
 
@@ -127,14 +129,17 @@ export class Gateway {
    */
   apply(state: RolloutState): Promise<void> {
     return this.serialized(async () => {
-      const stable = await this.processFor(state.stable)
-      const candidate = state.stage !== 'full' && state.candidate ? await this.processFor(state.candidate) : undefined
+      const servers = serversOf(state)
+      const stable = await this.processFor(servers.stable)
+      const candidate = servers.candidate ? await this.processFor(servers.candidate) : undefined
       const window = this.routes && this.routes.window.since === state.stepStartedAt ? this.routes.window : new StepWindow(state.stepStartedAt)
       this.routes = {
         stable, candidate, stage: state.stage, weight: state.weight, shadowShare: state.shadowShare, mirrorMaxInFlight: state.mirrorMaxInFlight,
         stickyHeader: state.stickyHeader, scoreTolerance: state.analysis.scoreTolerance, window,
       }
       this.state = state
+      if (state.stage === 'shadow') this.mirror ??= new ShadowMirror({log: this.options.log})
+      this.mirror?.use(state.stage === 'shadow' ? window : undefined)
       const wanted = new Set([stable, candidate].filter(Boolean))
       const retired = [...this.processes.entries()].filter(([, proc]) => !wanted.has(proc))
       for (const [key, proc] of retired) {
@@ -157,13 +162,13 @@ export class Gateway {
 
   status(): GatewayStatus {
     const routes = this.routes
-    const describe = (proc: ModelServerProcess, role: GatewayStatus['servers'][number]['role']) => ({version: proc.release.version, role, ...(proc.pid ? {pid: proc.pid} : {}), ...(proc.url ? {url: proc.url} : {}), ready: proc.ready, restarts: proc.restarts, inFlight: proc.inFlight})
+    const describe = (proc: ModelServerProcess, role: TargetServer['role']): TargetServer => ({version: proc.release.version, role, ...(proc.pid ? {pid: proc.pid} : {}), ...(proc.url ? {url: proc.url} : {}), ...(proc.background ? {background: true} : {}), ready: proc.ready, restarts: proc.restarts, inFlight: proc.inFlight})
     const servers = [
       ...(routes ? [describe(routes.stable, 'stable')] : []),
       ...(routes?.candidate ? [describe(routes.candidate, 'candidate')] : []),
       ...[...this.retiring].map((proc) => describe(proc, 'retiring')),
     ]
-    return {pid: process.pid, port: this.port, controlPort: this.controlPort, startedAt: this.startedAt, revision: this.state?.revision, servers, measurement: this.measurement(), mirrorsInFlight: this.mirrorsInFlight}
+    return {pid: process.pid, port: this.port, controlPort: this.controlPort, startedAt: this.startedAt, revision: this.state?.revision, servers, measurement: this.measurement(), mirrorsInFlight: this.mirror?.inFlight ?? 0}
   }
 
   /** Stops taking traffic, retires every server and closes both ports. */
@@ -177,6 +182,7 @@ export class Gateway {
       await Promise.all(all.map((proc) => proc.stop(10_000)))
       await this.recordServers()
     })
+    await this.mirror?.close()
     this.control.closeAllConnections()
     await new Promise<void>((resolve) => this.control.close(() => resolve()))
   }
@@ -187,11 +193,15 @@ export class Gateway {
     return run
   }
 
-  private async processFor(release: Release): Promise<ModelServerProcess> {
-    const key = releaseKey(release)
+  /**
+   * The running server for a spec, or a new one. A shadow candidate taking traffic becomes a new server at normal priority
+   * (an unprivileged process cannot raise its priority back): it is ready before routing moves, like any replacement.
+   */
+  private async processFor({release, background}: ServerSpec): Promise<ModelServerProcess> {
+    const key = serverKey(release, background)
     const existing = this.processes.get(key)
     if (existing) return existing
-    const proc = new ModelServerProcess({release, projectDir: this.options.projectDir, cli: this.options.cli, log: this.options.log, onChange: () => void this.recordServers()})
+    const proc = new ModelServerProcess({release, background, projectDir: this.options.projectDir, cli: this.options.cli, log: this.options.log, onChange: () => void this.recordServers()})
     await proc.start()
     this.processes.set(key, proc)
     return proc
@@ -233,10 +243,7 @@ export class Gateway {
     res.writeHead(answer.status, out)
     res.end(versionBody)
     // The copy goes to the candidate once the client has its answer: stable's path never waits behind the mirror.
-    const mirror = prediction && routes.stage === 'shadow' ? this.startMirror(routes, method, path, headers, body) : undefined
-    if (mirror) void mirror.then((shadow) => {
-      if (shadow) setImmediate(() => window.shadow.recordComparison(compareAnswers({status: answer.status, body: answer.body.toString('utf8')}, {status: shadow.status, body: shadow.body.toString('utf8')}, routes.scoreTolerance)))
-    })
+    if (prediction && routes.stage === 'shadow') this.startMirror(routes, method, path, headers, body, answer)
   }
 
   /** Sends to the chosen version; a connection error on an idempotent request is retried once, on stable if the version is gone. */
@@ -260,28 +267,20 @@ export class Gateway {
     }
   }
 
-  /** Mirrors a prediction to the candidate without the client waiting for it; dropped when too many are in flight. */
-  private startMirror(routes: Routes, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<Answer | undefined> | undefined {
+  /**
+   * Hands a prediction and stable's answer to the mirror thread, which sends the copy to the candidate and compares. Dropped
+   * when too many are in flight: a slow candidate costs the client path one counter.
+   */
+  private startMirror(routes: Routes, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, answer: Answer): void {
     const candidate = routes.candidate
-    if (!candidate || routes.shadowShare <= 0 || (routes.shadowShare < 1 && Math.random() >= routes.shadowShare)) return undefined
+    if (!candidate || routes.shadowShare <= 0 || (routes.shadowShare < 1 && Math.random() >= routes.shadowShare)) return
     const window = routes.window
-    if (!candidate.ready || this.mirrorsInFlight >= routes.mirrorMaxInFlight) {
+    if (!this.mirror?.running || !candidate.ready || !candidate.url || this.mirror.inFlight >= routes.mirrorMaxInFlight) {
       window.shadow.dropped++
-      return undefined
+      return
     }
-    this.mirrorsInFlight++
     window.shadow.mirrored++
-    const started = performance.now()
-    return send(candidate, method, path, {...headers, 'x-mlops-shadow': '1'}, body).then(
-      (answer) => {
-        window.candidate.record(performance.now() - started, answer.status >= 500)
-        return answer
-      },
-      () => {
-        window.candidate.record(performance.now() - started, true)
-        return undefined
-      },
-    ).finally(() => this.mirrorsInFlight--)
+    this.mirror.send({url: candidate.url, method, path, headers: {...headers, 'x-mlops-shadow': '1'}, body, status: answer.status, answer: answer.body, tolerance: routes.scoreTolerance})
   }
 
   private async onControlRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,15 +1,15 @@
 // The local target: one detached gateway process per project, found through .mlops/deploy/gateway.json.
 import type {DeployPaths} from '../../rollout/state.js'
-import type {Measurement, Release} from '../../rollout/types.js'
-import type {DeployTarget, TargetRuntime} from '../types.js'
+import type {Measurement} from '../../rollout/types.js'
+import type {DeployTarget, ServerSpec, TargetRuntime} from '../types.js'
 import {ensureGateway, findGateway, stopGateway} from './control.js'
 
 export class LocalTarget implements DeployTarget {
   constructor(private readonly paths: DeployPaths, private readonly projectDir: string) {}
 
-  async prepare(releases: Release[], port: number): Promise<void> {
+  async prepare(servers: ServerSpec[], port: number): Promise<void> {
     const gateway = await ensureGateway(this.paths, this.projectDir, port)
-    if (releases.length > 0) await gateway.prepare(releases)
+    if (servers.length > 0) await gateway.prepare(servers)
   }
 
   async reconcile(): Promise<void> {

@@ -7,7 +7,7 @@ import {Controller} from './controller.js'
 import {stopOrphans} from './control.js'
 import {Gateway} from './gateway.js'
 import {serveInvocation} from './invocation.js'
-import type {Release} from '../../rollout/types.js'
+import type {ServerSpec} from '../types.js'
 
 const {values} = parseArgs({options: {dir: {type: 'string'}, port: {type: 'string'}, host: {type: 'string'}}})
 const projectDir = values.dir ?? process.cwd()
@@ -36,7 +36,7 @@ async function shutdown(why: string): Promise<void> {
 }
 
 gateway.onControl('POST /v1/prepare', async (body) => {
-  await gateway.prepare((body as {releases: Release[]}).releases)
+  await gateway.prepare((body as {servers: ServerSpec[]}).servers)
   return {ok: true}
 })
 gateway.onControl('POST /v1/reconcile', async () => {

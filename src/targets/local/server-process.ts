@@ -16,6 +16,8 @@ export interface ServerProcessOptions {
   /** Called whenever the child's pid changes (started, restarted, gone), so the gateway can record it. */
   onChange?: () => void
   readyTimeoutMs?: number
+  /** Start at a lower CPU priority (through nice(1), so every thread of the server has it; not on Windows). */
+  background?: boolean
 }
 
 interface ReadyLine {
@@ -27,13 +29,17 @@ interface ReadyLine {
 
 const MAX_BACKOFF_MS = 30_000
 
-/** The identity of a model server: a release served the same way is the same server, whatever its stage. */
-export function releaseKey(release: Release): string {
-  return JSON.stringify([release.version, release.ref ?? null, release.model ?? null, release.digest ?? null, release.env ?? null])
+/** The identity of a model server: a release served the same way, at the same priority, is the same server. */
+export function serverKey(release: Release, background = false): string {
+  return JSON.stringify([release.version, release.ref ?? null, release.model ?? null, release.digest ?? null, release.env ?? null, background])
 }
+
+/** How much lower a background server's CPU priority is (nice): its threads yield to the gateway's and stable's. */
+const BACKGROUND_NICE = 10
 
 export class ModelServerProcess {
   readonly release: Release
+  readonly background: boolean
   pool?: Pool
   url?: string
   pid?: number
@@ -51,6 +57,7 @@ export class ModelServerProcess {
 
   constructor(private readonly options: ServerProcessOptions) {
     this.release = options.release
+    this.background = Boolean(options.background) && process.platform !== 'win32'
   }
 
   get label(): string {
@@ -63,7 +70,8 @@ export class ModelServerProcess {
     const target = release.model ? ['--model', release.model] : [release.ref ?? release.version]
     // The gateway, stable and candidate share this machine: pool threads spinning between runs would take its cores.
     const args = [...cli.args, ...target, '--port', '0', '--json', '--no-thread-spinning', '--dir', projectDir]
-    const child = spawn(cli.command, args, {cwd: projectDir, env: {...process.env, ...release.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
+    const [command, argv] = this.background ? ['nice', ['-n', String(BACKGROUND_NICE), cli.command, ...args]] : [cli.command, args]
+    const child = spawn(command, argv, {cwd: projectDir, env: {...process.env, ...release.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
     this.child = child
     const stderr: string[] = []
     createInterface({input: child.stderr!}).on('line', (line) => {
@@ -82,6 +90,10 @@ export class ModelServerProcess {
         reject(new MlopsError('SERVER_START_FAILED', `the model server for ${release.version} exited (${signal ?? `code ${code}`}) before it was ready:\n${stderr.join('\n') || '(no output)'}`, {hint: `Try it alone: "mlops serve ${target.join(' ')}".`}))
       }
       child.once('exit', onExit)
+      child.once('error', (error) => {
+        clearTimeout(timer)
+        reject(new MlopsError('SERVER_START_FAILED', `the model server for ${release.version} could not be started (${command}): ${error.message}`))
+      })
       lines.once('line', (line) => {
         clearTimeout(timer)
         child.off('exit', onExit)

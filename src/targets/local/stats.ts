@@ -48,6 +48,14 @@ export class VersionCounter {
   }
 }
 
+export interface ComparisonTotals {
+  compared: number
+  agreed: number
+  labelFlips: number
+  maxScoreDiff: number
+  sumScoreDiff: number
+}
+
 export class ShadowCounter {
   mirrored = 0
   dropped = 0
@@ -56,6 +64,19 @@ export class ShadowCounter {
   labelFlips = 0
   maxScoreDiff = 0
   private sumScoreDiff = 0
+
+  /** Comparisons counted elsewhere (the mirror thread), added in one go. */
+  merge(totals: ComparisonTotals): void {
+    this.compared += totals.compared
+    this.agreed += totals.agreed
+    this.labelFlips += totals.labelFlips
+    this.maxScoreDiff = Math.max(this.maxScoreDiff, totals.maxScoreDiff)
+    this.sumScoreDiff += totals.sumScoreDiff
+  }
+
+  totals(): ComparisonTotals {
+    return {compared: this.compared, agreed: this.agreed, labelFlips: this.labelFlips, maxScoreDiff: this.maxScoreDiff, sumScoreDiff: this.sumScoreDiff}
+  }
 
   recordComparison(result: AnswerComparison): void {
     this.compared++
