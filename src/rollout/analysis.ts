@@ -22,7 +22,7 @@ export function analyzeStep(input: AnalysisInput): Analysis {
   const metrics = measurement.metrics
   const gates: GateResult[] = []
   if (settings.requireTest || input.test) gates.push(testGate(input.test))
-  gates.push(errorRateGate(metrics, settings), latencyGate(metrics, settings))
+  gates.push(errorRateGate(metrics, settings), latencyGate(metrics, settings, input.stage))
   if (input.stage === 'shadow') gates.push(agreementGate(metrics, settings))
 
   const failed = gates.find((g) => g.verdict === 'fail')
@@ -65,15 +65,23 @@ function errorRateGate(metrics: StepMetrics, settings: AnalysisSettings): GateRe
   return {gate: 'error_rate', verdict: 'pass', observed: increase, threshold: settings.maxErrorRateIncrease, message: `error rate: ${figures}`}
 }
 
-function latencyGate(metrics: StepMetrics, settings: AnalysisSettings): GateResult {
+/**
+ * Compares p99s once the candidate answers clients. In shadow it compares medians: there the candidate runs at
+ * background CPU priority so that it never slows the answers clients wait for, and its tail is time spent waiting for
+ * the CPU whenever anything else on the machine is busy, a figure about the machine rather than the model (a
+ * healthy candidate read 62 ms at p99 next to stable's 9 ms while a CI job started a process). The median still
+ * shows a model that is slower at its work; the first canary step judges the tail at equal priority.
+ */
+function latencyGate(metrics: StepMetrics, settings: AnalysisSettings, stage: AnalysisInput['stage']): GateResult {
   const few = tooFew(metrics, settings, 'latency')
   if (few) return few
-  const {p99Ms: candidate} = metrics.candidate
-  const {p99Ms: stable} = metrics.stable
-  if (candidate === undefined || stable === undefined) return {gate: 'latency', verdict: 'fail', message: 'latency: no p99 was measured although requests were counted'}
+  const quantile = stage === 'shadow' ? 'p50' : 'p99'
+  const candidate = quantile === 'p50' ? metrics.candidate.p50Ms : metrics.candidate.p99Ms
+  const stable = quantile === 'p50' ? metrics.stable.p50Ms : metrics.stable.p99Ms
+  if (candidate === undefined || stable === undefined) return {gate: 'latency', verdict: 'fail', message: `latency: no ${quantile} was measured although requests were counted`}
   const limit = stable * settings.maxP99Ratio + settings.p99SlackMs
   const ratio = stable > 0 ? candidate / stable : Number.POSITIVE_INFINITY
-  const figures = `p99 candidate ${ms(candidate)} vs stable ${ms(stable)}`
+  const figures = `${quantile} candidate ${ms(candidate)} vs stable ${ms(stable)}${quantile === 'p50' ? ' (medians in shadow, where the candidate runs at background priority)' : ''}`
   if (candidate > limit) return {gate: 'latency', verdict: 'fail', observed: ratio, threshold: settings.maxP99Ratio, message: `latency: ${figures}, above ${ms(limit)} (${settings.maxP99Ratio}x + ${settings.p99SlackMs} ms)`}
   return {gate: 'latency', verdict: 'pass', observed: ratio, threshold: settings.maxP99Ratio, message: `latency: ${figures}`}
 }

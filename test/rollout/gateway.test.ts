@@ -97,7 +97,7 @@ describe('deploy on the local gateway', function () {
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
     const load = steadyLoad(p.url, 4)
     const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', auto: true, env: {MLOPS_FAULT_LATENCY_MS: '1500'}})
-    await assert.rejects(waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}), /rolled back by the latency gate: .*p99 candidate [\d.]+ (ms|s) vs stable/)
+    await assert.rejects(waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}), /rolled back by the latency gate: .*p50 candidate [\d.]+ (ms|s) vs stable/)
     const answers = await load.stop()
     assert.deepEqual(failures(answers), [])
     assert.deepEqual(new Set(answers.map((a) => a.version)), new Set(['1.0.0']))
