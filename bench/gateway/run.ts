@@ -154,7 +154,7 @@ try {
   const cost = shadowAtRate.p99 / fullAtRate.p99 - 1
   const saturatedCost = saturated.shadow.p99 / saturated.full.p99 - 1
   const perRound = atRateRounds.shadow.map((m, i) => `${((m.p99 / atRateRounds.full[i].p99 - 1) * 100).toFixed(0)}%`).join(' ')
-  console.log(`\nshadow mirroring (every request mirrored) at ${rate} req/s (${MIRROR_LOAD * 100}% of what the gateway answers while mirroring), median of ${MIRROR_ROUNDS} alternating rounds: stable p99 ${fmt(fullAtRate.p99)} → ${fmt(shadowAtRate.p99)} (${(cost * 100).toFixed(1)}%; rounds ${perRound}), p50 ${fmt(fullAtRate.p50)} → ${fmt(shadowAtRate.p50)}`)
+  console.log(`\nshadow mirroring (every request mirrored) at ${rate} req/s (${Math.round((rate / saturated.shadow.rps) * 100)}% of what the gateway answers while mirroring), median of ${MIRROR_ROUNDS} alternating rounds: stable p99 ${fmt(fullAtRate.p99)} → ${fmt(shadowAtRate.p99)} (${(cost * 100).toFixed(1)}%; rounds ${perRound}), p50 ${fmt(fullAtRate.p50)} → ${fmt(shadowAtRate.p50)}`)
   console.log(`  at saturation (closed loop, c=16): p99 ${fmt(saturated.full.p99)} → ${fmt(saturated.shadow.p99)} (${(saturatedCost * 100).toFixed(1)}%), throughput ${saturated.full.rps.toFixed(0)} → ${saturated.shadow.rps.toFixed(0)} req/s`)
   const pass = cost < TARGET_MIRROR_P99 && shadowAtRate.failed === 0
   if (!pass) failedTargets++
