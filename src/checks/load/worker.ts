@@ -4,13 +4,12 @@
 import {performance} from 'node:perf_hooks'
 
 import * as hdr from 'hdr-histogram-js'
-import {Client, type Dispatcher, Pool} from 'undici'
 
+import {Connection, ConnectionPool, requestBytes} from './connection.js'
 import {BIN_EDGES_MS, type LoadJob, type LoadOutcome, type WorkerMessage} from './protocol.js'
 
 const PROGRESS_MS = 250
 const SAMPLE_LIMIT = 5
-const HEADERS = {'content-type': 'application/json'}
 
 function histogram(): hdr.Histogram {
   return hdr.build({lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, bitBucketSize: 64, useWebAssembly: false})
@@ -18,20 +17,19 @@ function histogram(): hdr.Histogram {
 
 function failureKind(error: unknown): string {
   const e = error as {name?: string; code?: string}
-  if (e.name === 'TimeoutError' || e.name === 'AbortError' || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT') return 'timeout'
+  if (e.code === 'TIMEOUT') return 'timeout'
   if (e.code === 'ECONNREFUSED') return 'refused'
   if (e.code === 'ECONNRESET' || e.code === 'UND_ERR_SOCKET' || e.code === 'EPIPE') return 'reset'
   return 'error'
 }
 
 export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) => void): Promise<LoadOutcome> {
-  // headersTimeout and bodyTimeout are undici's own coarse timers, cheap per request: a timer per request is not.
-  const options = {pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: job.timeoutMs, bodyTimeout: job.timeoutMs}
   // Open model: one pool the schedule feeds. Closed model: a connection per user, as wrk and autocannon have, so no
   // request waits in a pool for a connection its own user just freed.
-  const pool = new Pool(job.origin, {...options, connections: job.concurrency})
-  const clients = job.mode === 'closed' ? Array.from({length: job.concurrency}, () => new Client(job.origin, options)) : []
-  const bodies = job.requests.map((r) => ({path: r.path, body: Buffer.from(r.body)}))
+  const origin = new URL(job.origin)
+  const pool = new ConnectionPool(origin, job.concurrency)
+  const users = job.mode === 'closed' ? Array.from({length: job.concurrency}, () => new Connection(origin)) : []
+  const bodies = job.requests.map((r) => requestBytes(origin, r.path, Buffer.from(r.body), 'application/json'))
   const latency = histogram()
   const service = histogram()
   const lag = histogram()
@@ -80,43 +78,43 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
   }
 
   /**
-   * One request through undici's dispatch API (no stream objects or promises per request, so the generator stays cheap).
-   * `intended` is when the schedule said to send it: the actual send time in the closed model.
+   * One request: `intended` is when the schedule said to send it (the actual send time in the closed model); in the open
+   * model it may wait in the pool for a connection, and its latency counts from `intended` all the same.
    */
-  function fire(intended: number, then?: () => void, dispatcher: Dispatcher = pool): void {
-    const request = bodies[next++ % bodies.length]
-    const sentAt = performance.now()
+  function fire(intended: number, then?: () => void, user?: Connection): void {
+    const bytes = bodies[next++ % bodies.length]
     const counted = intended >= measureFrom
+    const sentAt = performance.now()
     if (counted) {
       measured++
+      // The generator's own slip from its schedule; waiting for a free connection is the server's share (service time).
       if (job.mode === 'open') lag.recordValue(Math.max(1, Math.round((sentAt - intended) * 1000)))
     }
     sent++
     inFlight++
-    let status = 0
-    const handler: Dispatcher.DispatchHandler = {
-      onConnect() {},
-      onHeaders(statusCode) {
-        status = statusCode
-        return true
-      },
-      onData() {
-        return true
-      },
-      onComplete() {
-        record(intended, sentAt, counted, String(status))
-        settled(then)
-      },
-      onError(error) {
+    // Service time counts from here, connection queueing included; the timeout from when the bytes are written.
+    const onSend = () => performance.now()
+    const done = (status: number, error?: Error & {code?: string}) => {
+      if (error) {
         // Requests still out when the drain deadline passed are cut off: no answer in time.
         const kind = draining ? 'timeout' : failureKind(error)
         if (samples.length < SAMPLE_LIMIT) samples.push(`${kind}: ${error.message}`)
         record(intended, sentAt, counted, kind)
-        settled(then)
-      },
+      } else {
+        record(intended, sentAt, counted, String(status))
+      }
+      settled(then)
     }
-    dispatcher.dispatch({origin: job.origin, path: request.path, method: 'POST', headers: HEADERS, body: request.body}, handler)
+    if (user) user.send(bytes, onSend(), done)
+    else pool.send(bytes, onSend, done)
   }
+
+  // A request with no answer after timeoutMs fails as a timeout; one sweep for all, cheaper than a timer per request.
+  const timeoutError = () => Object.assign(new Error(`no answer within ${job.timeoutMs} ms`), {code: 'TIMEOUT'})
+  const sweep = setInterval(() => {
+    const now = performance.now()
+    for (const c of [...pool.connections, ...users]) if (c.sentAt !== undefined && now - c.sentAt > job.timeoutMs) c.destroy(timeoutError())
+  }, Math.max(10, Math.min(250, job.timeoutMs / 4)))
 
   const progress = setInterval(() => {
     const now = performance.now()
@@ -139,9 +137,9 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
     })
   } else {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, start - performance.now())))
-    for (const client of clients) {
+    for (const connection of users) {
       const user = () => {
-        if (performance.now() < end) fire(performance.now(), user, client)
+        if (performance.now() < end) fire(performance.now(), user, connection)
       }
       user()
     }
@@ -151,14 +149,17 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
     const idle = new Promise<void>((resolve) => (onIdle = resolve))
     const deadline = setTimeout(() => {
       draining = true
-      for (const d of [pool, ...clients]) void d.destroy()
+      const cutOff = new Error('the run ended before the answer came')
+      pool.failWaiting(cutOff)
+      for (const c of [...pool.connections, ...users]) c.destroy(cutOff)
     }, job.timeoutMs + Math.max(0, end - performance.now()))
     await idle
     clearTimeout(deadline)
   }
   clearInterval(progress)
+  clearInterval(sweep)
   const elu = performance.eventLoopUtilization(elu0).utilization
-  await Promise.all([pool, ...clients].map((d) => (d.destroyed ? undefined : d.close())))
+  for (const c of [...pool.connections, ...users]) c.close()
   return {
     type: 'result',
     measured,
