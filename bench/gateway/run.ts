@@ -98,6 +98,9 @@ http {
   return () => child.kill('SIGTERM')
 }
 
+/** BENCH_SKIP_MIRROR=1 ends the run after the added-latency part. */
+class SkipMirror extends Error {}
+
 /** A project whose gateway listens on `port` and never judges by itself (the bench decides what runs). */
 async function writeConfig(projectDir: string, port: number): Promise<void> {
   await writeFile(join(projectDir, 'mlops.yaml'), JSON.stringify({name: 'bench', model: {path: MODEL}, deploy: {port, analysis: {interval_seconds: 3600}}}))
@@ -134,6 +137,7 @@ try {
     console.log(`  ${pass ? 'PASS' : 'FAIL'} gateway adds ${added.gateway.toFixed(3)} ms at p50 (target <= ${TARGET_ADDED_P50_MS} ms, no failed request)`)
   }
 
+  if (process.env.BENCH_SKIP_MIRROR) throw new SkipMirror()
   // Mirroring doubles the model work on the same two cores: at saturation that shows as queueing (reported), so the
   // target is judged at a fixed rate the mirrored setup sustains (half its capacity), as production traffic runs. Two
   // gateways, one serving 1.0.0 alone and one mirroring every request to 1.1.0 in shadow, are measured in alternating
@@ -159,6 +163,8 @@ try {
   const pass = cost < TARGET_MIRROR_P99 && shadowAtRate.failed === 0
   if (!pass) failedTargets++
   console.log(`  ${pass ? 'PASS' : 'FAIL'} mirroring costs stable p99 ${(cost * 100).toFixed(1)}% at ${rate} req/s (target < ${TARGET_MIRROR_P99 * 100}%); INFO at saturation ${(saturatedCost * 100).toFixed(1)}%`)
+} catch (error) {
+  if (!(error instanceof SkipMirror)) throw error
 } finally {
   await down({dir, actor: 'bench'}).catch(() => undefined)
   await down({dir: shadowDir, actor: 'bench'}).catch(() => undefined)

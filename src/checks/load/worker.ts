@@ -5,7 +5,7 @@ import {performance} from 'node:perf_hooks'
 
 import * as hdr from 'hdr-histogram-js'
 
-import {Connection, ConnectionPool, requestBytes} from './connection.js'
+import {Connection, ConnectionPool, requestBytes} from '../../http/client.js'
 import {BIN_EDGES_MS, type LoadJob, type LoadOutcome, type WorkerMessage} from './protocol.js'
 
 const PROGRESS_MS = 250

@@ -3,8 +3,8 @@ import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
 import {type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
-import type {Dispatcher} from 'undici'
 
+import {type RawAnswer, requestFor} from '../../http/client.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
@@ -68,7 +68,7 @@ type Role = 'stable' | 'candidate'
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the client connection owns; undici refuses some of them outright. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'expect', 'content-length', 'http2-settings'])
 const PREDICTION_ROUTE = /^\/(?:v1\/predict|v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer)\/?$/
-const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED'])
+const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE'])
 
 export class Gateway {
   private readonly processes = new Map<string, ModelServerProcess>()
@@ -307,45 +307,28 @@ export class Gateway {
 
 /**
  * One request to a model server over its keep-alive pool, the answer buffered whole: predictions are small, and a buffered
- * answer can still be retried or relabelled. undici's dispatch API skips the stream objects of pool.request on the hot path.
+ * answer can still be retried or relabelled.
  */
 function send(proc: ModelServerProcess, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<Answer> {
   const pool = proc.pool
   if (!pool) return Promise.reject(Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'}))
   proc.acquire()
   return new Promise<Answer>((resolve, reject) => {
-    let status = 0
-    let answerHeaders: Record<string, string | string[]> = {}
-    const chunks: Buffer[] = []
-    const handler: Dispatcher.DispatchHandler = {
-      onConnect() {},
-      onHeaders(statusCode, raw) {
-        status = statusCode
-        answerHeaders = headersOf(raw as unknown as Buffer[])
-        return true
-      },
-      onData(chunk) {
-        chunks.push(chunk)
-        return true
-      },
-      onComplete() {
-        proc.releaseOne()
-        resolve({status, headers: answerHeaders, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)})
-      },
-      onError(error) {
-        proc.releaseOne()
-        reject(error)
-      },
-    }
-    pool.dispatch({method: method as Dispatcher.HttpMethod, path, headers, body: body.length > 0 ? body : null}, handler)
+    pool.send(requestFor(pool.origin, method, path, headers, body), now, (status, error, answer) => {
+      proc.releaseOne()
+      if (error || !answer) reject(error ?? new Error('the model server gave no answer'))
+      else resolve({status, headers: headersOf(answer), body: answer.body})
+    }, method === 'HEAD')
   })
 }
 
-function headersOf(raw: Buffer[]): Record<string, string | string[]> {
+const now = () => performance.now()
+
+function headersOf({headers: raw}: RawAnswer): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {}
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toString('latin1').toLowerCase()
-    const value = raw[i + 1].toString('latin1')
+    const name = raw[i].toLowerCase()
+    const value = raw[i + 1]
     const seen = out[name]
     out[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value]
   }

@@ -6,8 +6,7 @@ import {setPriority} from 'node:os'
 import {performance} from 'node:perf_hooks'
 import {parentPort, workerData} from 'node:worker_threads'
 
-import {type Dispatcher, Pool} from 'undici'
-
+import {ConnectionPool, requestFor} from '../../http/client.js'
 import {compareAnswers} from './compare.js'
 import type {MirrorBatch, MirrorRequest, MirrorThreadData, ToMirrorThread} from './mirror.js'
 import {ShadowCounter} from './stats.js'
@@ -15,7 +14,7 @@ import {ShadowCounter} from './stats.js'
 const REPORT_MS = 50
 const data = workerData as MirrorThreadData
 const done = new Int32Array(data.done)
-let pool: Pool | undefined
+let pool: ConnectionPool | undefined
 let origin: string | undefined
 let batch: {generation: number; latencies: number[]; failedLatencies: number[]; comparisons: ShadowCounter} | undefined
 
@@ -26,11 +25,12 @@ try {
   // Not Linux, or not allowed: the mirror still runs off the main thread.
 }
 
-function poolFor(url: string): Pool {
+function poolFor(url: string): ConnectionPool {
   if (pool && origin === url) return pool
-  void pool?.close()
+  // Mirrors already out finish and count; the old pool closes behind them.
+  pool?.end()
   origin = url
-  pool = new Pool(url, {connections: data.connections, pipelining: 1, keepAliveTimeout: 30_000, headersTimeout: data.timeoutMs, bodyTimeout: data.timeoutMs})
+  pool = new ConnectionPool(new URL(url), data.connections, {collect: true, idleMs: 4000, timeoutMs: data.timeoutMs})
   return pool
 }
 
@@ -49,7 +49,6 @@ function flush(): void {
 function mirror(request: MirrorRequest): void {
   const started = performance.now()
   let status = 0
-  const chunks: Buffer[] = []
   const finish = (answer: Buffer | undefined) => {
     const ms = performance.now() - started
     const into = batchFor(request.generation)
@@ -60,25 +59,12 @@ function mirror(request: MirrorRequest): void {
     }
     Atomics.add(done, 0, 1)
   }
-  const handler: Dispatcher.DispatchHandler = {
-    onConnect() {},
-    onHeaders(statusCode) {
-      status = statusCode
-      return true
-    },
-    onData(chunk) {
-      chunks.push(chunk)
-      return true
-    },
-    onComplete() {
-      finish(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks))
-    },
-    onError() {
-      finish(undefined)
-    },
-  }
-  const body = request.body.length > 0 ? bytes(request.body) : null
-  poolFor(request.url).dispatch({method: request.method as Dispatcher.HttpMethod, path: request.path, headers: request.headers, body}, handler)
+  const target = poolFor(request.url)
+  const bytesOut = requestFor(target.origin, request.method, request.path, request.headers, bytes(request.body))
+  target.send(bytesOut, () => performance.now(), (answerStatus, error, answer) => {
+    status = answerStatus
+    finish(error ? undefined : answer?.body)
+  }, request.method === 'HEAD')
 }
 
 /** A Buffer over the bytes a message carried (they arrive as a plain Uint8Array), without a copy. */
@@ -90,7 +76,7 @@ setInterval(flush, REPORT_MS)
 parentPort!.on('message', (message: ToMirrorThread) => {
   if (message.type === 'mirror') mirror(message)
   else {
-    void pool?.close()
+    pool?.end()
     pool = undefined
     origin = undefined
   }

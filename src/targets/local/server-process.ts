@@ -2,7 +2,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {createInterface} from 'node:readline'
 
-import {Pool} from 'undici'
+import {ConnectionPool} from '../../http/client.js'
 
 import {MlopsError} from '../../errors.js'
 import type {Release} from '../../rollout/types.js'
@@ -40,7 +40,7 @@ const BACKGROUND_NICE = 10
 export class ModelServerProcess {
   readonly release: Release
   readonly background: boolean
-  pool?: Pool
+  pool?: ConnectionPool
   url?: string
   pid?: number
   /** The version the server itself reports (a bare .onnx file reports 0.0.0). */
@@ -109,7 +109,7 @@ export class ModelServerProcess {
     this.url = ready.url
     this.pid = ready.pid
     this.servedVersion = ready.version
-    this.pool = new Pool(ready.url, {connections: 128, pipelining: 1, keepAliveTimeout: 4000, keepAliveMaxTimeout: 60_000, headersTimeout: 120_000, bodyTimeout: 120_000})
+    this.pool = new ConnectionPool(new URL(ready.url), 128, {collect: true, idleMs: 4000, timeoutMs: 120_000})
     this.ready = true
     this.backoffMs = 500
     this.options.onChange?.()
@@ -123,7 +123,7 @@ export class ModelServerProcess {
     const pool = this.pool
     this.pool = undefined
     this.pid = undefined
-    void pool?.destroy().catch(() => undefined)
+    pool?.close()
     this.options.onChange?.()
     this.restartTimer = setTimeout(() => void this.restart(), this.backoffMs)
     this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2)
@@ -172,7 +172,7 @@ export class ModelServerProcess {
       await exited
       clearTimeout(timer)
     }
-    await this.pool?.close().catch(() => undefined)
+    this.pool?.close()
     this.pool = undefined
     this.pid = undefined
     this.options.onChange?.()
