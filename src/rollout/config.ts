@@ -1,4 +1,6 @@
 // The `deploy` section of mlops.yaml (typed by schemas/config/deploy.schema.json) and the settings a rollout runs with.
+import {availableParallelism} from 'node:os'
+
 import type {ConfigIssue} from '../errors.js'
 
 export interface DeployConfig {
@@ -11,8 +13,10 @@ export interface DeployConfig {
   shadow?: {
     /** Share of prediction requests mirrored to the candidate during shadow (0..1, default 1). */
     share?: number
-    /** Mirrored requests in flight at most; past it mirrors are dropped before they cost the client anything. */
+    /** Mirrored requests held at most (waiting or at the candidate); past it mirrors are dropped before they cost the client anything. */
     max_in_flight?: number
+    /** Mirrors at the candidate at once; the rest wait their turn in the gateway, so a burst runs when the cores are free. */
+    concurrency?: number
   }
   analysis?: {
     /** How often the gateway judges the step when the rollout advances by itself. */
@@ -56,10 +60,18 @@ export interface DeploySettings {
   stickyHeader?: string
   shadowShare: number
   mirrorMaxInFlight: number
+  mirrorConcurrency: number
   analysis: AnalysisSettings
 }
 
 export const DEFAULT_STEPS = [5, 25, 50, 100]
+
+/**
+ * Mirrors at the candidate at once: one per two cores. The candidate runs only on cores client traffic leaves idle, yet
+ * each mirror it works on still costs the machine (caches, wake-ups): on 2 cores at 1500 req/s near saturation, stable's
+ * p99 rose by about 10% with one, and by 80–90% with two or sixteen (bench/gateway, one run).
+ */
+export const DEFAULT_MIRROR_CONCURRENCY = Math.max(1, Math.floor(availableParallelism() / 2))
 
 export function deploySettings(config: DeployConfig = {}): DeploySettings {
   const a = config.analysis ?? {}
@@ -70,6 +82,7 @@ export function deploySettings(config: DeployConfig = {}): DeploySettings {
     stickyHeader: config.sticky_header?.toLowerCase(),
     shadowShare: config.shadow?.share ?? 1,
     mirrorMaxInFlight: config.shadow?.max_in_flight ?? 64,
+    mirrorConcurrency: config.shadow?.concurrency ?? DEFAULT_MIRROR_CONCURRENCY,
     analysis: {
       intervalMs: (a.interval_seconds ?? 5) * 1000,
       minRequests: a.min_requests ?? 100,

@@ -40,6 +40,7 @@ export function planDeploy(current: RolloutState | undefined, request: DeployReq
     analysis: settings.analysis,
     shadowShare: settings.shadowShare,
     mirrorMaxInFlight: settings.mirrorMaxInFlight,
+    mirrorConcurrency: settings.mirrorConcurrency,
     ...(settings.stickyHeader ? {stickyHeader: settings.stickyHeader} : {}),
     port: current?.port ?? settings.port,
     ...(request.actor ? {startedBy: request.actor} : {}),

@@ -11,7 +11,7 @@ export const settings = deploySettings({steps: [5, 25, 50]})
 export function stable(version = '1.0.0'): RolloutState {
   return {
     schemaVersion: 1, revision: 1, stable: {version, ref: version}, stage: 'full', weight: 0, auto: false, stepStartedAt: T0.toISOString(),
-    steps: settings.steps, analysis: settings.analysis, shadowShare: 1, mirrorMaxInFlight: 64, port: 8080,
+    steps: settings.steps, analysis: settings.analysis, shadowShare: 1, mirrorMaxInFlight: 64, mirrorConcurrency: 2, port: 8080,
   }
 }
 

@@ -71,7 +71,7 @@ describe('deploy on the local gateway', function () {
     assert.deepEqual(new Set(answers.map((a) => (JSON.parse(a.body) as {predictions: {variable: number}[]}).predictions[0].variable)), new Set([XGB_ANSWER]))
   })
 
-  it('a shadow candidate runs at background CPU priority, every thread of it; taking traffic, it is replaced at normal priority without a failed request', async () => {
+  it('a shadow candidate and the mirror thread run at background CPU priority (SCHED_IDLE, nice 10), every thread of the candidate; taking traffic, it is replaced at normal priority without a failed request', async () => {
     p = await project({steps: [50]})
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
     const load = steadyLoad(p.url, 4)
@@ -79,13 +79,21 @@ describe('deploy on the local gateway', function () {
     const background = shadow.status.gateway.servers!.find((s) => s.role === 'candidate')!
     const stable = shadow.status.gateway.servers!.find((s) => s.role === 'stable')!
     assert.equal(background.background, true)
-    assert.deepEqual(await threadPriorities(background.pid!), [10])
-    assert.deepEqual(await threadPriorities(stable.pid!), [0])
+    assert.deepEqual(await threadPriorities(background.pid!), ['idle, nice 10'])
+    assert.deepEqual(await threadPriorities(stable.pid!), ['normal, nice 0'])
+    // The mirror thread lowers itself as it starts, with chrt: give it a moment.
+    let gateway = await threadsOf(shadow.status.gateway.pid!)
+    for (let i = 0; i < 50 && !gateway.some((t) => t.priority === 'idle, nice 10'); i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      gateway = await threadsOf(shadow.status.gateway.pid!)
+    }
+    assert.deepEqual(gateway.filter((t) => t.priority === 'idle, nice 10').length, 1, 'one thread of the gateway (the mirror thread) is in the background')
+    assert.equal(gateway.find((t) => t.tid === shadow.status.gateway.pid)?.priority, 'normal, nice 0', "the gateway's main thread keeps its priority")
     const canary = await promote({dir: p.dir})
     const normal = canary.status.gateway.servers!.find((s) => s.role === 'candidate')!
     assert.notEqual(normal.pid, background.pid)
     assert.equal(normal.background, undefined)
-    assert.deepEqual(await threadPriorities(normal.pid!), [0])
+    assert.deepEqual(await threadPriorities(normal.pid!), ['normal, nice 0'])
     await waitGone(background.pid!)
     const answers = await load.stop()
     assert.deepEqual(failures(answers).slice(0, 3), [], `${failures(answers).length} of ${answers.length} failed`)
@@ -208,8 +216,18 @@ async function waitGone(pid: number): Promise<void> {
   throw new Error(`pid ${pid} is still alive`)
 }
 
-/** The distinct nice values of a process's threads (Linux: /proc/PID/task lists them). */
-async function threadPriorities(pid: number): Promise<number[]> {
-  const tids = await readdir(`/proc/${pid}/task`)
-  return [...new Set(tids.map((tid) => getPriority(Number(tid))))]
+/** A process's threads with their scheduling policy and nice value (Linux: /proc/PID/task lists them). */
+async function threadsOf(pid: number): Promise<{tid: number; priority: string}[]> {
+  const tids = (await readdir(`/proc/${pid}/task`)).map(Number)
+  return Promise.all(tids.map(async (tid) => {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    // proc(5): field 41 is the policy; the fields after the command name in parentheses start at field 3.
+    const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3])
+    return {tid, priority: `${policy === 5 ? 'idle' : policy === 0 ? 'normal' : `policy ${policy}`}, nice ${getPriority(tid)}`}
+  }))
+}
+
+/** The distinct priorities among a process's threads. */
+async function threadPriorities(pid: number): Promise<string[]> {
+  return [...new Set((await threadsOf(pid)).map((t) => t.priority))]
 }

@@ -5,6 +5,7 @@ import type {AddressInfo} from 'node:net'
 
 
 import {type RawAnswer, requestFor} from '../../http/client.js'
+import {DEFAULT_MIRROR_CONCURRENCY} from '../../rollout/config.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
@@ -52,6 +53,7 @@ interface Routes {
   weight: number
   shadowShare: number
   mirrorMaxInFlight: number
+  mirrorConcurrency: number
   stickyHeader?: string
   scoreTolerance: number
   window: StepWindow
@@ -135,6 +137,7 @@ export class Gateway {
       const window = this.routes && this.routes.window.since === state.stepStartedAt ? this.routes.window : new StepWindow(state.stepStartedAt)
       this.routes = {
         stable, candidate, stage: state.stage, weight: state.weight, shadowShare: state.shadowShare, mirrorMaxInFlight: state.mirrorMaxInFlight,
+        mirrorConcurrency: state.mirrorConcurrency ?? DEFAULT_MIRROR_CONCURRENCY,
         stickyHeader: state.stickyHeader, scoreTolerance: state.analysis.scoreTolerance, window,
       }
       this.state = state
@@ -280,7 +283,7 @@ export class Gateway {
       return
     }
     window.shadow.mirrored++
-    this.mirror.send({url: candidate.url, method, path, headers: {...headers, 'x-mlops-shadow': '1'}, body, status: answer.status, answer: answer.body, tolerance: routes.scoreTolerance})
+    this.mirror.send({url: candidate.url, concurrency: routes.mirrorConcurrency, method, path, headers: {...headers, 'x-mlops-shadow': '1'}, body, status: answer.status, answer: answer.body, tolerance: routes.scoreTolerance})
   }
 
   private async onControlRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,12 +1,11 @@
 // The shadow mirror's thread: sends copies of client predictions to the candidate, compares the answers with stable's,
-// and hands the gateway its counts in batches. Off the gateway's main thread and at a lower CPU priority, the work a
-// mirror costs waits behind the client traffic the main thread serves.
-import {readlinkSync} from 'node:fs'
-import {setPriority} from 'node:os'
+// and hands the gateway its counts in batches. Off the gateway's main thread and at background CPU priority (SCHED_IDLE),
+// the work a mirror costs runs only on a core the client traffic leaves idle.
 import {performance} from 'node:perf_hooks'
 import {parentPort, workerData} from 'node:worker_threads'
 
 import {ConnectionPool, requestFor} from '../../http/client.js'
+import {backgroundThisThread} from '../../system/priority.js'
 import {compareAnswers} from './compare.js'
 import type {MirrorBatch, MirrorRequest, MirrorThreadData, ToMirrorThread} from './mirror.js'
 import {ShadowCounter} from './stats.js'
@@ -15,22 +14,23 @@ const REPORT_MS = 50
 const data = workerData as MirrorThreadData
 const done = new Int32Array(data.done)
 let pool: ConnectionPool | undefined
-let origin: string | undefined
+let poolKey: string | undefined
 let batch: {generation: number; latencies: number[]; failedLatencies: number[]; comparisons: ShadowCounter} | undefined
 
-try {
-  // setpriority(2) on a thread id changes that thread alone; /proc/thread-self names it (Linux). The main thread keeps its priority.
-  setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), data.nice)
-} catch {
-  // Not Linux, or not allowed: the mirror still runs off the main thread.
-}
+// This thread alone; where that is not possible (not Linux), the mirror still runs off the main thread.
+const priority = backgroundThisThread()
 
-function poolFor(url: string): ConnectionPool {
-  if (pool && origin === url) return pool
+/**
+ * At most `concurrency` mirrors are at the candidate at once; the others wait in the pool, in order, for one to come back,
+ * so a burst is mirrored when the cores are free again instead of being dropped or piling onto the candidate.
+ */
+function poolFor(url: string, concurrency: number): ConnectionPool {
+  const key = `${concurrency} ${url}`
+  if (pool && poolKey === key) return pool
   // Mirrors already out finish and count; the old pool closes behind them.
   pool?.end()
-  origin = url
-  pool = new ConnectionPool(new URL(url), data.connections, {collect: true, idleMs: 4000, timeoutMs: data.timeoutMs})
+  poolKey = key
+  pool = new ConnectionPool(new URL(url), concurrency, {collect: true, idleMs: 4000, timeoutMs: data.timeoutMs})
   return pool
 }
 
@@ -47,10 +47,11 @@ function flush(): void {
 }
 
 function mirror(request: MirrorRequest): void {
-  const started = performance.now()
+  // The candidate's latency counts from the send: the wait for a free connection is the gateway's, not the candidate's.
+  let sent = performance.now()
   let status = 0
   const finish = (answer: Buffer | undefined) => {
-    const ms = performance.now() - started
+    const ms = performance.now() - sent
     const into = batchFor(request.generation)
     // A failed mirror is the candidate's error: its latency is recorded with it, as for client traffic.
     ;(answer === undefined || status >= 500 ? into.failedLatencies : into.latencies).push(ms)
@@ -59,9 +60,9 @@ function mirror(request: MirrorRequest): void {
     }
     Atomics.add(done, 0, 1)
   }
-  const target = poolFor(request.url)
+  const target = poolFor(request.url, request.concurrency)
   const bytesOut = requestFor(target.origin, request.method, request.path, request.headers, bytes(request.body))
-  target.send(bytesOut, () => performance.now(), (answerStatus, error, answer) => {
+  target.send(bytesOut, () => (sent = performance.now()), (answerStatus, error, answer) => {
     status = answerStatus
     finish(error ? undefined : answer?.body)
   }, request.method === 'HEAD')
@@ -73,11 +74,13 @@ function bytes(view: Uint8Array): Buffer {
 }
 
 setInterval(flush, REPORT_MS)
+// Mirrors wait for the priority change: the first ones would otherwise be sent at normal priority.
+await priority
 parentPort!.on('message', (message: ToMirrorThread) => {
   if (message.type === 'mirror') mirror(message)
   else {
     pool?.end()
     pool = undefined
-    origin = undefined
+    poolKey = undefined
   }
 })

@@ -9,6 +9,8 @@ export interface MirrorRequest {
   generation: number
   /** The candidate's origin. */
   url: string
+  /** Mirrors at the candidate at once, at most; more wait their turn in the mirror thread. */
+  concurrency: number
   method: string
   path: string
   headers: Record<string, string | string[]>
@@ -33,10 +35,7 @@ export interface MirrorBatch {
 export interface MirrorThreadData {
   /** One Int32 on shared memory: mirrors finished, so the main thread counts those in flight without a message. */
   done: SharedArrayBuffer
-  connections: number
   timeoutMs: number
-  /** How much lower the thread's CPU priority is than the gateway's main thread. */
-  nice: number
 }
 
 const fromSources = import.meta.url.endsWith('.ts')
@@ -50,8 +49,8 @@ export class ShadowMirror {
   /** Why the mirror thread stopped, if it did: mirrors are then dropped and the client path goes on. */
   private failure?: string
 
-  constructor(options: {log: (line: string) => void; connections?: number; timeoutMs?: number; nice?: number}) {
-    const data: MirrorThreadData = {done: this.done.buffer as SharedArrayBuffer, connections: options.connections ?? 16, timeoutMs: options.timeoutMs ?? 30_000, nice: options.nice ?? 10}
+  constructor(options: {log: (line: string) => void; timeoutMs?: number}) {
+    const data: MirrorThreadData = {done: this.done.buffer as SharedArrayBuffer, timeoutMs: options.timeoutMs ?? 30_000}
     this.worker = startThread(data)
     this.worker.unref()
     this.worker.on('message', (batch: MirrorBatch) => this.merge(batch))
@@ -69,7 +68,7 @@ export class ShadowMirror {
     return this.failure === undefined
   }
 
-  /** Mirrors handed over and not yet answered (or failed). */
+  /** Mirrors handed over and not yet answered (or failed): waiting in the mirror thread or at the candidate. */
   get inFlight(): number {
     return this.posted - Atomics.load(this.done, 0)
   }

@@ -3,6 +3,7 @@ import {type ChildProcess, spawn} from 'node:child_process'
 import {createInterface} from 'node:readline'
 
 import {ConnectionPool} from '../../http/client.js'
+import {backgroundCommand} from '../../system/priority.js'
 
 import {MlopsError} from '../../errors.js'
 import type {Release} from '../../rollout/types.js'
@@ -16,7 +17,7 @@ export interface ServerProcessOptions {
   /** Called whenever the child's pid changes (started, restarted, gone), so the gateway can record it. */
   onChange?: () => void
   readyTimeoutMs?: number
-  /** Start at a lower CPU priority (through nice(1), so every thread of the server has it; not on Windows). */
+  /** Start at background CPU priority (SCHED_IDLE and nice 10 from the command line, so every thread has it; not on Windows). */
   background?: boolean
 }
 
@@ -33,9 +34,6 @@ const MAX_BACKOFF_MS = 30_000
 export function serverKey(release: Release, background = false): string {
   return JSON.stringify([release.version, release.ref ?? null, release.model ?? null, release.digest ?? null, release.env ?? null, background])
 }
-
-/** How much lower a background server's CPU priority is (nice): its threads yield to the gateway's and stable's. */
-const BACKGROUND_NICE = 10
 
 export class ModelServerProcess {
   readonly release: Release
@@ -70,7 +68,7 @@ export class ModelServerProcess {
     const target = release.model ? ['--model', release.model] : [release.ref ?? release.version]
     // The gateway, stable and candidate share this machine: pool threads spinning between runs would take its cores.
     const args = [...cli.args, ...target, '--port', '0', '--json', '--no-thread-spinning', '--dir', projectDir]
-    const [command, argv] = this.background ? ['nice', ['-n', String(BACKGROUND_NICE), cli.command, ...args]] : [cli.command, args]
+    const {command, args: argv} = this.background ? await backgroundCommand(cli.command, args) : {command: cli.command, args}
     const child = spawn(command, argv, {cwd: projectDir, env: {...process.env, ...release.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
     this.child = child
     const stderr: string[] = []
