@@ -68,8 +68,9 @@ export const DEFAULT_STEPS = [5, 25, 50, 100]
 
 /**
  * Mirrors at the candidate at once: one per two cores. The candidate runs only on cores client traffic leaves idle, yet
- * each mirror it works on still costs the machine (caches, wake-ups): on 2 cores at 1500 req/s near saturation, stable's
- * p99 rose by about 10% with one, and by 80–90% with two or sixteen (bench/gateway, one run).
+ * each mirror it works on still costs stable some latency (on 2 cores at 1500–1600 req/s, interleaved rounds against a
+ * gateway without shadow: +10% and +64% with one, +50% and +89% with two, +81–103% with three or sixteen; at 750 req/s
+ * all within noise, with 95% of requests mirrored with one and 98% with two). Fewer at once is never worse for stable.
  */
 export const DEFAULT_MIRROR_CONCURRENCY = Math.max(1, Math.floor(availableParallelism() / 2))
 
