@@ -7,6 +7,7 @@ import {join, resolve} from 'node:path'
 
 import {ExitCode, MlopsError} from '../errors.js'
 import {diskError, readJson, writeJsonAtomically} from '../system/atomic.js'
+import {DEFAULT_MIRROR_CONCURRENCY} from './config.js'
 import type {LedgerEntry, RolloutState} from './types.js'
 
 export interface DeployPaths {
@@ -28,7 +29,9 @@ export function deployPaths(projectDir: string): DeployPaths {
 }
 
 export async function readState(paths: DeployPaths): Promise<RolloutState | undefined> {
-  return readJson<RolloutState>(paths.state)
+  const state = await readJson<Omit<RolloutState, 'mirrorConcurrency'> & {mirrorConcurrency?: number}>(paths.state)
+  // State written before deploy.shadow.concurrency existed goes on with its default.
+  return state && {...state, mirrorConcurrency: state.mirrorConcurrency ?? DEFAULT_MIRROR_CONCURRENCY}
 }
 
 export async function writeState(paths: DeployPaths, state: RolloutState): Promise<void> {

@@ -39,8 +39,7 @@ export interface RolloutState {
   analysis: AnalysisSettings
   shadowShare: number
   mirrorMaxInFlight: number
-  /** Absent in state written before it existed: the gateway then takes DEFAULT_MIRROR_CONCURRENCY. */
-  mirrorConcurrency?: number
+  mirrorConcurrency: number
   stickyHeader?: string
   port: number
   /** Who started the current rollout: the actor the gateway's own changes are recorded under. */

@@ -17,9 +17,8 @@ function findChrt(): Promise<string | undefined> {
   return chrt
 }
 
-/** The command line that starts `command` at background priority; every thread it starts inherits it. */
+/** The command line that starts `command` at background priority; every thread it starts inherits it. POSIX only. */
 export async function backgroundCommand(command: string, args: string[]): Promise<{command: string; args: string[]}> {
-  if (process.platform === 'win32') return {command, args}
   const nice = ['-n', String(BACKGROUND_NICE), command, ...args]
   const idle = await findChrt()
   return idle ? {command: idle, args: ['--idle', '0', 'nice', ...nice]} : {command: 'nice', args: nice}
@@ -27,17 +26,16 @@ export async function backgroundCommand(command: string, args: string[]): Promis
 
 /**
  * Lowers the calling thread alone (on Linux setpriority(2) and sched_setscheduler(2) take a thread id, which
- * /proc/thread-self names); the process's other threads keep theirs. Resolves with what was applied.
+ * /proc/thread-self names); the process's other threads keep theirs. What cannot be applied is left as it was.
  */
-export async function backgroundThisThread(): Promise<'idle' | 'nice' | 'none'> {
+export async function backgroundThisThread(): Promise<void> {
   let tid: string
   try {
     tid = readlinkSync('/proc/thread-self').split('/').pop()!
     setPriority(Number(tid), BACKGROUND_NICE)
   } catch {
-    return 'none'
+    return
   }
   const idle = await findChrt()
-  if (!idle) return 'nice'
-  return run(idle, ['--idle', '--pid', '0', tid]).then(() => 'idle' as const, () => 'nice' as const)
+  if (idle) await run(idle, ['--idle', '--pid', '0', tid]).catch(() => undefined)
 }

@@ -5,7 +5,6 @@ import type {AddressInfo} from 'node:net'
 
 
 import {type RawAnswer, requestFor} from '../../http/client.js'
-import {DEFAULT_MIRROR_CONCURRENCY} from '../../rollout/config.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
@@ -137,7 +136,7 @@ export class Gateway {
       const window = this.routes && this.routes.window.since === state.stepStartedAt ? this.routes.window : new StepWindow(state.stepStartedAt)
       this.routes = {
         stable, candidate, stage: state.stage, weight: state.weight, shadowShare: state.shadowShare, mirrorMaxInFlight: state.mirrorMaxInFlight,
-        mirrorConcurrency: state.mirrorConcurrency ?? DEFAULT_MIRROR_CONCURRENCY,
+        mirrorConcurrency: state.mirrorConcurrency,
         stickyHeader: state.stickyHeader, scoreTolerance: state.analysis.scoreTolerance, window,
       }
       this.state = state

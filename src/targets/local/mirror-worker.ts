@@ -14,7 +14,8 @@ const REPORT_MS = 50
 const data = workerData as MirrorThreadData
 const done = new Int32Array(data.done)
 let pool: ConnectionPool | undefined
-let poolKey: string | undefined
+let poolOrigin: string | undefined
+let poolSize = 0
 let batch: {generation: number; latencies: number[]; failedLatencies: number[]; comparisons: ShadowCounter} | undefined
 
 // This thread alone; where that is not possible (not Linux), the mirror still runs off the main thread.
@@ -25,11 +26,11 @@ const priority = backgroundThisThread()
  * so a burst is mirrored when the cores are free again instead of being dropped or piling onto the candidate.
  */
 function poolFor(url: string, concurrency: number): ConnectionPool {
-  const key = `${concurrency} ${url}`
-  if (pool && poolKey === key) return pool
+  if (pool && poolOrigin === url && poolSize === concurrency) return pool
   // Mirrors already out finish and count; the old pool closes behind them.
   pool?.end()
-  poolKey = key
+  poolOrigin = url
+  poolSize = concurrency
   pool = new ConnectionPool(new URL(url), concurrency, {collect: true, idleMs: 4000, timeoutMs: data.timeoutMs})
   return pool
 }
@@ -81,6 +82,6 @@ parentPort!.on('message', (message: ToMirrorThread) => {
   else {
     pool?.end()
     pool = undefined
-    poolKey = undefined
+    poolOrigin = undefined
   }
 })
