@@ -100,6 +100,24 @@ describe('deploy on the local gateway', function () {
     assert.ok(answers.some((a) => a.version === '1.1.0'), 'the candidate answered clients in canary')
   })
 
+  it('mirrors past deploy.shadow.concurrency wait their turn, and past max_in_flight are dropped and counted', async () => {
+    p = await project({shadow: {concurrency: 1, max_in_flight: 3}})
+    await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
+    const shadow = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', env: {MLOPS_FAULT_LATENCY_MS: '300'}})
+    const candidate = shadow.status.gateway.servers!.find((s) => s.role === 'candidate')!
+    // Stable answers all ten long before the first mirror's 300 ms are up: three are held (one sent, two waiting), seven dropped.
+    const answers = await burst(p.url, 10, 10)
+    assert.deepEqual(failures(answers), [])
+    const atCandidate: number[] = []
+    let counts = (await status({dir: p.dir})).metrics?.shadow
+    for (let i = 0; i < 200 && (counts?.compared ?? 0) < 3; i++) {
+      atCandidate.push(await inFlightAt(candidate.url!))
+      counts = (await status({dir: p.dir})).metrics?.shadow
+    }
+    assert.deepEqual({mirrored: counts?.mirrored, dropped: counts?.dropped, compared: counts?.compared}, {mirrored: 3, dropped: 7, compared: 3})
+    assert.equal(Math.max(...atCandidate), 1, `requests at the candidate while mirrors were out: ${atCandidate.join(' ')}`)
+  })
+
   it('a much slower candidate in shadow is rolled back by itself, naming the latency gate', async () => {
     p = await project({analysis: FAST_ANALYSIS})
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
@@ -214,6 +232,13 @@ async function waitGone(pid: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 50))
   }
   throw new Error(`pid ${pid} is still alive`)
+}
+
+/** Requests a model server is handling now, read from its /metrics (less the /metrics request itself). */
+async function inFlightAt(url: string): Promise<number> {
+  const {body} = await request(`${url}/metrics`)
+  const line = (await body.text()).split('\n').find((l) => l.startsWith('mlops_requests_in_flight '))
+  return Number(line?.split(' ')[1]) - 1
 }
 
 /** A process's threads with their scheduling policy and nice value (Linux: /proc/PID/task lists them). */

@@ -4,9 +4,11 @@ import {appendFile, readFile, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {deploy, down} from '../../src/rollout/deploy.js'
-import {acquireLock, appendLedger, deployPaths, readLedger} from '../../src/rollout/state.js'
+import {DEFAULT_MIRROR_CONCURRENCY} from '../../src/rollout/config.js'
+import {acquireLock, appendLedger, deployPaths, readLedger, readState, writeState} from '../../src/rollout/state.js'
 import type {LedgerEntry} from '../../src/rollout/types.js'
 import {tempDir} from '../support/cli.js'
+import {stable} from './fixtures.js'
 import {type Project, XGB, project} from './helpers.js'
 
 const entry = (version: string): LedgerEntry => ({action: 'deploy', automatic: false, version, to: {stage: 'full', weight: 0, stable: version}, reason: 'first release', at: '2025-01-01T00:00:00.000Z', actor: 'alice', revision: 1})
@@ -23,6 +25,17 @@ describe('deploy state, ledger and lock', function () {
     const ledger = await readLedger(paths)
     assert.deepEqual(ledger.entries.map((e) => e.version), ['1.0.0', '1.1.0'])
     assert.equal(ledger.skipped, 1)
+    await dir.remove()
+  })
+
+  it('state written before deploy.shadow.concurrency existed is read with its default', async () => {
+    const dir = await tempDir()
+    const paths = deployPaths(dir.path)
+    const {mirrorConcurrency, ...older} = {...stable(), mirrorConcurrency: DEFAULT_MIRROR_CONCURRENCY + 3}
+    await writeState(paths, older as typeof older & {mirrorConcurrency: number})
+    assert.equal((await readState(paths))?.mirrorConcurrency, DEFAULT_MIRROR_CONCURRENCY)
+    await writeState(paths, {...older, mirrorConcurrency})
+    assert.equal((await readState(paths))?.mirrorConcurrency, DEFAULT_MIRROR_CONCURRENCY + 3)
     await dir.remove()
   })
 
