@@ -29,20 +29,16 @@ export interface ConnectionOptions {
 
 /** The bytes of one POST, built once and written as they are for every request. */
 export function requestBytes(origin: URL, path: string, body: Buffer, contentType: string): Buffer {
-  return requestFor(origin, 'POST', path, {'content-type': contentType}, body)
+  return requestFor(origin, 'POST', path, ['content-type', contentType], body)
 }
 
 /**
- * The bytes of one request. Header names and values come from a client node:http already parsed (no CR or LF);
- * hop-by-hop headers, host and content-length are the caller's to leave out: this sets host and the body's length.
+ * The bytes of one request. `headers` are names and values, alternating, as a parser read them from a request (no CR or
+ * LF); hop-by-hop headers, host and content-length are the caller's to leave out: this sets host and the body's length.
  */
-export function requestFor(origin: URL, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Buffer {
+export function requestFor(origin: URL, method: string, path: string, headers: string[], body: Buffer): Buffer {
   let head = `${method} ${path} HTTP/1.1\r\nhost: ${origin.host}\r\n`
-  for (const name in headers) {
-    const value = headers[name]
-    if (typeof value === 'string') head += `${name}: ${value}\r\n`
-    else for (const v of value) head += `${name}: ${v}\r\n`
-  }
+  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`
   if (body.length > 0 || method === 'POST' || method === 'PUT' || method === 'PATCH') head += `content-length: ${body.length}\r\n`
   head += '\r\n'
   return body.length > 0 ? Buffer.concat([Buffer.from(head, 'latin1'), body]) : Buffer.from(head, 'latin1')

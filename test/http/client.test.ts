@@ -36,7 +36,7 @@ describe('HTTP/1.1 client (gateway hop)', function () {
     return {pool, server, connections: () => connections}
   }
 
-  function call(pool: ConnectionPool, method: string, path: string, headers: Record<string, string | string[]> = {}, body = ''): Promise<Result> {
+  function call(pool: ConnectionPool, method: string, path: string, headers: string[] = [], body = ''): Promise<Result> {
     return new Promise((resolve) => pool.send(requestFor(pool.origin, method, path, headers, Buffer.from(body)), () => performance.now(), (status, error, answer) => resolve({status, error, answer}), method === 'HEAD'))
   }
 
@@ -46,7 +46,7 @@ describe('HTTP/1.1 client (gateway hop)', function () {
       res.writeHead(201, {'content-type': 'application/json'})
       res.end(JSON.stringify({method: req.method, url: req.url, host: req.headers.host, trace: req.headers['x-trace'], accept: req.headers.accept, length: req.headers['content-length'], body}))
     })
-    const {status, error, answer} = await call(pool, 'POST', '/v1/predict?debug=1', {'x-trace': 'abc', accept: ['application/json', 'text/plain']}, '{"instances":[1]}')
+    const {status, error, answer} = await call(pool, 'POST', '/v1/predict?debug=1', ['x-trace', 'abc', 'accept', 'application/json', 'accept', 'text/plain'], '{"instances":[1]}')
     assert.equal(error, undefined)
     assert.equal(status, 201)
     const echoed = JSON.parse(answer!.body.toString()) as Record<string, string>
@@ -89,11 +89,11 @@ describe('HTTP/1.1 client (gateway hop)', function () {
   it('fails a request with no answer after timeoutMs, and close() fails what is in flight or waiting', async () => {
     const {pool} = await start(() => undefined, 1, {collect: true, timeoutMs: 200})
     const started = performance.now()
-    const timedOut = await call(pool, 'POST', '/v1/predict', {}, '{}')
+    const timedOut = await call(pool, 'POST', '/v1/predict', [], '{}')
     assert.equal(timedOut.error?.code, 'TIMEOUT')
     assert.ok(performance.now() - started < 2000, 'the sweep fails it soon after the timeout')
-    const inFlight = call(pool, 'POST', '/v1/predict', {}, '{}')
-    const waiting = call(pool, 'POST', '/v1/predict', {}, '{}')
+    const inFlight = call(pool, 'POST', '/v1/predict', [], '{}')
+    const waiting = call(pool, 'POST', '/v1/predict', [], '{}')
     await new Promise((resolve) => setTimeout(resolve, 50))
     pool.close()
     for (const result of await Promise.all([inFlight, waiting])) assert.equal(result.error?.code, 'ECONNRESET')

@@ -1,10 +1,10 @@
 // The local gateway: routes client traffic to the stable and candidate model servers (full, shadow, canary) and measures both.
 import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
-import {type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
+import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
-
-import {type RawAnswer, requestFor} from '../../http/client.js'
+import {requestFor} from '../../http/client.js'
+import {type ClientRequest, HttpServer, type ServerAnswer, errorAnswer} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
@@ -60,14 +60,17 @@ interface Routes {
 
 interface Answer {
   status: number
-  headers: Record<string, string | string[]>
+  /** Names and values, alternating, as the model server sent them. */
+  headers: string[]
   body: Buffer
 }
 
 type Role = 'stable' | 'candidate'
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the client connection owns; undici refuses some of them outright. */
+/** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones each connection's framing owns: not forwarded either way. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'expect', 'content-length', 'http2-settings'])
+/** Also left out of answers: the gateway names the version that answered itself. */
+const NOT_RETURNED = new Set([...HOP_BY_HOP, 'x-model-version'])
 const PREDICTION_ROUTE = /^\/(?:v1\/predict|v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer)\/?$/
 const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE'])
 
@@ -79,7 +82,7 @@ export class Gateway {
   /** The mirror thread, started with the first shadow stage. */
   private mirror?: ShadowMirror
   private queue: Promise<unknown> = Promise.resolve()
-  private readonly client: Server
+  private readonly client: HttpServer
   private readonly control: Server
   private readonly token = randomBytes(32).toString('hex')
   private readonly tokenDigest = createHash('sha256').update(this.token).digest()
@@ -92,13 +95,15 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
-    this.client = createServer({keepAliveTimeout: 65_000}, (req, res) => void this.onClientRequest(req, res))
+    this.client = new HttpServer({maxBodyBytes: this.maxBodyBytes, keepAliveTimeoutMs: 65_000}, (req, respond) => {
+      this.onClientRequest(req, respond).catch((error: Error) => respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)))
+    })
     this.control = createServer((req, res) => void this.onControlRequest(req, res))
   }
 
   /** Binds the client port (host 127.0.0.1) and a free control port on 127.0.0.1, and writes the gateway file. */
   async listen(port: number, host = '127.0.0.1'): Promise<GatewayInfo> {
-    this.port = await bind(this.client, port, host)
+    this.port = await this.client.listen(port, host)
     this.controlPort = await bind(this.control, 0, '127.0.0.1')
     const info: GatewayInfo = {pid: process.pid, started: processStart(process.pid), port: this.port, controlPort: this.controlPort, token: this.token, startedAt: this.startedAt}
     await writeFileAtomically(this.options.paths.gateway, JSON.stringify(info, null, 2) + '\n', 0o600)
@@ -176,8 +181,7 @@ export class Gateway {
   /** Stops taking traffic, retires every server and closes both ports. */
   async close(): Promise<void> {
     await this.serialized(async () => {
-      this.client.close()
-      this.client.closeIdleConnections()
+      void this.client.close()
       const all = [...this.processes.values(), ...this.retiring]
       this.processes.clear()
       this.routes = undefined
@@ -215,22 +219,13 @@ export class Gateway {
     await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n').catch((error: Error) => this.options.log(`could not record model server pids: ${error.message}`))
   }
 
-  private async onClientRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let body: Buffer
-    try {
-      body = await readBody(req, this.maxBodyBytes)
-    } catch (error) {
-      return sendError(res, (error as {status?: number}).status ?? 400, 'BAD_REQUEST', (error as Error).message)
-    }
+  private async onClientRequest(req: ClientRequest, respond: (answer: ServerAnswer) => void): Promise<void> {
     const routes = this.routes
-    if (!routes) {
-      res.setHeader('retry-after', '1')
-      return sendError(res, 503, 'NOT_READY', 'the gateway has no model server ready yet')
-    }
-    const method = req.method ?? 'GET'
-    const path = req.url ?? '/'
-    const prediction = method === 'POST' && PREDICTION_ROUTE.test(path.split('?')[0])
-    const role = pickRole(routes, req.headers)
+    if (!routes) return respond(errorAnswer(503, 'NOT_READY', 'the gateway has no model server ready yet', ['retry-after', '1']))
+    const {method, url: path, body} = req
+    const query = path.indexOf('?')
+    const prediction = method === 'POST' && PREDICTION_ROUTE.test(query < 0 ? path : path.slice(0, query))
+    const role = pickRole(routes, routes.stickyHeader && routes.stage === 'canary' ? headerValue(req.headers, routes.stickyHeader) : undefined)
     const headers = upstreamHeaders(req.headers)
     const started = performance.now()
     const {answer, proc, role: answeredBy} = await this.forward(routes, role, method, path, headers, body, prediction || method === 'GET' || method === 'HEAD')
@@ -238,18 +233,21 @@ export class Gateway {
     const counter = answeredBy === 'candidate' ? window.candidate : window.stable
     if (prediction) counter.record(performance.now() - started, answer.status >= 500)
     const versionBody = prediction && proc.servedVersion !== undefined && proc.servedVersion !== proc.release.version ? relabel(answer.body, proc.servedVersion, proc.release.version) : answer.body
-    const out: Record<string, string | string[]> = {}
-    for (const [name, value] of Object.entries(answer.headers)) if (!HOP_BY_HOP.has(name)) out[name] = value
-    out['content-length'] = String(versionBody.length)
-    out['x-model-version'] = proc.release.version
-    res.writeHead(answer.status, out)
-    res.end(versionBody)
+    const out: string[] = []
+    let headLength: number | undefined
+    for (let i = 0; i < answer.headers.length; i += 2) {
+      const name = answer.headers[i].toLowerCase()
+      if (!NOT_RETURNED.has(name)) out.push(answer.headers[i], answer.headers[i + 1])
+      else if (name === 'content-length' && method === 'HEAD') headLength = Number(answer.headers[i + 1])
+    }
+    out.push('x-model-version', proc.release.version)
+    respond({status: answer.status, headers: out, body: versionBody, headLength})
     // The copy goes to the candidate once the client has its answer: stable's path never waits behind the mirror.
     if (prediction && routes.stage === 'shadow') this.startMirror(routes, method, path, headers, body, answer)
   }
 
   /** Sends to the chosen version; a connection error on an idempotent request is retried once, on stable if the version is gone. */
-  private async forward(routes: Routes, role: Role, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, idempotent: boolean): Promise<{answer: Answer; proc: ModelServerProcess; role: Role}> {
+  private async forward(routes: Routes, role: Role, method: string, path: string, headers: string[], body: Buffer, idempotent: boolean): Promise<{answer: Answer; proc: ModelServerProcess; role: Role}> {
     let proc = role === 'candidate' && routes.candidate ? routes.candidate : routes.stable
     let actual: Role = proc === routes.candidate ? 'candidate' : 'stable'
     for (let attempt = 0; ; attempt++) {
@@ -258,7 +256,8 @@ export class Gateway {
       } catch (error) {
         const code = (error as {code?: string}).code ?? ''
         if (attempt > 0 || !idempotent || !(RETRYABLE.has(code) || !proc.pool)) {
-          return {answer: {status: 502, headers: {'content-type': 'application/json'}, body: Buffer.from(JSON.stringify({error: {code: 'UPSTREAM_FAILED', message: `the model server for ${proc.release.version} failed: ${(error as Error).message}`}}))}, proc, role: actual}
+          const failed = errorAnswer(502, 'UPSTREAM_FAILED', `the model server for ${proc.release.version} failed: ${(error as Error).message}`)
+          return {answer: failed, proc, role: actual}
         }
         // Routing may have moved on since (a promotion, a rollback, a restart): retry where it points now.
         const now = this.routes ?? routes
@@ -273,7 +272,7 @@ export class Gateway {
    * Hands a prediction and stable's answer to the mirror thread, which sends the copy to the candidate and compares. Dropped
    * when too many are in flight: a slow candidate costs the client path one counter.
    */
-  private startMirror(routes: Routes, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, answer: Answer): void {
+  private startMirror(routes: Routes, method: string, path: string, headers: string[], body: Buffer, answer: Answer): void {
     const candidate = routes.candidate
     if (!candidate || routes.shadowShare <= 0 || (routes.shadowShare < 1 && Math.random() >= routes.shadowShare)) return
     const window = routes.window
@@ -282,7 +281,7 @@ export class Gateway {
       return
     }
     window.shadow.mirrored++
-    this.mirror.send({url: candidate.url, concurrency: routes.mirrorConcurrency, method, path, headers: {...headers, 'x-mlops-shadow': '1'}, body, status: answer.status, answer: answer.body, tolerance: routes.scoreTolerance})
+    this.mirror.send({url: candidate.url, concurrency: routes.mirrorConcurrency, method, path, headers: [...headers, 'x-mlops-shadow', '1'], body, status: answer.status, answer: answer.body, tolerance: routes.scoreTolerance})
   }
 
   private async onControlRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -311,7 +310,7 @@ export class Gateway {
  * One request to a model server over its keep-alive pool, the answer buffered whole: predictions are small, and a buffered
  * answer can still be retried or relabelled.
  */
-function send(proc: ModelServerProcess, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<Answer> {
+function send(proc: ModelServerProcess, method: string, path: string, headers: string[], body: Buffer): Promise<Answer> {
   const pool = proc.pool
   if (!pool) return Promise.reject(Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'}))
   proc.acquire()
@@ -319,29 +318,17 @@ function send(proc: ModelServerProcess, method: string, path: string, headers: R
     pool.send(requestFor(pool.origin, method, path, headers, body), now, (status, error, answer) => {
       proc.releaseOne()
       if (error || !answer) reject(error ?? new Error('the model server gave no answer'))
-      else resolve({status, headers: headersOf(answer), body: answer.body})
+      else resolve({status, headers: answer.headers, body: answer.body})
     }, method === 'HEAD')
   })
 }
 
 const now = () => performance.now()
 
-function headersOf({headers: raw}: RawAnswer): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i].toLowerCase()
-    const value = raw[i + 1]
-    const seen = out[name]
-    out[name] = seen === undefined ? value : Array.isArray(seen) ? [...seen, value] : [seen, value]
-  }
-  return out
-}
-
-/** Canary: weighted random, or a bucket of the sticky header's value so one key always lands on one version. */
-export function pickRole(routes: Pick<Routes, 'stage' | 'weight' | 'stickyHeader' | 'candidate'>, headers: IncomingHttpHeaders): Role {
+/** Canary: weighted random, or a bucket of the sticky key (the sticky header's value) so one key always lands on one version. */
+export function pickRole(routes: Pick<Routes, 'stage' | 'weight' | 'candidate'>, key: string | undefined): Role {
   if (routes.stage !== 'canary' || !routes.candidate?.ready) return 'stable'
-  const key = routes.stickyHeader ? headers[routes.stickyHeader] : undefined
-  const point = typeof key === 'string' && key !== '' ? stickyPoint(key) : Math.random() * 100
+  const point = key ? stickyPoint(key) : Math.random() * 100
   return point < routes.weight ? 'candidate' : 'stable'
 }
 
@@ -355,10 +342,16 @@ export function stickyPoint(key: string): number {
   return (hash % 10_000) / 100
 }
 
-function upstreamHeaders(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value
+function upstreamHeaders(headers: string[]): string[] {
+  const out: string[] = []
+  for (let i = 0; i < headers.length; i += 2) if (!HOP_BY_HOP.has(headers[i].toLowerCase())) out.push(headers[i], headers[i + 1])
   return out
+}
+
+/** The first value of a header (`name` in lower case). */
+function headerValue(headers: string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return headers[i + 1]
+  return undefined
 }
 
 /** A server started from a bare .onnx file reports version 0.0.0; the answer names the release it serves as. */

@@ -13,7 +13,8 @@ export interface MirrorRequest {
   concurrency: number
   method: string
   path: string
-  headers: Record<string, string | string[]>
+  /** Names and values, alternating. */
+  headers: string[]
   body: Uint8Array
   /** Stable's answer, compared with the candidate's. */
   status: number
