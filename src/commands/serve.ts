@@ -32,13 +32,14 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
     host: Flags.string({description: 'Address to listen on. Default: serving.host or 127.0.0.1.', env: 'MLOPS_HOST'}),
     'drain-timeout': Flags.integer({description: 'Seconds to let in-flight requests finish on SIGTERM.', default: 30, min: 0}),
     model: Flags.string({description: 'Serve a bare .onnx file without packaging it (for development).', hidden: true, exclusive: ['ref']}),
+    'model-version': Flags.string({description: 'The version a bare --model answers as (default 0.0.0).', hidden: true, dependsOn: ['model']}),
     'thread-spinning': Flags.boolean({description: "Let onnxruntime's idle threads spin between runs (lower latency, a core kept busy); --no-thread-spinning where processes share the machine, as the deploy gateway's model servers do.", default: true, allowNo: true}),
   }
 
   async run(): Promise<ServeReady | undefined> {
     const {args, flags} = await this.parse(Serve)
     const overrides = {...(flags.port === undefined ? {} : {port: flags.port}), ...(flags.host === undefined ? {} : {host: flags.host})}
-    const serving = await startServing({dir: flags.dir, ref: args.ref, modelPath: flags.model, settings: overrides, spinning: flags['thread-spinning']})
+    const serving = await startServing({dir: flags.dir, ref: args.ref, modelPath: flags.model, modelVersion: flags['model-version'], settings: overrides, spinning: flags['thread-spinning']})
     const {name, version, digest} = serving.servable.identity
     for (const warning of serving.servable.warnings) this.warn(warning)
     const ready: ServeReady = {url: serving.url, port: serving.port, pid: process.pid, name, version, ...(digest ? {digest} : {})}

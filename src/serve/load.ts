@@ -21,6 +21,8 @@ export interface LoadServableOptions {
   ref?: string
   /** A bare .onnx file served without a pipeline (a record holds one row of each input). */
   modelPath?: string
+  /** The version a bare model answers as (default 0.0.0): the release the deploy gateway serves it as. */
+  modelVersion?: string
   settings?: Partial<ServeSettings>
   /** onnxruntime's idle threads spin (default) or sleep between runs: see LoadOptions.spinning. */
   spinning?: boolean
@@ -48,7 +50,7 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
     const path = resolve(options.modelPath)
     if (!existsSync(path)) throw new UsageError('MODEL_NOT_FOUND', `The model file ${options.modelPath} does not exist`, {hint: 'Pass the path of an .onnx file, or serve a packaged artifact: "mlops serve VERSION".'})
     const model = await loadModel(path, threads)
-    return {model, identity: {name: basename(path, extname(path)), version: '0.0.0'}, settings, warnings: model.warnings}
+    return {model, identity: {name: basename(path, extname(path)), version: options.modelVersion ?? '0.0.0'}, settings, warnings: model.warnings}
   }
 
   const opened = await store.open(options.ref)

@@ -232,7 +232,6 @@ export class Gateway {
     const window = routes.window
     const counter = answeredBy === 'candidate' ? window.candidate : window.stable
     if (prediction) counter.record(performance.now() - started, answer.status >= 500)
-    const versionBody = prediction && proc.servedVersion !== undefined && proc.servedVersion !== proc.release.version ? relabel(answer.body, proc.servedVersion, proc.release.version) : answer.body
     const out: string[] = []
     let headLength: number | undefined
     for (let i = 0; i < answer.headers.length; i += 2) {
@@ -241,7 +240,7 @@ export class Gateway {
       else if (name === 'content-length' && method === 'HEAD') headLength = Number(answer.headers[i + 1])
     }
     out.push('x-model-version', proc.release.version)
-    respond({status: answer.status, headers: out, body: versionBody, headLength})
+    respond({status: answer.status, headers: out, body: answer.body, headLength})
     // The copy goes to the candidate once the client has its answer: stable's path never waits behind the mirror.
     if (prediction && routes.stage === 'shadow') this.startMirror(routes, method, path, headers, body, answer)
   }
@@ -308,7 +307,7 @@ export class Gateway {
 
 /**
  * One request to a model server over its keep-alive pool, the answer buffered whole: predictions are small, and a buffered
- * answer can still be retried or relabelled.
+ * answer can still be retried or compared with the candidate's.
  */
 function send(proc: ModelServerProcess, method: string, path: string, headers: string[], body: Buffer): Promise<Answer> {
   const pool = proc.pool
@@ -352,18 +351,6 @@ function upstreamHeaders(headers: string[]): string[] {
 function headerValue(headers: string[], name: string): string | undefined {
   for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return headers[i + 1]
   return undefined
-}
-
-/** A server started from a bare .onnx file reports version 0.0.0; the answer names the release it serves as. */
-function relabel(body: Buffer, served: string, version: string): Buffer {
-  const text = body.toString('utf8')
-  const v2 = `"model_version":${JSON.stringify(served)}`
-  const at2 = text.indexOf(v2)
-  if (at2 >= 0) return Buffer.from(text.slice(0, at2) + `"model_version":${JSON.stringify(version)}` + text.slice(at2 + v2.length))
-  const v1 = `"version":${JSON.stringify(served)}`
-  const at1 = text.lastIndexOf(v1)
-  if (at1 >= 0) return Buffer.from(text.slice(0, at1) + `"version":${JSON.stringify(version)}` + text.slice(at1 + v1.length))
-  return body
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {

@@ -41,8 +41,6 @@ export class ModelServerProcess {
   pool?: ConnectionPool
   url?: string
   pid?: number
-  /** The version the server itself reports (a bare .onnx file reports 0.0.0). */
-  servedVersion?: string
   ready = false
   restarts = 0
   /** Gateway requests (client or mirror) on their way to this server. */
@@ -65,7 +63,7 @@ export class ModelServerProcess {
   /** Spawns the server and resolves once it printed its ready line; rejects with its stderr when it exits first. */
   async start(): Promise<void> {
     const {release, cli, projectDir} = this.options
-    const target = release.model ? ['--model', release.model] : [release.ref ?? release.version]
+    const target = release.model ? ['--model', release.model, '--model-version', release.version] : [release.ref ?? release.version]
     // The gateway, stable and candidate share this machine: pool threads spinning between runs would take its cores.
     const args = [...cli.args, ...target, '--port', '0', '--json', '--no-thread-spinning', '--dir', projectDir]
     const {command, args: argv} = this.background ? await backgroundCommand(cli.command, args) : {command: cli.command, args}
@@ -106,7 +104,6 @@ export class ModelServerProcess {
     lines.on('line', (line) => this.options.log(`[${release.version}] ${line}`))
     this.url = ready.url
     this.pid = ready.pid
-    this.servedVersion = ready.version
     this.pool = new ConnectionPool(new URL(ready.url), 128, {collect: true, idleMs: 4000, timeoutMs: 120_000})
     this.ready = true
     this.backoffMs = 500
