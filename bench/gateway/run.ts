@@ -1,6 +1,7 @@
 // Gateway bench: latency the gateway adds over calling the model server directly, next to nginx as a reverse proxy, and
 // what shadow mirroring costs stable's p99 — all in one run, PASS/FAIL per target. Run: npx tsx bench/gateway/run.ts
-// BENCH_DEBUG=1 prints each fixed-rate round with the load generator's own health (schedule lag, event loop use).
+// BENCH_DEBUG=1 prints each fixed-rate round with the load generator's own health (schedule lag, event loop use);
+// BENCH_SKIP_ADDED=1 measures mirroring only, BENCH_SKIP_MIRROR=1 the added latency only.
 import {spawn} from 'node:child_process'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -115,7 +116,9 @@ async function mirrorCounts(projectDir: string): Promise<{mirrored: number; drop
 
 /** A project whose gateway listens on `port` and never judges by itself (the bench decides what runs). */
 async function writeConfig(projectDir: string, port: number): Promise<void> {
-  await writeFile(join(projectDir, 'mlops.yaml'), JSON.stringify({name: 'bench', model: {path: MODEL}, deploy: {port, analysis: {interval_seconds: 3600}}}))
+  // BENCH_MIRROR_CONCURRENCY sets deploy.shadow.concurrency, to compare settings; the default is what users get.
+  const concurrency = Number(process.env.BENCH_MIRROR_CONCURRENCY) || undefined
+  await writeFile(join(projectDir, 'mlops.yaml'), JSON.stringify({name: 'bench', model: {path: MODEL}, deploy: {port, analysis: {interval_seconds: 3600}, ...(concurrency ? {shadow: {concurrency}} : {})}}))
 }
 
 const fmt = (ms: number) => ms.toFixed(3).padStart(8)
@@ -138,7 +141,7 @@ try {
   const nginx = `http://127.0.0.1:${nginxPort}`
 
   console.log(`gateway bench: xgboost_regressor /v1/predict, ${ROUNDS} rounds, median of rounds; ms`)
-  for (const concurrency of [1, 16] as const) {
+  for (const concurrency of process.env.BENCH_SKIP_ADDED ? [] : [1, 16] as const) {
     const r = await compare({direct: direct.url, gateway, nginx}, concurrency)
     const added = {gateway: r.gateway.p50 - r.direct.p50, nginx: r.nginx.p50 - r.direct.p50}
     console.log(`\nconcurrency ${concurrency}          p50      p99    req/s  failed`)
