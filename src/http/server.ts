@@ -98,6 +98,8 @@ function httpDate(): string {
   return dateText
 }
 
+/** How long a connection this side ended waits for the client to close its side (it reads what was written meanwhile), at most the keep-alive limit. */
+const ENDED_GRACE_MS = 5000
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1')
 
 class Connection {
@@ -112,6 +114,8 @@ class Connection {
   private requestStart: number | undefined
   private headDone = false
   idleSince = performance.now()
+  /** When this side ended: a client that never closes its side is dropped a little later. */
+  private endedAt: number | undefined
 
   constructor(private readonly socket: Socket, private readonly options: Required<ServerOptions>, private readonly handler: RequestHandler, onClose: () => void) {
     this.parser.maxHeaderSize = options.maxHeaderBytes
@@ -136,7 +140,7 @@ class Connection {
     this.ending = true
     const last = this.slots.at(-1)
     if (last && !last.bytes) last.keepAlive = false
-    if (this.slots.length === 0) this.socket.end()
+    if (this.slots.length === 0) this.endSocket()
   }
 
   destroy(): void {
@@ -146,6 +150,10 @@ class Connection {
   /** Called by the server's sweep: closes idle keep-alive connections and refuses requests that arrive too slowly. */
   sweep(now: number): void {
     const {keepAliveTimeoutMs, headersTimeoutMs, requestTimeoutMs} = this.options
+    if (this.endedAt !== undefined) {
+      if (now - this.endedAt > Math.min(ENDED_GRACE_MS, keepAliveTimeoutMs)) this.socket.destroy()
+      return
+    }
     if (this.idle) {
       if (now - this.idleSince > keepAliveTimeoutMs) this.socket.destroy()
       return
@@ -259,7 +267,7 @@ class Connection {
       this.ending = true
     }
     if (this.ending && this.slots.length === 0) {
-      this.socket.end()
+      this.endSocket()
       return
     }
     if (this.slots.length === 0) this.idleSince = performance.now()
@@ -267,6 +275,11 @@ class Connection {
       this.paused = false
       this.socket.resume()
     }
+  }
+
+  private endSocket(): void {
+    this.endedAt ??= performance.now()
+    this.socket.end()
   }
 
   /** Answers the request being read with the refusal, after those owed before it, and reads nothing more. */
@@ -352,8 +365,11 @@ export class HttpServer {
   /** Takes no new connection and no new request; idle connections close now, the others once their answers are written. */
   close(): Promise<void> {
     this.closing = true
-    clearInterval(this.sweep)
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    // The sweep goes on until the last connection is gone: it drops clients that never close their side.
+    const closed = new Promise<void>((resolve) => this.server.close(() => {
+      clearInterval(this.sweep)
+      resolve()
+    }))
     for (const connection of this.connections) connection.end()
     return closed
   }

@@ -195,6 +195,19 @@ describe('HTTP/1.1 server (gateway client port)', function () {
     assert.ok(performance.now() - answeredAt >= 100, 'closed by the keep-alive limit, not at once')
   })
 
+  it('drops a client that keeps its side open after the server ended the connection, so close() completes', async () => {
+    const {port, server} = await start(echo, {keepAliveTimeoutMs: 150})
+    const stubborn = connect({port, host: '127.0.0.1', allowHalfOpen: true})
+    sockets.push(stubborn)
+    let text = ''
+    stubborn.on('data', (data: Buffer) => (text += data.toString('latin1')))
+    stubborn.write('GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n')
+    await new Promise<void>((resolve) => stubborn.once('end', () => resolve()))
+    assert.match(text, /^HTTP\/1\.1 200 OK\r\n/)
+    // The client's side stays open (half-open, its choice); the server's closes, or close() would never complete.
+    await server.close()
+  })
+
   it('answers 500 when the handler throws, and the connection carries on', async () => {
     const {port} = await start((req, respond) => {
       if (req.url === '/boom') throw new Error('boom')
