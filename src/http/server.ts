@@ -12,11 +12,11 @@ import {performance} from 'node:perf_hooks'
 import {HTTPParser} from 'http-parser-js'
 
 /** A request read whole. */
-export interface ClientRequest {
+export interface ServerRequest {
   method: string
   /** The request target as sent: path and query. */
   url: string
-  /** Header names as sent and their values, alternating. */
+  /** Header names, in lower case, and their values, alternating. */
   headers: string[]
   body: Buffer
 }
@@ -31,7 +31,7 @@ export interface ServerAnswer {
   headLength?: number
 }
 
-export type RequestHandler = (request: ClientRequest, respond: (answer: ServerAnswer) => void) => void
+export type RequestHandler = (request: ServerRequest, respond: (answer: ServerAnswer) => void) => void
 
 export interface ServerOptions {
   /** Largest request body, bytes: 413 past it. */
@@ -64,17 +64,6 @@ interface Incoming {
   http10: boolean
   chunks: Buffer[]
   size: number
-}
-
-/** A refusal, written in turn after the answers owed before it, and then the connection closes. */
-class Refusal extends Error {
-  constructor(readonly status: number, message: string) {
-    super(message)
-  }
-
-  get code(): string {
-    return (STATUS_CODES[this.status] ?? 'Bad Request').toUpperCase().replaceAll(/[^A-Z]+/g, '_')
-  }
 }
 
 /** `{"error": {code, message}}` with the status, for answers the gateway makes itself. */
@@ -113,7 +102,7 @@ class Connection {
   /** When the request being read began (its first byte) and when its head was done. */
   private requestStart: number | undefined
   private headDone = false
-  idleSince = performance.now()
+  private idleSince = performance.now()
   /** When this side ended: a client that never closes its side is dropped a little later. */
   private endedAt: number | undefined
 
@@ -160,7 +149,7 @@ class Connection {
     }
     const start = this.requestStart
     if (start === undefined || this.ending) return
-    if (now - start > (this.headDone ? requestTimeoutMs : headersTimeoutMs)) this.refuse(new Refusal(408, `the request did not arrive within ${this.headDone ? requestTimeoutMs : headersTimeoutMs} ms`))
+    if (now - start > (this.headDone ? requestTimeoutMs : headersTimeoutMs)) this.refuse(408, `the request did not arrive within ${this.headDone ? requestTimeoutMs : headersTimeoutMs} ms`)
   }
 
   private onData(data: Buffer): void {
@@ -168,9 +157,8 @@ class Connection {
     this.requestStart ??= performance.now()
     const result = this.parser.execute(data)
     if (result instanceof Error && !this.ending) {
-      this.refuse(result.message === 'max header size exceeded'
-        ? new Refusal(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`)
-        : new Refusal(400, `the request is not valid HTTP/1.1: ${result.message}`))
+      if (result.message === 'max header size exceeded') this.refuse(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`)
+      else this.refuse(400, `the request is not valid HTTP/1.1: ${result.message}`)
     }
   }
 
@@ -188,20 +176,22 @@ class Connection {
     const headers = info.headers
     for (let i = 0; i < headers.length; i += 2) {
       size += headers[i].length + headers[i + 1].length + 4
+      // Lower-cased once here, so whoever reads the request compares names as they are.
       const name = headers[i].toLowerCase()
+      headers[i] = name
       if (name === 'content-length') length = headers[i + 1]
       else if (name === 'transfer-encoding') coding = coding === undefined ? headers[i + 1].toLowerCase() : 'several codings'
       else if (name === 'expect') expect = headers[i + 1].toLowerCase()
     }
-    if (size > this.options.maxHeaderBytes) return this.refuse(new Refusal(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`))
+    if (size > this.options.maxHeaderBytes) return this.refuse(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`)
     // A request framed two ways is how requests are smuggled past a proxy: refused, as RFC 9112 §6.3 allows.
-    if (coding !== undefined && length !== undefined) return this.refuse(new Refusal(400, 'the request has both Content-Length and Transfer-Encoding'))
-    if (coding !== undefined && coding !== 'chunked') return this.refuse(new Refusal(501, 'only the chunked transfer coding is supported'))
-    if (length !== undefined && !/^\d+$/.test(length)) return this.refuse(new Refusal(400, `Content-Length "${length}" is not a number of bytes`))
-    if (length !== undefined && Number(length) > this.options.maxBodyBytes) return this.refuse(new Refusal(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`))
-    if (info.upgrade) return this.refuse(new Refusal(501, `${method === 'CONNECT' ? 'CONNECT' : 'protocol upgrades'} are not supported`))
+    if (coding !== undefined && length !== undefined) return this.refuse(400, 'the request has both Content-Length and Transfer-Encoding')
+    if (coding !== undefined && coding !== 'chunked') return this.refuse(501, 'only the chunked transfer coding is supported')
+    if (length !== undefined && !/^\d+$/.test(length)) return this.refuse(400, `Content-Length "${length}" is not a number of bytes`)
+    if (length !== undefined && Number(length) > this.options.maxBodyBytes) return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`)
+    if (info.upgrade) return this.refuse(501, `${method === 'CONNECT' ? 'CONNECT' : 'protocol upgrades'} are not supported`)
     if (expect !== undefined) {
-      if (expect !== '100-continue') return this.refuse(new Refusal(417, `Expect: ${expect} is not supported`))
+      if (expect !== '100-continue') return this.refuse(417, `Expect: ${expect} is not supported`)
       if (!http10) this.socket.write(CONTINUE)
     }
     this.incoming = incoming
@@ -211,7 +201,7 @@ class Connection {
     const incoming = this.incoming
     if (!incoming || this.ending) return
     incoming.size += chunk.length
-    if (incoming.size > this.options.maxBodyBytes) return this.refuse(new Refusal(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`))
+    if (incoming.size > this.options.maxBodyBytes) return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`)
     incoming.chunks.push(chunk)
   }
 
@@ -282,14 +272,17 @@ class Connection {
     this.socket.end()
   }
 
-  /** Answers the request being read with the refusal, after those owed before it, and reads nothing more. */
-  private refuse(refusal: Refusal): void {
+  /**
+   * Answers the request being read with `status` and a JSON error (its code the status's name, e.g. PAYLOAD_TOO_LARGE),
+   * after the answers owed before it, and reads nothing more.
+   */
+  private refuse(status: number, message: string): void {
     this.incoming = undefined
     this.requestStart = undefined
     this.ending = true
     const slot: Slot = {keepAlive: false, http10: false, head: false}
     this.slots.push(slot)
-    this.answer(slot, errorAnswer(refusal.status, refusal.code, refusal.message))
+    this.answer(slot, errorAnswer(status, (STATUS_CODES[status] ?? 'Bad Request').toUpperCase().replaceAll(/[^A-Z]+/g, '_'), message))
   }
 
   private onEnd(): void {

@@ -4,7 +4,7 @@ import {type IncomingMessage, type Server, type ServerResponse, createServer} fr
 import type {AddressInfo} from 'node:net'
 
 import {requestFor} from '../../http/client.js'
-import {type ClientRequest, HttpServer, type ServerAnswer, errorAnswer} from '../../http/server.js'
+import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
@@ -96,7 +96,7 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
     this.client = new HttpServer({maxBodyBytes: this.maxBodyBytes, keepAliveTimeoutMs: 65_000}, (req, respond) => {
-      this.onClientRequest(req, respond).catch((error: Error) => respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)))
+      this.onServerRequest(req, respond).catch((error: Error) => respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)))
     })
     this.control = createServer((req, res) => void this.onControlRequest(req, res))
   }
@@ -219,13 +219,13 @@ export class Gateway {
     await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n').catch((error: Error) => this.options.log(`could not record model server pids: ${error.message}`))
   }
 
-  private async onClientRequest(req: ClientRequest, respond: (answer: ServerAnswer) => void): Promise<void> {
+  private async onServerRequest(req: ServerRequest, respond: (answer: ServerAnswer) => void): Promise<void> {
     const routes = this.routes
     if (!routes) return respond(errorAnswer(503, 'NOT_READY', 'the gateway has no model server ready yet', ['retry-after', '1']))
     const {method, url: path, body} = req
     const query = path.indexOf('?')
     const prediction = method === 'POST' && PREDICTION_ROUTE.test(query < 0 ? path : path.slice(0, query))
-    const role = pickRole(routes, routes.stickyHeader && routes.stage === 'canary' ? headerValue(req.headers, routes.stickyHeader) : undefined)
+    const role = pickRole(routes, req.headers)
     const headers = upstreamHeaders(req.headers)
     const started = performance.now()
     const {answer, proc, role: answeredBy} = await this.forward(routes, role, method, path, headers, body, prediction || method === 'GET' || method === 'HEAD')
@@ -324,9 +324,13 @@ function send(proc: ModelServerProcess, method: string, path: string, headers: s
 
 const now = () => performance.now()
 
-/** Canary: weighted random, or a bucket of the sticky key (the sticky header's value) so one key always lands on one version. */
-export function pickRole(routes: Pick<Routes, 'stage' | 'weight' | 'candidate'>, key: string | undefined): Role {
+/**
+ * Canary: weighted random, or a bucket of the sticky header's value so one key always lands on one version. `headers`:
+ * names in lower case and values, alternating.
+ */
+export function pickRole(routes: Pick<Routes, 'stage' | 'weight' | 'stickyHeader' | 'candidate'>, headers: string[]): Role {
   if (routes.stage !== 'canary' || !routes.candidate?.ready) return 'stable'
+  const key = routes.stickyHeader ? headerValue(headers, routes.stickyHeader) : undefined
   const point = key ? stickyPoint(key) : Math.random() * 100
   return point < routes.weight ? 'candidate' : 'stable'
 }
@@ -341,15 +345,16 @@ export function stickyPoint(key: string): number {
   return (hash % 10_000) / 100
 }
 
+/** The client's headers less the hop-by-hop ones; names in lower case, as the client port hands them over. */
 function upstreamHeaders(headers: string[]): string[] {
   const out: string[] = []
-  for (let i = 0; i < headers.length; i += 2) if (!HOP_BY_HOP.has(headers[i].toLowerCase())) out.push(headers[i], headers[i + 1])
+  for (let i = 0; i < headers.length; i += 2) if (!HOP_BY_HOP.has(headers[i])) out.push(headers[i], headers[i + 1])
   return out
 }
 
-/** The first value of a header (`name` in lower case). */
+/** The first value of a header; names in lower case. */
 function headerValue(headers: string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i].toLowerCase() === name) return headers[i + 1]
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1]
   return undefined
 }
 
