@@ -1,10 +1,11 @@
-// A lean HTTP/1.1 server for the gateway's client port, where the server's own work per request is added to every
-// prediction. Keep-alive connections on net.Socket, requests parsed with http-parser-js (the parser of the client beside
-// it) and read whole, each answer written as one buffer. Written by hand rather than on node:http because, measured in one
-// run against the same model server at concurrency 16, a node:http front added 0.84 ms at p50 where this one added 0.65
-// and a byte-for-byte TCP relay 0.49 (nginx 0.39): node:http's request and response streams were most of the gateway's
-// cost. What it keeps of HTTP/1.1: keep-alive and close (1.0 and 1.1), pipelined requests answered in order, chunked
-// request bodies, Expect: 100-continue, limits on head and body size, and timeouts for slow or idle clients.
+// A lean HTTP/1.1 server for the gateway's client port and the model server, where the server's own work per request is
+// added to every prediction. Keep-alive connections on net.Socket, requests parsed with http-parser-js (the parser of the
+// client beside it) and read whole, each answer written as one buffer. Written by hand rather than on node:http because,
+// measured in one run against the same model server at concurrency 16, a node:http front added 0.84 ms at p50 where this
+// one added 0.65 and a byte-for-byte TCP relay 0.49 (nginx 0.39): node:http's request and response streams were most of
+// the gateway's cost, and of the model server's own per-request work. What it keeps of HTTP/1.1: keep-alive and close (1.0
+// and 1.1), pipelined requests answered in order, chunked request bodies, Expect: 100-continue, limits on head and body
+// size, and timeouts for slow or idle clients.
 import {STATUS_CODES} from 'node:http'
 import {type AddressInfo, type Server, type Socket, createServer} from 'node:net'
 import {performance} from 'node:perf_hooks'
@@ -26,9 +27,12 @@ export interface ServerAnswer {
   status: number
   /** Names and values, alternating; none of content-length, transfer-encoding or connection. */
   headers: string[]
-  body: Buffer
+  /** Bytes, or text sent as UTF-8. */
+  body: Buffer | string
   /** For a HEAD request: the length a GET's body would have (the body itself is never sent). */
   headLength?: number
+  /** The connection closes once this answer is written (e.g. after a request whose body was not read). */
+  close?: boolean
 }
 
 export type RequestHandler = (request: ServerRequest, respond: (answer: ServerAnswer) => void) => void
@@ -46,7 +50,19 @@ export interface ServerOptions {
   keepAliveTimeoutMs?: number
   /** Requests of one connection waiting for their answers, at most; reading pauses past it. */
   maxPipelined?: number
+  /**
+   * The answer to a request the server refuses itself (413, 431, 408, 400…), given the status, what is wrong and the
+   * request target when it was read. Default: `errorAnswer` with the status's name as the code, e.g. PAYLOAD_TOO_LARGE.
+   */
+  refusal?: (status: number, message: string, url: string | undefined) => ServerAnswer
+  /**
+   * For a body put together from several reads: the offset in it that should start on an 8-byte boundary (where binary
+   * tensors begin, so typed arrays can view them without a copy). Given the request's headers; 0 by default.
+   */
+  alignBody?: (headers: string[]) => number
 }
+
+type Options = Required<Omit<ServerOptions, 'alignBody'>> & Pick<ServerOptions, 'alignBody'>
 
 interface Slot {
   keepAlive: boolean
@@ -67,18 +83,24 @@ interface Incoming {
 }
 
 /** `{"error": {code, message}}` with the status, for answers the gateway makes itself. */
-export function errorAnswer(status: number, code: string, message: string, headers: string[] = []): ServerAnswer {
+export function errorAnswer(status: number, code: string, message: string, headers: string[] = []): ServerAnswer & {body: Buffer} {
   return jsonAnswer(status, {error: {code, message}}, headers)
 }
 
-export function jsonAnswer(status: number, value: unknown, headers: string[] = []): ServerAnswer {
+export function jsonAnswer(status: number, value: unknown, headers: string[] = []): ServerAnswer & {body: Buffer} {
   return {status, headers: ['content-type', 'application/json', 'date', httpDate(), ...headers], body: Buffer.from(JSON.stringify(value))}
+}
+
+/** The first value of a header (`name` in lower case), as sent. */
+export function headerValue(headers: string[], name: string): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1]
+  return undefined
 }
 
 let dateSecond = 0
 let dateText = ''
 /** The Date header's value, made once a second. */
-function httpDate(): string {
+export function httpDate(): string {
   const second = Math.floor(Date.now() / 1000)
   if (second !== dateSecond) {
     dateSecond = second
@@ -106,7 +128,7 @@ class Connection {
   /** When this side ended: a client that never closes its side is dropped a little later. */
   private endedAt: number | undefined
 
-  constructor(private readonly socket: Socket, private readonly options: Required<ServerOptions>, private readonly handler: RequestHandler, onClose: () => void) {
+  constructor(private readonly socket: Socket, private readonly options: Options, private readonly handler: RequestHandler, onClose: () => void) {
     this.parser.maxHeaderSize = options.maxHeaderBytes
     this.parser[HTTPParser.kOnHeadersComplete] = (info: HeadInfo) => this.onHead(info)
     this.parser[HTTPParser.kOnBody] = (chunk: Buffer, offset: number, length: number) => this.onBody(chunk.subarray(offset, offset + length))
@@ -183,15 +205,16 @@ class Connection {
       else if (name === 'transfer-encoding') coding = coding === undefined ? headers[i + 1].toLowerCase() : 'several codings'
       else if (name === 'expect') expect = headers[i + 1].toLowerCase()
     }
-    if (size > this.options.maxHeaderBytes) return this.refuse(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`)
+    const url = info.url
+    if (size > this.options.maxHeaderBytes) return this.refuse(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`, url)
     // A request framed two ways is how requests are smuggled past a proxy: refused, as RFC 9112 §6.3 allows.
-    if (coding !== undefined && length !== undefined) return this.refuse(400, 'the request has both Content-Length and Transfer-Encoding')
-    if (coding !== undefined && coding !== 'chunked') return this.refuse(501, 'only the chunked transfer coding is supported')
-    if (length !== undefined && !/^\d+$/.test(length)) return this.refuse(400, `Content-Length "${length}" is not a number of bytes`)
-    if (length !== undefined && Number(length) > this.options.maxBodyBytes) return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`)
-    if (info.upgrade) return this.refuse(501, `${method === 'CONNECT' ? 'CONNECT' : 'protocol upgrades'} are not supported`)
+    if (coding !== undefined && length !== undefined) return this.refuse(400, 'the request has both Content-Length and Transfer-Encoding', url)
+    if (coding !== undefined && coding !== 'chunked') return this.refuse(501, 'only the chunked transfer coding is supported', url)
+    if (length !== undefined && !/^\d+$/.test(length)) return this.refuse(400, `Content-Length "${length}" is not a number of bytes`, url)
+    if (length !== undefined && Number(length) > this.options.maxBodyBytes) return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`, url)
+    if (info.upgrade) return this.refuse(501, `${method === 'CONNECT' ? 'CONNECT' : 'protocol upgrades'} are not supported`, url)
     if (expect !== undefined) {
-      if (expect !== '100-continue') return this.refuse(417, `Expect: ${expect} is not supported`)
+      if (expect !== '100-continue') return this.refuse(417, `Expect: ${expect} is not supported`, url)
       if (!http10) this.socket.write(CONTINUE)
     }
     this.incoming = incoming
@@ -201,7 +224,7 @@ class Connection {
     const incoming = this.incoming
     if (!incoming || this.ending) return
     incoming.size += chunk.length
-    if (incoming.size > this.options.maxBodyBytes) return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`)
+    if (incoming.size > this.options.maxBodyBytes) return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`, incoming.url)
     incoming.chunks.push(chunk)
   }
 
@@ -218,7 +241,7 @@ class Connection {
       this.paused = true
       this.socket.pause()
     }
-    const body = incoming.chunks.length === 1 ? incoming.chunks[0] : Buffer.concat(incoming.chunks)
+    const body = incoming.chunks.length === 1 ? incoming.chunks[0] : join(incoming.chunks, incoming.size, this.options.alignBody?.(incoming.headers) ?? 0)
     let answered = false
     const respond = (answer: ServerAnswer) => {
       if (answered) return
@@ -272,17 +295,14 @@ class Connection {
     this.socket.end()
   }
 
-  /**
-   * Answers the request being read with `status` and a JSON error (its code the status's name, e.g. PAYLOAD_TOO_LARGE),
-   * after the answers owed before it, and reads nothing more.
-   */
-  private refuse(status: number, message: string): void {
+  /** Answers the request being read with `status` (the refusal option's answer), after the answers owed before it, and reads nothing more. */
+  private refuse(status: number, message: string, url?: string): void {
     this.incoming = undefined
     this.requestStart = undefined
     this.ending = true
     const slot: Slot = {keepAlive: false, http10: false, head: false}
     this.slots.push(slot)
-    this.answer(slot, errorAnswer(status, (STATUS_CODES[status] ?? 'Bad Request').toUpperCase().replaceAll(/[^A-Z]+/g, '_'), message))
+    this.answer(slot, this.options.refusal(status, message, url))
   }
 
   private onEnd(): void {
@@ -304,33 +324,56 @@ interface HeadInfo {
   shouldKeepAlive: boolean
 }
 
+/** A status's name as an error code, e.g. PAYLOAD_TOO_LARGE for 413. */
+export function statusName(status: number): string {
+  return (STATUS_CODES[status] ?? 'Bad Request').toUpperCase().replaceAll(/[^A-Z]+/g, '_')
+}
+
+/** The default refusal: a JSON error whose code is the status's name. */
+function refusal(status: number, message: string): ServerAnswer {
+  return errorAnswer(status, statusName(status), message)
+}
+
+/** Chunks copied once into one buffer, placed so that the byte at `alignAt` sits on an 8-byte boundary. */
+function join(chunks: Buffer[], size: number, alignAt: number): Buffer {
+  const pad = (8 - (alignAt % 8)) % 8
+  // Not from the pool: a pooled buffer's offset is not 8-aligned, and a body that outlives the request should not pin a slab.
+  const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad)
+  let offset = 0
+  for (const chunk of chunks) offset += chunk.copy(body, offset)
+  return body
+}
+
 function serialize(answer: ServerAnswer, slot: Slot): Buffer {
   let head = `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? ''}\r\n`
   const headers = answer.headers
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`
   if (!slot.keepAlive) head += 'connection: close\r\n'
   else if (slot.http10) head += 'connection: keep-alive\r\n'
+  const body = answer.body
+  const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length
   // 1xx, 204 and 304 answers have no body, and no length is sent for them (RFC 9110 §8.6).
   const bodiless = answer.status < 200 || answer.status === 204 || answer.status === 304
-  const body = slot.head || bodiless ? undefined : answer.body
-  if (!bodiless) head += `content-length: ${slot.head ? (answer.headLength ?? answer.body.length) : answer.body.length}\r\n`
+  const sent = slot.head || bodiless ? 0 : length
+  if (!bodiless) head += `content-length: ${slot.head ? (answer.headLength ?? length) : length}\r\n`
   head += '\r\n'
-  if (!body || body.length === 0) return Buffer.from(head, 'latin1')
-  const bytes = Buffer.allocUnsafe(head.length + body.length)
+  if (sent === 0) return Buffer.from(head, 'latin1')
+  const bytes = Buffer.allocUnsafe(head.length + sent)
   bytes.write(head, 0, 'latin1')
-  body.copy(bytes, head.length)
+  if (typeof body === 'string') bytes.write(body, head.length, 'utf8')
+  else body.copy(bytes, head.length)
   return bytes
 }
 
 export class HttpServer {
   private readonly server: Server
   private readonly connections = new Set<Connection>()
-  private readonly options: Required<ServerOptions>
+  private readonly options: Options
   private readonly sweep: NodeJS.Timeout
   private closing = false
 
   constructor(options: ServerOptions, handler: RequestHandler) {
-    this.options = {maxHeaderBytes: 16 * 1024, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 65_000, maxPipelined: 64, ...options}
+    this.options = {maxHeaderBytes: 16 * 1024, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 65_000, maxPipelined: 64, refusal, ...options}
     this.server = createServer({noDelay: true, allowHalfOpen: true}, (socket) => {
       if (this.closing) return socket.destroy()
       const connection: Connection = new Connection(socket, this.options, handler, () => this.connections.delete(connection))
@@ -345,12 +388,13 @@ export class HttpServer {
     this.sweep.unref()
   }
 
-  listen(port: number, host: string): Promise<number> {
+  /** Resolves with the address bound (port 0 picks a free port). */
+  listen(port: number, host: string): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
       this.server.once('error', reject)
       this.server.listen(port, host, () => {
         this.server.off('error', reject)
-        resolve((this.server.address() as AddressInfo).port)
+        resolve(this.server.address() as AddressInfo)
       })
     })
   }

@@ -1,11 +1,11 @@
-// The model server: node:http with no framework on the hot path; /v1/predict, the Open Inference Protocol v2, /metrics.
+// The model server: /v1/predict, the Open Inference Protocol v2 and /metrics on the lean HTTP/1.1 server of src/http
+// (requests read whole, each answer one write), with no framework on the hot path.
 import {randomBytes} from 'node:crypto'
-import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
-import type {AddressInfo} from 'node:net'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
+import {HttpServer, type ServerAnswer, type ServerRequest, headerValue, httpDate, statusName} from '../http/server.js'
 import {type LoadedModel, checkFeeds} from '../model/signature.js'
 import {type Dtype, type OrtTensor, tensorFromJson, valuesToJson} from '../model/tensor.js'
 import {packageRoot} from '../paths.js'
@@ -73,7 +73,7 @@ interface Route {
 }
 
 interface Context {
-  req: IncomingMessage
+  req: ServerRequest
   params: string[]
   id: string
 }
@@ -134,7 +134,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
 
   async function predictV1(ctx: Context): Promise<Reply> {
     checkContentType(ctx.req, false)
-    const body = await readBody(ctx.req, settings.maxBodyBytes)
+    const body = ctx.req.body
     crashIfTriggered(faults, body)
     const value = parseBody(body, maxDepth)
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badRequest('BAD_REQUEST', 'the body must be a JSON object {"instances": [record, …]}')
@@ -166,7 +166,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     checkModel(ctx.params)
     const jsonLength = headerLength(ctx.req)
     checkContentType(ctx.req, jsonLength !== undefined)
-    const body = await readBody(ctx.req, settings.maxBodyBytes, jsonLength)
+    // Put together from several reads, the body has its binary part on an 8-byte boundary (the server's alignBody).
+    const body = ctx.req.body
     crashIfTriggered(faults, body)
     if (jsonLength !== undefined && jsonLength > body.length) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length is ${jsonLength}, but the body has only ${body.length} bytes`, HEADER_LENGTH)
     const value = parseBody(jsonLength === undefined ? body : body.subarray(0, jsonLength), maxDepth)
@@ -222,21 +223,19 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     }}},
   ]
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function handle(req: ServerRequest, respond: (answer: ServerAnswer) => void): Promise<void> {
     const started = performance.now()
     inFlight++
     metrics.inFlight.inc()
-    const id = requestId(req.headers['x-request-id'])
-    const target = req.url ?? '/'
-    const query = target.indexOf('?')
-    const path = query < 0 ? target : target.slice(0, query)
+    const id = requestId(headerValue(req.headers, 'x-request-id'))
+    const path = pathOf(req.url)
     let label = 'other'
     let reply: Reply
     try {
       const match = findRoute(path)
       if (!match) throw new HttpError(404, 'NOT_FOUND', `no route ${path}; see GET /v2 and POST /v1/predict, /v2/models/{name}/infer`)
       label = match.route.label
-      if (!match.route.methods.includes(req.method ?? '')) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${match.route.methods.join(', ')}`, undefined, {allow: match.route.methods.join(', ')})
+      if (!match.route.methods.includes(req.method)) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${match.route.methods.join(', ')}`, undefined, {allow: match.route.methods.join(', ')})
       if (req.method === 'POST') {
         if (!ready) throw new HttpError(503, 'NOT_READY', 'the model is still warming up; retry shortly', undefined, {'retry-after': '1'})
         if (engine.full) throw new OverloadedError(engine.queued)
@@ -247,7 +246,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       if (reply.status === 503 && (error as HttpError).code === 'OVERLOADED') metrics.rejected.inc({reason: 'overload'})
       if (reply.status === 504) metrics.rejected.inc({reason: 'timeout'})
     }
-    send(res, reply, id, req)
+    respond(answerOf(reply, id))
     const seconds = (performance.now() - started) / 1000
     metrics.requests.inc({route: label, status: String(reply.status), version})
     metrics.latency.observe({route: label, version}, seconds)
@@ -273,40 +272,31 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     return undefined
   }
 
-  function send(res: ServerResponse, reply: Reply, id: string, req: IncomingMessage): void {
-    const length = Buffer.byteLength(reply.body)
-    let size = length
-    if (reply.binary) for (const bytes of reply.binary) size += bytes.length
-    // A flat array: node writes it as it is, where an object's keys would be copied and looked at one more time.
-    const headers: (string | number)[] = ['content-type', reply.contentType ?? (reply.binary ? BINARY_TYPE : JSON_TYPE), 'content-length', size, 'x-request-id', id, 'x-model-version', version]
-    if (reply.binary) headers.push(HEADER_LENGTH, length)
-    let close = draining
-    if (reply.headers) {
-      for (const name in reply.headers) {
-        if (name === 'connection') close ||= reply.headers[name] === 'close'
-        else headers.push(name, reply.headers[name])
-      }
-    }
-    // While draining, close keep-alive connections so clients move to another replica.
-    if (close) headers.push('connection', 'close')
-    res.writeHead(reply.status, headers as unknown as string[])
-    if (reply.binary) {
-      // Corked, the JSON and every tensor leave in one write; end() uncorks.
-      res.cork()
-      res.write(reply.body)
-      for (const bytes of reply.binary) res.write(bytes)
-      res.end()
-    } else res.end(reply.body)
-    if (close && !req.complete) req.socket.destroySoon()
+  function answerOf(reply: Reply, id: string): ServerAnswer {
+    const headers = ['content-type', reply.contentType ?? (reply.binary ? BINARY_TYPE : JSON_TYPE), 'date', httpDate(), 'x-request-id', id, 'x-model-version', version]
+    if (reply.headers) for (const name in reply.headers) headers.push(name, reply.headers[name])
+    if (!reply.binary) return {status: reply.status, headers, body: reply.body}
+    // The JSON, then every output tensor's bytes: Inference-Header-Content-Length says where the JSON ends.
+    const json = Buffer.from(reply.body)
+    headers.push(HEADER_LENGTH, String(json.length))
+    return {status: reply.status, headers, body: Buffer.concat([json, ...reply.binary])}
   }
 
-  const server: Server = createServer({keepAliveTimeout: 65_000, requestTimeout: Math.max(60_000, settings.timeoutMs * 2)}, (req, res) => {
-    void handle(req, res)
-  })
-  server.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
-    else socket.destroy()
-  })
+  /** Requests the HTTP server refuses before they reach a route (too large, too slow, not HTTP): answered and counted like the others. */
+  function refusal(status: number, message: string, url: string | undefined): ServerAnswer {
+    const path = url === undefined ? '' : pathOf(url)
+    const error = status === 413 ? tooLarge(settings.maxBodyBytes) : new HttpError(status, statusName(status), message)
+    metrics.requests.inc({route: findRoute(path)?.route.label ?? 'other', status: String(status), version})
+    return answerOf(errorReply(error, path.startsWith('/v2')), requestId(undefined))
+  }
+
+  const server = new HttpServer({
+    maxBodyBytes: settings.maxBodyBytes,
+    requestTimeoutMs: Math.max(60_000, settings.timeoutMs * 2),
+    keepAliveTimeoutMs: 65_000,
+    refusal,
+    alignBody: (headers) => Number(headerValue(headers, HEADER_LENGTH)) || 0,
+  }, (req, respond) => void handle(req, respond))
 
   return {
     get url() {
@@ -322,14 +312,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     metrics,
     warnings,
     async listen(port = settings.port, host = settings.host) {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(port, host, () => {
-          server.off('error', reject)
-          resolve()
-        })
-      })
-      const address = server.address() as AddressInfo
+      const address = await server.listen(port, host)
       url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
       const result = await warmUp(engine, pipeline, options.warmup)
       warmupSource = result.source
@@ -339,21 +322,22 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     },
     async drain(timeoutMs = 30_000) {
       draining = true
-      server.close()
-      server.closeIdleConnections()
+      // Idle connections close now; the others after their last answer, which says connection: close, so clients move on.
+      const closed = server.close()
       const idle = inFlight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)))
-      let timer: NodeJS.Timeout | undefined
-      const drained = await Promise.race([idle, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs)))])
-      clearTimeout(timer)
-      server.closeAllConnections()
+      const drained = await Promise.race([idle, delay(timeoutMs, false)])
+      // Clients have a moment to read their last answers and close; whoever is still connected then is cut off.
+      await Promise.race([closed, delay(1000, undefined)])
+      server.destroyAll()
       await engine.idle()
       await requestLog?.close()
       return drained
     },
     async close() {
       draining = true
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      const closed = server.close()
+      server.destroyAll()
+      await closed
       // Queued runs still finish, so the caller may release the session once close resolves.
       await engine.idle()
       await requestLog?.close()
@@ -396,21 +380,30 @@ function bigintSafe(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? (Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()) : value
 }
 
+function pathOf(target: string): string {
+  const query = target.indexOf('?')
+  return query < 0 ? target : target.slice(0, query)
+}
+
+function delay<T>(ms: number, value: T): Promise<T> {
+  return new Promise((resolve) => setTimeout(resolve, ms, value).unref())
+}
+
 /** 415 for a body that is not JSON (or, with the binary extension's header, not JSON followed by bytes). */
-function checkContentType(req: IncomingMessage, binary: boolean): void {
-  const header = req.headers['content-type']
+function checkContentType(req: ServerRequest, binary: boolean): void {
+  const header = headerValue(req.headers, 'content-type')
   if (header === undefined || header === JSON_TYPE) return
   const type = header.split(';')[0].trim().toLowerCase()
   // Clients of the v2 protocol (tritonclient) often send no content type: JSON is assumed then.
   if (type === '' || type === JSON_TYPE || type.endsWith('+json') || (binary && type === BINARY_TYPE)) return
-  throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content type ${type} is not supported; send application/json${binary ? ' or application/octet-stream' : ''}`, undefined, {accept: JSON_TYPE, connection: 'close'})
+  throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content type ${type} is not supported; send application/json${binary ? ' or application/octet-stream' : ''}`, undefined, {accept: JSON_TYPE})
 }
 
 /** The binary tensor data extension's header, when the request has one. */
-function headerLength(req: IncomingMessage): number | undefined {
-  const header = req.headers[HEADER_LENGTH]
+function headerLength(req: ServerRequest): number | undefined {
+  const header = headerValue(req.headers, HEADER_LENGTH)
   if (header === undefined) return undefined
-  if (typeof header !== 'string' || !/^\d{1,15}$/.test(header.trim())) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${String(header)}"`, HEADER_LENGTH)
+  if (!/^\d{1,15}$/.test(header.trim())) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${String(header)}"`, HEADER_LENGTH)
   return Number(header)
 }
 
@@ -425,43 +418,8 @@ function parseBody(bytes: Buffer, maxDepth: number): unknown {
   }
 }
 
-/**
- * Reads a body up to `limit` bytes: 413 as soon as it is over (or announced over), without destroying the socket, so
- * the 413 still reaches the client. A body that came in one chunk is used as it is; else the chunks are copied once,
- * placed so that the byte at `alignAt` (where binary tensors start) sits on an 8-byte boundary and needs no copy.
- */
-function readBody(req: IncomingMessage, limit: number, alignAt = 0): Promise<Buffer> {
-  if (Number(req.headers['content-length']) > limit) return Promise.reject(tooLarge(limit))
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        req.off('data', onData)
-        req.off('end', onEnd)
-        req.pause()
-        reject(tooLarge(limit))
-        return
-      }
-      chunks.push(chunk)
-    }
-    const onEnd = () => {
-      if (chunks.length === 1) return resolve(chunks[0])
-      const pad = (8 - (alignAt % 8)) % 8
-      const body = Buffer.allocUnsafeSlow(pad + size).subarray(pad)
-      let offset = 0
-      for (const chunk of chunks) offset += chunk.copy(body, offset)
-      resolve(body)
-    }
-    req.on('data', onData)
-    req.on('end', onEnd)
-    req.on('error', reject)
-  })
-}
-
 function tooLarge(limit: number): HttpError {
-  return new HttpError(413, 'BODY_TOO_LARGE', `the request body is over ${limit} bytes (serving.max_body_mb); send fewer records per request`, undefined, {connection: 'close'})
+  return new HttpError(413, 'BODY_TOO_LARGE', `the request body is over ${limit} bytes (serving.max_body_mb); send fewer records per request`)
 }
 
 // Request ids the server makes: a random prefix per process and a counter, in the shape of a UUID; no entropy per request.
@@ -469,7 +427,7 @@ const ID_PREFIX = randomBytes(12).toString('hex').replace(/^(.{8})(.{4})(.{4})(.
 let idCounter = 0
 
 /** The caller's x-request-id when it is printable ASCII of a sane length, else a new one. */
-function requestId(header: string | string[] | undefined): string {
+function requestId(header: string | undefined): string {
   if (typeof header === 'string' && header.length > 0 && header.length <= 200 && /^[\x21-\x7e]+$/.test(header)) return header
   idCounter = (idCounter + 1) % 0x1_0000_0000
   return ID_PREFIX + idCounter.toString(16).padStart(8, '0')

@@ -1,4 +1,4 @@
-// The lean HTTP/1.1 server of the gateway's client port, spoken to byte for byte over real sockets on 127.0.0.1.
+// The lean HTTP/1.1 server of the gateway's client port and the model server, spoken to byte for byte over real sockets on 127.0.0.1.
 import assert from 'node:assert/strict'
 import {Agent, request} from 'node:http'
 import {type Socket, connect} from 'node:net'
@@ -15,7 +15,7 @@ interface Conversation {
   socket: Socket
 }
 
-describe('HTTP/1.1 server (gateway client port)', function () {
+describe('HTTP/1.1 server (gateway client port, model server)', function () {
   this.timeout(10_000)
   const servers: HttpServer[] = []
   const sockets: Socket[] = []
@@ -42,7 +42,7 @@ describe('HTTP/1.1 server (gateway client port)', function () {
   async function start(handler: RequestHandler = echo, options: Partial<ServerOptions> = {}): Promise<{port: number; server: HttpServer}> {
     const server = new HttpServer({maxBodyBytes: 1024, ...options}, handler)
     servers.push(server)
-    return {port: await server.listen(0, '127.0.0.1'), server}
+    return {port: (await server.listen(0, '127.0.0.1')).port, server}
   }
 
   function talk(port: number): Promise<Conversation> {
@@ -136,6 +136,36 @@ describe('HTTP/1.1 server (gateway client port)', function () {
     assert.match((await kept.answers(1))[0], /\r\nconnection: keep-alive\r\n/)
     kept.write('GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n')
     assert.equal(bodyOf((await kept.answers(2))[1]).url, '/b')
+  })
+
+  it('puts a body that came in several reads together with the offset alignBody names on an 8-byte boundary', async () => {
+    let seen: Buffer | undefined
+    const {port} = await start((req, respond) => {
+      seen = req.body
+      respond(jsonAnswer(200, {}))
+    }, {alignBody: (headers) => Number(headers[headers.indexOf('x-json-length') + 1])})
+    for (const jsonLength of [0, 3, 13]) {
+      const c = await talk(port)
+      c.write(`POST / HTTP/1.1\r\nHost: a\r\nx-json-length: ${jsonLength}\r\ncontent-length: 40\r\n\r\n${'a'.repeat(17)}`)
+      await new Promise((r) => setTimeout(r, 20))
+      c.write('b'.repeat(23))
+      await c.answers(1)
+      assert.equal(seen!.toString(), 'a'.repeat(17) + 'b'.repeat(23))
+      assert.equal((seen!.byteOffset + jsonLength) % 8, 0, `json length ${jsonLength}`)
+    }
+  })
+
+  it('sends a text body as UTF-8 with its length in bytes, and answers refusals as the refusal option says', async () => {
+    const {port} = await start((_req, respond) => respond({status: 200, headers: ['content-type', 'text/plain'], body: 'né €'}), {
+      maxBodyBytes: 4,
+      refusal: (status, message, url) => ({status, headers: ['content-type', 'text/plain'], body: `${status} at ${url}: ${message}`}),
+    })
+    const c = await talk(port)
+    c.write('GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /big HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\n\r\n')
+    const [text, refused] = await c.answers(2)
+    assert.match(text, /\r\ncontent-length: 7\r\n/)
+    assert.equal(Buffer.from(text, 'latin1').subarray(-7).toString('utf8'), 'né €')
+    assert.match(refused, /^HTTP\/1\.1 413 [^]*\r\n\r\n413 at \/big: the request body is larger than 4 bytes$/)
   })
 
   it('refuses, without calling the handler, what it will not read: with the status, a JSON error, and the connection closed', async () => {

@@ -1,6 +1,7 @@
 // Client mistakes get the right 4xx, naming the field, and the server stays healthy after each one.
 import assert from 'node:assert/strict'
 import {request} from 'node:http'
+import {connect} from 'node:net'
 
 import {type Running, post, start} from './helpers.js'
 
@@ -71,6 +72,24 @@ describe('serve: bad input at the boundary', function () {
       req.write('{"inputs": [')
     })
     assert.equal(status, 413)
+  })
+
+  it('answers requests the HTTP layer refuses in the route\'s error shape, and counts them in /metrics', async () => {
+    const raw = (bytes: string) => new Promise<string>((resolve, reject) => {
+      let text = ''
+      const socket = connect(Number(new URL(r.url).port), '127.0.0.1', () => socket.end(bytes))
+      socket.on('data', (data: Buffer) => (text += data.toString()))
+      socket.on('close', () => resolve(text))
+      socket.on('error', reject)
+    })
+    const chunked = await raw(`POST /v2/models/xgboost_regressor/infer HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000\r\n${'x'.repeat(0x10000)}\r\n10\r\n${'x'.repeat(16)}\r\n0\r\n\r\n`)
+    assert.match(chunked, /^HTTP\/1\.1 413 /)
+    assert.deepEqual(JSON.parse(chunked.slice(chunked.indexOf('\r\n\r\n') + 4)), {error: 'the request body is over 65536 bytes (serving.max_body_mb); send fewer records per request', code: 'BODY_TOO_LARGE'})
+    const garbage = await raw('HELLO\r\n\r\n')
+    assert.match(garbage, /^HTTP\/1\.1 400 [^]*"code":"BAD_REQUEST"/)
+    const metrics = await (await fetch(`${r.url}/metrics`)).text()
+    assert.match(metrics, /mlops_requests_total\{route="\/v2\/models\/infer",status="413",version="[^"]+"\} [1-9]/)
+    assert.match(metrics, /mlops_requests_total\{route="other",status="400",version="[^"]+"\} 1/)
   })
 
   it('answers 404 for unknown routes and models, 405 with Allow for a wrong method', async () => {

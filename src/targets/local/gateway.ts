@@ -103,7 +103,7 @@ export class Gateway {
 
   /** Binds the client port (host 127.0.0.1) and a free control port on 127.0.0.1, and writes the gateway file. */
   async listen(port: number, host = '127.0.0.1'): Promise<GatewayInfo> {
-    this.port = await this.client.listen(port, host)
+    this.port = (await this.client.listen(port, host)).port
     this.controlPort = await bind(this.control, 0, '127.0.0.1')
     const info: GatewayInfo = {pid: process.pid, started: processStart(process.pid), port: this.port, controlPort: this.controlPort, token: this.token, startedAt: this.startedAt}
     await writeFileAtomically(this.options.paths.gateway, JSON.stringify(info, null, 2) + '\n', 0o600)
