@@ -2,8 +2,8 @@
 // the load generator (every latency it reports includes it) and the gateway's hop to its model servers. Keep-alive
 // connections on net.Socket write request bytes as they are and parse answers with http-parser-js (autocannon's
 // parser). Written by hand rather than on undici because, on one event loop, undici's dispatch added 0.1 ms at p50 and
-// 5 % at p99 over a bare socket, which matched wrk (bench/loadgen). One request in flight per connection (no
-// pipelining), as wrk and autocannon send by default.
+// 5 % at p99 over a bare socket, which matched wrk (bench/loadgen). One request in flight per connection, as wrk and
+// autocannon send by default, unless a pool is asked to pipeline (the shadow mirror: answers come back in order).
 import {Socket, connect as connectTcp} from 'node:net'
 import {performance} from 'node:perf_hooks'
 import {connect as connectTls} from 'node:tls'
@@ -49,42 +49,74 @@ function closedError(message: string, code: string): Error & {code: string} {
   return Object.assign(new Error(message), {code})
 }
 
+/** A request written and not yet answered. */
+interface Sent {
+  done: Done
+  /** performance.now() when written. */
+  sentAt: number
+  /** A HEAD, whose answer has headers only. */
+  head: boolean
+}
+
 export class Connection {
-  /** When the request in flight was written (performance.now()), for the generator's timeout sweep; undefined when idle. */
-  sentAt: number | undefined
   private socket: Socket | undefined
   private parser: InstanceType<typeof HTTPParser> | undefined
-  private done: Done | undefined
+  /** The oldest request in flight, whose answer comes next; kept apart from the array so one in flight costs no array work. */
+  private first: Sent | undefined
+  /** Requests pipelined behind the first, in order. */
+  private readonly behind: Sent[] = []
   /** When the connection last finished a request (performance.now()), for the pool's idle limit. */
   idleSince = 0
   private status = 0
   private keepAlive = true
-  private head = false
   private headers: string[] = []
   private chunks: Buffer[] = []
+  /** Sends are held back (the socket corked) until release(), to leave in one write. */
+  private holding = false
 
   constructor(private readonly origin: URL, private readonly options: ConnectionOptions = {}) {}
 
-  get busy(): boolean {
-    return this.done !== undefined
+  hold(): void {
+    this.holding = true
   }
 
-  /** `head`: the request is a HEAD, whose answer has headers only. */
+  release(): void {
+    if (!this.holding) return
+    this.holding = false
+    if (this.socket?.writableCorked) this.socket.uncork()
+  }
+
+  get busy(): boolean {
+    return this.first !== undefined
+  }
+
+  get inFlight(): number {
+    return this.first === undefined ? 0 : 1 + this.behind.length
+  }
+
+  /** When the oldest request in flight was written (performance.now()), for timeout sweeps; undefined when idle. */
+  get sentAt(): number | undefined {
+    return this.first?.sentAt
+  }
+
+  /** `head`: the request is a HEAD, whose answer has headers only. Sent while others are in flight, it is pipelined. */
   send(bytes: Buffer, sentAt: number, done: Done, head = false): void {
-    this.done = done
-    this.sentAt = sentAt
-    this.status = 0
-    this.head = head
+    if (this.first === undefined) this.first = {done, sentAt, head}
+    else this.behind.push({done, sentAt, head})
     const socket = this.socket ?? this.open()
+    if (this.holding && !socket.writableCorked) socket.cork()
     socket.write(bytes)
   }
 
-  /** Ends the request in flight with `error` and drops the socket; the next send opens a new one. */
+  /** Ends every request in flight with `error` and drops the socket; the next send opens a new one. */
   destroy(error: Error): void {
     const socket = this.socket
     this.drop()
     socket?.destroy()
-    this.finish(0, error)
+    const failed = this.first === undefined ? [] : [this.first, ...this.behind.splice(0)]
+    this.first = undefined
+    this.idleSince = performance.now()
+    for (const {done} of failed) done(0, error)
   }
 
   /** Closes the connection once the run is over (nothing in flight). */
@@ -110,7 +142,7 @@ export class Connection {
         this.chunks = []
       }
       // 1: the answer to a HEAD has no body, whatever its content-length says.
-      return this.head && info.statusCode >= 200 ? 1 : 0
+      return this.first?.head && info.statusCode >= 200 ? 1 : 0
     }
     if (this.options.collect) {
       parser[HTTPParser.kOnBody] = (chunk: Buffer, offset: number, length: number) => {
@@ -121,14 +153,21 @@ export class Connection {
       if (this.parser !== parser) return
       // An interim answer (100 Continue) is not the answer.
       if (this.status >= 100 && this.status < 200) return
-      if (!this.keepAlive) {
-        this.drop()
-        socket.end()
+      const status = this.status
+      this.status = 0
+      let answer: RawAnswer | undefined
+      if (this.options.collect) {
+        const chunks = this.chunks
+        this.chunks = []
+        answer = {headers: this.headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)}
       }
-      if (!this.options.collect) return this.finish(this.status)
-      const chunks = this.chunks
-      this.chunks = []
-      this.finish(this.status, undefined, {headers: this.headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)})
+      if (this.keepAlive) return this.finish(status, answer)
+      // The server closes after this answer: requests pipelined behind it were not read, and fail as a reset would.
+      this.drop()
+      socket.end()
+      const behind = this.behind.splice(0)
+      this.finish(status, answer)
+      for (const {done} of behind) done(0, closedError('the server closed the connection before answering', 'ECONNRESET'))
     }
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return
@@ -155,13 +194,12 @@ export class Connection {
     this.parser = undefined
   }
 
-  private finish(status: number, error?: Error, answer?: RawAnswer): void {
-    const done = this.done
-    if (!done) return
-    this.done = undefined
-    this.sentAt = undefined
+  private finish(status: number, answer: RawAnswer | undefined): void {
+    const first = this.first
+    if (!first) return
+    this.first = this.behind.shift()
     this.idleSince = performance.now()
-    done(status, error, answer)
+    first.done(status, undefined, answer)
   }
 }
 
@@ -170,11 +208,16 @@ export interface PoolOptions extends ConnectionOptions {
   idleMs?: number
   /** A request with no whole answer this long after it was written fails with code TIMEOUT (checked by one sweep, not a timer each). */
   timeoutMs?: number
+  /**
+   * Requests in flight on one connection, at most (default 1). Above 1 they are pipelined, which only a server that reads
+   * a request while answering the one before may be sent: the model server does, and takes what arrives together as one batch.
+   */
+  pipeline?: number
 }
 
 /**
- * Up to `size` connections: a request takes an idle connection, opens a new one while fewer than `size` exist, or waits
- * its turn in order.
+ * Up to `size` connections: a request takes an idle connection, opens a new one while fewer than `size` exist, is
+ * pipelined on the least busy one with room, or waits its turn in order.
  */
 export class ConnectionPool {
   readonly connections: Connection[] = []
@@ -182,6 +225,8 @@ export class ConnectionPool {
   private readonly waiting: {bytes: Buffer; done: Done; onSend: () => number; head: boolean}[] = []
   private readonly sweep: NodeJS.Timeout | undefined
   private ending = false
+  /** Inside together(): new connections hold their sends too. */
+  private holding = false
 
   constructor(readonly origin: URL, private readonly size: number, private readonly options: PoolOptions = {}) {
     const {timeoutMs} = options
@@ -194,9 +239,21 @@ export class ConnectionPool {
   /** `onSend` is called when the request is written and returns the time to stamp it with. */
   send(bytes: Buffer, onSend: () => number, done: Done, head = false): void {
     if (this.ending) return done(0, Object.assign(new Error('the connection pool is closing'), {code: 'ECONNRESET'}))
-    const connection = this.takeIdle() ?? (this.connections.length < this.size ? this.add() : undefined)
+    const connection = this.takeIdle() ?? (this.connections.length < this.size ? this.add() : this.withRoom())
     if (connection) this.dispatch(connection, bytes, onSend, done, head)
     else this.waiting.push({bytes, done, onSend, head})
+  }
+
+  /** Requests sent by `fn` (pipelined, when the pool does) leave in one write per connection rather than one each. */
+  together(fn: () => void): void {
+    this.holding = true
+    for (const c of this.connections) c.hold()
+    try {
+      fn()
+    } finally {
+      this.holding = false
+      for (const c of this.connections) c.release()
+    }
   }
 
   /** Fails every request still waiting for a connection (the drain deadline passed). */
@@ -226,8 +283,18 @@ export class ConnectionPool {
     return connection
   }
 
+  /** The connection with the fewest requests in flight, if it has room for one more. */
+  private withRoom(): Connection | undefined {
+    const depth = this.options.pipeline ?? 1
+    if (depth <= 1) return undefined
+    let least: Connection | undefined
+    for (const c of this.connections) if (!least || c.inFlight < least.inFlight) least = c
+    return least && least.inFlight < depth ? least : undefined
+  }
+
   private add(): Connection {
     const connection = new Connection(this.origin, this.options)
+    if (this.holding) connection.hold()
     this.connections.push(connection)
     return connection
   }
@@ -236,7 +303,11 @@ export class ConnectionPool {
     connection.send(bytes, onSend(), (status, error, answer) => {
       const next = this.waiting.shift()
       if (next) this.dispatch(connection, next.bytes, next.onSend, next.done, next.head)
-      else if (this.ending) this.retire(connection)
+      // With pipelined requests still on their way back the connection is not idle yet; when several failed at once, only
+      // the first of them finds it newly idle.
+      else if (connection.busy || this.idle.includes(connection)) {
+        // nothing to do
+      } else if (this.ending) this.retire(connection)
       else this.idle.push(connection)
       done(status, error, answer)
     }, head)

@@ -5,6 +5,7 @@ import type {AddressInfo} from 'node:net'
 import {performance} from 'node:perf_hooks'
 
 import {ConnectionPool, type PoolOptions, type RawAnswer, requestFor} from '../../src/http/client.js'
+import {HttpServer, jsonAnswer} from '../../src/http/server.js'
 
 interface Result {
   status: number
@@ -121,5 +122,52 @@ describe('HTTP/1.1 client (gateway hop)', function () {
     await new Promise((resolve) => setTimeout(resolve, 50))
     const refused = await call(pool, 'GET', '/')
     assert.equal(refused.error?.code, 'ECONNREFUSED')
+  })
+
+  describe('pipelining', () => {
+    const lean: HttpServer[] = []
+    afterEach(async () => {
+      for (const server of lean.splice(0)) {
+        server.destroyAll()
+        await server.close()
+      }
+    })
+
+    /** The lean server (which reads pipelined requests and answers them in order), answering each after 10 ms. */
+    async function pipelined(pipeline: number): Promise<{pool: ConnectionPool; mostPending: () => number}> {
+      let pending = 0
+      let most = 0
+      const server = new HttpServer({maxBodyBytes: 1024}, (req, respond) => {
+        most = Math.max(most, ++pending)
+        setTimeout(() => {
+          pending--
+          respond(jsonAnswer(200, {url: req.url}))
+        }, 10)
+      })
+      lean.push(server)
+      const {port} = await server.listen(0, '127.0.0.1')
+      const pool = new ConnectionPool(new URL(`http://127.0.0.1:${port}`), 1, {collect: true, pipeline})
+      pools.push(pool)
+      return {pool, mostPending: () => most}
+    }
+
+    it('sends up to `pipeline` requests on a connection before their answers, and matches each answer to its request', async () => {
+      for (const depth of [1, 4]) {
+        const {pool, mostPending} = await pipelined(depth)
+        const results = await Promise.all(Array.from({length: 10}, (_, i) => call(pool, i === 5 ? 'HEAD' : 'GET', `/r${i}`)))
+        assert.deepEqual(results.map((r) => r.status), new Array(10).fill(200))
+        assert.deepEqual(results.map((r, i) => (i === 5 ? r.answer!.body.length : JSON.parse(r.answer!.body.toString()).url)), ['/r0', '/r1', '/r2', '/r3', '/r4', 0, '/r6', '/r7', '/r8', '/r9'])
+        assert.equal(pool.connections.length, 1)
+        assert.equal(mostPending(), depth)
+      }
+    })
+
+    it('fails the requests pipelined behind an answer that closes the connection, as a reset, and carries on with a new one', async () => {
+      const {pool} = await pipelined(4)
+      const results = await Promise.all([call(pool, 'GET', '/a'), call(pool, 'GET', '/b', ['connection', 'close']), call(pool, 'GET', '/c'), call(pool, 'GET', '/d')])
+      assert.deepEqual(results.map((r) => r.status), [200, 200, 0, 0])
+      assert.deepEqual(results.slice(2).map((r) => r.error?.code), ['ECONNRESET', 'ECONNRESET'])
+      assert.equal((await call(pool, 'GET', '/e')).status, 200)
+    })
   })
 })

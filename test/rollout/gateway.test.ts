@@ -100,22 +100,37 @@ describe('deploy on the local gateway', function () {
     assert.ok(answers.some((a) => a.version === '1.1.0'), 'the candidate answered clients in canary')
   })
 
-  it('mirrors past deploy.shadow.concurrency wait their turn, and past max_in_flight are dropped and counted', async () => {
-    p = await project({shadow: {concurrency: 1, max_in_flight: 3}})
+  /** Ten requests at once, stable fast and the candidate 300 ms slow: what the gateway mirrors, drops and has at the candidate at once. */
+  async function mirrorBurst(shadow: {concurrency: number; max_in_flight: number}): Promise<{counts: {mirrored?: number; dropped?: number; compared?: number}; most: number; atCandidate: number[]}> {
+    p = await project({shadow})
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
-    const shadow = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', env: {MLOPS_FAULT_LATENCY_MS: '300'}})
-    const candidate = shadow.status.gateway.servers!.find((s) => s.role === 'candidate')!
-    // Stable answers all ten long before the first mirror's 300 ms are up: three are held (one sent, two waiting), seven dropped.
+    const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', env: {MLOPS_FAULT_LATENCY_MS: '300'}})
+    const candidate = started.status.gateway.servers!.find((s) => s.role === 'candidate')!
     const answers = await burst(p.url, 10, 10)
     assert.deepEqual(failures(answers), [])
     const atCandidate: number[] = []
     let counts = (await status({dir: p.dir})).metrics?.shadow
-    for (let i = 0; i < 200 && (counts?.compared ?? 0) < 3; i++) {
+    for (let i = 0; i < 200 && (counts?.compared ?? 0) < shadow.max_in_flight; i++) {
       atCandidate.push(await inFlightAt(candidate.url!))
       counts = (await status({dir: p.dir})).metrics?.shadow
     }
-    assert.deepEqual({mirrored: counts?.mirrored, dropped: counts?.dropped, compared: counts?.compared}, {mirrored: 3, dropped: 7, compared: 3})
-    assert.equal(Math.max(...atCandidate), 1, `requests at the candidate while mirrors were out: ${atCandidate.join(' ')}`)
+    return {counts: {mirrored: counts?.mirrored, dropped: counts?.dropped, compared: counts?.compared}, most: Math.max(...atCandidate), atCandidate}
+  }
+
+  it('mirrors past deploy.shadow.concurrency wait their turn, and past max_in_flight are dropped and counted', async () => {
+    // Stable answers all ten long before the first mirror's 300 ms are up: three are held (one sent, two waiting), seven dropped.
+    const {counts, most, atCandidate} = await mirrorBurst({concurrency: 1, max_in_flight: 3})
+    assert.deepEqual(counts, {mirrored: 3, dropped: 7, compared: 3})
+    assert.equal(most, 1, `requests at the candidate while mirrors were out: ${atCandidate.join(' ')}`)
+  })
+
+  it('with deploy.shadow.concurrency above one, that many mirrors are at the candidate at once, and each answer is compared', async () => {
+    // Six held: three sent together, three waiting for their turn; four dropped.
+    const {counts, most, atCandidate} = await mirrorBurst({concurrency: 3, max_in_flight: 6})
+    assert.deepEqual(counts, {mirrored: 6, dropped: 4, compared: 6})
+    assert.equal(most, 3, `requests at the candidate while mirrors were out: ${atCandidate.join(' ')}`)
+    const shadow = (await status({dir: p.dir})).metrics?.shadow
+    assert.equal(shadow?.agreed, 6, 'the same model agrees with itself on every mirrored answer')
   })
 
   it('a much slower candidate in shadow is rolled back by itself, naming the latency gate', async () => {
