@@ -48,7 +48,10 @@ export interface ServerOptions {
   requestTimeoutMs?: number
   /** An idle keep-alive connection is closed after this long. */
   keepAliveTimeoutMs?: number
-  /** Requests of one connection waiting for their answers, at most; reading pauses past it. */
+  /**
+   * Requests of one connection waiting for their answers, at most; reading pauses past it, and past maxBodyBytes of their
+   * bodies held, so one connection pipelining large bodies holds about two bodies' worth of memory, not 64.
+   */
   maxPipelined?: number
   /**
    * The answer to a request the server refuses itself (413, 431, 408, 400…), given the status, what is wrong and the
@@ -65,6 +68,8 @@ export interface ServerOptions {
 type Options = Required<Omit<ServerOptions, 'alignBody'>> & Pick<ServerOptions, 'alignBody'>
 
 interface Slot {
+  /** Bytes of the request's body, held until it is answered. */
+  size: number
   keepAlive: boolean
   /** HTTP/1.0 keep-alive must be said. */
   http10: boolean
@@ -121,6 +126,8 @@ class Connection {
   /** No more requests are read: the last one asked to close, the client ended, or the server is closing. */
   private ending = false
   private paused = false
+  /** Bytes of the bodies of requests not answered yet. */
+  private held = 0
   /** When the request being read began (its first byte) and when its head was done. */
   private requestStart: number | undefined
   private headDone = false
@@ -234,10 +241,11 @@ class Connection {
     this.requestStart = undefined
     this.headDone = false
     if (!incoming || this.ending) return
-    const slot: Slot = {keepAlive: incoming.keepAlive, http10: incoming.http10, head: incoming.method === 'HEAD'}
+    const slot: Slot = {size: incoming.size, keepAlive: incoming.keepAlive, http10: incoming.http10, head: incoming.method === 'HEAD'}
     this.slots.push(slot)
+    this.held += slot.size
     if (!incoming.keepAlive) this.ending = true
-    if (this.slots.length >= this.options.maxPipelined && !this.paused) {
+    if (!this.paused && !this.room()) {
       this.paused = true
       this.socket.pause()
     }
@@ -251,15 +259,25 @@ class Connection {
     try {
       this.handler({method: incoming.method, url: incoming.url, headers: incoming.headers, body}, respond)
     } catch (error) {
-      respond(errorAnswer(500, 'GATEWAY_ERROR', (error as Error).message))
+      respond(errorAnswer(500, 'INTERNAL', (error as Error).message))
     }
+  }
+
+  /** Room to read another request: few enough waiting for answers, and not too many bytes of their bodies held. */
+  private room(): boolean {
+    return this.slots.length < this.options.maxPipelined && this.held < this.options.maxBodyBytes
   }
 
   /** The answer for a request, written once every answer before it is. */
   private answer(slot: Slot, answer: ServerAnswer): void {
     if (this.socket.destroyed) return
     slot.bytes = serialize(answer, slot)
+    this.held -= slot.size
     this.flush()
+    if (this.paused && !this.ending && this.room()) {
+      this.paused = false
+      this.socket.resume()
+    }
   }
 
   private flush(): void {
@@ -284,10 +302,6 @@ class Connection {
       return
     }
     if (this.slots.length === 0) this.idleSince = performance.now()
-    if (this.paused && this.slots.length < this.options.maxPipelined) {
-      this.paused = false
-      this.socket.resume()
-    }
   }
 
   private endSocket(): void {
@@ -300,7 +314,7 @@ class Connection {
     this.incoming = undefined
     this.requestStart = undefined
     this.ending = true
-    const slot: Slot = {keepAlive: false, http10: false, head: false}
+    const slot: Slot = {size: 0, keepAlive: false, http10: false, head: false}
     this.slots.push(slot)
     this.answer(slot, this.options.refusal(status, message, url))
   }

@@ -155,6 +155,25 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
     }
   })
 
+  it('reads no further request on a connection while the bodies of those waiting for answers reach maxBodyBytes', async () => {
+    const waiting: (() => void)[] = []
+    const {handler, handled} = countingEcho()
+    const {port} = await start((req, respond) => waiting.push(() => handler(req, respond)), {maxBodyBytes: 1024})
+    const c = await talk(port)
+    const post = (path: string) => `POST ${path} HTTP/1.1\r\nHost: a\r\ncontent-length: 600\r\n\r\n${'x'.repeat(600)}`
+    for (const path of ['/1', '/2', '/3']) {
+      c.write(post(path))
+      await new Promise((r) => setTimeout(r, 30))
+    }
+    assert.equal(waiting.length, 2, 'two bodies (1200 bytes) held: the third request is not read yet')
+    for (const answer of waiting.splice(0)) answer()
+    await c.answers(2)
+    while (waiting.length < 1) await new Promise((r) => setTimeout(r, 5))
+    waiting.pop()!()
+    assert.deepEqual((await c.answers(3)).map((a) => bodyOf(a).url), ['/1', '/2', '/3'])
+    assert.equal(handled(), 3)
+  })
+
   it('sends a text body as UTF-8 with its length in bytes, and answers refusals as the refusal option says', async () => {
     const {port} = await start((_req, respond) => respond({status: 200, headers: ['content-type', 'text/plain'], body: 'né €'}), {
       maxBodyBytes: 4,
