@@ -113,10 +113,19 @@ export class Connection {
     const socket = this.socket
     this.drop()
     socket?.destroy()
-    const failed = this.first === undefined ? [] : [this.first, ...this.behind.splice(0)]
-    this.first = undefined
+    this.failBehind(error)
     this.idleSince = performance.now()
-    for (const {done} of failed) done(0, error)
+    const first = this.first
+    this.first = this.behind.shift()
+    first?.done(0, error)
+  }
+
+  /**
+   * Fails the requests pipelined behind the first while the first still holds the connection, so a pool sees it free at
+   * most once, when the first is done. Requests sent meanwhile (by those callbacks) go on a new socket behind the first.
+   */
+  private failBehind(error: Error): void {
+    for (const {done} of this.behind.splice(0)) done(0, error)
   }
 
   /** Closes the connection once the run is over (nothing in flight). */
@@ -165,9 +174,8 @@ export class Connection {
       // The server closes after this answer: requests pipelined behind it were not read, and fail as a reset would.
       this.drop()
       socket.end()
-      const behind = this.behind.splice(0)
+      this.failBehind(closedError('the server closed the connection before answering', 'ECONNRESET'))
       this.finish(status, answer)
-      for (const {done} of behind) done(0, closedError('the server closed the connection before answering', 'ECONNRESET'))
     }
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return
@@ -303,14 +311,16 @@ export class ConnectionPool {
     connection.send(bytes, onSend(), (status, error, answer) => {
       const next = this.waiting.shift()
       if (next) this.dispatch(connection, next.bytes, next.onSend, next.done, next.head)
-      // With pipelined requests still on their way back the connection is not idle yet; when several failed at once, only
-      // the first of them finds it newly idle.
-      else if (connection.busy || this.idle.includes(connection)) {
-        // nothing to do
-      } else if (this.ending) this.retire(connection)
-      else this.idle.push(connection)
+      // With pipelined requests still on their way back, the connection is not idle yet.
+      else if (!connection.busy) this.free(connection)
       done(status, error, answer)
     }, head)
+  }
+
+  /** A connection with nothing in flight: idle for the next request, or closed once the pool is ending. */
+  private free(connection: Connection): void {
+    if (this.ending) this.retire(connection)
+    else this.idle.push(connection)
   }
 
   private retire(connection: Connection): void {

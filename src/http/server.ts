@@ -31,8 +31,6 @@ export interface ServerAnswer {
   body: Buffer | string
   /** For a HEAD request: the length a GET's body would have (the body itself is never sent). */
   headLength?: number
-  /** The connection closes once this answer is written (e.g. after a request whose body was not read). */
-  close?: boolean
 }
 
 export type RequestHandler = (request: ServerRequest, respond: (answer: ServerAnswer) => void) => void
@@ -65,7 +63,7 @@ export interface ServerOptions {
   alignBody?: (headers: string[]) => number
 }
 
-type Options = Required<Omit<ServerOptions, 'alignBody'>> & Pick<ServerOptions, 'alignBody'>
+type Options = Required<ServerOptions>
 
 interface Slot {
   /** Bytes of the request's body, held until it is answered. */
@@ -87,7 +85,7 @@ interface Incoming {
   size: number
 }
 
-/** `{"error": {code, message}}` with the status, for answers the gateway makes itself. */
+/** `{"error": {code, message}}` with the status, for answers made here rather than by a model server. */
 export function errorAnswer(status: number, code: string, message: string, headers: string[] = []): ServerAnswer & {body: Buffer} {
   return jsonAnswer(status, {error: {code, message}}, headers)
 }
@@ -100,6 +98,12 @@ export function jsonAnswer(status: number, value: unknown, headers: string[] = [
 export function headerValue(headers: string[], name: string): string | undefined {
   for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1]
   return undefined
+}
+
+/** A request target's path: the query left out. */
+export function pathOf(url: string): string {
+  const query = url.indexOf('?')
+  return query < 0 ? url : url.slice(0, query)
 }
 
 let dateSecond = 0
@@ -249,7 +253,7 @@ class Connection {
       this.paused = true
       this.socket.pause()
     }
-    const body = incoming.chunks.length === 1 ? incoming.chunks[0] : join(incoming.chunks, incoming.size, this.options.alignBody?.(incoming.headers) ?? 0)
+    const body = incoming.chunks.length === 1 ? incoming.chunks[0] : join(incoming.chunks, incoming.size, this.options.alignBody(incoming.headers))
     let answered = false
     const respond = (answer: ServerAnswer) => {
       if (answered) return
@@ -387,7 +391,7 @@ export class HttpServer {
   private closing = false
 
   constructor(options: ServerOptions, handler: RequestHandler) {
-    this.options = {maxHeaderBytes: 16 * 1024, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 65_000, maxPipelined: 64, refusal, ...options}
+    this.options = {maxHeaderBytes: 16 * 1024, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 65_000, maxPipelined: 64, refusal, alignBody: () => 0, ...options}
     this.server = createServer({noDelay: true, allowHalfOpen: true}, (socket) => {
       if (this.closing) return socket.destroy()
       const connection: Connection = new Connection(socket, this.options, handler, () => this.connections.delete(connection))

@@ -3,9 +3,10 @@
 import {randomBytes} from 'node:crypto'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
 
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
-import {HttpServer, type ServerAnswer, type ServerRequest, headerValue, httpDate, statusName} from '../http/server.js'
+import {HttpServer, type ServerAnswer, type ServerRequest, headerValue, httpDate, pathOf, statusName} from '../http/server.js'
 import {type LoadedModel, checkFeeds} from '../model/signature.js'
 import {type Dtype, type OrtTensor, tensorFromJson, valuesToJson} from '../model/tensor.js'
 import {packageRoot} from '../paths.js'
@@ -325,9 +326,9 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       // Idle connections close now; the others after their last answer, which says connection: close, so clients move on.
       const closed = server.close()
       const idle = inFlight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)))
-      const drained = await Promise.race([idle, delay(timeoutMs, false)])
+      const drained = await Promise.race([idle, sleep(timeoutMs, false, {ref: false})])
       // Clients have a moment to read their last answers and close; whoever is still connected then is cut off.
-      await Promise.race([closed, delay(1000, undefined)])
+      await Promise.race([closed, sleep(1000, undefined, {ref: false})])
       server.destroyAll()
       await engine.idle()
       await requestLog?.close()
@@ -378,15 +379,6 @@ function logServerError(error: unknown): void {
 
 function bigintSafe(_key: string, value: unknown): unknown {
   return typeof value === 'bigint' ? (Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()) : value
-}
-
-function pathOf(target: string): string {
-  const query = target.indexOf('?')
-  return query < 0 ? target : target.slice(0, query)
-}
-
-function delay<T>(ms: number, value: T): Promise<T> {
-  return new Promise((resolve) => setTimeout(resolve, ms, value).unref())
 }
 
 /** 415 for a body that is not JSON (or, with the binary extension's header, not JSON followed by bytes). */

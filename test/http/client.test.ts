@@ -133,12 +133,13 @@ describe('HTTP/1.1 client (gateway hop)', function () {
       }
     })
 
-    /** The lean server (which reads pipelined requests and answers them in order), answering each after 10 ms. */
-    async function pipelined(pipeline: number): Promise<{pool: ConnectionPool; mostPending: () => number}> {
+    /** The lean server (which reads pipelined requests and answers them in order), answering each after 10 ms, never /hang. */
+    async function pipelined(pipeline: number, options: PoolOptions = {}): Promise<{pool: ConnectionPool; mostPending: () => number}> {
       let pending = 0
       let most = 0
       const server = new HttpServer({maxBodyBytes: 1024}, (req, respond) => {
         most = Math.max(most, ++pending)
+        if (req.url === '/hang') return
         setTimeout(() => {
           pending--
           respond(jsonAnswer(200, {url: req.url}))
@@ -146,7 +147,7 @@ describe('HTTP/1.1 client (gateway hop)', function () {
       })
       lean.push(server)
       const {port} = await server.listen(0, '127.0.0.1')
-      const pool = new ConnectionPool(new URL(`http://127.0.0.1:${port}`), 1, {collect: true, pipeline})
+      const pool = new ConnectionPool(new URL(`http://127.0.0.1:${port}`), 1, {collect: true, pipeline, ...options})
       pools.push(pool)
       return {pool, mostPending: () => most}
     }
@@ -168,6 +169,15 @@ describe('HTTP/1.1 client (gateway hop)', function () {
       assert.deepEqual(results.map((r) => r.status), [200, 200, 0, 0])
       assert.deepEqual(results.slice(2).map((r) => r.error?.code), ['ECONNRESET', 'ECONNRESET'])
       assert.equal((await call(pool, 'GET', '/e')).status, 200)
+    })
+
+    it('fails every request pipelined on a connection that times out, then serves the next on a new one', async () => {
+      const {pool} = await pipelined(4, {timeoutMs: 200})
+      const hung = await Promise.all([1, 2, 3].map(() => call(pool, 'GET', '/hang')))
+      assert.deepEqual(hung.map((r) => r.error?.code), ['TIMEOUT', 'TIMEOUT', 'TIMEOUT'])
+      const next = await Promise.all([call(pool, 'GET', '/x'), call(pool, 'GET', '/y')])
+      assert.deepEqual(next.map((r) => JSON.parse(r.answer!.body.toString()).url), ['/x', '/y'])
+      assert.equal(pool.connections.length, 1)
     })
   })
 })

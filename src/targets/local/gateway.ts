@@ -4,7 +4,7 @@ import {type IncomingMessage, type Server, type ServerResponse, createServer} fr
 import type {AddressInfo} from 'node:net'
 
 import {requestFor} from '../../http/client.js'
-import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer} from '../../http/server.js'
+import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
@@ -223,8 +223,7 @@ export class Gateway {
     const routes = this.routes
     if (!routes) return respond(errorAnswer(503, 'NOT_READY', 'the gateway has no model server ready yet', ['retry-after', '1']))
     const {method, url: path, body} = req
-    const query = path.indexOf('?')
-    const prediction = method === 'POST' && PREDICTION_ROUTE.test(query < 0 ? path : path.slice(0, query))
+    const prediction = method === 'POST' && PREDICTION_ROUTE.test(pathOf(path))
     const role = pickRole(routes, req.headers)
     const headers = upstreamHeaders(req.headers)
     const started = performance.now()
@@ -350,12 +349,6 @@ function upstreamHeaders(headers: string[]): string[] {
   const out: string[] = []
   for (let i = 0; i < headers.length; i += 2) if (!HOP_BY_HOP.has(headers[i])) out.push(headers[i], headers[i + 1])
   return out
-}
-
-/** The first value of a header; names in lower case. */
-function headerValue(headers: string[], name: string): string | undefined {
-  for (let i = 0; i < headers.length; i += 2) if (headers[i] === name) return headers[i + 1]
-  return undefined
 }
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
