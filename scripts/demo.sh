@@ -57,7 +57,7 @@ set -e
 [ $status = 1 ] && echo "exit 1: drift past the thresholds (as expected for the shifted data); report: $PWD/drift.html"
 
 step "a second version: retrain with another seed, package it as 1.1.0"
-(cd "$root" && npx --no-install tsx scripts/train-example.ts --seed 7 --out "$work/v2" >/dev/null)
+(cd "$root" && node --import tsx scripts/train-example.ts --seed 7 --out "$work/v2" >/dev/null)
 cp "$work/v2/model/model.onnx" model/model.onnx
 cp "$work/v2/golden.jsonl" golden.jsonl
 cp "$work/v2/mlops.yaml" mlops.yaml

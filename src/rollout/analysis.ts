@@ -21,9 +21,14 @@ export function analyzeStep(input: AnalysisInput): Analysis {
   }
   const metrics = measurement.metrics
   const gates: GateResult[] = []
-  if (settings.requireTest || input.test) gates.push(testGate(input.test))
-  gates.push(errorRateGate(metrics, settings), latencyGate(metrics, settings, input.stage))
-  if (input.stage === 'shadow') gates.push(agreementGate(metrics, settings))
+  if (Date.parse(metrics.since) !== input.stepStartedAt.getTime()) {
+    // Read between a state written and the gateway following it: these figures are another step's, never this one's.
+    gates.push({gate: 'measurement', verdict: 'inconclusive', message: 'the gateway has not switched to this step yet'})
+  } else {
+    if (settings.requireTest || input.test) gates.push(testGate(input.test))
+    gates.push(errorRateGate(metrics, settings), latencyGate(metrics, settings, input.stage))
+    if (input.stage === 'shadow') gates.push(agreementGate(metrics, settings))
+  }
 
   const failed = gates.find((g) => g.verdict === 'fail')
   if (failed) return {verdict: 'fail', reason: failed.message, gates, failedGate: failed.gate, elapsedMs}

@@ -184,7 +184,11 @@ export async function waitForOutcome(options: WaitOptions): Promise<Outcome> {
     if (!ended && state.candidate?.version !== options.version) {
       throw new MlopsError('SUPERSEDED', `the rollout of ${options.version} ended without an outcome for it (now: ${state.candidate?.version ?? state.stable.version})`, {hint: 'See "mlops history".'})
     }
-    if (options.onUpdate) options.onUpdate(await statusOf(ctx, state))
+    if (options.onUpdate) {
+      const status = await statusOf(ctx, state)
+      // Between a state written and the gateway following it, the figures are another step's: nothing new to say yet.
+      if (status.gateway.revision === undefined || status.gateway.revision === state.revision) options.onUpdate(status)
+    }
     if (Date.now() >= deadline) {
       throw new MlopsError('IN_PROGRESS', `${options.version} is still rolling out after ${Math.round(options.timeoutMs! / 1000)}s`, {exitCode: ExitCode.inProgress, hint: 'Run "mlops status --watch" to follow it, or "mlops deploy … --wait" again.'})
     }

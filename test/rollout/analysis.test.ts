@@ -22,6 +22,8 @@ const rows: Row[] = [
   {name: 'too few candidate requests waits', stage: 'canary', measurement: {metrics: metrics(stats(2000), stats(40))}, seconds: 100, verdict: 'inconclusive', reason: /candidate 40\/100 requests/},
   {name: 'too few stable requests waits', stage: 'canary', measurement: {metrics: metrics(stats(50), stats(150))}, seconds: 100, verdict: 'inconclusive', reason: /stable 50\/100/},
   {name: 'too few requests past the deadline fails', stage: 'canary', measurement: {metrics: metrics(stats(2000), stats(40))}, seconds: 600, verdict: 'fail', failedGate: 'deadline', reason: /inconclusive after 600s .*candidate 40\/100/},
+  {name: "another step's figures (the gateway not switched yet) wait, even failing ones", stage: 'canary', measurement: {metrics: {...metrics(stats(2000, 2), stats(200, 20)), since: at(-30).toISOString()}}, seconds: 5, verdict: 'inconclusive', reason: /not switched to this step/},
+  {name: "another step's figures past the deadline fail", stage: 'canary', measurement: {metrics: {...healthy, since: at(-30).toISOString()}}, seconds: 600, verdict: 'fail', failedGate: 'deadline', reason: /inconclusive after 600s .*not switched/},
   {name: 'a candidate not ready yet waits', stage: 'canary', measurement: {metrics: {...metrics(stats(10), stats(0)), candidateReady: false}}, seconds: 10, verdict: 'inconclusive', reason: /not ready/},
   {name: 'all gates pass but still baking', stage: 'canary', measurement: {metrics: healthy}, seconds: 30, verdict: 'inconclusive', reason: /baking 30s of 60s/},
   {name: 'all gates pass after the bake', stage: 'canary', measurement: {metrics: healthy}, seconds: 60, verdict: 'pass', reason: /every gate passed after 60s/},
