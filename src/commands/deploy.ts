@@ -2,8 +2,8 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {UsageError} from '../errors.js'
-import {type RolloutResult, deploy, waitForOutcome} from '../rollout/deploy.js'
-import {renderStatus} from '../rollout/render.js'
+import {type DeployOptions, type RolloutPlan, type RolloutResult, deploy, dryRun, waitForOutcome} from '../rollout/deploy.js'
+import {renderPlan, renderStatus} from '../rollout/render.js'
 import type {Outcome, Stage} from '../rollout/types.js'
 
 export default class Deploy extends BaseCommand {
@@ -23,6 +23,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
     auto: Flags.boolean({description: 'Advance through deploy.steps while the analysis passes; roll back when it fails.'}),
     wait: Flags.boolean({description: 'Block until the rollout ends: exit 0 promoted, 1 rolled back.'}),
     timeout: Flags.integer({description: 'With --wait: give up waiting after this many seconds (exit 3; the rollout goes on).', min: 1, dependsOn: ['wait']}),
+    'dry-run': Flags.boolean({description: 'Print the change this would make, and what runs now; start, lock and write nothing.', exclusive: ['wait']}),
     port: Flags.integer({description: 'Port of the gateway for client traffic. Default: deploy.port or 8080.', min: 1, max: 65535}),
     actor: Flags.string({description: 'Who deploys, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
     'test-report': Flags.string({description: 'The "mlops test --json" report of this artifact (required when deploy.analysis.gates.test.required).'}),
@@ -30,11 +31,17 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
     env: Flags.string({description: 'KEY=VALUE for this version\'s model server (repeatable).', hidden: true, multiple: true}),
   }
 
-  async run(): Promise<RolloutResult & {outcome?: Outcome}> {
+  async run(): Promise<(RolloutResult & {outcome?: Outcome}) | RolloutPlan> {
     const {args, flags} = await this.parse(Deploy)
     const stage: Stage | undefined = flags.full ? 'full' : flags.shadow ? 'shadow' : flags.canary === undefined ? undefined : 'canary'
     if (!stage) throw new UsageError('STAGE_REQUIRED', 'say how to deploy: --full, --shadow or --canary N', {hint: `First release: "mlops deploy ${args.ref} --full"; next ones: "--shadow" or "--canary 5".`})
-    const result = await deploy({dir: flags.dir, ref: args.ref, stage, weight: flags.canary, auto: flags.auto, port: flags.port, actor: flags.actor, model: flags.model, env: parseEnv(flags.env), testReport: flags['test-report']})
+    const options: DeployOptions = {dir: flags.dir, ref: args.ref, stage, weight: flags.canary, auto: flags.auto, port: flags.port, actor: flags.actor, model: flags.model, env: parseEnv(flags.env), testReport: flags['test-report']}
+    if (flags['dry-run']) {
+      const plan = await dryRun({action: 'deploy', options})
+      this.say(renderPlan(plan))
+      return plan
+    }
+    const result = await deploy(options)
     this.say(result.changed ? `deployed ${result.version}: ${result.entry?.reason}` : `${result.version} already serves all traffic; nothing changed`)
     this.say(renderStatus(result.status))
     if (!flags.wait || !result.status.candidate) {

@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {type RolloutResult, promote} from '../rollout/deploy.js'
-import {renderStatus} from '../rollout/render.js'
+import {type RolloutPlan, type RolloutResult, dryRun, promote} from '../rollout/deploy.js'
+import {renderPlan, renderStatus} from '../rollout/render.js'
 
 export default class Promote extends BaseCommand {
   static override summary = 'Move the rollout one step on: shadow → first canary step → … → full, or straight to --to.'
@@ -14,12 +14,19 @@ Exit codes: 0 promoted, 1 failed, 2 no rollout in progress or usage error, 3 ano
 
   static override flags = {
     to: Flags.integer({description: 'Canary weight to go to, in percent; 100 means full.', min: 1, max: 100}),
+    'dry-run': Flags.boolean({description: 'Print the change this would make, and what runs now; start, lock and write nothing.'}),
     actor: Flags.string({description: 'Who promotes, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
   }
 
-  async run(): Promise<RolloutResult> {
+  async run(): Promise<RolloutResult | RolloutPlan> {
     const {flags} = await this.parse(Promote)
-    const result = await promote({dir: flags.dir, to: flags.to, actor: flags.actor})
+    const options = {dir: flags.dir, to: flags.to, actor: flags.actor}
+    if (flags['dry-run']) {
+      const plan = await dryRun({action: 'promote', options})
+      this.say(renderPlan(plan))
+      return plan
+    }
+    const result = await promote(options)
     this.say(`promoted ${result.version}: ${result.entry?.reason}`)
     this.say(renderStatus(result.status))
     return result

@@ -1,8 +1,8 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {type RolloutResult, rollback} from '../rollout/deploy.js'
-import {renderStatus} from '../rollout/render.js'
+import {type RolloutPlan, type RolloutResult, dryRun, rollback} from '../rollout/deploy.js'
+import {renderPlan, renderStatus} from '../rollout/render.js'
 
 export default class Rollback extends BaseCommand {
   static override summary = 'Take the candidate out at once; the stable release keeps serving.'
@@ -14,12 +14,19 @@ Exit codes: 0 rolled back, 1 failed, 2 no rollout in progress or usage error, 3 
 
   static override flags = {
     reason: Flags.string({description: 'Why, for the ledger.'}),
+    'dry-run': Flags.boolean({description: 'Print the change this would make, and what runs now; start, lock and write nothing.'}),
     actor: Flags.string({description: 'Who rolls back, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
   }
 
-  async run(): Promise<RolloutResult> {
+  async run(): Promise<RolloutResult | RolloutPlan> {
     const {flags} = await this.parse(Rollback)
-    const result = await rollback({dir: flags.dir, reason: flags.reason, actor: flags.actor})
+    const options = {dir: flags.dir, reason: flags.reason, actor: flags.actor}
+    if (flags['dry-run']) {
+      const plan = await dryRun({action: 'rollback', options})
+      this.say(renderPlan(plan))
+      return plan
+    }
+    const result = await rollback(options)
     this.say(`rolled back ${result.version}`)
     this.say(renderStatus(result.status))
     return result

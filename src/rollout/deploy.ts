@@ -15,7 +15,7 @@ import {deploySettings} from './config.js'
 import {calculatePhase} from './phase.js'
 import {type Transition, planDeploy, planPromote, planRollback} from './plan.js'
 import {type DeployPaths, appendLedger, deployPaths, readLedger, readState, removeState, withLock, writeState} from './state.js'
-import type {Analysis, LedgerEntry, Measurement, Outcome, Phase, Release, RolloutState, Stage, StepMetrics} from './types.js'
+import type {Analysis, Change, LedgerEntry, Measurement, Outcome, Phase, Release, RolloutState, Stage, StepMetrics} from './types.js'
 
 interface Common {
   dir: string
@@ -49,6 +49,17 @@ export interface RolloutResult {
   status: StatusResult
 }
 
+/** What a dry run returns: the change the command would make (none: nothing to do), and the status of what runs now. */
+export interface RolloutPlan {
+  action: RolloutResult['action']
+  dryRun: true
+  changed: boolean
+  version: string
+  plan?: Change
+  /** Absent before the first release. */
+  status?: StatusResult
+}
+
 export interface StatusResult {
   phase: Phase
   reason: string
@@ -65,14 +76,10 @@ export interface StatusResult {
 }
 
 export async function deploy(options: DeployOptions): Promise<RolloutResult> {
-  const loaded = await loadConfig(options.dir)
-  const settings = deploySettings(loaded.config.deploy)
-  if (options.port !== undefined) settings.port = options.port
-  const release = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
-  const ctx = await context(options, loaded.dir)
+  const {ctx, release, plan} = await deployPlanner(options)
   return withLock(ctx.paths, `mlops deploy ${release.version}${options.stage === 'full' ? ' --full' : ` --${options.stage}`}`, async () => {
     const current = await readState(ctx.paths)
-    const transition = planDeploy(current, {release, stage: options.stage, weight: options.weight, auto: Boolean(options.auto), settings, actor: ctx.actor}, ctx.now())
+    const transition = plan(current)
     if (!transition) {
       // Already the desired state; make sure it is also what runs (the gateway may have been killed).
       await ctx.target.prepare(Object.values(serversOf(current!)), current!.port)
@@ -84,6 +91,18 @@ export async function deploy(options: DeployOptions): Promise<RolloutResult> {
   })
 }
 
+/** Everything deploy decides before it takes the lock: the config, the release (verified), and how to plan from a state. */
+async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; release: Release; plan: Planner}> {
+  const loaded = await loadConfig(options.dir)
+  const settings = deploySettings(loaded.config.deploy)
+  if (options.port !== undefined) settings.port = options.port
+  const release = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
+  const ctx = await context(options, loaded.dir)
+  return {ctx, release, plan: (current) => planDeploy(current, {release, stage: options.stage, weight: options.weight, auto: Boolean(options.auto), settings, actor: ctx.actor}, ctx.now())}
+}
+
+type Planner = (current: RolloutState | undefined) => Transition | undefined
+
 export interface PromoteOptions extends Common {
   to?: number
 }
@@ -92,7 +111,7 @@ export async function promote(options: PromoteOptions): Promise<RolloutResult> {
   const ctx = await context(options, options.dir)
   return withLock(ctx.paths, `mlops promote${options.to === undefined ? '' : ` --to ${options.to}`}`, async () => {
     const current = await readState(ctx.paths)
-    const transition = planPromote(current, {to: options.to}, ctx.now())
+    const transition = promotePlanner(options, ctx)(current)
     const entry = await commit(ctx, transition, current)
     return {action: 'promote', changed: true, version: transition.change.version, entry, status: await statusOf(ctx, transition.state)}
   })
@@ -106,10 +125,44 @@ export async function rollback(options: RollbackOptions): Promise<RolloutResult>
   const ctx = await context(options, options.dir)
   return withLock(ctx.paths, 'mlops rollback', async () => {
     const current = await readState(ctx.paths)
-    const transition = planRollback(current, {reason: options.reason ?? `rolled back by ${ctx.actor}`}, ctx.now())
+    const transition = rollbackPlanner(options, ctx)(current)
     const entry = await commit(ctx, transition, current)
     return {action: 'rollback', changed: true, version: transition.change.version, entry, status: await statusOf(ctx, transition.state)}
   })
+}
+
+function promotePlanner(options: PromoteOptions, ctx: Context): (current: RolloutState | undefined) => Transition {
+  return (current) => planPromote(current, {to: options.to}, ctx.now())
+}
+
+function rollbackPlanner(options: RollbackOptions, ctx: Context): (current: RolloutState | undefined) => Transition {
+  return (current) => planRollback(current, {reason: options.reason ?? `rolled back by ${ctx.actor}`}, ctx.now())
+}
+
+export type DryRunRequest = {action: 'deploy'; options: DeployOptions} | {action: 'promote'; options: PromoteOptions} | {action: 'rollback'; options: RollbackOptions}
+
+/**
+ * `--dry-run`: the same planning function on the state on disk, so a dry run refuses what the command would refuse (and a
+ * deploy verifies its artifact). Nothing is started, locked or written; the state file is replaced whole, so this reads
+ * one state or the next.
+ */
+export async function dryRun(request: DryRunRequest): Promise<RolloutPlan> {
+  if (request.action === 'deploy') {
+    const {ctx, release, plan} = await deployPlanner(request.options)
+    return planned(ctx, 'deploy', release.version, plan)
+  }
+  const ctx = await context(request.options, request.options.dir)
+  return planned(ctx, request.action, undefined, request.action === 'promote' ? promotePlanner(request.options, ctx) : rollbackPlanner(request.options, ctx))
+}
+
+async function planned(ctx: Context, action: RolloutResult['action'], version: string | undefined, plan: Planner): Promise<RolloutPlan> {
+  const current = await readState(ctx.paths)
+  const transition = plan(current)
+  return {
+    action, dryRun: true, changed: transition !== undefined, version: transition?.change.version ?? version ?? current!.stable.version,
+    ...(transition ? {plan: transition.change} : {}),
+    ...(current ? {status: await statusOf(ctx, current)} : {}),
+  }
 }
 
 export async function status(options: Common): Promise<StatusResult> {

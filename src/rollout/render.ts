@@ -1,6 +1,6 @@
 // Human output shared by the rollout commands: a status block and ledger lines.
 import {table} from '../system/format.js'
-import type {StatusResult} from './deploy.js'
+import type {RolloutPlan, StatusResult} from './deploy.js'
 import type {LedgerEntry, StagePoint} from './types.js'
 
 export function renderStatus(status: StatusResult): string {
@@ -18,6 +18,18 @@ export function renderStatus(status: StatusResult): string {
     lines.push('', `  analysis: ${status.analysis.verdict}`)
     for (const gate of status.analysis.gates) lines.push(`    ${gate.verdict.padEnd(12)} ${gate.message}`)
   }
+  return lines.join('\n')
+}
+
+/** A dry run: the change, then what runs now. */
+export function renderPlan(plan: RolloutPlan): string {
+  const verb = plan.action === 'rollback' ? 'roll back' : plan.action
+  const change = plan.plan
+  const lines = [change
+    ? `would ${verb} ${plan.version}: ${change.from ? point(change.from) : 'nothing deployed'} → ${change.to ? point(change.to) : 'nothing'} (${change.reason})`
+    : `${plan.version} already serves all traffic; nothing would change`]
+  lines.push('dry run: nothing was started, locked or written')
+  if (plan.status) lines.push('', renderStatus(plan.status))
   return lines.join('\n')
 }
 

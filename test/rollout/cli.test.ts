@@ -79,4 +79,43 @@ describe('rollout commands through the CLI', function () {
     assert.equal(gone.exitCode, 2)
     assert.equal((gone.json.error as {code: string}).code, 'NOT_DEPLOYED')
   })
+
+  it('--dry-run prints the change deploy, promote and rollback would make, and starts, locks and writes nothing', async () => {
+    p = await project({steps: [5, 50]})
+    const ledger = () => mlops(p.dir, ['history', '--json']).then((r) => (r.json.entries as unknown[] | undefined)?.length ?? 0)
+    const first = await mlops(p.dir, ['deploy', '1.0.0', '--full', '--model', XGB, '--dry-run', '--json'])
+    assert.equal(first.exitCode, 0, first.stderr)
+    assertMatchesSchema(first.json, 'deploy')
+    assert.deepEqual([first.json.dryRun, first.json.changed, first.json.status], [true, true, undefined])
+    assert.deepEqual((first.json.plan as {to: unknown}).to, {stage: 'full', weight: 0, stable: '1.0.0'})
+    assert.equal((await mlops(p.dir, ['status', '--json'])).json.error && 'not deployed', 'not deployed', 'a dry run deploys nothing')
+    assert.equal((await burst(p.url, 1))[0].status, 0, 'no gateway was started')
+
+    // What the command would refuse, the dry run refuses.
+    const refused = await mlops(p.dir, ['deploy', '1.1.0', '--shadow', '--model', XGB, '--dry-run', '--json'])
+    assert.deepEqual([refused.exitCode, (refused.json.error as {code: string}).code], [2, 'NO_STABLE_RELEASE'])
+
+    await mlops(p.dir, ['deploy', '1.0.0', '--full', '--model', XGB, '--json'])
+    const canary = await mlops(p.dir, ['deploy', '1.1.0', '--canary', '5', '--model', XGB, '--dry-run', '--json'])
+    assert.equal(canary.exitCode, 0, canary.stderr)
+    assertMatchesSchema(canary.json, 'deploy')
+    assert.deepEqual((canary.json.plan as {from: unknown; to: unknown}).to, {stage: 'canary', weight: 5, stable: '1.0.0', candidate: '1.1.0'})
+    assert.equal((canary.json.status as {revision: number}).revision, 1, 'the status is of what runs now')
+    assert.deepEqual(new Set((await burst(p.url, 100)).map((a) => a.version)), new Set(['1.0.0']))
+
+    await mlops(p.dir, ['deploy', '1.1.0', '--canary', '5', '--model', XGB, '--json'])
+    const before = await ledger()
+    const promote = await mlops(p.dir, ['promote', '--dry-run', '--json'])
+    assertMatchesSchema(promote.json, 'promote')
+    assert.deepEqual((promote.json.plan as {to: unknown}).to, {stage: 'canary', weight: 50, stable: '1.0.0', candidate: '1.1.0'})
+    const rollback = await mlops(p.dir, ['rollback', '--dry-run', '--json'])
+    assertMatchesSchema(rollback.json, 'rollback')
+    assert.deepEqual((rollback.json.plan as {to: unknown}).to, {stage: 'full', weight: 0, stable: '1.0.0'})
+    const now = await mlops(p.dir, ['status', '--json'])
+    assert.deepEqual([now.json.stage, (now.json.candidate as {weight: number}).weight, now.json.revision], ['canary', 5, 2])
+    assert.equal(await ledger(), before, 'no ledger entry')
+
+    const text = await execa(process.execPath, ['--import', 'tsx', FIXTURE, 'promote', '--dry-run', '--dir', p.dir], {env: {CI: 'true'}})
+    assert.match(text.stdout, /^would promote 1\.1\.0: 1\.1\.0 5% → 1\.1\.0 50% \(.+\)\ndry run: nothing was started, locked or written\n\nPaused: /)
+  })
 })
