@@ -40,7 +40,7 @@ export interface Servable {
 }
 
 export async function loadServable(options: LoadServableOptions): Promise<Servable> {
-  const {store, loaded} = await projectStore(options.dir)
+  const {store, name, loaded} = await projectStore(options.dir)
   const config = loaded?.config
   const settings = serveSettings(config?.serving, options.settings)
   if (settings.requestLog && loaded) settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
@@ -53,7 +53,8 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
     return {model, identity: {name: basename(path, extname(path)), version: options.modelVersion ?? '0.0.0'}, settings, warnings: model.warnings}
   }
 
-  const opened = await store.open(options.ref)
+  // A store may be shared by several projects (artifacts.store): a version means this project's.
+  const opened = await store.open(options.ref, {name})
   const {manifest} = opened
   const model = await loadModel(opened.modelPath, threads)
   const spec = manifest.pipeline?.spec

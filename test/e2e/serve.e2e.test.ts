@@ -1,7 +1,7 @@
 // The bundled example served from its stored artifact by the real CLI: golden answers over HTTP, batch prediction of a CSV.
 import assert from 'node:assert/strict'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {readFileSync, writeFileSync} from 'node:fs'
+import {cpSync, readFileSync, writeFileSync} from 'node:fs'
 import {once} from 'node:events'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
@@ -43,6 +43,30 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
     } finally {
       child.kill('SIGTERM')
       await once(child, 'exit')
+    }
+  })
+
+  it('serves this project\'s version from a store other projects share (artifacts.store)', async () => {
+    // Two projects, one store, both at 1.0.0: a bare version names this project's artifact.
+    const projects = ['credit-risk', 'other-model'].map((name) => join(example.tmp, 'shared', name))
+    for (const [i, dir] of projects.entries()) {
+      cpSync(project, dir, {recursive: true, filter: (path) => !path.includes('.mlops')})
+      const config = readFileSync(join(dir, 'mlops.yaml'), 'utf8').replace(/^name: credit-risk$/m, `name: ${['credit-risk', 'other-model'][i]}`)
+      writeFileSync(join(dir, 'mlops.yaml'), `${config}\nartifacts:\n  store: ../store\n`)
+      const packaged = await mlops(['package', '--dir', dir])
+      assert.equal(packaged.exitCode, 0, packaged.stderr)
+    }
+    for (const [i, dir] of projects.entries()) {
+      const {child, url} = await startServe(['1.0.0', '--dir', dir])
+      try {
+        const name = ['credit-risk', 'other-model'][i]
+        const metadata = await fetch(`${url}/v2/models/${name}`)
+        assert.equal(metadata.status, 200, `${dir} serves ${name}`)
+        assert.equal(((await metadata.json()) as {name: string}).name, name)
+      } finally {
+        child.kill('SIGTERM')
+        await once(child, 'exit')
+      }
     }
   })
 
