@@ -41,7 +41,8 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
     const overrides = {...(flags.port === undefined ? {} : {port: flags.port}), ...(flags.host === undefined ? {} : {host: flags.host})}
     const serving = await startServing({dir: flags.dir, ref: args.ref, modelPath: flags.model, modelVersion: flags['model-version'], settings: overrides, spinning: flags['thread-spinning']})
     const {name, version, digest} = serving.servable.identity
-    for (const warning of serving.servable.warnings) this.warn(warning)
+    // On stderr in --json mode too (oclif's warn is silent there): a model server's log is where they are read.
+    for (const warning of serving.servable.warnings) process.stderr.write(`Warning: ${warning}\n`)
     const ready: ServeReady = {url: serving.url, port: serving.port, pid: process.pid, name, version, ...(digest ? {digest} : {})}
     // The ready line goes out now, while serving goes on; so --json prints it as one line rather than returning it at exit.
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')

@@ -1,11 +1,10 @@
 // Live profiles kept by the server: bounded reservoirs of inputs and predictions per time window, drift against the baseline on demand.
-import {readFile} from 'node:fs/promises'
 
 import {Gauge, type Registry} from 'prom-client'
 
 import type {ReferenceProfile} from '../artifact/types.js'
 import type {InputRecord, Prediction} from '../pipeline/types.js'
-import {writeJsonAtomically} from '../system/atomic.js'
+import {readJson, writeJsonAtomically} from '../system/atomic.js'
 import {type DriftSettings, driftSettings} from './config.js'
 import {type CurrentData, type DriftReport, detectDrift} from './drift.js'
 import {flattenPrediction} from './profile.js'
@@ -96,15 +95,19 @@ export class LiveProfiles {
     await writeJsonAtomically(path, this.snapshot())
   }
 
-  async load(path: string): Promise<void> {
-    let text: string
+  /**
+   * Takes up the windows a previous server saved. They are derived data: an unreadable file costs the drift history, never
+   * the server's start, and the warning says so (the next save replaces the file).
+   */
+  async load(path: string): Promise<string | undefined> {
+    let snapshot: LiveSnapshot | undefined
     try {
-      text = await readFile(path, 'utf8')
-    } catch {
-      return
+      snapshot = await readJson<LiveSnapshot>(path)
+    } catch (error) {
+      return `live drift windows not restored: ${(error as Error).message}; drift starts afresh and the file is rewritten within a minute`
     }
-    const snapshot = JSON.parse(text) as LiveSnapshot
-    if (snapshot.windowMs === this.windowMs && Array.isArray(snapshot.windows)) this.windows = snapshot.windows.slice(-this.maxWindows)
+    if (snapshot?.windowMs === this.windowMs && Array.isArray(snapshot.windows)) this.windows = snapshot.windows.slice(-this.maxWindows)
+    return undefined
   }
 
   /** Exports `mlops_drift_statistic` and `mlops_drift_detected` per column, computed when Prometheus scrapes. */

@@ -62,7 +62,7 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   const pipeline = spec ? await createPipeline(manifest.pipeline?.module ? {...spec, module: manifest.pipeline.module} : spec, model.signature, {moduleDir: opened.dir}) : undefined
   const cases = manifest.golden ? await readGoldenCases(join(opened.dir, manifest.golden.path)) : []
   const live = manifest.profile ? {profiles: new LiveProfiles(manifest.profile, {settings: driftSettings(config?.monitor)}), path: settings.requestLog ? `${settings.requestLog.path}.profiles.json` : undefined} : undefined
-  if (live?.path) await live.profiles.load(live.path)
+  const restored = live?.path ? await live.profiles.load(live.path) : undefined
   return {
     model,
     live,
@@ -70,7 +70,7 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
     identity: {name: manifest.name, version: manifest.version, digest: opened.record.digest},
     settings,
     warmup: cases.length > 0 ? {cases} : undefined,
-    warnings: model.warnings,
+    warnings: restored ? [...model.warnings, restored] : model.warnings,
   }
 }
 
@@ -90,7 +90,11 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   const server = createModelServer({model, pipeline, identity, settings, warmup, processMetrics: true, live: servable.live?.profiles})
   // Live profiles reach the disk once a minute and at shutdown: a restarted server and `mlops monitor` pick them up.
   const live = servable.live
-  const saver = live?.path ? setInterval(() => void live.profiles.save(live.path!).catch(() => undefined), 60_000).unref() : undefined
+  const save = async () => {
+    if (!live?.path) return
+    await live.profiles.save(live.path).catch((error: Error) => process.stderr.write(`mlops serve: live drift windows cannot be saved to ${live.path} (${error.message}); drift history will not survive a restart\n`))
+  }
+  const saver = live?.path ? setInterval(() => void save(), 60_000).unref() : undefined
   let url: string
   try {
     url = await server.listen(settings.port, settings.host)
@@ -109,7 +113,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
     async stop(timeoutMs = 30_000) {
       const drained = await server.drain(timeoutMs)
       clearInterval(saver)
-      if (live?.path) await live.profiles.save(live.path).catch(() => undefined)
+      await save()
       await model.session.release().catch(() => undefined)
       return drained
     },

@@ -94,6 +94,21 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
       second.child.kill('SIGTERM')
       await once(second.child, 'exit')
     }
+    // Derived data: a damaged file costs the drift history, not the server.
+    writeFileSync(join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json'), '{"windowMs": 6')
+    const third = await startServe(['1.0.0', '--dir', project])
+    let stderr = ''
+    third.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk))
+    try {
+      const metrics = await (await fetch(`${third.url}/metrics`)).text()
+      assert.doesNotMatch(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income"/)
+      assert.equal((await fetch(`${third.url}/v2/health/ready`)).status, 200)
+    } finally {
+      third.child.kill('SIGTERM')
+      await once(third.child, 'exit')
+    }
+    assert.match(stderr, /live drift windows not restored: .*requests\.jsonl\.profiles\.json is not valid JSON/)
+    assert.doesNotThrow(() => JSON.parse(readFileSync(join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json'), 'utf8')), 'rewritten at shutdown')
   })
 
   it('refuses to serve an artifact whose model was tampered with', async () => {
