@@ -205,12 +205,22 @@ export function tensorFromJson(json: TensorJson, where = 'tensor'): OrtTensor {
 
 // ---------- read ORT tensors ----------
 
+/** The one JSON rule for a 64-bit integer: a number when exact, else a string of its digits. */
+export function bigintToJson(value: bigint): number | string {
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString()
+}
+
+/** A JSON.stringify replacer for values that may hold BigInts (predictions, log entries): `bigintToJson`. */
+export function bigintReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? bigintToJson(value) : value
+}
+
 /** A plain-JSON copy of a tensor's values: int64 as numbers when exact, else strings; float16 decoded; NaN as "NaN". */
 export function valuesToJson(dtype: string, data: unknown): JsonScalar[] {
   const out: JsonScalar[] = []
   if (dtype === 'string') return [...(data as string[])]
   if (dtype === 'int64' || dtype === 'uint64') {
-    for (const v of data as BigInt64Array) out.push(v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString())
+    for (const v of data as BigInt64Array) out.push(bigintToJson(v))
     return out
   }
   if (dtype === 'bool') {

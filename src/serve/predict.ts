@@ -7,6 +7,7 @@ import type {Writable} from 'node:stream'
 
 import {type RecordRow, readRecords} from '../data/records.js'
 import {MlopsError} from '../errors.js'
+import {bigintReplacer} from '../model/tensor.js'
 import {diskError} from '../system/atomic.js'
 import type {InputRecord} from '../pipeline/types.js'
 import {InferenceEngine} from './engine.js'
@@ -101,13 +102,10 @@ async function predictBatch(predictor: Predictor, rows: RecordRow[], fail: (line
     const outcome = outcomes[i]
     if ('problem' in outcome) return fail(row.line, outcome.problem)
     result.ok++
-    write(row.line, JSON.stringify({line: row.line, prediction: outcome.prediction}, bigintSafe))
+    write(row.line, JSON.stringify({line: row.line, prediction: outcome.prediction}, bigintReplacer))
   })
 }
 
-function bigintSafe(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value
-}
 
 /** Where predictions go, a file or stdout: a write that fails (a full disk, a closed pipe) fails the run, naming it. */
 class Output {

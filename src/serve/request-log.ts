@@ -4,6 +4,7 @@ import {mkdir, open, rename, rm, stat} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
+import {bigintReplacer} from '../model/tensor.js'
 import type {LoggedInputs, RequestLogSettings} from './config.js'
 
 export interface RequestLogEntry {
@@ -29,7 +30,7 @@ export function loggedInputs(policy: LoggedInputs, sampleRate: number, inputs: (
 
 function serialize(entry: RequestLogEntry & {inputs_sha256?: string}): string {
   const {outputsJson, ...rest} = entry
-  const head = JSON.stringify(rest, (_key, value) => (typeof value === 'bigint' ? value.toString() : value))
+  const head = JSON.stringify(rest, bigintReplacer)
   return outputsJson === undefined ? `${head}\n` : `${head.slice(0, -1)},"outputs":${outputsJson}}\n`
 }
 

@@ -8,7 +8,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
 import {HttpServer, type ServerAnswer, type ServerRequest, headerValue, httpDate, pathOf, statusName} from '../http/server.js'
 import {type LoadedModel, checkFeeds} from '../model/signature.js'
-import {type Dtype, type OrtTensor, tensorFromJson, valuesToJson} from '../model/tensor.js'
+import {type Dtype, type OrtTensor, bigintReplacer, tensorFromJson, valuesToJson} from '../model/tensor.js'
 import {packageRoot} from '../paths.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {ServeSettings} from './config.js'
@@ -159,7 +159,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       usedFallback = true
     }
     if (!usedFallback) options.live?.add(records, predictions)
-    const answer = JSON.stringify({predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})}, bigintSafe)
+    const answer = JSON.stringify({predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})}, bigintReplacer)
     return {status: 200, body: answer, log: {inputs: () => records, body, outputsJson: () => answer, fallback: usedFallback}}
   }
 
@@ -377,9 +377,6 @@ function logServerError(error: unknown): void {
   process.stderr.write(`mlops serve: ${detail}\n`)
 }
 
-function bigintSafe(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? (Number.isSafeInteger(Number(value)) ? Number(value) : value.toString()) : value
-}
 
 /** 415 for a body that is not JSON (or, with the binary extension's header, not JSON followed by bytes). */
 function checkContentType(req: ServerRequest, binary: boolean): void {
