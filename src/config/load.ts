@@ -25,15 +25,10 @@ export interface LoadedConfig {
   dir: string
 }
 
-export type SemanticCheck = (config: MlopsConfig) => ConfigIssue[]
+type SemanticCheck = (config: MlopsConfig) => ConfigIssue[]
 
 // Every area's checks run on every load, so any command catches a bad section, not only the command that reads it.
 const semanticChecks: SemanticCheck[] = [checkVersion, checkMonitorConfig, checkDeployConfig, checkChecksConfig]
-
-/** Areas add their own semantic checks (pipeline, deploy, monitor…) at import time. */
-export function registerSemanticCheck(check: SemanticCheck): void {
-  semanticChecks.push(check)
-}
 
 let validator: ValidateFunction | undefined
 
@@ -150,9 +145,4 @@ function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
     seen.add(key)
     return true
   })
-}
-
-/** Resolves a path from the config relative to the project directory. */
-export function projectPath(loaded: LoadedConfig, path: string): string {
-  return resolve(loaded.dir, path)
 }

@@ -2,7 +2,7 @@
 import {analyzeStep} from './analysis.js'
 import type {Measurement, PhaseResult, RolloutState} from './types.js'
 
-export function calculatePhase(state: RolloutState, measurement: Measurement, now: Date, test?: {passed: boolean}): PhaseResult {
+export function calculatePhase(state: RolloutState, measurement: Measurement, now: Date): PhaseResult {
   const {stable, candidate, outcome} = state
   if (!candidate || state.stage === 'full') {
     // Nothing to judge, but nothing may be answering either: a gateway that cannot be reached is not Healthy.
@@ -12,7 +12,7 @@ export function calculatePhase(state: RolloutState, measurement: Measurement, no
     }
     return {phase: 'Healthy', reason: `${stable.version} serves all traffic`}
   }
-  const analysis = analyzeStep({stage: state.stage, measurement, settings: state.analysis, stepStartedAt: new Date(state.stepStartedAt), now, test: test ?? testOf(state)})
+  const analysis = analyzeStep({stage: state.stage, measurement, settings: state.analysis, stepStartedAt: new Date(state.stepStartedAt), now, test: testOf(state)})
   const where = `${candidate.version} ${stageLabel(state)}`
   if (analysis.verdict === 'fail') {
     return {phase: 'Degraded', reason: `${where}: ${analysis.reason}${state.auto ? '; rolling back' : `; run "mlops rollback" to take it out`}`, analysis}

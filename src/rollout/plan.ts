@@ -2,7 +2,7 @@
 import {UsageError} from '../errors.js'
 import type {DeploySettings} from './config.js'
 import {nextWeight, stageLabel} from './phase.js'
-import type {Analysis, Change, PhaseResult, Release, RolloutState, Stage, StagePoint} from './types.js'
+import type {Change, PhaseResult, Release, RolloutState, Stage, StagePoint} from './types.js'
 
 export interface Transition {
   state: RolloutState
@@ -60,7 +60,6 @@ export interface PromoteRequest {
   reason?: string
   /** Decided by the analysis (--auto) rather than by a person. */
   automatic?: boolean
-  analysis?: Analysis
 }
 
 export function planPromote(current: RolloutState | undefined, request: PromoteRequest, now: Date): Transition {
@@ -107,7 +106,7 @@ export function planRollback(current: RolloutState | undefined, request: Rollbac
 export function decideAuto(state: RolloutState, phase: PhaseResult, now: Date): Transition | undefined {
   if (!state.auto || !state.candidate || !phase.analysis) return undefined
   const {analysis} = phase
-  if (analysis.verdict === 'pass') return planPromote(state, {automatic: true, analysis, reason: `analysis passed at ${stageLabel(state)}: ${analysis.reason}`}, now)
+  if (analysis.verdict === 'pass') return planPromote(state, {automatic: true, reason: `analysis passed at ${stageLabel(state)}: ${analysis.reason}`}, now)
   if (analysis.verdict === 'fail') return planRollback(state, {automatic: true, reason: `analysis failed at ${stageLabel(state)}: ${analysis.reason}`, gate: analysis.failedGate}, now)
   return undefined
 }

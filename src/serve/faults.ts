@@ -27,10 +27,6 @@ export function readFaults(env: NodeJS.ProcessEnv = process.env): Faults {
   }
 }
 
-export function hasFaults(faults: Faults): boolean {
-  return faults.latencyMs > 0 || faults.errorRate > 0 || faults.crashOn !== undefined || faults.wrong
-}
-
 /** The crash fault: SIGKILL ourselves, so nothing drains or flushes, exactly like a crash seen from outside. */
 export function crashIfTriggered(faults: Faults, body: string | Buffer): void {
   if (faults.crashOn !== undefined && body.includes(faults.crashOn)) process.kill(process.pid, 'SIGKILL')

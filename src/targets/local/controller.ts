@@ -54,8 +54,9 @@ export class Controller {
       let lock
       try {
         lock = await acquireLock(paths, `gateway pid ${process.pid} (automatic ${transition.change.action})`)
-      } catch {
-        return // a command is changing the rollout right now; judge again next time
+      } catch (error) {
+        if ((error as {code?: string}).code === 'DEPLOY_LOCKED') return // a command is changing the rollout right now; judge again next time
+        throw error
       }
       try {
         const again = await readState(paths)
