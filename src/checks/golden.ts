@@ -2,7 +2,7 @@
 import {createReadStream} from 'node:fs'
 import {createInterface} from 'node:readline'
 
-import {MlopsError, errorMessage} from '../errors.js'
+import {ExitCode, MlopsError, errorMessage} from '../errors.js'
 import {type LoadedModel, checkFeeds, runModel} from '../model/signature.js'
 import {type OrtTensor, tensorFromJson, tensorToJson} from '../model/tensor.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
@@ -36,19 +36,19 @@ export async function readGoldenCases(path: string): Promise<GoldenCase[]> {
       try {
         value = JSON.parse(line)
       } catch (error) {
-        throw new MlopsError('GOLDEN_INVALID', `${path}:${lineNo} is not valid JSON: ${errorMessage(error)}`, {exitCode: 2, hint: 'Each line of the golden file is one JSON object: {"name", "records" or "inputs", "expected"}.'})
+        throw new MlopsError('GOLDEN_INVALID', `${path}:${lineNo} is not valid JSON: ${errorMessage(error)}`, {exitCode: ExitCode.usage, hint: 'Each line of the golden file is one JSON object: {"name", "records" or "inputs", "expected"}.'})
       }
       cases.push(checkCase(value, `${path}:${lineNo}`))
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new MlopsError('GOLDEN_NOT_FOUND', `The golden file ${path} does not exist`, {exitCode: 2, hint: 'Fix data.golden in mlops.yaml, or remove it to package without golden cases.'})
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new MlopsError('GOLDEN_NOT_FOUND', `The golden file ${path} does not exist`, {exitCode: ExitCode.usage, hint: 'Fix data.golden in mlops.yaml, or remove it to package without golden cases.'})
     throw error
   }
   return cases
 }
 
 function checkCase(value: unknown, where: string): GoldenCase {
-  const fail = (message: string) => new MlopsError('GOLDEN_INVALID', `${where}: ${message}`, {exitCode: 2, hint: 'Each golden case needs "name", either "records" (with expected.predictions) or "inputs" (with expected.outputs).'})
+  const fail = (message: string) => new MlopsError('GOLDEN_INVALID', `${where}: ${message}`, {exitCode: ExitCode.usage, hint: 'Each golden case needs "name", either "records" (with expected.predictions) or "inputs" (with expected.outputs).'})
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fail('must be a JSON object')
   const c = value as Partial<GoldenCase>
   if (typeof c.name !== 'string' || !c.name) throw fail('"name" must be a non-empty string')

@@ -3,14 +3,14 @@ import {relative} from 'node:path'
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {UsageError} from '../errors.js'
 import {type BuildResult, buildImage} from '../image/build.js'
 import {ENGINE_NAMES, type EngineName} from '../image/config.js'
 import {formatBytes} from '../system/format.js'
+import {parseKeyValues} from '../system/key-values.js'
 
 export default class Build extends BaseCommand {
   static override summary = 'Build an OCI image that serves an artifact with "mlops serve", with docker, podman or buildah; optionally push it.'
-  static override description = `Writes the build context to .mlops/build/NAME-VERSION/ (the Dockerfile from mlops' template, this mlops runtime with its production dependencies, the artifact as artifact.tar) and builds it. A Dockerfile in the project root, image.dockerfile in mlops.yaml or --dockerfile is built instead, with the project as context and the artifact exported to .mlops/export/artifact.tar.
+  static override description = `Writes the build context to .mlops/build/NAME-VERSION/ (the Dockerfile from mlops' template, this mlops runtime with its production dependencies, the artifact as artifact.tar) and builds it. A Dockerfile named by image.dockerfile in mlops.yaml or --dockerfile is built instead (the one "mlops init" writes is used only when named), with the project as context and the artifact exported to .mlops/export/artifact.tar.
 
 Registry credentials are the engine's own ("docker login"); mlops never reads them.
 
@@ -45,7 +45,7 @@ Exit codes: 0 built (and pushed), 1 the engine failed or none was found, or the 
       tags: flags.tag,
       baseImage: flags['base-image'],
       dockerfile: flags.dockerfile,
-      buildArgs: parseBuildArgs(flags['build-arg'] ?? []),
+      buildArgs: parseKeyValues('build-arg', flags['build-arg'] ?? [], 'HTTP_PROXY=http://proxy:3128'),
       locale: flags.locale,
       push: flags.push,
       tlsVerify: flags['tls-verify'],
@@ -61,14 +61,4 @@ Exit codes: 0 built (and pushed), 1 the engine failed or none was found, or the 
     this.say(`  next: ${result.pushed.length > 0 ? `mlops deploy ${result.version}` : `docker run -p 8080:8080 ${result.reference}   |   mlops build ${result.version} --push`}`)
     return result
   }
-}
-
-function parseBuildArgs(pairs: string[]): Record<string, string> {
-  const args: Record<string, string> = {}
-  for (const pair of pairs) {
-    const eq = pair.indexOf('=')
-    if (eq <= 0) throw new UsageError('BUILD_ARG_INVALID', `--build-arg ${pair} is not KEY=VALUE`, {hint: 'Pass it as --build-arg KEY=VALUE, e.g. --build-arg HTTP_PROXY=http://proxy:3128.'})
-    args[pair.slice(0, eq)] = pair.slice(eq + 1)
-  }
-  return args
 }

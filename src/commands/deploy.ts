@@ -5,6 +5,7 @@ import {UsageError} from '../errors.js'
 import {type DeployOptions, type RolloutPlan, type RolloutResult, deploy, dryRun, waitForOutcome} from '../rollout/deploy.js'
 import {renderPlan, renderStatus} from '../rollout/render.js'
 import type {Outcome, Stage} from '../rollout/types.js'
+import {parseKeyValues} from '../system/key-values.js'
 
 export default class Deploy extends BaseCommand {
   static override summary = 'Roll a release out on the local gateway: in full, as a shadow, or as a canary.'
@@ -35,7 +36,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
     const {args, flags} = await this.parse(Deploy)
     const stage: Stage | undefined = flags.full ? 'full' : flags.shadow ? 'shadow' : flags.canary === undefined ? undefined : 'canary'
     if (!stage) throw new UsageError('STAGE_REQUIRED', 'say how to deploy: --full, --shadow or --canary N', {hint: `First release: "mlops deploy ${args.ref} --full"; next ones: "--shadow" or "--canary 5".`})
-    const options: DeployOptions = {dir: flags.dir, ref: args.ref, stage, weight: flags.canary, auto: flags.auto, port: flags.port, actor: flags.actor, model: flags.model, env: parseEnv(flags.env), testReport: flags['test-report']}
+    const options: DeployOptions = {dir: flags.dir, ref: args.ref, stage, weight: flags.canary, auto: flags.auto, port: flags.port, actor: flags.actor, model: flags.model, env: flags.env && parseKeyValues('env', flags.env, 'MLOPS_FAULT_ERROR_RATE=0.2'), testReport: flags['test-report']}
     if (flags['dry-run']) {
       const plan = await dryRun({action: 'deploy', options})
       this.say(renderPlan(plan))
@@ -60,15 +61,4 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
     this.say(`promoted ${result.version}: ${outcome.reason}`)
     return {...result, outcome}
   }
-}
-
-function parseEnv(pairs: string[] | undefined): Record<string, string> | undefined {
-  if (!pairs) return undefined
-  const env: Record<string, string> = {}
-  for (const pair of pairs) {
-    const at = pair.indexOf('=')
-    if (at <= 0) throw new UsageError('BAD_ENV', `--env ${pair} is not KEY=VALUE`, {hint: 'Pass --env MLOPS_FAULT_ERROR_RATE=0.2, for example.'})
-    env[pair.slice(0, at)] = pair.slice(at + 1)
-  }
-  return env
 }

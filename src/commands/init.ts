@@ -32,7 +32,7 @@ Exit codes: 0 project written (or already there), 1 the model cannot be served f
     template: Flags.string({description: "Project template. Default: chosen from the model's inputs.", options: [...TEMPLATE_KINDS], env: 'MLOPS_TEMPLATE'}),
     shape: Flags.string({description: 'Full shape of an input with dynamic dimensions for the generated golden inputs, e.g. x=1,3,48,192.', multiple: true}),
     sample: Flags.file({description: 'Real inputs to seed golden.jsonl with: {"samples": [{name, inputs}]} JSON or {name?, inputs} JSONL.', exists: true}),
-    yes: Flags.boolean({char: 'y', description: 'Never ask: take every default, fail when --model is missing.'}),
+    yes: Flags.boolean({char: 'y', description: 'Never ask: take every default, fail when --model is missing.', env: 'MLOPS_YES'}),
   }
 
   async run(): Promise<InitResult> {

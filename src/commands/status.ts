@@ -3,7 +3,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {UsageError} from '../errors.js'
+import {ExitCode, UsageError} from '../errors.js'
 import {type StatusResult, status} from '../rollout/deploy.js'
 import {renderStatus} from '../rollout/render.js'
 
@@ -30,7 +30,7 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
       result = await status({dir: flags.dir})
     }
     this.say(renderStatus(result))
-    if (result.phase === 'Degraded') process.exitCode = 1
+    if (result.phase === 'Degraded') process.exitCode = ExitCode.failed
     return result
   }
 }

@@ -6,7 +6,7 @@ import {createInterface} from 'node:readline'
 
 import {parse as parseCsv} from 'csv-parse'
 
-import {MlopsError, UsageError} from '../errors.js'
+import {ExitCode, MlopsError, UsageError} from '../errors.js'
 import type {InputRecord} from '../pipeline/types.js'
 import {parseJson} from './json.js'
 
@@ -39,7 +39,7 @@ export async function* readRecords(source: string | Readable, options: ReadRecor
   const format = options.format ?? (typeof source === 'string' && source !== '-' ? recordFormat(source) : 'jsonl')
   const stream = typeof source === 'string' ? (source === '-' ? process.stdin : createReadStream(source)) : source
   const bad = (line: number, message: string) => {
-    if (!options.onBadRow) throw new MlopsError('RECORDS_INVALID', `${name}:${line}: ${message}`, {exitCode: 2, hint: format === 'csv' ? 'Each CSV row needs one cell per header column.' : 'Each line must be one JSON object, e.g. {"age": 42, "city": "Lyon"}.'})
+    if (!options.onBadRow) throw new MlopsError('RECORDS_INVALID', `${name}:${line}: ${message}`, {exitCode: ExitCode.usage, hint: format === 'csv' ? 'Each CSV row needs one cell per header column.' : 'Each line must be one JSON object, e.g. {"age": 42, "city": "Lyon"}.'})
     options.onBadRow(line, message)
   }
   try {
@@ -101,7 +101,7 @@ async function* csvRows(stream: Readable, bad: (line: number, message: string) =
     }
   } catch (error) {
     const csvError = error as {code?: string; lines?: number; message: string}
-    if (csvError.code?.startsWith('CSV_')) throw new MlopsError('RECORDS_INVALID', `CSV line ${csvError.lines ?? '?'}: ${csvError.message}`, {exitCode: 2, hint: 'Fix the CSV syntax (quotes must be closed and doubled inside a quoted cell).'})
+    if (csvError.code?.startsWith('CSV_')) throw new MlopsError('RECORDS_INVALID', `CSV line ${csvError.lines ?? '?'}: ${csvError.message}`, {exitCode: ExitCode.usage, hint: 'Fix the CSV syntax (quotes must be closed and doubled inside a quoted cell).'})
     throw error
   }
 }

@@ -10,7 +10,7 @@ export interface ImageConfig {
   repository?: string
   /** Base image of the generated Dockerfile; default a digest-pinned node:20-bookworm-slim. */
   base_image?: string
-  /** A Dockerfile of the project's own, relative to the project; a `Dockerfile` in the project root is used without it. */
+  /** A Dockerfile of the project's own, relative to the project; without it the generated context is built (a root `Dockerfile` only when named). */
   dockerfile?: string
   /** Build arguments passed to every build (`--build-arg` adds to them). */
   build_args?: Record<string, string>

@@ -1,7 +1,7 @@
 // Tensors on the wire and on disk, and their onnxruntime-node form: int64 as BigInt, float16 as half bits, NaN as strings.
 import * as ort from 'onnxruntime-node'
 
-import {MlopsError} from '../errors.js'
+import {ExitCode, MlopsError} from '../errors.js'
 
 export const SUPPORTED_DTYPES = ['bool', 'uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'uint64', 'int64', 'float16', 'float32', 'float64', 'string'] as const
 export type Dtype = (typeof SUPPORTED_DTYPES)[number]
@@ -29,7 +29,7 @@ export function elementCount(shape: readonly number[]): number {
 
 export class TensorValueError extends MlopsError {
   constructor(message: string, readonly field?: string) {
-    super('TENSOR_INVALID', message, {exitCode: 2, details: {field}})
+    super('TENSOR_INVALID', message, {exitCode: ExitCode.usage, details: {field}})
   }
 }
 

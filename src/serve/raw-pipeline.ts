@@ -1,12 +1,12 @@
 // The pipeline of a bare model (no `pipeline:` section): a record holds one row of each input, a prediction one row of each output.
-import {MlopsError} from '../errors.js'
+import {ExitCode, MlopsError} from '../errors.js'
 import {type ModelSignature, type TensorSpec, isDynamic, supportsBatching} from '../model/signature.js'
 import {type Dtype, type OrtTensor, TensorValueError, type TypedData, makeTensor, typedFromJson, valuesToJson} from '../model/tensor.js'
 import type {InputRecord, Pipeline, Prediction, RecordIssue} from '../pipeline/types.js'
 
 export class RecordValueError extends MlopsError {
   constructor(readonly index: number, readonly field: string, message: string) {
-    super('RECORD_INVALID', `instances[${index}].${field}: ${message}`, {exitCode: 2, details: {index, field}})
+    super('RECORD_INVALID', `instances[${index}].${field}: ${message}`, {exitCode: ExitCode.usage, details: {index, field}})
   }
 }
 

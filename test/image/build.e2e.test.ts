@@ -1,7 +1,7 @@
 // mlops build end to end with buildah: a real image on a local Node base, pushed to a real registry, read back with
 // skopeo, serving a real prediction from inside the image; a new model version reuses the runtime layers.
 import assert from 'node:assert/strict'
-import {existsSync, readdirSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
+import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {execa} from 'execa'
@@ -75,8 +75,7 @@ describe('mlops build with buildah (e2e)', function () {
     project = join(tmp.path, 'xgb')
     const init = await mlops(['init', project, '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--name', 'xgb', '--yes', '--json'])
     assert.equal(init.exitCode, 0, init.stderr)
-    // init's Dockerfile installs mlops from the npm registry; the one under test is the generated one.
-    rmSync(join(project, 'Dockerfile'))
+    // init's Dockerfile (it installs mlops from the npm registry) stays in the project: unnamed, it is not what is built.
     const git = (args: string[]) => execa('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', ...args], {cwd: project})
     await git(['init', '-q'])
     await git(['add', '-A'])
@@ -205,6 +204,7 @@ describe('mlops build with buildah (e2e)', function () {
     if (!first) this.skip()
     const configPath = join(project, 'mlops.yaml')
     const config = readFileSync(configPath, 'utf8')
+    const initDockerfile = readFileSync(join(project, 'Dockerfile'), 'utf8')
     writeFileSync(configPath, `${config}\nimage:\n  engine: buildah\n  dockerfile: Dockerfile\n  repository: localhost/xgb-own\n  buildah: {vfs: true}\n  build_args: {GREETING: hello}\n`)
     writeFileSync(join(project, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG GREETING\nCOPY .mlops/export/artifact.tar /app/artifact.tar\nLABEL greeting=$GREETING\n')
     try {
@@ -225,7 +225,7 @@ describe('mlops build with buildah (e2e)', function () {
       assert.equal(result.labels['org.opencontainers.image.base.name'], BASE_IMAGE)
     } finally {
       writeFileSync(configPath, config)
-      rmSync(join(project, 'Dockerfile'))
+      writeFileSync(join(project, 'Dockerfile'), initDockerfile)
     }
   })
 

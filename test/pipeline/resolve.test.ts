@@ -184,16 +184,14 @@ describe('pipeline: mlops.yaml schema', () => {
   })
 
   it('rejects an unknown key and a wrong type with the field path', () => {
-    try {
-      parseConfig(`${base}pipeline:\n  features:\n    - {name: age, type: number, transfrom: log}\n    - {name: b, type: decimal}\n  outputs:\n    - {output: y, top_k: two}\n`)
-      assert.fail('accepted')
-    } catch (error) {
+    assert.throws(() => parseConfig(`${base}pipeline:\n  features:\n    - {name: age, type: number, transfrom: log}\n    - {name: b, type: decimal}\n  outputs:\n    - {output: y, top_k: two}\n`), (error) => {
       assert.ok(error instanceof ConfigError)
       const paths = error.issues.map((i) => i.path)
       assert.ok(paths.includes('pipeline.features[0].transfrom'), JSON.stringify(error.issues))
       assert.match(error.issues.find((i) => i.path === 'pipeline.features[0].transfrom')!.message, /did you mean "transform"/)
       assert.ok(paths.includes('pipeline.features[1].type'))
       assert.ok(paths.includes('pipeline.outputs[0].top_k'))
-    }
+      return true
+    })
   })
 })
