@@ -14,7 +14,7 @@ import {type DeployTarget, type TargetRuntime, serversOf} from '../targets/types
 import {deploySettings} from './config.js'
 import {calculatePhase} from './phase.js'
 import {type Transition, planDeploy, planPromote, planRollback} from './plan.js'
-import {type DeployPaths, appendLedger, deployPaths, readLedger, readState, removeState, withLock, writeState} from './state.js'
+import {type DeployPaths, appendLedger, commitTransition, deployPaths, readLedger, readState, removeState, withLock} from './state.js'
 import type {Analysis, Change, LedgerEntry, Measurement, Outcome, Phase, Release, RolloutState, Stage, StepMetrics} from './types.js'
 
 interface Common {
@@ -277,17 +277,8 @@ async function commit(ctx: Context, transition: Transition, current: RolloutStat
   const {state, change} = transition
   const before = current ? await ctx.target.observe() : undefined
   await ctx.target.prepare(Object.values(serversOf(state)), state.port)
-  await writeState(ctx.paths, state)
   const analysis = current?.candidate && before ? calculatePhase(current, before.measurement, ctx.now()).analysis : undefined
-  const entry: LedgerEntry = {
-    ...change,
-    at: ctx.now().toISOString(),
-    actor: ctx.actor,
-    revision: state.revision,
-    ...(analysis ? {analysis: {verdict: analysis.verdict, gates: analysis.gates, ...(before?.measurement.metrics ? {metrics: before.measurement.metrics} : {})}} : {}),
-    ...(deployedReport(state, change) ? {testReport: deployedReport(state, change)} : {}),
-  }
-  await appendLedger(ctx.paths, entry)
+  const entry = await commitTransition(ctx.paths, transition, {at: ctx.now(), actor: ctx.actor, analysis, metrics: before?.measurement.metrics, testReport: deployedReport(state, change)})
   await ctx.target.reconcile()
   return entry
 }

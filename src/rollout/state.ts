@@ -8,7 +8,8 @@ import {join, resolve} from 'node:path'
 import {ExitCode, MlopsError} from '../errors.js'
 import {diskError, readJson, writeJsonAtomically} from '../system/atomic.js'
 import {DEFAULT_MIRROR_CONCURRENCY} from './config.js'
-import type {LedgerEntry, RolloutState} from './types.js'
+import type {Transition} from './plan.js'
+import type {Analysis, LedgerEntry, RolloutState, StepMetrics} from './types.js'
 
 export interface DeployPaths {
   dir: string
@@ -36,6 +37,34 @@ export async function readState(paths: DeployPaths): Promise<RolloutState | unde
 
 export async function writeState(paths: DeployPaths, state: RolloutState): Promise<void> {
   await writeJsonAtomically(paths.state, state)
+}
+
+/** Who made a change and what it was judged on, for its ledger entry. */
+export interface ChangeRecord {
+  at: Date
+  actor: string
+  analysis?: Analysis
+  metrics?: StepMetrics
+  testReport?: string
+}
+
+/**
+ * The commit point of every change, a command's or the gateway's own (--auto): the desired state, then its ledger entry.
+ * A crash between the two leaves the new state without its entry, never an entry for a state that was not written.
+ */
+export async function commitTransition(paths: DeployPaths, {state, change}: Transition, record: ChangeRecord): Promise<LedgerEntry> {
+  await writeState(paths, state)
+  const {analysis, metrics} = record
+  const entry: LedgerEntry = {
+    ...change,
+    at: record.at.toISOString(),
+    actor: record.actor,
+    revision: state.revision,
+    ...(analysis ? {analysis: {verdict: analysis.verdict, gates: analysis.gates, ...(metrics ? {metrics} : {})}} : {}),
+    ...(record.testReport ? {testReport: record.testReport} : {}),
+  }
+  await appendLedger(paths, entry)
+  return entry
 }
 
 export async function removeState(paths: DeployPaths): Promise<void> {

@@ -1,7 +1,7 @@
 // The gateway's own loop: follows the desired state on disk, and under --auto promotes or rolls back from the analysis.
 import {calculatePhase} from '../../rollout/phase.js'
 import {decideAuto} from '../../rollout/plan.js'
-import {type DeployPaths, acquireLock, appendLedger, readState, writeState} from '../../rollout/state.js'
+import {type DeployPaths, acquireLock, commitTransition, readState} from '../../rollout/state.js'
 import type {Gateway} from './gateway.js'
 
 export interface ControllerOptions {
@@ -61,14 +61,11 @@ export class Controller {
       try {
         const again = await readState(paths)
         if (again?.revision !== state.revision) return
-        await writeState(paths, transition.state)
-        const analysis = phase.analysis!
-        await appendLedger(paths, {
-          ...transition.change,
-          at: now.toISOString(),
+        await commitTransition(paths, transition, {
+          at: now,
           actor: `gateway (--auto${state.startedBy ? `, started by ${state.startedBy}` : ''})`,
-          revision: transition.state.revision,
-          analysis: {verdict: analysis.verdict, gates: analysis.gates, ...(gateway.measurement().metrics ? {metrics: gateway.measurement().metrics} : {})},
+          analysis: phase.analysis,
+          metrics: gateway.measurement().metrics,
         })
         log(`${transition.change.action} ${transition.change.version}: ${transition.change.reason}`)
         // Still under the lock, as commands do: whoever reads the new state next finds it applied.
