@@ -46,7 +46,10 @@ export async function* readRecords(source: string | Readable, options: ReadRecor
     if (format === 'csv') yield* csvRows(stream, bad, tsvOf(source))
     else yield* jsonlRows(stream, bad)
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError('INPUT_NOT_FOUND', `The input file ${name} does not exist`, {hint: 'Check the path, or pass "-" to read records from stdin.'})
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new UsageError('INPUT_NOT_FOUND', `The input file ${name} does not exist`, {hint: 'Check the path, or pass "-" to read records from stdin.'})
+    if (code === 'EISDIR') throw new UsageError('INPUT_IS_DIRECTORY', `The input ${name} is a directory, not a file of records`, {hint: 'Pass a .csv, .tsv or .jsonl file in it, or "-" to read records from stdin.'})
+    if (code === 'EACCES') throw new UsageError('INPUT_UNREADABLE', `The input file ${name} cannot be read: permission denied`, {hint: 'Check its permissions.'})
     throw error
   }
 }

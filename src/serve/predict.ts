@@ -1,12 +1,12 @@
 // Batch prediction: records streamed from JSONL or CSV through the serving engine, predictions streamed out as JSONL.
-import {createWriteStream} from 'node:fs'
-import {mkdir} from 'node:fs/promises'
+import {createWriteStream, existsSync, realpathSync, statSync} from 'node:fs'
+import {mkdir, rename, rm} from 'node:fs/promises'
 import {once} from 'node:events'
-import {dirname, resolve} from 'node:path'
+import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
 
 import {type RecordRow, readRecords} from '../data/records.js'
-import {MlopsError} from '../errors.js'
+import {MlopsError, UsageError} from '../errors.js'
 import {bigintReplacer} from '../model/tensor.js'
 import {diskError} from '../system/atomic.js'
 import type {InputRecord} from '../pipeline/types.js'
@@ -51,7 +51,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: Number.POSITIVE_INFINITY})
   const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
   const batchSize = options.batchSize ?? 256
-  const out = await Output.open(options.output)
+  const out = await Output.open(options.output, options.input)
   const result: PredictResult = {rows: 0, ok: 0, failed: 0, errors: [], output: options.output === '-' ? 'stdout' : resolve(options.output)}
   // Lines are written in input order: bad rows found by the reader are held until the batch before them is written.
   let pending: {line: number; text: string}[] = []
@@ -84,12 +84,11 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
       if (options.failFast && result.failed > 0) break
     }
     await flush()
+    await out.close()
   } finally {
-    try {
-      await out.close()
-    } finally {
-      await model.session.release().catch(() => undefined)
-    }
+    // Closed: the predictions replaced the file. Anything else (the input unreadable, a failed write): the old file stays.
+    await out.discard()
+    await model.session.release().catch(() => undefined)
   }
   if (options.failFast && result.failed > 0) result.stopped = true
   return result
@@ -107,23 +106,36 @@ async function predictBatch(predictor: Predictor, rows: RecordRow[], fail: (line
 }
 
 
-/** Where predictions go, a file or stdout: a write that fails (a full disk, a closed pipe) fails the run, naming it. */
+/**
+ * Where predictions go, a file or stdout: a write that fails (a full disk, a closed pipe) fails the run, naming it. A file
+ * is written beside its final name and renamed over it once complete, so a run that fails or is killed never leaves a
+ * half-written file in place of the previous one.
+ */
 class Output {
   private failure: unknown
+  private closed = false
 
-  private constructor(private readonly stream: Writable, private readonly path: string) {
+  private constructor(private readonly stream: Writable, private readonly path: string, private readonly temp?: string) {
     stream.on('error', (error) => (this.failure ??= error))
   }
 
-  static async open(path: string): Promise<Output> {
+  static async open(path: string, input: string): Promise<Output> {
     if (path === '-') return new Output(process.stdout, 'stdout')
-    await mkdir(dirname(resolve(path)), {recursive: true})
-    const stream = createWriteStream(path)
+    const target = resolve(path)
+    if (existsSync(target) && statSync(target).isDirectory()) throw new UsageError('OUTPUT_IS_DIRECTORY', `--output ${path} is a directory`, {hint: `Name a file in it, e.g. --output ${join(path, 'predictions.jsonl')}.`})
+    if (input !== '-' && existsSync(input) && existsSync(target) && realpathSync(input) === realpathSync(target)) {
+      throw new UsageError('OUTPUT_IS_INPUT', `--output ${path} is the input file: the predictions would replace the records they come from`, {hint: 'Write them to another file, e.g. --output predictions.jsonl.'})
+    }
+    await mkdir(dirname(target), {recursive: true}).catch((error: unknown) => {
+      throw diskError(dirname(target), error)
+    })
+    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.partial`)
+    const stream = createWriteStream(temp)
     await new Promise<void>((ok, fail) => {
       stream.once('open', () => ok())
-      stream.once('error', (error) => fail(diskError(resolve(path), error)))
+      stream.once('error', (error) => fail(diskError(target, error)))
     })
-    return new Output(stream, resolve(path))
+    return new Output(stream, target, temp)
   }
 
   async write(text: string): Promise<void> {
@@ -134,8 +146,9 @@ class Output {
     this.check()
   }
 
+  /** Flushes and puts the file in place. */
   async close(): Promise<void> {
-    if (this.stream !== process.stdout && this.failure === undefined) {
+    if (this.temp && this.failure === undefined) {
       await new Promise<void>((ok) =>
         this.stream.end((error?: Error | null) => {
           if (error) this.failure ??= error
@@ -144,6 +157,16 @@ class Output {
       )
     }
     this.check()
+    if (this.temp) await rename(this.temp, this.path).catch((error: unknown) => (this.failure ??= error))
+    this.check()
+    this.closed = true
+  }
+
+  /** After a failure: the partial file goes, whatever was at the path stays. */
+  async discard(): Promise<void> {
+    if (this.closed || !this.temp) return
+    this.stream.destroy()
+    await rm(this.temp, {force: true})
   }
 
   private check(): void {

@@ -1,6 +1,6 @@
 // `mlops serve` and `mlops predict` as real child processes: the ready line, SIGTERM draining, and a 100k-row batch run.
 import assert from 'node:assert/strict'
-import {createReadStream, writeFileSync} from 'node:fs'
+import {createReadStream, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 
@@ -88,5 +88,37 @@ describe('mlops serve and predict (child processes)', function () {
     assert.equal(String(result.stdout).split('\n').length, 1)
     assert.match(String(result.stderr), /stdout was closed by its reader/)
     assert.doesNotMatch(String(result.stderr), /\n\s+at /)
+  })
+
+  it('never loses a file: refuses the input as --output, and a run that fails or is killed leaves the previous output whole', async () => {
+    const dir = await tempDir()
+    try {
+      const input = join(dir.path, 'passengers.csv')
+      const lines = ['pclass,sex,age,fare,embarked', ...Array.from({length: 300_000}, (_, i) => `1,female,${20 + (i % 40)},${7 + (i % 100)},S`)]
+      writeFileSync(input, lines.join('\n') + '\n')
+      const same = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', input, '--json'], {env: {CI: 'true'}, reject: false})
+      assert.equal(same.exitCode, 2)
+      assert.equal(JSON.parse(String(same.stdout)).error.code, 'OUTPUT_IS_INPUT')
+      assert.equal(readFileSync(input, 'utf8').split('\n').length, 300_002, 'the input is untouched')
+
+      const output = join(dir.path, 'predictions.jsonl')
+      writeFileSync(output, '{"line": 1, "prediction": "from last week"}\n')
+      const missing = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', join(dir.path, 'nope.csv'), '--output', output, '--json'], {env: {CI: 'true'}, reject: false})
+      assert.equal(missing.exitCode, 2)
+      const folder = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', dir.path, '--output', output, '--json'], {env: {CI: 'true'}, reject: false})
+      assert.deepEqual([folder.exitCode, JSON.parse(String(folder.stdout)).error.code], [2, 'INPUT_IS_DIRECTORY'])
+      const killed = execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output], {env: {CI: 'true'}, reject: false})
+      // Killed once the predictions are being written.
+      while (!readdirSync(dir.path).some((name) => name.endsWith('.partial'))) await new Promise((resolve) => setTimeout(resolve, 20))
+      killed.kill('SIGKILL')
+      await killed
+      assert.equal(readFileSync(output, 'utf8'), '{"line": 1, "prediction": "from last week"}\n')
+
+      const done = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output], {env: {CI: 'true'}, reject: false})
+      assert.equal(done.exitCode, 0, String(done.stderr))
+      assert.equal(readFileSync(output, 'utf8').trim().split('\n').length, 300_000)
+    } finally {
+      await dir.remove()
+    }
   })
 })
