@@ -9,7 +9,7 @@ import lockfile from 'proper-lockfile'
 import semver from 'semver'
 
 import {MlopsError, UsageError} from '../errors.js'
-import {diskError, readJson, writeJsonAtomically} from '../system/atomic.js'
+import {diskError, makeDirectory, readJson, writeJsonAtomically} from '../system/atomic.js'
 import type {GitInfo} from '../system/git.js'
 import {INCOMING_PREFIX, sha256File, type WrittenArchive} from './archive.js'
 import {ARTIFACT_NAME, type ArchiveScan, checkScan, scanArchive, type VerifyProblem} from './read.js'
@@ -214,7 +214,7 @@ export class ArtifactStore {
     const target = resolvePath(isDir ? join(destPath, name) : destPath)
     const tmp = join(dirname(target), `.${basename(target)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`)
     try {
-      await mkdir(dirname(target), {recursive: true})
+      await makeDirectory(dirname(target))
       await copyFile(source, tmp)
       await fsync(tmp)
       const scan = await scanArchive(tmp)

@@ -1,12 +1,12 @@
 // The rollout's files under <project>/.mlops/deploy/: desired state (atomic), the ledger (append + fsync) and the lock.
 import {closeSync, constants, fsyncSync, openSync, readFileSync, unlinkSync, writeSync} from 'node:fs'
-import {mkdir, open, readFile, stat, unlink} from 'node:fs/promises'
+import {open, readFile, stat, unlink} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {join, resolve} from 'node:path'
 
 import {ExitCode, MlopsError} from '../errors.js'
-import {diskError, readJson, writeJsonAtomically} from '../system/atomic.js'
+import {diskError, makeDirectory, readJson, writeJsonAtomically} from '../system/atomic.js'
 import {DEFAULT_MIRROR_CONCURRENCY} from './config.js'
 import type {Transition} from './plan.js'
 import type {Analysis, LedgerEntry, RolloutState, StepMetrics} from './types.js'
@@ -75,7 +75,7 @@ export async function removeState(paths: DeployPaths): Promise<void> {
 
 /** Appends one line and fsyncs it; a line torn by a crash is skipped by readLedger and the next entry starts a new line. */
 export async function appendLedger(paths: DeployPaths, entry: LedgerEntry): Promise<void> {
-  await mkdir(paths.dir, {recursive: true})
+  await makeDirectory(paths.dir)
   const size = await stat(paths.ledger).then((s) => s.size, () => 0)
   let prefix = ''
   if (size > 0) {
@@ -143,7 +143,7 @@ export interface DeployLock {
  * rather than queued. A lock whose process is gone (a kill -9) is stale and is broken.
  */
 export async function acquireLock(paths: DeployPaths, command: string): Promise<DeployLock> {
-  await mkdir(paths.dir, {recursive: true})
+  await makeDirectory(paths.dir)
   const holder: LockHolder = {pid: process.pid, command, since: new Date().toISOString(), host: hostname(), ...(processStart(process.pid) ? {started: processStart(process.pid)} : {})}
   for (let attempt = 0; attempt < 3; attempt++) {
     try {

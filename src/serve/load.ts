@@ -1,6 +1,7 @@
 // What serve and predict run: an artifact from the store (verified, with its pipeline and golden cases) or a bare .onnx file.
 import {existsSync} from 'node:fs'
-import {basename, extname, join, resolve} from 'node:path'
+import {open} from 'node:fs/promises'
+import {basename, dirname, extname, join, resolve} from 'node:path'
 
 import {projectStore} from '../artifact/project.js'
 import {readGoldenCases} from '../checks/golden.js'
@@ -10,6 +11,7 @@ import {createPipeline} from '../pipeline/index.js'
 import type {Pipeline} from '../pipeline/types.js'
 import {driftSettings} from '../monitor/config.js'
 import {LiveProfiles} from '../monitor/live.js'
+import {makeDirectory} from '../system/atomic.js'
 import {type ServeSettings, serveSettings} from './config.js'
 import {type ModelIdentity, type ModelServer, createModelServer} from './server.js'
 import type {Warmup} from './warmup.js'
@@ -87,6 +89,10 @@ export interface Serving {
 export async function startServing(options: LoadServableOptions): Promise<Serving> {
   const servable = await loadServable(options)
   const {model, pipeline, identity, settings, warmup} = servable
+  if (settings.requestLog) await checkWritable(settings.requestLog.path).catch(async (error: unknown) => {
+    await model.session.release().catch(() => undefined)
+    throw error
+  })
   const server = createModelServer({model, pipeline, identity, settings, warmup, processMetrics: true, live: servable.live?.profiles})
   // Live profiles reach the disk once a minute and at shutdown: a restarted server and `mlops monitor` pick them up.
   const live = servable.live
@@ -117,5 +123,15 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
       await model.session.release().catch(() => undefined)
       return drained
     },
+  }
+}
+
+/** A request log that cannot be written is found at start, not as entries dropped for the server's whole life. */
+async function checkWritable(path: string): Promise<void> {
+  try {
+    await makeDirectory(dirname(path))
+    await (await open(path, 'a')).close()
+  } catch (error) {
+    throw new UsageError('REQUEST_LOG_UNWRITABLE', `serving.request_log.path ${path} cannot be written: ${(error as Error).message}`, {hint: 'Point serving.request_log.path in mlops.yaml at a writable file (relative to the project), or remove request_log.'})
   }
 }

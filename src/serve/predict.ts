@@ -1,6 +1,6 @@
 // Batch prediction: records streamed from JSONL or CSV through the serving engine, predictions streamed out as JSONL.
 import {createWriteStream, existsSync, realpathSync, statSync} from 'node:fs'
-import {mkdir, rename, rm} from 'node:fs/promises'
+import {rename, rm} from 'node:fs/promises'
 import {once} from 'node:events'
 import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
@@ -8,7 +8,7 @@ import type {Writable} from 'node:stream'
 import {type RecordRow, readRecords} from '../data/records.js'
 import {MlopsError, UsageError} from '../errors.js'
 import {bigintReplacer} from '../model/tensor.js'
-import {diskError} from '../system/atomic.js'
+import {diskError, makeDirectory} from '../system/atomic.js'
 import type {InputRecord} from '../pipeline/types.js'
 import {InferenceEngine} from './engine.js'
 import {type LoadServableOptions, loadServable} from './load.js'
@@ -126,9 +126,7 @@ class Output {
     if (input !== '-' && existsSync(input) && existsSync(target) && realpathSync(input) === realpathSync(target)) {
       throw new UsageError('OUTPUT_IS_INPUT', `--output ${path} is the input file: the predictions would replace the records they come from`, {hint: 'Write them to another file, e.g. --output predictions.jsonl.'})
     }
-    await mkdir(dirname(target), {recursive: true}).catch((error: unknown) => {
-      throw diskError(dirname(target), error)
-    })
+    await makeDirectory(dirname(target))
     const temp = join(dirname(target), `.${basename(target)}.${process.pid}.partial`)
     const stream = createWriteStream(temp)
     await new Promise<void>((ok, fail) => {

@@ -1,10 +1,11 @@
 // The request log for audit and drift: JSON lines written off the request path, rotated by size, dropping (and counting) when the disk lags.
 import {createHash} from 'node:crypto'
-import {mkdir, open, rename, rm, stat} from 'node:fs/promises'
+import {open, rename, rm, stat} from 'node:fs/promises'
 import type {FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
 import {bigintReplacer} from '../model/tensor.js'
+import {makeDirectory} from '../system/atomic.js'
 import type {LoggedInputs, RequestLogSettings} from './config.js'
 
 export interface RequestLogEntry {
@@ -40,6 +41,7 @@ export class RequestLog {
   private size = 0
   private writing?: Promise<void>
   private closed = false
+  private failing = false
   /** Entries dropped because the buffer was full. */
   dropped = 0
   written = 0
@@ -76,8 +78,11 @@ export class RequestLog {
         await this.write(text)
         this.written += entries.length
       }
+      this.failing = false
     } catch (error) {
-      process.stderr.write(`mlops serve: request log ${this.settings.path} cannot be written (${(error as Error).message}); entries are dropped\n`)
+      // Once per spell of failures, not once per request.
+      if (!this.failing) process.stderr.write(`mlops serve: request log ${this.settings.path} cannot be written (${(error as Error).message}); entries are dropped until it can\n`)
+      this.failing = true
       this.dropped += this.buffer.length
       this.buffer = []
     } finally {
@@ -89,7 +94,7 @@ export class RequestLog {
     const bytes = Buffer.byteLength(text)
     if (this.file && this.size > 0 && this.size + bytes > this.settings.maxBytes) await this.rotate()
     if (!this.file) {
-      await mkdir(dirname(this.settings.path), {recursive: true})
+      await makeDirectory(dirname(this.settings.path))
       this.file = await open(this.settings.path, 'a')
       this.size = (await stat(this.settings.path)).size
       if (this.size > 0 && this.size + bytes > this.settings.maxBytes) return this.rotate().then(() => this.write(text))

@@ -1,12 +1,33 @@
 // The one place state reaches the disk: temp file, fsync, rename, so a crash never leaves a half-written file.
-import {mkdir, readFile} from 'node:fs/promises'
+import {mkdir, readFile, stat} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import writeFileAtomic from 'write-file-atomic'
 
 import {MlopsError} from '../errors.js'
 
+/**
+ * mkdir -p, one level at a time. Not Node's `recursive` option: on a path under /proc or /sys it retries forever (Node 20),
+ * which hung a model server whose request log was configured there.
+ */
+export async function makeDirectory(path: string): Promise<void> {
+  try {
+    await mkdir(path)
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') {
+      if ((await stat(path)).isDirectory()) return
+      throw diskError(path, error)
+    }
+    if (code !== 'ENOENT' || dirname(path) === path) throw diskError(path, error)
+    await makeDirectory(dirname(path))
+    await mkdir(path).catch((again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST') throw diskError(path, again)
+    })
+  }
+}
+
 export async function writeFileAtomically(path: string, data: string | Buffer, mode?: number): Promise<void> {
-  await mkdir(dirname(path), {recursive: true})
+  await makeDirectory(dirname(path))
   try {
     await writeFileAtomic(path, data, {fsync: true, mode})
   } catch (error) {

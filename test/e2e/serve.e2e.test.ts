@@ -111,6 +111,21 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
     assert.doesNotThrow(() => JSON.parse(readFileSync(join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json'), 'utf8')), 'rewritten at shutdown')
   })
 
+  it('refuses to start, naming the setting, when the request log cannot be written (a path under /proc hung it)', async () => {
+    const configPath = join(project, 'mlops.yaml')
+    const config = readFileSync(configPath, 'utf8')
+    writeFileSync(configPath, config.replace('path: .mlops/logs/requests.jsonl', 'path: /proc/nope/requests.jsonl'))
+    try {
+      const result = await mlops(['serve', '1.0.0', '--port', '0', '--json', '--dir', project], {timeoutMs: 30_000})
+      assert.equal(result.exitCode, 2, result.stdout + result.stderr)
+      const {error} = result.json as {error: {code: string; message: string; hint: string}}
+      assert.equal(error.code, 'REQUEST_LOG_UNWRITABLE')
+      assert.match(error.message, /serving\.request_log\.path \/proc\/nope\/requests\.jsonl cannot be written/)
+    } finally {
+      writeFileSync(configPath, config)
+    }
+  })
+
   it('refuses to serve an artifact whose model was tampered with', async () => {
     const list = await mlops(['artifacts', 'list', '--json', '--dir', project])
     const {path} = (list.json as {artifacts: {path: string}[]}).artifacts[0]
