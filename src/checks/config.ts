@@ -151,10 +151,14 @@ export function parseDurationMs(text: string): number | undefined {
   return m ? Number(m[1]) * DURATION_MS[m[2]] : undefined
 }
 
+/** Only a warmup may be zero: a measured phase of no time has no rate to report. */
+const MAY_BE_ZERO = new Set(['warmup', 'checks.load.warmup'])
+
 function parseTime(text: string, field: string): number {
   const ms = parseDurationMs(text)
   // The schema and checkChecksConfig refuse bad durations in mlops.yaml; a flag gets here unchecked.
   if (ms === undefined) throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is not a duration`, {hint: 'Write a number and a unit: 500ms, 10s or 2m.'})
+  if (ms === 0 && !MAY_BE_ZERO.has(field)) throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is no time at all: nothing would be measured`, {hint: 'Give it a length, e.g. 10s.'})
   return ms
 }
 
@@ -169,6 +173,7 @@ export function checkChecksConfig(config: {checks?: ChecksConfig}): ConfigIssue[
   const durations: [string, string | undefined][] = [['checks.load.duration', checks.load?.duration], ['checks.load.warmup', checks.load?.warmup], ['checks.load.find_max.step_duration', checks.load?.find_max?.step_duration]]
   for (const [path, value] of durations) {
     if (value !== undefined && parseDurationMs(value) === undefined) issues.push({path, message: `"${value}" is not a duration such as 500ms, 10s or 2m`})
+    else if (value !== undefined && parseDurationMs(value) === 0 && !MAY_BE_ZERO.has(path)) issues.push({path, message: `"${value}" is no time at all: nothing would be measured; give it a length, e.g. 10s`})
   }
   if (checks.load?.find_max?.max_rate !== undefined && checks.load.rate !== undefined && checks.load.find_max.max_rate < checks.load.rate) {
     issues.push({path: 'checks.load.find_max.max_rate', message: `must be at least checks.load.rate (${checks.load.rate})`})

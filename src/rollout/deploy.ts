@@ -1,6 +1,6 @@
 // What deploy, promote, rollback, status, history and down do: plan under the lock, prepare the target, commit, reconcile.
 import {createHash} from 'node:crypto'
-import {existsSync} from 'node:fs'
+import {existsSync, statSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
 import {resolve} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
@@ -179,7 +179,7 @@ export interface HistoryResult {
 }
 
 export async function history(options: {dir: string; limit?: number}): Promise<HistoryResult> {
-  const {entries, skipped} = await readLedger(deployPaths(options.dir))
+  const {entries, skipped} = await readLedger(deployPaths(requireDirectory(options.dir)))
   return {entries: options.limit === undefined ? entries : entries.slice(-options.limit), skipped}
 }
 
@@ -255,6 +255,12 @@ async function applied(ctx: Context, state: RolloutState): Promise<boolean> {
   return runtime === undefined || (runtime.revision ?? 0) >= state.revision
 }
 
+/** A mistyped --dir is an error, not an empty deployment (status, history and down would report nothing and carry on). */
+function requireDirectory(dir: string): string {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError('DIR_NOT_FOUND', `the project directory ${resolve(dir)} does not exist`, {hint: 'Check --dir (or MLOPS_DIR): it names the folder where mlops.yaml lives.'})
+  return dir
+}
+
 interface Context {
   paths: DeployPaths
   target: DeployTarget
@@ -263,7 +269,7 @@ interface Context {
 }
 
 async function context(options: {dir: string; actor?: string; now?: () => Date; target?: DeployTarget}, projectDir: string): Promise<Context> {
-  const paths = deployPaths(projectDir)
+  const paths = deployPaths(requireDirectory(projectDir))
   const actor = options.actor ?? (await gitUser(projectDir)) ?? process.env.USER ?? process.env.USERNAME ?? 'unknown'
   return {paths, target: options.target ?? new LocalTarget(paths, resolve(projectDir)), actor, now: options.now ?? (() => new Date())}
 }

@@ -69,6 +69,9 @@ export function planPromote(current: RolloutState | undefined, request: PromoteR
   if (state.stage === 'canary' && target === state.weight) {
     throw new UsageError('ALREADY_AT_WEIGHT', `${candidate.version} already gets ${target}% of the traffic`, {hint: 'Pass another --to, or run "mlops promote" for the next step.'})
   }
+  if (state.stage === 'canary' && target < state.weight) {
+    throw new UsageError('PROMOTE_BACKWARDS', `promote only moves forward: ${candidate.version} gets ${state.weight}% of the traffic, more than --to ${target}`, {hint: `To give it less, take it out ("mlops rollback") and deploy it again with "mlops deploy ${candidate.version} --canary ${target}".`})
+  }
   const from = point(state)
   const base = {...state, revision: state.revision + 1, stepStartedAt: now.toISOString()}
   if (target >= 100) {

@@ -48,6 +48,8 @@ describe('checks config', () => {
     assert.equal(s.load.durationMs, 1000)
     assert.equal(s.robustness.seed, 3)
     assert.throws(() => checkSettings({}, {duration: 'soon'}), /duration "soon" is not a duration/)
+    assert.throws(() => checkSettings({}, {duration: '0s'}), {code: 'CHECKS_DURATION_INVALID', message: /duration "0s" is no time at all/})
+    assert.equal(checkSettings({load: {warmup: '0s'}}).load.warmupMs, 0)
   })
 
   it('names the field of each schema and semantic error', () => {
@@ -56,6 +58,7 @@ describe('checks config', () => {
     assert.match(issuesOf({latency: {gates: ['p99 <= 50ms', 'p99 fast']}}).join('\n'), /checks\.latency\.gates\[1\]/)
     assert.match(issuesOf({load: {duratoin: '5s'}}).join('\n'), /checks\.load\.duratoin: unknown key; did you mean "duration"\?/)
     assert.deepEqual(issuesOf({load: {rate: 100, find_max: {max_rate: 50}}}), ['checks.load.find_max.max_rate: must be at least checks.load.rate (100)'])
+    assert.deepEqual(issuesOf({load: {duration: '0ms', warmup: '0s'}}), ['checks.load.duration: "0ms" is no time at all: nothing would be measured; give it a length, e.g. 10s'])
     assert.deepEqual(issuesOf({load: {rate: 100, duration: '5s'}, latency: {gates: ['p99 <= 50ms at 200 rps']}, regression: {tolerances: {probability: {atol: 1e-3}}}}), [])
   })
 })

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import {existsSync} from 'node:fs'
 import {fileURLToPath} from 'node:url'
 
 import {execa} from 'execa'
@@ -117,5 +118,15 @@ describe('rollout commands through the CLI', function () {
 
     const text = await execa(process.execPath, ['--import', 'tsx', FIXTURE, 'promote', '--dry-run', '--dir', p.dir], {env: {CI: 'true'}})
     assert.match(text.stdout, /^would promote 1\.1\.0: 1\.1\.0 5% → 1\.1\.0 50% \(.+\)\ndry run: nothing was started, locked or written\n\nPaused: /)
+  })
+
+  it('a --dir that does not exist is a usage error for status, history and down, and nothing is created there', async () => {
+    p = await project()
+    const missing = `${p.dir}-typo`
+    for (const args of [['status'], ['history'], ['down', '--yes']]) {
+      const result = await mlops(missing, [...args, '--json'])
+      assert.deepEqual([result.exitCode, (result.json.error as {code: string}).code], [2, 'DIR_NOT_FOUND'], args.join(' '))
+    }
+    assert.equal(existsSync(missing), false)
   })
 })

@@ -87,10 +87,12 @@ describe('rollout transitions', () => {
     assert.deepEqual(state.outcome, {version: '1.1.0', result: 'promoted', reason: 'promoted', at: at(4).toISOString()})
   })
 
-  it('promote --to jumps to a weight; --to 100 is full; the same weight is refused', () => {
+  it('promote --to jumps to a weight; --to 100 is full; the same weight or a lower one is refused', () => {
     assert.equal(planPromote(rollout('canary', 5, false), {to: 50}, T0).state.weight, 50)
     assert.equal(planPromote(rollout('shadow', 0, false), {to: 100}, T0).state.stage, 'full')
+    assert.equal(planPromote(rollout('shadow', 0, false), {to: 1}, T0).state.weight, 1)
     assert.throws(() => planPromote(rollout('canary', 25, false), {to: 25}, T0), {code: 'ALREADY_AT_WEIGHT'})
+    assert.throws(() => planPromote(rollout('canary', 25, false), {to: 5}, T0), {code: 'PROMOTE_BACKWARDS', message: /gets 25% of the traffic, more than --to 5/})
   })
 
   it('promote and rollback without a rollout are refused with the next command', () => {
