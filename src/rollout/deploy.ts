@@ -193,8 +193,15 @@ export async function down(options: Common): Promise<DownResult> {
   const ctx = await context(options, options.dir)
   // The gateway holds the lock for an automatic step (a promotion, a rollback) for moments: down waits it out.
   return withLock(ctx.paths, 'mlops down', async () => {
-    const state = await readState(ctx.paths)
+    // A damaged state must not keep the gateway running: down is the way out its error points to.
+    let corrupt = false
+    const state = await readState(ctx.paths).catch((error: unknown) => {
+      if ((error as MlopsError).code !== 'STATE_CORRUPT') throw error
+      corrupt = true
+      return undefined
+    })
     const stopped = await ctx.target.stop()
+    if (corrupt) await removeState(ctx.paths)
     if (!state) return stopped
     await removeState(ctx.paths)
     const entry: LedgerEntry = {

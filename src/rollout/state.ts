@@ -31,8 +31,33 @@ export function deployPaths(projectDir: string): DeployPaths {
 
 export async function readState(paths: DeployPaths): Promise<RolloutState | undefined> {
   const state = await readJson<Omit<RolloutState, 'mirrorConcurrency'> & {mirrorConcurrency?: number}>(paths.state)
+  if (state === undefined) return undefined
+  const problem = stateProblem(state)
+  if (problem) {
+    throw new MlopsError('STATE_CORRUPT', `${paths.state} is not a rollout state: ${problem}`, {hint: 'Only mlops writes it: restore it from a backup, or run "mlops down --yes" (it stops the gateway and clears it; "mlops history" keeps every release) and deploy again.'})
+  }
   // State written before deploy.shadow.concurrency existed goes on with its default.
-  return state && {...state, mirrorConcurrency: state.mirrorConcurrency ?? DEFAULT_MIRROR_CONCURRENCY}
+  return {...state, mirrorConcurrency: state.mirrorConcurrency ?? DEFAULT_MIRROR_CONCURRENCY}
+}
+
+/** What every reader of the state relies on, checked once here rather than met as "undefined" further on. */
+function stateProblem(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return 'not a JSON object'
+  const state = value as Record<string, unknown>
+  const release = (field: 'stable' | 'candidate') => {
+    const r = state[field] as {version?: unknown} | undefined
+    return r !== null && typeof r === 'object' && typeof r.version === 'string' && r.version !== ''
+  }
+  if (state.schemaVersion !== 1) return `schemaVersion is ${JSON.stringify(state.schemaVersion)}, not 1`
+  if (!Number.isInteger(state.revision) || (state.revision as number) < 1) return 'revision is not a positive integer'
+  if (!release('stable')) return 'stable has no version'
+  if (state.candidate !== undefined && !release('candidate')) return 'candidate has no version'
+  if (!['full', 'shadow', 'canary'].includes(state.stage as string)) return `stage ${JSON.stringify(state.stage)} is not full, shadow or canary`
+  if (typeof state.weight !== 'number' || state.weight < 0 || state.weight > 100) return 'weight is not a percentage'
+  if (!Number.isInteger(state.port) || (state.port as number) < 1 || (state.port as number) > 65535) return 'port is not a port number'
+  if (typeof state.stepStartedAt !== 'string' || Number.isNaN(Date.parse(state.stepStartedAt))) return 'stepStartedAt is not a time'
+  if (!Array.isArray(state.steps) || state.analysis === null || typeof state.analysis !== 'object') return 'steps or analysis are missing'
+  return undefined
 }
 
 export async function writeState(paths: DeployPaths, state: RolloutState): Promise<void> {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict'
-import {readFile, readdir} from 'node:fs/promises'
+import {readFile, readdir, writeFile} from 'node:fs/promises'
 import {getPriority} from 'node:os'
 
 import {Pool, request} from 'undici'
 
-import {deploy, history, promote, rollback, status, waitForOutcome} from '../../src/rollout/deploy.js'
+import {deploy, down, history, promote, rollback, status, waitForOutcome} from '../../src/rollout/deploy.js'
 import {deployPaths} from '../../src/rollout/state.js'
 import type {GatewayInfo} from '../../src/targets/local/gateway.js'
 import {FAST_ANALYSIS, type Project, XGB, XGB_ANSWER, burst, failures, predict, project, steadyLoad} from './helpers.js'
@@ -215,6 +215,26 @@ describe('deploy on the local gateway', function () {
     const answers = await burst(p.url, 100)
     assert.deepEqual(failures(answers), [])
     assert.deepEqual(new Set(answers.map((a) => a.version)), new Set(['1.0.0', '1.1.0']))
+  })
+
+  it('a gateway whose file is damaged is still found: status names it, deploy refuses to start a second, down stops it', async () => {
+    p = await project()
+    await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
+    const paths = deployPaths(p.dir)
+    const info = JSON.parse(await readFile(paths.gateway, 'utf8')) as GatewayInfo
+    const servers = JSON.parse(await readFile(paths.servers, 'utf8')) as {pid: number}[]
+    await writeFile(paths.gateway, '{"pid": 12')
+    const seen = await status({dir: p.dir})
+    assert.equal(seen.phase, 'Degraded')
+    assert.match(seen.reason, new RegExp(`a gateway \\(pid ${info.pid}\\) runs, but .*gateway\\.json does not say how to reach it; run "mlops down"`))
+    await assert.rejects(deploy({dir: p.dir, ref: '1.0.1', model: XGB, stage: 'full'}), {code: 'GATEWAY_UNREACHABLE'})
+    assert.equal((await status({dir: p.dir})).stable.version, '1.0.0', 'the refused deploy changed nothing')
+    assert.deepEqual(failures(await burst(p.url, 20)), [], 'the gateway still serves meanwhile')
+    const stopped = await down({dir: p.dir})
+    assert.deepEqual([stopped.stopped, stopped.pid], [true, info.pid])
+    await waitGone(info.pid)
+    for (const server of servers) await waitGone(server.pid)
+    assert.equal((await burst(p.url, 1))[0].status, 0, 'nothing answers after down')
   })
 
   it('the control API refuses requests without the token', async () => {

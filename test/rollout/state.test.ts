@@ -16,6 +16,26 @@ const entry = (version: string): LedgerEntry => ({action: 'deploy', automatic: f
 describe('deploy state, ledger and lock', function () {
   this.timeout(60_000)
 
+  it('a state file that is JSON but not a rollout state is refused by name, and down clears it', async () => {
+    const dir = await tempDir()
+    const paths = deployPaths(dir.path)
+    await writeState(paths, stable())
+    assert.equal((await readState(paths))?.stable.version, '1.0.0')
+    const cases: [string, RegExp][] = [
+      ['{"schemaVersion":1,"revision":"x","stable":5}', /rollout\.json is not a rollout state: revision is not a positive integer/],
+      ['[]', /not a JSON object/],
+      [JSON.stringify({...stable(), stage: 'blue'}), /stage "blue" is not full, shadow or canary/],
+      [JSON.stringify({...stable(), candidate: {}}), /candidate has no version/],
+    ]
+    for (const [text, message] of cases) {
+      await writeFile(paths.state, text)
+      await assert.rejects(readState(paths), {code: 'STATE_CORRUPT', message})
+    }
+    assert.equal((await down({dir: dir.path, actor: 'test'})).stopped, false)
+    assert.equal(await readState(paths), undefined, 'down removed it')
+    await dir.remove()
+  })
+
   it('a ledger line torn by a crash is skipped, and the next entry starts on its own line', async () => {
     const dir = await tempDir()
     const paths = deployPaths(dir.path)

@@ -1,14 +1,15 @@
 // Commands' side of the gateway: find it from its file, talk to its control API with the token, start it detached, stop it.
 import {spawn} from 'node:child_process'
-import {openSync, closeSync, readFileSync} from 'node:fs'
+import {openSync, closeSync, readFileSync, readdirSync} from 'node:fs'
 import {readFile, unlink} from 'node:fs/promises'
+import {resolve} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {request} from 'undici'
 
 import {MlopsError, UsageError} from '../../errors.js'
 import {readJson} from '../../system/atomic.js'
-import {type DeployPaths, isAlive} from '../../rollout/state.js'
+import {type DeployPaths, isAlive, processStart} from '../../rollout/state.js'
 import type {ServerSpec} from '../types.js'
 import type {GatewayInfo, GatewayStatus} from './gateway.js'
 import {gatewayInvocation} from './invocation.js'
@@ -49,11 +50,46 @@ export class GatewayClient {
   }
 }
 
-/** The running gateway, or undefined when there is none (never started, stopped, or killed). */
+/**
+ * The running gateway, or undefined when there is none (never started, stopped, or killed). Its file is how to reach it:
+ * an unreadable one counts as none, and `strayGateways` finds a process that still runs without it.
+ */
 export async function findGateway(paths: DeployPaths): Promise<GatewayClient | undefined> {
-  const info = await readJson<GatewayInfo>(paths.gateway)
-  if (!info || !isAlive({pid: info.pid, started: info.started})) return undefined
+  const info = await readJson<GatewayInfo>(paths.gateway).catch(() => undefined)
+  if (!info || typeof info.pid !== 'number' || !isAlive({pid: info.pid, started: info.started})) return undefined
   return new GatewayClient(info)
+}
+
+/**
+ * Gateway processes of this project that its gateway file does not lead to (the file removed or damaged): found by their
+ * command line in /proc (Linux; elsewhere none), so that `down` can still stop them and `deploy` does not start a second.
+ */
+export function strayGateways(projectDir: string): number[] {
+  let entries: string[]
+  try {
+    entries = readdirSync('/proc').filter((name) => /^\d+$/.test(name))
+  } catch {
+    return []
+  }
+  const pids: number[] = []
+  for (const name of entries) {
+    let argv: string[]
+    try {
+      argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0')
+    } catch {
+      continue
+    }
+    const at = argv.indexOf('--dir')
+    if (argv.some((arg) => GATEWAY_ENTRY.test(arg)) && at > 0 && resolve(argv[at + 1] ?? '') === resolve(projectDir) && Number(name) !== process.pid) pids.push(Number(name))
+  }
+  return pids
+}
+
+/** The gateway's entry point, from the build or the sources (see invocation.ts). */
+const GATEWAY_ENTRY = /targets[/\\]local[/\\]main\.[jt]s$/
+
+function strayError(pids: number[], paths: DeployPaths): UsageError {
+  return new UsageError('GATEWAY_UNREACHABLE', `a gateway (pid ${pids.join(', ')}) runs for this project, but ${paths.gateway} does not say how to reach it (removed or damaged)`, {hint: 'Run "mlops down" to stop it (it finds the process), then deploy again.'})
 }
 
 /** The gateway, started detached when none runs; it listens on `port` for clients. */
@@ -63,6 +99,8 @@ export async function ensureGateway(paths: DeployPaths, projectDir: string, port
     if (running.info.port !== port) throw new UsageError('GATEWAY_PORT', `the gateway already listens on port ${running.info.port}, not ${port}`, {hint: 'Run "mlops down" first to move it to another port, or leave --port out.'})
     return running
   }
+  const strays = strayGateways(projectDir)
+  if (strays.length > 0) throw strayError(strays, paths)
   return startGateway(paths, projectDir, port)
 }
 
@@ -91,15 +129,18 @@ async function startGateway(paths: DeployPaths, projectDir: string, port: number
 }
 
 /** Asks the gateway to stop (it drains and stops its model servers); kills it if it does not go within `timeoutMs`. */
-export async function stopGateway(paths: DeployPaths, timeoutMs = 30_000): Promise<{stopped: boolean; pid?: number}> {
+export async function stopGateway(paths: DeployPaths, projectDir: string, timeoutMs = 30_000): Promise<{stopped: boolean; pid?: number}> {
   const client = await findGateway(paths)
-  if (!client) {
+  // Without its file, a gateway still stops on SIGTERM the same way: draining, then stopping its model servers.
+  const [stray] = client ? [] : strayGateways(projectDir)
+  if (!client && stray === undefined) {
     await stopOrphans(paths)
     await unlink(paths.gateway).catch(() => undefined)
     return {stopped: false}
   }
-  const {pid, started} = client.info
-  await client.shutdown().catch(() => undefined)
+  const {pid, started} = client ? client.info : {pid: stray, started: processStart(stray)}
+  if (client) await client.shutdown().catch(() => undefined)
+  else process.kill(pid, 'SIGTERM')
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline && isAlive({pid, started})) await sleep(50)
   if (isAlive({pid, started})) process.kill(pid, 'SIGKILL')

@@ -2,7 +2,7 @@
 import type {DeployPaths} from '../../rollout/state.js'
 import type {Measurement} from '../../rollout/types.js'
 import type {DeployTarget, ServerSpec, TargetRuntime} from '../types.js'
-import {ensureGateway, findGateway, stopGateway} from './control.js'
+import {ensureGateway, findGateway, stopGateway, strayGateways} from './control.js'
 
 export class LocalTarget implements DeployTarget {
   constructor(private readonly paths: DeployPaths, private readonly projectDir: string) {}
@@ -18,7 +18,10 @@ export class LocalTarget implements DeployTarget {
 
   async observe(): Promise<{measurement: Measurement; runtime?: TargetRuntime}> {
     const gateway = await findGateway(this.paths)
-    if (!gateway) return {measurement: {error: 'the gateway is not running'}}
+    if (!gateway) {
+      const strays = strayGateways(this.projectDir)
+      return {measurement: {error: strays.length > 0 ? `a gateway (pid ${strays.join(', ')}) runs, but ${this.paths.gateway} does not say how to reach it; run "mlops down" to stop it` : 'the gateway is not running'}}
+    }
     try {
       const status = await gateway.status()
       return {measurement: status.measurement, runtime: {pid: status.pid, port: status.port, startedAt: status.startedAt, revision: status.revision, servers: status.servers}}
@@ -28,6 +31,6 @@ export class LocalTarget implements DeployTarget {
   }
 
   stop(): Promise<{stopped: boolean; pid?: number}> {
-    return stopGateway(this.paths)
+    return stopGateway(this.paths, this.projectDir)
   }
 }
