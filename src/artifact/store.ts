@@ -327,7 +327,7 @@ export class ArtifactStore {
 /** Opens an archive file with no store around it (an exported .tar, or the one baked into an image). */
 export async function openArtifactFile(tarPath: string, options: {cacheDir?: string} = {}): Promise<OpenedArtifact> {
   const path = resolvePath(tarPath)
-  if (!existsSync(path)) throw new UsageError('ARTIFACT_NOT_FOUND', `artifact file ${path} does not exist`, {hint: 'Export one with "mlops artifacts export VERSION PATH".'})
+  if (!existsSync(path)) throw new UsageError('ARTIFACT_NOT_FOUND', `artifact file ${path} does not exist`, {hint: 'Export one with "mlops artifacts export VERSION --output PATH".'})
   return openVerified(path, resolvePath(options.cacheDir ?? join(tmpdir(), 'mlops-artifacts')), `artifact file ${path}`, fileHint(path))
 }
 
@@ -405,7 +405,7 @@ function tampered(label: string, problems: VerifyProblem[], hint: string): Mlops
 }
 
 function fileHint(path: string): string {
-  return `Export it again from the store with "mlops artifacts export VERSION ${path}".`
+  return `Export it again from the store with "mlops artifacts export VERSION --output ${path}".`
 }
 
 function hexOf(digest: string): string {

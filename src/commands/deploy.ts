@@ -49,6 +49,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       if (result.status.candidate) this.say(`\nnext: mlops status --watch | mlops promote | mlops rollback`)
       return result
     }
+    if (!flags.auto && !this.jsonEnabled()) process.stderr.write('waiting for "mlops promote" or "mlops rollback" (without --auto nothing advances by itself)\n')
     let last = ''
     const outcome = await waitForOutcome({
       dir: flags.dir, version: result.version, revision: result.status.revision, timeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,

@@ -67,7 +67,8 @@ export function parseConfig(text: string, file = CONFIG_FILE): MlopsConfig {
   if (doc.errors.length > 0) {
     throw new ConfigError(file, doc.errors.map((e) => {
       const pos = lineCounter.linePos(e.pos[0])
-      return {path: `line ${pos.line}, column ${pos.col}`, message: e.message.split('\n')[0]}
+      // The parser's first line ends "at line L, column C:" (its excerpt follows on the next lines): the path says it already.
+      return {path: `line ${pos.line}, column ${pos.col}`, message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:$/, '')}
     }), `Fix the YAML syntax in ${file}.`)
   }
   const value = doc.toJS({maxAliasCount: 100}) as unknown

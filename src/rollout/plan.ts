@@ -119,7 +119,7 @@ export function point(state: RolloutState): StagePoint {
 }
 
 function requireCandidate(current: RolloutState | undefined, verb: 'promote' | 'rollback'): RolloutState {
-  if (!current) throw new UsageError('NOT_DEPLOYED', `nothing is deployed, so there is nothing to ${verb}`, {hint: 'Deploy a first release with "mlops deploy VERSION --full".'})
+  if (!current) throw new UsageError('NOT_DEPLOYED', `nothing is deployed, so there is nothing to ${verb === 'rollback' ? 'roll back' : verb}`, {hint: 'Deploy a first release with "mlops deploy VERSION --full".'})
   if (!current.candidate) {
     const hint = verb === 'promote' ? 'Start a rollout with "mlops deploy VERSION --shadow" or "--canary 5".' : `To go back to an earlier release, deploy it: "mlops deploy VERSION --full" (see "mlops history").`
     throw new UsageError('NO_ROLLOUT', `no rollout is in progress: ${current.stable.version} serves all traffic`, {hint})

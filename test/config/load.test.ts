@@ -50,6 +50,7 @@ describe('config: mlops.yaml', () => {
   it('gives the line and column of a YAML syntax error', () => {
     const issues = issuesOf('name: a\nmodel:\n  path: [unclosed\n')
     assert.match(issues[0].path, /^line \d+, column \d+$/)
+    assert.doesNotMatch(issues[0].message, /at line \d+, column \d+:$/, 'the position once, in the path')
   })
 
   it('refuses a document that is not a mapping', () => {
