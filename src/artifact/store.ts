@@ -3,7 +3,7 @@ import {randomBytes} from 'node:crypto'
 import {existsSync} from 'node:fs'
 import {copyFile, lstat, mkdir, open, readdir, readFile, rename, rm, stat} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
-import {basename, dirname, join, resolve as resolvePath} from 'node:path'
+import {basename, dirname, extname, join, resolve as resolvePath} from 'node:path'
 
 import lockfile from 'proper-lockfile'
 import semver from 'semver'
@@ -212,6 +212,10 @@ export class ArtifactStore {
     const isDir = existsSync(destPath) && (await stat(destPath)).isDirectory()
     const name = located.stored ? `${located.record.name}-${located.record.version}.tar` : basename(source)
     const target = resolvePath(isDir ? join(destPath, name) : destPath)
+    // Replacing an earlier export is expected; replacing a file of another kind (data.csv) is a slip of the finger.
+    if (existsSync(target) && extname(target) !== '.tar') {
+      throw new UsageError('OUTPUT_EXISTS', `${target} exists and is not an artifact archive (.tar): it would be replaced`, {hint: 'Write to a .tar path or a folder, or remove the file first.'})
+    }
     const tmp = join(dirname(target), `.${basename(target)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`)
     try {
       await makeDirectory(dirname(target))

@@ -95,12 +95,14 @@ export class RequestLog {
     if (this.file && this.size > 0 && this.size + bytes > this.settings.maxBytes) await this.rotate()
     if (!this.file) {
       await makeDirectory(dirname(this.settings.path))
-      this.file = await open(this.settings.path, 'a')
+      this.file = await open(this.settings.path, 'a+')
       this.size = (await stat(this.settings.path)).size
       if (this.size > 0 && this.size + bytes > this.settings.maxBytes) return this.rotate().then(() => this.write(text))
+      // A line torn by a crash stays one unreadable line: the next entry starts on a line of its own.
+      if (this.size > 0 && (await this.file.read(Buffer.alloc(1), 0, 1, this.size - 1)).buffer[0] !== 0x0a) text = `\n${text}`
     }
     await this.file.write(text)
-    this.size += bytes
+    this.size += Buffer.byteLength(text)
   }
 
   /** requests.jsonl → requests.jsonl.1 → … → .N (the oldest is removed). */

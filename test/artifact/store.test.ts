@@ -202,6 +202,11 @@ describe('artifact: store', () => {
     const opened = await openArtifactFile(toFile.path, {cacheDir: join(dir, 'image-cache')})
     assert.equal(opened.record.digest, record.digest)
     assert.equal(sha256(await readFile(opened.modelPath)), opened.manifest.model.sha256)
+    // An earlier export is replaced; a file of another kind is not.
+    assert.equal((await store.export('1.2.0', toFile.path)).digest, record.digest)
+    await writeFile(join(dir, 'data.csv'), 'age,income\n41,52000\n')
+    await assert.rejects(store.export('1.2.0', join(dir, 'data.csv')), {code: 'OUTPUT_EXISTS'})
+    assert.equal(await readFile(join(dir, 'data.csv'), 'utf8'), 'age,income\n41,52000\n')
   })
 
   it('refuses an index that is not an index, naming the file', async () => {

@@ -1,6 +1,6 @@
 // Adaptive batching, overload, timeouts, faults and fallbacks, metrics and the request log, on a live server.
 import assert from 'node:assert/strict'
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {runModel} from '../../src/model/signature.js'
@@ -111,6 +111,8 @@ describe('serve: batching, overload and faults', function () {
     const dir = await tempDir()
     const path = join(dir.path, 'logs', 'requests.jsonl')
     const {server, url} = await start('xgboost_regressor', {requestLog: {path, inputs: 'all', sampleRate: 1, maxBytes: 600, maxFiles: 2, buffer: 100}}, {identity: {name: 'xgb', version: '2.0.0', digest: 'sha256:abc'}})
+    // A line torn by a crash of the previous server: the next entry still starts a line of its own.
+    writeFileSync(join(dir.path, 'hashed.jsonl'), '{"id": "torn by a cra')
     const hashed = await start('xgboost_regressor', {requestLog: {path: join(dir.path, 'hashed.jsonl'), inputs: 'hashed', sampleRate: 1, maxBytes: 1e6, maxFiles: 1, buffer: 100}})
     try {
       for (let i = 0; i < 6; i++) await post(`${url}/v1/predict`, {instances: [{X: [i, 1, 2, 3]}]}, {'x-request-id': `r${i}`})
@@ -128,7 +130,9 @@ describe('serve: batching, overload and faults', function () {
       assert.deepEqual(last.inputs, [{X: [5, 1, 2, 3]}])
       assert.equal(typeof last.outputs.predictions[0].variable, 'number')
       assert.ok(last.latency_ms >= 0 && last.status === 200)
-      const entry = JSON.parse(readFileSync(join(dir.path, 'hashed.jsonl'), 'utf8').trim())
+      const [torn, logged] = readFileSync(join(dir.path, 'hashed.jsonl'), 'utf8').trim().split('\n')
+      assert.equal(torn, '{"id": "torn by a cra')
+      const entry = JSON.parse(logged)
       assert.match(entry.inputs_sha256, /^[0-9a-f]{64}$/)
       assert.equal(entry.inputs, undefined)
     } finally {
