@@ -7,6 +7,9 @@ import {binCounts, categoryCells, chiSquareTest, jensenShannon, ks2Samp, psi} fr
 
 export type DriftVerdict = 'drift' | 'ok' | 'not_enough_data'
 
+/** The reason of a baseline column that the current data does not have at all. */
+export const NOT_IN_CURRENT = 'not in the current data'
+
 /** Raw values per column, as they came in (strings from CSV, numbers from JSON, null for missing). */
 export interface CurrentData {
   features: Record<string, unknown[]>
@@ -95,7 +98,7 @@ function evaluateColumn(name: string, target: ColumnDrift['target'], profile: Fe
     unseen: [],
     bins: {labels: [], baseline: [], current: []},
   }
-  if (values === undefined) return {...base, reasons: ['not in the current data']}
+  if (values === undefined) return {...base, reasons: [NOT_IN_CURRENT]}
   if (baselinePresent === 0) return {...base, reasons: ['the baseline has no values for it']}
   if (total < settings.minSamples) return {...base, reasons: [`${total} values, fewer than min_samples ${settings.minSamples}`]}
 

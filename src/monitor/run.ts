@@ -11,7 +11,7 @@ import {MlopsError, UsageError, isMlopsError} from '../errors.js'
 import {writeFileAtomically} from '../system/atomic.js'
 import {DEFAULT_SINCE, type DriftSettings, driftSettings, parseDuration} from './config.js'
 import {type CurrentSource, readBatch, readRequestLog} from './current.js'
-import {type ColumnDrift, type DriftVerdict, detectDrift} from './drift.js'
+import {type ColumnDrift, type DriftVerdict, NOT_IN_CURRENT, detectDrift} from './drift.js'
 import {monitorHtml, monitorJunit} from './report.js'
 import {artifactScorer} from './score.js'
 
@@ -89,6 +89,14 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
   }
 
   const report = detectDrift(profile, current.data, settings)
+  const absent = report.features.filter((c) => c.reasons.includes(NOT_IN_CURRENT))
+  if (report.features.length > 0 && absent.length === report.features.length) {
+    // Records, but none of the columns the model was trained on: the wrong file, not data too thin to judge.
+    const names = absent.map((c) => c.name)
+    throw new UsageError('MONITOR_COLUMNS_MISSING', `none of the baseline's features (${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}) is in ${options.input ?? current.files.join(', ')}`, {
+      hint: options.input ? 'Pass the records the model is fed, with the feature columns by name (the CSV header or JSONL keys).' : 'Check that the request log belongs to this model (serving.request_log.path).',
+    })
+  }
   const result: MonitorResult = {
     verdict: report.verdict,
     drifted: report.drifted,

@@ -4,7 +4,7 @@ import {cpSync, readFileSync, readdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {ELEM, futureOpsetModel, identityModel, int4OutputModel, sequenceInputModel} from '../support/onnx-fixtures.js'
-import {MODELS_DIR, mlops, tempDir} from '../support/cli.js'
+import {MODELS_DIR, exampleProject, mlops, tempDir} from '../support/cli.js'
 import {assertMatchesSchema} from '../support/schema.js'
 
 interface PackageJson {
@@ -149,6 +149,22 @@ describe('package: models Node cannot serve are refused (e2e)', function () {
       assert.match(result.stderr, /model\.threads: must be integer/)
     } finally {
       await tmp.remove()
+    }
+  })
+
+  it('refuses reference data with no records, or none of the features, instead of a baseline of nothing', async () => {
+    const example = await exampleProject()
+    try {
+      const reference = join(example.project, 'data', 'reference.csv')
+      const header = readFileSync(reference, 'utf8').split('\n')[0]
+      for (const [text, code] of [['height,weight\n180,75\n', 'REFERENCE_COLUMNS_MISSING'], [`${header}\n`, 'REFERENCE_EMPTY']]) {
+        writeFileSync(reference, text)
+        const result = await mlops(['package', '--json', '--dir', example.project])
+        assert.equal(result.exitCode, 2, result.stdout)
+        assert.equal((result.json as {error: {code: string}}).error.code, code)
+      }
+    } finally {
+      await example.remove()
     }
   })
 })

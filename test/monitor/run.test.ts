@@ -72,6 +72,9 @@ describe('runMonitor over the request log', function () {
       await assert.rejects(runMonitor({...base, log: join(dir.path, 'nope.jsonl')}), {code: 'MONITOR_NO_LOG', exitCode: 2})
       await assert.rejects(runMonitor({...base, log}), {code: 'MONITOR_NO_DATA', exitCode: 1, hint: /--since 7d/})
       await assert.rejects(runMonitor({dir: dir.path, input: log}), {code: 'CONFIG_NOT_FOUND', exitCode: 2})
+      const wrong = join(dir.path, 'wrong.csv')
+      await writeFile(wrong, 'height,weight\n180,75\n165,60\n')
+      await assert.rejects(runMonitor({...base, input: wrong}), {code: 'MONITOR_COLUMNS_MISSING', exitCode: 2, message: /none of the baseline's features \(.+\) is in .*wrong\.csv/})
     } finally {
       await dir.remove()
     }
