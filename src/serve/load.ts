@@ -108,6 +108,9 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
     await model.session.release().catch(() => undefined)
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'EADDRINUSE') throw new UsageError('PORT_IN_USE', `Port ${settings.port} on ${settings.host} is already in use`, {hint: 'Pass another --port, or --port 0 to pick a free one.'})
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new UsageError('HOST_INVALID', `the host ${settings.host} to listen on does not resolve to an address`, {hint: 'Pass --host (or set serving.host) to an address of this machine: 127.0.0.1, 0.0.0.0 for every interface, or ::.'})
+    if (code === 'EADDRNOTAVAIL') throw new UsageError('HOST_NOT_LOCAL', `${settings.host} is not an address of this machine, so nothing can listen on it`, {hint: 'Pass --host (or set serving.host) to an address of this machine: 127.0.0.1, 0.0.0.0 for every interface, or ::.'})
+    if (code === 'EACCES') throw new UsageError('PORT_NOT_ALLOWED', `port ${settings.port} needs privileges this process does not have`, {hint: 'Pass a port above 1023, or --port 0 to pick a free one.'})
     throw error
   }
   servable.warnings.push(...server.warnings)

@@ -33,6 +33,14 @@ describe('mlops serve and predict (child processes)', function () {
     await assert.rejects(fetch(`${url}/v2/health/live`), 'still accepting after SIGTERM')
   })
 
+  it('an address that is not this machine\'s is a usage error naming the host, not a stack trace', async () => {
+    const result = await execa('node', [...CLI, 'serve', '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--host', '192.0.2.1', '--port', '0', '--json'], {env: {CI: 'true'}, reject: false})
+    assert.equal(result.exitCode, 2, String(result.stderr))
+    const {error} = JSON.parse(String(result.stdout)) as {error: {code: string; message: string}}
+    assert.equal(error.code, 'HOST_NOT_LOCAL')
+    assert.match(error.message, /192\.0\.2\.1 is not an address of this machine/)
+  })
+
   it('predicts 100k CSV rows in input order, reports the bad rows by line and exits 1', async () => {
     const dir = await tempDir()
     try {
