@@ -109,7 +109,8 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
     }
     await mkdir(store.root, {recursive: true})
     const archive = await writeArchive(manifest, entries, {tmpDir: store.root})
-    const {record, created} = await store.put(archive.tmpPath, archive.manifest, archive)
+    const {record, created, repaired} = await store.put(archive.tmpPath, archive.manifest, archive)
+    if (repaired) warnings.push(`the stored archive of ${config.name}@${version} was missing or damaged; this identical build replaced it`)
 
     let tag: string | undefined
     if (options.gitTag) {

@@ -34,6 +34,8 @@ export interface PutResult {
   record: ArtifactRecord
   /** False when this version was already stored with the same content. */
   created: boolean
+  /** The stored archive of this same content was missing or damaged, and this build replaced it. */
+  repaired?: boolean
 }
 
 export interface VerifyReport {
@@ -108,8 +110,17 @@ export class ArtifactStore {
       throw new UsageError('MANIFEST_INVALID', `cannot store the artifact: its ${invalid}`, {hint: 'Fix name or version in mlops.yaml (or --version X.Y.Z), then package again.'})
     }
     const {digest, size} = written ?? (await this.checkIncoming(tmpPath, manifest))
-    const stored = await this.existing(manifest, digest, tmpPath)
-    if (stored) return {record: stored, created: false}
+    const stored = await this.existing(manifest, digest).catch(async (error: unknown) => {
+      await rm(tmpPath, {force: true})
+      throw error
+    })
+    if (stored) {
+      // The same content again: a chance to heal its blob if it went missing or was damaged since (a byte-identical build).
+      const intact = await sha256File(stored.path).then((blob) => `sha256:${blob.sha256}` === digest, () => false)
+      if (intact) await rm(tmpPath, {force: true})
+      else await moveInto(tmpPath, stored.path)
+      return {record: stored, created: false, ...(intact ? {} : {repaired: true})}
+    }
 
     await mkdir(this.blobsDir, {recursive: true})
     // Always rename over an existing blob of the same digest: it heals a blob that was damaged since.
@@ -202,7 +213,7 @@ export class ArtifactStore {
     if (!located.stored) return openArtifactFile(located.file, {cacheDir})
     const {record} = located
     const label = `artifact ${record.name}@${record.version}`
-    return openVerified(record.path, cacheDir, label, await this.repackageHint(record.name), record)
+    return openVerified(record.path, cacheDir, label, await this.repackageHint(record), record)
   }
 
   /** Copies the artifact to `destPath` (a file, or a folder to write NAME-VERSION.tar into), checked after copying. */
@@ -224,7 +235,7 @@ export class ArtifactStore {
       const scan = await scanArchive(tmp)
       const problems = checkScan(scan, located.stored ? located.record.digest : undefined)
       const label = located.stored ? `artifact ${located.record.name}@${located.record.version}` : `artifact file ${source}`
-      if (problems.length > 0 || !scan.manifest) throw tampered(label, problems, located.stored ? await this.repackageHint(located.record.name) : fileHint(source))
+      if (problems.length > 0 || !scan.manifest) throw tampered(label, problems, located.stored ? await this.repackageHint(located.record) : fileHint(source))
       await rename(tmp, target)
       return {name: scan.manifest.name, version: scan.manifest.version, digest: scan.digest, size: scan.size, path: target}
     } catch (error) {
@@ -295,10 +306,9 @@ export class ArtifactStore {
   }
 
   /** The stored record when this exact content is already stored under the version; refuses other content. */
-  private async existing(manifest: ArtifactManifest, digest: string, tmpPath: string): Promise<ArtifactRecord | undefined> {
+  private async existing(manifest: ArtifactManifest, digest: string): Promise<ArtifactRecord | undefined> {
     const entry = (await this.readIndex()).artifacts[manifest.name]?.[manifest.version]
     if (!entry) return undefined
-    await rm(tmpPath, {force: true})
     return this.recordOf(manifest.name, manifest.version, this.assertSame(manifest, entry, digest))
   }
 
@@ -321,10 +331,11 @@ export class ArtifactStore {
     throw tampered(`artifact ${manifest.name}@${manifest.version}`, problems, 'The archive was not stored; package it again with "mlops package".')
   }
 
-  private async repackageHint(name: string): Promise<string> {
-    const latest = await this.latestVersion(name)
+  private async repackageHint(record: ArtifactRecord): Promise<string> {
+    const latest = await this.latestVersion(record.name)
     const next = latest ? semver.inc(latest, 'patch') : undefined
-    return next ? `Re-package it with "mlops package --version ${next}".` : 'Re-package it with "mlops package".'
+    const same = `Package it again from the same sources ("mlops package --version ${record.version}"): a byte-identical build replaces the damaged archive`
+    return next ? `${same}; otherwise package it as a new version ("mlops package --version ${next}").` : `${same}.`
   }
 }
 

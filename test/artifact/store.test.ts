@@ -172,12 +172,17 @@ describe('artifact: store', () => {
     assert.deepEqual(report.problems.map((p) => [p.kind, p.path]), [['archive-digest', undefined], ['file-digest', 'model/model.onnx']])
     await assert.rejects(store.open('1.2.0', {cacheDir: join(dir, 'cache')}), (error) => {
       expectCode('ARTIFACT_TAMPERED', /^artifact credit-risk@1\.2\.0 fails verification: .*model\/model\.onnx sha256 differs from the manifest/)(error)
-      assert.equal((error as MlopsError).hint, 'Re-package it with "mlops package --version 1.2.1".')
+      assert.equal((error as MlopsError).hint, 'Package it again from the same sources ("mlops package --version 1.2.0"): a byte-identical build replaces the damaged archive; otherwise package it as a new version ("mlops package --version 1.2.1").')
       return true
     })
     assert.equal(existsSync(join(dir, 'cache')), false)
     await assert.rejects(store.export('1.2.0', join(dir, 'out.tar')), expectCode('ARTIFACT_TAMPERED'))
     assert.equal(existsSync(join(dir, 'out.tar')), false)
+    // As the hint says: the same build again heals it.
+    const again = await pack('1.2.0')
+    assert.deepEqual([again.created, again.repaired], [false, true])
+    assert.equal((await store.verify('1.2.0')).ok, true)
+    assert.equal((await pack('1.2.0')).repaired, undefined, 'an intact archive is left alone')
   })
 
   it('a blob that went missing fails verification instead of crashing', async () => {
