@@ -1,7 +1,9 @@
 // What an ONNX model takes and returns, read through onnxruntime-node, and whether Node can serve it.
+import {existsSync, statSync} from 'node:fs'
+
 import * as ort from 'onnxruntime-node'
 
-import {MlopsError, errorMessage} from '../errors.js'
+import {MlopsError, UsageError, errorMessage} from '../errors.js'
 import {type Dtype, type OrtTensor, elementCount, isSupportedDtype} from './tensor.js'
 
 /** A dimension: a fixed size, or a dynamic one (its symbolic name, or "" when unnamed), as onnxruntime-node reports it. */
@@ -101,6 +103,8 @@ export interface LoadOptions {
 }
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<LoadedModel> {
+  // onnxruntime answers a folder with text about its "model package API": say what is wrong in our words.
+  if (existsSync(path) && statSync(path).isDirectory()) throw new UsageError('MODEL_NOT_A_FILE', `the model ${path} is a directory, not an .onnx file`, {hint: 'Point model.path in mlops.yaml (or --model) at the .onnx file in it.'})
   const started = performance.now()
   let session: ort.InferenceSession
   try {

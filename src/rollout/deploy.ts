@@ -277,7 +277,8 @@ interface Context {
 
 async function context(options: {dir: string; actor?: string; now?: () => Date; target?: DeployTarget}, projectDir: string): Promise<Context> {
   const paths = deployPaths(requireDirectory(projectDir))
-  const actor = options.actor ?? (await gitUser(projectDir)) ?? process.env.USER ?? process.env.USERNAME ?? 'unknown'
+  // An empty --actor (an unset variable in CI) is no name: the ledger falls back as if none was given.
+  const actor = options.actor?.trim() || ((await gitUser(projectDir)) ?? process.env.USER ?? process.env.USERNAME ?? 'unknown')
   return {paths, target: options.target ?? new LocalTarget(paths, resolve(projectDir)), actor, now: options.now ?? (() => new Date())}
 }
 

@@ -13,7 +13,7 @@ export class Predictor {
 
   constructor(readonly engine: InferenceEngine, readonly pipeline: Pipeline) {
     // Compiled once: a request pays only for running the compiled check.
-    this.check = new Ajv({allErrors: false, strict: false, coerceTypes: false}).compile(pipeline.requestSchema)
+    this.check = new Ajv({allErrors: false, strict: false, coerceTypes: false, verbose: true}).compile(pipeline.requestSchema)
   }
 
   /** The first problem of a record, naming its field, or undefined when it fits the request schema. */
@@ -121,5 +121,9 @@ function messageOf(error: ErrorObject): string {
   if (error.keyword === 'required') return 'is required'
   if (error.keyword === 'additionalProperties') return 'is not a field of the request'
   if (error.keyword === 'enum') return `must be one of ${((error.params as {allowedValues: unknown[]}).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`
+  // A number field takes "NaN" and "Infinity" as strings too (JSON has no such numbers): any other string fails that pattern.
+  if (error.keyword === 'pattern' && /Infinity/.test(String((error.params as {pattern?: string}).pattern))) {
+    return `must be a number, not ${JSON.stringify(error.data).slice(0, 40)}${String((error.params as {pattern?: string}).pattern).includes('NaN') ? ' (or null when missing)' : ''}`
+  }
   return error.message ?? 'is invalid'
 }

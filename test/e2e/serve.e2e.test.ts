@@ -38,8 +38,9 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
       assert.equal(response.headers.get('x-model-version'), '1.0.0')
       const body = (await response.json()) as {predictions: object[]; version: string}
       assert.deepEqual(compareJson('predictions', cases.flatMap((c) => c.expected.predictions), body.predictions), [])
-      const bad = await fetch(`${url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: [{age: 'old'}]})})
+      const bad = await fetch(`${url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: [{...cases[0].records[0], age: 'old'}]})})
       assert.equal(bad.status, 400)
+      assert.match(((await bad.json()) as {error: {message: string}}).error.message, /age.*must be a number, not "old"/)
     } finally {
       child.kill('SIGTERM')
       await once(child, 'exit')

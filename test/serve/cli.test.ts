@@ -33,7 +33,10 @@ describe('mlops serve and predict (child processes)', function () {
     await assert.rejects(fetch(`${url}/v2/health/live`), 'still accepting after SIGTERM')
   })
 
-  it('an address that is not this machine\'s is a usage error naming the host, not a stack trace', async () => {
+  it('an address that is not this machine\'s, or a model path that is a folder, is a usage error naming it, not a stack trace', async () => {
+    const folder = await execa('node', [...CLI, 'serve', '--model', MODELS_DIR, '--port', '0', '--json'], {env: {CI: 'true'}, reject: false})
+    assert.equal(folder.exitCode, 2, String(folder.stderr))
+    assert.equal((JSON.parse(String(folder.stdout)) as {error: {code: string}}).error.code, 'MODEL_NOT_A_FILE')
     const result = await execa('node', [...CLI, 'serve', '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--host', '192.0.2.1', '--port', '0', '--json'], {env: {CI: 'true'}, reject: false})
     assert.equal(result.exitCode, 2, String(result.stderr))
     const {error} = JSON.parse(String(result.stdout)) as {error: {code: string; message: string}}
