@@ -44,6 +44,7 @@ export interface PredictResult {
 }
 
 const MAX_ERRORS = 100
+const STOP = Symbol('fail-fast')
 
 export async function predictFile(options: PredictOptions): Promise<PredictResult> {
   const servable = await loadServable(options)
@@ -54,18 +55,19 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const out = await Output.open(options.output, options.input)
   const result: PredictResult = {rows: 0, ok: 0, failed: 0, errors: [], output: options.output === '-' ? 'stdout' : resolve(options.output)}
   // Lines are written in input order: bad rows found by the reader are held until the batch before them is written.
-  let pending: {line: number; text: string}[] = []
+  let pending: {line: number; text: string; failed: boolean}[] = []
   let batch: RecordRow[] = []
 
   const fail = (line: number, message: string) => {
     result.failed++
     if (result.errors.length < MAX_ERRORS) result.errors.push({line, message})
-    pending.push({line, text: JSON.stringify({line, error: message})})
+    pending.push({line, text: JSON.stringify({line, error: message}), failed: true})
   }
   const flush = async () => {
-    if (batch.length > 0) await predictBatch(predictor, batch, fail, (line, text) => pending.push({line, text}), result)
+    if (batch.length > 0) await predictBatch(predictor, batch, fail, (line, text) => pending.push({line, text, failed: false}), result)
     batch = []
     pending.sort((a, b) => a.line - b.line)
+    if (options.failFast) pending = upToFirstFailure(pending, result)
     const text = pending.map((p) => p.text + '\n').join('')
     pending = []
     if (text) await out.write(text)
@@ -73,15 +75,21 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   }
 
   try {
-    for await (const row of readRecords(options.input, {onBadRow: (line, message) => {
-      result.rows++
-      fail(line, message)
-    }})) {
-      if (options.failFast && result.failed > 0) break
-      result.rows++
-      batch.push(row)
-      if (batch.length >= batchSize) await flush()
-      if (options.failFast && result.failed > 0) break
+    try {
+      for await (const row of readRecords(options.input, {onBadRow: (line, message) => {
+        result.rows++
+        fail(line, message)
+        // The reader calls this between the rows it yields: with --fail-fast, stop it here, not at the next good row.
+        if (options.failFast) throw STOP
+      }})) {
+        if (options.failFast && result.failed > 0) break
+        result.rows++
+        batch.push(row)
+        if (batch.length >= batchSize) await flush()
+        if (options.failFast && result.failed > 0) break
+      }
+    } catch (error) {
+      if (error !== STOP) throw error
     }
     await flush()
     await out.close()
@@ -91,7 +99,33 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     await model.session.release().catch(() => undefined)
   }
   if (options.failFast && result.failed > 0) result.stopped = true
+  // Bad rows are found by the reader at once and by the model a batch later: report them in input order.
+  result.errors.sort((a, b) => a.line - b.line)
   return result
+}
+
+async function opened(path: string, named: string): Promise<Writable> {
+  const stream = createWriteStream(path)
+  await new Promise<void>((ok, fail) => {
+    stream.once('open', () => ok())
+    stream.once('error', (error) => fail(diskError(named, error)))
+  })
+  return stream
+}
+
+/**
+ * --fail-fast stops at the first bad row, but a batch runs whole: what came after that row in it is neither written nor
+ * counted, as if the run had stopped there.
+ */
+function upToFirstFailure<T extends {line: number; failed: boolean}>(pending: T[], result: PredictResult): T[] {
+  const first = pending.findIndex((p) => p.failed)
+  if (first === -1) return pending
+  const after = pending.slice(first + 1)
+  result.rows -= after.length
+  result.failed -= after.filter((p) => p.failed).length
+  result.ok -= after.filter((p) => !p.failed).length
+  result.errors = result.errors.filter((e) => e.line <= pending[first].line)
+  return pending.slice(0, first + 1)
 }
 
 /** Runs a batch; when one record spoils it, the records run one by one so only the bad ones fail. */
@@ -126,14 +160,14 @@ class Output {
     if (input !== '-' && existsSync(input) && existsSync(target) && realpathSync(input) === realpathSync(target)) {
       throw new UsageError('OUTPUT_IS_INPUT', `--output ${path} is the input file: the predictions would replace the records they come from`, {hint: 'Write them to another file, e.g. --output predictions.jsonl.'})
     }
-    await makeDirectory(dirname(target))
-    const temp = join(dirname(target), `.${basename(target)}.${process.pid}.partial`)
-    const stream = createWriteStream(temp)
-    await new Promise<void>((ok, fail) => {
-      stream.once('open', () => ok())
-      stream.once('error', (error) => fail(diskError(target, error)))
-    })
-    return new Output(stream, target, temp)
+    const existing = existsSync(target) ? statSync(target) : undefined
+    // A device or a pipe (/dev/null, a FIFO) is written in place: there is no file to keep, and a rename would replace it.
+    if (existing && !existing.isFile()) return new Output(await opened(target, target), target)
+    // Through a symbolic link, the file it names is the one replaced.
+    const final = existing ? realpathSync(target) : target
+    await makeDirectory(dirname(final))
+    const temp = join(dirname(final), `.${basename(final)}.${process.pid}.partial`)
+    return new Output(await opened(temp, target), final, temp)
   }
 
   async write(text: string): Promise<void> {
@@ -146,7 +180,7 @@ class Output {
 
   /** Flushes and puts the file in place. */
   async close(): Promise<void> {
-    if (this.temp && this.failure === undefined) {
+    if (this.stream !== process.stdout && this.failure === undefined) {
       await new Promise<void>((ok) =>
         this.stream.end((error?: Error | null) => {
           if (error) this.failure ??= error

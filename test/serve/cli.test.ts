@@ -1,6 +1,6 @@
 // `mlops serve` and `mlops predict` as real child processes: the ready line, SIGTERM draining, and a 100k-row batch run.
 import assert from 'node:assert/strict'
-import {createReadStream, readFileSync, readdirSync, writeFileSync} from 'node:fs'
+import {createReadStream, lstatSync, readFileSync, readdirSync, symlinkSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 
@@ -90,6 +90,14 @@ describe('mlops serve and predict (child processes)', function () {
     assert.equal(out[1].line, 2)
     assert.match(out[1].error, /"cheap" is not a number/)
     assert.equal(out.length, 2, 'went on past the bad row')
+    // In one batch, and with rows the reader refuses: still nothing past the first bad row, written or counted.
+    const lines = [rows[0], rows[1], rows[1], rows[2]].map((r) => JSON.stringify(r))
+    lines.splice(2, 0, '{not json')
+    const batch = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast'], {env: {CI: 'true'}, input: lines.join('\n'), reject: false})
+    assert.deepEqual(String(batch.stdout).trim().split('\n').map((l) => JSON.parse(l).line), [1, 2])
+    assert.equal(String(batch.stderr), '  line 2: fare: "cheap" is not a number (float32)', 'the first bad row alone is reported')
+    const reader = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast'], {env: {CI: 'true'}, input: ['{not json', '{also not', lines[0]].join('\n'), reject: false})
+    assert.deepEqual(String(reader.stdout).trim().split('\n').map((l) => JSON.parse(l).line), [1])
   })
 
   it('says so in one line, without a stack trace, when the reader of stdout goes away (| head)', async () => {
@@ -128,6 +136,21 @@ describe('mlops serve and predict (child processes)', function () {
       const done = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output], {env: {CI: 'true'}, reject: false})
       assert.equal(done.exitCode, 0, String(done.stderr))
       assert.equal(readFileSync(output, 'utf8').trim().split('\n').length, 300_000)
+
+      // What is not a plain file is written in place, never replaced: a pipe (think /dev/null) stays a pipe, and a
+      // symbolic link keeps pointing at the file that now holds the predictions.
+      const one = '{"pclass":"1","sex":"female","age":29,"fare":211.3,"embarked":"S"}\n'
+      const fifo = join(dir.path, 'pipe')
+      await execa('mkfifo', [fifo])
+      const reader = execa('cat', [fifo])
+      await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', fifo], {env: {CI: 'true'}, input: one})
+      assert.match(String((await reader).stdout), /"output_label":1/)
+      assert.ok(lstatSync(fifo).isFIFO())
+      const link = join(dir.path, 'latest.jsonl')
+      symlinkSync(output, link)
+      await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', link], {env: {CI: 'true'}, input: one})
+      assert.ok(lstatSync(link).isSymbolicLink())
+      assert.equal(readFileSync(output, 'utf8'), '{"line":1,"prediction":{"output_label":1}}\n')
     } finally {
       await dir.remove()
     }
