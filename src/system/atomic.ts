@@ -1,5 +1,5 @@
 // The one place state reaches the disk: temp file, fsync, rename, so a crash never leaves a half-written file.
-import {mkdir, readFile, stat} from 'node:fs/promises'
+import {mkdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {dirname} from 'node:path'
 import writeFileAtomic from 'write-file-atomic'
 
@@ -29,6 +29,9 @@ export async function makeDirectory(path: string): Promise<void> {
 export async function writeFileAtomically(path: string, data: string | Buffer, mode?: number): Promise<void> {
   await makeDirectory(dirname(path))
   try {
+    // A report sent to a device or a pipe (--junit /dev/stdout) is written into it: a rename would replace the device.
+    const existing = await stat(path).catch(() => undefined)
+    if (existing && !existing.isFile()) return await writeFile(path, data)
     await writeFileAtomic(path, data, {fsync: true, mode})
   } catch (error) {
     throw diskError(path, error)
