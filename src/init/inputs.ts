@@ -10,6 +10,7 @@ import {type ModelSignature, type TensorSpec, checkFeeds, formatShape, isDynamic
 import {type Dtype, type OrtTensor, type TensorJson, type TypedData, elementCount, makeTensor, tensorFromJson, toHalf} from '../model/tensor.js'
 import type {TemplateKind} from './suggest.js'
 
+const MAX_GOLDEN_VALUES = 4_000_000
 const SHAPE_HINT = 'Pass one --shape per input with every dimension, batch included: --shape x=1,3,48,192'
 
 /** `--shape input=1,3,48,192` flags to sizes by input name. */
@@ -50,6 +51,9 @@ export function resolveShapes(signature: ModelSignature, kind: TemplateKind, ove
     const override = overrides[input.name]
     if (!override) continue
     if (override.length !== input.shape.length) throw new UsageError('INIT_SHAPE_INVALID', `--shape ${input.name}=${override.join(',')}: the input has rank ${input.shape.length} ${formatShape(input.shape)}, not ${override.length}`, {hint: SHAPE_HINT})
+    // Golden cases are JSON lines: a million values is already a file of megabytes per case.
+    const values = override.reduce((a, b) => a * b, 1)
+    if (values > MAX_GOLDEN_VALUES) throw new UsageError('INIT_SHAPE_TOO_LARGE', `--shape ${input.name}=${override.join(',')}: ${values.toLocaleString('en-US')} values per case, more than golden cases can hold (${MAX_GOLDEN_VALUES.toLocaleString('en-US')})`, {hint: 'Give smaller sizes for the dynamic dimensions (the golden cases only need to run the model), or pass real inputs with --sample.'})
     input.shape.forEach((dim, axis) => {
       if (!isDynamic(dim) && dim !== override[axis]) throw new UsageError('INIT_SHAPE_INVALID', `--shape ${input.name}=${override.join(',')}: dimension ${axis} of ${formatShape(input.shape)} is fixed at ${dim}`, {hint: SHAPE_HINT})
       if (typeof dim === 'string' && dim) named.set(dim, override[axis])

@@ -1,9 +1,9 @@
 // The one place state reaches the disk: temp file, fsync, rename, so a crash never leaves a half-written file.
 import {mkdir, readFile, stat, writeFile} from 'node:fs/promises'
-import {dirname} from 'node:path'
+import {dirname, join} from 'node:path'
 import writeFileAtomic from 'write-file-atomic'
 
-import {MlopsError} from '../errors.js'
+import {MlopsError, UsageError} from '../errors.js'
 
 /**
  * mkdir -p, one level at a time. Not Node's `recursive` option: on a path under /proc or /sys it retries forever (Node 20),
@@ -31,6 +31,7 @@ export async function writeFileAtomically(path: string, data: string | Buffer, m
   try {
     // A report sent to a device or a pipe (--junit /dev/stdout) is written into it: a rename would replace the device.
     const existing = await stat(path).catch(() => undefined)
+    if (existing?.isDirectory()) throw new UsageError('PATH_IS_DIRECTORY', `${path} is a directory, so no file can be written there`, {hint: `Name a file inside it, e.g. ${join(path, 'report')}.`})
     if (existing && !existing.isFile()) return await writeFile(path, data)
     await writeFileAtomic(path, data, {fsync: true, mode})
   } catch (error) {

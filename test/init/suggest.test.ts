@@ -66,6 +66,8 @@ describe('init: shapes of generated inputs', () => {
     assert.throws(() => resolveShapes(image, 'image', {y: [1, 3, 2, 2]}), /no input "y"; its inputs are x/)
     assert.throws(() => resolveShapes(image, 'image', {x: [1, 3, 2]}), /rank 4/)
     assert.throws(() => resolveShapes(image, 'image', {x: [1, 1, 2, 2]}), /dimension 1 .* is fixed at 3/)
+    assert.throws(() => resolveShapes(image, 'image', {x: [1, 3, 100_000, 100_000]}), {code: 'INIT_SHAPE_TOO_LARGE', message: /30,000,000,000 values per case/})
+    assert.deepEqual(resolveShapes(image, 'image', {x: [1, 3, 1024, 1024]}).shapes.x, [1, 3, 1024, 1024])
   })
 })
 

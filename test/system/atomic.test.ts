@@ -31,6 +31,7 @@ describe('atomic writes', () => {
       writeFileSync(file, 'old')
       await writeFileAtomically(file, 'new')
       assert.equal(readFileSync(file, 'utf8'), 'new')
+      await assert.rejects(writeFileAtomically(dir.path, 'x'), {code: 'PATH_IS_DIRECTORY', exitCode: 2})
       const fifo = join(dir.path, 'pipe')
       await execa('mkfifo', [fifo])
       const reader = spawn('cat', [fifo])
