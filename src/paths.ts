@@ -1,5 +1,5 @@
 // Where the tool's own files are (templates, schemas), whether it runs from dist/ or from src/ through tsx.
-import {existsSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {dirname, join} from 'node:path'
 import {fileURLToPath} from 'node:url'
 
@@ -16,3 +16,10 @@ function findPackageRoot(): string {
 export const packageRoot = findPackageRoot()
 export const templatesDir = join(packageRoot, 'templates')
 export const schemasDir = join(packageRoot, 'schemas')
+
+let version: string | undefined
+/** This mlops's version, from its package.json (read once). */
+export function toolVersion(): string {
+  version ??= (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version
+  return version
+}

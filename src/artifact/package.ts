@@ -1,5 +1,5 @@
 // `mlops package`: checks the model, freezes the pipeline, runs golden cases, profiles reference data, and stores the artifact.
-import {existsSync, readFileSync} from 'node:fs'
+import {existsSync} from 'node:fs'
 import {mkdir} from 'node:fs/promises'
 import {basename, join, relative, resolve} from 'node:path'
 
@@ -16,7 +16,7 @@ import {RecordProfiler, type ValueKind, flattenPrediction} from '../monitor/prof
 import {createPipeline, resolvePipeline} from '../pipeline/index.js'
 import type {ResolvedPipeline} from '../pipeline/spec.js'
 import type {InputRecord, Pipeline} from '../pipeline/types.js'
-import {packageRoot} from '../paths.js'
+import {toolVersion} from '../paths.js'
 import {createTag, gitInfo} from '../system/git.js'
 import {writeArchive} from './archive.js'
 import {storeFor} from './project.js'
@@ -207,12 +207,6 @@ function toResult(record: ArtifactRecord, created: boolean, golden: GoldenReport
     git: git ? {commit: git.commit, branch: git.branch, dirty: git.dirty} : undefined,
     tag,
   }
-}
-
-let cachedToolVersion: string | undefined
-export function toolVersion(): string {
-  cachedToolVersion ??= (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version
-  return cachedToolVersion
 }
 
 export function onnxruntimeVersion(): string {

@@ -8,7 +8,7 @@ import {ConfigError, UsageError, errorMessage} from '../errors.js'
 import {CONFIG_FILE, parseConfig} from '../config/load.js'
 import {type LoadedModel, type ModelSignature, formatShape, loadModel} from '../model/signature.js'
 import type {TensorJson} from '../model/tensor.js'
-import {packageRoot} from '../paths.js'
+import {toolVersion} from '../paths.js'
 import {writeFileAtomically} from '../system/atomic.js'
 import {goldenJsonl, seedGoldenCases} from './golden.js'
 import {type Sample, randomFeeds, readSamples, resolveShapes} from './inputs.js'
@@ -169,10 +169,6 @@ const PROJECT_FILES: [string, string][] = [
   ['project/gitlab-ci.yml', '.gitlab-ci.yml'],
 ]
 
-async function mlopsVersion(): Promise<string> {
-  return (JSON.parse(await readFile(join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version
-}
-
 export async function initProject(options: InitOptions): Promise<InitResult> {
   const dir = resolve(options.dir)
   if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) throw new UsageError('INIT_DIR_INVALID', `${dir} is a file, not a directory`, {hint: 'Pass a new or existing folder as DIR: mlops init DIR --model PATH/TO/model.onnx'})
@@ -204,7 +200,7 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
     await model.session.release().catch(() => undefined)
   }
 
-  const vars = {name, template: kind, modelPath: yamlScalar(modelPath), signature: describeSignature(model.signature), mlopsVersion: await mlopsVersion()}
+  const vars = {name, template: kind, modelPath: yamlScalar(modelPath), signature: describeSignature(model.signature), mlopsVersion: toolVersion()}
   const pipeline = pipelineYaml(suggestPipeline(model.signature, kind, golden.observed))
   const config = await renderTemplateFile(`mlops/${kind}.yaml`, {...vars, pipeline})
   try {

@@ -1,15 +1,13 @@
 // The model server: /v1/predict, the Open Inference Protocol v2 and /metrics on the lean HTTP/1.1 server of src/http
 // (requests read whole, each answer one write), with no framework on the hot path.
 import {randomBytes} from 'node:crypto'
-import {readFileSync} from 'node:fs'
-import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
 import {HttpServer, type ServerAnswer, type ServerRequest, headerValue, httpDate, pathOf, statusName} from '../http/server.js'
 import {type LoadedModel, checkFeeds} from '../model/signature.js'
 import {type Dtype, type OrtTensor, bigintReplacer, tensorFromJson, valuesToJson} from '../model/tensor.js'
-import {packageRoot} from '../paths.js'
+import {toolVersion} from '../paths.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {ServeSettings} from './config.js'
 import {InferenceEngine} from './engine.js'
@@ -60,7 +58,6 @@ export interface ModelServer {
   readonly warnings: string[]
 }
 
-const TOOL_VERSION = (JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {version: string}).version
 const JSON_TYPE = 'application/json'
 const BINARY_TYPE = 'application/octet-stream'
 /** The binary tensor data extension: the length of the JSON that starts the body; tensor bytes follow it. */
@@ -117,7 +114,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   let idleWaiters: (() => void)[] = []
 
   const metadata = JSON.stringify(modelMetadata(modelName, version, model.signature))
-  const serverMetadata = JSON.stringify({name: 'mlops', version: TOOL_VERSION, extensions: ['binary_tensor_data']})
+  const serverMetadata = JSON.stringify({name: 'mlops', version: toolVersion(), extensions: ['binary_tensor_data']})
   const inferPaths = new Set([`/v2/models/${encodeURIComponent(modelName)}/infer`, `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`])
   const modelParams = [modelName]
 
