@@ -1,8 +1,6 @@
 // `mlops test`: start (or reach) the server, run regression, load, latency and robustness checks, judge every gate, write reports.
-import {relative} from 'node:path'
-
 import {UsageError} from '../errors.js'
-import {writeFileAtomically} from '../system/atomic.js'
+import {writeReports} from '../report/write.js'
 import {CHECK_NAMES, type CheckName, type CheckOverrides, type CheckSettings, type LatencyGate, checkSettings} from './config.js'
 import {type Gate, type GateVerdict, allPassed, gate} from './gates.js'
 import {type FindMaxResult, findMaxRate, stepJob} from './load/find-max.js'
@@ -140,14 +138,7 @@ export async function runTests(options: TestOptions): Promise<TestResult> {
   result.passed = allPassed(result.gates)
   result.verdict = result.passed ? 'passed' : result.gates.some((g) => g.verdict === 'failed') ? 'failed' : 'inconclusive'
   result.durationS = Math.round((performance.now() - t0) / 100) / 10
-  if (options.junit) {
-    await writeFileAtomically(options.junit, testJunit(result, now()))
-    result.reports.junit = shortPath(options.junit)
-  }
-  if (options.html) {
-    await writeFileAtomically(options.html, testHtml(result, now()))
-    result.reports.html = shortPath(options.html)
-  }
+  result.reports = await writeReports(options, {junit: () => testJunit(result, now()), html: () => testHtml(result, now())})
   return result
 }
 
@@ -243,9 +234,4 @@ export function robustnessGates(summary: RobustnessSummary): Gate[] {
     gate({check: 'robustness', name: 'failed_cases', measured: summary.failed, threshold: 0, comparison: '<=', unit: 'failed cases', inconclusive: summary.run === 0 ? 'no case was sent' : undefined}),
     gate({check: 'robustness', name: 'server_up', measured: summary.healthyAfter ? 1 : 0, threshold: 1, comparison: '>=', unit: '', inconclusive: summary.run === 0 ? 'no case was sent' : undefined}),
   ]
-}
-
-function shortPath(path: string): string {
-  const rel = relative(process.cwd(), path)
-  return rel && !rel.startsWith('..') ? rel : path
 }

@@ -1,14 +1,14 @@
 // `mlops monitor`: current data (a batch file or the server's request log) against the artifact's baseline profile.
 import {existsSync} from 'node:fs'
 import {readFile} from 'node:fs/promises'
-import {relative, resolve} from 'node:path'
+import {resolve} from 'node:path'
 
 import {DEFAULT_STORE, storeFor} from '../artifact/project.js'
 import {ArtifactStore} from '../artifact/store.js'
 import type {ReferenceProfile} from '../artifact/types.js'
 import {type LoadedConfig, loadConfig} from '../config/load.js'
 import {MlopsError, UsageError, isMlopsError} from '../errors.js'
-import {writeFileAtomically} from '../system/atomic.js'
+import {shortPath, writeReports} from '../report/write.js'
 import {DEFAULT_SINCE, type DriftSettings, driftSettings, parseDuration} from './config.js'
 import {type CurrentSource, readBatch, readRequestLog} from './current.js'
 import {type ColumnDrift, type DriftVerdict, NOT_IN_CURRENT, detectDrift} from './drift.js'
@@ -108,14 +108,7 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
     predictions: report.predictions,
     reports: {},
   }
-  if (options.junit) {
-    await writeFileAtomically(options.junit, monitorJunit(result, now()))
-    result.reports.junit = shortPath(options.junit)
-  }
-  if (options.html) {
-    await writeFileAtomically(options.html, monitorHtml(result, now()))
-    result.reports.html = shortPath(options.html)
-  }
+  result.reports = await writeReports(options, {junit: () => monitorJunit(result, now()), html: () => monitorHtml(result, now())})
   return result
 }
 
@@ -172,7 +165,3 @@ function logPath(options: MonitorOptions, loaded: LoadedConfig | undefined): str
   return path
 }
 
-function shortPath(path: string): string {
-  const rel = relative(process.cwd(), resolve(path))
-  return rel && !rel.startsWith('..') ? rel : resolve(path)
-}
