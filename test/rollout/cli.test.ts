@@ -89,7 +89,7 @@ describe('rollout commands through the CLI', function () {
     assertMatchesSchema(first.json, 'deploy')
     assert.deepEqual([first.json.dryRun, first.json.changed, first.json.status], [true, true, undefined])
     assert.deepEqual((first.json.plan as {to: unknown}).to, {stage: 'full', weight: 0, stable: '1.0.0'})
-    assert.equal((await mlops(p.dir, ['status', '--json'])).json.error && 'not deployed', 'not deployed', 'a dry run deploys nothing')
+    assert.equal(((await mlops(p.dir, ['status', '--json'])).json.error as {code: string}).code, 'NOT_DEPLOYED', 'a dry run deploys nothing')
     assert.equal((await burst(p.url, 1))[0].status, 0, 'no gateway was started')
 
     // What the command would refuse, the dry run refuses.
