@@ -1,12 +1,12 @@
 // The rollout's files under <project>/.mlops/deploy/: desired state (atomic), the ledger (append + fsync) and the lock.
 import {closeSync, constants, fsyncSync, openSync, readFileSync, unlinkSync, writeSync} from 'node:fs'
-import {open, readFile, stat, unlink} from 'node:fs/promises'
+import {open, readFile, unlink} from 'node:fs/promises'
 import {hostname} from 'node:os'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {join, resolve} from 'node:path'
 
 import {ExitCode, MlopsError} from '../errors.js'
-import {diskError, makeDirectory, readJson, writeJsonAtomically} from '../system/atomic.js'
+import {diskError, makeDirectory, readJson, tornLineEnd, writeJsonAtomically} from '../system/atomic.js'
 import {DEFAULT_MIRROR_CONCURRENCY} from './config.js'
 import type {Transition} from './plan.js'
 import type {Analysis, LedgerEntry, RolloutState, StepMetrics} from './types.js'
@@ -101,17 +101,10 @@ export async function removeState(paths: DeployPaths): Promise<void> {
 /** Appends one line and fsyncs it; a line torn by a crash is skipped by readLedger and the next entry starts a new line. */
 export async function appendLedger(paths: DeployPaths, entry: LedgerEntry): Promise<void> {
   await makeDirectory(paths.dir)
-  const size = await stat(paths.ledger).then((s) => s.size, () => 0)
-  let prefix = ''
-  if (size > 0) {
-    const handle = await open(paths.ledger, 'r')
-    const {buffer} = await handle.read(Buffer.alloc(1), 0, 1, size - 1)
-    await handle.close()
-    if (buffer[0] !== 0x0a) prefix = '\n'
-  }
   try {
-    const handle = await open(paths.ledger, 'a', 0o644)
+    const handle = await open(paths.ledger, 'a+', 0o644)
     try {
+      const prefix = await tornLineEnd(handle, (await handle.stat()).size)
       await handle.write(prefix + JSON.stringify(entry) + '\n')
       await handle.sync()
     } finally {

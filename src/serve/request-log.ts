@@ -5,7 +5,7 @@ import type {FileHandle} from 'node:fs/promises'
 import {dirname} from 'node:path'
 
 import {bigintReplacer} from '../model/tensor.js'
-import {makeDirectory} from '../system/atomic.js'
+import {makeDirectory, tornLineEnd} from '../system/atomic.js'
 import type {LoggedInputs, RequestLogSettings} from './config.js'
 
 export interface RequestLogEntry {
@@ -98,8 +98,7 @@ export class RequestLog {
       this.file = await open(this.settings.path, 'a+')
       this.size = (await stat(this.settings.path)).size
       if (this.size > 0 && this.size + bytes > this.settings.maxBytes) return this.rotate().then(() => this.write(text))
-      // A line torn by a crash stays one unreadable line: the next entry starts on a line of its own.
-      if (this.size > 0 && (await this.file.read(Buffer.alloc(1), 0, 1, this.size - 1)).buffer[0] !== 0x0a) text = `\n${text}`
+      text = (await tornLineEnd(this.file, this.size)) + text
     }
     await this.file.write(text)
     this.size += Buffer.byteLength(text)

@@ -1,5 +1,5 @@
 // The one place state reaches the disk: temp file, fsync, rename, so a crash never leaves a half-written file.
-import {mkdir, readFile, stat, writeFile} from 'node:fs/promises'
+import {type FileHandle, mkdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {dirname, join} from 'node:path'
 import writeFileAtomic from 'write-file-atomic'
 
@@ -24,6 +24,16 @@ export async function makeDirectory(path: string): Promise<void> {
       if (again.code !== 'EEXIST') throw diskError(path, again)
     })
   }
+}
+
+/**
+ * For an append-only file of lines (the ledger, the request log) opened with 'a+': "\n" when its last line was torn by a
+ * crash, so the next line starts on its own and the torn one stays one unreadable line rather than spoiling two.
+ */
+export async function tornLineEnd(handle: FileHandle, size: number): Promise<string> {
+  if (size === 0) return ''
+  const {buffer} = await handle.read(Buffer.alloc(1), 0, 1, size - 1)
+  return buffer[0] === 0x0a ? '' : '\n'
 }
 
 export async function writeFileAtomically(path: string, data: string | Buffer, mode?: number): Promise<void> {
