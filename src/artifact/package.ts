@@ -163,7 +163,8 @@ async function profileReference(path: string, resolved: ResolvedPipeline, model:
   for (const f of resolved.features ?? []) if (f.type !== 'tensor') kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
   const inputs = new RecordProfiler(kinds)
   const predictions = new RecordProfiler()
-  const canPredict = Object.keys(kinds).length > 0
+  const names = Object.keys(kinds)
+  const canPredict = names.length > 0
   let batch: InputRecord[] = []
   const flush = async () => {
     if (batch.length === 0) return
@@ -174,7 +175,7 @@ async function profileReference(path: string, resolved: ResolvedPipeline, model:
   const seen = new Set<string>()
   for await (const {record} of readRecords(path)) {
     inputs.add(record)
-    if (seen.size < Object.keys(kinds).length) for (const name of Object.keys(kinds)) if (name in record) seen.add(name)
+    if (seen.size < names.length) for (const name of names) if (name in record) seen.add(name)
     if (!canPredict) continue
     batch.push(pick(record, kinds))
     if (batch.length >= PROFILE_BATCH) await flush()
@@ -183,7 +184,7 @@ async function profileReference(path: string, resolved: ResolvedPipeline, model:
   // A baseline of nothing would make every later drift check "not enough data", never a warning: refuse it here.
   const hint = 'Point data.reference in mlops.yaml at the training data (a CSV or JSONL with the feature columns by name), or remove it to package without a drift baseline.'
   if (inputs.rows === 0) throw new UsageError('REFERENCE_EMPTY', `data.reference ${basename(path)} has no records`, {hint})
-  if (canPredict && seen.size === 0) throw new UsageError('REFERENCE_COLUMNS_MISSING', `data.reference ${basename(path)} has none of the pipeline's features (${Object.keys(kinds).slice(0, 8).join(', ')})`, {hint})
+  if (canPredict && seen.size === 0) throw new UsageError('REFERENCE_COLUMNS_MISSING', `data.reference ${basename(path)} has none of the pipeline's features (${names.slice(0, 8).join(', ')})`, {hint})
   return {rows: inputs.rows, source: basename(path), features: inputs.finish(), predictions: canPredict ? predictions.finish() : undefined}
 }
 

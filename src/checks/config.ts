@@ -106,7 +106,7 @@ export function checkSettings(config: ChecksConfig = {}, overrides: CheckOverrid
       rate: overrides.rate ?? load.rate ?? 50,
       concurrency: overrides.concurrency ?? load.concurrency ?? 16,
       durationMs: parseTime(overrides.duration ?? load.duration ?? '10s', 'duration'),
-      warmupMs: parseTime(load.warmup ?? '2s', 'warmup'),
+      warmupMs: parseTime(load.warmup ?? '2s', 'warmup', {zero: true}),
       timeoutMs: load.timeout_ms ?? 10_000,
       requests: load.requests ?? 'auto',
       batch: load.batch ?? 1,
@@ -151,14 +151,12 @@ export function parseDurationMs(text: string): number | undefined {
   return m ? Number(m[1]) * DURATION_MS[m[2]] : undefined
 }
 
-/** Only a warmup may be zero: a measured phase of no time has no rate to report. */
-const MAY_BE_ZERO = new Set(['warmup', 'checks.load.warmup'])
-
-function parseTime(text: string, field: string): number {
+/** `zero`: may be no time at all (a warmup may; a measured phase of no time has no rate to report). */
+function parseTime(text: string, field: string, {zero = false} = {}): number {
   const ms = parseDurationMs(text)
   // The schema and checkChecksConfig refuse bad durations in mlops.yaml; a flag gets here unchecked.
   if (ms === undefined) throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is not a duration`, {hint: 'Write a number and a unit: 500ms, 10s or 2m.'})
-  if (ms === 0 && !MAY_BE_ZERO.has(field)) throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is no time at all: nothing would be measured`, {hint: 'Give it a length, e.g. 10s.'})
+  if (ms === 0 && !zero) throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is no time at all: nothing would be measured`, {hint: 'Give it a length, e.g. 10s.'})
   return ms
 }
 
@@ -170,10 +168,12 @@ export function checkChecksConfig(config: {checks?: ChecksConfig}): ConfigIssue[
   ;(checks.latency?.gates ?? []).forEach((gate, i) => {
     if (!parseLatencyGate(gate)) issues.push({path: `checks.latency.gates[${i}]`, message: `"${gate}" is not a latency gate; write it as "p99 <= 50ms" or "p99 <= 50ms at 200 rps" (p50, p90, p95, p99, p99.9 or max; us, ms or s)`})
   })
-  const durations: [string, string | undefined][] = [['checks.load.duration', checks.load?.duration], ['checks.load.warmup', checks.load?.warmup], ['checks.load.find_max.step_duration', checks.load?.find_max?.step_duration]]
-  for (const [path, value] of durations) {
-    if (value !== undefined && parseDurationMs(value) === undefined) issues.push({path, message: `"${value}" is not a duration such as 500ms, 10s or 2m`})
-    else if (value !== undefined && parseDurationMs(value) === 0 && !MAY_BE_ZERO.has(path)) issues.push({path, message: `"${value}" is no time at all: nothing would be measured; give it a length, e.g. 10s`})
+  const durations: [string, string | undefined, boolean][] = [['checks.load.duration', checks.load?.duration, false], ['checks.load.warmup', checks.load?.warmup, true], ['checks.load.find_max.step_duration', checks.load?.find_max?.step_duration, false]]
+  for (const [path, value, zero] of durations) {
+    if (value === undefined) continue
+    const ms = parseDurationMs(value)
+    if (ms === undefined) issues.push({path, message: `"${value}" is not a duration such as 500ms, 10s or 2m`})
+    else if (ms === 0 && !zero) issues.push({path, message: `"${value}" is no time at all: nothing would be measured; give it a length, e.g. 10s`})
   }
   if (checks.load?.find_max?.max_rate !== undefined && checks.load.rate !== undefined && checks.load.find_max.max_rate < checks.load.rate) {
     issues.push({path: 'checks.load.find_max.max_rate', message: `must be at least checks.load.rate (${checks.load.rate})`})

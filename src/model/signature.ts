@@ -1,5 +1,5 @@
 // What an ONNX model takes and returns, read through onnxruntime-node, and whether Node can serve it.
-import {existsSync, statSync} from 'node:fs'
+import {statSync} from 'node:fs'
 
 import * as ort from 'onnxruntime-node'
 
@@ -104,7 +104,7 @@ export interface LoadOptions {
 
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<LoadedModel> {
   // onnxruntime answers a folder with text about its "model package API": say what is wrong in our words.
-  if (existsSync(path) && statSync(path).isDirectory()) throw new UsageError('MODEL_NOT_A_FILE', `the model ${path} is a directory, not an .onnx file`, {hint: 'Point model.path in mlops.yaml (or --model) at the .onnx file in it.'})
+  if (statSync(path, {throwIfNoEntry: false})?.isDirectory()) throw new UsageError('MODEL_NOT_A_FILE', `the model ${path} is a directory, not an .onnx file`, {hint: 'Point model.path in mlops.yaml (or --model) at the .onnx file in it.'})
   const started = performance.now()
   let session: ort.InferenceSession
   try {

@@ -1,5 +1,4 @@
 // Live profiles kept by the server: bounded reservoirs of inputs and predictions per time window, drift against the baseline on demand.
-
 import {Gauge, type Registry} from 'prom-client'
 
 import type {ReferenceProfile} from '../artifact/types.js'

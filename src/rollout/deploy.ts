@@ -194,16 +194,14 @@ export async function down(options: Common): Promise<DownResult> {
   // The gateway holds the lock for an automatic step (a promotion, a rollback) for moments: down waits it out.
   return withLock(ctx.paths, 'mlops down', async () => {
     // A damaged state must not keep the gateway running: down is the way out its error points to.
-    let corrupt = false
     const state = await readState(ctx.paths).catch((error: unknown) => {
       if ((error as MlopsError).code !== 'STATE_CORRUPT') throw error
-      corrupt = true
       return undefined
     })
     const stopped = await ctx.target.stop()
-    if (corrupt) await removeState(ctx.paths)
-    if (!state) return stopped
+    // Absent or damaged, the state goes (removing an absent one is a no-op); only a readable one is recorded.
     await removeState(ctx.paths)
+    if (!state) return stopped
     const entry: LedgerEntry = {
       action: 'down', automatic: false, version: state.stable.version, ...(state.stable.digest ? {digest: state.stable.digest} : {}),
       from: {stage: state.stage, weight: state.weight, stable: state.stable.version, ...(state.candidate ? {candidate: state.candidate.version} : {})},
@@ -264,7 +262,7 @@ async function applied(ctx: Context, state: RolloutState): Promise<boolean> {
 
 /** A mistyped --dir is an error, not an empty deployment (status, history and down would report nothing and carry on). */
 function requireDirectory(dir: string): string {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError('DIR_NOT_FOUND', `the project directory ${resolve(dir)} does not exist`, {hint: 'Check --dir (or MLOPS_DIR): it names the folder where mlops.yaml lives.'})
+  if (!statSync(dir, {throwIfNoEntry: false})?.isDirectory()) throw new UsageError('DIR_NOT_FOUND', `the project directory ${resolve(dir)} does not exist`, {hint: 'Check --dir (or MLOPS_DIR): it names the folder where mlops.yaml lives.'})
   return dir
 }
 

@@ -89,11 +89,16 @@ export interface Serving {
 export async function startServing(options: LoadServableOptions): Promise<Serving> {
   const servable = await loadServable(options)
   const {model, pipeline, identity, settings, warmup} = servable
-  if (settings.requestLog) await checkWritable(settings.requestLog.path).catch(async (error: unknown) => {
+  let server: ModelServer
+  let url: string
+  try {
+    if (settings.requestLog) await checkWritable(settings.requestLog.path)
+    server = createModelServer({model, pipeline, identity, settings, warmup, processMetrics: true, live: servable.live?.profiles})
+    url = await server.listen(settings.port, settings.host)
+  } catch (error) {
     await model.session.release().catch(() => undefined)
-    throw error
-  })
-  const server = createModelServer({model, pipeline, identity, settings, warmup, processMetrics: true, live: servable.live?.profiles})
+    throw startError(error, settings)
+  }
   // Live profiles reach the disk once a minute and at shutdown: a restarted server and `mlops monitor` pick them up.
   const live = servable.live
   const save = async () => {
@@ -101,18 +106,6 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
     await live.profiles.save(live.path).catch((error: Error) => process.stderr.write(`mlops serve: live drift windows cannot be saved to ${live.path} (${error.message}); drift history will not survive a restart\n`))
   }
   const saver = live?.path ? setInterval(() => void save(), 60_000).unref() : undefined
-  let url: string
-  try {
-    url = await server.listen(settings.port, settings.host)
-  } catch (error) {
-    await model.session.release().catch(() => undefined)
-    const code = (error as NodeJS.ErrnoException).code
-    if (code === 'EADDRINUSE') throw new UsageError('PORT_IN_USE', `Port ${settings.port} on ${settings.host} is already in use`, {hint: 'Pass another --port, or --port 0 to pick a free one.'})
-    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') throw new UsageError('HOST_INVALID', `the host ${settings.host} to listen on does not resolve to an address`, {hint: 'Pass --host (or set serving.host) to an address of this machine: 127.0.0.1, 0.0.0.0 for every interface, or ::.'})
-    if (code === 'EADDRNOTAVAIL') throw new UsageError('HOST_NOT_LOCAL', `${settings.host} is not an address of this machine, so nothing can listen on it`, {hint: 'Pass --host (or set serving.host) to an address of this machine: 127.0.0.1, 0.0.0.0 for every interface, or ::.'})
-    if (code === 'EACCES') throw new UsageError('PORT_NOT_ALLOWED', `port ${settings.port} needs privileges this process does not have`, {hint: 'Pass a port above 1023, or --port 0 to pick a free one.'})
-    throw error
-  }
   servable.warnings.push(...server.warnings)
   return {
     server,
@@ -127,6 +120,18 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
       return drained
     },
   }
+}
+
+const HOST_HINT = 'Pass --host (or set serving.host) to an address of this machine: 127.0.0.1, 0.0.0.0 for every interface, or ::.'
+
+/** Why the server could not start listening, in the user's words where the cause is theirs. */
+function startError(error: unknown, settings: ServeSettings): unknown {
+  const code = (error as NodeJS.ErrnoException).code
+  if (code === 'EADDRINUSE') return new UsageError('PORT_IN_USE', `Port ${settings.port} on ${settings.host} is already in use`, {hint: 'Pass another --port, or --port 0 to pick a free one.'})
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new UsageError('HOST_INVALID', `the host ${settings.host} to listen on does not resolve to an address`, {hint: HOST_HINT})
+  if (code === 'EADDRNOTAVAIL') return new UsageError('HOST_NOT_LOCAL', `${settings.host} is not an address of this machine, so nothing can listen on it`, {hint: HOST_HINT})
+  if (code === 'EACCES') return new UsageError('PORT_NOT_ALLOWED', `port ${settings.port} needs privileges this process does not have`, {hint: 'Pass a port above 1023, or --port 0 to pick a free one.'})
+  return error
 }
 
 /** A request log that cannot be written is found at start, not as entries dropped for the server's whole life. */

@@ -139,7 +139,6 @@ async function predictBatch(predictor: Predictor, rows: RecordRow[], fail: (line
   })
 }
 
-
 /**
  * Where predictions go, a file or stdout: a write that fails (a full disk, a closed pipe) fails the run, naming it. A file
  * is written beside its final name and renamed over it once complete, so a run that fails or is killed never leaves a
@@ -156,15 +155,15 @@ class Output {
   static async open(path: string, input: string): Promise<Output> {
     if (path === '-') return new Output(process.stdout, 'stdout')
     const target = resolve(path)
-    if (existsSync(target) && statSync(target).isDirectory()) throw new UsageError('OUTPUT_IS_DIRECTORY', `--output ${path} is a directory`, {hint: `Name a file in it, e.g. --output ${join(path, 'predictions.jsonl')}.`})
-    if (input !== '-' && existsSync(input) && existsSync(target) && realpathSync(input) === realpathSync(target)) {
-      throw new UsageError('OUTPUT_IS_INPUT', `--output ${path} is the input file: the predictions would replace the records they come from`, {hint: 'Write them to another file, e.g. --output predictions.jsonl.'})
-    }
-    const existing = existsSync(target) ? statSync(target) : undefined
-    // A device or a pipe (/dev/null, a FIFO) is written in place: there is no file to keep, and a rename would replace it.
-    if (existing && !existing.isFile()) return new Output(await opened(target, target), target)
+    const existing = statSync(target, {throwIfNoEntry: false})
+    if (existing?.isDirectory()) throw new UsageError('OUTPUT_IS_DIRECTORY', `--output ${path} is a directory`, {hint: `Name a file in it, e.g. --output ${join(path, 'predictions.jsonl')}.`})
     // Through a symbolic link, the file it names is the one replaced.
     const final = existing ? realpathSync(target) : target
+    if (existing && input !== '-' && existsSync(input) && realpathSync(input) === final) {
+      throw new UsageError('OUTPUT_IS_INPUT', `--output ${path} is the input file: the predictions would replace the records they come from`, {hint: 'Write them to another file, e.g. --output predictions.jsonl.'})
+    }
+    // A device or a pipe (/dev/null, a FIFO) is written in place: there is no file to keep, and a rename would replace it.
+    if (existing && !existing.isFile()) return new Output(await opened(target, target), target)
     await makeDirectory(dirname(final))
     const temp = join(dirname(final), `.${basename(final)}.${process.pid}.partial`)
     return new Output(await opened(temp, target), final, temp)

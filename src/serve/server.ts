@@ -374,7 +374,6 @@ function logServerError(error: unknown): void {
   process.stderr.write(`mlops serve: ${detail}\n`)
 }
 
-
 /** 415 for a body that is not JSON (or, with the binary extension's header, not JSON followed by bytes). */
 function checkContentType(req: ServerRequest, binary: boolean): void {
   const header = headerValue(req.headers, 'content-type')

@@ -226,7 +226,7 @@ describe('deploy on the local gateway', function () {
     await writeFile(paths.gateway, '{"pid": 12')
     const seen = await status({dir: p.dir})
     assert.equal(seen.phase, 'Degraded')
-    assert.match(seen.reason, new RegExp(`a gateway \\(pid ${info.pid}\\) runs, but .*gateway\\.json does not say how to reach it; run "mlops down"`))
+    assert.match(seen.reason, new RegExp(`a gateway \\(pid ${info.pid}\\) runs for this project, but .*gateway\\.json does not say how to reach it \\(removed or damaged\\); run "mlops down"`))
     await assert.rejects(deploy({dir: p.dir, ref: '1.0.1', model: XGB, stage: 'full'}), {code: 'GATEWAY_UNREACHABLE'})
     assert.equal((await status({dir: p.dir})).stable.version, '1.0.0', 'the refused deploy changed nothing')
     assert.deepEqual(failures(await burst(p.url, 20)), [], 'the gateway still serves meanwhile')

@@ -88,8 +88,13 @@ export function strayGateways(projectDir: string): number[] {
 /** The gateway's entry point, from the build or the sources (see invocation.ts). */
 const GATEWAY_ENTRY = /targets[/\\]local[/\\]main\.[jt]s$/
 
+/** What a stray gateway is, for status and for a refused deploy alike. */
+export function strayDescription(pids: number[], paths: DeployPaths): string {
+  return `a gateway (pid ${pids.join(', ')}) runs for this project, but ${paths.gateway} does not say how to reach it (removed or damaged)`
+}
+
 function strayError(pids: number[], paths: DeployPaths): UsageError {
-  return new UsageError('GATEWAY_UNREACHABLE', `a gateway (pid ${pids.join(', ')}) runs for this project, but ${paths.gateway} does not say how to reach it (removed or damaged)`, {hint: 'Run "mlops down" to stop it (it finds the process), then deploy again.'})
+  return new UsageError('GATEWAY_UNREACHABLE', strayDescription(pids, paths), {hint: 'Run "mlops down" to stop it (it finds the process), then deploy again.'})
 }
 
 /** The gateway, started detached when none runs; it listens on `port` for clients. */

@@ -2,7 +2,7 @@
 import type {DeployPaths} from '../../rollout/state.js'
 import type {Measurement} from '../../rollout/types.js'
 import type {DeployTarget, ServerSpec, TargetRuntime} from '../types.js'
-import {ensureGateway, findGateway, stopGateway, strayGateways} from './control.js'
+import {ensureGateway, findGateway, stopGateway, strayDescription, strayGateways} from './control.js'
 
 export class LocalTarget implements DeployTarget {
   constructor(private readonly paths: DeployPaths, private readonly projectDir: string) {}
@@ -20,7 +20,7 @@ export class LocalTarget implements DeployTarget {
     const gateway = await findGateway(this.paths)
     if (!gateway) {
       const strays = strayGateways(this.projectDir)
-      return {measurement: {error: strays.length > 0 ? `a gateway (pid ${strays.join(', ')}) runs, but ${this.paths.gateway} does not say how to reach it; run "mlops down" to stop it` : 'the gateway is not running'}}
+      return {measurement: {error: strays.length > 0 ? `${strayDescription(strays, this.paths)}; run "mlops down" to stop it` : 'the gateway is not running'}}
     }
     try {
       const status = await gateway.status()
