@@ -388,7 +388,7 @@ function checkContentType(req: ServerRequest, binary: boolean): void {
 function headerLength(req: ServerRequest): number | undefined {
   const header = headerValue(req.headers, HEADER_LENGTH)
   if (header === undefined) return undefined
-  if (!/^\d{1,15}$/.test(header.trim())) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${String(header)}"`, HEADER_LENGTH)
+  if (!/^\d{1,15}$/.test(header.trim())) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${header}"`, HEADER_LENGTH)
   return Number(header)
 }
 
@@ -413,7 +413,7 @@ let idCounter = 0
 
 /** The caller's x-request-id when it is printable ASCII of a sane length, else a new one. */
 function requestId(header: string | undefined): string {
-  if (typeof header === 'string' && header.length > 0 && header.length <= 200 && /^[\x21-\x7e]+$/.test(header)) return header
+  if (header !== undefined && header.length > 0 && header.length <= 200 && /^[\x21-\x7e]+$/.test(header)) return header
   idCounter = (idCounter + 1) % 0x1_0000_0000
   return ID_PREFIX + idCounter.toString(16).padStart(8, '0')
 }
