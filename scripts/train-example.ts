@@ -29,7 +29,10 @@ function parseFlags(): {out?: string; seed?: string; epochs?: string} {
 
 const flags = parseFlags()
 const out = resolve(flags.out ?? 'examples/credit-risk')
-const options = {seed: integer('seed', flags.seed, DEFAULT_OPTIONS.seed), epochs: integer('epochs', flags.epochs, DEFAULT_OPTIONS.epochs)}
+const options = {
+  seed: integer('seed', flags.seed, DEFAULT_OPTIONS.seed),
+  epochs: integer('epochs', flags.epochs, DEFAULT_OPTIONS.epochs),
+}
 
 const {files, metrics} = buildExample(options)
 for (const [path, content] of files) {
@@ -37,4 +40,6 @@ for (const [path, content] of files) {
   await writeFile(join(out, path), content)
 }
 console.log(`wrote ${files.size} files to ${out} (seed ${options.seed}, ${options.epochs} epochs)`)
-console.log(`held-out AUC ${metrics.holdoutAuc.toFixed(3)}, accuracy ${metrics.holdoutAccuracy.toFixed(3)} at threshold 0.5; training AUC ${metrics.trainingAuc.toFixed(3)}; default rate ${(100 * metrics.defaultRate).toFixed(1)}%`)
+console.log(
+  `held-out AUC ${metrics.holdoutAuc.toFixed(3)}, accuracy ${metrics.holdoutAccuracy.toFixed(3)} at threshold 0.5; training AUC ${metrics.trainingAuc.toFixed(3)}; default rate ${(100 * metrics.defaultRate).toFixed(1)}%`,
+)

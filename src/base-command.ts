@@ -45,7 +45,13 @@ function toMlopsError(error: Error & {oclif?: {exit?: number}}): MlopsError {
   if (isMlopsError(error)) return error
   // oclif's own parse errors (unknown flag, missing argument) are usage errors.
   if (error instanceof Errors.CLIError || error.oclif?.exit === 2) {
-    return new MlopsError('USAGE', error.message.replace(/^Error: /, ''), {exitCode: ExitCode.usage, hint: 'Run the command with --help to see its flags.'})
+    return new MlopsError('USAGE', error.message.replace(/^Error: /, ''), {
+      exitCode: ExitCode.usage,
+      hint: 'Run the command with --help to see its flags.',
+    })
   }
-  return new MlopsError('INTERNAL', error.message || String(error), {exitCode: ExitCode.failed, hint: 'Run again with DEBUG=* for details; if it persists, report it with the output.'})
+  return new MlopsError('INTERNAL', error.message || String(error), {
+    exitCode: ExitCode.failed,
+    hint: 'Run again with DEBUG=* for details; if it persists, report it with the output.',
+  })
 }

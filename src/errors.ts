@@ -55,7 +55,10 @@ export class ConfigError extends UsageError {
 
   constructor(file: string, issues: ConfigIssue[], hint?: string) {
     const lines = issues.map((i) => `  ${i.path || '(root)'}: ${i.message}`).join('\n')
-    super('CONFIG_INVALID', `${file} is not valid:\n${lines}`, {hint: hint ?? `Fix the fields above in ${file}, then run the command again.`, details: {file, issues}})
+    super('CONFIG_INVALID', `${file} is not valid:\n${lines}`, {
+      hint: hint ?? `Fix the fields above in ${file}, then run the command again.`,
+      details: {file, issues},
+    })
     this.name = 'ConfigError'
     this.issues = issues
   }

@@ -46,14 +46,32 @@ interface Measure {
  * generator's JavaScript does not sit on the cores the gateway, nginx and the model server share.
  */
 async function measure(url: string, concurrency: number): Promise<Measure> {
-  const {stdout} = await execa('node', ['--import', 'tsx', LOAD, `${url}/v1/predict`, BODY_FILE, String(concurrency), String(SECONDS)])
+  const {stdout} = await execa('node', [
+    '--import',
+    'tsx',
+    LOAD,
+    `${url}/v1/predict`,
+    BODY_FILE,
+    String(concurrency),
+    String(SECONDS),
+  ])
   return JSON.parse(stdout) as Measure
 }
 
 /** Open model at a fixed rate (the project's own load generator): stable's latency as clients see it below saturation. */
 async function atRate(url: string, rate: number): Promise<Measure> {
-  const phase = await runLoadPhase({origin: url, requests: [{path: '/v1/predict', body: BODY}], mode: 'open', rate, concurrency: 64, warmupMs: 1000, durationMs: SECONDS * 1000, timeoutMs: 10_000})
-  if (process.env.BENCH_DEBUG) console.error(url, rate, JSON.stringify({p99: phase.latencyMs.p99, max: phase.latencyMs.max, client: phase.client}))
+  const phase = await runLoadPhase({
+    origin: url,
+    requests: [{path: '/v1/predict', body: BODY}],
+    mode: 'open',
+    rate,
+    concurrency: 64,
+    warmupMs: 1000,
+    durationMs: SECONDS * 1000,
+    timeoutMs: 10_000,
+  })
+  if (process.env.BENCH_DEBUG)
+    console.error(url, rate, JSON.stringify({p99: phase.latencyMs.p99, max: phase.latencyMs.max, client: phase.client}))
   return {p50: phase.latencyMs.p50, p99: phase.latencyMs.p99, rps: phase.throughput, failed: phase.requests - phase.ok}
 }
 
@@ -68,13 +86,21 @@ async function compare(urls: Record<string, string>, concurrency: 1 | 16): Promi
 
 function medianOf(list: Measure[]): Measure {
   const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]
-  return {p50: median(list.map((m) => m.p50)), p99: median(list.map((m) => m.p99)), rps: median(list.map((m) => m.rps)), failed: list.reduce((n, m) => n + m.failed, 0)}
+  return {
+    p50: median(list.map((m) => m.p50)),
+    p99: median(list.map((m) => m.p99)),
+    rps: median(list.map((m) => m.rps)),
+    failed: list.reduce((n, m) => n + m.failed, 0),
+  }
 }
 
 /** The direct server is started as the gateway starts its own: without onnxruntime's spinning threads. */
 async function startServer(): Promise<{url: string; stop: () => void}> {
   const {command, args} = serveInvocation()
-  const child = spawn(command, [...args, '--model', MODEL, '--port', '0', '--json', '--no-thread-spinning'], {stdio: ['ignore', 'pipe', 'inherit'], env: {...process.env, CI: 'true'}})
+  const child = spawn(command, [...args, '--model', MODEL, '--port', '0', '--json', '--no-thread-spinning'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {...process.env, CI: 'true'},
+  })
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({input: child.stdout!}).once('line', resolve)
     child.once('exit', (code) => reject(new Error(`mlops serve exited with ${code}`)))
@@ -84,7 +110,9 @@ async function startServer(): Promise<{url: string; stop: () => void}> {
 
 async function startNginx(dir: string, upstream: string, port: number): Promise<() => void> {
   const conf = join(dir, 'nginx.conf')
-  await writeFile(conf, `worker_processes 1;
+  await writeFile(
+    conf,
+    `worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
 daemon off;
@@ -98,7 +126,8 @@ http {
     location / { proxy_pass http://model; proxy_http_version 1.1; proxy_set_header Connection ""; }
   }
 }
-`)
+`,
+  )
   const child = spawn(NGINX, ['-c', conf, '-p', dir], {stdio: ['ignore', 'inherit', 'inherit']})
   await new Promise((r) => setTimeout(r, 500))
   if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}; see ${dir}/error.log`)
@@ -118,7 +147,14 @@ async function mirrorCounts(projectDir: string): Promise<{mirrored: number; drop
 async function writeConfig(projectDir: string, port: number): Promise<void> {
   // BENCH_MIRROR_CONCURRENCY sets deploy.shadow.concurrency, to compare settings; the default is what users get.
   const concurrency = Number(process.env.BENCH_MIRROR_CONCURRENCY) || undefined
-  await writeFile(join(projectDir, 'mlops.yaml'), JSON.stringify({name: 'bench', model: {path: MODEL}, deploy: {port, analysis: {interval_seconds: 3600}, ...(concurrency ? {shadow: {concurrency}} : {})}}))
+  await writeFile(
+    join(projectDir, 'mlops.yaml'),
+    JSON.stringify({
+      name: 'bench',
+      model: {path: MODEL},
+      deploy: {port, analysis: {interval_seconds: 3600}, ...(concurrency ? {shadow: {concurrency}} : {})},
+    }),
+  )
 }
 
 const fmt = (ms: number) => ms.toFixed(3).padStart(8)
@@ -141,15 +177,22 @@ try {
   const nginx = `http://127.0.0.1:${nginxPort}`
 
   console.log(`gateway bench: xgboost_regressor /v1/predict, ${ROUNDS} rounds, median of rounds; ms`)
-  for (const concurrency of process.env.BENCH_SKIP_ADDED ? [] : [1, 16] as const) {
+  for (const concurrency of process.env.BENCH_SKIP_ADDED ? [] : ([1, 16] as const)) {
     const r = await compare({direct: direct.url, gateway, nginx}, concurrency)
     const added = {gateway: r.gateway.p50 - r.direct.p50, nginx: r.nginx.p50 - r.direct.p50}
     console.log(`\nconcurrency ${concurrency}          p50      p99    req/s  failed`)
-    for (const [name, m] of Object.entries(r)) console.log(`  ${name.padEnd(16)}${fmt(m.p50)} ${fmt(m.p99)} ${m.rps.toFixed(0).padStart(8)} ${String(m.failed).padStart(6)}`)
-    console.log(`  added at p50: gateway ${fmt(added.gateway)}, nginx ${fmt(added.nginx)}; added at p99: gateway ${fmt(r.gateway.p99 - r.direct.p99)}, nginx ${fmt(r.nginx.p99 - r.direct.p99)}`)
+    for (const [name, m] of Object.entries(r))
+      console.log(
+        `  ${name.padEnd(16)}${fmt(m.p50)} ${fmt(m.p99)} ${m.rps.toFixed(0).padStart(8)} ${String(m.failed).padStart(6)}`,
+      )
+    console.log(
+      `  added at p50: gateway ${fmt(added.gateway)}, nginx ${fmt(added.nginx)}; added at p99: gateway ${fmt(r.gateway.p99 - r.direct.p99)}, nginx ${fmt(r.nginx.p99 - r.direct.p99)}`,
+    )
     const pass = added.gateway <= TARGET_ADDED_P50_MS && r.gateway.failed === 0
     if (!pass) failedTargets++
-    console.log(`  ${pass ? 'PASS' : 'FAIL'} gateway adds ${added.gateway.toFixed(3)} ms at p50 (target <= ${TARGET_ADDED_P50_MS} ms, no failed request)`)
+    console.log(
+      `  ${pass ? 'PASS' : 'FAIL'} gateway adds ${added.gateway.toFixed(3)} ms at p50 (target <= ${TARGET_ADDED_P50_MS} ms, no failed request)`,
+    )
   }
 
   if (process.env.BENCH_SKIP_MIRROR) throw new SkipMirror()
@@ -161,15 +204,22 @@ try {
   const shadow = `http://127.0.0.1:${shadowPort}`
   const saturated = await compare({full: gateway, shadow}, 16)
   const saturatedCost = saturated.shadow.p99 / saturated.full.p99 - 1
-  console.log(`\nshadow mirroring (every request offered to the candidate), ${MIRROR_ROUNDS} alternating rounds, median of rounds`)
-  console.log(`  at saturation (closed loop, c=16): p99 ${fmt(saturated.full.p99)} → ${fmt(saturated.shadow.p99)} (${(saturatedCost * 100).toFixed(1)}%), throughput ${saturated.full.rps.toFixed(0)} → ${saturated.shadow.rps.toFixed(0)} req/s`)
+  console.log(
+    `\nshadow mirroring (every request offered to the candidate), ${MIRROR_ROUNDS} alternating rounds, median of rounds`,
+  )
+  console.log(
+    `  at saturation (closed loop, c=16): p99 ${fmt(saturated.full.p99)} → ${fmt(saturated.shadow.p99)} (${(saturatedCost * 100).toFixed(1)}%), throughput ${saturated.full.rps.toFixed(0)} → ${saturated.shadow.rps.toFixed(0)} req/s`,
+  )
   // BENCH_MIRROR_RATE fixes the target's rate, to compare gateway changes on a machine whose speed drifts.
-  const rates = MIRROR_LOADS.map((load, i) => (i === 0 && Number(process.env.BENCH_MIRROR_RATE)) || Math.round(saturated.full.rps * load))
+  const rates = MIRROR_LOADS.map(
+    (load, i) => (i === 0 && Number(process.env.BENCH_MIRROR_RATE)) || Math.round(saturated.full.rps * load),
+  )
   for (const [i, rate] of rates.entries()) {
     const rounds: Record<'full' | 'shadow', Measure[]> = {full: [], shadow: []}
     const before = await mirrorCounts(shadowDir)
     for (let round = 0; round < MIRROR_ROUNDS; round++) {
-      for (const name of ['full', 'shadow'] as const) rounds[name].push(await atRate(name === 'full' ? gateway : shadow, rate))
+      for (const name of ['full', 'shadow'] as const)
+        rounds[name].push(await atRate(name === 'full' ? gateway : shadow, rate))
     }
     const after = await mirrorCounts(shadowDir)
     const offered = after.mirrored + after.dropped - before.mirrored - before.dropped
@@ -178,14 +228,20 @@ try {
     const mirrored = medianOf(rounds.shadow)
     const cost = mirrored.p99 / full.p99 - 1
     const perRound = rounds.shadow.map((m, r) => `${((m.p99 / rounds.full[r].p99 - 1) * 100).toFixed(0)}%`).join(' ')
-    console.log(`  at ${rate} req/s (${Math.round((rate / saturated.full.rps) * 100)}% of the gateway's capacity): stable p99 ${fmt(full.p99)} → ${fmt(mirrored.p99)} (${(cost * 100).toFixed(1)}%; rounds ${perRound}), p50 ${fmt(full.p50)} → ${fmt(mirrored.p50)}; ${(share * 100).toFixed(1)}% of requests mirrored`)
+    console.log(
+      `  at ${rate} req/s (${Math.round((rate / saturated.full.rps) * 100)}% of the gateway's capacity): stable p99 ${fmt(full.p99)} → ${fmt(mirrored.p99)} (${(cost * 100).toFixed(1)}%; rounds ${perRound}), p50 ${fmt(full.p50)} → ${fmt(mirrored.p50)}; ${(share * 100).toFixed(1)}% of requests mirrored`,
+    )
     if (i > 0) {
-      console.log(`  INFO past the target's rate (the machine near its limit with or without mirrors) the gateway sheds mirrors: ${(share * 100).toFixed(1)}% mirrored, stable p99 ${(cost * 100).toFixed(1)}%`)
+      console.log(
+        `  INFO past the target's rate (the machine near its limit with or without mirrors) the gateway sheds mirrors: ${(share * 100).toFixed(1)}% mirrored, stable p99 ${(cost * 100).toFixed(1)}%`,
+      )
       continue
     }
     const pass = cost < TARGET_MIRROR_P99 && share >= TARGET_MIRRORED_SHARE && mirrored.failed === 0
     if (!pass) failedTargets++
-    console.log(`  ${pass ? 'PASS' : 'FAIL'} mirroring costs stable p99 ${(cost * 100).toFixed(1)}% at ${rate} req/s with ${(share * 100).toFixed(1)}% mirrored (target < ${TARGET_MIRROR_P99 * 100}% with at least ${TARGET_MIRRORED_SHARE * 100}% mirrored, no failed request)`)
+    console.log(
+      `  ${pass ? 'PASS' : 'FAIL'} mirroring costs stable p99 ${(cost * 100).toFixed(1)}% at ${rate} req/s with ${(share * 100).toFixed(1)}% mirrored (target < ${TARGET_MIRROR_P99 * 100}% with at least ${TARGET_MIRRORED_SHARE * 100}% mirrored, no failed request)`,
+    )
   }
 } catch (error) {
   if (!(error instanceof SkipMirror)) throw error

@@ -9,7 +9,14 @@ const manifest: Omit<ArtifactManifest, 'files'> = {
   schemaVersion: 1,
   name: 'bench',
   version: '1.0.0',
-  model: {path: 'model/model.onnx', sha256: '', size: 0, signature: {inputs: [], outputs: []}, fetches: [], warnings: []},
+  model: {
+    path: 'model/model.onnx',
+    sha256: '',
+    size: 0,
+    signature: {inputs: [], outputs: []},
+    fetches: [],
+    warnings: [],
+  },
   tool: {name: 'mlops', version: 'bench'},
   runtime: {onnxruntime: 'none', node: process.versions.node},
 }

@@ -45,10 +45,18 @@ try {
   const rssMb = pack.rssKb / 1024
   console.log(`file            ${(size / 1e6).toFixed(0)} MB of random bytes`)
   console.log(`sha256sum       ${mbps(hashSeconds).toFixed(0)} MB/s`)
-  console.log(`package         ${mbps(pack.result.seconds).toFixed(0)} MB/s (hash pass + archive pass + store put, ${pack.result.digest.slice(0, 19)}…)`)
-  console.log(`open            ${mbps(opened.result.seconds).toFixed(0)} MB/s (verify + extract into the cache; not a target)`)
-  console.log(`ratio           ${ratio.toFixed(2)} of sha256sum  ${ratio >= TARGET_RATIO ? 'PASS' : 'FAIL'} (target ≥ ${TARGET_RATIO})`)
-  console.log(`peak RSS        ${rssMb.toFixed(0)} MB (${pack.rssSource})  ${rssMb < TARGET_RSS_MB ? 'PASS' : 'FAIL'} (target < ${TARGET_RSS_MB} MB)`)
+  console.log(
+    `package         ${mbps(pack.result.seconds).toFixed(0)} MB/s (hash pass + archive pass + store put, ${pack.result.digest.slice(0, 19)}…)`,
+  )
+  console.log(
+    `open            ${mbps(opened.result.seconds).toFixed(0)} MB/s (verify + extract into the cache; not a target)`,
+  )
+  console.log(
+    `ratio           ${ratio.toFixed(2)} of sha256sum  ${ratio >= TARGET_RATIO ? 'PASS' : 'FAIL'} (target ≥ ${TARGET_RATIO})`,
+  )
+  console.log(
+    `peak RSS        ${rssMb.toFixed(0)} MB (${pack.rssSource})  ${rssMb < TARGET_RSS_MB ? 'PASS' : 'FAIL'} (target < ${TARGET_RSS_MB} MB)`,
+  )
   console.log(`peak RSS open   ${(opened.rssKb / 1024).toFixed(0)} MB (${opened.rssSource})`)
 } finally {
   await rm(dir, {recursive: true, force: true})
@@ -58,7 +66,8 @@ async function randomFile(path: string, bytes: number): Promise<void> {
   const handle = await open(path, 'w')
   const block = 8 * 1024 * 1024
   try {
-    for (let written = 0; written < bytes; written += block) await handle.write(randomBytes(Math.min(block, bytes - written)))
+    for (let written = 0; written < bytes; written += block)
+      await handle.write(randomBytes(Math.min(block, bytes - written)))
   } finally {
     await handle.close()
   }
@@ -71,5 +80,7 @@ async function runChild(args: string[]): Promise<{result: ChildResult; rssKb: nu
   const {stdout, stderr} = timed ? await execa(TIME, ['-v', ...node]) : await execa(node[0], node.slice(1))
   const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as ChildResult
   const fromTime = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr)?.[1]
-  return fromTime ? {result, rssKb: Number(fromTime), rssSource: '/usr/bin/time -v'} : {result, rssKb: result.maxRssKb, rssSource: 'process.resourceUsage().maxRSS'}
+  return fromTime
+    ? {result, rssKb: Number(fromTime), rssSource: '/usr/bin/time -v'}
+    : {result, rssKb: result.maxRssKb, rssSource: 'process.resourceUsage().maxRSS'}
 }

@@ -26,7 +26,12 @@ if (cluster.isPrimary) {
 } else {
   // One intra-op thread each: two processes already fill the cores, and their thread pools would fight over them.
   const model = await loadModel(join(MODELS_DIR, `${id}.onnx`), {intraOpThreads: 1})
-  const server = createModelServer({model, identity: {name: id, version: '1.0.0'}, settings: serveSettings({batching: {enabled: true}}), faults: {latencyMs: 0, errorRate: 0, wrong: false}})
+  const server = createModelServer({
+    model,
+    identity: {name: id, version: '1.0.0'},
+    settings: serveSettings({batching: {enabled: true}}),
+    faults: {latencyMs: 0, errorRate: 0, wrong: false},
+  })
   await server.listen(Number(port), '127.0.0.1')
   process.send?.('ready')
 }

@@ -10,7 +10,10 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 
 const [url, bodyFile, connections, seconds, headersJson] = process.argv.slice(2)
-const headers: Record<string, string> = {'content-type': 'application/json', ...(headersJson ? JSON.parse(headersJson) : {})}
+const headers: Record<string, string> = {
+  'content-type': 'application/json',
+  ...(headersJson ? JSON.parse(headersJson) : {}),
+}
 
 // wrk reads the body from the file in each thread's init and prints its summary as JSON when done.
 const WRK_SCRIPT = `
@@ -37,10 +40,14 @@ if (Number(connections) === 1) {
   while (performance.now() < end) {
     const started = performance.now()
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(url, {method: 'POST', agent, headers: {...headers, 'content-length': String(body.length)}}, (res) => {
-        res.resume()
-        res.on('end', () => resolve(res.statusCode ?? 0))
-      })
+      const req = request(
+        url,
+        {method: 'POST', agent, headers: {...headers, 'content-length': String(body.length)}},
+        (res) => {
+          res.resume()
+          res.on('end', () => resolve(res.statusCode ?? 0))
+        },
+      )
       req.on('error', reject)
       req.end(body)
     })
@@ -49,11 +56,43 @@ if (Number(connections) === 1) {
   }
   agent.destroy()
   latencies.sort((a, b) => a - b)
-  process.stdout.write(JSON.stringify({rps: latencies.length / Number(seconds), p50: latencies[Math.floor(latencies.length / 2)], p99: latencies[Math.floor(latencies.length * 0.99)], failed}) + '\n')
+  process.stdout.write(
+    JSON.stringify({
+      rps: latencies.length / Number(seconds),
+      p50: latencies[Math.floor(latencies.length / 2)],
+      p99: latencies[Math.floor(latencies.length * 0.99)],
+      failed,
+    }) + '\n',
+  )
 } else {
   const script = join(tmpdir(), 'mlops-bench-wrk.lua')
   writeFileSync(script, WRK_SCRIPT)
-  const {stdout} = await execa('wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--timeout', '30s', '-s', script, url, '--', bodyFile, ...Object.entries(headers).flat()])
-  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {requests: number; us: number; p50: number; p99: number; failed: number}
-  process.stdout.write(JSON.stringify({rps: result.requests / (result.us / 1e6), p50: result.p50 / 1000, p99: result.p99 / 1000, failed: result.failed}) + '\n')
+  const {stdout} = await execa('wrk', [
+    '-t1',
+    `-c${connections}`,
+    `-d${seconds}s`,
+    '--timeout',
+    '30s',
+    '-s',
+    script,
+    url,
+    '--',
+    bodyFile,
+    ...Object.entries(headers).flat(),
+  ])
+  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+    requests: number
+    us: number
+    p50: number
+    p99: number
+    failed: number
+  }
+  process.stdout.write(
+    JSON.stringify({
+      rps: result.requests / (result.us / 1e6),
+      p50: result.p50 / 1000,
+      p99: result.p99 / 1000,
+      failed: result.failed,
+    }) + '\n',
+  )
 }

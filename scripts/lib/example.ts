@@ -5,7 +5,15 @@ import type {GoldenCase} from '../../src/checks/golden.types.js'
 import {type Applicant, LIVE_SHIFT, drawApplicants} from './applicants.js'
 import {type LogisticModel, accuracy, predictProbabilities, rocAuc, toFloat32, trainLogistic} from './logistic.js'
 import {logisticRegressionOnnx} from './onnx.js'
-import {CATEGORIES, COLUMNS, FEATURE_ORDER, type FittedPreprocessing, encodeApplicant, encodeApplicants, fitPreprocessing} from './preprocess.js'
+import {
+  CATEGORIES,
+  COLUMNS,
+  FEATURE_ORDER,
+  type FittedPreprocessing,
+  encodeApplicant,
+  encodeApplicants,
+  fitPreprocessing,
+} from './preprocess.js'
 import {Random} from './random.js'
 
 export interface ExampleOptions {
@@ -37,7 +45,15 @@ export interface Example {
   metrics: ExampleMetrics
 }
 
-export const CSV_COLUMNS = ['age', 'income', 'debt_ratio', 'credit_history_months', 'region', 'employment', 'has_prior_default'] as const
+export const CSV_COLUMNS = [
+  'age',
+  'income',
+  'debt_ratio',
+  'credit_history_months',
+  'region',
+  'employment',
+  'has_prior_default',
+] as const
 
 /** Plain CSV: no value contains a comma or a quote, a missing income is an empty cell. */
 function toCsv(applicants: readonly Applicant[], labels?: Uint8Array): string {
@@ -52,21 +68,94 @@ function toCsv(applicants: readonly Applicant[], labels?: Uint8Array): string {
 
 /** Hand-written cases for the behaviour a reviewer looks for first; the rest of the golden set is held-out rows. */
 const NAMED_CASES: {name: string; applicant: Applicant}[] = [
-  {name: 'low risk: established employed applicant', applicant: {age: 55, income: 85_000, debt_ratio: 0.15, credit_history_months: 360, region: 'north', employment: 'employed', has_prior_default: false}},
-  {name: 'high risk: unemployed, heavy debt, prior default', applicant: {age: 29, income: 18_000, debt_ratio: 0.9, credit_history_months: 36, region: 'south', employment: 'unemployed', has_prior_default: true}},
-  {name: 'missing income is imputed with the training median', applicant: {age: 41, income: null, debt_ratio: 0.31, credit_history_months: 84, region: 'east', employment: 'employed', has_prior_default: false}},
-  {name: 'student with a short credit history', applicant: {age: 21, income: 9_000, debt_ratio: 0.2, credit_history_months: 12, region: 'west', employment: 'student', has_prior_default: false}},
-  {name: 'self-employed with debt above income (debt_ratio > 1)', applicant: {age: 47, income: 61_000, debt_ratio: 1.15, credit_history_months: 150, region: 'north', employment: 'self_employed', has_prior_default: false}},
-  {name: 'no credit history at all', applicant: {age: 19, income: 24_000, debt_ratio: 0.05, credit_history_months: 0, region: 'east', employment: 'employed', has_prior_default: false}},
+  {
+    name: 'low risk: established employed applicant',
+    applicant: {
+      age: 55,
+      income: 85_000,
+      debt_ratio: 0.15,
+      credit_history_months: 360,
+      region: 'north',
+      employment: 'employed',
+      has_prior_default: false,
+    },
+  },
+  {
+    name: 'high risk: unemployed, heavy debt, prior default',
+    applicant: {
+      age: 29,
+      income: 18_000,
+      debt_ratio: 0.9,
+      credit_history_months: 36,
+      region: 'south',
+      employment: 'unemployed',
+      has_prior_default: true,
+    },
+  },
+  {
+    name: 'missing income is imputed with the training median',
+    applicant: {
+      age: 41,
+      income: null,
+      debt_ratio: 0.31,
+      credit_history_months: 84,
+      region: 'east',
+      employment: 'employed',
+      has_prior_default: false,
+    },
+  },
+  {
+    name: 'student with a short credit history',
+    applicant: {
+      age: 21,
+      income: 9_000,
+      debt_ratio: 0.2,
+      credit_history_months: 12,
+      region: 'west',
+      employment: 'student',
+      has_prior_default: false,
+    },
+  },
+  {
+    name: 'self-employed with debt above income (debt_ratio > 1)',
+    applicant: {
+      age: 47,
+      income: 61_000,
+      debt_ratio: 1.15,
+      credit_history_months: 150,
+      region: 'north',
+      employment: 'self_employed',
+      has_prior_default: false,
+    },
+  },
+  {
+    name: 'no credit history at all',
+    applicant: {
+      age: 19,
+      income: 24_000,
+      debt_ratio: 0.05,
+      credit_history_months: 0,
+      region: 'east',
+      employment: 'employed',
+      has_prior_default: false,
+    },
+  },
 ]
 const HOLDOUT_CASES = 13
 /** Golden probabilities stay this far from the threshold, so float32 serving cannot flip a label. */
 const MIN_MARGIN = 2e-3
 
 function goldenCase(name: string, applicant: Applicant, probability: number): GoldenCase {
-  if (Math.abs(probability - THRESHOLD) < MIN_MARGIN) throw new Error(`golden case "${name}" has probability ${probability}, too close to the threshold ${THRESHOLD}`)
+  if (Math.abs(probability - THRESHOLD) < MIN_MARGIN)
+    throw new Error(`golden case "${name}" has probability ${probability}, too close to the threshold ${THRESHOLD}`)
   const record = Object.fromEntries(CSV_COLUMNS.map((c) => [c, applicant[c]]))
-  return {name, records: [record], expected: {predictions: [{probability: Number(probability.toPrecision(9)), label: LABELS[probability >= THRESHOLD ? 1 : 0]}]}}
+  return {
+    name,
+    records: [record],
+    expected: {
+      predictions: [{probability: Number(probability.toPrecision(9)), label: LABELS[probability >= THRESHOLD ? 1 : 0]}],
+    },
+  }
 }
 
 function goldenCases(model: LogisticModel, fitted: FittedPreprocessing, holdout: readonly Applicant[]): GoldenCase[] {
@@ -75,7 +164,9 @@ function goldenCases(model: LogisticModel, fitted: FittedPreprocessing, holdout:
   const scored = holdout.map((applicant, row) => ({applicant, row, p: probability(applicant)}))
   const clear = scored.filter((s) => Math.abs(s.p - THRESHOLD) >= 0.05).slice(0, HOLDOUT_CASES)
   for (const s of clear) cases.push(goldenCase(`held-out applicant #${s.row}`, s.applicant, s.p))
-  const nearest = scored.filter((s) => Math.abs(s.p - THRESHOLD) >= MIN_MARGIN).reduce((a, b) => (Math.abs(b.p - THRESHOLD) < Math.abs(a.p - THRESHOLD) ? b : a))
+  const nearest = scored
+    .filter((s) => Math.abs(s.p - THRESHOLD) >= MIN_MARGIN)
+    .reduce((a, b) => (Math.abs(b.p - THRESHOLD) < Math.abs(a.p - THRESHOLD) ? b : a))
   cases.push(goldenCase(`held-out applicant #${nearest.row}, near the threshold`, nearest.applicant, nearest.p))
   return cases
 }
@@ -97,7 +188,14 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
     const description = FEATURE_DESCRIPTIONS[name]
     switch (name) {
       case 'income':
-        return {name, type: 'number', description, required: false, impute: {value: fitted.incomeMedian}, transform: ['log1p', standardize(name)]}
+        return {
+          name,
+          type: 'number',
+          description,
+          required: false,
+          impute: {value: fitted.incomeMedian},
+          transform: ['log1p', standardize(name)],
+        }
       case 'credit_history_months':
         return {name, type: 'integer', description, required: true, transform: standardize(name)}
       case 'age':
@@ -105,7 +203,13 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
         return {name, type: 'number', description, required: true, transform: standardize(name)}
       case 'region':
       case 'employment':
-        return {name, type: 'category', description, required: true, encode: {onehot: {categories: [...CATEGORIES[name]], unknown: 'ignore'}}}
+        return {
+          name,
+          type: 'category',
+          description,
+          required: true,
+          encode: {onehot: {categories: [...CATEGORIES[name]], unknown: 'ignore'}},
+        }
       case 'has_prior_default':
         return {name, type: 'boolean', description, required: true}
     }
@@ -158,7 +262,9 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
   flow(['checks', 'regression', 'gates'])
   for (const gate of ['latency', 'agreement']) flow(['deploy', 'analysis', 'gates', gate])
   const analysis = doc.getIn(['deploy', 'analysis'], true)
-  if (analysis && typeof analysis === 'object') (analysis as {commentBefore?: string}).commentBefore = ' Short steps so the demo finishes in seconds; production rollouts bake for minutes.'
+  if (analysis && typeof analysis === 'object')
+    (analysis as {commentBefore?: string}).commentBefore =
+      ' Short steps so the demo finishes in seconds; production rollouts bake for minutes.'
   return doc.toString({lineWidth: 0, flowCollectionPadding: false})
 }
 
@@ -171,7 +277,13 @@ export function buildExample(options: ExampleOptions = DEFAULT_OPTIONS): Example
 
   const fitted = fitPreprocessing(training)
   const x = encodeApplicants(training, fitted)
-  const trained = trainLogistic(x, trainingLabels, COLUMNS.length, {epochs: options.epochs, learningRate: 0.1, batchSize: 64, l2: 1e-4, random: new Random(options.seed, STREAM.training)})
+  const trained = trainLogistic(x, trainingLabels, COLUMNS.length, {
+    epochs: options.epochs,
+    learningRate: 0.1,
+    batchSize: 64,
+    l2: 1e-4,
+    random: new Random(options.seed, STREAM.training),
+  })
   const model = toFloat32(trained)
 
   const holdoutScores = predictProbabilities(model, encodeApplicants(holdout, fitted))
@@ -197,7 +309,12 @@ export function buildExample(options: ExampleOptions = DEFAULT_OPTIONS): Example
     ['data/reference.csv', toCsv(training, trainingLabels)],
     ['data/current-shifted.csv', toCsv(shifted)],
     ['data/applicants.csv', toCsv(applicants)],
-    ['golden.jsonl', goldenCases(model, fitted, holdout).map((c) => JSON.stringify(c)).join('\n') + '\n'],
+    [
+      'golden.jsonl',
+      goldenCases(model, fitted, holdout)
+        .map((c) => JSON.stringify(c))
+        .join('\n') + '\n',
+    ],
   ])
   return {files, fitted, model, metrics}
 }

@@ -12,7 +12,9 @@ export type CategoricalFeature = keyof typeof CATEGORIES
 export const FEATURE_ORDER = [...NUMERIC_FEATURES, 'region', 'employment', 'has_prior_default'] as const
 
 /** The names of the model input's columns, e.g. `region=north`. */
-export const COLUMNS: readonly string[] = FEATURE_ORDER.flatMap((f) => (f === 'region' || f === 'employment' ? CATEGORIES[f].map((c) => `${f}=${c}`) : [f]))
+export const COLUMNS: readonly string[] = FEATURE_ORDER.flatMap((f) =>
+  f === 'region' || f === 'employment' ? CATEGORIES[f].map((c) => `${f}=${c}`) : [f],
+)
 
 export interface FittedPreprocessing {
   incomeMedian: number

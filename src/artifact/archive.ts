@@ -64,7 +64,11 @@ export function canonicalJson(value: unknown): string {
   const sorted = (_key: string, v: unknown): unknown => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return v
     const source = v as Record<string, unknown>
-    return Object.fromEntries(Object.keys(source).sort().map((k) => [k, source[k]]))
+    return Object.fromEntries(
+      Object.keys(source)
+        .sort()
+        .map((k) => [k, source[k]]),
+    )
   }
   return JSON.stringify(value, sorted, 2) + '\n'
 }
@@ -86,7 +90,11 @@ interface HashedEntry extends ArchiveEntry {
  * (so `tar -xOf x.tar manifest.json` and the store read it without scanning gigabytes), which means every file is
  * read twice: a hash pass, then the archive pass that hashes the archive as it writes it.
  */
-export async function writeArchive(manifest: Omit<ArtifactManifest, 'files'> & {files?: ManifestFile[]}, entries: ArchiveEntry[], options: WriteArchiveOptions = {}): Promise<WrittenArchive> {
+export async function writeArchive(
+  manifest: Omit<ArtifactManifest, 'files'> & {files?: ManifestFile[]},
+  entries: ArchiveEntry[],
+  options: WriteArchiveOptions = {},
+): Promise<WrittenArchive> {
   checkEntries(entries)
   const sorted = [...entries].sort((a, b) => comparePaths(a.path, b.path))
   const hashed: HashedEntry[] = []
@@ -94,8 +102,17 @@ export async function writeArchive(manifest: Omit<ArtifactManifest, 'files'> & {
 
   const files: ManifestFile[] = hashed.map((e) => ({path: e.path, sha256: e.sha256, size: e.size}))
   const model = files.find((f) => f.path === manifest.model.path)
-  if (!model) throw new MlopsError('ARTIFACT_ENTRY_INVALID', `manifest model.path ${manifest.model.path} is not one of the archive entries (${files.map((f) => f.path).join(', ')})`, {hint: 'Add the model file to the entries under the same path as model.path.'})
-  const full: ArtifactManifest = {...manifest, model: {...manifest.model, sha256: model.sha256, size: model.size}, files}
+  if (!model)
+    throw new MlopsError(
+      'ARTIFACT_ENTRY_INVALID',
+      `manifest model.path ${manifest.model.path} is not one of the archive entries (${files.map((f) => f.path).join(', ')})`,
+      {hint: 'Add the model file to the entries under the same path as model.path.'},
+    )
+  const full: ArtifactManifest = {
+    ...manifest,
+    model: {...manifest.model, sha256: model.sha256, size: model.size},
+    files,
+  }
   const manifestBytes = Buffer.from(canonicalJson(full), 'utf8')
 
   const tmpDir = options.tmpDir ?? tmpdir()
@@ -135,21 +152,35 @@ function checkEntries(entries: ArchiveEntry[]): void {
   const seen = new Set<string>()
   for (const {path} of entries) {
     const reason = path === MANIFEST_FILE ? `is reserved for the manifest` : unsafeEntryPath(path)
-    if (reason || path.endsWith('/')) throw new MlopsError('ARTIFACT_ENTRY_INVALID', `artifact entry "${path}" ${reason ?? 'ends with "/" (entries are files)'}`, {hint: 'Use a relative POSIX path such as model/model.onnx.'})
-    if (seen.has(path)) throw new MlopsError('ARTIFACT_ENTRY_INVALID', `artifact entry "${path}" is given twice`, {hint: 'Give each file one path in the artifact.'})
+    if (reason || path.endsWith('/'))
+      throw new MlopsError(
+        'ARTIFACT_ENTRY_INVALID',
+        `artifact entry "${path}" ${reason ?? 'ends with "/" (entries are files)'}`,
+        {hint: 'Use a relative POSIX path such as model/model.onnx.'},
+      )
+    if (seen.has(path))
+      throw new MlopsError('ARTIFACT_ENTRY_INVALID', `artifact entry "${path}" is given twice`, {
+        hint: 'Give each file one path in the artifact.',
+      })
     seen.add(path)
   }
   for (const path of seen) {
     const parts = path.split('/')
     for (let i = 1; i < parts.length; i++) {
       const parent = parts.slice(0, i).join('/')
-      if (seen.has(parent)) throw new MlopsError('ARTIFACT_ENTRY_INVALID', `artifact entry "${parent}" is a file, but "${path}" needs it to be a folder`, {hint: 'Rename one of the two entries.'})
+      if (seen.has(parent))
+        throw new MlopsError(
+          'ARTIFACT_ENTRY_INVALID',
+          `artifact entry "${parent}" is a file, but "${path}" needs it to be a folder`,
+          {hint: 'Rename one of the two entries.'},
+        )
     }
   }
 }
 
 async function hashEntry(entry: ArchiveEntry): Promise<HashedEntry> {
-  if (Buffer.isBuffer(entry.source)) return {...entry, sha256: createHash('sha256').update(entry.source).digest('hex'), size: entry.source.length}
+  if (Buffer.isBuffer(entry.source))
+    return {...entry, sha256: createHash('sha256').update(entry.source).digest('hex'), size: entry.source.length}
   const stamp = await statSource(entry)
   return {...entry, ...(await sha256File(entry.source)), stamp}
 }
@@ -171,15 +202,25 @@ async function statSource(entry: ArchiveEntry): Promise<string> {
   try {
     info = await stat(source)
   } catch (error) {
-    throw new MlopsError('ARTIFACT_SOURCE_MISSING', `cannot read ${source} for artifact entry ${entry.path}: ${(error as Error).message}`, {hint: 'Check that the file exists and is readable, then package again.', cause: error})
+    throw new MlopsError(
+      'ARTIFACT_SOURCE_MISSING',
+      `cannot read ${source} for artifact entry ${entry.path}: ${(error as Error).message}`,
+      {hint: 'Check that the file exists and is readable, then package again.', cause: error},
+    )
   }
-  if (!info.isFile()) throw new MlopsError('ARTIFACT_SOURCE_INVALID', `${source} (artifact entry ${entry.path}) is not a regular file`, {hint: 'Point the entry at a regular file.'})
+  if (!info.isFile())
+    throw new MlopsError('ARTIFACT_SOURCE_INVALID', `${source} (artifact entry ${entry.path}) is not a regular file`, {
+      hint: 'Point the entry at a regular file.',
+    })
   return `${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`
 }
 
 /** Streams a file into the archive; it must still be the file the hash pass read, or the manifest would lie. */
 async function copyFile(entry: HashedEntry, out: HashingWriter): Promise<void> {
-  const changed = () => new MlopsError('ARTIFACT_SOURCE_CHANGED', `${entry.source as string} changed while it was being packaged`, {hint: 'Wait until whatever writes the file has finished, then package again.'})
+  const changed = () =>
+    new MlopsError('ARTIFACT_SOURCE_CHANGED', `${entry.source as string} changed while it was being packaged`, {
+      hint: 'Wait until whatever writes the file has finished, then package again.',
+    })
   if ((await statSource(entry)) !== entry.stamp) throw changed()
   let copied = 0
   for await (const chunk of createReadStream(entry.source as string, {highWaterMark: CHUNK}) as AsyncIterable<Buffer>) {
@@ -206,7 +247,17 @@ function withDirectories(entries: HashedEntry[]): Item[] {
 
 /** One ustar header, preceded by a pax header when the path or size does not fit ustar. */
 function headerFor(path: string, type: 'File' | 'Directory', size: number): Buffer {
-  const data: HeaderData = {path, type, size, mode: type === 'File' ? FILE_MODE : DIR_MODE, uid: 0, gid: 0, uname: '', gname: '', mtime: ARCHIVE_MTIME}
+  const data: HeaderData = {
+    path,
+    type,
+    size,
+    mode: type === 'File' ? FILE_MODE : DIR_MODE,
+    uid: 0,
+    gid: 0,
+    uname: '',
+    gname: '',
+    mtime: ARCHIVE_MTIME,
+  }
   const header = new Header(data)
   header.encode()
   if (!header.needPax) return header.block!

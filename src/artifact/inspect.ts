@@ -31,10 +31,16 @@ export async function verifyArtifact(options: {dir: string; ref?: string}): Prom
 
 export function verificationError(report: VerifyReport): MlopsError {
   const label = report.name ? `artifact ${report.name}@${report.version}` : `artifact ${report.path}`
-  return new MlopsError('ARTIFACT_TAMPERED', `${label} fails verification:\n${report.problems.map((p) => `  ${p.message}`).join('\n')}`, {
-    hint: report.version ? `Package it again from the same sources ("mlops package --version ${report.version}": a byte-identical build replaces the damaged archive), or restore ${report.path} from a copy.` : 'Export it again from the store it came from.',
-    details: report,
-  })
+  return new MlopsError(
+    'ARTIFACT_TAMPERED',
+    `${label} fails verification:\n${report.problems.map((p) => `  ${p.message}`).join('\n')}`,
+    {
+      hint: report.version
+        ? `Package it again from the same sources ("mlops package --version ${report.version}": a byte-identical build replaces the damaged archive), or restore ${report.path} from a copy.`
+        : 'Export it again from the store it came from.',
+      details: report,
+    },
+  )
 }
 
 export async function exportArtifact(options: {dir: string; ref?: string; output: string}): Promise<ExportResult> {

@@ -59,15 +59,25 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
 
   progress('loading the model')
   const modelPath = resolve(dir, config.model.path)
-  if (!existsSync(modelPath)) throw new UsageError('MODEL_NOT_FOUND', `model.path ${config.model.path} does not exist in ${dir}`, {hint: 'Fix model.path in mlops.yaml, or copy the .onnx file there.'})
+  if (!existsSync(modelPath))
+    throw new UsageError('MODEL_NOT_FOUND', `model.path ${config.model.path} does not exist in ${dir}`, {
+      hint: 'Fix model.path in mlops.yaml, or copy the .onnx file there.',
+    })
   const model = await loadModel(modelPath, {intraOpThreads: config.model.threads})
   warnings.push(...model.warnings)
 
   try {
     progress('resolving the pipeline')
     const referencePath = config.data?.reference ? resolve(dir, config.data.reference) : undefined
-    if (referencePath && !existsSync(referencePath)) throw new UsageError('REFERENCE_NOT_FOUND', `data.reference ${config.data!.reference} does not exist`, {hint: 'Fix data.reference in mlops.yaml, or remove it to package without a drift baseline.'})
-    const resolved = await resolvePipeline(config.pipeline ?? {}, model.signature, referencePath ? recordsOf(referencePath) : undefined)
+    if (referencePath && !existsSync(referencePath))
+      throw new UsageError('REFERENCE_NOT_FOUND', `data.reference ${config.data!.reference} does not exist`, {
+        hint: 'Fix data.reference in mlops.yaml, or remove it to package without a drift baseline.',
+      })
+    const resolved = await resolvePipeline(
+      config.pipeline ?? {},
+      model.signature,
+      referencePath ? recordsOf(referencePath) : undefined,
+    )
     const pipeline = await createPipeline(resolved, model.signature, {moduleDir: dir})
 
     progress('running golden cases')
@@ -75,11 +85,13 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
     const cases: GoldenCase[] = goldenPath ? await readGoldenCases(goldenPath) : []
     const golden = await runGoldenCases(model, pipeline, cases)
     if (golden.failed > 0) throw goldenFailure(config.name, version, golden)
-    if (cases.length === 0) warnings.push('no golden cases: regression checks will have no baseline (add data.golden to mlops.yaml)')
+    if (cases.length === 0)
+      warnings.push('no golden cases: regression checks will have no baseline (add data.golden to mlops.yaml)')
 
     progress('profiling the reference data')
     const profile = referencePath ? await profileReference(referencePath, resolved, model, pipeline) : undefined
-    if (!referencePath) warnings.push('no reference data: drift monitoring will have no baseline (add data.reference to mlops.yaml)')
+    if (!referencePath)
+      warnings.push('no reference data: drift monitoring will have no baseline (add data.reference to mlops.yaml)')
 
     const git = await gitInfo(dir)
     if (git?.dirty) warnings.push('the git working tree has uncommitted changes: the artifact records dirty=true')
@@ -99,8 +111,19 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
       name: config.name,
       version,
       description: config.description,
-      model: {path: modelEntry, sha256: '', size: 0, signature: model.signature, fetches: model.fetches, warnings: model.warnings},
-      pipeline: {path: 'pipeline/pipeline.json', spec: resolved, module: modulePath ? `pipeline/${basename(modulePath)}` : undefined},
+      model: {
+        path: modelEntry,
+        sha256: '',
+        size: 0,
+        signature: model.signature,
+        fetches: model.fetches,
+        warnings: model.warnings,
+      },
+      pipeline: {
+        path: 'pipeline/pipeline.json',
+        spec: resolved,
+        module: modulePath ? `pipeline/${basename(modulePath)}` : undefined,
+      },
       golden: goldenPath ? {path: 'golden/golden.jsonl', count: cases.length} : undefined,
       profile,
       git,
@@ -110,11 +133,17 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
     await mkdir(store.root, {recursive: true})
     const archive = await writeArchive(manifest, entries, {tmpDir: store.root})
     const {record, created, repaired} = await store.put(archive.tmpPath, archive.manifest, archive)
-    if (repaired) warnings.push(`the stored archive of ${config.name}@${version} was missing or damaged; this identical build replaced it`)
+    if (repaired)
+      warnings.push(
+        `the stored archive of ${config.name}@${version} was missing or damaged; this identical build replaced it`,
+      )
 
     let tag: string | undefined
     if (options.gitTag) {
-      if (!git) throw new UsageError('NOT_A_GIT_REPO', `--git-tag needs a git repository, and ${dir} is not in one`, {hint: 'Run "git init" first, or package without --git-tag.'})
+      if (!git)
+        throw new UsageError('NOT_A_GIT_REPO', `--git-tag needs a git repository, and ${dir} is not in one`, {
+          hint: 'Run "git init" first, or package without --git-tag.',
+        })
       tag = `${config.name}-v${version}`
       await createTag(dir, tag, `${config.name} ${version} ${record.digest}`)
     }
@@ -124,10 +153,18 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
   }
 }
 
-async function chooseVersion(name: string, configured: string | undefined, options: PackageOptions, store: ArtifactStore): Promise<string> {
+async function chooseVersion(
+  name: string,
+  configured: string | undefined,
+  options: PackageOptions,
+  store: ArtifactStore,
+): Promise<string> {
   if (options.version !== undefined) {
     const valid = semver.valid(options.version)
-    if (!valid) throw new UsageError('VERSION_INVALID', `--version ${options.version} is not a semantic version`, {hint: 'Use MAJOR.MINOR.PATCH, e.g. --version 1.2.0.'})
+    if (!valid)
+      throw new UsageError('VERSION_INVALID', `--version ${options.version} is not a semantic version`, {
+        hint: 'Use MAJOR.MINOR.PATCH, e.g. --version 1.2.0.',
+      })
     return valid
   }
   if (options.bump) {
@@ -136,7 +173,11 @@ async function chooseVersion(name: string, configured: string | undefined, optio
   }
   if (configured) return configured
   const latest = await store.latestVersion(name)
-  throw new UsageError('VERSION_MISSING', `No version to package ${name} as`, {hint: latest ? `The newest is ${latest}: run "mlops package --bump patch" (or --version X.Y.Z).` : 'Run "mlops package --version 0.1.0", or set version in mlops.yaml.'})
+  throw new UsageError('VERSION_MISSING', `No version to package ${name} as`, {
+    hint: latest
+      ? `The newest is ${latest}: run "mlops package --bump patch" (or --version X.Y.Z).`
+      : 'Run "mlops package --version 0.1.0", or set version in mlops.yaml.',
+  })
 }
 
 function goldenFile(loaded: LoadedConfig): string | undefined {
@@ -146,21 +187,34 @@ function goldenFile(loaded: LoadedConfig): string | undefined {
 }
 
 function goldenFailure(name: string, version: string, report: GoldenReport): MlopsError {
-  const lines = report.results.filter((r) => !r.passed).slice(0, 10).map((r) => `  ${r.name}: ${r.error ?? r.mismatches.map((m) => `${m.field} ${m.message}`).join('; ')}`)
-  return new MlopsError('GOLDEN_FAILED', `${name}@${version} was not packaged: ${report.failed} of ${report.total} golden cases failed:\n${lines.join('\n')}`, {
-    exitCode: 1,
-    hint: 'Fix the model or the pipeline; if the new answers are the intended ones, update the expected values in the golden file.',
-    details: report,
-  })
+  const lines = report.results
+    .filter((r) => !r.passed)
+    .slice(0, 10)
+    .map((r) => `  ${r.name}: ${r.error ?? r.mismatches.map((m) => `${m.field} ${m.message}`).join('; ')}`)
+  return new MlopsError(
+    'GOLDEN_FAILED',
+    `${name}@${version} was not packaged: ${report.failed} of ${report.total} golden cases failed:\n${lines.join('\n')}`,
+    {
+      exitCode: 1,
+      hint: 'Fix the model or the pipeline; if the new answers are the intended ones, update the expected values in the golden file.',
+      details: report,
+    },
+  )
 }
 
 async function* recordsOf(path: string): AsyncIterable<InputRecord> {
   for await (const row of readRecords(path)) yield row.record
 }
 
-async function profileReference(path: string, resolved: ResolvedPipeline, model: Awaited<ReturnType<typeof loadModel>>, pipeline: Pipeline): Promise<ReferenceProfile> {
+async function profileReference(
+  path: string,
+  resolved: ResolvedPipeline,
+  model: Awaited<ReturnType<typeof loadModel>>,
+  pipeline: Pipeline,
+): Promise<ReferenceProfile> {
   const kinds: Record<string, ValueKind> = {}
-  for (const f of resolved.features ?? []) if (f.type !== 'tensor') kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
+  for (const f of resolved.features ?? [])
+    if (f.type !== 'tensor') kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
   const inputs = new RecordProfiler(kinds)
   const predictions = new RecordProfiler()
   const names = Object.keys(kinds)
@@ -169,7 +223,8 @@ async function profileReference(path: string, resolved: ResolvedPipeline, model:
   const flush = async () => {
     if (batch.length === 0) return
     const valid = batch.filter((_, i) => pipeline.validate([batch[i]]).length === 0)
-    if (valid.length > 0) for (const p of await predictRecords(model, pipeline, valid)) predictions.add(flattenPrediction(p))
+    if (valid.length > 0)
+      for (const p of await predictRecords(model, pipeline, valid)) predictions.add(flattenPrediction(p))
     batch = []
   }
   const seen = new Set<string>()
@@ -182,10 +237,22 @@ async function profileReference(path: string, resolved: ResolvedPipeline, model:
   }
   await flush()
   // A baseline of nothing would make every later drift check "not enough data", never a warning: refuse it here.
-  const hint = 'Point data.reference in mlops.yaml at the training data (a CSV or JSONL with the feature columns by name), or remove it to package without a drift baseline.'
-  if (inputs.rows === 0) throw new UsageError('REFERENCE_EMPTY', `data.reference ${basename(path)} has no records`, {hint})
-  if (canPredict && seen.size === 0) throw new UsageError('REFERENCE_COLUMNS_MISSING', `data.reference ${basename(path)} has none of the pipeline's features (${names.slice(0, 8).join(', ')})`, {hint})
-  return {rows: inputs.rows, source: basename(path), features: inputs.finish(), predictions: canPredict ? predictions.finish() : undefined}
+  const hint =
+    'Point data.reference in mlops.yaml at the training data (a CSV or JSONL with the feature columns by name), or remove it to package without a drift baseline.'
+  if (inputs.rows === 0)
+    throw new UsageError('REFERENCE_EMPTY', `data.reference ${basename(path)} has no records`, {hint})
+  if (canPredict && seen.size === 0)
+    throw new UsageError(
+      'REFERENCE_COLUMNS_MISSING',
+      `data.reference ${basename(path)} has none of the pipeline's features (${names.slice(0, 8).join(', ')})`,
+      {hint},
+    )
+  return {
+    rows: inputs.rows,
+    source: basename(path),
+    features: inputs.finish(),
+    predictions: canPredict ? predictions.finish() : undefined,
+  }
 }
 
 /** Only the pipeline's features: reference files usually carry the label and ids too. */
@@ -195,7 +262,14 @@ function pick(record: InputRecord, kinds: Record<string, ValueKind>): InputRecor
   return out
 }
 
-function toResult(record: ArtifactRecord, created: boolean, golden: GoldenReport, warnings: string[], git: PackageResult['git'], tag?: string): PackageResult {
+function toResult(
+  record: ArtifactRecord,
+  created: boolean,
+  golden: GoldenReport,
+  warnings: string[],
+  git: PackageResult['git'],
+  tag?: string,
+): PackageResult {
   return {
     name: record.name,
     version: record.version,

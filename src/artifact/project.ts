@@ -24,7 +24,8 @@ export async function projectStore(dir: string): Promise<ProjectStore> {
     const loaded = await loadConfig(dir)
     return {store: storeFor(loaded), name: loaded.config.name, loaded}
   } catch (error) {
-    if (error instanceof MlopsError && error.code === 'CONFIG_NOT_FOUND') return {store: new ArtifactStore(resolve(dir, DEFAULT_STORE))}
+    if (error instanceof MlopsError && error.code === 'CONFIG_NOT_FOUND')
+      return {store: new ArtifactStore(resolve(dir, DEFAULT_STORE))}
     throw error
   }
 }

@@ -13,7 +13,17 @@ import {diskError} from '../system/atomic.js'
 import {CHUNK, unsafeEntryPath} from './archive.js'
 import {type ArtifactManifest, MANIFEST_FILE} from './types.js'
 
-export type ProblemKind = 'archive-digest' | 'unreadable' | 'manifest' | 'file-digest' | 'file-size' | 'missing' | 'extra' | 'unsafe-path' | 'unsafe-type' | 'duplicate'
+export type ProblemKind =
+  | 'archive-digest'
+  | 'unreadable'
+  | 'manifest'
+  | 'file-digest'
+  | 'file-size'
+  | 'missing'
+  | 'extra'
+  | 'unsafe-path'
+  | 'unsafe-type'
+  | 'duplicate'
 
 export interface VerifyProblem {
   kind: ProblemKind
@@ -53,11 +63,18 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
   const pending: Promise<void>[] = []
   // The first failure to write an entry out (a full disk, say): caught as it happens, thrown once the archive is read.
   let writeFailure: unknown
-  const track = (work: Promise<unknown>) => pending.push(work.then(() => undefined, (error: unknown) => void (writeFailure ??= error)))
+  const track = (work: Promise<unknown>) =>
+    pending.push(
+      work.then(
+        () => undefined,
+        (error: unknown) => void (writeFailure ??= error),
+      ),
+    )
   let first = true
 
   const parser = new Parser({
-    onwarn: (_code, message) => scan.problems.push({kind: 'unreadable', message: `the archive is not a valid tar: ${String(message)}`}),
+    onwarn: (_code, message) =>
+      scan.problems.push({kind: 'unreadable', message: `the archive is not a valid tar: ${String(message)}`}),
   })
   parser.on('entry', (entry: ReadEntry) => {
     const isFirst = first
@@ -65,12 +82,20 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
     const path = entry.path.endsWith('/') ? entry.path.slice(0, -1) : entry.path
     const unsafe = unsafeEntryPath(entry.path)
     if (unsafe) {
-      scan.problems.push({kind: 'unsafe-path', path: entry.path, message: `entry ${JSON.stringify(entry.path)} ${unsafe}`})
+      scan.problems.push({
+        kind: 'unsafe-path',
+        path: entry.path,
+        message: `entry ${JSON.stringify(entry.path)} ${unsafe}`,
+      })
       entry.resume()
       return
     }
     if (!SAFE_TYPES.has(entry.type)) {
-      scan.problems.push({kind: 'unsafe-type', path, message: `entry ${path} is a ${entry.type}${entry.linkpath ? ` to ${entry.linkpath}` : ''}; artifacts hold only regular files and folders`})
+      scan.problems.push({
+        kind: 'unsafe-type',
+        path,
+        message: `entry ${path} is a ${entry.type}${entry.linkpath ? ` to ${entry.linkpath}` : ''}; artifacts hold only regular files and folders`,
+      })
       entry.resume()
       return
     }
@@ -81,7 +106,13 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
     }
     seen.add(path)
     if (isFirst !== (path === MANIFEST_FILE) || (isFirst && entry.type === 'Directory')) {
-      scan.problems.push({kind: 'manifest', path, message: isFirst ? `the first entry is ${path}, not ${MANIFEST_FILE}` : `${MANIFEST_FILE} is not the first entry`})
+      scan.problems.push({
+        kind: 'manifest',
+        path,
+        message: isFirst
+          ? `the first entry is ${path}, not ${MANIFEST_FILE}`
+          : `${MANIFEST_FILE} is not the first entry`,
+      })
     }
     if (entry.type === 'Directory') {
       if (options.extractTo) track(mkdir(inside(options.extractTo, path), {recursive: true}))
@@ -102,15 +133,20 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
   try {
     for await (const chunk of createReadStream(tarPath, {highWaterMark: CHUNK}) as AsyncIterable<Buffer>) {
       archiveHash.update(chunk)
-      if (size === 0 && COMPRESSED.some((magic) => chunk.subarray(0, magic.length).equals(magic))) stop('the archive is compressed; artifacts are plain, uncompressed tar files')
+      if (size === 0 && COMPRESSED.some((magic) => chunk.subarray(0, magic.length).equals(magic)))
+        stop('the archive is compressed; artifacts are plain, uncompressed tar files')
       size += chunk.length
-      if (parsing && !parser.write(chunk)) await new Promise((resolve) => {
-        parser.once('drain', resolve)
-        parser.once('error', resolve)
-      })
+      if (parsing && !parser.write(chunk))
+        await new Promise((resolve) => {
+          parser.once('drain', resolve)
+          parser.once('error', resolve)
+        })
     }
   } catch (error) {
-    throw new MlopsError('ARTIFACT_UNREADABLE', `cannot read ${tarPath}: ${(error as Error).message}`, {hint: 'Check the path and its permissions.', cause: error})
+    throw new MlopsError('ARTIFACT_UNREADABLE', `cannot read ${tarPath}: ${(error as Error).message}`, {
+      hint: 'Check the path and its permissions.',
+      cause: error,
+    })
   }
   if (parsing) {
     await new Promise<void>((resolve) => {
@@ -121,13 +157,20 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
   }
   // After an abort an entry may never end; its output is thrown away with the rest, so do not wait for it.
   if (parsing) await Promise.all(pending)
-  if (writeFailure !== undefined) throw isMlopsError(writeFailure) ? writeFailure : diskError(options.extractTo ?? tarPath, writeFailure)
+  if (writeFailure !== undefined)
+    throw isMlopsError(writeFailure) ? writeFailure : diskError(options.extractTo ?? tarPath, writeFailure)
   scan.digest = `sha256:${archiveHash.digest('hex')}`
   scan.size = size
   return scan
 }
 
-async function readEntry(entry: ReadEntry, path: string, isManifest: boolean, scan: ArchiveScan, extractTo: string | undefined): Promise<void> {
+async function readEntry(
+  entry: ReadEntry,
+  path: string,
+  isManifest: boolean,
+  scan: ArchiveScan,
+  extractTo: string | undefined,
+): Promise<void> {
   const hash = createHash('sha256')
   let size = 0
   const manifestChunks: Buffer[] = []
@@ -174,7 +217,11 @@ async function readEntry(entry: ReadEntry, path: string, isManifest: boolean, sc
   if (!isManifest) return
   scan.files.delete(path)
   if (size > MAX_MANIFEST_BYTES) {
-    scan.problems.push({kind: 'manifest', path, message: `${MANIFEST_FILE} is ${size} bytes, more than a manifest can be`})
+    scan.problems.push({
+      kind: 'manifest',
+      path,
+      message: `${MANIFEST_FILE} is ${size} bytes, more than a manifest can be`,
+    })
     return
   }
   scan.manifestBytes = Buffer.concat(manifestChunks)
@@ -184,7 +231,11 @@ async function readEntry(entry: ReadEntry, path: string, isManifest: boolean, sc
     if (issues.length === 0) scan.manifest = value as ArtifactManifest
     for (const issue of issues) scan.problems.push({kind: 'manifest', path, message: `${MANIFEST_FILE} ${issue}`})
   } catch (error) {
-    scan.problems.push({kind: 'manifest', path, message: `${MANIFEST_FILE} is not valid JSON: ${(error as Error).message}`})
+    scan.problems.push({
+      kind: 'manifest',
+      path,
+      message: `${MANIFEST_FILE} is not valid JSON: ${(error as Error).message}`,
+    })
   }
 }
 
@@ -192,7 +243,8 @@ async function readEntry(entry: ReadEntry, path: string, isManifest: boolean, sc
 function inside(root: string, path: string): string {
   const target = join(root, path)
   const rel = relative(root, target)
-  if (rel === '' || rel.startsWith('..') || rel.startsWith(sep)) throw new MlopsError('ARTIFACT_TAMPERED', `entry ${path} would be written outside ${root}`)
+  if (rel === '' || rel.startsWith('..') || rel.startsWith(sep))
+    throw new MlopsError('ARTIFACT_TAMPERED', `entry ${path} would be written outside ${root}`)
   return target
 }
 
@@ -202,17 +254,27 @@ export function manifestIssues(value: unknown): string[] {
   const m = value as Record<string, unknown>
   const issues: string[] = []
   if (m.schemaVersion !== 1) issues.push(`schemaVersion: must be 1, found ${JSON.stringify(m.schemaVersion)}`)
-  if (typeof m.name !== 'string' || !ARTIFACT_NAME.test(m.name)) issues.push(`name: must be lowercase letters, digits, '.', '_' and '-', found ${JSON.stringify(m.name)}`)
-  if (typeof m.version !== 'string' || !semver.valid(m.version)) issues.push(`version: must be a semantic version, found ${JSON.stringify(m.version)}`)
+  if (typeof m.name !== 'string' || !ARTIFACT_NAME.test(m.name))
+    issues.push(`name: must be lowercase letters, digits, '.', '_' and '-', found ${JSON.stringify(m.name)}`)
+  if (typeof m.version !== 'string' || !semver.valid(m.version))
+    issues.push(`version: must be a semantic version, found ${JSON.stringify(m.version)}`)
   const model = m.model as Record<string, unknown> | undefined
-  if (typeof model !== 'object' || model === null || typeof model.path !== 'string') issues.push('model.path: must be a string')
+  if (typeof model !== 'object' || model === null || typeof model.path !== 'string')
+    issues.push('model.path: must be a string')
   if (!Array.isArray(m.files)) {
     issues.push('files: must be an array')
     return issues
   }
   for (const [i, f] of (m.files as unknown[]).entries()) {
     const file = f as Record<string, unknown> | null
-    if (typeof file !== 'object' || file === null || typeof file.path !== 'string' || typeof file.sha256 !== 'string' || typeof file.size !== 'number') issues.push(`files[${i}]: must have path, sha256 and size`)
+    if (
+      typeof file !== 'object' ||
+      file === null ||
+      typeof file.path !== 'string' ||
+      typeof file.sha256 !== 'string' ||
+      typeof file.size !== 'number'
+    )
+      issues.push(`files[${i}]: must have path, sha256 and size`)
   }
   return issues
 }
@@ -220,10 +282,15 @@ export function manifestIssues(value: unknown): string[] {
 /** Problems of a scanned archive against its own manifest and, for a stored artifact, against its id. */
 export function checkScan(scan: ArchiveScan, expectedDigest?: string): VerifyProblem[] {
   const problems = [...scan.problems]
-  if (expectedDigest && scan.digest !== expectedDigest) problems.unshift({kind: 'archive-digest', message: `the archive's sha256 is ${scan.digest}, not its id ${expectedDigest}`})
+  if (expectedDigest && scan.digest !== expectedDigest)
+    problems.unshift({
+      kind: 'archive-digest',
+      message: `the archive's sha256 is ${scan.digest}, not its id ${expectedDigest}`,
+    })
   const manifest = scan.manifest
   if (!manifest) {
-    if (!problems.some((p) => p.kind === 'manifest')) problems.push({kind: 'manifest', path: MANIFEST_FILE, message: `${MANIFEST_FILE} is missing`})
+    if (!problems.some((p) => p.kind === 'manifest'))
+      problems.push({kind: 'manifest', path: MANIFEST_FILE, message: `${MANIFEST_FILE} is missing`})
     return problems
   }
   const listed = new Set<string>()
@@ -231,17 +298,44 @@ export function checkScan(scan: ArchiveScan, expectedDigest?: string): VerifyPro
     listed.add(file.path)
     const unsafe = unsafeEntryPath(file.path)
     if (unsafe) {
-      problems.push({kind: 'unsafe-path', path: file.path, message: `manifest file ${JSON.stringify(file.path)} ${unsafe}`})
+      problems.push({
+        kind: 'unsafe-path',
+        path: file.path,
+        message: `manifest file ${JSON.stringify(file.path)} ${unsafe}`,
+      })
       continue
     }
     const found = scan.files.get(file.path)
-    if (!found) problems.push({kind: 'missing', path: file.path, message: `${file.path} is listed in the manifest but missing from the archive`})
-    else if (found.sha256 !== file.sha256) problems.push({kind: 'file-digest', path: file.path, message: `${file.path} sha256 differs from the manifest`})
-    else if (found.size !== file.size) problems.push({kind: 'file-size', path: file.path, message: `${file.path} is ${found.size} bytes, the manifest says ${file.size}`})
+    if (!found)
+      problems.push({
+        kind: 'missing',
+        path: file.path,
+        message: `${file.path} is listed in the manifest but missing from the archive`,
+      })
+    else if (found.sha256 !== file.sha256)
+      problems.push({kind: 'file-digest', path: file.path, message: `${file.path} sha256 differs from the manifest`})
+    else if (found.size !== file.size)
+      problems.push({
+        kind: 'file-size',
+        path: file.path,
+        message: `${file.path} is ${found.size} bytes, the manifest says ${file.size}`,
+      })
   }
-  for (const path of scan.files.keys()) if (!listed.has(path)) problems.push({kind: 'extra', path, message: `${path} is in the archive but not in the manifest`})
+  for (const path of scan.files.keys())
+    if (!listed.has(path))
+      problems.push({kind: 'extra', path, message: `${path} is in the archive but not in the manifest`})
   const model = manifest.files.find((f) => f.path === manifest.model.path)
-  if (!model) problems.push({kind: 'manifest', path: manifest.model.path, message: `model.path ${manifest.model.path} is not listed in the manifest's files`})
-  else if (model.sha256 !== manifest.model.sha256) problems.push({kind: 'manifest', path: manifest.model.path, message: `model.sha256 differs from the files entry for ${manifest.model.path}`})
+  if (!model)
+    problems.push({
+      kind: 'manifest',
+      path: manifest.model.path,
+      message: `model.path ${manifest.model.path} is not listed in the manifest's files`,
+    })
+  else if (model.sha256 !== manifest.model.sha256)
+    problems.push({
+      kind: 'manifest',
+      path: manifest.model.path,
+      message: `model.sha256 differs from the files entry for ${manifest.model.path}`,
+    })
   return problems
 }

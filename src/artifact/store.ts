@@ -102,12 +102,22 @@ export class ArtifactStore {
    * Moves a finished archive (from writeArchive) into the store under its manifest's name and version. Pass the
    * WrittenArchive as `written` to skip re-reading the archive; without it the archive is scanned and checked first.
    */
-  async put(tmpPath: string, manifest: ArtifactManifest, written?: Pick<WrittenArchive, 'digest' | 'size'>): Promise<PutResult> {
+  async put(
+    tmpPath: string,
+    manifest: ArtifactManifest,
+    written?: Pick<WrittenArchive, 'digest' | 'size'>,
+  ): Promise<PutResult> {
     await this.clean()
-    const invalid = !ARTIFACT_NAME.test(manifest.name) ? `name ${JSON.stringify(manifest.name)} is not lowercase letters, digits, '.', '_' and '-'` : semver.valid(manifest.version) === manifest.version ? undefined : `version ${JSON.stringify(manifest.version)} is not a plain semantic version`
+    const invalid = !ARTIFACT_NAME.test(manifest.name)
+      ? `name ${JSON.stringify(manifest.name)} is not lowercase letters, digits, '.', '_' and '-'`
+      : semver.valid(manifest.version) === manifest.version
+        ? undefined
+        : `version ${JSON.stringify(manifest.version)} is not a plain semantic version`
     if (invalid) {
       await rm(tmpPath, {force: true})
-      throw new UsageError('MANIFEST_INVALID', `cannot store the artifact: its ${invalid}`, {hint: 'Fix name or version in mlops.yaml (or --version X.Y.Z), then package again.'})
+      throw new UsageError('MANIFEST_INVALID', `cannot store the artifact: its ${invalid}`, {
+        hint: 'Fix name or version in mlops.yaml (or --version X.Y.Z), then package again.',
+      })
     }
     const {digest, size} = written ?? (await this.checkIncoming(tmpPath, manifest))
     const stored = await this.existing(manifest, digest).catch(async (error: unknown) => {
@@ -116,7 +126,10 @@ export class ArtifactStore {
     })
     if (stored) {
       // The same content again: a chance to heal its blob if it went missing or was damaged since (a byte-identical build).
-      const intact = await sha256File(stored.path).then((blob) => `sha256:${blob.sha256}` === digest, () => false)
+      const intact = await sha256File(stored.path).then(
+        (blob) => `sha256:${blob.sha256}` === digest,
+        () => false,
+      )
       if (intact) await rm(tmpPath, {force: true})
       else await moveInto(tmpPath, stored.path)
       return {record: stored, created: false, ...(intact ? {} : {repaired: true})}
@@ -130,7 +143,11 @@ export class ArtifactStore {
     return this.withIndexLock(async () => {
       const index = await this.readIndex()
       const raced = index.artifacts[manifest.name]?.[manifest.version]
-      if (raced) return {record: this.recordOf(manifest.name, manifest.version, this.assertSame(manifest, raced, digest)), created: false}
+      if (raced)
+        return {
+          record: this.recordOf(manifest.name, manifest.version, this.assertSame(manifest, raced, digest)),
+          created: false,
+        }
       index.artifacts[manifest.name] ??= {}
       index.artifacts[manifest.name][manifest.version] = entry
       await writeJsonAtomically(this.indexPath, index)
@@ -146,9 +163,18 @@ export class ArtifactStore {
   private async withIndexLock<T>(fn: () => Promise<T>): Promise<T> {
     let release: () => Promise<void>
     try {
-      release = await lockfile.lock(this.indexPath, {realpath: false, stale: 10_000, retries: {retries: 100, minTimeout: 20, maxTimeout: 250}})
+      release = await lockfile.lock(this.indexPath, {
+        realpath: false,
+        stale: 10_000,
+        retries: {retries: 100, minTimeout: 20, maxTimeout: 250},
+      })
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ELOCKED') throw new MlopsError('INDEX_LOCKED', `the artifact index ${this.indexPath} stayed locked by another mlops command`, {hint: `Run the command again; if no other mlops command is running, remove ${this.indexPath}.lock.`})
+      if ((error as NodeJS.ErrnoException).code === 'ELOCKED')
+        throw new MlopsError(
+          'INDEX_LOCKED',
+          `the artifact index ${this.indexPath} stayed locked by another mlops command`,
+          {hint: `Run the command again; if no other mlops command is running, remove ${this.indexPath}.lock.`},
+        )
       throw diskError(`${this.indexPath}.lock`, error)
     }
     try {
@@ -191,7 +217,15 @@ export class ArtifactStore {
     const path = located.stored ? located.record.path : located.file
     const expected = located.stored ? located.record.digest : undefined
     if (!existsSync(path)) {
-      return {name: located.stored ? located.record.name : undefined, version: located.stored ? located.record.version : undefined, digest: expected ?? '', actualDigest: '', path, ok: false, problems: [{kind: 'unreadable', message: `the archive file ${path} is missing`}]}
+      return {
+        name: located.stored ? located.record.name : undefined,
+        version: located.stored ? located.record.version : undefined,
+        digest: expected ?? '',
+        actualDigest: '',
+        path,
+        ok: false,
+        problems: [{kind: 'unreadable', message: `the archive file ${path} is missing`}],
+      }
     }
     const scan = await scanArchive(path)
     const problems = checkScan(scan, expected)
@@ -225,7 +259,11 @@ export class ArtifactStore {
     const target = resolvePath(isDir ? join(destPath, name) : destPath)
     // Replacing an earlier export is expected; replacing a file of another kind (data.csv) is a slip of the finger.
     if (existsSync(target) && extname(target) !== '.tar') {
-      throw new UsageError('OUTPUT_EXISTS', `${target} exists and is not an artifact archive (.tar): it would be replaced`, {hint: 'Write to a .tar path or a folder, or remove the file first.'})
+      throw new UsageError(
+        'OUTPUT_EXISTS',
+        `${target} exists and is not an artifact archive (.tar): it would be replaced`,
+        {hint: 'Write to a .tar path or a folder, or remove the file first.'},
+      )
     }
     const tmp = join(dirname(target), `.${basename(target)}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`)
     try {
@@ -234,10 +272,19 @@ export class ArtifactStore {
       await fsync(tmp)
       const scan = await scanArchive(tmp)
       const problems = checkScan(scan, located.stored ? located.record.digest : undefined)
-      const label = located.stored ? `artifact ${located.record.name}@${located.record.version}` : `artifact file ${source}`
-      if (problems.length > 0 || !scan.manifest) throw tampered(label, problems, located.stored ? await this.repackageHint(located.record) : fileHint(source))
+      const label = located.stored
+        ? `artifact ${located.record.name}@${located.record.version}`
+        : `artifact file ${source}`
+      if (problems.length > 0 || !scan.manifest)
+        throw tampered(label, problems, located.stored ? await this.repackageHint(located.record) : fileHint(source))
       await rename(tmp, target)
-      return {name: scan.manifest.name, version: scan.manifest.version, digest: scan.digest, size: scan.size, path: target}
+      return {
+        name: scan.manifest.name,
+        version: scan.manifest.version,
+        digest: scan.digest,
+        size: scan.size,
+        path: target,
+      }
     } catch (error) {
       await rm(tmp, {force: true})
       throw diskError(target, error)
@@ -247,62 +294,121 @@ export class ArtifactStore {
   /** Removes what killed writers left behind (temp archives, half-unpacked folders, index temp files); returns them. */
   async clean(): Promise<string[]> {
     const removed: string[] = []
-    for (const dir of [this.root, this.blobsDir, this.cacheDir]) removed.push(...(await removeDeadTemps(dir, dir === this.root)))
+    for (const dir of [this.root, this.blobsDir, this.cacheDir])
+      removed.push(...(await removeDeadTemps(dir, dir === this.root)))
     return removed
   }
 
   private async locate(ref: string | undefined, options: ResolveOptions): Promise<Located> {
     const trimmed = ref?.trim()
     if (trimmed && looksLikeFile(trimmed)) {
-      if (!existsSync(trimmed)) throw new UsageError('ARTIFACT_NOT_FOUND', `artifact file ${trimmed} does not exist`, {hint: 'Check the path, or give a stored version (see "mlops artifacts list").'})
+      if (!existsSync(trimmed))
+        throw new UsageError('ARTIFACT_NOT_FOUND', `artifact file ${trimmed} does not exist`, {
+          hint: 'Check the path, or give a stored version (see "mlops artifacts list").',
+        })
       return {stored: false, file: resolvePath(trimmed)}
     }
-    if (trimmed === undefined || trimmed === '' || trimmed === 'latest') return {stored: true, record: await this.byVersion(undefined, options.name)}
-    const digestPrefix = /^sha256:([0-9a-f]{4,64})$/i.exec(trimmed)?.[1] ?? (/^[0-9a-f]{7,64}$/i.test(trimmed) && !semver.valid(trimmed) ? trimmed : undefined)
+    if (trimmed === undefined || trimmed === '' || trimmed === 'latest')
+      return {stored: true, record: await this.byVersion(undefined, options.name)}
+    const digestPrefix =
+      /^sha256:([0-9a-f]{4,64})$/i.exec(trimmed)?.[1] ??
+      (/^[0-9a-f]{7,64}$/i.test(trimmed) && !semver.valid(trimmed) ? trimmed : undefined)
     if (digestPrefix) return {stored: true, record: await this.byDigest(digestPrefix.toLowerCase())}
-    if (trimmed.startsWith('sha256:')) throw new UsageError('REF_INVALID', `${trimmed} is not a sha256 digest or prefix`, {hint: 'Give at least 4 hex digits after "sha256:", e.g. sha256:ab12cd3.'})
+    if (trimmed.startsWith('sha256:'))
+      throw new UsageError('REF_INVALID', `${trimmed} is not a sha256 digest or prefix`, {
+        hint: 'Give at least 4 hex digits after "sha256:", e.g. sha256:ab12cd3.',
+      })
     const at = trimmed.lastIndexOf('@')
     if (at > 0) {
       const version = trimmed.slice(at + 1)
-      return {stored: true, record: await this.byVersion(version === 'latest' ? undefined : checkVersion(version, trimmed), trimmed.slice(0, at))}
+      return {
+        stored: true,
+        record: await this.byVersion(
+          version === 'latest' ? undefined : checkVersion(version, trimmed),
+          trimmed.slice(0, at),
+        ),
+      }
     }
     if (semver.valid(trimmed)) return {stored: true, record: await this.byVersion(semver.valid(trimmed)!, options.name)}
     if (existsSync(trimmed)) return {stored: false, file: resolvePath(trimmed)}
-    throw new UsageError('ARTIFACT_NOT_FOUND', `${trimmed} is not a stored version, digest or artifact file`, {hint: 'Give a version (1.2.0), latest, name@version, a digest prefix (sha256:ab12cd3) or a .tar path; "mlops artifacts list" shows what is stored.'})
+    throw new UsageError('ARTIFACT_NOT_FOUND', `${trimmed} is not a stored version, digest or artifact file`, {
+      hint: 'Give a version (1.2.0), latest, name@version, a digest prefix (sha256:ab12cd3) or a .tar path; "mlops artifacts list" shows what is stored.',
+    })
   }
 
   private async byVersion(version: string | undefined, name: string | undefined): Promise<ArtifactRecord> {
     const records = await this.list(name)
     const what = name ?? 'this store'
-    if (records.length === 0) throw new UsageError('ARTIFACT_NOT_FOUND', `no artifacts of ${what} are stored in ${this.root}`, {hint: 'Run "mlops package" first.'})
+    if (records.length === 0)
+      throw new UsageError('ARTIFACT_NOT_FOUND', `no artifacts of ${what} are stored in ${this.root}`, {
+        hint: 'Run "mlops package" first.',
+      })
     const names = [...new Set(records.map((r) => r.name))]
-    const matches = version === undefined ? names.map((n) => records.filter((r) => r.name === n).at(-1)!) : records.filter((r) => r.version === version)
+    const matches =
+      version === undefined
+        ? names.map((n) => records.filter((r) => r.name === n).at(-1)!)
+        : records.filter((r) => r.version === version)
     if (matches.length === 1) return matches[0]
     if (matches.length === 0) {
       const newest = records.at(-1)!.version
-      throw new UsageError('ARTIFACT_NOT_FOUND', `${name ? `${name}@` : 'version '}${version} is not stored; the stored versions are ${records.map((r) => r.version).join(', ')}`, {hint: `Package it with "mlops package --version ${version}", or use one of the stored versions (newest: ${newest}).`})
+      throw new UsageError(
+        'ARTIFACT_NOT_FOUND',
+        `${name ? `${name}@` : 'version '}${version} is not stored; the stored versions are ${records.map((r) => r.version).join(', ')}`,
+        {
+          hint: `Package it with "mlops package --version ${version}", or use one of the stored versions (newest: ${newest}).`,
+        },
+      )
     }
-    throw new UsageError('ARTIFACT_AMBIGUOUS', `${version ?? 'latest'} matches several artifacts: ${matches.map((r) => `${r.name}@${r.version}`).join(', ')}`, {hint: `Name one, e.g. ${matches[0].name}@${matches[0].version}.`})
+    throw new UsageError(
+      'ARTIFACT_AMBIGUOUS',
+      `${version ?? 'latest'} matches several artifacts: ${matches.map((r) => `${r.name}@${r.version}`).join(', ')}`,
+      {hint: `Name one, e.g. ${matches[0].name}@${matches[0].version}.`},
+    )
   }
 
   private async byDigest(prefix: string): Promise<ArtifactRecord> {
     const matches = (await this.list()).filter((r) => hexOf(r.digest).startsWith(prefix))
     if (matches.length === 1) return matches[0]
-    if (matches.length === 0) throw new UsageError('ARTIFACT_NOT_FOUND', `no stored artifact has a digest starting with ${prefix}`, {hint: 'Run "mlops artifacts list" to see the stored digests.'})
-    throw new UsageError('ARTIFACT_AMBIGUOUS', `digest prefix ${prefix} matches ${matches.length} artifacts: ${matches.map((r) => `${r.name}@${r.version} ${r.digest.slice(0, 19)}`).join(', ')}`, {hint: 'Give more hex digits of the digest.'})
+    if (matches.length === 0)
+      throw new UsageError('ARTIFACT_NOT_FOUND', `no stored artifact has a digest starting with ${prefix}`, {
+        hint: 'Run "mlops artifacts list" to see the stored digests.',
+      })
+    throw new UsageError(
+      'ARTIFACT_AMBIGUOUS',
+      `digest prefix ${prefix} matches ${matches.length} artifacts: ${matches.map((r) => `${r.name}@${r.version} ${r.digest.slice(0, 19)}`).join(', ')}`,
+      {hint: 'Give more hex digits of the digest.'},
+    )
   }
 
   private async readIndex(): Promise<IndexFile> {
     const index = await readJson<IndexFile>(this.indexPath)
     if (index === undefined) return {schemaVersion: 1, artifacts: {}}
-    if (index === null || typeof index !== 'object' || index.schemaVersion !== 1 || typeof index.artifacts !== 'object' || index.artifacts === null) {
-      throw new MlopsError('STATE_CORRUPT', `${this.indexPath} is not an artifact index (schemaVersion 1 with an "artifacts" object)`, {hint: `Restore ${this.indexPath} from a backup; the archives in ${this.blobsDir} are intact.`})
+    if (
+      index === null ||
+      typeof index !== 'object' ||
+      index.schemaVersion !== 1 ||
+      typeof index.artifacts !== 'object' ||
+      index.artifacts === null
+    ) {
+      throw new MlopsError(
+        'STATE_CORRUPT',
+        `${this.indexPath} is not an artifact index (schemaVersion 1 with an "artifacts" object)`,
+        {hint: `Restore ${this.indexPath} from a backup; the archives in ${this.blobsDir} are intact.`},
+      )
     }
     return index
   }
 
   private recordOf(name: string, version: string, entry: IndexEntry): ArtifactRecord {
-    return {name, version, digest: entry.digest, size: entry.size, storedAt: entry.storedAt, path: this.blobPath(entry.digest), git: entry.git}
+    return {
+      name,
+      version,
+      digest: entry.digest,
+      size: entry.size,
+      storedAt: entry.storedAt,
+      path: this.blobPath(entry.digest),
+      git: entry.git,
+    }
   }
 
   /** The stored record when this exact content is already stored under the version; refuses other content. */
@@ -314,21 +420,33 @@ export class ArtifactStore {
 
   private assertSame(manifest: ArtifactManifest, entry: IndexEntry, digest: string): IndexEntry {
     if (entry.digest === digest) return entry
-    throw new UsageError('VERSION_EXISTS', `${manifest.name}@${manifest.version} is already stored with other content (${entry.digest.slice(0, 19)}…, this one is ${digest.slice(0, 19)}…)`, {
-      hint: 'Versions are immutable: bump it with "mlops package --bump patch" (or --version X.Y.Z).',
-      details: {name: manifest.name, version: manifest.version, stored: entry.digest, new: digest},
-    })
+    throw new UsageError(
+      'VERSION_EXISTS',
+      `${manifest.name}@${manifest.version} is already stored with other content (${entry.digest.slice(0, 19)}…, this one is ${digest.slice(0, 19)}…)`,
+      {
+        hint: 'Versions are immutable: bump it with "mlops package --bump patch" (or --version X.Y.Z).',
+        details: {name: manifest.name, version: manifest.version, stored: entry.digest, new: digest},
+      },
+    )
   }
 
   private async checkIncoming(tmpPath: string, manifest: ArtifactManifest): Promise<{digest: string; size: number}> {
     const scan = await scanArchive(tmpPath)
     const problems = checkScan(scan)
     if (scan.manifest && (scan.manifest.name !== manifest.name || scan.manifest.version !== manifest.version)) {
-      problems.push({kind: 'manifest', path: MANIFEST_FILE, message: `the archive is ${scan.manifest.name}@${scan.manifest.version}, not ${manifest.name}@${manifest.version}`})
+      problems.push({
+        kind: 'manifest',
+        path: MANIFEST_FILE,
+        message: `the archive is ${scan.manifest.name}@${scan.manifest.version}, not ${manifest.name}@${manifest.version}`,
+      })
     }
     if (problems.length === 0) return {digest: scan.digest, size: scan.size}
     await rm(tmpPath, {force: true})
-    throw tampered(`artifact ${manifest.name}@${manifest.version}`, problems, 'The archive was not stored; package it again with "mlops package".')
+    throw tampered(
+      `artifact ${manifest.name}@${manifest.version}`,
+      problems,
+      'The archive was not stored; package it again with "mlops package".',
+    )
   }
 
   private async repackageHint(record: ArtifactRecord): Promise<string> {
@@ -342,15 +460,29 @@ export class ArtifactStore {
 /** Opens an archive file with no store around it (an exported .tar, or the one baked into an image). */
 export async function openArtifactFile(tarPath: string, options: {cacheDir?: string} = {}): Promise<OpenedArtifact> {
   const path = resolvePath(tarPath)
-  if (!existsSync(path)) throw new UsageError('ARTIFACT_NOT_FOUND', `artifact file ${path} does not exist`, {hint: 'Export one with "mlops artifacts export VERSION --output PATH".'})
-  return openVerified(path, resolvePath(options.cacheDir ?? join(tmpdir(), 'mlops-artifacts')), `artifact file ${path}`, fileHint(path))
+  if (!existsSync(path))
+    throw new UsageError('ARTIFACT_NOT_FOUND', `artifact file ${path} does not exist`, {
+      hint: 'Export one with "mlops artifacts export VERSION --output PATH".',
+    })
+  return openVerified(
+    path,
+    resolvePath(options.cacheDir ?? join(tmpdir(), 'mlops-artifacts')),
+    `artifact file ${path}`,
+    fileHint(path),
+  )
 }
 
 /**
  * Checks every digest of the archive, then reuses the unpacked folder for its digest after checking it again, or
  * unpacks into a temp folder (checking each entry once more as it is written) and renames it into place.
  */
-async function openVerified(tarPath: string, cacheDir: string, label: string, hint: string, stored?: ArtifactRecord): Promise<OpenedArtifact> {
+async function openVerified(
+  tarPath: string,
+  cacheDir: string,
+  label: string,
+  hint: string,
+  stored?: ArtifactRecord,
+): Promise<OpenedArtifact> {
   const scan = await scanArchive(tarPath)
   const problems = checkScan(scan, stored?.digest)
   if (problems.length > 0 || !scan.manifest || !scan.manifestBytes) throw tampered(label, problems, hint)
@@ -410,13 +542,31 @@ async function cacheIntact(dir: string, scan: ArchiveScan): Promise<boolean> {
 
 /** A record for an archive outside the store: storedAt stays empty because it never entered one. */
 function fileRecord(path: string, scan: ArchiveScan, manifest: ArtifactManifest): ArtifactRecord {
-  return {name: manifest.name, version: manifest.version, digest: scan.digest, size: scan.size, storedAt: '', path, git: manifest.git}
+  return {
+    name: manifest.name,
+    version: manifest.version,
+    digest: scan.digest,
+    size: scan.size,
+    storedAt: '',
+    path,
+    git: manifest.git,
+  }
 }
 
 function tampered(label: string, problems: VerifyProblem[], hint: string): MlopsError {
-  const list = problems.length > 0 ? problems : [{kind: 'manifest' as const, message: `${MANIFEST_FILE} is missing or unreadable`}]
-  const more = list.length > 1 ? ` (and ${list.length - 1} more: ${list.slice(1, 4).map((p) => p.message).join('; ')}${list.length > 4 ? '; …' : ''})` : ''
-  return new MlopsError('ARTIFACT_TAMPERED', `${label} fails verification: ${list[0].message}${more}.`, {hint, details: {problems: list}})
+  const list =
+    problems.length > 0 ? problems : [{kind: 'manifest' as const, message: `${MANIFEST_FILE} is missing or unreadable`}]
+  const more =
+    list.length > 1
+      ? ` (and ${list.length - 1} more: ${list
+          .slice(1, 4)
+          .map((p) => p.message)
+          .join('; ')}${list.length > 4 ? '; …' : ''})`
+      : ''
+  return new MlopsError('ARTIFACT_TAMPERED', `${label} fails verification: ${list[0].message}${more}.`, {
+    hint,
+    details: {problems: list},
+  })
 }
 
 function fileHint(path: string): string {
@@ -425,13 +575,19 @@ function fileHint(path: string): string {
 
 function hexOf(digest: string): string {
   const hex = digest.startsWith('sha256:') ? digest.slice(7) : digest
-  if (!DIGEST_HEX.test(hex)) throw new MlopsError('STATE_CORRUPT', `${digest} is not a sha256 digest`, {hint: 'The artifact index is damaged; restore it from a backup.'})
+  if (!DIGEST_HEX.test(hex))
+    throw new MlopsError('STATE_CORRUPT', `${digest} is not a sha256 digest`, {
+      hint: 'The artifact index is damaged; restore it from a backup.',
+    })
   return hex
 }
 
 function checkVersion(version: string, ref: string): string {
   const valid = semver.valid(version)
-  if (!valid) throw new UsageError('REF_INVALID', `${ref}: ${version} is not a semantic version`, {hint: 'Use NAME@MAJOR.MINOR.PATCH, e.g. credit-risk@1.2.0, or NAME@latest.'})
+  if (!valid)
+    throw new UsageError('REF_INVALID', `${ref}: ${version} is not a semantic version`, {
+      hint: 'Use NAME@MAJOR.MINOR.PATCH, e.g. credit-risk@1.2.0, or NAME@latest.',
+    })
   return valid
 }
 

@@ -120,14 +120,26 @@ export function checkSettings(config: ChecksConfig = {}, overrides: CheckOverrid
         minRate: load.find_max?.min_rate,
       },
     },
-    latency: {gates: (config.latency?.gates ?? DEFAULT_LATENCY_GATES).map((g) => parseLatencyGate(g)!), minTailSamples: config.latency?.min_tail_samples ?? 5},
-    robustness: {seed: overrides.seed ?? config.robustness?.seed ?? 1, cases: config.robustness?.cases ?? 120, timeoutMs: config.robustness?.timeout_ms ?? 5000},
+    latency: {
+      gates: (config.latency?.gates ?? DEFAULT_LATENCY_GATES).map((g) => parseLatencyGate(g)!),
+      minTailSamples: config.latency?.min_tail_samples ?? 5,
+    },
+    robustness: {
+      seed: overrides.seed ?? config.robustness?.seed ?? 1,
+      cases: config.robustness?.cases ?? 120,
+      timeoutMs: config.robustness?.timeout_ms ?? 5000,
+    },
     regression: {
       tolerance: regression.tolerance ?? {},
       tolerances: regression.tolerances ?? {},
       examples: regression.examples ?? 200,
       minExamples: regression.min_examples ?? 20,
-      gates: {minAgreement: gates.min_agreement ?? 0.99, maxFlipRate: gates.max_flip_rate ?? 0.01, maxAbsDiff: gates.max_abs_diff ?? 0.05, maxMeanAbsDiff: gates.max_mean_abs_diff ?? 0.01},
+      gates: {
+        minAgreement: gates.min_agreement ?? 0.99,
+        maxFlipRate: gates.max_flip_rate ?? 0.01,
+        maxAbsDiff: gates.max_abs_diff ?? 0.05,
+        maxMeanAbsDiff: gates.max_mean_abs_diff ?? 0.01,
+      },
     },
   }
 }
@@ -139,7 +151,12 @@ const UNIT_MS: Record<string, number> = {us: 0.001, ms: 1, s: 1000}
 export function parseLatencyGate(text: string): LatencyGate | undefined {
   const m = GATE.exec(text.trim())
   if (!m) return undefined
-  return {text: text.trim(), percentile: m[1] as Percentile, maxMs: Number(m[2]) * UNIT_MS[m[3]], ...(m[4] === undefined ? {} : {rate: Number(m[4])})}
+  return {
+    text: text.trim(),
+    percentile: m[1] as Percentile,
+    maxMs: Number(m[2]) * UNIT_MS[m[3]],
+    ...(m[4] === undefined ? {} : {rate: Number(m[4])}),
+  }
 }
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)$/
@@ -155,8 +172,14 @@ export function parseDurationMs(text: string): number | undefined {
 function parseTime(text: string, field: string, {zero = false} = {}): number {
   const ms = parseDurationMs(text)
   // The schema and checkChecksConfig refuse bad durations in mlops.yaml; a flag gets here unchecked.
-  if (ms === undefined) throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is not a duration`, {hint: 'Write a number and a unit: 500ms, 10s or 2m.'})
-  if (ms === 0 && !zero) throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is no time at all: nothing would be measured`, {hint: 'Give it a length, e.g. 10s.'})
+  if (ms === undefined)
+    throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is not a duration`, {
+      hint: 'Write a number and a unit: 500ms, 10s or 2m.',
+    })
+  if (ms === 0 && !zero)
+    throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is no time at all: nothing would be measured`, {
+      hint: 'Give it a length, e.g. 10s.',
+    })
   return ms
 }
 
@@ -166,17 +189,36 @@ export function checkChecksConfig(config: {checks?: ChecksConfig}): ConfigIssue[
   if (!checks) return []
   const issues: ConfigIssue[] = []
   ;(checks.latency?.gates ?? []).forEach((gate, i) => {
-    if (!parseLatencyGate(gate)) issues.push({path: `checks.latency.gates[${i}]`, message: `"${gate}" is not a latency gate; write it as "p99 <= 50ms" or "p99 <= 50ms at 200 rps" (p50, p90, p95, p99, p99.9 or max; us, ms or s)`})
+    if (!parseLatencyGate(gate))
+      issues.push({
+        path: `checks.latency.gates[${i}]`,
+        message: `"${gate}" is not a latency gate; write it as "p99 <= 50ms" or "p99 <= 50ms at 200 rps" (p50, p90, p95, p99, p99.9 or max; us, ms or s)`,
+      })
   })
-  const durations: [string, string | undefined, boolean][] = [['checks.load.duration', checks.load?.duration, false], ['checks.load.warmup', checks.load?.warmup, true], ['checks.load.find_max.step_duration', checks.load?.find_max?.step_duration, false]]
+  const durations: [string, string | undefined, boolean][] = [
+    ['checks.load.duration', checks.load?.duration, false],
+    ['checks.load.warmup', checks.load?.warmup, true],
+    ['checks.load.find_max.step_duration', checks.load?.find_max?.step_duration, false],
+  ]
   for (const [path, value, zero] of durations) {
     if (value === undefined) continue
     const ms = parseDurationMs(value)
     if (ms === undefined) issues.push({path, message: `"${value}" is not a duration such as 500ms, 10s or 2m`})
-    else if (ms === 0 && !zero) issues.push({path, message: `"${value}" is no time at all: nothing would be measured; give it a length, e.g. 10s`})
+    else if (ms === 0 && !zero)
+      issues.push({
+        path,
+        message: `"${value}" is no time at all: nothing would be measured; give it a length, e.g. 10s`,
+      })
   }
-  if (checks.load?.find_max?.max_rate !== undefined && checks.load.rate !== undefined && checks.load.find_max.max_rate < checks.load.rate) {
-    issues.push({path: 'checks.load.find_max.max_rate', message: `must be at least checks.load.rate (${checks.load.rate})`})
+  if (
+    checks.load?.find_max?.max_rate !== undefined &&
+    checks.load.rate !== undefined &&
+    checks.load.find_max.max_rate < checks.load.rate
+  ) {
+    issues.push({
+      path: 'checks.load.find_max.max_rate',
+      message: `must be at least checks.load.rate (${checks.load.rate})`,
+    })
   }
   return issues
 }

@@ -34,12 +34,31 @@ export function gate(input: GateInput): Gate {
   const {check, name, measured, threshold, comparison, unit} = input
   const shown = (v: number) => `${formatValue(v, unit)}`
   if (input.inconclusive !== undefined || measured === null) {
-    return {check, name, verdict: 'inconclusive', measured, threshold, comparison, unit, message: `inconclusive: ${input.inconclusive ?? 'nothing was measured'}`}
+    return {
+      check,
+      name,
+      verdict: 'inconclusive',
+      measured,
+      threshold,
+      comparison,
+      unit,
+      message: `inconclusive: ${input.inconclusive ?? 'nothing was measured'}`,
+    }
   }
   const ok = comparison === '<=' ? measured <= threshold : measured >= threshold
   const relation = `${shown(measured)} ${ok ? comparison : comparison === '<=' ? '>' : '<'} ${shown(threshold)}`
   if (ok) return {check, name, verdict: 'passed', measured, threshold, comparison, unit, message: relation}
-  if (input.doubt) return {check, name, verdict: 'inconclusive', measured, threshold, comparison, unit, message: `inconclusive: ${relation}, but ${input.doubt}`}
+  if (input.doubt)
+    return {
+      check,
+      name,
+      verdict: 'inconclusive',
+      measured,
+      threshold,
+      comparison,
+      unit,
+      message: `inconclusive: ${relation}, but ${input.doubt}`,
+    }
   return {check, name, verdict: 'failed', measured, threshold, comparison, unit, message: relation}
 }
 

@@ -36,29 +36,43 @@ export async function readGoldenCases(path: string): Promise<GoldenCase[]> {
       try {
         value = JSON.parse(line)
       } catch (error) {
-        throw new MlopsError('GOLDEN_INVALID', `${path}:${lineNo} is not valid JSON: ${errorMessage(error)}`, {exitCode: ExitCode.usage, hint: 'Each line of the golden file is one JSON object: {"name", "records" or "inputs", "expected"}.'})
+        throw new MlopsError('GOLDEN_INVALID', `${path}:${lineNo} is not valid JSON: ${errorMessage(error)}`, {
+          exitCode: ExitCode.usage,
+          hint: 'Each line of the golden file is one JSON object: {"name", "records" or "inputs", "expected"}.',
+        })
       }
       cases.push(checkCase(value, `${path}:${lineNo}`))
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new MlopsError('GOLDEN_NOT_FOUND', `The golden file ${path} does not exist`, {exitCode: ExitCode.usage, hint: 'Fix data.golden in mlops.yaml, or remove it to package without golden cases.'})
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new MlopsError('GOLDEN_NOT_FOUND', `The golden file ${path} does not exist`, {
+        exitCode: ExitCode.usage,
+        hint: 'Fix data.golden in mlops.yaml, or remove it to package without golden cases.',
+      })
     throw error
   }
   return cases
 }
 
 function checkCase(value: unknown, where: string): GoldenCase {
-  const fail = (message: string) => new MlopsError('GOLDEN_INVALID', `${where}: ${message}`, {exitCode: ExitCode.usage, hint: 'Each golden case needs "name", either "records" (with expected.predictions) or "inputs" (with expected.outputs).'})
+  const fail = (message: string) =>
+    new MlopsError('GOLDEN_INVALID', `${where}: ${message}`, {
+      exitCode: ExitCode.usage,
+      hint: 'Each golden case needs "name", either "records" (with expected.predictions) or "inputs" (with expected.outputs).',
+    })
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fail('must be a JSON object')
   const c = value as Partial<GoldenCase>
   if (typeof c.name !== 'string' || !c.name) throw fail('"name" must be a non-empty string')
   if (!c.expected || typeof c.expected !== 'object') throw fail('"expected" is required')
   if (c.records !== undefined) {
-    if (!Array.isArray(c.records) || c.records.length === 0) throw fail('"records" must be a non-empty array of objects')
-    if (!Array.isArray(c.expected.predictions) || c.expected.predictions.length !== c.records.length) throw fail('"expected.predictions" must have one prediction per record')
+    if (!Array.isArray(c.records) || c.records.length === 0)
+      throw fail('"records" must be a non-empty array of objects')
+    if (!Array.isArray(c.expected.predictions) || c.expected.predictions.length !== c.records.length)
+      throw fail('"expected.predictions" must have one prediction per record')
   } else if (c.inputs !== undefined) {
     if (typeof c.inputs !== 'object' || Array.isArray(c.inputs)) throw fail('"inputs" must map input names to tensors')
-    if (!c.expected.outputs || typeof c.expected.outputs !== 'object') throw fail('"expected.outputs" must map output names to tensors')
+    if (!c.expected.outputs || typeof c.expected.outputs !== 'object')
+      throw fail('"expected.outputs" must map output names to tensors')
   } else {
     throw fail('needs "records" or "inputs"')
   }
@@ -66,7 +80,11 @@ function checkCase(value: unknown, where: string): GoldenCase {
 }
 
 /** Records through the pipeline and the model; one run for a batchable model, one run a record otherwise. */
-export async function predictRecords(model: LoadedModel, pipeline: Pipeline, records: readonly InputRecord[]): Promise<Prediction[]> {
+export async function predictRecords(
+  model: LoadedModel,
+  pipeline: Pipeline,
+  records: readonly InputRecord[],
+): Promise<Prediction[]> {
   if (pipeline.batchable || records.length <= 1) {
     const outputs = await runModel(model, await pipeline.preprocess(records))
     return pipeline.postprocess(outputs, records)
@@ -76,7 +94,11 @@ export async function predictRecords(model: LoadedModel, pipeline: Pipeline, rec
   return out
 }
 
-export async function runGoldenCases(model: LoadedModel, pipeline: Pipeline | undefined, cases: readonly GoldenCase[]): Promise<GoldenReport> {
+export async function runGoldenCases(
+  model: LoadedModel,
+  pipeline: Pipeline | undefined,
+  cases: readonly GoldenCase[],
+): Promise<GoldenReport> {
   const results: GoldenResult[] = []
   for (const golden of cases) results.push(await runCase(model, pipeline, golden))
   const passed = results.filter((r) => r.passed).length
@@ -86,25 +108,52 @@ export async function runGoldenCases(model: LoadedModel, pipeline: Pipeline | un
 async function runCase(model: LoadedModel, pipeline: Pipeline | undefined, golden: GoldenCase): Promise<GoldenResult> {
   try {
     if (golden.records) {
-      if (!pipeline) return {name: golden.name, passed: false, mismatches: [], error: 'the case has records but the project has no pipeline; give raw "inputs" or add a pipeline section'}
+      if (!pipeline)
+        return {
+          name: golden.name,
+          passed: false,
+          mismatches: [],
+          error: 'the case has records but the project has no pipeline; give raw "inputs" or add a pipeline section',
+        }
       const predictions = await predictRecords(model, pipeline, golden.records)
       const mismatches: Mismatch[] = []
-      golden.expected.predictions!.forEach((expected, i) => compareJson(`predictions[${i}]`, expected, predictions[i], golden.tolerance ?? {}, mismatches))
+      golden.expected.predictions!.forEach((expected, i) =>
+        compareJson(`predictions[${i}]`, expected, predictions[i], golden.tolerance ?? {}, mismatches),
+      )
       return {name: golden.name, passed: mismatches.length === 0, mismatches}
     }
     const feeds: Record<string, OrtTensor> = {}
     for (const [name, json] of Object.entries(golden.inputs!)) feeds[name] = tensorFromJson(json, `inputs.${name}`)
     const issues = checkFeeds(model.signature, feeds)
-    if (issues.length > 0) return {name: golden.name, passed: false, mismatches: [], error: issues.map((i) => `${i.field}: ${i.message}`).join('; ')}
+    if (issues.length > 0)
+      return {
+        name: golden.name,
+        passed: false,
+        mismatches: [],
+        error: issues.map((i) => `${i.field}: ${i.message}`).join('; '),
+      }
     const outputs = await runModel(model, feeds)
     const mismatches: Mismatch[] = []
     for (const [name, expected] of Object.entries(golden.expected.outputs!)) {
       const actual = outputs[name]
       if (!actual) {
-        if (model.fetches.includes(name) || model.signature.outputs.some((o) => o.name === name && o.isTensor)) mismatches.push({field: `outputs.${name}`, expected: 'a tensor', actual: undefined, message: 'the model gave no such output'})
+        if (model.fetches.includes(name) || model.signature.outputs.some((o) => o.name === name && o.isTensor))
+          mismatches.push({
+            field: `outputs.${name}`,
+            expected: 'a tensor',
+            actual: undefined,
+            message: 'the model gave no such output',
+          })
         continue
       }
-      mismatches.push(...compareTensor(`outputs.${name}`, expected, tensorToJson(actual), golden.tolerances?.[name] ?? golden.tolerance))
+      mismatches.push(
+        ...compareTensor(
+          `outputs.${name}`,
+          expected,
+          tensorToJson(actual),
+          golden.tolerances?.[name] ?? golden.tolerance,
+        ),
+      )
     }
     return {name: golden.name, passed: mismatches.length === 0, mismatches}
   } catch (error) {

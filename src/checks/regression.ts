@@ -54,7 +54,13 @@ interface Answer {
 async function post(agent: Agent, url: string, path: string, body: string): Promise<Answer> {
   let last: Answer = {status: 0, body: undefined}
   for (let i = 0; i < TRIES; i++) {
-    const response = await request(`${url}${path}`, {dispatcher: agent, method: 'POST', headers: {'content-type': 'application/json'}, body, signal: AbortSignal.timeout(30_000)})
+    const response = await request(`${url}${path}`, {
+      dispatcher: agent,
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body,
+      signal: AbortSignal.timeout(30_000),
+    })
     const text = await response.body.text()
     let parsed: unknown
     try {
@@ -73,14 +79,30 @@ function toleranceFor(field: string, golden: GoldenCase | undefined, settings: S
 }
 
 /** Field by field, so each prediction field (or output) gets its own tolerance; labels and strings compare exactly. */
-function comparePrediction(field: string, expected: Prediction, actual: unknown, golden: GoldenCase | undefined, settings: Settings): Mismatch[] {
-  if (actual === null || typeof actual !== 'object' || Array.isArray(actual)) return [{field, expected, actual, message: 'expected an object'}]
-  return Object.keys(expected).flatMap((key) => compareJson(`${field}.${key}`, expected[key], (actual as Prediction)[key], toleranceFor(key, golden, settings)))
+function comparePrediction(
+  field: string,
+  expected: Prediction,
+  actual: unknown,
+  golden: GoldenCase | undefined,
+  settings: Settings,
+): Mismatch[] {
+  if (actual === null || typeof actual !== 'object' || Array.isArray(actual))
+    return [{field, expected, actual, message: 'expected an object'}]
+  return Object.keys(expected).flatMap((key) =>
+    compareJson(`${field}.${key}`, expected[key], (actual as Prediction)[key], toleranceFor(key, golden, settings)),
+  )
 }
 
-const TO_DTYPE = Object.fromEntries(SUPPORTED_DTYPES.map((d) => [datatypeOf(d), d])) as Record<string, TensorJson['dtype']>
+const TO_DTYPE = Object.fromEntries(SUPPORTED_DTYPES.map((d) => [datatypeOf(d), d])) as Record<
+  string,
+  TensorJson['dtype']
+>
 
-export async function runGoldenThroughServer(url: string, subject: Subject, settings: Settings): Promise<RegressionResult['golden']> {
+export async function runGoldenThroughServer(
+  url: string,
+  subject: Subject,
+  settings: Settings,
+): Promise<RegressionResult['golden']> {
   const agent = new Agent({connections: 2})
   const cases: GoldenOutcome[] = []
   try {
@@ -92,22 +114,55 @@ export async function runGoldenThroughServer(url: string, subject: Subject, sett
   return {total: cases.length, passed, failed: cases.length - passed, cases}
 }
 
-async function goldenCase(agent: Agent, url: string, subject: Subject, golden: GoldenCase, settings: Settings): Promise<GoldenOutcome> {
-  const answer = golden.records ? await post(agent, url, V1_PATH, v1Body(golden.records)) : await post(agent, url, v2Path(subject), v2Body(golden.inputs!))
-  if (answer.status !== 200) return {name: golden.name, passed: false, mismatches: [], error: `the server answered ${answer.status}: ${JSON.stringify(answer.body).slice(0, 300)}`}
+async function goldenCase(
+  agent: Agent,
+  url: string,
+  subject: Subject,
+  golden: GoldenCase,
+  settings: Settings,
+): Promise<GoldenOutcome> {
+  const answer = golden.records
+    ? await post(agent, url, V1_PATH, v1Body(golden.records))
+    : await post(agent, url, v2Path(subject), v2Body(golden.inputs!))
+  if (answer.status !== 200)
+    return {
+      name: golden.name,
+      passed: false,
+      mismatches: [],
+      error: `the server answered ${answer.status}: ${JSON.stringify(answer.body).slice(0, 300)}`,
+    }
   const mismatches: Mismatch[] = []
   if (golden.records) {
     const predictions = (answer.body as {predictions?: unknown[]}).predictions ?? []
-    golden.expected.predictions!.forEach((expected, i) => mismatches.push(...comparePrediction(`predictions[${i}]`, expected, predictions[i], golden, settings)))
+    golden.expected.predictions!.forEach((expected, i) =>
+      mismatches.push(...comparePrediction(`predictions[${i}]`, expected, predictions[i], golden, settings)),
+    )
   } else {
-    const outputs = new Map(((answer.body as {outputs?: {name: string; datatype: string; shape: number[]; data: TensorJson['data']}[]}).outputs ?? []).map((o) => [o.name, o]))
+    const outputs = new Map(
+      (
+        (answer.body as {outputs?: {name: string; datatype: string; shape: number[]; data: TensorJson['data']}[]})
+          .outputs ?? []
+      ).map((o) => [o.name, o]),
+    )
     for (const [name, expected] of Object.entries(golden.expected.outputs ?? {})) {
       const actual = outputs.get(name)
       if (!actual) {
-        mismatches.push({field: `outputs.${name}`, expected: 'a tensor', actual: undefined, message: 'the server returned no such output'})
+        mismatches.push({
+          field: `outputs.${name}`,
+          expected: 'a tensor',
+          actual: undefined,
+          message: 'the server returned no such output',
+        })
         continue
       }
-      mismatches.push(...compareTensor(`outputs.${name}`, expected, {dtype: TO_DTYPE[actual.datatype], shape: actual.shape, data: actual.data}, toleranceFor(name, golden, settings)))
+      mismatches.push(
+        ...compareTensor(
+          `outputs.${name}`,
+          expected,
+          {dtype: TO_DTYPE[actual.datatype], shape: actual.shape, data: actual.data},
+          toleranceFor(name, golden, settings),
+        ),
+      )
     }
   }
   return {name: golden.name, passed: mismatches.length === 0, mismatches}
@@ -122,13 +177,17 @@ export async function comparisonRecords(subject: Subject, examples: number, seed
 }
 
 /** Predictions for each record, or undefined where the server refused it (a refused batch is retried one record at a time). */
-async function predictAll(agent: Agent, url: string, records: readonly InputRecord[]): Promise<(Prediction | undefined)[]> {
+async function predictAll(
+  agent: Agent,
+  url: string,
+  records: readonly InputRecord[],
+): Promise<(Prediction | undefined)[]> {
   const out: (Prediction | undefined)[] = []
   for (let i = 0; i < records.length; i += BATCH) {
     const chunk = records.slice(i, i + BATCH)
     const answer = await post(agent, url, V1_PATH, v1Body(chunk))
     if (answer.status === 200) {
-      out.push(...((answer.body as {predictions: Prediction[]}).predictions))
+      out.push(...(answer.body as {predictions: Prediction[]}).predictions)
       continue
     }
     for (const record of chunk) {
@@ -139,14 +198,23 @@ async function predictAll(agent: Agent, url: string, records: readonly InputReco
   return out
 }
 
-export async function compareWithBaseline(candidateUrl: string, baselineUrl: string, subject: Subject, settings: Settings, seed: number): Promise<BaselineComparison> {
+export async function compareWithBaseline(
+  candidateUrl: string,
+  baselineUrl: string,
+  subject: Subject,
+  settings: Settings,
+  seed: number,
+): Promise<BaselineComparison> {
   const records = await comparisonRecords(subject, settings.examples, seed)
   const agent = new Agent({connections: 2})
   let candidate: (Prediction | undefined)[]
   let baseline: (Prediction | undefined)[]
   let version: string | undefined
   try {
-    ;[candidate, baseline] = await Promise.all([predictAll(agent, candidateUrl, records), predictAll(agent, baselineUrl, records)])
+    ;[candidate, baseline] = await Promise.all([
+      predictAll(agent, candidateUrl, records),
+      predictAll(agent, baselineUrl, records),
+    ])
     const probe = await request(`${baselineUrl}/v2/health/ready`, {dispatcher: agent})
     version = (probe.headers['x-model-version'] as string | undefined) ?? undefined
     await probe.body.dump()
@@ -157,8 +225,20 @@ export async function compareWithBaseline(candidateUrl: string, baselineUrl: str
 }
 
 /** Pure: per-example agreement within tolerance, label flips, and score differences. */
-export function agreementOf(records: readonly InputRecord[], candidate: readonly (Prediction | undefined)[], baseline: readonly (Prediction | undefined)[], subject: Pick<Subject, 'signature'>, settings: Settings, url: string, version?: string): BaselineComparison {
-  const labelOutputs = new Set(subject.signature.outputs.filter((o) => o.dtype && (o.dtype === 'string' || o.dtype === 'bool' || o.dtype.includes('int'))).map((o) => o.name))
+export function agreementOf(
+  records: readonly InputRecord[],
+  candidate: readonly (Prediction | undefined)[],
+  baseline: readonly (Prediction | undefined)[],
+  subject: Pick<Subject, 'signature'>,
+  settings: Settings,
+  url: string,
+  version?: string,
+): BaselineComparison {
+  const labelOutputs = new Set(
+    subject.signature.outputs
+      .filter((o) => o.dtype && (o.dtype === 'string' || o.dtype === 'bool' || o.dtype.includes('int')))
+      .map((o) => o.name),
+  )
   let examples = 0
   let refusedByOne = 0
   let refusedByBoth = 0
@@ -177,13 +257,21 @@ export function agreementOf(records: readonly InputRecord[], candidate: readonly
     examples++
     if (!c || !b) {
       refusedByOne++
-      if (disagreements.length < SHOWN_DISAGREEMENTS) disagreements.push({index, record, candidate: c, baseline: b, fields: [c ? 'refused by the baseline' : 'refused by the candidate']})
+      if (disagreements.length < SHOWN_DISAGREEMENTS)
+        disagreements.push({
+          index,
+          record,
+          candidate: c,
+          baseline: b,
+          fields: [c ? 'refused by the baseline' : 'refused by the candidate'],
+        })
       return
     }
     const mismatches = comparePrediction('', b, c, undefined, settings)
     const fields = [...new Set(mismatches.map((m) => m.field.replace(/^\./, '').split(/[.[]/)[0]))]
     if (mismatches.length === 0) agreeing++
-    else if (disagreements.length < SHOWN_DISAGREEMENTS) disagreements.push({index, record, candidate: c, baseline: b, fields})
+    else if (disagreements.length < SHOWN_DISAGREEMENTS)
+      disagreements.push({index, record, candidate: c, baseline: b, fields})
     let flipped = false
     let diff = 0
     for (const key of new Set([...Object.keys(b), ...Object.keys(c)])) {
@@ -216,8 +304,14 @@ function isLabel(value: unknown): boolean {
 
 /** Largest |x − y| over matching numbers (nested arrays too); a non-finite difference counts as Infinity. */
 function maxAbs(x: unknown, y: unknown): number {
-  if (typeof x === 'number' && typeof y === 'number') return x === y ? 0 : Number.isFinite(x - y) ? Math.abs(x - y) : Infinity
-  if (Array.isArray(x) && Array.isArray(y)) return x.reduce((m: number, v, i) => Math.max(m, maxAbs(v, y[i])), x.length === y.length ? 0 : Infinity)
-  if (x && y && typeof x === 'object' && typeof y === 'object') return Object.keys(x).reduce((m, k) => Math.max(m, maxAbs((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k])), 0)
+  if (typeof x === 'number' && typeof y === 'number')
+    return x === y ? 0 : Number.isFinite(x - y) ? Math.abs(x - y) : Infinity
+  if (Array.isArray(x) && Array.isArray(y))
+    return x.reduce((m: number, v, i) => Math.max(m, maxAbs(v, y[i])), x.length === y.length ? 0 : Infinity)
+  if (x && y && typeof x === 'object' && typeof y === 'object')
+    return Object.keys(x).reduce(
+      (m, k) => Math.max(m, maxAbs((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k])),
+      0,
+    )
   return JSON.stringify(x) === JSON.stringify(y) ? 0 : Infinity
 }

@@ -9,33 +9,52 @@ import type {LabelledPhase, TestResult} from './run.js'
 function detailOf(result: TestResult, g: Gate): string {
   const lines = [g.message]
   if (g.check === 'robustness' && result.robustness) {
-    for (const f of result.robustness.failures.slice(0, 20)) lines.push(`- ${f.name} [${f.kind}, expected ${f.expect}]: ${f.outcome}${f.detail ? ` (${f.detail})` : ''}${f.request ? `\n  ${f.request.method} ${f.request.path} ${f.request.contentType}, ${f.request.bytes} bytes: ${f.request.body.slice(0, 300)}` : ''}`)
+    for (const f of result.robustness.failures.slice(0, 20))
+      lines.push(
+        `- ${f.name} [${f.kind}, expected ${f.expect}]: ${f.outcome}${f.detail ? ` (${f.detail})` : ''}${f.request ? `\n  ${f.request.method} ${f.request.path} ${f.request.contentType}, ${f.request.bytes} bytes: ${f.request.body.slice(0, 300)}` : ''}`,
+      )
   }
   if (g.check === 'regression' && g.name === 'golden' && result.regression) {
-    for (const c of result.regression.golden.cases.filter((x) => !x.passed).slice(0, 20)) lines.push(`- ${c.name}: ${c.error ?? c.mismatches.map((m) => `${m.field} ${m.message}`).join('; ')}`)
+    for (const c of result.regression.golden.cases.filter((x) => !x.passed).slice(0, 20))
+      lines.push(`- ${c.name}: ${c.error ?? c.mismatches.map((m) => `${m.field} ${m.message}`).join('; ')}`)
   }
   return lines.join('\n')
 }
 
 export function testJunit(result: TestResult, now: Date): string {
-  const properties = {artifact: `${result.artifact.name}@${result.artifact.version}`, digest: result.artifact.digest, server: result.server.url, ...(result.baseline ? {baseline: result.baseline.version ?? result.baseline.url} : {})}
+  const properties = {
+    artifact: `${result.artifact.name}@${result.artifact.version}`,
+    digest: result.artifact.digest,
+    server: result.server.url,
+    ...(result.baseline ? {baseline: result.baseline.version ?? result.baseline.url} : {}),
+  }
   const suites: JunitSuite[] = result.checks.map((check: CheckName) => ({
     name: `mlops test: ${check}`,
     timestamp: now.toISOString(),
     properties,
-    cases: result.gates.filter((g) => g.check === check).map((g): JunitCase => ({
-      name: g.name,
-      classname: `checks.${check}`,
-      failure: g.verdict === 'failed' ? {message: `${g.name}: ${g.message}`, type: 'gate', detail: detailOf(result, g)} : undefined,
-      skipped: g.verdict === 'inconclusive' ? g.message : undefined,
-      output: g.verdict === 'passed' ? g.message : undefined,
-    })),
+    cases: result.gates
+      .filter((g) => g.check === check)
+      .map((g): JunitCase => ({
+        name: g.name,
+        classname: `checks.${check}`,
+        failure:
+          g.verdict === 'failed'
+            ? {message: `${g.name}: ${g.message}`, type: 'gate', detail: detailOf(result, g)}
+            : undefined,
+        skipped: g.verdict === 'inconclusive' ? g.message : undefined,
+        output: g.verdict === 'passed' ? g.message : undefined,
+      })),
   }))
   return junitXml(suites)
 }
 
 export function testTable(result: TestResult): string {
-  const rows = result.gates.map((g) => [g.check, g.name, g.verdict === 'inconclusive' ? 'inconclusive' : g.verdict, g.message])
+  const rows = result.gates.map((g) => [
+    g.check,
+    g.name,
+    g.verdict === 'inconclusive' ? 'inconclusive' : g.verdict,
+    g.message,
+  ])
   return table(['check', 'gate', 'verdict', 'measured'], rows)
 }
 
@@ -57,17 +76,81 @@ const LEVELS = [50, 90, 95, 99, 99.9] as const
 export function testHtml(result: TestResult, now: Date): string {
   const subject = `${result.artifact.name}@${result.artifact.version}`
   const verdictClass = result.verdict === 'passed' ? 'ok' : 'bad'
-  const parts = [`<p>Verdict: <span class="${verdictClass}">${escapeHtml(result.verdict)}</span> — ${result.gates.filter((g) => g.verdict === 'passed').length} of ${result.gates.length} gates passed. Server ${escapeHtml(result.server.url)}${result.server.started ? ' (started for this run)' : ''}; artifact ${escapeHtml(result.artifact.digest)}.</p>`]
-  parts.push('<h2>Gates</h2>', htmlTable(['check', 'gate', 'verdict', 'measured'], result.gates.map((g) => ({cells: [g.check, g.name, g.verdict, g.message], classes: [undefined, undefined, g.verdict === 'passed' ? 'ok' : g.verdict === 'failed' ? 'bad' : 'muted']}))))
+  const parts = [
+    `<p>Verdict: <span class="${verdictClass}">${escapeHtml(result.verdict)}</span> — ${result.gates.filter((g) => g.verdict === 'passed').length} of ${result.gates.length} gates passed. Server ${escapeHtml(result.server.url)}${result.server.started ? ' (started for this run)' : ''}; artifact ${escapeHtml(result.artifact.digest)}.</p>`,
+  ]
+  parts.push(
+    '<h2>Gates</h2>',
+    htmlTable(
+      ['check', 'gate', 'verdict', 'measured'],
+      result.gates.map((g) => ({
+        cells: [g.check, g.name, g.verdict, g.message],
+        classes: [undefined, undefined, g.verdict === 'passed' ? 'ok' : g.verdict === 'failed' ? 'bad' : 'muted'],
+      })),
+    ),
+  )
   if (result.load) {
-    parts.push('<h2>Load and latency</h2>', `<p class="muted">Requests from ${escapeHtml(result.load.requests)}. Latency counts from when each request was due to be sent (open model), so a stalled server is charged for the requests it kept waiting.</p>`)
-    parts.push(htmlTable(['phase', 'load', 'requests', 'throughput (rps)', 'error rate', 'p50', 'p90', 'p95', 'p99', 'p99.9', 'max', 'load generator'], result.load.phases.map((p) => ({
-      cells: [p.label, p.mode === 'open' ? `${p.rate} rps (open)` : `${p.concurrency} users (closed)`, String(p.requests), p.throughput.toFixed(1), `${(p.errorRate * 100).toFixed(2)}%`, ...(['p50', 'p90', 'p95', 'p99', 'p99.9', 'max'] as const).map((k) => `${p.latencyMs[k]} ms`), p.client.saturated ? p.client.reason! : `kept up (lag p99 ${p.client.lagP99Ms} ms, event loop ${Math.round(p.client.elu * 100)}%)`],
-      classes: [undefined, undefined, 'num', 'num', 'num', 'num', 'num', 'num', 'num', 'num', 'num', p.client.saturated ? 'bad' : 'muted'],
-    }))))
+    parts.push(
+      '<h2>Load and latency</h2>',
+      `<p class="muted">Requests from ${escapeHtml(result.load.requests)}. Latency counts from when each request was due to be sent (open model), so a stalled server is charged for the requests it kept waiting.</p>`,
+    )
+    parts.push(
+      htmlTable(
+        [
+          'phase',
+          'load',
+          'requests',
+          'throughput (rps)',
+          'error rate',
+          'p50',
+          'p90',
+          'p95',
+          'p99',
+          'p99.9',
+          'max',
+          'load generator',
+        ],
+        result.load.phases.map((p) => ({
+          cells: [
+            p.label,
+            p.mode === 'open' ? `${p.rate} rps (open)` : `${p.concurrency} users (closed)`,
+            String(p.requests),
+            p.throughput.toFixed(1),
+            `${(p.errorRate * 100).toFixed(2)}%`,
+            ...(['p50', 'p90', 'p95', 'p99', 'p99.9', 'max'] as const).map((k) => `${p.latencyMs[k]} ms`),
+            p.client.saturated
+              ? p.client.reason!
+              : `kept up (lag p99 ${p.client.lagP99Ms} ms, event loop ${Math.round(p.client.elu * 100)}%)`,
+          ],
+          classes: [
+            undefined,
+            undefined,
+            'num',
+            'num',
+            'num',
+            'num',
+            'num',
+            'num',
+            'num',
+            'num',
+            'num',
+            p.client.saturated ? 'bad' : 'muted',
+          ],
+        })),
+      ),
+    )
     const ms = (v: number) => `${Number(v.toPrecision(3))} ms`
     const x = LEVELS.map((_, i) => i)
-    parts.push(`<figure>${lineChart(x, result.load.phases.flatMap((p) => [{name: `${p.label}: from due time`, values: LEVELS.map((l) => p.latencyMs[`p${l}` as 'p50'])}, {name: `${p.label}: from send`, values: LEVELS.map((l) => p.serviceMs[`p${l}` as 'p50'])}]), {title: 'Latency percentiles', format: ms, xFormat: (i) => `p${LEVELS[Math.round(i)] ?? ''}`, yLabel: 'ms'})}<figcaption>The gap between the two lines of a phase is time spent waiting to be sent: queueing behind a slow server, or a load generator that fell behind.</figcaption></figure>`)
+    parts.push(
+      `<figure>${lineChart(
+        x,
+        result.load.phases.flatMap((p) => [
+          {name: `${p.label}: from due time`, values: LEVELS.map((l) => p.latencyMs[`p${l}` as 'p50'])},
+          {name: `${p.label}: from send`, values: LEVELS.map((l) => p.serviceMs[`p${l}` as 'p50'])},
+        ]),
+        {title: 'Latency percentiles', format: ms, xFormat: (i) => `p${LEVELS[Math.round(i)] ?? ''}`, yLabel: 'ms'},
+      )}<figcaption>The gap between the two lines of a phase is time spent waiting to be sent: queueing behind a slow server, or a load generator that fell behind.</figcaption></figure>`,
+    )
     for (const p of result.load.phases) {
       const {edgesMs, counts} = p.histogram
       const used = counts.map((c, i) => ({c, i})).filter(({c}) => c > 0)
@@ -76,33 +159,112 @@ export function testHtml(result: TestResult, now: Date): string {
       const to = used.at(-1)!.i
       const labels = counts.slice(from, to + 1).map((_, k) => {
         const i = from + k
-        return i === 0 ? `< ${edgesMs[0]} ms` : i >= edgesMs.length ? `≥ ${edgesMs.at(-1)} ms` : `${edgesMs[i - 1]}–${edgesMs[i]} ms`
+        return i === 0
+          ? `< ${edgesMs[0]} ms`
+          : i >= edgesMs.length
+            ? `≥ ${edgesMs.at(-1)} ms`
+            : `${edgesMs[i - 1]}–${edgesMs[i]} ms`
       })
-      parts.push(`<figure>${barChart(labels, [{name: 'requests', values: counts.slice(from, to + 1), color: '#2b8ae0'}], {title: `Latency histogram: ${p.label}`, format: (v) => String(Math.round(v))})}</figure>`)
+      parts.push(
+        `<figure>${barChart(labels, [{name: 'requests', values: counts.slice(from, to + 1), color: '#2b8ae0'}], {title: `Latency histogram: ${p.label}`, format: (v) => String(Math.round(v))})}</figure>`,
+      )
     }
     const found = result.load.findMax
     if (found) {
-      parts.push('<h3>Highest rate meeting the SLO</h3>', `<p>${found.maxRate} rps${found.clientBound ? ` — ${escapeHtml(found.clientBound)}` : ''}</p>`)
-      parts.push(htmlTable(['rate', 'met', 'p99', 'error rate', 'throughput', 'why'], found.steps.map((s) => ({cells: [`${s.rate} rps`, s.met ? 'yes' : 'no', `${s.p99Ms} ms`, `${(s.errorRate * 100).toFixed(2)}%`, s.throughput.toFixed(1), s.why ?? ''], classes: [undefined, s.met ? 'ok' : 'bad']}))))
+      parts.push(
+        '<h3>Highest rate meeting the SLO</h3>',
+        `<p>${found.maxRate} rps${found.clientBound ? ` — ${escapeHtml(found.clientBound)}` : ''}</p>`,
+      )
+      parts.push(
+        htmlTable(
+          ['rate', 'met', 'p99', 'error rate', 'throughput', 'why'],
+          found.steps.map((s) => ({
+            cells: [
+              `${s.rate} rps`,
+              s.met ? 'yes' : 'no',
+              `${s.p99Ms} ms`,
+              `${(s.errorRate * 100).toFixed(2)}%`,
+              s.throughput.toFixed(1),
+              s.why ?? '',
+            ],
+            classes: [undefined, s.met ? 'ok' : 'bad'],
+          })),
+        ),
+      )
     }
   }
   if (result.robustness) {
     const r = result.robustness
-    parts.push('<h2>Robustness</h2>', `<p>${r.run} of ${r.cases} cases sent (seed ${r.seed}); ${r.failed} failed${r.intermittent ? `, ${r.intermittent} got a 5xx that did not come back` : ''}${r.crashed ? '; <span class="bad">the server went down</span>' : ''}.</p>`)
-    parts.push(htmlTable(['kind', 'cases', 'failed'], Object.entries(r.byKind).map(([kind, v]) => ({cells: [kind, String(v.total), String(v.failed)], classes: [undefined, 'num', v.failed > 0 ? 'bad' : 'num']}))))
+    parts.push(
+      '<h2>Robustness</h2>',
+      `<p>${r.run} of ${r.cases} cases sent (seed ${r.seed}); ${r.failed} failed${r.intermittent ? `, ${r.intermittent} got a 5xx that did not come back` : ''}${r.crashed ? '; <span class="bad">the server went down</span>' : ''}.</p>`,
+    )
+    parts.push(
+      htmlTable(
+        ['kind', 'cases', 'failed'],
+        Object.entries(r.byKind).map(([kind, v]) => ({
+          cells: [kind, String(v.total), String(v.failed)],
+          classes: [undefined, 'num', v.failed > 0 ? 'bad' : 'num'],
+        })),
+      ),
+    )
     if (r.failures.length > 0) {
-      parts.push('<h3>Failed cases</h3>', htmlTable(['case', 'expected', 'outcome', 'request'], r.failures.map((f) => ({cells: [f.name, f.expect, `${f.outcome}${f.detail ? `: ${f.detail}` : ''}`, f.request ? `${f.request.method} ${f.request.path} (${f.request.contentType}, ${f.request.bytes} bytes) ${f.request.body.slice(0, 500)}` : ''], classes: [undefined, undefined, 'bad']}))))
+      parts.push(
+        '<h3>Failed cases</h3>',
+        htmlTable(
+          ['case', 'expected', 'outcome', 'request'],
+          r.failures.map((f) => ({
+            cells: [
+              f.name,
+              f.expect,
+              `${f.outcome}${f.detail ? `: ${f.detail}` : ''}`,
+              f.request
+                ? `${f.request.method} ${f.request.path} (${f.request.contentType}, ${f.request.bytes} bytes) ${f.request.body.slice(0, 500)}`
+                : '',
+            ],
+            classes: [undefined, undefined, 'bad'],
+          })),
+        ),
+      )
     }
   }
   if (result.regression) {
     const {golden, baseline} = result.regression
     parts.push('<h2>Regression</h2>', `<p>Golden cases: ${golden.passed} of ${golden.total} passed.</p>`)
     const failed = golden.cases.filter((c) => !c.passed)
-    if (failed.length > 0) parts.push(htmlTable(['case', 'what differs'], failed.map((c) => ({cells: [c.name, c.error ?? c.mismatches.map((m) => `${m.field}: ${m.message}`).join('; ')], classes: [undefined, 'bad']}))))
+    if (failed.length > 0)
+      parts.push(
+        htmlTable(
+          ['case', 'what differs'],
+          failed.map((c) => ({
+            cells: [c.name, c.error ?? c.mismatches.map((m) => `${m.field}: ${m.message}`).join('; ')],
+            classes: [undefined, 'bad'],
+          })),
+        ),
+      )
     if (baseline) {
-      parts.push(`<p>Against the baseline ${escapeHtml(baseline.version ?? baseline.url)} on ${baseline.examples} examples: agreement ${(baseline.agreement * 100).toFixed(2)}%, label flips ${(baseline.flipRate * 100).toFixed(2)}%, score difference max ${Number(baseline.maxAbsDiff.toPrecision(3))}, mean ${Number(baseline.meanAbsDiff.toPrecision(3))}.</p>`)
-      if (baseline.disagreements.length > 0) parts.push(htmlTable(['example', 'fields', 'candidate', 'baseline'], baseline.disagreements.map((d) => ({cells: [String(d.index), d.fields.join(', '), JSON.stringify(d.candidate ?? null), JSON.stringify(d.baseline ?? null)]}))))
+      parts.push(
+        `<p>Against the baseline ${escapeHtml(baseline.version ?? baseline.url)} on ${baseline.examples} examples: agreement ${(baseline.agreement * 100).toFixed(2)}%, label flips ${(baseline.flipRate * 100).toFixed(2)}%, score difference max ${Number(baseline.maxAbsDiff.toPrecision(3))}, mean ${Number(baseline.meanAbsDiff.toPrecision(3))}.</p>`,
+      )
+      if (baseline.disagreements.length > 0)
+        parts.push(
+          htmlTable(
+            ['example', 'fields', 'candidate', 'baseline'],
+            baseline.disagreements.map((d) => ({
+              cells: [
+                String(d.index),
+                d.fields.join(', '),
+                JSON.stringify(d.candidate ?? null),
+                JSON.stringify(d.baseline ?? null),
+              ],
+            })),
+          ),
+        )
     }
   }
-  return htmlPage({title: `Test report: ${subject}`, subtitle: `mlops test, ${now.toISOString()}, ${result.durationS} s`, body: parts.join('\n')})
+  return htmlPage({
+    title: `Test report: ${subject}`,
+    subtitle: `mlops test, ${now.toISOString()}, ${result.durationS} s`,
+    body: parts.join('\n'),
+  })
 }

@@ -37,10 +37,12 @@ export function v2Path(subject: Pick<Subject, 'name'>): string {
 
 /** A v2 inference body from tensors as stored in golden cases (base64 data decoded to a list). */
 export function v2Body(inputs: Record<string, TensorJson>): string {
-  return JSON.stringify({inputs: Object.entries(inputs).map(([name, json]) => {
-    const t = json.data_b64 === undefined ? json : tensorToJson(tensorFromJson(json, `inputs.${name}`))
-    return {name, shape: t.shape, datatype: datatypeOf(t.dtype), data: t.data}
-  })})
+  return JSON.stringify({
+    inputs: Object.entries(inputs).map(([name, json]) => {
+      const t = json.data_b64 === undefined ? json : tensorToJson(tensorFromJson(json, `inputs.${name}`))
+      return {name, shape: t.shape, datatype: datatypeOf(t.dtype), data: t.data}
+    }),
+  })
 }
 
 export function v1Body(records: readonly InputRecord[]): string {
@@ -59,7 +61,8 @@ export function categoriesOf(feature: FeatureSpec, subject: Pick<Subject, 'profi
 /** The range a numeric feature took in the reference data; [0, 1] when unknown. */
 export function rangeOf(feature: FeatureSpec, subject: Pick<Subject, 'profile'>): {min: number; max: number} {
   const profile = subject.profile?.features[feature.name]
-  if (profile?.kind === 'numeric' && Number.isFinite(profile.min) && Number.isFinite(profile.max)) return {min: profile.min, max: profile.max}
+  if (profile?.kind === 'numeric' && Number.isFinite(profile.min) && Number.isFinite(profile.max))
+    return {min: profile.min, max: profile.max}
   return {min: 0, max: 1}
 }
 
@@ -72,7 +75,9 @@ export function typedRecord(record: InputRecord, features: readonly FeatureSpec[
     if (typeof v !== 'string') out[f.name] = v
     else if (v === '') out[f.name] = null
     else if (f.type === 'number' || f.type === 'integer') out[f.name] = Number.isFinite(Number(v)) ? Number(v) : v
-    else if (f.type === 'boolean') out[f.name] = v === 'true' || v === 'True' || v === '1' ? true : v === 'false' || v === 'False' || v === '0' ? false : v
+    else if (f.type === 'boolean')
+      out[f.name] =
+        v === 'true' || v === 'True' || v === '1' ? true : v === 'false' || v === 'False' || v === '0' ? false : v
     else out[f.name] = v
   }
   return out
@@ -98,7 +103,10 @@ export function featureValue(f: FeatureSpec, subject: Pick<Subject, 'profile'>, 
       return rng ? rng.pick(categories) : categories[0]
     }
     default:
-      return zeros((f.shape ?? []).map((d) => (typeof d === 'number' && d >= 0 ? d : 4)), f.dtype === 'string' ? '' : f.dtype === 'bool' ? false : 0)
+      return zeros(
+        (f.shape ?? []).map((d) => (typeof d === 'number' && d >= 0 ? d : 4)),
+        f.dtype === 'string' ? '' : f.dtype === 'bool' ? false : 0,
+      )
   }
 }
 
@@ -117,7 +125,14 @@ export function rawRecord(subject: Pick<Subject, 'signature'>, rng?: Rng): Input
   const batchable = supportsBatching(subject.signature)
   const record: InputRecord = {}
   for (const spec of subject.signature.inputs) {
-    const leaf = spec.dtype === 'string' ? 'a' : spec.dtype === 'bool' ? false : spec.dtype.startsWith('float') && rng ? Number(rng.float().toFixed(4)) : 0
+    const leaf =
+      spec.dtype === 'string'
+        ? 'a'
+        : spec.dtype === 'bool'
+          ? false
+          : spec.dtype.startsWith('float') && rng
+            ? Number(rng.float().toFixed(4))
+            : 0
     record[spec.name] = zeros(rowShape(spec, batchable), leaf)
   }
   return record
@@ -136,7 +151,11 @@ export function hasFeatures(subject: Pick<Subject, 'features'>): subject is {fea
 }
 
 export function generateRecords(subject: Subject, count: number, rng: Rng): InputRecord[] {
-  return Array.from({length: count}, () => (hasFeatures(subject) ? Object.fromEntries(subject.features.map((f) => [f.name, featureValue(f, subject, rng)])) : rawRecord(subject, rng)))
+  return Array.from({length: count}, () =>
+    hasFeatures(subject)
+      ? Object.fromEntries(subject.features.map((f) => [f.name, featureValue(f, subject, rng)]))
+      : rawRecord(subject, rng),
+  )
 }
 
 /** Up to `limit` records of the reference data, typed as JSON; none when there is no reference data or no features. */
@@ -153,17 +172,40 @@ export async function referenceRecords(subject: Subject, limit: number): Promise
 }
 
 /** The requests load sends, round-robin: golden cases as they are, or records batched `batch` to a request. */
-export async function loadRequests(subject: Subject, source: RequestSource, batch: number, rng: Rng): Promise<{source: Exclude<RequestSource, 'auto'>; requests: LoadRequest[]}> {
-  const pick = source === 'auto' ? (subject.reference && hasFeatures(subject) ? 'reference' : subject.golden.length > 0 ? 'golden' : 'generated') : source
+export async function loadRequests(
+  subject: Subject,
+  source: RequestSource,
+  batch: number,
+  rng: Rng,
+): Promise<{source: Exclude<RequestSource, 'auto'>; requests: LoadRequest[]}> {
+  const pick =
+    source === 'auto'
+      ? subject.reference && hasFeatures(subject)
+        ? 'reference'
+        : subject.golden.length > 0
+          ? 'golden'
+          : 'generated'
+      : source
   let records: InputRecord[] = []
   if (pick === 'golden') {
-    if (subject.golden.length === 0) throw new UsageError('CHECKS_NO_GOLDEN', `checks.load.requests is golden, but ${subject.name}@${subject.version} has no golden cases`, {hint: 'Set data.golden in mlops.yaml and package again, or set checks.load.requests to generated.'})
+    if (subject.golden.length === 0)
+      throw new UsageError(
+        'CHECKS_NO_GOLDEN',
+        `checks.load.requests is golden, but ${subject.name}@${subject.version} has no golden cases`,
+        {hint: 'Set data.golden in mlops.yaml and package again, or set checks.load.requests to generated.'},
+      )
     const tensorCases = subject.golden.filter((c) => c.inputs)
     records = subject.golden.flatMap((c) => c.records ?? [])
-    if (records.length === 0) return {source: pick, requests: tensorCases.map((c) => ({path: v2Path(subject), body: v2Body(c.inputs!)}))}
+    if (records.length === 0)
+      return {source: pick, requests: tensorCases.map((c) => ({path: v2Path(subject), body: v2Body(c.inputs!)}))}
   } else if (pick === 'reference') {
     records = await referenceRecords(subject, 1000)
-    if (records.length === 0) throw new UsageError('CHECKS_NO_REFERENCE', `checks.load.requests is reference, but ${subject.name} has no reference data with its features`, {hint: 'Set data.reference in mlops.yaml, or set checks.load.requests to golden or generated.'})
+    if (records.length === 0)
+      throw new UsageError(
+        'CHECKS_NO_REFERENCE',
+        `checks.load.requests is reference, but ${subject.name} has no reference data with its features`,
+        {hint: 'Set data.reference in mlops.yaml, or set checks.load.requests to golden or generated.'},
+      )
   } else {
     records = generateRecords(subject, 200, rng)
   }

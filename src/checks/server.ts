@@ -38,16 +38,21 @@ function cliEntry(): string {
 
 export async function startServer(options: StartServerOptions): Promise<TargetServer> {
   const args = [cliEntry(), 'serve', options.ref, '--port', '0', '--host', '127.0.0.1', '--json', '--dir', options.dir]
-  const child = spawn(process.execPath, args, {env: {...process.env, ...options.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn(process.execPath, args, {
+    env: {...process.env, ...options.env, CI: 'true'},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   let stderr = ''
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-8000)
   })
   let exit: ProcessExit | undefined
-  const exited = new Promise<void>((resolve) => child.once('exit', (code, signal) => {
-    exit = {code, signal}
-    resolve()
-  }))
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = {code, signal}
+      resolve()
+    }),
+  )
   const url = await readyUrl(child, exited, options.timeoutMs ?? 60_000, () => stderr)
   return {
     url,
@@ -69,7 +74,12 @@ export async function startServer(options: StartServerOptions): Promise<TargetSe
   }
 }
 
-function readyUrl(child: ChildProcess, exited: Promise<void>, timeoutMs: number, stderr: () => string): Promise<string> {
+function readyUrl(
+  child: ChildProcess,
+  exited: Promise<void>,
+  timeoutMs: number,
+  stderr: () => string,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const lines = createInterface({input: child.stdout!})
     let settled = false
@@ -77,7 +87,13 @@ function readyUrl(child: ChildProcess, exited: Promise<void>, timeoutMs: number,
       if (settled) return
       settled = true
       child.kill('SIGKILL')
-      reject(new MlopsError('TEST_SERVER_FAILED', `"mlops serve" ${why}${stderr() ? `:\n${stderr().trim().split('\n').slice(-10).join('\n')}` : ''}`, {hint: 'Run the same "mlops serve VERSION" yourself to see why, or test a running server with --url.'}))
+      reject(
+        new MlopsError(
+          'TEST_SERVER_FAILED',
+          `"mlops serve" ${why}${stderr() ? `:\n${stderr().trim().split('\n').slice(-10).join('\n')}` : ''}`,
+          {hint: 'Run the same "mlops serve VERSION" yourself to see why, or test a running server with --url.'},
+        ),
+      )
     }
     const timer = setTimeout(() => fail(`was not ready within ${timeoutMs / 1000} s`), timeoutMs)
     lines.once('line', (line) => {
@@ -100,7 +116,12 @@ function readyUrl(child: ChildProcess, exited: Promise<void>, timeoutMs: number,
 
 /** A server someone else runs: nothing to start or stop. */
 export function externalServer(url: string): TargetServer {
-  return {url: url.replace(/\/+$/, ''), exited: async () => undefined, stderrTail: () => '', stop: async () => undefined}
+  return {
+    url: url.replace(/\/+$/, ''),
+    exited: async () => undefined,
+    stderrTail: () => '',
+    stop: async () => undefined,
+  }
 }
 
 /** GET /v2/health/ready within `timeoutMs`: false on any answer but 200, and on no answer. */

@@ -22,8 +22,17 @@ Exit codes: 0 stopped (or nothing was running), 1 failed, 2 usage error (no --ye
   async run(): Promise<DownResult> {
     const {flags} = await this.parse(Down)
     if (!flags.yes) {
-      if (this.jsonEnabled() || !isInteractive(process.stdin)) throw new UsageError('CONFIRMATION_REQUIRED', 'mlops down stops serving traffic; pass --yes to confirm', {hint: 'Run "mlops down --yes".'})
-      if (!(await confirm({message: 'Stop the gateway and every model server?', default: false}, {output: process.stderr}))) return {stopped: false}
+      if (this.jsonEnabled() || !isInteractive(process.stdin))
+        throw new UsageError('CONFIRMATION_REQUIRED', 'mlops down stops serving traffic; pass --yes to confirm', {
+          hint: 'Run "mlops down --yes".',
+        })
+      if (
+        !(await confirm(
+          {message: 'Stop the gateway and every model server?', default: false},
+          {output: process.stderr},
+        ))
+      )
+        return {stopped: false}
     }
     const result = await down({dir: flags.dir, actor: flags.actor})
     this.say(result.stopped ? `stopped the gateway (pid ${result.pid})` : 'no gateway was running')

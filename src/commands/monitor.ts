@@ -6,37 +6,73 @@ import {monitorTable} from '../monitor/report.js'
 import {type MonitorResult, runMonitor} from '../monitor/run.js'
 
 export default class Monitor extends BaseCommand {
-  static override summary = 'Check live or batch data for drift against the baseline profiled when the artifact was packaged.'
+  static override summary =
+    'Check live or batch data for drift against the baseline profiled when the artifact was packaged.'
   static override description = `Compares each feature (and each prediction field: logged by the server, or made by the artifact's own model for an --input batch) with the artifact's baseline: KS or chi-square tests on small samples, PSI or Jensen-Shannon distance on large ones, plus missing-rate growth and categories training never saw. Thresholds and per-feature methods come from the monitor section of mlops.yaml.
 
 Reads the server's request log (serving.request_log.path, rotated files included) over --since, or a CSV/JSONL batch with --input.
 
 Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or no data at all, 2 usage or configuration error.`
 
-  static override examples = ['<%= config.bin %> monitor --since 24h', '<%= config.bin %> monitor 1.2.0 --input data/this-week.csv --junit drift.xml', '<%= config.bin %> monitor --since 7d --html drift.html --json']
+  static override examples = [
+    '<%= config.bin %> monitor --since 24h',
+    '<%= config.bin %> monitor 1.2.0 --input data/this-week.csv --junit drift.xml',
+    '<%= config.bin %> monitor --since 7d --html drift.html --json',
+  ]
 
   static override args = {
-    ref: Args.string({description: 'Artifact whose baseline to compare with: a version, name@version, digest or .tar path. Default: the newest.', ignoreStdin: true}),
+    ref: Args.string({
+      description:
+        'Artifact whose baseline to compare with: a version, name@version, digest or .tar path. Default: the newest.',
+      ignoreStdin: true,
+    }),
   }
 
   static override flags = {
-    input: Flags.string({char: 'i', description: "A CSV or JSONL batch of records to check instead of the request log; the artifact's model scores it for prediction drift.", exclusive: ['since', 'log']}),
-    since: Flags.string({description: 'How far back to read the request log: 30m, 24h, 7d. Default: monitor.since or 24h.'}),
+    input: Flags.string({
+      char: 'i',
+      description:
+        "A CSV or JSONL batch of records to check instead of the request log; the artifact's model scores it for prediction drift.",
+      exclusive: ['since', 'log'],
+    }),
+    since: Flags.string({
+      description: 'How far back to read the request log: 30m, 24h, 7d. Default: monitor.since or 24h.',
+    }),
     log: Flags.string({description: 'The request log to read. Default: serving.request_log.path.'}),
     junit: Flags.string({description: 'Also write a JUnit XML report (one testcase per feature) to this file.'}),
     html: Flags.string({description: 'Also write a self-contained HTML report with a chart per drifted feature.'}),
-    baseline: Flags.string({description: 'A baseline profile as JSON, instead of the artifact\'s (for testing).', hidden: true}),
+    baseline: Flags.string({
+      description: "A baseline profile as JSON, instead of the artifact's (for testing).",
+      hidden: true,
+    }),
   }
 
   async run(): Promise<MonitorResult> {
     const {args, flags} = await this.parse(Monitor)
-    const result = await runMonitor({dir: flags.dir, ref: args.ref, baseline: flags.baseline, input: flags.input, since: flags.since, log: flags.log, junit: flags.junit, html: flags.html})
+    const result = await runMonitor({
+      dir: flags.dir,
+      ref: args.ref,
+      baseline: flags.baseline,
+      input: flags.input,
+      since: flags.since,
+      log: flags.log,
+      junit: flags.junit,
+      html: flags.html,
+    })
     const subject = result.artifact ? `${result.artifact.name}@${result.artifact.version}` : result.baseline.source
-    this.say(`${subject}: ${result.current.records} records from ${result.current.window ? `the request log, last ${result.current.window.since}` : result.current.files.join(', ')}`)
+    this.say(
+      `${subject}: ${result.current.records} records from ${result.current.window ? `the request log, last ${result.current.window.since}` : result.current.files.join(', ')}`,
+    )
     this.say()
     this.say(monitorTable(result))
     this.say()
-    this.say(result.verdict === 'drift' ? `drift in ${result.drifted.join(', ')}` : result.verdict === 'ok' ? 'no drift' : 'not enough data to tell (see min_samples)')
+    this.say(
+      result.verdict === 'drift'
+        ? `drift in ${result.drifted.join(', ')}`
+        : result.verdict === 'ok'
+          ? 'no drift'
+          : 'not enough data to tell (see min_samples)',
+    )
     for (const [kind, path] of Object.entries(result.reports)) this.say(`${kind} report: ${path}`)
     // Drift is a failed check, not an error: the result still goes out (in --json too) and the exit code says it.
     if (result.verdict === 'drift') process.exitCode = ExitCode.failed

@@ -11,11 +11,21 @@ export default class Package extends BaseCommand {
 
 Exit codes: 0 packaged (or already packaged with the same content), 1 golden cases failed or the model cannot be served, 2 usage or configuration error.`
 
-  static override examples = ['<%= config.bin %> package', '<%= config.bin %> package --bump minor', '<%= config.bin %> package --version 1.2.0 --git-tag --json']
+  static override examples = [
+    '<%= config.bin %> package',
+    '<%= config.bin %> package --bump minor',
+    '<%= config.bin %> package --version 1.2.0 --git-tag --json',
+  ]
 
   static override flags = {
-    version: Flags.string({description: 'Version to package as (semver). Default: version in mlops.yaml.', exclusive: ['bump']}),
-    bump: Flags.string({description: 'Bump the newest stored version (or the one in mlops.yaml).', options: ['patch', 'minor', 'major']}),
+    version: Flags.string({
+      description: 'Version to package as (semver). Default: version in mlops.yaml.',
+      exclusive: ['bump'],
+    }),
+    bump: Flags.string({
+      description: 'Bump the newest stored version (or the one in mlops.yaml).',
+      options: ['patch', 'minor', 'major'],
+    }),
     'git-tag': Flags.boolean({description: 'Create an annotated git tag NAME-vVERSION pointing at HEAD.'}),
   }
 
@@ -32,7 +42,9 @@ Exit codes: 0 packaged (or already packaged with the same content), 1 golden cas
     progress.done()
     for (const warning of result.warnings) this.warn(warning)
     this.say(`${result.created ? 'packaged' : 'already packaged'} ${result.name}@${result.version} ${result.digest}`)
-    this.say(`  ${formatBytes(result.size)}, golden cases ${result.golden.passed}/${result.golden.total} passed${result.git ? `, git ${result.git.commit?.slice(0, 8) ?? '?'}${result.git.dirty ? ' (dirty)' : ''}` : ''}${result.tag ? `, tag ${result.tag}` : ''}`)
+    this.say(
+      `  ${formatBytes(result.size)}, golden cases ${result.golden.passed}/${result.golden.total} passed${result.git ? `, git ${result.git.commit?.slice(0, 8) ?? '?'}${result.git.dirty ? ' (dirty)' : ''}` : ''}${result.tag ? `, tag ${result.tag}` : ''}`,
+    )
     this.say(`  next: mlops serve ${result.version}   |   mlops test ${result.version}`)
     return result
   }

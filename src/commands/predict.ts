@@ -6,35 +6,65 @@ import {type PredictResult, predictFile} from '../serve/predict.js'
 import {Progress} from '../system/terminal.js'
 
 export default class Predict extends BaseCommand {
-  static override summary = 'Run batch predictions on a JSONL or CSV file with the same pipeline and model as the server.'
+  static override summary =
+    'Run batch predictions on a JSONL or CSV file with the same pipeline and model as the server.'
   static override description = `Streams records from --input (JSONL, or CSV with a header row; "-" reads JSONL from stdin) and writes one JSONL line per row to --output: {"line": N, "prediction": {...}}, or {"line": N, "error": "..."} for a row that is not valid input. Memory stays bounded whatever the file size.
 
 Exit codes: 0 every row predicted, 1 some rows failed (listed, with line numbers), 2 usage or configuration error.`
 
-  static override examples = ['<%= config.bin %> predict --input data/new.csv --output predictions.jsonl', 'cat rows.jsonl | <%= config.bin %> predict 1.2.0 --input - --output - --fail-fast']
+  static override examples = [
+    '<%= config.bin %> predict --input data/new.csv --output predictions.jsonl',
+    'cat rows.jsonl | <%= config.bin %> predict 1.2.0 --input - --output - --fail-fast',
+  ]
 
   static override args = {
     // ignoreStdin: oclif would otherwise read a missing argument from stdin, and swallow the records piped to --input -.
-    ref: Args.string({description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.', ignoreStdin: true}),
+    ref: Args.string({
+      description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.',
+      ignoreStdin: true,
+    }),
   }
 
   static override flags = {
-    input: Flags.string({char: 'i', description: 'Records: a .jsonl or .csv file, or - for JSONL on stdin.', required: true}),
+    input: Flags.string({
+      char: 'i',
+      description: 'Records: a .jsonl or .csv file, or - for JSONL on stdin.',
+      required: true,
+    }),
     output: Flags.string({char: 'o', description: 'Predictions as JSONL: a file, or - for stdout.', required: true}),
     'fail-fast': Flags.boolean({description: 'Stop at the first bad row.'}),
     'batch-size': Flags.integer({description: 'Records per model run.', default: 256, min: 1, max: 65_536}),
-    model: Flags.string({description: 'Predict with a bare .onnx file without packaging it (for development).', hidden: true, exclusive: ['ref']}),
+    model: Flags.string({
+      description: 'Predict with a bare .onnx file without packaging it (for development).',
+      hidden: true,
+      exclusive: ['ref'],
+    }),
   }
 
   async run(): Promise<PredictResult> {
     const {args, flags} = await this.parse(Predict)
     // Progress goes to stderr, and not at all when predictions stream to stdout on a terminal.
     const progress = new Progress('predicting', this.showProgress && flags.output !== '-')
-    const result = await predictFile({dir: flags.dir, ref: args.ref, modelPath: flags.model, input: flags.input, output: flags.output, failFast: flags['fail-fast'], batchSize: flags['batch-size'], onProgress: (rows) => progress.update(rows, `${rows} rows`)})
+    const result = await predictFile({
+      dir: flags.dir,
+      ref: args.ref,
+      modelPath: flags.model,
+      input: flags.input,
+      output: flags.output,
+      failFast: flags['fail-fast'],
+      batchSize: flags['batch-size'],
+      onProgress: (rows) => progress.update(rows, `${rows} rows`),
+    })
     progress.done()
-    if (flags.output !== '-') this.say(`${result.ok}/${result.rows} rows predicted → ${result.output}${result.stopped ? ' (stopped at the first bad row: --fail-fast)' : ''}`)
+    if (flags.output !== '-')
+      this.say(
+        `${result.ok}/${result.rows} rows predicted → ${result.output}${result.stopped ? ' (stopped at the first bad row: --fail-fast)' : ''}`,
+      )
     for (const error of result.errors.slice(0, 10)) this.logToStderr(`  line ${error.line}: ${error.message}`)
-    if (result.failed > 10) this.logToStderr(`  … ${result.failed - 10} more bad rows${this.jsonEnabled() ? '' : ' (see the "error" lines in the output)'}`)
+    if (result.failed > 10)
+      this.logToStderr(
+        `  … ${result.failed - 10} more bad rows${this.jsonEnabled() ? '' : ' (see the "error" lines in the output)'}`,
+      )
     if (result.failed > 0) process.exitCode = ExitCode.failed
     return result
   }

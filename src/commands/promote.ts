@@ -10,11 +10,17 @@ export default class Promote extends BaseCommand {
 
 Exit codes: 0 promoted, 1 failed, 2 no rollout in progress or usage error, 3 another command holds the deploy lock.`
 
-  static override examples = ['<%= config.bin %> promote', '<%= config.bin %> promote --to 50', '<%= config.bin %> promote --to 100 --json']
+  static override examples = [
+    '<%= config.bin %> promote',
+    '<%= config.bin %> promote --to 50',
+    '<%= config.bin %> promote --to 100 --json',
+  ]
 
   static override flags = {
     to: Flags.integer({description: 'Canary weight to go to, in percent; 100 means full.', min: 1, max: 100}),
-    'dry-run': Flags.boolean({description: 'Print the change this would make, and what runs now; start, lock and write nothing.'}),
+    'dry-run': Flags.boolean({
+      description: 'Print the change this would make, and what runs now; start, lock and write nothing.',
+    }),
     actor: Flags.string({description: 'Who promotes, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
   }
 

@@ -10,11 +10,16 @@ export default class Rollback extends BaseCommand {
 
 Exit codes: 0 rolled back, 1 failed, 2 no rollout in progress or usage error, 3 another command holds the deploy lock.`
 
-  static override examples = ['<%= config.bin %> rollback', '<%= config.bin %> rollback --reason "label flips on segment B" --json']
+  static override examples = [
+    '<%= config.bin %> rollback',
+    '<%= config.bin %> rollback --reason "label flips on segment B" --json',
+  ]
 
   static override flags = {
     reason: Flags.string({description: 'Why, for the ledger.'}),
-    'dry-run': Flags.boolean({description: 'Print the change this would make, and what runs now; start, lock and write nothing.'}),
+    'dry-run': Flags.boolean({
+      description: 'Print the change this would make, and what runs now; start, lock and write nothing.',
+    }),
     actor: Flags.string({description: 'Who rolls back, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
   }
 

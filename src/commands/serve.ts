@@ -20,30 +20,77 @@ Settings come from the serving section of mlops.yaml. Fault injection for tests:
 
 Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model cannot be served, 2 usage or configuration error (e.g. the port is in use).`
 
-  static override examples = ['<%= config.bin %> serve', '<%= config.bin %> serve 1.2.0 --port 9000', '<%= config.bin %> serve credit-risk@1.2.0 --port 0 --json']
+  static override examples = [
+    '<%= config.bin %> serve',
+    '<%= config.bin %> serve 1.2.0 --port 9000',
+    '<%= config.bin %> serve credit-risk@1.2.0 --port 0 --json',
+  ]
 
   static override args = {
     // ignoreStdin: without it oclif waits on stdin for a missing argument.
-    ref: Args.string({description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.', ignoreStdin: true}),
+    ref: Args.string({
+      description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest in the project store.',
+      ignoreStdin: true,
+    }),
   }
 
   static override flags = {
-    port: Flags.integer({char: 'p', description: 'Port to listen on; 0 picks a free one. Default: serving.port or 8080.', min: 0, max: 65535, env: 'MLOPS_PORT'}),
+    port: Flags.integer({
+      char: 'p',
+      description: 'Port to listen on; 0 picks a free one. Default: serving.port or 8080.',
+      min: 0,
+      max: 65535,
+      env: 'MLOPS_PORT',
+    }),
     host: Flags.string({description: 'Address to listen on. Default: serving.host or 127.0.0.1.', env: 'MLOPS_HOST'}),
-    'drain-timeout': Flags.integer({description: 'Seconds to let in-flight requests finish on SIGTERM.', default: 30, min: 0}),
-    model: Flags.string({description: 'Serve a bare .onnx file without packaging it (for development).', hidden: true, exclusive: ['ref']}),
-    'model-version': Flags.string({description: 'The version a bare --model answers as (default 0.0.0).', hidden: true, dependsOn: ['model']}),
-    'thread-spinning': Flags.boolean({description: "Let onnxruntime's idle threads spin between runs (lower latency, a core kept busy); --no-thread-spinning where processes share the machine, as the deploy gateway's model servers do.", default: true, allowNo: true}),
+    'drain-timeout': Flags.integer({
+      description: 'Seconds to let in-flight requests finish on SIGTERM.',
+      default: 30,
+      min: 0,
+    }),
+    model: Flags.string({
+      description: 'Serve a bare .onnx file without packaging it (for development).',
+      hidden: true,
+      exclusive: ['ref'],
+    }),
+    'model-version': Flags.string({
+      description: 'The version a bare --model answers as (default 0.0.0).',
+      hidden: true,
+      dependsOn: ['model'],
+    }),
+    'thread-spinning': Flags.boolean({
+      description:
+        "Let onnxruntime's idle threads spin between runs (lower latency, a core kept busy); --no-thread-spinning where processes share the machine, as the deploy gateway's model servers do.",
+      default: true,
+      allowNo: true,
+    }),
   }
 
   async run(): Promise<ServeReady | undefined> {
     const {args, flags} = await this.parse(Serve)
-    const overrides = {...(flags.port === undefined ? {} : {port: flags.port}), ...(flags.host === undefined ? {} : {host: flags.host})}
-    const serving = await startServing({dir: flags.dir, ref: args.ref, modelPath: flags.model, modelVersion: flags['model-version'], settings: overrides, spinning: flags['thread-spinning']})
+    const overrides = {
+      ...(flags.port === undefined ? {} : {port: flags.port}),
+      ...(flags.host === undefined ? {} : {host: flags.host}),
+    }
+    const serving = await startServing({
+      dir: flags.dir,
+      ref: args.ref,
+      modelPath: flags.model,
+      modelVersion: flags['model-version'],
+      settings: overrides,
+      spinning: flags['thread-spinning'],
+    })
     const {name, version, digest} = serving.servable.identity
     // On stderr in --json mode too (oclif's warn is silent there): a model server's log is where they are read.
     for (const warning of serving.servable.warnings) process.stderr.write(`Warning: ${warning}\n`)
-    const ready: ServeReady = {url: serving.url, port: serving.port, pid: process.pid, name, version, ...(digest ? {digest} : {})}
+    const ready: ServeReady = {
+      url: serving.url,
+      port: serving.port,
+      pid: process.pid,
+      name,
+      version,
+      ...(digest ? {digest} : {}),
+    }
     // The ready line goes out now, while serving goes on; so --json prints it as one line rather than returning it at exit.
     if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
     else this.log(`ready: ${serving.url} (${name} ${version}${digest ? ` ${digest}` : ''})`)

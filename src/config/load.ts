@@ -54,7 +54,12 @@ export async function loadConfig(dir: string): Promise<LoadedConfig> {
     text = await readFile(file, 'utf8')
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new UsageError('CONFIG_NOT_FOUND', `No ${CONFIG_FILE} in ${resolve(dir)}`, {hint: `Run "mlops init ${dir === '.' ? '' : dir} --model PATH/TO/model.onnx" to create a project, or pass --dir to point at one.`.replace('  ', ' ')})
+      throw new UsageError('CONFIG_NOT_FOUND', `No ${CONFIG_FILE} in ${resolve(dir)}`, {
+        hint: `Run "mlops init ${dir === '.' ? '' : dir} --model PATH/TO/model.onnx" to create a project, or pass --dir to point at one.`.replace(
+          '  ',
+          ' ',
+        ),
+      })
     }
     throw error
   }
@@ -65,11 +70,18 @@ export function parseConfig(text: string, file = CONFIG_FILE): MlopsConfig {
   const lineCounter = new LineCounter()
   const doc = parseDocument(text, {lineCounter, uniqueKeys: true, prettyErrors: true})
   if (doc.errors.length > 0) {
-    throw new ConfigError(file, doc.errors.map((e) => {
-      const pos = lineCounter.linePos(e.pos[0])
-      // The parser's first line ends "at line L, column C:" (its excerpt follows on the next lines): the path says it already.
-      return {path: `line ${pos.line}, column ${pos.col}`, message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:$/, '')}
-    }), `Fix the YAML syntax in ${file}.`)
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const pos = lineCounter.linePos(e.pos[0])
+        // The parser's first line ends "at line L, column C:" (its excerpt follows on the next lines): the path says it already.
+        return {
+          path: `line ${pos.line}, column ${pos.col}`,
+          message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:$/, ''),
+        }
+      }),
+      `Fix the YAML syntax in ${file}.`,
+    )
   }
   const value = doc.toJS({maxAliasCount: 100}) as unknown
   return validateConfig(value, file)
@@ -88,7 +100,8 @@ export function validateConfig(value: unknown, file = CONFIG_FILE): MlopsConfig 
 }
 
 function checkVersion(config: MlopsConfig): ConfigIssue[] {
-  if (config.version !== undefined && !semver.valid(config.version)) return [{path: 'version', message: `"${config.version}" is not a semantic version (e.g. 1.2.0)`}]
+  if (config.version !== undefined && !semver.valid(config.version))
+    return [{path: 'version', message: `"${config.version}" is not a semantic version (e.g. 1.2.0)`}]
   return []
 }
 
@@ -110,23 +123,38 @@ function toIssue(error: ErrorObject): ConfigIssue {
       const key = String(params.additionalProperty)
       const allowed = Object.keys((error.parentSchema as {properties?: object})?.properties ?? {})
       const suggestion = allowed.length > 0 ? closest(key, allowed) : undefined
-      const near = suggestion && distanceOk(key, suggestion) ? `; did you mean "${suggestion}"?` : allowed.length > 0 ? `; allowed keys: ${allowed.join(', ')}` : ''
+      const near =
+        suggestion && distanceOk(key, suggestion)
+          ? `; did you mean "${suggestion}"?`
+          : allowed.length > 0
+            ? `; allowed keys: ${allowed.join(', ')}`
+            : ''
       return {path: path ? `${path}.${key}` : key, message: `unknown key${near}`}
     }
     case 'required':
-      return {path: path ? `${path}.${String(params.missingProperty)}` : String(params.missingProperty), message: 'is required'}
+      return {
+        path: path ? `${path}.${String(params.missingProperty)}` : String(params.missingProperty),
+        message: 'is required',
+      }
     case 'enum':
-      return {path, message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`}
+      return {
+        path,
+        message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      }
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
     case 'exclusiveMaximum': {
       const parent = error.parentSchema as {minimum?: number; maximum?: number}
-      if (parent.minimum !== undefined && parent.maximum !== undefined) return {path, message: `must be between ${parent.minimum} and ${parent.maximum}`}
+      if (parent.minimum !== undefined && parent.maximum !== undefined)
+        return {path, message: `must be between ${parent.minimum} and ${parent.maximum}`}
       return {path, message: error.message ?? 'is out of range'}
     }
     case 'pattern':
-      return {path, message: `${error.message ?? 'does not match the pattern'}${(error.parentSchema as {description?: string})?.description ? ` (${(error.parentSchema as {description?: string}).description})` : ''}`}
+      return {
+        path,
+        message: `${error.message ?? 'does not match the pattern'}${(error.parentSchema as {description?: string})?.description ? ` (${(error.parentSchema as {description?: string}).description})` : ''}`,
+      }
     default:
       return {path, message: error.message ?? 'is invalid'}
   }

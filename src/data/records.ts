@@ -34,12 +34,22 @@ export function recordFormat(path: string): RecordFormat {
 }
 
 /** Records of a file, or of stdin when `source` is "-" (or a stream). */
-export async function* readRecords(source: string | Readable, options: ReadRecordsOptions = {}): AsyncGenerator<RecordRow> {
+export async function* readRecords(
+  source: string | Readable,
+  options: ReadRecordsOptions = {},
+): AsyncGenerator<RecordRow> {
   const name = typeof source === 'string' ? (source === '-' ? 'stdin' : source) : 'the input stream'
   const format = options.format ?? (typeof source === 'string' && source !== '-' ? recordFormat(source) : 'jsonl')
   const stream = typeof source === 'string' ? (source === '-' ? process.stdin : createReadStream(source)) : source
   const bad = (line: number, message: string) => {
-    if (!options.onBadRow) throw new MlopsError('RECORDS_INVALID', `${name}:${line}: ${message}`, {exitCode: ExitCode.usage, hint: format === 'csv' ? 'Each CSV row needs one cell per header column.' : 'Each line must be one JSON object, e.g. {"age": 42, "city": "Lyon"}.'})
+    if (!options.onBadRow)
+      throw new MlopsError('RECORDS_INVALID', `${name}:${line}: ${message}`, {
+        exitCode: ExitCode.usage,
+        hint:
+          format === 'csv'
+            ? 'Each CSV row needs one cell per header column.'
+            : 'Each line must be one JSON object, e.g. {"age": 42, "city": "Lyon"}.',
+      })
     options.onBadRow(line, message)
   }
   try {
@@ -47,9 +57,18 @@ export async function* readRecords(source: string | Readable, options: ReadRecor
     else yield* jsonlRows(stream, bad)
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
-    if (code === 'ENOENT') throw new UsageError('INPUT_NOT_FOUND', `The input file ${name} does not exist`, {hint: 'Check the path, or pass "-" to read records from stdin.'})
-    if (code === 'EISDIR') throw new UsageError('INPUT_IS_DIRECTORY', `The input ${name} is a directory, not a file of records`, {hint: 'Pass a .csv, .tsv or .jsonl file in it, or "-" to read records from stdin.'})
-    if (code === 'EACCES') throw new UsageError('INPUT_UNREADABLE', `The input file ${name} cannot be read: permission denied`, {hint: 'Check its permissions.'})
+    if (code === 'ENOENT')
+      throw new UsageError('INPUT_NOT_FOUND', `The input file ${name} does not exist`, {
+        hint: 'Check the path, or pass "-" to read records from stdin.',
+      })
+    if (code === 'EISDIR')
+      throw new UsageError('INPUT_IS_DIRECTORY', `The input ${name} is a directory, not a file of records`, {
+        hint: 'Pass a .csv, .tsv or .jsonl file in it, or "-" to read records from stdin.',
+      })
+    if (code === 'EACCES')
+      throw new UsageError('INPUT_UNREADABLE', `The input file ${name} cannot be read: permission denied`, {
+        hint: 'Check its permissions.',
+      })
     throw error
   }
 }
@@ -71,7 +90,10 @@ async function* jsonlRows(stream: Readable, bad: (line: number, message: string)
       continue
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      bad(line, `expected a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`)
+      bad(
+        line,
+        `expected a JSON object, got ${Array.isArray(value) ? 'an array' : value === null ? 'null' : typeof value}`,
+      )
       continue
     }
     yield {line, record: value as InputRecord}
@@ -79,21 +101,30 @@ async function* jsonlRows(stream: Readable, bad: (line: number, message: string)
 }
 
 /** CSV cells stay strings (the pipeline coerces them to its feature types); an empty cell is null, i.e. missing. */
-async function* csvRows(stream: Readable, bad: (line: number, message: string) => void, tsv: boolean): AsyncGenerator<RecordRow> {
-  const parser = stream.pipe(parseCsv({
-    columns: true,
-    bom: true,
-    delimiter: tsv ? '\t' : ',',
-    info: true,
-    relax_column_count: true,
-    skip_empty_lines: true,
-    cast: (value, context) => (value === '' && !context.quoting ? null : value),
-  }))
+async function* csvRows(
+  stream: Readable,
+  bad: (line: number, message: string) => void,
+  tsv: boolean,
+): AsyncGenerator<RecordRow> {
+  const parser = stream.pipe(
+    parseCsv({
+      columns: true,
+      bom: true,
+      delimiter: tsv ? '\t' : ',',
+      info: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      cast: (value, context) => (value === '' && !context.quoting ? null : value),
+    }),
+  )
   stream.on('error', (error) => parser.destroy(error))
   // info.invalid_field_length counts bad rows so far: a row is bad when the count grows.
   let invalidSoFar = 0
   try {
-    for await (const row of parser as AsyncIterable<{record: Record<string, string | null>; info: {lines: number; invalid_field_length: number; columns: unknown[]}}>) {
+    for await (const row of parser as AsyncIterable<{
+      record: Record<string, string | null>
+      info: {lines: number; invalid_field_length: number; columns: unknown[]}
+    }>) {
       const {record, info} = row
       if (info.invalid_field_length > invalidSoFar) {
         invalidSoFar = info.invalid_field_length
@@ -104,7 +135,11 @@ async function* csvRows(stream: Readable, bad: (line: number, message: string) =
     }
   } catch (error) {
     const csvError = error as {code?: string; lines?: number; message: string}
-    if (csvError.code?.startsWith('CSV_')) throw new MlopsError('RECORDS_INVALID', `CSV line ${csvError.lines ?? '?'}: ${csvError.message}`, {exitCode: ExitCode.usage, hint: 'Fix the CSV syntax (quotes must be closed and doubled inside a quoted cell).'})
+    if (csvError.code?.startsWith('CSV_'))
+      throw new MlopsError('RECORDS_INVALID', `CSV line ${csvError.lines ?? '?'}: ${csvError.message}`, {
+        exitCode: ExitCode.usage,
+        hint: 'Fix the CSV syntax (quotes must be closed and doubled inside a quoted cell).',
+      })
     throw error
   }
 }

@@ -11,7 +11,10 @@ const hook: Hook.CommandNotFound = async function ({id, argv}) {
   const asTyped = words.slice(0, this.config.topics.some((t) => t.name === words[0]) ? 2 : 1).join(' ')
   const known = this.config.commandIDs.map((c) => c.replaceAll(':', ' '))
   const near = known.length > 0 ? closest(asTyped, known) : undefined
-  const hint = near && distance(asTyped, near) <= 3 ? `Did you mean "${this.config.bin} ${near}"? "${this.config.bin} --help" lists the commands.` : `"${this.config.bin} --help" lists the commands.`
+  const hint =
+    near && distance(asTyped, near) <= 3
+      ? `Did you mean "${this.config.bin} ${near}"? "${this.config.bin} --help" lists the commands.`
+      : `"${this.config.bin} --help" lists the commands.`
   const error = new UsageError('COMMAND_NOT_FOUND', `there is no command "${asTyped}"`, {hint})
   if (argv?.includes('--json')) process.stdout.write(JSON.stringify({error: error.toJSON()}, null, 2) + '\n')
   else process.stderr.write(`Error: ${error.message}\nHint: ${error.hint}\n`)

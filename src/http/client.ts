@@ -39,7 +39,8 @@ export function requestBytes(origin: URL, path: string, body: Buffer, contentTyp
 export function requestFor(origin: URL, method: string, path: string, headers: string[], body: Buffer): Buffer {
   let head = `${method} ${path} HTTP/1.1\r\nhost: ${origin.host}\r\n`
   for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`
-  if (body.length > 0 || method === 'POST' || method === 'PUT' || method === 'PATCH') head += `content-length: ${body.length}\r\n`
+  if (body.length > 0 || method === 'POST' || method === 'PUT' || method === 'PATCH')
+    head += `content-length: ${body.length}\r\n`
   head += '\r\n'
   return body.length > 0 ? Buffer.concat([Buffer.from(head, 'latin1'), body]) : Buffer.from(head, 'latin1')
 }
@@ -74,7 +75,10 @@ export class Connection {
   /** Sends are held back (the socket corked) until release(), to leave in one write. */
   private holding = false
 
-  constructor(private readonly origin: URL, private readonly options: ConnectionOptions = {}) {}
+  constructor(
+    private readonly origin: URL,
+    private readonly options: ConnectionOptions = {},
+  ) {}
 
   hold(): void {
     this.holding = true
@@ -138,7 +142,10 @@ export class Connection {
   private open(): Socket {
     const port = Number(this.origin.port) || (this.origin.protocol === 'https:' ? 443 : 80)
     const host = this.origin.hostname.replace(/^\[|\]$/g, '')
-    const socket = this.origin.protocol === 'https:' ? connectTls({host, port, servername: host, ALPNProtocols: ['http/1.1']}) : connectTcp({host, port})
+    const socket =
+      this.origin.protocol === 'https:'
+        ? connectTls({host, port, servername: host, ALPNProtocols: ['http/1.1']})
+        : connectTcp({host, port})
     socket.setNoDelay(true)
     const parser = new HTTPParser(HTTPParser.RESPONSE)
     // A parser outlives its socket's turn only in stray events; those must not touch the next request.
@@ -180,7 +187,8 @@ export class Connection {
     socket.on('data', (chunk: Buffer) => {
       if (this.socket !== socket) return
       const result = parser.execute(chunk)
-      if (result instanceof Error) this.destroy(closedError(`the answer is not HTTP/1.1: ${result.message}`, 'HPE_INVALID'))
+      if (result instanceof Error)
+        this.destroy(closedError(`the answer is not HTTP/1.1: ${result.message}`, 'HPE_INVALID'))
     })
     // An answer without a length ends when the server closes the connection.
     socket.on('end', () => {
@@ -190,7 +198,8 @@ export class Connection {
       if (this.socket === socket) this.destroy(error)
     })
     socket.on('close', () => {
-      if (this.socket === socket) this.destroy(closedError('the server closed the connection before answering', 'ECONNRESET'))
+      if (this.socket === socket)
+        this.destroy(closedError('the server closed the connection before answering', 'ECONNRESET'))
     })
     this.socket = socket
     this.parser = parser
@@ -236,7 +245,11 @@ export class ConnectionPool {
   /** Inside together(): new connections hold their sends too. */
   private holding = false
 
-  constructor(readonly origin: URL, private readonly size: number, private readonly options: PoolOptions = {}) {
+  constructor(
+    readonly origin: URL,
+    private readonly size: number,
+    private readonly options: PoolOptions = {},
+  ) {
     const {timeoutMs} = options
     if (timeoutMs !== undefined) {
       this.sweep = setInterval(() => this.expire(timeoutMs), Math.max(10, Math.min(1000, timeoutMs / 4)))
@@ -287,7 +300,12 @@ export class ConnectionPool {
   private takeIdle(): Connection | undefined {
     const connection = this.idle.pop()
     // Reused, it reopens its socket on the next send.
-    if (connection && this.options.idleMs !== undefined && performance.now() - connection.idleSince >= this.options.idleMs) connection.close()
+    if (
+      connection &&
+      this.options.idleMs !== undefined &&
+      performance.now() - connection.idleSince >= this.options.idleMs
+    )
+      connection.close()
     return connection
   }
 
@@ -308,13 +326,18 @@ export class ConnectionPool {
   }
 
   private dispatch(connection: Connection, bytes: Buffer, onSend: () => number, done: Done, head: boolean): void {
-    connection.send(bytes, onSend(), (status, error, answer) => {
-      const next = this.waiting.shift()
-      if (next) this.dispatch(connection, next.bytes, next.onSend, next.done, next.head)
-      // With pipelined requests still on their way back, the connection is not idle yet.
-      else if (!connection.busy) this.free(connection)
-      done(status, error, answer)
-    }, head)
+    connection.send(
+      bytes,
+      onSend(),
+      (status, error, answer) => {
+        const next = this.waiting.shift()
+        if (next) this.dispatch(connection, next.bytes, next.onSend, next.done, next.head)
+        // With pipelined requests still on their way back, the connection is not idle yet.
+        else if (!connection.busy) this.free(connection)
+        done(status, error, answer)
+      },
+      head,
+    )
   }
 
   /** A connection with nothing in flight: idle for the next request, or closed once the pool is ending. */
@@ -331,7 +354,8 @@ export class ConnectionPool {
   private expire(timeoutMs: number): void {
     const now = performance.now()
     for (const c of this.connections) {
-      if (c.sentAt !== undefined && now - c.sentAt > timeoutMs) c.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'TIMEOUT'}))
+      if (c.sentAt !== undefined && now - c.sentAt > timeoutMs)
+        c.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'TIMEOUT'}))
     }
   }
 }

@@ -86,12 +86,21 @@ interface Incoming {
 }
 
 /** `{"error": {code, message}}` with the status, for answers made here rather than by a model server. */
-export function errorAnswer(status: number, code: string, message: string, headers: string[] = []): ServerAnswer & {body: Buffer} {
+export function errorAnswer(
+  status: number,
+  code: string,
+  message: string,
+  headers: string[] = [],
+): ServerAnswer & {body: Buffer} {
   return jsonAnswer(status, {error: {code, message}}, headers)
 }
 
 export function jsonAnswer(status: number, value: unknown, headers: string[] = []): ServerAnswer & {body: Buffer} {
-  return {status, headers: ['content-type', 'application/json', 'date', httpDate(), ...headers], body: Buffer.from(JSON.stringify(value))}
+  return {
+    status,
+    headers: ['content-type', 'application/json', 'date', httpDate(), ...headers],
+    body: Buffer.from(JSON.stringify(value)),
+  }
 }
 
 /** The first value of a header (`name` in lower case), as sent. */
@@ -139,10 +148,16 @@ class Connection {
   /** When this side ended: a client that never closes its side is dropped a little later. */
   private endedAt: number | undefined
 
-  constructor(private readonly socket: Socket, private readonly options: Options, private readonly handler: RequestHandler, onClose: () => void) {
+  constructor(
+    private readonly socket: Socket,
+    private readonly options: Options,
+    private readonly handler: RequestHandler,
+    onClose: () => void,
+  ) {
     this.parser.maxHeaderSize = options.maxHeaderBytes
     this.parser[HTTPParser.kOnHeadersComplete] = (info: HeadInfo) => this.onHead(info)
-    this.parser[HTTPParser.kOnBody] = (chunk: Buffer, offset: number, length: number) => this.onBody(chunk.subarray(offset, offset + length))
+    this.parser[HTTPParser.kOnBody] = (chunk: Buffer, offset: number, length: number) =>
+      this.onBody(chunk.subarray(offset, offset + length))
     this.parser[HTTPParser.kOnMessageComplete] = () => this.onMessage()
     socket.on('data', (data: Buffer) => this.onData(data))
     socket.on('end', () => this.onEnd())
@@ -182,7 +197,8 @@ class Connection {
     }
     const start = this.requestStart
     if (start === undefined || this.ending) return
-    if (now - start > (this.headDone ? requestTimeoutMs : headersTimeoutMs)) this.refuse(408, `the request did not arrive within ${this.headDone ? requestTimeoutMs : headersTimeoutMs} ms`)
+    if (now - start > (this.headDone ? requestTimeoutMs : headersTimeoutMs))
+      this.refuse(408, `the request did not arrive within ${this.headDone ? requestTimeoutMs : headersTimeoutMs} ms`)
   }
 
   private onData(data: Buffer): void {
@@ -190,7 +206,8 @@ class Connection {
     this.requestStart ??= performance.now()
     const result = this.parser.execute(data)
     if (result instanceof Error && !this.ending) {
-      if (result.message === 'max header size exceeded') this.refuse(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`)
+      if (result.message === 'max header size exceeded')
+        this.refuse(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`)
       else this.refuse(400, `the request is not valid HTTP/1.1: ${result.message}`)
     }
   }
@@ -200,7 +217,15 @@ class Connection {
     this.headDone = true
     const method = HTTPParser.methods[info.method] ?? 'GET'
     const http10 = info.versionMajor === 1 && info.versionMinor === 0
-    const incoming: Incoming = {method, url: info.url, headers: info.headers, keepAlive: info.shouldKeepAlive, http10, chunks: [], size: 0}
+    const incoming: Incoming = {
+      method,
+      url: info.url,
+      headers: info.headers,
+      keepAlive: info.shouldKeepAlive,
+      http10,
+      chunks: [],
+      size: 0,
+    }
     let length: string | undefined
     let coding: string | undefined
     let expect: string | undefined
@@ -213,17 +238,24 @@ class Connection {
       const name = headers[i].toLowerCase()
       headers[i] = name
       if (name === 'content-length') length = headers[i + 1]
-      else if (name === 'transfer-encoding') coding = coding === undefined ? headers[i + 1].toLowerCase() : 'several codings'
+      else if (name === 'transfer-encoding')
+        coding = coding === undefined ? headers[i + 1].toLowerCase() : 'several codings'
       else if (name === 'expect') expect = headers[i + 1].toLowerCase()
     }
     const url = info.url
-    if (size > this.options.maxHeaderBytes) return this.refuse(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`, url)
+    if (size > this.options.maxHeaderBytes)
+      return this.refuse(431, `the request head is larger than ${this.options.maxHeaderBytes} bytes`, url)
     // A request framed two ways is how requests are smuggled past a proxy: refused, as RFC 9112 §6.3 allows.
-    if (coding !== undefined && length !== undefined) return this.refuse(400, 'the request has both Content-Length and Transfer-Encoding', url)
-    if (coding !== undefined && coding !== 'chunked') return this.refuse(501, 'only the chunked transfer coding is supported', url)
-    if (length !== undefined && !/^\d+$/.test(length)) return this.refuse(400, `Content-Length "${length}" is not a number of bytes`, url)
-    if (length !== undefined && Number(length) > this.options.maxBodyBytes) return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`, url)
-    if (info.upgrade) return this.refuse(501, `${method === 'CONNECT' ? 'CONNECT' : 'protocol upgrades'} are not supported`, url)
+    if (coding !== undefined && length !== undefined)
+      return this.refuse(400, 'the request has both Content-Length and Transfer-Encoding', url)
+    if (coding !== undefined && coding !== 'chunked')
+      return this.refuse(501, 'only the chunked transfer coding is supported', url)
+    if (length !== undefined && !/^\d+$/.test(length))
+      return this.refuse(400, `Content-Length "${length}" is not a number of bytes`, url)
+    if (length !== undefined && Number(length) > this.options.maxBodyBytes)
+      return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`, url)
+    if (info.upgrade)
+      return this.refuse(501, `${method === 'CONNECT' ? 'CONNECT' : 'protocol upgrades'} are not supported`, url)
     if (expect !== undefined) {
       if (expect !== '100-continue') return this.refuse(417, `Expect: ${expect} is not supported`, url)
       if (!http10) this.socket.write(CONTINUE)
@@ -235,7 +267,8 @@ class Connection {
     const incoming = this.incoming
     if (!incoming || this.ending) return
     incoming.size += chunk.length
-    if (incoming.size > this.options.maxBodyBytes) return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`, incoming.url)
+    if (incoming.size > this.options.maxBodyBytes)
+      return this.refuse(413, `the request body is larger than ${this.options.maxBodyBytes} bytes`, incoming.url)
     incoming.chunks.push(chunk)
   }
 
@@ -245,7 +278,12 @@ class Connection {
     this.requestStart = undefined
     this.headDone = false
     if (!incoming || this.ending) return
-    const slot: Slot = {size: incoming.size, keepAlive: incoming.keepAlive, http10: incoming.http10, head: incoming.method === 'HEAD'}
+    const slot: Slot = {
+      size: incoming.size,
+      keepAlive: incoming.keepAlive,
+      http10: incoming.http10,
+      head: incoming.method === 'HEAD',
+    }
     this.slots.push(slot)
     this.held += slot.size
     if (!incoming.keepAlive) this.ending = true
@@ -253,7 +291,10 @@ class Connection {
       this.paused = true
       this.socket.pause()
     }
-    const body = incoming.chunks.length === 1 ? incoming.chunks[0] : join(incoming.chunks, incoming.size, this.options.alignBody(incoming.headers))
+    const body =
+      incoming.chunks.length === 1
+        ? incoming.chunks[0]
+        : join(incoming.chunks, incoming.size, this.options.alignBody(incoming.headers))
     let answered = false
     const respond = (answer: ServerAnswer) => {
       if (answered) return
@@ -391,14 +432,28 @@ export class HttpServer {
   private closing = false
 
   constructor(options: ServerOptions, handler: RequestHandler) {
-    this.options = {maxHeaderBytes: 16 * 1024, headersTimeoutMs: 60_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 65_000, maxPipelined: 64, refusal, alignBody: () => 0, ...options}
+    this.options = {
+      maxHeaderBytes: 16 * 1024,
+      headersTimeoutMs: 60_000,
+      requestTimeoutMs: 300_000,
+      keepAliveTimeoutMs: 65_000,
+      maxPipelined: 64,
+      refusal,
+      alignBody: () => 0,
+      ...options,
+    }
     this.server = createServer({noDelay: true, allowHalfOpen: true}, (socket) => {
       if (this.closing) return socket.destroy()
-      const connection: Connection = new Connection(socket, this.options, handler, () => this.connections.delete(connection))
+      const connection: Connection = new Connection(socket, this.options, handler, () =>
+        this.connections.delete(connection),
+      )
       this.connections.add(connection)
     })
     // One sweep for every connection rather than a timer per request.
-    const every = Math.max(10, Math.min(1000, Math.min(this.options.headersTimeoutMs, this.options.keepAliveTimeoutMs) / 4))
+    const every = Math.max(
+      10,
+      Math.min(1000, Math.min(this.options.headersTimeoutMs, this.options.keepAliveTimeoutMs) / 4),
+    )
     this.sweep = setInterval(() => {
       const now = performance.now()
       for (const connection of this.connections) connection.sweep(now)
@@ -421,10 +476,12 @@ export class HttpServer {
   close(): Promise<void> {
     this.closing = true
     // The sweep goes on until the last connection is gone: it drops clients that never close their side.
-    const closed = new Promise<void>((resolve) => this.server.close(() => {
-      clearInterval(this.sweep)
-      resolve()
-    }))
+    const closed = new Promise<void>((resolve) =>
+      this.server.close(() => {
+        clearInterval(this.sweep)
+        resolve()
+      }),
+    )
     for (const connection of this.connections) connection.end()
     return closed
   }

@@ -81,37 +81,77 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
   const config: ImageConfig = loaded?.config.image ?? {}
   const projectDir = loaded?.dir ?? resolve(options.dir)
   const record = await store.resolve(options.ref, {name})
-  const tags = (options.tags && options.tags.length > 0 ? options.tags : [config.repository ?? record.name]).map((tag) => formatReference(parseReference(tag, record.version)))
+  const tags = (options.tags && options.tags.length > 0 ? options.tags : [config.repository ?? record.name]).map(
+    (tag) => formatReference(parseReference(tag, record.version)),
+  )
   const unpushable = options.push ? tags.find((tag) => !parseReference(tag, '').repository.includes('/')) : undefined
   if (unpushable) {
     // A bare name would go to Docker Hub's official library, where nobody but Docker may push.
-    throw new UsageError('PUSH_NEEDS_REGISTRY', `--push needs an image reference with a registry or account, not ${unpushable}`, {hint: `Pass --tag REGISTRY/PATH (e.g. --tag registry.example.com/ml/${record.name}) or set image.repository in mlops.yaml.`})
+    throw new UsageError(
+      'PUSH_NEEDS_REGISTRY',
+      `--push needs an image reference with a registry or account, not ${unpushable}`,
+      {
+        hint: `Pass --tag REGISTRY/PATH (e.g. --tag registry.example.com/ml/${record.name}) or set image.repository in mlops.yaml.`,
+      },
+    )
   }
-  const {engine, skipped} = await detectEngine(options.engine ?? config.engine, {buildahVfs: options.buildahVfs ?? config.buildah?.vfs})
+  const {engine, skipped} = await detectEngine(options.engine ?? config.engine, {
+    buildahVfs: options.buildahVfs ?? config.buildah?.vfs,
+  })
   const warnings: string[] = []
   const tlsVerify = options.tlsVerify ?? config.tls_verify ?? true
-  if (options.push && !tlsVerify && engine.name === 'docker') warnings.push('docker ignores --no-tls-verify: its daemon decides per registry (127.0.0.0/8 is allowed over HTTP; others need "insecure-registries" in daemon.json)')
+  if (options.push && !tlsVerify && engine.name === 'docker')
+    warnings.push(
+      'docker ignores --no-tls-verify: its daemon decides per registry (127.0.0.0/8 is allowed over HTTP; others need "insecure-registries" in daemon.json)',
+    )
 
   const own = ownDockerfile(projectDir, options.dockerfile ?? config.dockerfile)
   const buildArgs: Record<string, string> = {...config.build_args, ...options.buildArgs}
   // The generated Dockerfile has the base image written in as the default of ARG BASE_IMAGE; an own one may declare
   // that ARG too. Either way a --build-arg BASE_IMAGE=… wins.
   if (own && options.baseImage && !buildArgs.BASE_IMAGE) buildArgs.BASE_IMAGE = options.baseImage
-  const baseImage = buildArgs.BASE_IMAGE ?? (own ? undefined : (options.baseImage ?? config.base_image ?? DEFAULT_BASE_IMAGE))
+  const baseImage =
+    buildArgs.BASE_IMAGE ?? (own ? undefined : (options.baseImage ?? config.base_image ?? DEFAULT_BASE_IMAGE))
   const labels = imageLabels({record, baseImage})
-  let context: {dir: string; dockerfile: string; labels: Record<string, string>; runtime?: RuntimeSummary; hint?: string}
+  let context: {
+    dir: string
+    dockerfile: string
+    labels: Record<string, string>
+    runtime?: RuntimeSummary
+    hint?: string
+  }
   if (own) {
     progress('exporting the artifact')
     await store.export(options.ref, join(projectDir, EXPORTED_ARTIFACT), {name})
-    if (!existsSync(join(projectDir, '.dockerignore'))) warnings.push(`${projectDir} has no .dockerignore, so the whole folder (artifact store included) is sent to ${engine.name} as the build context`)
+    if (!existsSync(join(projectDir, '.dockerignore')))
+      warnings.push(
+        `${projectDir} has no .dockerignore, so the whole folder (artifact store included) is sent to ${engine.name} as the build context`,
+      )
     // An own Dockerfile need not write the labels: the engine sets them.
     context = {dir: projectDir, dockerfile: own, labels}
   } else {
-    context = await writeContext({options, config, projectDir, record, labels, baseImage: baseImage!, progress, exportArtifact: (path) => store.export(options.ref, path, {name})})
+    context = await writeContext({
+      options,
+      config,
+      projectDir,
+      record,
+      labels,
+      baseImage: baseImage!,
+      progress,
+      exportArtifact: (path) => store.export(options.ref, path, {name}),
+    })
   }
 
   progress(`building with ${engine.name}`)
-  const imageId = await engine.build({contextDir: context.dir, dockerfile: context.dockerfile, tags, buildArgs, labels: context.labels, hint: context.hint, onLine: options.onLine})
+  const imageId = await engine.build({
+    contextDir: context.dir,
+    dockerfile: context.dockerfile,
+    tags,
+    buildArgs,
+    labels: context.labels,
+    hint: context.hint,
+    onLine: options.onLine,
+  })
   const info = await engine.inspect(tags[0])
   const pushed = options.push ? await pushAll(engine, tags, tlsVerify, options, progress) : []
   return {
@@ -139,7 +179,10 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
 function ownDockerfile(projectDir: string, configured: string | undefined): string | undefined {
   if (configured) {
     const path = resolve(projectDir, configured)
-    if (!existsSync(path)) throw new UsageError('DOCKERFILE_NOT_FOUND', `the Dockerfile ${configured} does not exist in ${projectDir}`, {hint: 'Fix image.dockerfile in mlops.yaml (or --dockerfile), or remove it to build with the Dockerfile mlops generates.'})
+    if (!existsSync(path))
+      throw new UsageError('DOCKERFILE_NOT_FOUND', `the Dockerfile ${configured} does not exist in ${projectDir}`, {
+        hint: 'Fix image.dockerfile in mlops.yaml (or --dockerfile), or remove it to build with the Dockerfile mlops generates.',
+      })
     return path
   }
   // A Dockerfile in the project (mlops init writes one) is used only when named: by default the image holds the very
@@ -162,7 +205,9 @@ interface ContextInput {
  * `.mlops/build/NAME-VERSION/`: the generated Dockerfile, this mlops runtime, an empty home for the server and the
  * artifact, written afresh so nothing of an earlier build (or the project) slips into the image.
  */
-async function writeContext(input: ContextInput): Promise<{dir: string; dockerfile: string; labels: Record<string, string>; runtime: RuntimeSummary; hint: string}> {
+async function writeContext(
+  input: ContextInput,
+): Promise<{dir: string; dockerfile: string; labels: Record<string, string>; runtime: RuntimeSummary; hint: string}> {
   const {options, config, record} = input
   const dir = join(input.projectDir, BUILD_DIR, `${record.name}-${record.version}`)
   await rm(dir, {recursive: true, force: true})
@@ -174,14 +219,17 @@ async function writeContext(input: ContextInput): Promise<{dir: string; dockerfi
   const template = await readFile(join(templatesDir, 'image', 'Dockerfile'), 'utf8')
   const locale = options.locale ?? config.locale ?? true
   const dockerfile = join(dir, 'Dockerfile')
-  await writeFile(dockerfile, renderDockerfile(template, {
-    name: record.name,
-    version: record.version,
-    baseImage: input.baseImage,
-    mlopsVersion: toolVersion(),
-    labels: input.labels,
-    locale,
-  }))
+  await writeFile(
+    dockerfile,
+    renderDockerfile(template, {
+      name: record.name,
+      version: record.version,
+      baseImage: input.baseImage,
+      mlopsVersion: toolVersion(),
+      labels: input.labels,
+      locale,
+    }),
+  )
   await fixTimes(dir)
   // The labels are in the Dockerfile, so a hand-run "docker build" of this folder gets them too.
   const hint = locale
@@ -190,7 +238,13 @@ async function writeContext(input: ContextInput): Promise<{dir: string; dockerfi
   return {dir, dockerfile, labels: {}, runtime, hint}
 }
 
-async function pushAll(engine: ImageEngine, tags: string[], tlsVerify: boolean, options: BuildOptions, progress: (step: string) => void): Promise<PushedImage[]> {
+async function pushAll(
+  engine: ImageEngine,
+  tags: string[],
+  tlsVerify: boolean,
+  options: BuildOptions,
+  progress: (step: string) => void,
+): Promise<PushedImage[]> {
   const pushed: PushedImage[] = []
   for (const tag of tags) {
     progress(`pushing ${tag}`)

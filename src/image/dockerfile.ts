@@ -7,7 +7,8 @@ import type {ArtifactRecord} from '../artifact/types.js'
  * node:20-bookworm-slim pinned to one build (the multi-platform index, so amd64 and arm64 hosts both get theirs);
  * a tag alone could change under a rebuild. Bump it deliberately, after "docker buildx imagetools inspect node:20-bookworm-slim".
  */
-export const DEFAULT_BASE_IMAGE = 'docker.io/library/node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0'
+export const DEFAULT_BASE_IMAGE =
+  'docker.io/library/node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0'
 
 export interface DockerfileValues {
   name: string
@@ -25,16 +26,21 @@ const SECTION = /^\{\{#([A-Za-z]+)\}\}\n([\s\S]*?)^\{\{\/\1\}\}\n/gm
 export function renderDockerfile(template: string, values: DockerfileValues): string {
   const sections: Record<string, boolean> = {locale: values.locale}
   const kept = template.replace(SECTION, (_match, key: string, body: string) => {
-    if (!(key in sections)) throw new Error(`templates/image/Dockerfile has a section {{#${key}}} that mlops build does not know`)
+    if (!(key in sections))
+      throw new Error(`templates/image/Dockerfile has a section {{#${key}}} that mlops build does not know`)
     return sections[key] ? body : ''
   })
-  return renderTemplate(kept, {
-    name: values.name,
-    version: values.version,
-    baseImage: values.baseImage,
-    mlopsVersion: values.mlopsVersion,
-    labels: labelArguments(values.labels),
-  }, 'templates/image/Dockerfile')
+  return renderTemplate(
+    kept,
+    {
+      name: values.name,
+      version: values.version,
+      baseImage: values.baseImage,
+      mlopsVersion: values.mlopsVersion,
+      labels: labelArguments(values.labels),
+    },
+    'templates/image/Dockerfile',
+  )
 }
 
 /** `"key"="value"` pairs for one LABEL instruction, one per line. */
@@ -98,7 +104,9 @@ export interface ImageReference {
 export function parseReference(reference: string, defaultTag: string): ImageReference {
   const match = REFERENCE.exec(reference)
   if (!match || match[1].length > 255) {
-    throw new UsageError('IMAGE_REFERENCE_INVALID', `${JSON.stringify(reference)} is not an image reference`, {hint: 'Use [REGISTRY/]PATH[:TAG] in lowercase, e.g. --tag registry.example.com/ml/credit-risk:1.2.0.'})
+    throw new UsageError('IMAGE_REFERENCE_INVALID', `${JSON.stringify(reference)} is not an image reference`, {
+      hint: 'Use [REGISTRY/]PATH[:TAG] in lowercase, e.g. --tag registry.example.com/ml/credit-risk:1.2.0.',
+    })
   }
   return {repository: match[1], tag: match[2] ?? defaultTag.replaceAll('+', '_')}
 }

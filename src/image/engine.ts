@@ -49,10 +49,12 @@ export interface EngineOptions {
   buildahVfs?: boolean
 }
 
-const INSTALL_HINT = 'Install docker, podman or buildah (e.g. "sudo apt-get install buildah"); on GitHub Actions docker is preinstalled.'
+const INSTALL_HINT =
+  'Install docker, podman or buildah (e.g. "sudo apt-get install buildah"); on GitHub Actions docker is preinstalled.'
 
 const DAEMON_DOWN = /Cannot connect to the Docker daemon|Is the docker daemon running|docker\.sock/i
-const DAEMON_HINT = 'Start Docker (Docker Desktop, or "sudo systemctl start docker"), or build with another engine: --engine podman or --engine buildah.'
+const DAEMON_HINT =
+  'Start Docker (Docker Desktop, or "sudo systemctl start docker"), or build with another engine: --engine podman or --engine buildah.'
 
 export function createEngine(name: EngineName, options: EngineOptions = {}): ImageEngine {
   switch (name) {
@@ -75,9 +77,15 @@ export interface DetectedEngine {
  * The engine to use: the one asked for, else docker when its daemon answers, then podman, then buildah. A docker
  * CLI without a running daemon is common (Docker Desktop closed), so it is passed over rather than failing the build.
  */
-export async function detectEngine(requested: EngineName | undefined, options: EngineOptions = {}): Promise<DetectedEngine> {
+export async function detectEngine(
+  requested: EngineName | undefined,
+  options: EngineOptions = {},
+): Promise<DetectedEngine> {
   if (requested) {
-    if (!(await which(requested))) throw new MlopsError('ENGINE_NOT_FOUND', `${requested} was not found on PATH`, {hint: `${INSTALL_HINT} Or leave out --engine to use whichever is installed.`})
+    if (!(await which(requested)))
+      throw new MlopsError('ENGINE_NOT_FOUND', `${requested} was not found on PATH`, {
+        hint: `${INSTALL_HINT} Or leave out --engine to use whichever is installed.`,
+      })
     return {engine: createEngine(requested, options), skipped: []}
   }
   const skipped: string[] = []
@@ -93,7 +101,12 @@ export async function detectEngine(requested: EngineName | undefined, options: E
     return {engine: createEngine(name, options), skipped}
   }
   const why = skipped.length > 0 ? `: ${skipped.join('; ')}, and neither podman nor buildah is on PATH` : ' on PATH'
-  throw new MlopsError('ENGINE_NOT_FOUND', `no image build engine (docker, podman or buildah) was found${why}`, {hint: skipped.length > 0 ? `Start Docker (Docker Desktop, or "sudo systemctl start docker"), or: ${INSTALL_HINT}` : INSTALL_HINT})
+  throw new MlopsError('ENGINE_NOT_FOUND', `no image build engine (docker, podman or buildah) was found${why}`, {
+    hint:
+      skipped.length > 0
+        ? `Start Docker (Docker Desktop, or "sudo systemctl start docker"), or: ${INSTALL_HINT}`
+        : INSTALL_HINT,
+  })
 }
 
 async function dockerDaemonProblem(): Promise<string | undefined> {
@@ -114,30 +127,54 @@ interface Failure {
 }
 
 /** Runs an engine command; a failure keeps the engine's stderr tail and gets a hint for what to do next. */
-async function engineRun(command: string, args: string[], failure: Failure, onLine?: (line: string) => void): Promise<string> {
+async function engineRun(
+  command: string,
+  args: string[],
+  failure: Failure,
+  onLine?: (line: string) => void,
+): Promise<string> {
   try {
     return (await run(command, args, {onLine})).stdout
   } catch (error) {
-    if (error instanceof CommandNotFoundError) throw new MlopsError('ENGINE_NOT_FOUND', `${command} was not found on PATH`, {hint: INSTALL_HINT})
+    if (error instanceof CommandNotFoundError)
+      throw new MlopsError('ENGINE_NOT_FOUND', `${command} was not found on PATH`, {hint: INSTALL_HINT})
     if (!(error instanceof CommandFailedError)) throw error
     const status = error.status === undefined ? '' : ` (exit code ${error.status})`
     // The usual docker failure is not the Dockerfile at all but a daemon that is not running.
     const hint = DAEMON_DOWN.test(error.stderrTail) ? DAEMON_HINT : failure.hint
-    throw new MlopsError(failure.code, `${command} ${failure.what} failed${status}${error.stderrTail ? `:\n${error.stderrTail}` : ''}`, {hint, details: error.details, cause: error})
+    throw new MlopsError(
+      failure.code,
+      `${command} ${failure.what} failed${status}${error.stderrTail ? `:\n${error.stderrTail}` : ''}`,
+      {hint, details: error.details, cause: error},
+    )
   }
 }
 
 function buildFailure(request: BuildRequest): Failure {
-  return {code: 'IMAGE_BUILD_FAILED', what: 'build', hint: request.hint ?? `Fix the failing step of ${request.dockerfile} shown above, then run "mlops build" again (DEBUG=1 prints the engine's command).`}
+  return {
+    code: 'IMAGE_BUILD_FAILED',
+    what: 'build',
+    hint:
+      request.hint ??
+      `Fix the failing step of ${request.dockerfile} shown above, then run "mlops build" again (DEBUG=1 prints the engine's command).`,
+  }
 }
 
 function pushFailure(reference: string): Failure {
   const registry = reference.split('/')[0]
-  return {code: 'IMAGE_PUSH_FAILED', what: `push ${reference}`, hint: `Log in with "docker login ${registry}" (or podman/buildah login), check that the registry is reachable, then "mlops build --push" again; for a registry on plain HTTP add --no-tls-verify.`}
+  return {
+    code: 'IMAGE_PUSH_FAILED',
+    what: `push ${reference}`,
+    hint: `Log in with "docker login ${registry}" (or podman/buildah login), check that the registry is reachable, then "mlops build --push" again; for a registry on plain HTTP add --no-tls-verify.`,
+  }
 }
 
 function inspectFailure(engine: string, reference: string): Failure {
-  return {code: 'IMAGE_NOT_FOUND', what: `inspect ${reference}`, hint: `Check that "${engine} images" lists ${reference}.`}
+  return {
+    code: 'IMAGE_NOT_FOUND',
+    what: `inspect ${reference}`,
+    hint: `Check that "${engine} images" lists ${reference}.`,
+  }
 }
 
 function commonBuildArgs(request: BuildRequest): string[] {
@@ -166,7 +203,12 @@ export class DockerEngine implements ImageEngine {
 
   async build(request: BuildRequest): Promise<string> {
     return withTempFile(async (iidfile) => {
-      await engineRun('docker', ['build', ...commonBuildArgs(request), '--iidfile', iidfile, request.contextDir], buildFailure(request), request.onLine)
+      await engineRun(
+        'docker',
+        ['build', ...commonBuildArgs(request), '--iidfile', iidfile, request.contextDir],
+        buildFailure(request),
+        request.onLine,
+      )
       return readDigest(iidfile)
     })
   }
@@ -175,13 +217,21 @@ export class DockerEngine implements ImageEngine {
     // docker has no per-push TLS switch: the daemon decides (127.0.0.0/8 is insecure by default, others via daemon.json).
     const out = await engineRun('docker', ['push', reference], pushFailure(reference), options.onLine)
     const digest = /digest: (sha256:[0-9a-f]{64})/.exec(out)?.[1]
-    if (!digest) throw new MlopsError('IMAGE_PUSH_FAILED', `docker push ${reference} did not report a digest:\n${tail(out)}`, {hint: pushFailure(reference).hint})
+    if (!digest)
+      throw new MlopsError('IMAGE_PUSH_FAILED', `docker push ${reference} did not report a digest:\n${tail(out)}`, {
+        hint: pushFailure(reference).hint,
+      })
     return digest
   }
 
   async inspect(reference: string): Promise<ImageInfo> {
     const out = await engineRun('docker', ['image', 'inspect', reference], inspectFailure('docker', reference))
-    const [image] = JSON.parse(out) as Array<{Id: string; Size: number; RootFS?: {Layers?: string[]}; Config?: {Labels?: Record<string, string> | null}}>
+    const [image] = JSON.parse(out) as Array<{
+      Id: string
+      Size: number
+      RootFS?: {Layers?: string[]}
+      Config?: {Labels?: Record<string, string> | null}
+    }>
     return {id: image.Id, size: image.Size, layers: image.RootFS?.Layers ?? [], labels: image.Config?.Labels ?? {}}
   }
 }
@@ -196,7 +246,17 @@ abstract class ContainersEngine implements ImageEngine {
     return withTempFile(async (iidfile) => {
       // docker format: OCI image configs have no HEALTHCHECK, and buildah would drop it with a warning. --force-rm: a
       // failed step's working container would otherwise stay behind, holding a copy of the image's files.
-      const args = [...this.buildCommand(), '--format', 'docker', '--layers', '--force-rm', ...commonBuildArgs(request), '--iidfile', iidfile, request.contextDir]
+      const args = [
+        ...this.buildCommand(),
+        '--format',
+        'docker',
+        '--layers',
+        '--force-rm',
+        ...commonBuildArgs(request),
+        '--iidfile',
+        iidfile,
+        request.contextDir,
+      ]
       await engineRun(this.name, args, buildFailure(request), request.onLine)
       return `sha256:${(await readDigest(iidfile)).replace(/^sha256:/, '')}`
     })
@@ -204,14 +264,25 @@ abstract class ContainersEngine implements ImageEngine {
 
   async push(reference: string, options: PushOptions): Promise<string> {
     return withTempFile(async (digestfile) => {
-      const args = this.command(['push', `--tls-verify=${options.tlsVerify}`, '--digestfile', digestfile, reference, `docker://${reference}`])
+      const args = this.command([
+        'push',
+        `--tls-verify=${options.tlsVerify}`,
+        '--digestfile',
+        digestfile,
+        reference,
+        `docker://${reference}`,
+      ])
       await engineRun(this.name, args, pushFailure(reference), options.onLine)
       return readDigest(digestfile)
     })
   }
 
   async inspect(reference: string): Promise<ImageInfo> {
-    const out = await engineRun(this.name, this.command(['inspect', '--type', 'image', reference]), inspectFailure(this.name, reference))
+    const out = await engineRun(
+      this.name,
+      this.command(['inspect', '--type', 'image', reference]),
+      inspectFailure(this.name, reference),
+    )
     return this.parseInspect(out)
   }
 
@@ -230,8 +301,18 @@ export class PodmanEngine extends ContainersEngine {
   }
 
   protected parseInspect(out: string): ImageInfo {
-    const [image] = JSON.parse(out) as Array<{Id: string; Size: number; RootFS?: {Layers?: string[]}; Labels?: Record<string, string> | null}>
-    return {id: `sha256:${image.Id.replace(/^sha256:/, '')}`, size: image.Size, layers: image.RootFS?.Layers ?? [], labels: image.Labels ?? {}}
+    const [image] = JSON.parse(out) as Array<{
+      Id: string
+      Size: number
+      RootFS?: {Layers?: string[]}
+      Labels?: Record<string, string> | null
+    }>
+    return {
+      id: `sha256:${image.Id.replace(/^sha256:/, '')}`,
+      size: image.Size,
+      layers: image.RootFS?.Layers ?? [],
+      labels: image.Labels ?? {},
+    }
   }
 }
 

@@ -47,13 +47,18 @@ const ALWAYS_PUBLISHED = /^(package\.json|readme(\..*)?|licen[cs]e(\..*)?|notice
 export async function copyRuntime(options: RuntimeOptions): Promise<RuntimeSummary> {
   const own = await readPackageJson(options.packageRoot)
   if (!existsSync(join(options.packageRoot, 'dist'))) {
-    throw new MlopsError('RUNTIME_NOT_BUILT', `${options.packageRoot} has no dist/ folder: this mlops is not built, so an image of it could not run`, {hint: `Run "npm run build" in ${options.packageRoot}, then "mlops build" again.`})
+    throw new MlopsError(
+      'RUNTIME_NOT_BUILT',
+      `${options.packageRoot} has no dist/ folder: this mlops is not built, so an image of it could not run`,
+      {hint: `Run "npm run build" in ${options.packageRoot}, then "mlops build" again.`},
+    )
   }
   const summary: RuntimeSummary = {packages: 0, files: 0, bytes: 0, prunedFiles: 0, prunedBytes: 0}
   const packageDir = join(options.targetDir, 'package')
   await mkdir(packageDir, {recursive: true})
   for (const name of await readdir(options.packageRoot)) {
-    const published = ALWAYS_PUBLISHED.test(name) || (own.files ?? []).some((entry) => entry.replace(/^\.?\/+|\/+$/g, '') === name)
+    const published =
+      ALWAYS_PUBLISHED.test(name) || (own.files ?? []).some((entry) => entry.replace(/^\.?\/+|\/+$/g, '') === name)
     if (published) await copyTree(join(options.packageRoot, name), join(packageDir, name), summary, () => undefined)
   }
 
@@ -64,7 +69,9 @@ export async function copyRuntime(options: RuntimeOptions): Promise<RuntimeSumma
     const name = target.split(`${sep}node_modules${sep}`).at(-1)!
     // A package's own node_modules holds other packages of the tree: they are copied as such, if needed at all.
     const nested = join(source, 'node_modules')
-    await copyTree(source, join(modulesDir, target), summary, (path) => (path === nested ? 'exclude' : name === 'onnxruntime-node' && prune(relative(source, path)) ? 'prune' : undefined))
+    await copyTree(source, join(modulesDir, target), summary, (path) =>
+      path === nested ? 'exclude' : name === 'onnxruntime-node' && prune(relative(source, path)) ? 'prune' : undefined,
+    )
   }
   return summary
 }
@@ -79,21 +86,34 @@ export async function productionPackages(root: string, own?: PackageJson): Promi
   const seen = new Set<string>()
   while (queue.length > 0) {
     const {from, pkg} = queue.shift()!
-    const optional = new Set([...Object.keys(pkg.optionalDependencies ?? {}), ...Object.keys(pkg.peerDependencies ?? {})])
+    const optional = new Set([
+      ...Object.keys(pkg.optionalDependencies ?? {}),
+      ...Object.keys(pkg.peerDependencies ?? {}),
+    ])
     const names = [...new Set([...Object.keys(pkg.dependencies ?? {}), ...optional])]
     for (const name of names.sort()) {
       const dir = resolvePackageDir(from, name)
       if (!dir) {
         // An optional dependency for another platform is not installed; a peer is the user's choice.
         if (optional.has(name)) continue
-        throw new MlopsError('RUNTIME_INCOMPLETE', `${pkg.name ?? from} depends on ${name}, which is not installed under ${from}`, {hint: `Run "npm ci --omit=dev" (or "npm install") in ${root}, then "mlops build" again.`})
+        throw new MlopsError(
+          'RUNTIME_INCOMPLETE',
+          `${pkg.name ?? from} depends on ${name}, which is not installed under ${from}`,
+          {hint: `Run "npm ci --omit=dev" (or "npm install") in ${root}, then "mlops build" again.`},
+        )
       }
       if (seen.has(dir)) continue
       seen.add(dir)
       const target = targetPath(root, dir)
       const clash = found.get(target)
       if (clash && clash !== dir) {
-        throw new MlopsError('RUNTIME_CONFLICT', `two versions of ${name} would land in the image at node_modules/${target}: ${clash} and ${dir}`, {hint: 'Install mlops in a folder of its own ("npm install --global mlops", or a fresh "npm ci"), then "mlops build" again.'})
+        throw new MlopsError(
+          'RUNTIME_CONFLICT',
+          `two versions of ${name} would land in the image at node_modules/${target}: ${clash} and ${dir}`,
+          {
+            hint: 'Install mlops in a folder of its own ("npm install --global mlops", or a fresh "npm ci"), then "mlops build" again.',
+          },
+        )
       }
       found.set(target, dir)
       queue.push({from: dir, pkg: await readPackageJson(dir)})
@@ -144,14 +164,20 @@ async function readPackageJson(dir: string): Promise<PackageJson> {
 }
 
 /** Copies, never hard links: a recompile rewriting dist/ in place must not change a context already written. */
-async function copyTree(source: string, target: string, summary: RuntimeSummary, skip: (path: string) => 'exclude' | 'prune' | undefined): Promise<void> {
+async function copyTree(
+  source: string,
+  target: string,
+  summary: RuntimeSummary,
+  skip: (path: string) => 'exclude' | 'prune' | undefined,
+): Promise<void> {
   const skipped = skip(source)
   if (skipped === 'exclude') return
   if (skipped === 'prune') return countPruned(source, summary)
   const info = await lstat(source)
   if (info.isDirectory()) {
     await mkdir(target, {recursive: true})
-    for (const entry of (await readdir(source)).sort()) await copyTree(join(source, entry), join(target, entry), summary, skip)
+    for (const entry of (await readdir(source)).sort())
+      await copyTree(join(source, entry), join(target, entry), summary, skip)
     return
   }
   if (info.isSymbolicLink()) {

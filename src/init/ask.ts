@@ -33,19 +33,47 @@ async function suggestedTemplate(model: string): Promise<TemplateKind | undefine
 export async function askInitAnswers(dir: string, given: InitAnswers): Promise<InitAnswers> {
   const context = {output: process.stderr}
   try {
-    const model = given.model ?? (await input({message: 'Path to the ONNX model', validate: async (value) => (await modelFileProblem(value.trim())) ?? true}, context)).trim()
-    const name = given.name ?? (await input({message: 'Project name', default: defaultProjectName(dir, model), validate: (value) => projectNameProblem(value.trim()) ?? true}, context)).trim()
+    const model =
+      given.model ??
+      (
+        await input(
+          {
+            message: 'Path to the ONNX model',
+            validate: async (value) => (await modelFileProblem(value.trim())) ?? true,
+          },
+          context,
+        )
+      ).trim()
+    const name =
+      given.name ??
+      (
+        await input(
+          {
+            message: 'Project name',
+            default: defaultProjectName(dir, model),
+            validate: (value) => projectNameProblem(value.trim()) ?? true,
+          },
+          context,
+        )
+      ).trim()
     let template = given.template
     if (!template) {
       const suggested = await suggestedTemplate(model)
       if (suggested) {
-        const choices = TEMPLATE_KINDS.map((kind) => ({value: kind, name: kind === suggested ? `${kind} (suggested by the model's inputs)` : kind, description: TEMPLATE_DESCRIPTIONS[kind]}))
+        const choices = TEMPLATE_KINDS.map((kind) => ({
+          value: kind,
+          name: kind === suggested ? `${kind} (suggested by the model's inputs)` : kind,
+          description: TEMPLATE_DESCRIPTIONS[kind],
+        }))
         template = await select({message: 'Project template', choices, default: suggested}, context)
       }
     }
     return {model, name, template}
   } catch (error) {
-    if ((error as Error).name === 'ExitPromptError') throw new MlopsError('CANCELLED', 'mlops init was cancelled: nothing was written', {hint: 'Run "mlops init DIR --model PATH --yes" to skip the questions.'})
+    if ((error as Error).name === 'ExitPromptError')
+      throw new MlopsError('CANCELLED', 'mlops init was cancelled: nothing was written', {
+        hint: 'Run "mlops init DIR --model PATH --yes" to skip the questions.',
+      })
     throw error
   }
 }

@@ -11,7 +11,11 @@ export const INLINE_ELEMENTS = 4096
 export function tensorToStoredJson(tensor: OrtTensor): TensorJson {
   if (tensor.type === 'string' || tensor.size <= INLINE_ELEMENTS) return tensorToJson(tensor)
   const data = tensor.data as ArrayBufferView
-  return {dtype: tensor.type as TensorJson['dtype'], shape: [...tensor.dims], data_b64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64')}
+  return {
+    dtype: tensor.type as TensorJson['dtype'],
+    shape: [...tensor.dims],
+    data_b64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+  }
 }
 
 function storeAll(tensors: Record<string, OrtTensor>): Record<string, TensorJson> {
@@ -23,7 +27,10 @@ export async function seedGoldenCases(model: LoadedModel, samples: readonly Samp
   const cases: GoldenCase[] = []
   for (const sample of samples) {
     // A failure here becomes one warning (or error) of init's own; ORT's log line on stderr would only repeat it.
-    const outputs = (await model.session.run(sample.feeds, model.fetches, {logSeverityLevel: 4})) as Record<string, OrtTensor>
+    const outputs = (await model.session.run(sample.feeds, model.fetches, {logSeverityLevel: 4})) as Record<
+      string,
+      OrtTensor
+    >
     cases.push({name: sample.name, inputs: storeAll(sample.feeds), expected: {outputs: storeAll(outputs)}})
   }
   return cases

@@ -7,7 +7,16 @@ import {xoroshiro128plus} from 'pure-rand/generator/xoroshiro128plus'
 
 import {UsageError, errorMessage, isMlopsError} from '../errors.js'
 import {type ModelSignature, type TensorSpec, checkFeeds, formatShape, isDynamic} from '../model/signature.js'
-import {type Dtype, type OrtTensor, type TensorJson, type TypedData, elementCount, makeTensor, tensorFromJson, toHalf} from '../model/tensor.js'
+import {
+  type Dtype,
+  type OrtTensor,
+  type TensorJson,
+  type TypedData,
+  elementCount,
+  makeTensor,
+  tensorFromJson,
+  toHalf,
+} from '../model/tensor.js'
 import type {TemplateKind} from './suggest.js'
 
 const MAX_GOLDEN_VALUES = 4_000_000
@@ -18,7 +27,10 @@ export function parseShapeFlags(values: readonly string[]): Record<string, numbe
   const shapes: Record<string, number[]> = {}
   for (const value of values) {
     const match = /^(.+?)=(\d+(?:,\d+)*)?$/.exec(value.trim())
-    if (!match) throw new UsageError('INIT_SHAPE_INVALID', `--shape ${value}: expected INPUT=D0,D1,… (e.g. x=1,3,48,192)`, {hint: SHAPE_HINT})
+    if (!match)
+      throw new UsageError('INIT_SHAPE_INVALID', `--shape ${value}: expected INPUT=D0,D1,… (e.g. x=1,3,48,192)`, {
+        hint: SHAPE_HINT,
+      })
     shapes[match[1]] = match[2] ? match[2].split(',').map(Number) : []
   }
   return shapes
@@ -41,21 +53,47 @@ export interface ResolvedShapes {
  * A concrete shape per input: --shape where given, batch 1, and a default for other dynamic dims.
  * A named dynamic dim gets one size across inputs, as the model expects (e.g. a shared sequence length).
  */
-export function resolveShapes(signature: ModelSignature, kind: TemplateKind, overrides: Record<string, number[]> = {}): ResolvedShapes {
+export function resolveShapes(
+  signature: ModelSignature,
+  kind: TemplateKind,
+  overrides: Record<string, number[]> = {},
+): ResolvedShapes {
   const names = new Set(signature.inputs.map((i) => i.name))
   for (const name of Object.keys(overrides)) {
-    if (!names.has(name)) throw new UsageError('INIT_SHAPE_INVALID', `--shape ${name}=…: the model has no input "${name}"; its inputs are ${[...names].join(', ')}`, {hint: SHAPE_HINT})
+    if (!names.has(name))
+      throw new UsageError(
+        'INIT_SHAPE_INVALID',
+        `--shape ${name}=…: the model has no input "${name}"; its inputs are ${[...names].join(', ')}`,
+        {hint: SHAPE_HINT},
+      )
   }
   const named = new Map<string, number>()
   for (const input of signature.inputs) {
     const override = overrides[input.name]
     if (!override) continue
-    if (override.length !== input.shape.length) throw new UsageError('INIT_SHAPE_INVALID', `--shape ${input.name}=${override.join(',')}: the input has rank ${input.shape.length} ${formatShape(input.shape)}, not ${override.length}`, {hint: SHAPE_HINT})
+    if (override.length !== input.shape.length)
+      throw new UsageError(
+        'INIT_SHAPE_INVALID',
+        `--shape ${input.name}=${override.join(',')}: the input has rank ${input.shape.length} ${formatShape(input.shape)}, not ${override.length}`,
+        {hint: SHAPE_HINT},
+      )
     // Golden cases are JSON lines: a million values is already a file of megabytes per case.
     const values = override.reduce((a, b) => a * b, 1)
-    if (values > MAX_GOLDEN_VALUES) throw new UsageError('INIT_SHAPE_TOO_LARGE', `--shape ${input.name}=${override.join(',')}: ${values.toLocaleString('en-US')} values per case, more than golden cases can hold (${MAX_GOLDEN_VALUES.toLocaleString('en-US')})`, {hint: 'Give smaller sizes for the dynamic dimensions (the golden cases only need to run the model), or pass real inputs with --sample.'})
+    if (values > MAX_GOLDEN_VALUES)
+      throw new UsageError(
+        'INIT_SHAPE_TOO_LARGE',
+        `--shape ${input.name}=${override.join(',')}: ${values.toLocaleString('en-US')} values per case, more than golden cases can hold (${MAX_GOLDEN_VALUES.toLocaleString('en-US')})`,
+        {
+          hint: 'Give smaller sizes for the dynamic dimensions (the golden cases only need to run the model), or pass real inputs with --sample.',
+        },
+      )
     input.shape.forEach((dim, axis) => {
-      if (!isDynamic(dim) && dim !== override[axis]) throw new UsageError('INIT_SHAPE_INVALID', `--shape ${input.name}=${override.join(',')}: dimension ${axis} of ${formatShape(input.shape)} is fixed at ${dim}`, {hint: SHAPE_HINT})
+      if (!isDynamic(dim) && dim !== override[axis])
+        throw new UsageError(
+          'INIT_SHAPE_INVALID',
+          `--shape ${input.name}=${override.join(',')}: dimension ${axis} of ${formatShape(input.shape)} is fixed at ${dim}`,
+          {hint: SHAPE_HINT},
+        )
       if (typeof dim === 'string' && dim) named.set(dim, override[axis])
     })
   }
@@ -100,7 +138,14 @@ function randomData(dtype: Dtype, n: number, next: () => number, int: (from: num
     case 'uint64':
       return BigUint64Array.from({length: n}, () => BigInt(int(0, 9)))
     default: {
-      const Ctor = {int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array}[dtype]
+      const Ctor = {
+        int8: Int8Array,
+        uint8: Uint8Array,
+        int16: Int16Array,
+        uint16: Uint16Array,
+        int32: Int32Array,
+        uint32: Uint32Array,
+      }[dtype]
       const out = new Ctor(n)
       for (let i = 0; i < n; i++) out[i] = int(0, 9)
       return out
@@ -109,7 +154,11 @@ function randomData(dtype: Dtype, n: number, next: () => number, int: (from: num
 }
 
 /** Seeded inputs for every model input: floats uniform in [0, 1), integers 0–9, short strings. The same seed gives the same bytes. */
-export function randomFeeds(signature: ModelSignature, shapes: Record<string, number[]>, seed: number): Record<string, OrtTensor> {
+export function randomFeeds(
+  signature: ModelSignature,
+  shapes: Record<string, number[]>,
+  seed: number,
+): Record<string, OrtTensor> {
   const rng = xoroshiro128plus(seed)
   const next = () => uniformFloat64(rng)
   const int = (from: number, to: number) => uniformInt(rng, from, to)
@@ -126,7 +175,8 @@ export interface Sample {
   feeds: Record<string, OrtTensor>
 }
 
-const SAMPLE_HINT = 'Pass --sample a JSON file {"samples": [{"name", "inputs": {"INPUT": {"dtype", "shape", "data"}}}]} or a JSONL file of {"name"?, "inputs"} lines.'
+const SAMPLE_HINT =
+  'Pass --sample a JSON file {"samples": [{"name", "inputs": {"INPUT": {"dtype", "shape", "data"}}}]} or a JSONL file of {"name"?, "inputs"} lines.'
 
 function sampleError(where: string, message: string): UsageError {
   return new UsageError('INIT_SAMPLE_INVALID', `${where}: ${message}`, {hint: SAMPLE_HINT})
@@ -144,7 +194,8 @@ function sampleEntries(text: string, path: string): {where: string; value: unkno
   } catch {
     // Not one JSON document: read it as JSONL below.
   }
-  if (isObject(whole) && Array.isArray(whole.samples)) return whole.samples.map((value, i) => ({where: `${path}: samples[${i}]`, value}))
+  if (isObject(whole) && Array.isArray(whole.samples))
+    return whole.samples.map((value, i) => ({where: `${path}: samples[${i}]`, value}))
   if (isObject(whole)) return [{where: path, value: whole}]
   const entries: {where: string; value: unknown}[] = []
   text.split('\n').forEach((line, i) => {
@@ -165,13 +216,15 @@ export async function readSamples(path: string, signature: ModelSignature): Prom
   try {
     text = await readFile(path, 'utf8')
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError('INIT_SAMPLE_NOT_FOUND', `The sample file ${path} does not exist`, {hint: SAMPLE_HINT})
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new UsageError('INIT_SAMPLE_NOT_FOUND', `The sample file ${path} does not exist`, {hint: SAMPLE_HINT})
     throw error
   }
   const entries = sampleEntries(text, path)
   if (entries.length === 0) throw sampleError(path, 'holds no samples')
   return entries.map(({where, value}, i) => {
-    if (!isObject(value) || !isObject(value.inputs)) throw sampleError(where, 'needs "inputs": an object mapping each model input to a tensor {dtype, shape, data}')
+    if (!isObject(value) || !isObject(value.inputs))
+      throw sampleError(where, 'needs "inputs": an object mapping each model input to a tensor {dtype, shape, data}')
     const feeds: Record<string, OrtTensor> = {}
     for (const [name, tensor] of Object.entries(value.inputs)) {
       try {
@@ -181,7 +234,8 @@ export async function readSamples(path: string, signature: ModelSignature): Prom
       }
     }
     const issues = checkFeeds(signature, feeds)
-    if (issues.length > 0) throw sampleError(where, issues.map((issue) => `inputs.${issue.field}: ${issue.message}`).join('; '))
+    if (issues.length > 0)
+      throw sampleError(where, issues.map((issue) => `inputs.${issue.field}: ${issue.message}`).join('; '))
     return {name: typeof value.name === 'string' && value.name ? value.name : `sample ${i + 1}`, feeds}
   })
 }

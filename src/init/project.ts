@@ -50,7 +50,9 @@ const NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/
 
 /** Why a project name is refused, or undefined when it is fine. */
 export function projectNameProblem(name: string): string | undefined {
-  return NAME_PATTERN.test(name) ? undefined : `"${name}" is not a valid project name: lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters`
+  return NAME_PATTERN.test(name)
+    ? undefined
+    : `"${name}" is not a valid project name: lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 characters`
 }
 const GOLDEN_FILE = 'golden.jsonl'
 /** Few generated cases for large inputs (images): each one adds the whole input tensor to golden.jsonl. */
@@ -59,7 +61,11 @@ const GENERATED_CASES = {small: 3, large: 1, largeElements: 65_536}
 /** What the directory's name becomes as a project name: lowercase, other characters as '-'. */
 export function defaultProjectName(dir: string, model: string): string {
   for (const candidate of [basename(resolve(dir)), basename(model).replace(/\.(onnx|ort)$/i, '')]) {
-    const name = candidate.toLowerCase().replaceAll(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+/, '').slice(0, 63)
+    const name = candidate
+      .toLowerCase()
+      .replaceAll(/[^a-z0-9._-]+/g, '-')
+      .replace(/^[^a-z0-9]+/, '')
+      .slice(0, 63)
     if (NAME_PATTERN.test(name)) return name
   }
   return 'model'
@@ -70,10 +76,13 @@ function toPosix(path: string): string {
 }
 
 async function exists(path: string): Promise<boolean> {
-  return stat(path).then(() => true, (error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return false
-    throw error
-  })
+  return stat(path).then(
+    () => true,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return false
+      throw error
+    },
+  )
 }
 
 /** Why a model path cannot be used, or undefined when it is a file. */
@@ -86,12 +95,17 @@ export async function modelFileProblem(path: string): Promise<string | undefined
 
 async function checkModelFile(path: string): Promise<void> {
   const problem = await modelFileProblem(path)
-  if (problem) throw new UsageError('MODEL_NOT_FOUND', problem, {hint: 'Pass the trained model itself with --model PATH/TO/model.onnx (or .ort).'})
+  if (problem)
+    throw new UsageError('MODEL_NOT_FOUND', problem, {
+      hint: 'Pass the trained model itself with --model PATH/TO/model.onnx (or .ort).',
+    })
 }
 
 function describeSignature(signature: ModelSignature): string {
   const inputs = signature.inputs.map((i) => `${i.name} ${i.dtype}${formatShape(i.shape)}`).join(', ')
-  const outputs = signature.outputs.map((o) => (o.isTensor ? `${o.name} ${o.dtype}${formatShape(o.shape ?? [])}` : `${o.name} (map)`)).join(', ')
+  const outputs = signature.outputs
+    .map((o) => (o.isTensor ? `${o.name} ${o.dtype}${formatShape(o.shape ?? [])}` : `${o.name} (map)`))
+    .join(', ')
   return `${inputs} -> ${outputs}`
 }
 
@@ -103,7 +117,12 @@ function pipelineYaml(pipeline: SuggestedPipeline): string {
       if (node.items.every((item) => isScalar(item))) node.flow = true
     },
     Map(_key, node) {
-      if (node.items.every((pair) => isScalar(pair.value) || (isSeq(pair.value) && pair.value.items.every((item) => isScalar(item))))) node.flow = true
+      if (
+        node.items.every(
+          (pair) => isScalar(pair.value) || (isSeq(pair.value) && pair.value.items.every((item) => isScalar(item))),
+        )
+      )
+        node.flow = true
     },
   })
   return doc.toString({lineWidth: 120, flowCollectionPadding: false}).trimEnd()
@@ -125,10 +144,19 @@ interface GoldenPlan {
  * Seeds golden.jsonl from --sample or from generated inputs. An existing non-empty golden.jsonl is kept and
  * the model is not run; an empty one (left by an earlier init whose model failed on generated inputs) is filled.
  */
-async function planGolden(model: LoadedModel, kind: TemplateKind, options: InitOptions, goldenPath: string, warnings: string[]): Promise<GoldenPlan> {
+async function planGolden(
+  model: LoadedModel,
+  kind: TemplateKind,
+  options: InitOptions,
+  goldenPath: string,
+  warnings: string[],
+): Promise<GoldenPlan> {
   const existing = await readFile(goldenPath, 'utf8').catch(() => undefined)
   if (existing?.trim()) {
-    if (options.sample) warnings.push(`${GOLDEN_FILE} exists, so --sample ${options.sample} was not used. Delete ${GOLDEN_FILE} and run "mlops init" again to reseed it.`)
+    if (options.sample)
+      warnings.push(
+        `${GOLDEN_FILE} exists, so --sample ${options.sample} was not used. Delete ${GOLDEN_FILE} and run "mlops init" again to reseed it.`,
+      )
     return {cases: 0, observed: {}}
   }
   const emptyFile = existing === undefined ? '' : undefined
@@ -137,18 +165,29 @@ async function planGolden(model: LoadedModel, kind: TemplateKind, options: InitO
     samples = await readSamples(options.sample, model.signature)
   } else {
     const {shapes, defaulted} = resolveShapes(model.signature, kind, options.shapes)
-    for (const name of defaulted) warnings.push(`input "${name}" has dynamic dimensions: the generated golden inputs use shape [${shapes[name].join(',')}]. Pass --shape ${name}=${shapes[name].join(',')} with the sizes your data has.`)
+    for (const name of defaulted)
+      warnings.push(
+        `input "${name}" has dynamic dimensions: the generated golden inputs use shape [${shapes[name].join(',')}]. Pass --shape ${name}=${shapes[name].join(',')} with the sizes your data has.`,
+      )
     const elements = Object.values(shapes).reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0)
     const count = elements > GENERATED_CASES.largeElements ? GENERATED_CASES.large : GENERATED_CASES.small
-    samples = Array.from({length: count}, (_, i) => ({name: `generated input ${i + 1} (seed ${i + 1})`, feeds: randomFeeds(model.signature, shapes, i + 1)}))
+    samples = Array.from({length: count}, (_, i) => ({
+      name: `generated input ${i + 1} (seed ${i + 1})`,
+      feeds: randomFeeds(model.signature, shapes, i + 1),
+    }))
   }
   try {
     const cases = await seedGoldenCases(model, samples)
     return {content: goldenJsonl(cases), cases: cases.length, observed: cases[0]?.expected.outputs ?? {}}
   } catch (error) {
     const reason = errorMessage(error).split('\n')[0].slice(0, 300)
-    if (options.sample) throw new UsageError('INIT_SAMPLE_FAILED', `The model fails on the inputs in ${options.sample}: ${reason}`, {hint: 'Check the sample inputs against the model signature, then run "mlops init" again.'})
-    warnings.push(`The model fails on generated inputs (${reason}), so ${GOLDEN_FILE} has no cases yet. Run "mlops init --sample FILE" with real inputs to seed it.`)
+    if (options.sample)
+      throw new UsageError('INIT_SAMPLE_FAILED', `The model fails on the inputs in ${options.sample}: ${reason}`, {
+        hint: 'Check the sample inputs against the model signature, then run "mlops init" again.',
+      })
+    warnings.push(
+      `The model fails on generated inputs (${reason}), so ${GOLDEN_FILE} has no cases yet. Run "mlops init --sample FILE" with real inputs to seed it.`,
+    )
     return {content: emptyFile, cases: 0, observed: {}}
   }
 }
@@ -171,20 +210,29 @@ const PROJECT_FILES: [string, string][] = [
 
 export async function initProject(options: InitOptions): Promise<InitResult> {
   const dir = resolve(options.dir)
-  if ((await stat(dir).catch(() => undefined))?.isDirectory() === false) throw new UsageError('INIT_DIR_INVALID', `${dir} is a file, not a directory`, {hint: 'Pass a new or existing folder as DIR: mlops init DIR --model PATH/TO/model.onnx'})
+  if ((await stat(dir).catch(() => undefined))?.isDirectory() === false)
+    throw new UsageError('INIT_DIR_INVALID', `${dir} is a file, not a directory`, {
+      hint: 'Pass a new or existing folder as DIR: mlops init DIR --model PATH/TO/model.onnx',
+    })
   const source = resolve(options.model)
   await checkModelFile(source)
   const name = options.name ?? defaultProjectName(dir, source)
   const problem = projectNameProblem(name)
-  if (problem) throw new UsageError('INIT_NAME_INVALID', `--name ${problem}`, {hint: `Pass --name ${defaultProjectName(name, 'model')}`})
+  if (problem)
+    throw new UsageError('INIT_NAME_INVALID', `--name ${problem}`, {
+      hint: `Pass --name ${defaultProjectName(name, 'model')}`,
+    })
 
   const warnings: string[] = []
   const inside = relative(dir, source)
-  const modelPath = inside && inside.split(sep)[0] !== '..' && !isAbsolute(inside) ? toPosix(inside) : `model/${basename(source)}`
+  const modelPath =
+    inside && inside.split(sep)[0] !== '..' && !isAbsolute(inside) ? toPosix(inside) : `model/${basename(source)}`
   const target = join(dir, modelPath)
   const copy = target !== source && !(await exists(target))
   if (!copy && target !== source && !(await readFile(target)).equals(await readFile(source))) {
-    warnings.push(`${modelPath} exists and differs from ${options.model}: init uses the project's copy and leaves it alone. Replace it yourself to switch models.`)
+    warnings.push(
+      `${modelPath} exists and differs from ${options.model}: init uses the project's copy and leaves it alone. Replace it yourself to switch models.`,
+    )
   }
 
   // The project's model, once it is there, is what mlops.yaml points at: read the signature and seed the golden cases from it.
@@ -194,20 +242,29 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
   try {
     warnings.push(...model.warnings)
     kind = options.template ?? detectTemplate(model.signature)
-    if (kind === 'tabular' && !isTabular(model.signature)) warnings.push('--template tabular: the model inputs are not columns ([N,k] or [N]), so its features are tensors.')
+    if (kind === 'tabular' && !isTabular(model.signature))
+      warnings.push('--template tabular: the model inputs are not columns ([N,k] or [N]), so its features are tensors.')
     golden = await planGolden(model, kind, options, join(dir, GOLDEN_FILE), warnings)
   } finally {
     await model.session.release().catch(() => undefined)
   }
 
-  const vars = {name, template: kind, modelPath: yamlScalar(modelPath), signature: describeSignature(model.signature), mlopsVersion: toolVersion()}
+  const vars = {
+    name,
+    template: kind,
+    modelPath: yamlScalar(modelPath),
+    signature: describeSignature(model.signature),
+    mlopsVersion: toolVersion(),
+  }
   const pipeline = pipelineYaml(suggestPipeline(model.signature, kind, golden.observed))
   const config = await renderTemplateFile(`mlops/${kind}.yaml`, {...vars, pipeline})
   try {
     parseConfig(config, CONFIG_FILE)
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error
-    warnings.push(`The generated ${CONFIG_FILE} does not validate yet: ${error.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}. Fix those fields before "mlops package".`)
+    warnings.push(
+      `The generated ${CONFIG_FILE} does not validate yet: ${error.issues.map((i) => `${i.path}: ${i.message}`).join('; ')}. Fix those fields before "mlops package".`,
+    )
   }
 
   // A file without content is one that exists and is kept; a model already inside the project is not listed.

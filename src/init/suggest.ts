@@ -52,7 +52,9 @@ function columnCount(input: TensorSpec): number | undefined {
 }
 
 /** Features of a tabular model, or undefined when some input is not a table. */
-function tabularFeatures(signature: ModelSignature): {features: SuggestedFeature[]; inputs: SuggestedPipeline['inputs']} | undefined {
+function tabularFeatures(
+  signature: ModelSignature,
+): {features: SuggestedFeature[]; inputs: SuggestedPipeline['inputs']} | undefined {
   const counts = signature.inputs.map(columnCount)
   if (signature.inputs.length === 0 || counts.some((k) => k === undefined)) return undefined
   if ((counts as number[]).reduce((a, b) => a + b, 0) > MAX_TABULAR_COLUMNS) return undefined
@@ -70,7 +72,11 @@ function tabularFeatures(signature: ModelSignature): {features: SuggestedFeature
 }
 
 function isImage(signature: ModelSignature): boolean {
-  return signature.inputs.length === 1 && signature.inputs[0].shape.length === 4 && FLOAT_DTYPES.has(signature.inputs[0].dtype)
+  return (
+    signature.inputs.length === 1 &&
+    signature.inputs[0].shape.length === 4 &&
+    FLOAT_DTYPES.has(signature.inputs[0].dtype)
+  )
 }
 
 /** Whether the model's inputs are columns a request can name one by one. */
@@ -123,13 +129,18 @@ function suggestOutput(output: OutputSpec, observed?: TensorJson): SuggestedOutp
   return {output: output.name, activation, labels: Array.from({length: classes}, (_, i) => String(i))}
 }
 
-export function suggestPipeline(signature: ModelSignature, kind: TemplateKind, observed: Record<string, TensorJson> = {}): SuggestedPipeline {
+export function suggestPipeline(
+  signature: ModelSignature,
+  kind: TemplateKind,
+  observed: Record<string, TensorJson> = {},
+): SuggestedPipeline {
   const tabular = kind === 'tabular' ? tabularFeatures(signature) : undefined
   const features = tabular?.features ?? signature.inputs.map(tensorFeature)
   const inputs = tabular?.inputs ?? signature.inputs.map((i) => ({input: i.name, features: [i.name]}))
   // Non-tensor (ZipMap) outputs cannot come back from onnxruntime-node; loadModel already warns about them.
   const outputs = signature.outputs.filter((o) => o.isTensor).map((o) => suggestOutput(o, observed[o.name]))
   // A model with its own `label` output (sklearn classifiers) keeps it; its scores then get no second, argmax label.
-  if (outputs.some((o) => o.output === 'label' && !o.labels)) for (const o of outputs) if (o.labels && o.output !== 'label') delete o.labels
+  if (outputs.some((o) => o.output === 'label' && !o.labels))
+    for (const o of outputs) if (o.labels && o.output !== 'label') delete o.labels
   return {features, inputs, outputs}
 }

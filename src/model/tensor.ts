@@ -3,7 +3,21 @@ import * as ort from 'onnxruntime-node'
 
 import {ExitCode, MlopsError} from '../errors.js'
 
-export const SUPPORTED_DTYPES = ['bool', 'uint8', 'int8', 'uint16', 'int16', 'uint32', 'int32', 'uint64', 'int64', 'float16', 'float32', 'float64', 'string'] as const
+export const SUPPORTED_DTYPES = [
+  'bool',
+  'uint8',
+  'int8',
+  'uint16',
+  'int16',
+  'uint32',
+  'int32',
+  'uint64',
+  'int64',
+  'float16',
+  'float32',
+  'float64',
+  'string',
+] as const
 export type Dtype = (typeof SUPPORTED_DTYPES)[number]
 
 export type JsonScalar = number | string | boolean | null
@@ -28,7 +42,10 @@ export function elementCount(shape: readonly number[]): number {
 }
 
 export class TensorValueError extends MlopsError {
-  constructor(message: string, readonly field?: string) {
+  constructor(
+    message: string,
+    readonly field?: string,
+  ) {
     super('TENSOR_INVALID', message, {exitCode: ExitCode.usage, details: {field}})
   }
 }
@@ -55,12 +72,12 @@ export function toHalf(value: number): number {
     let half = mant >>> shift
     const rem = mant & ((1 << shift) - 1)
     const halfway = 1 << (shift - 1)
-    if (rem > halfway || (rem === halfway && (half & 1))) half++
+    if (rem > halfway || (rem === halfway && half & 1)) half++
     return sign | half
   }
   let half = (e << 10) | (mant >>> 13)
   const rem = mant & 0x1fff
-  if (rem > 0x1000 || (rem === 0x1000 && (half & 1))) half++
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++
   e = half >>> 10
   return sign | half
 }
@@ -83,7 +100,10 @@ export function jsonToFloat(value: unknown, where: string): number {
   if (value === 'Infinity' || value === 'inf' || value === '+Infinity') return Number.POSITIVE_INFINITY
   if (value === '-Infinity' || value === '-inf') return Number.NEGATIVE_INFINITY
   if (typeof value === 'boolean') return value ? 1 : 0
-  throw new TensorValueError(`${where}: expected a number (or null, "NaN", "Infinity", "-Infinity"), got ${describe(value)}`, where)
+  throw new TensorValueError(
+    `${where}: expected a number (or null, "NaN", "Infinity", "-Infinity"), got ${describe(value)}`,
+    where,
+  )
 }
 
 export function floatToJson(value: number): number | string {
@@ -99,20 +119,30 @@ function jsonToBigInt(value: unknown, where: string, unsigned: boolean): bigint 
   else if (typeof value === 'string' && /^-?\d+$/.test(value.trim())) result = BigInt(value.trim())
   else if (typeof value === 'bigint') result = value
   else if (typeof value === 'boolean') result = value ? 1n : 0n
-  else throw new TensorValueError(`${where}: expected an integer (a number, or a string of digits past 2^53), got ${describe(value)}`, where)
+  else
+    throw new TensorValueError(
+      `${where}: expected an integer (a number, or a string of digits past 2^53), got ${describe(value)}`,
+      where,
+    )
   const [lo, hi] = unsigned ? [0n, 2n ** 64n - 1n] : [-(2n ** 63n), 2n ** 63n - 1n]
-  if (result < lo || result > hi) throw new TensorValueError(`${where}: ${result} is out of range for ${unsigned ? 'uint64' : 'int64'}`, where)
+  if (result < lo || result > hi)
+    throw new TensorValueError(`${where}: ${result} is out of range for ${unsigned ? 'uint64' : 'int64'}`, where)
   return result
 }
 
 const INT_RANGES: Record<string, [number, number]> = {
-  int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535],
-  int32: [-2147483648, 2147483647], uint32: [0, 4294967295],
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-2147483648, 2147483647],
+  uint32: [0, 4294967295],
 }
 
 function jsonToInt(value: unknown, where: string, dtype: string): number {
   const n = typeof value === 'boolean' ? (value ? 1 : 0) : value
-  if (typeof n !== 'number' || !Number.isInteger(n)) throw new TensorValueError(`${where}: expected an integer, got ${describe(value)}`, where)
+  if (typeof n !== 'number' || !Number.isInteger(n))
+    throw new TensorValueError(`${where}: expected an integer, got ${describe(value)}`, where)
   const [lo, hi] = INT_RANGES[dtype]
   if (n < lo || n > hi) throw new TensorValueError(`${where}: ${n} is out of range for ${dtype} [${lo}, ${hi}]`, where)
   return n
@@ -121,13 +151,25 @@ function jsonToInt(value: unknown, where: string, dtype: string): number {
 function describe(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'an array'
-  if (typeof value === 'string') return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
+  if (typeof value === 'string')
+    return `the string ${JSON.stringify(value.length > 40 ? value.slice(0, 40) + '…' : value)}`
   return `${typeof value} ${typeof value === 'object' ? '' : String(value)}`.trim()
 }
 
 // ---------- build ORT tensors ----------
 
-export type TypedData = Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array | string[]
+export type TypedData =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+  | string[]
 
 /** Allocates the typed array ORT expects for a dtype and fills it from JSON values. */
 export function typedFromJson(dtype: Dtype, values: readonly unknown[], where = 'data'): TypedData {
@@ -164,13 +206,21 @@ export function typedFromJson(dtype: Dtype, values: readonly unknown[], where = 
       const out: string[] = new Array(n)
       for (let i = 0; i < n; i++) {
         const v = values[i]
-        if (typeof v !== 'string') throw new TensorValueError(`${where}[${i}]: expected a string, got ${describe(v)}`, where)
+        if (typeof v !== 'string')
+          throw new TensorValueError(`${where}[${i}]: expected a string, got ${describe(v)}`, where)
         out[i] = v
       }
       return out
     }
     default: {
-      const Ctor = {int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array}[dtype]
+      const Ctor = {
+        int8: Int8Array,
+        uint8: Uint8Array,
+        int16: Int16Array,
+        uint16: Uint16Array,
+        int32: Int32Array,
+        uint32: Uint32Array,
+      }[dtype]
       const out = new Ctor(n)
       for (let i = 0; i < n; i++) out[i] = jsonToInt(values[i], `${where}[${i}]`, dtype)
       return out
@@ -178,15 +228,42 @@ export function typedFromJson(dtype: Dtype, values: readonly unknown[], where = 
   }
 }
 
-const BYTES_PER: Record<string, number> = {float32: 4, float64: 8, float16: 2, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, uint32: 4, int64: 8, uint64: 8, bool: 1}
+const BYTES_PER: Record<string, number> = {
+  float32: 4,
+  float64: 8,
+  float16: 2,
+  int8: 1,
+  uint8: 1,
+  int16: 2,
+  uint16: 2,
+  int32: 4,
+  uint32: 4,
+  int64: 8,
+  uint64: 8,
+  bool: 1,
+}
 
 function typedFromBase64(dtype: Dtype, b64: string): TypedData {
   if (dtype === 'string') throw new TensorValueError('data_b64 cannot hold a string tensor; use data')
   const bytes = Buffer.from(b64, 'base64')
   const size = BYTES_PER[dtype]
-  if (bytes.length % size !== 0) throw new TensorValueError(`data_b64 has ${bytes.length} bytes, not a multiple of ${size} for ${dtype}`)
+  if (bytes.length % size !== 0)
+    throw new TensorValueError(`data_b64 has ${bytes.length} bytes, not a multiple of ${size} for ${dtype}`)
   const copy = new Uint8Array(bytes).buffer // aligned copy
-  const Ctor = {float32: Float32Array, float64: Float64Array, float16: Uint16Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array, uint16: Uint16Array, int32: Int32Array, uint32: Uint32Array, int64: BigInt64Array, uint64: BigUint64Array, bool: Uint8Array}[dtype]
+  const Ctor = {
+    float32: Float32Array,
+    float64: Float64Array,
+    float16: Uint16Array,
+    int8: Int8Array,
+    uint8: Uint8Array,
+    int16: Int16Array,
+    uint16: Uint16Array,
+    int32: Int32Array,
+    uint32: Uint32Array,
+    int64: BigInt64Array,
+    uint64: BigUint64Array,
+    bool: Uint8Array,
+  }[dtype]
   return new Ctor(copy)
 }
 
@@ -195,11 +272,23 @@ export function makeTensor(dtype: Dtype, data: TypedData, shape: readonly number
 }
 
 export function tensorFromJson(json: TensorJson, where = 'tensor'): OrtTensor {
-  if (!isSupportedDtype(json.dtype)) throw new TensorValueError(`${where}.dtype: ${String(json.dtype)} is not one of ${SUPPORTED_DTYPES.join(', ')}`, `${where}.dtype`)
-  if (!Array.isArray(json.shape) || json.shape.some((d) => !Number.isInteger(d) || d < 0)) throw new TensorValueError(`${where}.shape: must be an array of non-negative integers`, `${where}.shape`)
-  const data = json.data_b64 === undefined ? typedFromJson(json.dtype, json.data ?? [], `${where}.data`) : typedFromBase64(json.dtype, json.data_b64)
+  if (!isSupportedDtype(json.dtype))
+    throw new TensorValueError(
+      `${where}.dtype: ${String(json.dtype)} is not one of ${SUPPORTED_DTYPES.join(', ')}`,
+      `${where}.dtype`,
+    )
+  if (!Array.isArray(json.shape) || json.shape.some((d) => !Number.isInteger(d) || d < 0))
+    throw new TensorValueError(`${where}.shape: must be an array of non-negative integers`, `${where}.shape`)
+  const data =
+    json.data_b64 === undefined
+      ? typedFromJson(json.dtype, json.data ?? [], `${where}.data`)
+      : typedFromBase64(json.dtype, json.data_b64)
   const expected = elementCount(json.shape)
-  if (data.length !== expected) throw new TensorValueError(`${where}: shape [${json.shape.join(',')}] needs ${expected} values, got ${data.length}`, `${where}.data`)
+  if (data.length !== expected)
+    throw new TensorValueError(
+      `${where}: shape [${json.shape.join(',')}] needs ${expected} values, got ${data.length}`,
+      `${where}.data`,
+    )
   return makeTensor(json.dtype, data, json.shape)
 }
 
@@ -207,7 +296,9 @@ export function tensorFromJson(json: TensorJson, where = 'tensor'): OrtTensor {
 
 /** The one JSON rule for a 64-bit integer: a number when exact, else a string of its digits. */
 export function bigintToJson(value: bigint): number | string {
-  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString()
+  return value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER)
+    ? Number(value)
+    : value.toString()
 }
 
 /** A JSON.stringify replacer for values that may hold BigInts (predictions, log entries): `bigintToJson`. */

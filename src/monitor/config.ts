@@ -34,7 +34,13 @@ export function driftSettings(config: MonitorConfig = {}): DriftSettings {
   return {
     minSamples: config.min_samples ?? 100,
     largeSample: config.large_sample ?? 1000,
-    thresholds: {pValue: t.p_value ?? 0.05, psi: t.psi ?? 0.1, jensenshannon: t.jensenshannon ?? 0.1, missingRate: t.missing_rate ?? 0.1, unseenShare: t.unseen_share ?? 0.01},
+    thresholds: {
+      pValue: t.p_value ?? 0.05,
+      psi: t.psi ?? 0.1,
+      jensenshannon: t.jensenshannon ?? 0.1,
+      missingRate: t.missing_rate ?? 0.1,
+      unseenShare: t.unseen_share ?? 0.01,
+    },
     columns: config.features ?? {},
   }
 }
@@ -44,7 +50,10 @@ export function checkMonitorConfig(config: {monitor?: MonitorConfig}): ConfigIss
   const issues: ConfigIssue[] = []
   for (const [name, column] of Object.entries(config.monitor?.features ?? {})) {
     if (column.method && TEST_METHODS.has(column.method) && column.threshold !== undefined && column.threshold >= 1) {
-      issues.push({path: `monitor.features.${name}.threshold`, message: `must be below 1: with method ${column.method} it is a p-value`})
+      issues.push({
+        path: `monitor.features.${name}.threshold`,
+        message: `must be below 1: with method ${column.method} it is a p-value`,
+      })
     }
   }
   return issues

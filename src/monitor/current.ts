@@ -55,7 +55,8 @@ export async function readBatch(path: string, baseline: ReferenceProfile, score?
     if (!score || batch.length === 0) return
     for (const answer of await score(batch)) {
       if (answer) predictions.add(flattenPrediction(answer))
-      else skipped['refused by the pipeline (inputs only)'] = (skipped['refused by the pipeline (inputs only)'] ?? 0) + 1
+      else
+        skipped['refused by the pipeline (inputs only)'] = (skipped['refused by the pipeline (inputs only)'] ?? 0) + 1
     }
     batch = []
   }
@@ -67,7 +68,12 @@ export async function readBatch(path: string, baseline: ReferenceProfile, score?
     if (batch.length >= SCORE_BATCH) await flush()
   }
   await flush()
-  return {data: {features: features.values, ...(score ? {predictions: predictions.values} : {})}, records, skipped, files: [path]}
+  return {
+    data: {features: features.values, ...(score ? {predictions: predictions.values} : {})},
+    records,
+    skipped,
+    files: [path],
+  }
 }
 
 export interface LogWindow {
@@ -121,12 +127,16 @@ export async function readRequestLog(window: LogWindow, baseline: ReferenceProfi
         skip('inputs not logged')
         continue
       }
-      const answers = !entry.fallback && Array.isArray(entry.outputs?.predictions) ? (entry.outputs.predictions as unknown[]) : undefined
+      const answers =
+        !entry.fallback && Array.isArray(entry.outputs?.predictions)
+          ? (entry.outputs.predictions as unknown[])
+          : undefined
       entry.inputs.forEach((input, i) => {
         if (input === null || typeof input !== 'object') return
         features.add(input as Record<string, unknown>)
         const answer = answers?.[i]
-        if (answer !== null && typeof answer === 'object') predictions.add(flattenPrediction(answer as Record<string, unknown>))
+        if (answer !== null && typeof answer === 'object')
+          predictions.add(flattenPrediction(answer as Record<string, unknown>))
         records++
       })
     }

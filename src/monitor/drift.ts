@@ -51,17 +51,29 @@ export interface DriftReport {
 }
 
 /** Compares current data with the baseline profile of the artifact. Columns of `current` the baseline lacks are left out. */
-export function detectDrift(baseline: ReferenceProfile, current: CurrentData, settings: DriftSettings = driftSettings()): DriftReport {
-  const evaluate = (profiles: Record<string, FeatureProfile>, values: Record<string, unknown[]>, target: ColumnDrift['target']) =>
+export function detectDrift(
+  baseline: ReferenceProfile,
+  current: CurrentData,
+  settings: DriftSettings = driftSettings(),
+): DriftReport {
+  const evaluate = (
+    profiles: Record<string, FeatureProfile>,
+    values: Record<string, unknown[]>,
+    target: ColumnDrift['target'],
+  ) =>
     Object.entries(profiles)
       .filter(([name]) => !settings.columns[name]?.ignore)
       .map(([name, profile]) => evaluateColumn(name, target, profile, values[name], settings))
       .sort(bySeverity)
   const features = evaluate(baseline.features, current.features, 'feature')
-  const predictions = current.predictions && baseline.predictions ? evaluate(baseline.predictions, current.predictions, 'prediction') : []
+  const predictions =
+    current.predictions && baseline.predictions ? evaluate(baseline.predictions, current.predictions, 'prediction') : []
   const all = [...features, ...predictions].sort(bySeverity)
-  const drifted = all.filter((c) => c.verdict === 'drift').map((c) => (c.target === 'prediction' ? `prediction:${c.name}` : c.name))
-  const verdict: DriftVerdict = drifted.length > 0 ? 'drift' : all.some((c) => c.verdict === 'ok') ? 'ok' : 'not_enough_data'
+  const drifted = all
+    .filter((c) => c.verdict === 'drift')
+    .map((c) => (c.target === 'prediction' ? `prediction:${c.name}` : c.name))
+  const verdict: DriftVerdict =
+    drifted.length > 0 ? 'drift' : all.some((c) => c.verdict === 'ok') ? 'ok' : 'not_enough_data'
   return {verdict, drifted, features, predictions}
 }
 
@@ -71,7 +83,13 @@ function bySeverity(a: ColumnDrift, b: ColumnDrift): number {
   return VERDICT_ORDER[a.verdict] - VERDICT_ORDER[b.verdict] || b.severity - a.severity || (a.name < b.name ? -1 : 1)
 }
 
-function evaluateColumn(name: string, target: ColumnDrift['target'], profile: FeatureProfile, values: unknown[] | undefined, settings: DriftSettings): ColumnDrift {
+function evaluateColumn(
+  name: string,
+  target: ColumnDrift['target'],
+  profile: FeatureProfile,
+  values: unknown[] | undefined,
+  settings: DriftSettings,
+): ColumnDrift {
   const override = settings.columns[name] ?? {}
   const baselinePresent = profile.count - profile.missing
   const column = profile.kind === 'numeric' ? numericValues(values ?? []) : categoryCounts(values ?? [])
@@ -81,7 +99,13 @@ function evaluateColumn(name: string, target: ColumnDrift['target'], profile: Fe
   if (method === 'ks' && profile.kind !== 'numeric') throw wrongMethod(name, method, profile.kind)
   if (method === 'chi2' && profile.kind !== 'categorical') throw wrongMethod(name, method, profile.kind)
   const isTest = TEST_METHODS.has(method)
-  const threshold = override.threshold ?? (isTest ? settings.thresholds.pValue : method === 'psi' ? settings.thresholds.psi : settings.thresholds.jensenshannon)
+  const threshold =
+    override.threshold ??
+    (isTest
+      ? settings.thresholds.pValue
+      : method === 'psi'
+        ? settings.thresholds.psi
+        : settings.thresholds.jensenshannon)
   const base: ColumnDrift = {
     name,
     target,
@@ -100,13 +124,16 @@ function evaluateColumn(name: string, target: ColumnDrift['target'], profile: Fe
   }
   if (values === undefined) return {...base, reasons: [NOT_IN_CURRENT]}
   if (baselinePresent === 0) return {...base, reasons: ['the baseline has no values for it']}
-  if (total < settings.minSamples) return {...base, reasons: [`${total} values, fewer than min_samples ${settings.minSamples}`]}
+  if (total < settings.minSamples)
+    return {...base, reasons: [`${total} values, fewer than min_samples ${settings.minSamples}`]}
 
   const reasons: string[] = []
   let severity = 0
   const missingChange = base.missingRate.current - base.missingRate.baseline
   if (missingChange > settings.thresholds.missingRate) {
-    reasons.push(`missing rate ${pct(base.missingRate.baseline)} → ${pct(base.missingRate.current)}, more than +${pct(settings.thresholds.missingRate)}`)
+    reasons.push(
+      `missing rate ${pct(base.missingRate.baseline)} → ${pct(base.missingRate.current)}, more than +${pct(settings.thresholds.missingRate)}`,
+    )
     severity = Math.max(severity, missingChange / settings.thresholds.missingRate)
   }
   if (present < settings.minSamples) {
@@ -114,21 +141,31 @@ function evaluateColumn(name: string, target: ColumnDrift['target'], profile: Fe
     return {...base, reasons: [`${present} present values, fewer than min_samples ${settings.minSamples}`]}
   }
 
-  const measured = profile.kind === 'numeric'
-    ? measureNumeric(profile, (column as NumericValues).sorted, method)
-    : measureCategorical(profile, (column as CategoryCounts).counts, present, baselinePresent, method)
+  const measured =
+    profile.kind === 'numeric'
+      ? measureNumeric(profile, (column as NumericValues).sorted, method)
+      : measureCategorical(profile, (column as CategoryCounts).counts, present, baselinePresent, method)
   if ('unseen' in measured && measured.unseen.length > 0) {
     const share = measured.unseen.reduce((s, u) => s + u.count, 0) / present
     if (share > settings.thresholds.unseenShare) {
-      reasons.push(`categories the baseline never saw (${measured.unseen.map((u) => u.category).join(', ')}) are ${pct(share)} of values, more than ${pct(settings.thresholds.unseenShare)}`)
+      reasons.push(
+        `categories the baseline never saw (${measured.unseen.map((u) => u.category).join(', ')}) are ${pct(share)} of values, more than ${pct(settings.thresholds.unseenShare)}`,
+      )
       severity = Math.max(severity, share / (settings.thresholds.unseenShare || Number.MIN_VALUE))
     }
   }
   const past = isTest ? measured.pValue! < threshold : measured.statistic >= threshold
   // Tests on a log scale: a p-value of threshold² is twice as far past as the threshold itself.
-  const methodSeverity = isTest ? Math.log(Math.max(measured.pValue!, 1e-300)) / Math.log(threshold) : measured.statistic / threshold
+  const methodSeverity = isTest
+    ? Math.log(Math.max(measured.pValue!, 1e-300)) / Math.log(threshold)
+    : measured.statistic / threshold
   severity = Math.max(severity, methodSeverity)
-  if (past) reasons.unshift(isTest ? `${method} p-value ${fmt(measured.pValue!)} < ${threshold}` : `${method} ${fmt(measured.statistic)} ≥ ${threshold}`)
+  if (past)
+    reasons.unshift(
+      isTest
+        ? `${method} p-value ${fmt(measured.pValue!)} < ${threshold}`
+        : `${method} ${fmt(measured.statistic)} ≥ ${threshold}`,
+    )
   return {
     ...base,
     statistic: measured.statistic,
@@ -188,7 +225,11 @@ interface Measured {
   bins: ColumnDrift['bins']
 }
 
-function measureNumeric(profile: NumericProfile, sorted: number[], method: DriftMethod): Measured & {quantiles: NonNullable<ColumnDrift['quantiles']>} {
+function measureNumeric(
+  profile: NumericProfile,
+  sorted: number[],
+  method: DriftMethod,
+): Measured & {quantiles: NonNullable<ColumnDrift['quantiles']>} {
   // Bin edges: the baseline's distinct interior deciles; the baseline's share per bin comes from its stored sample.
   const edges = [...new Set(profile.quantiles.slice(1, -1))]
   const expected = binCounts(profile.sample, edges)
@@ -202,7 +243,13 @@ function measureNumeric(profile: NumericProfile, sorted: number[], method: Drift
   return {statistic: method === 'psi' ? psi(expected, actual) : jensenShannon(expected, actual), bins, quantiles}
 }
 
-function measureCategorical(profile: CategoricalProfile, counts: Record<string, number>, present: number, baselinePresent: number, method: DriftMethod): Measured & {unseen: ColumnDrift['unseen']} {
+function measureCategorical(
+  profile: CategoricalProfile,
+  counts: Record<string, number>,
+  present: number,
+  baselinePresent: number,
+  method: DriftMethod,
+): Measured & {unseen: ColumnDrift['unseen']} {
   // Half an observation of the reference data: the most a category could have had while never being seen.
   const unseenFrequency = 0.5 / baselinePresent
   const {cells, unseen} = categoryCells(counts, profile.frequencies, unseenFrequency)
@@ -228,12 +275,20 @@ function measureCategorical(profile: CategoricalProfile, counts: Record<string, 
 
 function wrongMethod(name: string, method: DriftMethod, kind: string): UsageError {
   const fits = kind === 'numeric' ? 'ks, psi or jensenshannon' : 'chi2, psi or jensenshannon'
-  return new UsageError('MONITOR_METHOD_INVALID', `monitor.features.${name}.method: ${method} does not apply to ${name}, which is ${kind}`, {hint: `Use ${fits} for ${name} in mlops.yaml, then run "mlops monitor" again.`})
+  return new UsageError(
+    'MONITOR_METHOD_INVALID',
+    `monitor.features.${name}.method: ${method} does not apply to ${name}, which is ${kind}`,
+    {hint: `Use ${fits} for ${name} in mlops.yaml, then run "mlops monitor" again.`},
+  )
 }
 
 function binLabels(edges: number[]): string[] {
   if (edges.length === 0) return ['all']
-  return [`≤ ${fmt(edges[0])}`, ...edges.slice(1).map((e, i) => `${fmt(edges[i])}–${fmt(e)}`), `> ${fmt(edges.at(-1)!)}`]
+  return [
+    `≤ ${fmt(edges[0])}`,
+    ...edges.slice(1).map((e, i) => `${fmt(edges[i])}–${fmt(e)}`),
+    `> ${fmt(edges.at(-1)!)}`,
+  ]
 }
 
 function proportions(counts: number[]): number[] {

@@ -46,7 +46,10 @@ export class LiveProfiles {
   // Deterministic replacement choices: a profile is a measurement, not a lottery.
   private seed = 0x9e3779b9
 
-  constructor(readonly baseline: ReferenceProfile, options: LiveProfileOptions = {}) {
+  constructor(
+    readonly baseline: ReferenceProfile,
+    options: LiveProfileOptions = {},
+  ) {
     this.windowMs = options.windowMs ?? 3_600_000
     this.maxWindows = options.windows ?? 24
     this.reservoir = options.reservoir ?? 2000
@@ -59,11 +62,13 @@ export class LiveProfiles {
     const window = this.current()
     for (let i = 0; i < records.length; i++) {
       window.rows++
-      for (const name of Object.keys(this.baseline.features)) this.offer(window.features, name, records[i][name] ?? null)
+      for (const name of Object.keys(this.baseline.features))
+        this.offer(window.features, name, records[i][name] ?? null)
       const prediction = predictions[i]
       if (prediction && this.baseline.predictions) {
         const flat = flattenPrediction(prediction)
-        for (const name of Object.keys(this.baseline.predictions)) this.offer(window.predictions, name, flat[name] ?? null)
+        for (const name of Object.keys(this.baseline.predictions))
+          this.offer(window.predictions, name, flat[name] ?? null)
       }
     }
   }
@@ -74,10 +79,15 @@ export class LiveProfiles {
     const picked = this.windows.filter((w) => w.start + this.windowMs > from)
     const merge = (pick: (w: Window) => Record<string, Column>) => {
       const out: Record<string, unknown[]> = {}
-      for (const w of picked) for (const [name, column] of Object.entries(pick(w))) (out[name] ??= []).push(...column.values)
+      for (const w of picked)
+        for (const [name, column] of Object.entries(pick(w))) (out[name] ??= []).push(...column.values)
       return out
     }
-    return {rows: picked.reduce((n, w) => n + w.rows, 0), features: merge((w) => w.features), predictions: merge((w) => w.predictions)}
+    return {
+      rows: picked.reduce((n, w) => n + w.rows, 0),
+      features: merge((w) => w.features),
+      predictions: merge((w) => w.predictions),
+    }
   }
 
   drift(sinceMs?: number): DriftReport & {rows: number} {
@@ -105,7 +115,8 @@ export class LiveProfiles {
     } catch (error) {
       return `live drift windows not restored: ${(error as Error).message}; drift starts afresh and the file is rewritten within a minute`
     }
-    if (snapshot?.windowMs === this.windowMs && Array.isArray(snapshot.windows)) this.windows = snapshot.windows.slice(-this.maxWindows)
+    if (snapshot?.windowMs === this.windowMs && Array.isArray(snapshot.windows))
+      this.windows = snapshot.windows.slice(-this.maxWindows)
     return undefined
   }
 
@@ -114,7 +125,8 @@ export class LiveProfiles {
     // prom-client calls collect() on each scrape, gauges in registration order: drift is computed once per scrape by
     // the first gauge and handed to the second, never on the request path.
     let pending: DriftReport | undefined
-    const columns = (report: DriftReport) => [...report.features, ...report.predictions].filter((c) => c.statistic !== null)
+    const columns = (report: DriftReport) =>
+      [...report.features, ...report.predictions].filter((c) => c.statistic !== null)
     const live = () => this.drift()
     new Gauge({
       name: 'mlops_drift_statistic',
@@ -124,7 +136,8 @@ export class LiveProfiles {
       collect() {
         pending = live()
         this.reset()
-        for (const c of columns(pending)) this.set({version: labels.version, column: c.name, target: c.target, method: c.method}, c.statistic!)
+        for (const c of columns(pending))
+          this.set({version: labels.version, column: c.name, target: c.target, method: c.method}, c.statistic!)
       },
     })
     new Gauge({
@@ -136,7 +149,8 @@ export class LiveProfiles {
         const report = pending ?? live()
         pending = undefined
         this.reset()
-        for (const c of columns(report)) this.set({version: labels.version, column: c.name, target: c.target}, c.verdict === 'drift' ? 1 : 0)
+        for (const c of columns(report))
+          this.set({version: labels.version, column: c.name, target: c.target}, c.verdict === 'drift' ? 1 : 0)
       },
     })
   }

@@ -22,7 +22,13 @@ function mulberry32(seed: number): () => number {
 }
 
 export function isMissing(value: unknown): boolean {
-  return value === null || value === undefined || value === '' || (typeof value === 'number' && Number.isNaN(value)) || value === 'NaN'
+  return (
+    value === null ||
+    value === undefined ||
+    value === '' ||
+    (typeof value === 'number' && Number.isNaN(value)) ||
+    value === 'NaN'
+  )
 }
 
 export function toNumber(value: unknown): number | undefined {
@@ -48,7 +54,11 @@ export class ColumnProfiler {
   private readonly categories = new Map<string, number>()
   private readonly random: () => number
 
-  constructor(readonly kind: ValueKind, seed = 1, private readonly sampleSize = SAMPLE_SIZE) {
+  constructor(
+    readonly kind: ValueKind,
+    seed = 1,
+    private readonly sampleSize = SAMPLE_SIZE,
+  ) {
     this.random = mulberry32(seed)
   }
 
@@ -119,7 +129,13 @@ export class ColumnProfiler {
       else other += n
     })
     if (other > 0) frequencies[OTHER] = round(other / present)
-    return {kind: 'categorical', count: this.count, missing: this.missing, missingRate: round(this.count ? this.missing / this.count : 0), frequencies}
+    return {
+      kind: 'categorical',
+      count: this.count,
+      missing: this.missing,
+      missingRate: round(this.count ? this.missing / this.count : 0),
+      frequencies,
+    }
   }
 }
 
@@ -157,7 +173,7 @@ export class RecordProfiler {
     for (const [name, column] of this.columns) column.add(record[name])
     if (fixed) return
     for (const [name, value] of Object.entries(record)) {
-      if (this.columns.has(name) || isMissing(value) || (typeof value === 'object')) continue
+      if (this.columns.has(name) || isMissing(value) || typeof value === 'object') continue
       const column = new ColumnProfiler(typeof value === 'number' ? 'numeric' : 'categorical', this.columns.size + 1)
       for (let i = 0; i < this.rows - 1; i++) column.add(null)
       column.add(value)
@@ -176,7 +192,8 @@ export class RecordProfiler {
 export function flattenPrediction(prediction: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(prediction)) {
-    if (value !== null && typeof value === 'object' && !Array.isArray(value)) for (const [k, v] of Object.entries(value)) out[`${key}.${k}`] = v
+    if (value !== null && typeof value === 'object' && !Array.isArray(value))
+      for (const [k, v] of Object.entries(value)) out[`${key}.${k}`] = v
     else if (!Array.isArray(value)) out[key] = value
   }
   return out

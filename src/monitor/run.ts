@@ -53,7 +53,10 @@ export interface MonitorResult {
 
 export async function runMonitor(options: MonitorOptions): Promise<MonitorResult> {
   const now = options.now ?? (() => new Date())
-  if (options.input && options.since) throw new UsageError('MONITOR_FLAGS', '--input and --since do not go together: a batch file has no time window', {hint: 'Run "mlops monitor --input FILE" for a batch, or "mlops monitor --since 24h" for the request log.'})
+  if (options.input && options.since)
+    throw new UsageError('MONITOR_FLAGS', '--input and --since do not go together: a batch file has no time window', {
+      hint: 'Run "mlops monitor --input FILE" for a batch, or "mlops monitor --since 24h" for the request log.',
+    })
   // Without mlops.yaml, a baseline file or an artifact ref (a .tar path) is still enough.
   const loaded = await loadProject(options.dir, options.baseline !== undefined || options.ref !== undefined)
   const settings = driftSettings(loaded?.config.monitor)
@@ -63,17 +66,22 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
   let window: MonitorResult['current']['window']
   if (options.input) {
     // With the artifact at hand, the batch is scored too, so its predictions are compared with the baseline's.
-    const scorer = artifact && Object.keys(profile.predictions ?? {}).length > 0 ? await artifactScorer(options.dir, options.ref ?? `${artifact.name}@${artifact.version}`) : undefined
+    const scorer =
+      artifact && Object.keys(profile.predictions ?? {}).length > 0
+        ? await artifactScorer(options.dir, options.ref ?? `${artifact.name}@${artifact.version}`)
+        : undefined
     try {
       current = await readBatch(options.input, profile, scorer?.score)
     } finally {
       await scorer?.release()
     }
-  }
-  else {
+  } else {
     const since = options.since ?? loaded?.config.monitor?.since ?? DEFAULT_SINCE
     const ms = parseDuration(since)
-    if (ms === undefined) throw new UsageError('MONITOR_SINCE_INVALID', `--since ${since} is not a duration`, {hint: 'Pass a number and a unit: 30m, 24h or 7d.'})
+    if (ms === undefined)
+      throw new UsageError('MONITOR_SINCE_INVALID', `--since ${since} is not a duration`, {
+        hint: 'Pass a number and a unit: 30m, 24h or 7d.',
+      })
     const to = now()
     const from = new Date(to.getTime() - ms)
     const path = logPath(options, loaded)
@@ -81,9 +89,13 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
     window = {since, from: from.toISOString(), to: to.toISOString()}
   }
   if (current.records === 0) {
-    const where = options.input ? `${options.input} has no records` : `no /v1/predict requests with logged inputs in ${current.files.join(', ')} over the last ${window!.since}`
+    const where = options.input
+      ? `${options.input} has no records`
+      : `no /v1/predict requests with logged inputs in ${current.files.join(', ')} over the last ${window!.since}`
     throw new MlopsError('MONITOR_NO_DATA', `Nothing to compare with the baseline: ${where}`, {
-      hint: options.input ? 'Pass a CSV or JSONL file with records.' : 'Widen the window (e.g. "mlops monitor --since 7d"), or check serving.request_log.inputs is "all" or "sampled".',
+      hint: options.input
+        ? 'Pass a CSV or JSONL file with records.'
+        : 'Widen the window (e.g. "mlops monitor --since 7d"), or check serving.request_log.inputs is "all" or "sampled".',
       details: {skipped: current.skipped},
     })
   }
@@ -93,22 +105,37 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
   if (report.features.length > 0 && absent.length === report.features.length) {
     // Records, but none of the columns the model was trained on: the wrong file, not data too thin to judge.
     const names = absent.map((c) => c.name)
-    throw new UsageError('MONITOR_COLUMNS_MISSING', `none of the baseline's features (${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}) is in ${options.input ?? current.files.join(', ')}`, {
-      hint: options.input ? 'Pass the records the model is fed, with the feature columns by name (the CSV header or JSONL keys).' : 'Check that the request log belongs to this model (serving.request_log.path).',
-    })
+    throw new UsageError(
+      'MONITOR_COLUMNS_MISSING',
+      `none of the baseline's features (${names.slice(0, 8).join(', ')}${names.length > 8 ? ', …' : ''}) is in ${options.input ?? current.files.join(', ')}`,
+      {
+        hint: options.input
+          ? 'Pass the records the model is fed, with the feature columns by name (the CSV header or JSONL keys).'
+          : 'Check that the request log belongs to this model (serving.request_log.path).',
+      },
+    )
   }
   const result: MonitorResult = {
     verdict: report.verdict,
     drifted: report.drifted,
     artifact,
     baseline: {source: profile.source, rows: profile.rows},
-    current: {source: options.input ? 'input' : 'request_log', files: current.files.map(shortPath), records: current.records, window, skipped: current.skipped},
+    current: {
+      source: options.input ? 'input' : 'request_log',
+      files: current.files.map(shortPath),
+      records: current.records,
+      window,
+      skipped: current.skipped,
+    },
     settings: {minSamples: settings.minSamples, largeSample: settings.largeSample, thresholds: settings.thresholds},
     features: report.features,
     predictions: report.predictions,
     reports: {},
   }
-  result.reports = await writeReports(options, {junit: () => monitorJunit(result, now()), html: () => monitorHtml(result, now())})
+  result.reports = await writeReports(options, {
+    junit: () => monitorJunit(result, now()),
+    html: () => monitorHtml(result, now()),
+  })
   return result
 }
 
@@ -122,7 +149,10 @@ async function loadProject(dir: string, optional: boolean): Promise<LoadedConfig
   }
 }
 
-async function baselineOf(options: MonitorOptions, loaded: LoadedConfig | undefined): Promise<{profile: ReferenceProfile; artifact?: MonitorResult['artifact']}> {
+async function baselineOf(
+  options: MonitorOptions,
+  loaded: LoadedConfig | undefined,
+): Promise<{profile: ReferenceProfile; artifact?: MonitorResult['artifact']}> {
   if (typeof options.baseline === 'object') return {profile: options.baseline}
   if (typeof options.baseline === 'string') return {profile: await readProfile(options.baseline)}
   const store = loaded ? storeFor(loaded) : new ArtifactStore(resolve(options.dir, DEFAULT_STORE))
@@ -130,9 +160,13 @@ async function baselineOf(options: MonitorOptions, loaded: LoadedConfig | undefi
   const {manifest} = opened
   const artifact = {name: manifest.name, version: manifest.version, digest: opened.record.digest}
   if (!manifest.profile) {
-    throw new UsageError('ARTIFACT_NO_PROFILE', `artifact ${manifest.name}@${manifest.version} has no baseline profile: it was packaged without reference data`, {
-      hint: 'Set data.reference in mlops.yaml to the training data, then run "mlops package --bump patch" and monitor the new version.',
-    })
+    throw new UsageError(
+      'ARTIFACT_NO_PROFILE',
+      `artifact ${manifest.name}@${manifest.version} has no baseline profile: it was packaged without reference data`,
+      {
+        hint: 'Set data.reference in mlops.yaml to the training data, then run "mlops package --bump patch" and monitor the new version.',
+      },
+    )
   }
   return {profile: manifest.profile, artifact}
 }
@@ -142,11 +176,15 @@ async function readProfile(path: string): Promise<ReferenceProfile> {
   try {
     value = JSON.parse(await readFile(path, 'utf8'))
   } catch (error) {
-    throw new UsageError('BASELINE_INVALID', `--baseline ${path} cannot be read as JSON: ${(error as Error).message}`, {hint: 'Pass a profile as written in an artifact manifest (its "profile" field).'})
+    throw new UsageError('BASELINE_INVALID', `--baseline ${path} cannot be read as JSON: ${(error as Error).message}`, {
+      hint: 'Pass a profile as written in an artifact manifest (its "profile" field).',
+    })
   }
   const profile = (value as {profile?: unknown}).profile ?? value
   if (profile === null || typeof profile !== 'object' || typeof (profile as ReferenceProfile).features !== 'object') {
-    throw new UsageError('BASELINE_INVALID', `--baseline ${path} is not a profile: it needs a "features" object`, {hint: 'Pass a profile as written in an artifact manifest (its "profile" field), or the manifest itself.'})
+    throw new UsageError('BASELINE_INVALID', `--baseline ${path} is not a profile: it needs a "features" object`, {
+      hint: 'Pass a profile as written in an artifact manifest (its "profile" field), or the manifest itself.',
+    })
   }
   return profile as ReferenceProfile
 }
@@ -155,13 +193,18 @@ function logPath(options: MonitorOptions, loaded: LoadedConfig | undefined): str
   const configured = loaded?.config.serving?.request_log?.path
   const path = options.log ?? (configured && loaded ? resolve(loaded.dir, configured) : undefined)
   if (!path) {
-    throw new UsageError('MONITOR_NO_LOG', 'No request log to read: serving.request_log.path is not set in mlops.yaml', {
-      hint: 'Pass --log PATH or --input FILE, or set serving.request_log.path and serve with "mlops serve" to record traffic.',
-    })
+    throw new UsageError(
+      'MONITOR_NO_LOG',
+      'No request log to read: serving.request_log.path is not set in mlops.yaml',
+      {
+        hint: 'Pass --log PATH or --input FILE, or set serving.request_log.path and serve with "mlops serve" to record traffic.',
+      },
+    )
   }
   if (!existsSync(path) && !existsSync(`${path}.1`)) {
-    throw new UsageError('MONITOR_NO_LOG', `The request log ${path} does not exist`, {hint: 'Serve the model with "mlops serve" (serving.request_log.path set) to record traffic, or pass --input FILE.'})
+    throw new UsageError('MONITOR_NO_LOG', `The request log ${path} does not exist`, {
+      hint: 'Serve the model with "mlops serve" (serving.request_log.path set) to record traffic, or pass --input FILE.',
+    })
   }
   return path
 }
-

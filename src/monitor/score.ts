@@ -17,13 +17,22 @@ export async function artifactScorer(dir: string, ref: string): Promise<Scorer> 
   const {model, settings, pipeline} = await loadServable({dir, ref})
   if (!pipeline) {
     await model.session.release()
-    throw new UsageError('ARTIFACT_NO_PIPELINE', `artifact ${ref} has no pipeline, so the records of --input cannot be scored`, {hint: 'Package the model with a pipeline section in mlops.yaml.'})
+    throw new UsageError(
+      'ARTIFACT_NO_PIPELINE',
+      `artifact ${ref} has no pipeline, so the records of --input cannot be scored`,
+      {hint: 'Package the model with a pipeline section in mlops.yaml.'},
+    )
   }
-  const predictor = new Predictor(new InferenceEngine({model, batching: settings.batching, maxQueue: Number.POSITIVE_INFINITY}), pipeline)
+  const predictor = new Predictor(
+    new InferenceEngine({model, batching: settings.batching, maxQueue: Number.POSITIVE_INFINITY}),
+    pipeline,
+  )
   return {
     async score(records) {
       const outcomes = await predictor.predictEach(records as InputRecord[])
-      return outcomes.map((outcome) => ('problem' in outcome ? undefined : (outcome.prediction as Record<string, unknown>)))
+      return outcomes.map((outcome) =>
+        'problem' in outcome ? undefined : (outcome.prediction as Record<string, unknown>),
+      )
     },
     release: () => model.session.release(),
   }

@@ -147,7 +147,10 @@ function smirnovSf(n: number, x: number): number {
 }
 
 const LOG_2PI = Math.log(2 * Math.PI)
-const STIRLING = [-2.955065359477124183e-2, 6.4102564102564102564e-3, -1.9175269175269175269e-3, 8.4175084175084175084e-4, -5.952380952380952381e-4, 7.9365079365079365079e-4, -2.7777777777777777778e-3, 8.3333333333333333333e-2]
+const STIRLING = [
+  -2.955065359477124183e-2, 6.4102564102564102564e-3, -1.9175269175269175269e-3, 8.4175084175084175084e-4,
+  -5.952380952380952381e-4, 7.9365079365079365079e-4, -2.7777777777777777778e-3, 8.3333333333333333333e-2,
+]
 
 /** log(n!/n^n) by Stirling's series with n·log(n) removed up front, as SciPy does. */
 function logFactorialOverPower(n: number): number {
@@ -209,11 +212,12 @@ function durbinCdf(n: number, d: number): number {
 function matmul(a: number[][], b: number[][]): number[][] {
   const m = a.length
   const out = Array.from({length: m}, () => new Array<number>(m).fill(0))
-  for (let i = 0; i < m; i++) for (let l = 0; l < m; l++) {
-    const ail = a[i][l]
-    if (ail === 0) continue
-    for (let j = 0; j < m; j++) out[i][j] += ail * b[l][j]
-  }
+  for (let i = 0; i < m; i++)
+    for (let l = 0; l < m; l++) {
+      const ail = a[i][l]
+      if (ail === 0) continue
+      for (let j = 0; j < m; j++) out[i][j] += ail * b[l][j]
+    }
   return out
 }
 
@@ -365,7 +369,11 @@ export interface ChiSquareResult {
  * `unseenFrequency` (half an observation of the reference data is a fair choice), and the expected frequencies are
  * renormalized to sum to one. Categories the baseline had but the current data lacks count as observed 0.
  */
-export function chiSquareTest(observed: Record<string, number>, baseline: Record<string, number>, unseenFrequency: number): ChiSquareResult {
+export function chiSquareTest(
+  observed: Record<string, number>,
+  baseline: Record<string, number>,
+  unseenFrequency: number,
+): ChiSquareResult {
   const {cells, unseen} = categoryCells(observed, baseline, unseenFrequency)
   const n = cells.reduce((s, c) => s + c.observed, 0)
   const total = cells.reduce((s, c) => s + c.expected, 0)
@@ -386,8 +394,14 @@ export interface CategoryCell {
 }
 
 /** The cells a categorical comparison runs on: the baseline's categories, then one pooled cell for unseen ones. */
-export function categoryCells(observed: Record<string, number>, baseline: Record<string, number>, unseenFrequency: number): {cells: CategoryCell[]; unseen: string[]} {
-  const cells: CategoryCell[] = Object.entries(baseline).filter(([, f]) => f > 0).map(([name, f]) => ({name, observed: 0, expected: f}))
+export function categoryCells(
+  observed: Record<string, number>,
+  baseline: Record<string, number>,
+  unseenFrequency: number,
+): {cells: CategoryCell[]; unseen: string[]} {
+  const cells: CategoryCell[] = Object.entries(baseline)
+    .filter(([, f]) => f > 0)
+    .map(([name, f]) => ({name, observed: 0, expected: f}))
   const byName = new Map(cells.map((c) => [c.name, c]))
   const other = byName.get('__other__')
   const unseen: string[] = []

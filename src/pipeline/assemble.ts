@@ -2,7 +2,16 @@
 import {closest} from 'fastest-levenshtein'
 
 import {type TensorSpec, formatShape, isDynamic} from '../model/signature.js'
-import {type Dtype, type OrtTensor, type TensorJson, type TypedData, makeTensor, tensorFromJson, toHalf, typedFromJson} from '../model/tensor.js'
+import {
+  type Dtype,
+  type OrtTensor,
+  type TensorJson,
+  type TypedData,
+  makeTensor,
+  tensorFromJson,
+  toHalf,
+  typedFromJson,
+} from '../model/tensor.js'
 import {describeValue} from './coerce.js'
 import {type CompiledFeature, type NumberSink, type TextSink, compileFeature} from './features.js'
 import {FLOAT_DTYPES, isFixed, shapeText, tensorLayout} from './layout.js'
@@ -23,9 +32,16 @@ export function compileInput(input: TensorSpec, features: FeatureSpec[]): Compil
 /** An input with a fixed first dim takes exactly that many records per run. */
 function batchProblem(input: TensorSpec, n: number, field: string): RecordIssue | undefined {
   const first = input.shape[0]
-  if (input.shape.length === 0) return n === 1 ? undefined : {index: 1, field, message: `the model takes one record per run (input "${input.name}" is a scalar)`}
+  if (input.shape.length === 0)
+    return n === 1
+      ? undefined
+      : {index: 1, field, message: `the model takes one record per run (input "${input.name}" is a scalar)`}
   if (isDynamic(first) || first === n) return undefined
-  return {index: Math.min(n, first as number), field, message: `the model takes ${first} record${first === 1 ? '' : 's'} per run (input "${input.name}" is ${formatShape(input.shape)}); got ${n}`}
+  return {
+    index: Math.min(n, first as number),
+    field,
+    message: `the model takes ${first} record${first === 1 ? '' : 's'} per run (input "${input.name}" is ${formatShape(input.shape)}); got ${n}`,
+  }
 }
 
 function compileNumberInput(input: TensorSpec, features: FeatureSpec[]): CompiledInput {
@@ -55,7 +71,11 @@ function compileNumberInput(input: TensorSpec, features: FeatureSpec[]): Compile
         }
       }
       if (issues.length > before) return undefined
-      return makeTensor(dtype, direct ? (out as Float32Array) : convert(dtype, out as Float64Array), rank1 ? [n] : [n, k])
+      return makeTensor(
+        dtype,
+        direct ? (out as Float32Array) : convert(dtype, out as Float64Array),
+        rank1 ? [n] : [n, k],
+      )
     },
   }
 }
@@ -113,9 +133,13 @@ function flatten(value: unknown, rank: number, depth: number, dims: number[], ou
     out.push(value)
     return undefined
   }
-  if (!Array.isArray(value)) return depth === 0 ? `expected a nested array of ${rank} dimension${rank === 1 ? '' : 's'} (or {dtype, shape, data}), got ${describeValue(value)}` : `has fewer than ${rank} dimensions (found ${describeValue(value)} at depth ${depth})`
+  if (!Array.isArray(value))
+    return depth === 0
+      ? `expected a nested array of ${rank} dimension${rank === 1 ? '' : 's'} (or {dtype, shape, data}), got ${describeValue(value)}`
+      : `has fewer than ${rank} dimensions (found ${describeValue(value)} at depth ${depth})`
   if (dims[depth] === -1) dims[depth] = value.length
-  else if (dims[depth] !== value.length) return `is ragged: arrays of length ${dims[depth]} and ${value.length} at depth ${depth}`
+  else if (dims[depth] !== value.length)
+    return `is ragged: arrays of length ${dims[depth]} and ${value.length} at depth ${depth}`
   for (const item of value) {
     const problem = flatten(item, rank, depth + 1, dims, out)
     if (problem) return problem
@@ -153,7 +177,8 @@ function compileTensorInput(input: TensorSpec, feature: FeatureSpec): CompiledIn
     } catch (error) {
       return (error as Error).message
     }
-    if (dims.length !== rank || dims.some((d, i) => isFixed(expected[i]) && d !== expected[i])) return `has shape [${dims.join(',')}] but the model needs ${shapeText(expected)}`
+    if (dims.length !== rank || dims.some((d, i) => isFixed(expected[i]) && d !== expected[i]))
+      return `has shape [${dims.join(',')}] but the model needs ${shapeText(expected)}`
     return {data, dims}
   }
 
@@ -162,7 +187,12 @@ function compileTensorInput(input: TensorSpec, feature: FeatureSpec): CompiledIn
     build(records, issues) {
       const n = records.length
       const before = issues.length
-      if (mode !== 'stack' && n > 1) issues.push({index: 1, field: name, message: `the model takes one record per run (input "${input.name}" is ${formatShape(input.shape)})`})
+      if (mode !== 'stack' && n > 1)
+        issues.push({
+          index: 1,
+          field: name,
+          message: `the model takes one record per run (input "${input.name}" is ${formatShape(input.shape)})`,
+        })
       if (n === 0) return undefined
       const parts: TypedData[] = []
       let dims: number[] | undefined
@@ -173,7 +203,11 @@ function compileTensorInput(input: TensorSpec, feature: FeatureSpec): CompiledIn
           continue
         }
         if (dims && read.dims.some((d, j) => d !== dims![j])) {
-          issues.push({index: i, field: name, message: `has shape [${read.dims.join(',')}] but record 0 has [${dims.join(',')}]; records in one batch need the same shape`})
+          issues.push({
+            index: i,
+            field: name,
+            message: `has shape [${read.dims.join(',')}] but record 0 has [${dims.join(',')}]; records in one batch need the same shape`,
+          })
           continue
         }
         dims ??= read.dims
@@ -203,7 +237,11 @@ function concat(parts: TypedData[]): TypedData {
 // ---------- record checks ----------
 
 /** Records that are not objects, and fields no feature reads (with the nearest feature name). */
-export function checkRecordFields(records: readonly InputRecord[], known: ReadonlySet<string>, issues: RecordIssue[]): boolean {
+export function checkRecordFields(
+  records: readonly InputRecord[],
+  known: ReadonlySet<string>,
+  issues: RecordIssue[],
+): boolean {
   let objects = true
   const names = [...known]
   for (let i = 0; i < records.length; i++) {
@@ -216,7 +254,11 @@ export function checkRecordFields(records: readonly InputRecord[], known: Readon
     for (const key in record as InputRecord) {
       if (known.has(key)) continue
       const near = names.length > 0 ? closest(key, names) : undefined
-      issues.push({index: i, field: key, message: `unknown field${near ? `; did you mean "${near}"?` : '.'} The features are ${names.join(', ')}`})
+      issues.push({
+        index: i,
+        field: key,
+        message: `unknown field${near ? `; did you mean "${near}"?` : '.'} The features are ${names.join(', ')}`,
+      })
     }
   }
   return objects

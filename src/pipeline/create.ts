@@ -17,19 +17,40 @@ export interface CreatePipelineOptions {
   moduleDir?: string
 }
 
-export async function createPipeline(resolved: ResolvedPipeline, signature: ModelSignature, options: CreatePipelineOptions = {}): Promise<Pipeline> {
+export async function createPipeline(
+  resolved: ResolvedPipeline,
+  signature: ModelSignature,
+  options: CreatePipelineOptions = {},
+): Promise<Pipeline> {
   if (resolved.resolved !== true) {
-    throw new MlopsError('PIPELINE_UNRESOLVED', 'The pipeline has not been resolved against the model (statistics and categories may be missing)', {exitCode: ExitCode.usage, hint: 'Run "mlops package" to freeze the pipeline into an artifact, then serve the artifact.'})
+    throw new MlopsError(
+      'PIPELINE_UNRESOLVED',
+      'The pipeline has not been resolved against the model (statistics and categories may be missing)',
+      {
+        exitCode: ExitCode.usage,
+        hint: 'Run "mlops package" to freeze the pipeline into an artifact, then serve the artifact.',
+      },
+    )
   }
   const features = resolved.features ?? []
   const byName = new Map<string, FeatureSpec>(features.map((f) => [f.name, f]))
   const inputs: CompiledInput[] = (resolved.inputs ?? []).map((assembly) => {
     const input = signature.inputs.find((i) => i.name === assembly.input)
-    if (!input) throw new MlopsError('PIPELINE_MISMATCH', `The pipeline feeds model input "${assembly.input}", which this model does not have`, {exitCode: ExitCode.usage, hint: 'The pipeline was resolved against another model: run "mlops package" again.'})
-    return compileInput(input, assembly.features.map((name) => byName.get(name)!))
+    if (!input)
+      throw new MlopsError(
+        'PIPELINE_MISMATCH',
+        `The pipeline feeds model input "${assembly.input}", which this model does not have`,
+        {exitCode: ExitCode.usage, hint: 'The pipeline was resolved against another model: run "mlops package" again.'},
+      )
+    return compileInput(
+      input,
+      assembly.features.map((name) => byName.get(name)!),
+    )
   })
   const known = new Set(byName.keys())
-  const module = resolved.module ? await loadPipelineModule(resolve(options.moduleDir ?? '.', resolved.module)) : undefined
+  const module = resolved.module
+    ? await loadPipelineModule(resolve(options.moduleDir ?? '.', resolved.module))
+    : undefined
   const postprocess = compilePostprocess(resolved.outputs ?? [], signature)
 
   /** Problems of records already through the module; the feeds when there are none. */
@@ -70,7 +91,11 @@ export async function createPipeline(resolved: ResolvedPipeline, signature: Mode
 }
 
 /** validate() is synchronous and never throws: a module failure becomes an issue, and an async preprocess cannot be checked here. */
-function preprocessForValidation(module: PipelineModule, records: readonly InputRecord[], issues: RecordIssue[]): readonly InputRecord[] | undefined {
+function preprocessForValidation(
+  module: PipelineModule,
+  records: readonly InputRecord[],
+  issues: RecordIssue[],
+): readonly InputRecord[] | undefined {
   try {
     const out = module.preprocess!([...records])
     if (Array.isArray(out)) return out
@@ -78,9 +103,17 @@ function preprocessForValidation(module: PipelineModule, records: readonly Input
       ;(out as Promise<unknown>).catch(() => undefined)
       return undefined
     }
-    issues.push({index: 0, field: '', message: `preprocess() in the pipeline module ${module.path} returned ${typeof out}, not an array of records`})
+    issues.push({
+      index: 0,
+      field: '',
+      message: `preprocess() in the pipeline module ${module.path} returned ${typeof out}, not an array of records`,
+    })
   } catch (error) {
-    issues.push({index: 0, field: '', message: `preprocess() in the pipeline module ${module.path} threw: ${errorMessage(error)}`})
+    issues.push({
+      index: 0,
+      field: '',
+      message: `preprocess() in the pipeline module ${module.path} threw: ${errorMessage(error)}`,
+    })
   }
   return undefined
 }

@@ -10,11 +10,15 @@ export class PipelineInputError extends MlopsError {
   constructor(issues: RecordIssue[]) {
     const lines = issues.slice(0, SHOWN).map((i) => `  record ${i.index}${i.field ? `, ${i.field}` : ''}: ${i.message}`)
     if (issues.length > SHOWN) lines.push(`  … and ${issues.length - SHOWN} more`)
-    super('INPUT_INVALID', `${issues.length === 1 ? 'A record is' : `${issues.length} problems:`} not valid input for the model:\n${lines.join('\n')}`, {
-      exitCode: ExitCode.usage,
-      hint: 'Fix the fields above; the record format is the pipeline features in mlops.yaml.',
-      details: {issues},
-    })
+    super(
+      'INPUT_INVALID',
+      `${issues.length === 1 ? 'A record is' : `${issues.length} problems:`} not valid input for the model:\n${lines.join('\n')}`,
+      {
+        exitCode: ExitCode.usage,
+        hint: 'Fix the fields above; the record format is the pipeline features in mlops.yaml.',
+        details: {issues},
+      },
+    )
     this.name = 'PipelineInputError'
     this.issues = issues
   }

@@ -41,7 +41,9 @@ const EXPECTED: Record<string, string> = {
  * a missing value there needs a default or impute even when the feature is optional.
  */
 export function compileFeature(f: FeatureSpec, nanAllowed: boolean): CompiledFeature {
-  return f.type === 'string' || f.type === 'category' ? compileText(f) : {name: f.name, kind: 'numbers', width: 1, write: compileNumeric(f, nanAllowed)}
+  return f.type === 'string' || f.type === 'category'
+    ? compileText(f)
+    : {name: f.name, kind: 'numbers', width: 1, write: compileNumeric(f, nanAllowed)}
 }
 
 function compileNumeric(f: FeatureSpec, nanAllowed: boolean): Writer<NumberSink> {
@@ -67,7 +69,8 @@ function compileNumeric(f: FeatureSpec, nanAllowed: boolean): Writer<NumberSink>
     }
     if (steps) {
       const y = steps(x)
-      if (y !== y) return `${x} is outside the domain of the transform (log of a negative number?); clip it in mlops.yaml`
+      if (y !== y)
+        return `${x} is outside the domain of the transform (log of a negative number?); clip it in mlops.yaml`
       x = y
     }
     out[offset] = x
@@ -94,12 +97,17 @@ function compileText(f: FeatureSpec): CompiledFeature {
   }
   const encode = f.encode
   if (!encode) {
-    return {name: f.name, kind: 'text', width: 1, write(value, out, offset) {
-      const s = read(value)
-      if (typeof s === 'object') return s.problem
-      out[offset] = s ?? ''
-      return undefined
-    }}
+    return {
+      name: f.name,
+      kind: 'text',
+      width: 1,
+      write(value, out, offset) {
+        const s = read(value)
+        if (typeof s === 'object') return s.problem
+        out[offset] = s ?? ''
+        return undefined
+      },
+    }
   }
   const categories = ('onehot' in encode ? encode.onehot.categories : encode.index.categories) ?? []
   const codes = new Map(categories.map((c, i) => [c, i]))
@@ -107,25 +115,38 @@ function compileText(f: FeatureSpec): CompiledFeature {
   if ('onehot' in encode) {
     const width = categories.length
     const strict = encode.onehot.unknown === 'error'
-    return {name: f.name, kind: 'numbers', width, write(value, out, offset) {
-      const s = read(value)
-      if (typeof s === 'object') return s.problem
-      for (let j = 0; j < width; j++) out[offset + j] = 0
-      if (s === undefined) return undefined
-      const code = codes.get(s)
-      if (code !== undefined) out[offset + code] = 1
-      else if (strict) return unknownCategory(s)
-      return undefined
-    }}
+    return {
+      name: f.name,
+      kind: 'numbers',
+      width,
+      write(value, out, offset) {
+        const s = read(value)
+        if (typeof s === 'object') return s.problem
+        for (let j = 0; j < width; j++) out[offset + j] = 0
+        if (s === undefined) return undefined
+        const code = codes.get(s)
+        if (code !== undefined) out[offset + code] = 1
+        else if (strict) return unknownCategory(s)
+        return undefined
+      },
+    }
   }
   const unknown = encode.index.unknown ?? -1
-  return {name: f.name, kind: 'numbers', width: 1, write(value, out, offset) {
-    const s = read(value)
-    if (typeof s === 'object') return s.problem
-    const code = s === undefined ? undefined : codes.get(s)
-    if (code !== undefined) out[offset] = code
-    else if (unknown === 'error') return s === undefined ? 'is missing, and index encoding with unknown: error has no code for it' : unknownCategory(s)
-    else out[offset] = unknown
-    return undefined
-  }}
+  return {
+    name: f.name,
+    kind: 'numbers',
+    width: 1,
+    write(value, out, offset) {
+      const s = read(value)
+      if (typeof s === 'object') return s.problem
+      const code = s === undefined ? undefined : codes.get(s)
+      if (code !== undefined) out[offset] = code
+      else if (unknown === 'error')
+        return s === undefined
+          ? 'is missing, and index encoding with unknown: error has no code for it'
+          : unknownCategory(s)
+      else out[offset] = unknown
+      return undefined
+    },
+  }
 }

@@ -24,7 +24,16 @@ export function isFixed(dim: Dim): dim is number {
 }
 
 export const FLOAT_DTYPES: ReadonlySet<Dtype> = new Set(['float16', 'float32', 'float64'])
-export const INTEGER_DTYPES: ReadonlySet<Dtype> = new Set(['int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64'])
+export const INTEGER_DTYPES: ReadonlySet<Dtype> = new Set([
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+  'int64',
+  'uint64',
+])
 
 export function isNumericFeature(feature: FeatureSpec): boolean {
   return feature.type === 'number' || feature.type === 'integer' || feature.type === 'boolean'

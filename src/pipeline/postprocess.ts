@@ -15,7 +15,13 @@ function rowLayout(name: string, dims: readonly number[], n: number): {stride: n
     return {stride: rest.reduce((a, b) => a * b, 1), dims: rest, whole: false}
   }
   if (n === 1) return {stride: dims.reduce((a, b) => a * b, 1), dims: [...dims], whole: true}
-  throw new MlopsError('OUTPUT_SHAPE', `Model output "${name}" has shape [${dims.join(',')}], which does not split into ${n} records along its first dimension`, {hint: 'Run one record at a time, or post-process this output in a pipeline module (pipeline.module in mlops.yaml).'})
+  throw new MlopsError(
+    'OUTPUT_SHAPE',
+    `Model output "${name}" has shape [${dims.join(',')}], which does not split into ${n} records along its first dimension`,
+    {
+      hint: 'Run one record at a time, or post-process this output in a pipeline module (pipeline.module in mlops.yaml).',
+    },
+  )
 }
 
 /** Flat values to nested arrays of the given dims (a scalar for rank 0). */
@@ -24,7 +30,8 @@ function nest<T>(values: readonly T[], start: number, dims: readonly number[], d
   const size = dims[depth]
   const inner = dims.slice(depth + 1).reduce((a, b) => a * b, 1)
   const out = new Array<unknown>(size)
-  for (let i = 0; i < size; i++) out[i] = depth + 1 === dims.length ? values[start + i] : nest(values, start + i * inner, dims, depth + 1)
+  for (let i = 0; i < size; i++)
+    out[i] = depth + 1 === dims.length ? values[start + i] : nest(values, start + i * inner, dims, depth + 1)
   return out
 }
 
@@ -72,7 +79,11 @@ function compileOutput(config: OutputPostprocess): (tensor: OrtTensor, n: number
     const layout = rowLayout(config.output, tensor.dims, n)
     const count = layout.stride
     if (decides && labels && threshold === undefined && labels.length !== count) {
-      throw new MlopsError('OUTPUT_LABELS', `Model output "${config.output}" has ${count} scores per record but pipeline.outputs lists ${labels.length} labels`, {hint: 'Make the labels in mlops.yaml match the model\'s classes, then run "mlops package" again.'})
+      throw new MlopsError(
+        'OUTPUT_LABELS',
+        `Model output "${config.output}" has ${count} scores per record but pipeline.outputs lists ${labels.length} labels`,
+        {hint: 'Make the labels in mlops.yaml match the model\'s classes, then run "mlops package" again.'},
+      )
     }
     for (let i = 0; i < n; i++) {
       const xs = scoresOf(numbers, layout.whole ? 0 : i * count, count)
@@ -93,7 +104,10 @@ function compileOutput(config: OutputPostprocess): (tensor: OrtTensor, n: number
         for (let c = 0; c < count; c++) probabilities[String(labelOf(c))] = floatToJson(xs[c])
         decision.probabilities = probabilities
       } else {
-        const order = xs.map((_, c) => c).sort((a, b) => xs[b] - xs[a]).slice(0, topK)
+        const order = xs
+          .map((_, c) => c)
+          .sort((a, b) => xs[b] - xs[a])
+          .slice(0, topK)
         decision.top_k = order.map((c) => ({label: labelOf(c), score: floatToJson(xs[c])}))
       }
       if (config.as === undefined) Object.assign(prediction, decision)
@@ -111,7 +125,12 @@ export function compilePostprocess(outputs: readonly OutputPostprocess[], signat
     const predictions: Prediction[] = Array.from({length: n}, () => ({}))
     for (const {name, run} of configured) {
       const tensor = tensors[name]
-      if (!tensor) throw new MlopsError('OUTPUT_MISSING', `The model returned no output "${name}", which pipeline.outputs post-processes`, {hint: 'Check pipeline.outputs in mlops.yaml against the model\'s outputs, then run "mlops package" again.'})
+      if (!tensor)
+        throw new MlopsError(
+          'OUTPUT_MISSING',
+          `The model returned no output "${name}", which pipeline.outputs post-processes`,
+          {hint: 'Check pipeline.outputs in mlops.yaml against the model\'s outputs, then run "mlops package" again.'},
+        )
       run(tensor, n, predictions)
     }
     for (const name of rest) if (tensors[name]) passThrough(name, tensors[name], n, predictions)

@@ -36,7 +36,12 @@ function tensorSchema(f: FeatureSpec): Schema {
     type: 'object',
     additionalProperties: false,
     required: ['dtype', 'shape'],
-    properties: {dtype: {const: dtype}, shape: {type: 'array', items: {type: 'integer', minimum: 0}}, data: {type: 'array'}, data_b64: {type: 'string'}},
+    properties: {
+      dtype: {const: dtype},
+      shape: {type: 'array', items: {type: 'integer', minimum: 0}},
+      data: {type: 'array'},
+      data_b64: {type: 'string'},
+    },
   }
   return {anyOf: [nestedSchema(shape, elementSchema(dtype)), asJson]}
 }
@@ -54,7 +59,9 @@ function featureSchema(f: FeatureSpec, missingAllowed: boolean): Schema {
       return tensorSchema(f)
     default: {
       // Only a closed list is an enum: one-hot with unknown: ignore takes any string.
-      const strict = f.encode !== undefined && ('onehot' in f.encode ? f.encode.onehot.unknown === 'error' : f.encode.index.unknown === 'error')
+      const strict =
+        f.encode !== undefined &&
+        ('onehot' in f.encode ? f.encode.onehot.unknown === 'error' : f.encode.index.unknown === 'error')
       const values = f.categories ?? (strict ? encodeCategories(f) : undefined)
       if (!values) return {type: nullable('string')}
       return {type: nullable('string'), enum: missingAllowed ? [...values, null] : [...values]}
@@ -72,10 +79,22 @@ export function requestSchemaOf(features: readonly FeatureSpec[]): Schema {
     const schema = featureSchema(f, !mustHave)
     properties[f.name] = f.description ? {description: f.description, ...schema} : schema
   }
-  return {$schema: 'http://json-schema.org/draft-07/schema#', title: 'record', type: 'object', additionalProperties: false, properties, required}
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'record',
+    type: 'object',
+    additionalProperties: false,
+    properties,
+    required,
+  }
 }
 
 /** With a preprocess module the record format is the module's business: any object passes the boundary. */
 export function openRequestSchema(): Schema {
-  return {$schema: 'http://json-schema.org/draft-07/schema#', title: 'record', description: 'Records go through the pipeline module\'s preprocess first; their fields are not checked here.', type: 'object'}
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'record',
+    description: "Records go through the pipeline module's preprocess first; their fields are not checked here.",
+    type: 'object',
+  }
 }

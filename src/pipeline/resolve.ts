@@ -3,8 +3,26 @@ import {ConfigError, type ConfigIssue, UsageError} from '../errors.js'
 import {type ModelSignature, type TensorSpec, formatShape, isDynamic} from '../model/signature.js'
 import {INVALID, MISSING, describeValue, toBoolean, toInteger, toNumber, toText} from './coerce.js'
 import {categoriesOf, mean, median, minMax, mostFrequent, std} from './fit.js'
-import {FLOAT_DTYPES, INTEGER_DTYPES, encodeCategories, featureWidth, feedsNumbers, isFixed, isTextFeature, tensorLayout, transformsOf} from './layout.js'
-import type {FeatureSpec, InputAssembly, OutputPostprocess, PipelineSpec, ResolvedPipeline, Scalar, Transform} from './spec.js'
+import {
+  FLOAT_DTYPES,
+  INTEGER_DTYPES,
+  encodeCategories,
+  featureWidth,
+  feedsNumbers,
+  isFixed,
+  isTextFeature,
+  tensorLayout,
+  transformsOf,
+} from './layout.js'
+import type {
+  FeatureSpec,
+  InputAssembly,
+  OutputPostprocess,
+  PipelineSpec,
+  ResolvedPipeline,
+  Scalar,
+  Transform,
+} from './spec.js'
 import {compileClip, compileTransform} from './steps.js'
 import type {InputRecord} from './types.js'
 
@@ -31,15 +49,25 @@ function coerceFeatureValue(feature: FeatureSpec, value: unknown): number | stri
   }
 }
 
-export async function resolvePipeline(spec: PipelineSpec, signature: ModelSignature, reference?: ReferenceRecords): Promise<ResolvedPipeline> {
+export async function resolvePipeline(
+  spec: PipelineSpec,
+  signature: ModelSignature,
+  reference?: ReferenceRecords,
+): Promise<ResolvedPipeline> {
   const issues: ConfigIssue[] = []
   const generic = !spec.features || spec.features.length === 0
   // Generic tensor mode: one tensor feature per model input, named after it.
-  const features: FeatureSpec[] = generic ? signature.inputs.map((i) => ({name: i.name, type: 'tensor'})) : structuredClone(spec.features!)
+  const features: FeatureSpec[] = generic
+    ? signature.inputs.map((i) => ({name: i.name, type: 'tensor'}))
+    : structuredClone(spec.features!)
   if (!generic) features.forEach((f, i) => issues.push(...checkFeature(f, `pipeline.features[${i}]`)))
   const seen = new Set<string>()
   features.forEach((f, i) => {
-    if (seen.has(f.name)) issues.push({path: `pipeline.features[${i}].name`, message: `"${f.name}" is listed twice; feature names must be unique`})
+    if (seen.has(f.name))
+      issues.push({
+        path: `pipeline.features[${i}].name`,
+        message: `"${f.name}" is listed twice; feature names must be unique`,
+      })
     seen.add(f.name)
   })
 
@@ -48,7 +76,13 @@ export async function resolvePipeline(spec: PipelineSpec, signature: ModelSignat
   issues.push(...checkOutputs(spec.outputs ?? [], signature))
 
   const fits = features.map((f, i) => fitNeeds(f, `pipeline.features[${i}]`))
-  if (!reference) for (const need of fits.flat()) issues.push({path: need, message: 'is fitted on reference data, and there is none: set data.reference in mlops.yaml, or give the value here'})
+  if (!reference)
+    for (const need of fits.flat())
+      issues.push({
+        path: need,
+        message:
+          'is fitted on reference data, and there is none: set data.reference in mlops.yaml, or give the value here',
+      })
   if (issues.length > 0) throw new ConfigError(FILE, issues)
 
   // The reference data is read only when something is fitted on it.
@@ -73,10 +107,12 @@ export async function resolvePipeline(spec: PipelineSpec, signature: ModelSignat
 function checkFeature(f: FeatureSpec, path: string): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const not = (key: keyof FeatureSpec, what: string) => {
-    if (f[key] !== undefined) issues.push({path: `${path}.${key}`, message: `does not apply to ${f.type} features (${what})`})
+    if (f[key] !== undefined)
+      issues.push({path: `${path}.${key}`, message: `does not apply to ${f.type} features (${what})`})
   }
   if (f.type === 'tensor') {
-    for (const key of ['default', 'impute', 'clip', 'transform', 'encode', 'categories'] as const) not(key, 'a tensor feature is fed as it is')
+    for (const key of ['default', 'impute', 'clip', 'transform', 'encode', 'categories'] as const)
+      not(key, 'a tensor feature is fed as it is')
     return issues
   }
   not('shape', 'only tensor features have a shape')
@@ -84,10 +120,15 @@ function checkFeature(f: FeatureSpec, path: string): ConfigIssue[] {
   if (isTextFeature(f)) {
     not('clip', 'only number and integer features')
     not('transform', 'only number and integer features')
-    if (f.impute === 'mean' || f.impute === 'median') issues.push({path: `${path}.impute`, message: `"${f.impute}" needs numbers; use most_frequent or {value: …} for ${f.type} features`})
+    if (f.impute === 'mean' || f.impute === 'median')
+      issues.push({
+        path: `${path}.impute`,
+        message: `"${f.impute}" needs numbers; use most_frequent or {value: …} for ${f.type} features`,
+      })
     if (f.categories && f.encode) {
       const extra = (encodeCategories(f) ?? []).filter((c) => !f.categories!.includes(c))
-      if (extra.length > 0) issues.push({path: `${path}.encode`, message: `categories ${extra.join(', ')} are not in ${path}.categories`})
+      if (extra.length > 0)
+        issues.push({path: `${path}.encode`, message: `categories ${extra.join(', ')} are not in ${path}.categories`})
     }
   } else {
     not('encode', 'only category and string features are encoded')
@@ -95,15 +136,34 @@ function checkFeature(f: FeatureSpec, path: string): ConfigIssue[] {
     if (f.type === 'boolean') {
       not('clip', 'only number and integer features')
       not('transform', 'only number and integer features')
-      if (f.impute === 'mean' || f.impute === 'median') issues.push({path: `${path}.impute`, message: `"${f.impute}" needs numbers; use most_frequent or {value: …} for boolean features`})
+      if (f.impute === 'mean' || f.impute === 'median')
+        issues.push({
+          path: `${path}.impute`,
+          message: `"${f.impute}" needs numbers; use most_frequent or {value: …} for boolean features`,
+        })
     }
   }
-  if (f.default !== undefined && !isValidScalar(f, f.default)) issues.push({path: `${path}.default`, message: `${describeValue(f.default)} is not a valid ${f.type} value`})
-  if (typeof f.impute === 'object' && !isValidScalar(f, f.impute.value)) issues.push({path: `${path}.impute.value`, message: `${describeValue(f.impute.value)} is not a valid ${f.type} value`})
-  if (f.clip?.min !== undefined && f.clip.max !== undefined && f.clip.min > f.clip.max) issues.push({path: `${path}.clip`, message: `min ${f.clip.min} is above max ${f.clip.max}`})
+  if (f.default !== undefined && !isValidScalar(f, f.default))
+    issues.push({path: `${path}.default`, message: `${describeValue(f.default)} is not a valid ${f.type} value`})
+  if (typeof f.impute === 'object' && !isValidScalar(f, f.impute.value))
+    issues.push({
+      path: `${path}.impute.value`,
+      message: `${describeValue(f.impute.value)} is not a valid ${f.type} value`,
+    })
+  if (f.clip?.min !== undefined && f.clip.max !== undefined && f.clip.min > f.clip.max)
+    issues.push({path: `${path}.clip`, message: `min ${f.clip.min} is above max ${f.clip.max}`})
   transformsOf(f).forEach((t, j) => {
-    if (typeof t === 'object' && 'minmax' in t && t.minmax.min !== undefined && t.minmax.max !== undefined && t.minmax.min >= t.minmax.max) {
-      issues.push({path: `${transformPath(f, path, j)}.minmax`, message: `min ${t.minmax.min} must be below max ${t.minmax.max}`})
+    if (
+      typeof t === 'object' &&
+      'minmax' in t &&
+      t.minmax.min !== undefined &&
+      t.minmax.max !== undefined &&
+      t.minmax.min >= t.minmax.max
+    ) {
+      issues.push({
+        path: `${transformPath(f, path, j)}.minmax`,
+        message: `min ${t.minmax.min} must be below max ${t.minmax.max}`,
+      })
     }
   })
   return issues
@@ -125,8 +185,10 @@ function fitNeeds(f: FeatureSpec, path: string): string[] {
   if (typeof f.impute === 'string') needs.push(`${path}.impute`)
   transformsOf(f).forEach((t, j) => {
     if (typeof t !== 'object') return
-    if ('standardize' in t && (t.standardize.mean === undefined || t.standardize.std === undefined)) needs.push(`${transformPath(f, path, j)}.standardize`)
-    if ('minmax' in t && (t.minmax.min === undefined || t.minmax.max === undefined)) needs.push(`${transformPath(f, path, j)}.minmax`)
+    if ('standardize' in t && (t.standardize.mean === undefined || t.standardize.std === undefined))
+      needs.push(`${transformPath(f, path, j)}.standardize`)
+    if ('minmax' in t && (t.minmax.min === undefined || t.minmax.max === undefined))
+      needs.push(`${transformPath(f, path, j)}.minmax`)
   })
   if (isTextFeature(f) && f.encode && !encodeCategories(f) && !f.categories) needs.push(`${path}.encode`)
   return needs
@@ -143,7 +205,8 @@ async function fitFeatures(features: FeatureSpec[], fits: string[][], reference:
       const {f} = targets[t]
       const value = coerceFeatureValue(f, record[f.name])
       if (value === INVALID) {
-        if (bad.length < SHOWN_BAD_VALUES) bad.push(`record ${row}, ${f.name}: ${describeValue(record[f.name])} is not a ${f.type}`)
+        if (bad.length < SHOWN_BAD_VALUES)
+          bad.push(`record ${row}, ${f.name}: ${describeValue(record[f.name])} is not a ${f.type}`)
       } else if (value !== MISSING) {
         // NaN (a missing number) is kept: imputation fills it before later steps are fitted.
         columns[t].push(value)
@@ -151,11 +214,22 @@ async function fitFeatures(features: FeatureSpec[], fits: string[][], reference:
     }
     row++
   }
-  if (bad.length > 0) throw new UsageError('REFERENCE_INVALID', `The reference data has values the pipeline cannot read:\n  ${bad.join('\n  ')}`, {hint: 'Fix those values in the data.reference file (or the feature types in mlops.yaml), then run "mlops package" again.'})
+  if (bad.length > 0)
+    throw new UsageError(
+      'REFERENCE_INVALID',
+      `The reference data has values the pipeline cannot read:\n  ${bad.join('\n  ')}`,
+      {
+        hint: 'Fix those values in the data.reference file (or the feature types in mlops.yaml), then run "mlops package" again.',
+      },
+    )
   const empty: ConfigIssue[] = []
   targets.forEach(({f, i}, t) => {
     const path = `pipeline.features[${i}]`
-    if (columns[t].every((v) => typeof v === 'number' && Number.isNaN(v))) empty.push({path, message: `the reference data has no values of "${f.name}" to fit ${fits[i].map((p) => p.slice(path.length + 1)).join(', ')} on`})
+    if (columns[t].every((v) => typeof v === 'number' && Number.isNaN(v)))
+      empty.push({
+        path,
+        message: `the reference data has no values of "${f.name}" to fit ${fits[i].map((p) => p.slice(path.length + 1)).join(', ')} on`,
+      })
     else fitFeature(f, columns[t])
   })
   if (empty.length > 0) throw new ConfigError(FILE, empty)
@@ -192,7 +266,8 @@ function fitFeature(f: FeatureSpec, column: (number | string)[]): void {
   const transforms = transformsOf(f)
   transforms.forEach((t, j) => {
     let filled: Transform = t
-    if (typeof t === 'object' && 'standardize' in t) filled = {standardize: {mean: t.standardize.mean ?? mean(xs), std: t.standardize.std ?? std(xs)}}
+    if (typeof t === 'object' && 'standardize' in t)
+      filled = {standardize: {mean: t.standardize.mean ?? mean(xs), std: t.standardize.std ?? std(xs)}}
     if (typeof t === 'object' && 'minmax' in t) {
       const range = minMax(xs)
       filled = {minmax: {min: t.minmax.min ?? range.min, max: t.minmax.max ?? range.max}}
@@ -210,61 +285,123 @@ function deriveInputs(features: FeatureSpec[], signature: ModelSignature, issues
   if (signature.inputs.length === 1) return [{input: signature.inputs[0].name, features: features.map((f) => f.name)}]
   const names = signature.inputs.map((i) => i.name)
   features.forEach((f, i) => {
-    if (!names.includes(f.name)) issues.push({path: `pipeline.features[${i}].name`, message: `matches no model input (the model takes ${names.join(', ')}); add pipeline.inputs to say which input "${f.name}" feeds`})
+    if (!names.includes(f.name))
+      issues.push({
+        path: `pipeline.features[${i}].name`,
+        message: `matches no model input (the model takes ${names.join(', ')}); add pipeline.inputs to say which input "${f.name}" feeds`,
+      })
   })
   for (const input of signature.inputs) {
-    if (!features.some((f) => f.name === input.name)) issues.push({path: 'pipeline.features', message: `no feature feeds model input "${input.name}" (${input.dtype}${formatShape(input.shape)}); add a feature named "${input.name}", or pipeline.inputs`})
+    if (!features.some((f) => f.name === input.name))
+      issues.push({
+        path: 'pipeline.features',
+        message: `no feature feeds model input "${input.name}" (${input.dtype}${formatShape(input.shape)}); add a feature named "${input.name}", or pipeline.inputs`,
+      })
   }
-  return signature.inputs.filter((i) => features.some((f) => f.name === i.name)).map((i) => ({input: i.name, features: [i.name]}))
+  return signature.inputs
+    .filter((i) => features.some((f) => f.name === i.name))
+    .map((i) => ({input: i.name, features: [i.name]}))
 }
 
-function checkAssemblies(assemblies: InputAssembly[], features: FeatureSpec[], signature: ModelSignature): ConfigIssue[] {
+function checkAssemblies(
+  assemblies: InputAssembly[],
+  features: FeatureSpec[],
+  signature: ModelSignature,
+): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const inputNames = signature.inputs.map((i) => i.name)
   const featureNames = new Set(features.map((f) => f.name))
   const fed = new Map<string, number>()
   const used = new Set<string>()
   assemblies.forEach((a, i) => {
-    if (!inputNames.includes(a.input)) issues.push({path: `pipeline.inputs[${i}].input`, message: `"${a.input}" is not a model input; the model takes ${inputNames.join(', ')}`})
-    else if (fed.has(a.input)) issues.push({path: `pipeline.inputs[${i}].input`, message: `"${a.input}" is already fed by pipeline.inputs[${fed.get(a.input)}]; a model input takes one entry`})
+    if (!inputNames.includes(a.input))
+      issues.push({
+        path: `pipeline.inputs[${i}].input`,
+        message: `"${a.input}" is not a model input; the model takes ${inputNames.join(', ')}`,
+      })
+    else if (fed.has(a.input))
+      issues.push({
+        path: `pipeline.inputs[${i}].input`,
+        message: `"${a.input}" is already fed by pipeline.inputs[${fed.get(a.input)}]; a model input takes one entry`,
+      })
     else fed.set(a.input, i)
     a.features.forEach((name, j) => {
-      if (!featureNames.has(name)) issues.push({path: `pipeline.inputs[${i}].features[${j}]`, message: `"${name}" is not a feature; pipeline.features has ${[...featureNames].join(', ') || 'none'}`})
+      if (!featureNames.has(name))
+        issues.push({
+          path: `pipeline.inputs[${i}].features[${j}]`,
+          message: `"${name}" is not a feature; pipeline.features has ${[...featureNames].join(', ') || 'none'}`,
+        })
       used.add(name)
     })
   })
   for (const input of signature.inputs) {
-    if (!fed.has(input.name)) issues.push({path: 'pipeline.inputs', message: `model input "${input.name}" (${input.dtype}${formatShape(input.shape)}) is fed by no entry`})
+    if (!fed.has(input.name))
+      issues.push({
+        path: 'pipeline.inputs',
+        message: `model input "${input.name}" (${input.dtype}${formatShape(input.shape)}) is fed by no entry`,
+      })
   }
   features.forEach((f, i) => {
-    if (!used.has(f.name)) issues.push({path: `pipeline.features[${i}]`, message: `"${f.name}" feeds no model input; list it in pipeline.inputs or remove it`})
+    if (!used.has(f.name))
+      issues.push({
+        path: `pipeline.features[${i}]`,
+        message: `"${f.name}" feeds no model input; list it in pipeline.inputs or remove it`,
+      })
   })
   return issues
 }
 
 /** Dtype and width of one assembly against its model input; fills tensor features' dtype and shape from the model. */
-function checkInputFeeds(assembly: InputAssembly, input: TensorSpec, byName: Map<string, FeatureSpec>, all: FeatureSpec[], path: string, derived: boolean): ConfigIssue[] {
+function checkInputFeeds(
+  assembly: InputAssembly,
+  input: TensorSpec,
+  byName: Map<string, FeatureSpec>,
+  all: FeatureSpec[],
+  path: string,
+  derived: boolean,
+): ConfigIssue[] {
   const issues: ConfigIssue[] = []
   const members = assembly.features.map((name) => byName.get(name)).filter((f): f is FeatureSpec => f !== undefined)
-  const featurePath = (f: FeatureSpec) => (derived ? `pipeline.features[${all.indexOf(f)}]` : `${path}.features[${assembly.features.indexOf(f.name)}]`)
+  const featurePath = (f: FeatureSpec) =>
+    derived ? `pipeline.features[${all.indexOf(f)}]` : `${path}.features[${assembly.features.indexOf(f.name)}]`
   const listPath = derived ? 'pipeline.features' : `${path}.features`
   const model = `model input "${input.name}" (${input.dtype}${formatShape(input.shape)})`
   const tensors = members.filter((f) => f.type === 'tensor')
   if (tensors.length > 0) {
-    if (members.length > 1) return [{path: listPath, message: `tensor feature "${tensors[0].name}" must be the only feature of ${model}`}]
+    if (members.length > 1)
+      return [{path: listPath, message: `tensor feature "${tensors[0].name}" must be the only feature of ${model}`}]
     return checkTensorFeature(tensors[0], input, `pipeline.features[${all.indexOf(tensors[0])}]`)
   }
   const rank = input.shape.length
-  if (rank !== 1 && rank !== 2) return [{path: derived ? 'pipeline.features' : `${path}.input`, message: `${model} is not a table ([N] or [N,k]); feed it with one feature of type tensor`}]
+  if (rank !== 1 && rank !== 2)
+    return [
+      {
+        path: derived ? 'pipeline.features' : `${path}.input`,
+        message: `${model} is not a table ([N] or [N,k]); feed it with one feature of type tensor`,
+      },
+    ]
   for (const f of members) {
     if (input.dtype === 'string') {
-      if (!isTextFeature(f) || f.encode) issues.push({path: featurePath(f), message: `"${f.name}" (${f.type}${f.encode ? ', encoded' : ''}) cannot feed ${model}: a string input takes string or category features without encode`})
+      if (!isTextFeature(f) || f.encode)
+        issues.push({
+          path: featurePath(f),
+          message: `"${f.name}" (${f.type}${f.encode ? ', encoded' : ''}) cannot feed ${model}: a string input takes string or category features without encode`,
+        })
     } else if (!feedsNumbers(f)) {
-      issues.push({path: featurePath(f), message: `"${f.name}" (${f.type}) cannot feed ${model}: encode it (onehot or index), or feed a string input`})
+      issues.push({
+        path: featurePath(f),
+        message: `"${f.name}" (${f.type}) cannot feed ${model}: encode it (onehot or index), or feed a string input`,
+      })
     } else if (input.dtype === 'bool' && f.type !== 'boolean') {
-      issues.push({path: featurePath(f), message: `"${f.name}" (${f.type}) cannot feed ${model}: a bool input takes boolean features`})
+      issues.push({
+        path: featurePath(f),
+        message: `"${f.name}" (${f.type}) cannot feed ${model}: a bool input takes boolean features`,
+      })
     } else if (INTEGER_DTYPES.has(input.dtype) && (f.type === 'number' || transformsOf(f).length > 0)) {
-      issues.push({path: featurePath(f), message: `"${f.name}" gives fractional values but ${model} takes integers: use type integer and no transform`})
+      issues.push({
+        path: featurePath(f),
+        message: `"${f.name}" gives fractional values but ${model} takes integers: use type integer and no transform`,
+      })
     } else if (!FLOAT_DTYPES.has(input.dtype) && !INTEGER_DTYPES.has(input.dtype) && input.dtype !== 'bool') {
       issues.push({path: featurePath(f), message: `${model} has a dtype the pipeline cannot fill from features`})
     }
@@ -275,18 +412,30 @@ function checkInputFeeds(assembly: InputAssembly, input: TensorSpec, byName: Map
   const expected = rank === 1 ? 1 : input.shape[1]
   if (isFixed(expected) && k !== expected) {
     const parts = members.map((f, i) => (widths[i] === 1 ? f.name : `${f.name} one-hot: ${widths[i]}`)).join(', ')
-    issues.push({path: listPath, message: `the features give ${k} column${k === 1 ? '' : 's'} (${parts}) but ${model} takes ${expected}`})
+    issues.push({
+      path: listPath,
+      message: `the features give ${k} column${k === 1 ? '' : 's'} (${parts}) but ${model} takes ${expected}`,
+    })
   }
   return issues
 }
 
 function checkTensorFeature(f: FeatureSpec, input: TensorSpec, path: string): ConfigIssue[] {
-  if (f.dtype !== undefined && f.dtype !== input.dtype) return [{path: `${path}.dtype`, message: `is ${f.dtype} but model input "${input.name}" is ${input.dtype}`}]
+  if (f.dtype !== undefined && f.dtype !== input.dtype)
+    return [{path: `${path}.dtype`, message: `is ${f.dtype} but model input "${input.name}" is ${input.dtype}`}]
   const layout = tensorLayout(input)
   if (f.shape !== undefined) {
-    const where = layout.mode === 'whole' && input.shape.length > 0 ? ` (the first dimension, ${String(input.shape[0])}, is not a batch: a record holds the whole input)` : ' (the model input\'s shape without the batch dimension)'
-    const mismatch = f.shape.length !== layout.shape.length || f.shape.some((d, i) => isFixed(d) && isFixed(layout.shape[i]) && d !== layout.shape[i])
-    if (mismatch) return [{path: `${path}.shape`, message: `${formatShape(f.shape)} does not match ${formatShape(layout.shape)}${where}`}]
+    const where =
+      layout.mode === 'whole' && input.shape.length > 0
+        ? ` (the first dimension, ${String(input.shape[0])}, is not a batch: a record holds the whole input)`
+        : " (the model input's shape without the batch dimension)"
+    const mismatch =
+      f.shape.length !== layout.shape.length ||
+      f.shape.some((d, i) => isFixed(d) && isFixed(layout.shape[i]) && d !== layout.shape[i])
+    if (mismatch)
+      return [
+        {path: `${path}.shape`, message: `${formatShape(f.shape)} does not match ${formatShape(layout.shape)}${where}`},
+      ]
   }
   f.dtype = input.dtype
   // A size the user fixed where the model allows any stays fixed: it is checked on every record.
@@ -304,33 +453,64 @@ function checkOutputs(outputs: OutputPostprocess[], signature: ModelSignature): 
     const path = `pipeline.outputs[${i}]`
     const spec = signature.outputs.find((s) => s.name === o.output)
     if (!spec) {
-      issues.push({path: `${path}.output`, message: `"${o.output}" is not a model output; the model returns ${names.join(', ')}`})
+      issues.push({
+        path: `${path}.output`,
+        message: `"${o.output}" is not a model output; the model returns ${names.join(', ')}`,
+      })
       return
     }
     if (!spec.isTensor) {
-      issues.push({path: `${path}.output`, message: `"${o.output}" is a map or sequence (ZipMap) that onnxruntime-node cannot return; re-convert the model with zipmap=False, or post-process another output`})
+      issues.push({
+        path: `${path}.output`,
+        message: `"${o.output}" is a map or sequence (ZipMap) that onnxruntime-node cannot return; re-convert the model with zipmap=False, or post-process another output`,
+      })
       return
     }
     // Scores per record: everything after the batch dim ([N,1000,1,1] has 1000), when the model fixes it.
     const rest = (spec.shape ?? []).slice(1)
-    const classes = spec.shape && spec.shape.length > 0 && rest.every(isFixed) ? (rest as number[]).reduce((a, b) => a * b, 1) : undefined
+    const classes =
+      spec.shape && spec.shape.length > 0 && rest.every(isFixed)
+        ? (rest as number[]).reduce((a, b) => a * b, 1)
+        : undefined
     if (o.threshold !== undefined) {
-      if (o.labels && o.labels.length !== 2) issues.push({path: `${path}.labels`, message: `a threshold decides between two labels [below, at or above]; got ${o.labels.length}`})
-      if (classes !== undefined && classes > 2) issues.push({path: `${path}.threshold`, message: `"${o.output}" has ${classes} scores per record; a threshold needs one score (or two classes)`})
-      if (o.top_k !== undefined) issues.push({path: `${path}.top_k`, message: 'does not go with threshold; use one of them'})
+      if (o.labels && o.labels.length !== 2)
+        issues.push({
+          path: `${path}.labels`,
+          message: `a threshold decides between two labels [below, at or above]; got ${o.labels.length}`,
+        })
+      if (classes !== undefined && classes > 2)
+        issues.push({
+          path: `${path}.threshold`,
+          message: `"${o.output}" has ${classes} scores per record; a threshold needs one score (or two classes)`,
+        })
+      if (o.top_k !== undefined)
+        issues.push({path: `${path}.top_k`, message: 'does not go with threshold; use one of them'})
     } else if (o.labels && classes !== undefined && o.labels.length !== classes) {
-      issues.push({path: `${path}.labels`, message: `"${o.output}" has ${classes} scores per record but ${o.labels.length} labels`})
+      issues.push({
+        path: `${path}.labels`,
+        message: `"${o.output}" has ${classes} scores per record but ${o.labels.length} labels`,
+      })
     }
-    if (o.top_k !== undefined && classes !== undefined && o.top_k > classes) issues.push({path: `${path}.top_k`, message: `is ${o.top_k} but "${o.output}" has ${classes} scores per record`})
+    if (o.top_k !== undefined && classes !== undefined && o.top_k > classes)
+      issues.push({path: `${path}.top_k`, message: `is ${o.top_k} but "${o.output}" has ${classes} scores per record`})
     for (const key of outputKeys(o, classes)) {
-      if (keys.get(key) === path) issues.push({path, message: `writes both the score and the label under "${key}"; set "as" to name the score`})
-      else if (keys.has(key)) issues.push({path, message: `writes "${key}" into each prediction, as ${keys.get(key)} does; set "as" on one of them`})
+      if (keys.get(key) === path)
+        issues.push({path, message: `writes both the score and the label under "${key}"; set "as" to name the score`})
+      else if (keys.has(key))
+        issues.push({
+          path,
+          message: `writes "${key}" into each prediction, as ${keys.get(key)} does; set "as" on one of them`,
+        })
       else keys.set(key, path)
     }
   })
   for (const s of signature.outputs) {
     if (!s.isTensor || outputs.some((o) => o.output === s.name)) continue
-    if (keys.has(s.name)) issues.push({path: keys.get(s.name)!, message: `writes "${s.name}", the name of another model output that passes through; set "as"`})
+    if (keys.has(s.name))
+      issues.push({
+        path: keys.get(s.name)!,
+        message: `writes "${s.name}", the name of another model output that passes through; set "as"`,
+      })
   }
   return issues
 }

@@ -13,13 +13,12 @@ export type Impute =
   | {value: Scalar; from?: 'mean' | 'median' | 'most_frequent'}
 
 export type Transform =
-  | 'log'
-  | 'log1p'
-  | {standardize: {mean?: number; std?: number}}
-  | {minmax: {min?: number; max?: number}}
+  'log' | 'log1p' | {standardize: {mean?: number; std?: number}} | {minmax: {min?: number; max?: number}}
 
 /** Categorical encodings; categories may be omitted in mlops.yaml and learned from the reference data at package time. */
-export type Encode = {onehot: {categories?: string[]; unknown?: 'ignore' | 'error'}} | {index: {categories?: string[]; unknown?: number | 'error'}}
+export type Encode =
+  | {onehot: {categories?: string[]; unknown?: 'ignore' | 'error'}}
+  | {index: {categories?: string[]; unknown?: number | 'error'}}
 
 export interface FeatureSpec {
   name: string

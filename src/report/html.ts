@@ -53,7 +53,12 @@ ${options.subtitle ? `<p class="sub">${escapeHtml(options.subtitle)}</p>\n` : ''
 /** A table of text cells (escaped); `classes` marks cells, e.g. `num` or `bad`. */
 export function htmlTable(headers: string[], rows: {cells: string[]; classes?: (string | undefined)[]}[]): string {
   const head = `<tr>${headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`
-  const body = rows.map((r) => `<tr>${r.cells.map((c, i) => `<td${r.classes?.[i] ? ` class="${r.classes[i]}"` : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`).join('\n')
+  const body = rows
+    .map(
+      (r) =>
+        `<tr>${r.cells.map((c, i) => `<td${r.classes?.[i] ? ` class="${r.classes[i]}"` : ''}>${escapeHtml(c)}</td>`).join('')}</tr>`,
+    )
+    .join('\n')
   return `<table>\n${head}\n${body}\n</table>`
 }
 
@@ -72,23 +77,34 @@ export function barChart(labels: string[], series: ChartSeries[], options: Chart
   const group = innerW / Math.max(labels.length, 1)
   const barW = Math.max(1, (group * 0.8) / Math.max(series.length, 1))
   const y = (v: number) => plot.top + innerH - (max > 0 ? (v / max) * innerH : 0)
-  const parts: string[] = [svgOpen(width, height, options.title), ...yAxis(plot.left, width - plot.right, y, max, format, options)]
+  const parts: string[] = [
+    svgOpen(width, height, options.title),
+    ...yAxis(plot.left, width - plot.right, y, max, format, options),
+  ]
   labels.forEach((label, i) => {
     const x0 = plot.left + i * group + group * 0.1
     series.forEach((s, k) => {
       const v = s.values[i] ?? 0
       const top = y(Number.isFinite(v) ? v : 0)
-      parts.push(`<rect x="${r(x0 + k * barW)}" y="${r(top)}" width="${r(barW)}" height="${r(plot.top + innerH - top)}" fill="${colorOf(s, k)}"><title>${escapeHtml(`${s.name} · ${label}: ${format(v)}`)}</title></rect>`)
+      parts.push(
+        `<rect x="${r(x0 + k * barW)}" y="${r(top)}" width="${r(barW)}" height="${r(plot.top + innerH - top)}" fill="${colorOf(s, k)}"><title>${escapeHtml(`${s.name} · ${label}: ${format(v)}`)}</title></rect>`,
+      )
     })
     const cx = plot.left + i * group + group / 2
-    parts.push(`<text x="${r(cx)}" y="${plot.top + innerH + 12}" ${FONT} text-anchor="end" transform="rotate(-35 ${r(cx)} ${plot.top + innerH + 12})">${escapeHtml(shorten(label))}</text>`)
+    parts.push(
+      `<text x="${r(cx)}" y="${plot.top + innerH + 12}" ${FONT} text-anchor="end" transform="rotate(-35 ${r(cx)} ${plot.top + innerH + 12})">${escapeHtml(shorten(label))}</text>`,
+    )
   })
   parts.push(...legend(series, plot.left, height - 8), '</svg>')
   return parts.join('\n')
 }
 
 /** Lines over numeric x values (e.g. percentiles against the quantile level, or latency over time). */
-export function lineChart(x: number[], series: ChartSeries[], options: ChartOptions & {xFormat?: (value: number) => string} = {}): string {
+export function lineChart(
+  x: number[],
+  series: ChartSeries[],
+  options: ChartOptions & {xFormat?: (value: number) => string} = {},
+): string {
   const width = options.width ?? 640
   const height = options.height ?? 240
   const format = options.format ?? defaultFormat
@@ -103,12 +119,23 @@ export function lineChart(x: number[], series: ChartSeries[], options: ChartOpti
   const xMax = Math.max(...x)
   const px = (v: number) => plot.left + (xMax > xMin ? ((v - xMin) / (xMax - xMin)) * innerW : innerW / 2)
   const py = (v: number) => plot.top + innerH - (max > lo ? ((v - lo) / (max - lo)) * innerH : 0)
-  const parts: string[] = [svgOpen(width, height, options.title), ...yAxis(plot.left, width - plot.right, py, max, format, options, lo)]
-  for (const v of [xMin, (xMin + xMax) / 2, xMax]) parts.push(`<text x="${r(px(v))}" y="${plot.top + innerH + 14}" ${FONT} text-anchor="middle">${escapeHtml(xFormat(v))}</text>`)
+  const parts: string[] = [
+    svgOpen(width, height, options.title),
+    ...yAxis(plot.left, width - plot.right, py, max, format, options, lo),
+  ]
+  for (const v of [xMin, (xMin + xMax) / 2, xMax])
+    parts.push(
+      `<text x="${r(px(v))}" y="${plot.top + innerH + 14}" ${FONT} text-anchor="middle">${escapeHtml(xFormat(v))}</text>`,
+    )
   series.forEach((s, k) => {
     const points = x.map((xv, i) => [xv, s.values[i]] as const).filter(([, v]) => Number.isFinite(v))
-    parts.push(`<polyline fill="none" stroke="${colorOf(s, k)}" stroke-width="2" points="${points.map(([xv, v]) => `${r(px(xv))},${r(py(v))}`).join(' ')}"/>`)
-    for (const [xv, v] of points) parts.push(`<circle cx="${r(px(xv))}" cy="${r(py(v))}" r="2.5" fill="${colorOf(s, k)}"><title>${escapeHtml(`${s.name} · ${xFormat(xv)}: ${format(v)}`)}</title></circle>`)
+    parts.push(
+      `<polyline fill="none" stroke="${colorOf(s, k)}" stroke-width="2" points="${points.map(([xv, v]) => `${r(px(xv))},${r(py(v))}`).join(' ')}"/>`,
+    )
+    for (const [xv, v] of points)
+      parts.push(
+        `<circle cx="${r(px(xv))}" cy="${r(py(v))}" r="2.5" fill="${colorOf(s, k)}"><title>${escapeHtml(`${s.name} · ${xFormat(xv)}: ${format(v)}`)}</title></circle>`,
+      )
   })
   parts.push(...legend(series, plot.left, height - 6), '</svg>')
   return parts.join('\n')
@@ -119,13 +146,27 @@ function svgOpen(width: number, height: number, title?: string): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"${title ? ` aria-label="${escapeHtml(title)}"` : ''}>${heading}`
 }
 
-function yAxis(left: number, right: number, y: (v: number) => number, max: number, format: (v: number) => string, options: ChartOptions, lo = 0): string[] {
+function yAxis(
+  left: number,
+  right: number,
+  y: (v: number) => number,
+  max: number,
+  format: (v: number) => string,
+  options: ChartOptions,
+  lo = 0,
+): string[] {
   const out: string[] = []
   for (let i = 0; i <= 4; i++) {
     const v = lo + ((max - lo) * i) / 4
-    out.push(`<line x1="${left}" x2="${right}" y1="${r(y(v))}" y2="${r(y(v))}" stroke="#e3e7ed"/>`, `<text x="${left - 4}" y="${r(y(v) + 3)}" ${FONT} text-anchor="end">${escapeHtml(format(v))}</text>`)
+    out.push(
+      `<line x1="${left}" x2="${right}" y1="${r(y(v))}" y2="${r(y(v))}" stroke="#e3e7ed"/>`,
+      `<text x="${left - 4}" y="${r(y(v) + 3)}" ${FONT} text-anchor="end">${escapeHtml(format(v))}</text>`,
+    )
   }
-  if (options.yLabel) out.push(`<text x="10" y="${r(y((lo + max) / 2))}" ${FONT} transform="rotate(-90 10 ${r(y((lo + max) / 2))})" text-anchor="middle">${escapeHtml(options.yLabel)}</text>`)
+  if (options.yLabel)
+    out.push(
+      `<text x="10" y="${r(y((lo + max) / 2))}" ${FONT} transform="rotate(-90 10 ${r(y((lo + max) / 2))})" text-anchor="middle">${escapeHtml(options.yLabel)}</text>`,
+    )
   return out
 }
 

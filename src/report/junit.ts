@@ -25,12 +25,16 @@ export interface JunitSuite {
 export function junitXml(suites: JunitSuite[]): string {
   const count = (pick: (c: JunitCase) => boolean) => suites.reduce((n, s) => n + s.cases.filter(pick).length, 0)
   const lines = ['<?xml version="1.0" encoding="UTF-8"?>']
-  lines.push(`<testsuites tests="${count(() => true)}" failures="${count((c) => c.failure !== undefined)}" skipped="${count((c) => c.skipped !== undefined)}">`)
+  lines.push(
+    `<testsuites tests="${count(() => true)}" failures="${count((c) => c.failure !== undefined)}" skipped="${count((c) => c.skipped !== undefined)}">`,
+  )
   for (const suite of suites) {
     const failures = suite.cases.filter((c) => c.failure).length
     const skipped = suite.cases.filter((c) => c.skipped !== undefined).length
     const time = suite.cases.reduce((t, c) => t + (c.time ?? 0), 0)
-    lines.push(`  <testsuite ${attrs({name: suite.name, tests: suite.cases.length, failures, errors: 0, skipped, time: time.toFixed(3), timestamp: suite.timestamp})}>`)
+    lines.push(
+      `  <testsuite ${attrs({name: suite.name, tests: suite.cases.length, failures, errors: 0, skipped, time: time.toFixed(3), timestamp: suite.timestamp})}>`,
+    )
     const properties = Object.entries(suite.properties ?? {})
     if (properties.length > 0) {
       lines.push('    <properties>')
@@ -44,7 +48,10 @@ export function junitXml(suites: JunitSuite[]): string {
         continue
       }
       lines.push(`${open}>`)
-      if (c.failure) lines.push(`      <failure ${attrs({message: c.failure.message, type: c.failure.type ?? 'failure'})}>${escapeXml(c.failure.detail ?? c.failure.message)}</failure>`)
+      if (c.failure)
+        lines.push(
+          `      <failure ${attrs({message: c.failure.message, type: c.failure.type ?? 'failure'})}>${escapeXml(c.failure.detail ?? c.failure.message)}</failure>`,
+        )
       if (c.skipped !== undefined) lines.push(`      <skipped ${attrs({message: c.skipped})}/>`)
       if (c.output !== undefined) lines.push(`      <system-out>${escapeXml(c.output)}</system-out>`)
       lines.push('    </testcase>')
@@ -56,7 +63,10 @@ export function junitXml(suites: JunitSuite[]): string {
 }
 
 function attrs(values: Record<string, string | number | undefined>): string {
-  return Object.entries(values).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}="${escapeXml(String(v), true)}"`).join(' ')
+  return Object.entries(values)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k}="${escapeXml(String(v), true)}"`)
+    .join(' ')
 }
 
 /**
@@ -66,8 +76,20 @@ function attrs(values: Record<string, string | number | undefined>): string {
  */
 export function escapeXml(text: string, attribute = false): string {
   return text
-    .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
+    .replace(
+      /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
+      '\uFFFD',
+    )
     .replace(attribute ? /[&<>"'\n\r\t]/g : /[&<>]/g, (ch) => XML_ENTITIES[ch])
 }
 
-const XML_ENTITIES: Record<string, string> = {'&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;', '\n': '&#10;', '\r': '&#13;', '\t': '&#9;'}
+const XML_ENTITIES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&apos;',
+  '\n': '&#10;',
+  '\r': '&#13;',
+  '\t': '&#9;',
+}

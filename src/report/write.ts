@@ -9,7 +9,10 @@ export interface ReportPaths {
 }
 
 /** Writes each report asked for; returns their paths as a person would type them (relative when under the cwd). */
-export async function writeReports(asked: ReportPaths, render: {junit: () => string; html: () => string}): Promise<ReportPaths> {
+export async function writeReports(
+  asked: ReportPaths,
+  render: {junit: () => string; html: () => string},
+): Promise<ReportPaths> {
   const written: ReportPaths = {}
   for (const kind of ['junit', 'html'] as const) {
     const path = asked[kind]

@@ -17,7 +17,13 @@ export function analyzeStep(input: AnalysisInput): Analysis {
   const elapsedMs = Math.max(0, input.now.getTime() - input.stepStartedAt.getTime())
   if (!measurement.metrics) {
     const message = `no measurement: ${measurement.error ?? 'the gateway gave no metrics'}`
-    return {verdict: 'fail', reason: message, gates: [{gate: 'measurement', verdict: 'fail', message}], failedGate: 'measurement', elapsedMs}
+    return {
+      verdict: 'fail',
+      reason: message,
+      gates: [{gate: 'measurement', verdict: 'fail', message}],
+      failedGate: 'measurement',
+      elapsedMs,
+    }
   }
   const metrics = measurement.metrics
   const gates: GateResult[] = []
@@ -36,25 +42,49 @@ export function analyzeStep(input: AnalysisInput): Analysis {
   if (waiting) {
     if (elapsedMs >= settings.deadlineMs) {
       const message = `still inconclusive after ${seconds(elapsedMs)} (deadline ${seconds(settings.deadlineMs)}): ${waiting.message}`
-      return {verdict: 'fail', reason: message, gates: [...gates, {gate: 'deadline', verdict: 'fail', message}], failedGate: 'deadline', elapsedMs}
+      return {
+        verdict: 'fail',
+        reason: message,
+        gates: [...gates, {gate: 'deadline', verdict: 'fail', message}],
+        failedGate: 'deadline',
+        elapsedMs,
+      }
     }
     return {verdict: 'inconclusive', reason: waiting.message, gates, elapsedMs}
   }
-  if (elapsedMs < settings.bakeMs) return {verdict: 'inconclusive', reason: `every gate passes; baking ${seconds(elapsedMs)} of ${seconds(settings.bakeMs)}`, gates, elapsedMs}
+  if (elapsedMs < settings.bakeMs)
+    return {
+      verdict: 'inconclusive',
+      reason: `every gate passes; baking ${seconds(elapsedMs)} of ${seconds(settings.bakeMs)}`,
+      gates,
+      elapsedMs,
+    }
   return {verdict: 'pass', reason: `every gate passed after ${seconds(elapsedMs)}`, gates, elapsedMs}
 }
 
 function testGate(test: {passed: boolean} | undefined): GateResult {
-  if (!test) return {gate: 'test', verdict: 'fail', message: 'no passed "mlops test" report for the candidate (deploy.analysis.gates.test.required)'}
-  return test.passed ? {gate: 'test', verdict: 'pass', message: '"mlops test" passed'} : {gate: 'test', verdict: 'fail', message: '"mlops test" failed for the candidate'}
+  if (!test)
+    return {
+      gate: 'test',
+      verdict: 'fail',
+      message: 'no passed "mlops test" report for the candidate (deploy.analysis.gates.test.required)',
+    }
+  return test.passed
+    ? {gate: 'test', verdict: 'pass', message: '"mlops test" passed'}
+    : {gate: 'test', verdict: 'fail', message: '"mlops test" failed for the candidate'}
 }
 
 /** Both versions need `minRequests` in the step; a verdict on fewer would be noise. */
 function tooFew(metrics: StepMetrics, settings: AnalysisSettings, gate: GateResult['gate']): GateResult | undefined {
   const {stable, candidate} = metrics
-  if (!metrics.candidateReady && candidate.requests === 0) return {gate, verdict: 'inconclusive', message: 'the candidate is not ready yet'}
+  if (!metrics.candidateReady && candidate.requests === 0)
+    return {gate, verdict: 'inconclusive', message: 'the candidate is not ready yet'}
   if (candidate.requests >= settings.minRequests && stable.requests >= settings.minRequests) return undefined
-  return {gate, verdict: 'inconclusive', message: `waiting for data: candidate ${candidate.requests}/${settings.minRequests} requests, stable ${stable.requests}/${settings.minRequests}`}
+  return {
+    gate,
+    verdict: 'inconclusive',
+    message: `waiting for data: candidate ${candidate.requests}/${settings.minRequests} requests, stable ${stable.requests}/${settings.minRequests}`,
+  }
 }
 
 function errorRateGate(metrics: StepMetrics, settings: AnalysisSettings): GateResult {
@@ -65,9 +95,21 @@ function errorRateGate(metrics: StepMetrics, settings: AnalysisSettings): GateRe
   const increase = candidate - stable
   const figures = `candidate ${percent(candidate)} vs stable ${percent(stable)}`
   if (increase > settings.maxErrorRateIncrease) {
-    return {gate: 'error_rate', verdict: 'fail', observed: increase, threshold: settings.maxErrorRateIncrease, message: `error rate: ${figures}, up ${percent(increase)} (at most ${percent(settings.maxErrorRateIncrease)})`}
+    return {
+      gate: 'error_rate',
+      verdict: 'fail',
+      observed: increase,
+      threshold: settings.maxErrorRateIncrease,
+      message: `error rate: ${figures}, up ${percent(increase)} (at most ${percent(settings.maxErrorRateIncrease)})`,
+    }
   }
-  return {gate: 'error_rate', verdict: 'pass', observed: increase, threshold: settings.maxErrorRateIncrease, message: `error rate: ${figures}`}
+  return {
+    gate: 'error_rate',
+    verdict: 'pass',
+    observed: increase,
+    threshold: settings.maxErrorRateIncrease,
+    message: `error rate: ${figures}`,
+  }
 }
 
 /**
@@ -83,22 +125,58 @@ function latencyGate(metrics: StepMetrics, settings: AnalysisSettings, stage: An
   const quantile = stage === 'shadow' ? 'p50' : 'p99'
   const candidate = quantile === 'p50' ? metrics.candidate.p50Ms : metrics.candidate.p99Ms
   const stable = quantile === 'p50' ? metrics.stable.p50Ms : metrics.stable.p99Ms
-  if (candidate === undefined || stable === undefined) return {gate: 'latency', verdict: 'fail', message: `latency: no ${quantile} was measured although requests were counted`}
+  if (candidate === undefined || stable === undefined)
+    return {
+      gate: 'latency',
+      verdict: 'fail',
+      message: `latency: no ${quantile} was measured although requests were counted`,
+    }
   const limit = stable * settings.maxP99Ratio + settings.p99SlackMs
   const ratio = stable > 0 ? candidate / stable : Number.POSITIVE_INFINITY
   const figures = `${quantile} candidate ${ms(candidate)} vs stable ${ms(stable)}${quantile === 'p50' ? ' (medians in shadow, where the candidate runs at background priority)' : ''}`
-  if (candidate > limit) return {gate: 'latency', verdict: 'fail', observed: ratio, threshold: settings.maxP99Ratio, message: `latency: ${figures}, above ${ms(limit)} (${settings.maxP99Ratio}x + ${settings.p99SlackMs} ms)`}
-  return {gate: 'latency', verdict: 'pass', observed: ratio, threshold: settings.maxP99Ratio, message: `latency: ${figures}`}
+  if (candidate > limit)
+    return {
+      gate: 'latency',
+      verdict: 'fail',
+      observed: ratio,
+      threshold: settings.maxP99Ratio,
+      message: `latency: ${figures}, above ${ms(limit)} (${settings.maxP99Ratio}x + ${settings.p99SlackMs} ms)`,
+    }
+  return {
+    gate: 'latency',
+    verdict: 'pass',
+    observed: ratio,
+    threshold: settings.maxP99Ratio,
+    message: `latency: ${figures}`,
+  }
 }
 
 function agreementGate(metrics: StepMetrics, settings: AnalysisSettings): GateResult {
   const shadow = metrics.shadow
   const compared = shadow?.compared ?? 0
-  if (!shadow || compared < settings.minRequests) return {gate: 'agreement', verdict: 'inconclusive', message: `waiting for data: ${compared}/${settings.minRequests} answers compared`}
+  if (!shadow || compared < settings.minRequests)
+    return {
+      gate: 'agreement',
+      verdict: 'inconclusive',
+      message: `waiting for data: ${compared}/${settings.minRequests} answers compared`,
+    }
   const agreement = shadow.agreed / compared
   const figures = `${percent(agreement)} of ${compared} answers agree, ${shadow.labelFlips} label flips, max score difference ${shadow.maxScoreDiff.toPrecision(3)}`
-  if (agreement < settings.minAgreement) return {gate: 'agreement', verdict: 'fail', observed: agreement, threshold: settings.minAgreement, message: `agreement: ${figures} (at least ${percent(settings.minAgreement)})`}
-  return {gate: 'agreement', verdict: 'pass', observed: agreement, threshold: settings.minAgreement, message: `agreement: ${figures}`}
+  if (agreement < settings.minAgreement)
+    return {
+      gate: 'agreement',
+      verdict: 'fail',
+      observed: agreement,
+      threshold: settings.minAgreement,
+      message: `agreement: ${figures} (at least ${percent(settings.minAgreement)})`,
+    }
+  return {
+    gate: 'agreement',
+    verdict: 'pass',
+    observed: agreement,
+    threshold: settings.minAgreement,
+    message: `agreement: ${figures}`,
+  }
 }
 
 function rate(stats: VersionStats): number {

@@ -107,12 +107,15 @@ export function checkDeployConfig(config: {deploy?: DeployConfig}): ConfigIssue[
   if (!deploy) return []
   const issues: ConfigIssue[] = []
   deploy.steps?.forEach((step, i) => {
-    if (i > 0 && step <= deploy.steps![i - 1]) issues.push({path: `deploy.steps[${i}]`, message: `must be above the step before it (${deploy.steps![i - 1]})`})
+    if (i > 0 && step <= deploy.steps![i - 1])
+      issues.push({path: `deploy.steps[${i}]`, message: `must be above the step before it (${deploy.steps![i - 1]})`})
   })
   const a = deploy.analysis
   if (a?.bake_seconds !== undefined && a.deadline_seconds !== undefined && a.deadline_seconds < a.bake_seconds) {
-    issues.push({path: 'deploy.analysis.deadline_seconds', message: `must be at least bake_seconds (${a.bake_seconds}): a step cannot pass before it bakes`})
+    issues.push({
+      path: 'deploy.analysis.deadline_seconds',
+      message: `must be at least bake_seconds (${a.bake_seconds}): a step cannot pass before it bakes`,
+    })
   }
   return issues
 }
-

@@ -14,8 +14,28 @@ import {type DeployTarget, type TargetRuntime, serversOf} from '../targets/types
 import {deploySettings} from './config.js'
 import {calculatePhase} from './phase.js'
 import {type Transition, planDeploy, planPromote, planRollback} from './plan.js'
-import {type DeployPaths, appendLedger, commitTransition, deployPaths, readLedger, readState, removeState, withLock} from './state.js'
-import type {Analysis, Change, LedgerEntry, Measurement, Outcome, Phase, Release, RolloutState, Stage, StepMetrics} from './types.js'
+import {
+  type DeployPaths,
+  appendLedger,
+  commitTransition,
+  deployPaths,
+  readLedger,
+  readState,
+  removeState,
+  withLock,
+} from './state.js'
+import type {
+  Analysis,
+  Change,
+  LedgerEntry,
+  Measurement,
+  Outcome,
+  Phase,
+  Release,
+  RolloutState,
+  Stage,
+  StepMetrics,
+} from './types.js'
 
 interface Common {
   dir: string
@@ -77,18 +97,28 @@ export interface StatusResult {
 
 export async function deploy(options: DeployOptions): Promise<RolloutResult> {
   const {ctx, release, plan} = await deployPlanner(options)
-  return withLock(ctx.paths, `mlops deploy ${release.version}${options.stage === 'full' ? ' --full' : ` --${options.stage}`}`, async () => {
-    const current = await readState(ctx.paths)
-    const transition = plan(current)
-    if (!transition) {
-      // Already the desired state; make sure it is also what runs (the gateway may have been killed).
-      await ctx.target.prepare(Object.values(serversOf(current!)), current!.port)
-      await ctx.target.reconcile()
-      return {action: 'deploy', changed: false, version: release.version, status: await statusOf(ctx, current!)}
-    }
-    const entry = await commit(ctx, transition, undefined)
-    return {action: 'deploy', changed: true, version: release.version, entry, status: await statusOf(ctx, transition.state)}
-  })
+  return withLock(
+    ctx.paths,
+    `mlops deploy ${release.version}${options.stage === 'full' ? ' --full' : ` --${options.stage}`}`,
+    async () => {
+      const current = await readState(ctx.paths)
+      const transition = plan(current)
+      if (!transition) {
+        // Already the desired state; make sure it is also what runs (the gateway may have been killed).
+        await ctx.target.prepare(Object.values(serversOf(current!)), current!.port)
+        await ctx.target.reconcile()
+        return {action: 'deploy', changed: false, version: release.version, status: await statusOf(ctx, current!)}
+      }
+      const entry = await commit(ctx, transition, undefined)
+      return {
+        action: 'deploy',
+        changed: true,
+        version: release.version,
+        entry,
+        status: await statusOf(ctx, transition.state),
+      }
+    },
+  )
 }
 
 /** Everything deploy decides before it takes the lock: the config, the release (verified), and how to plan from a state. */
@@ -98,7 +128,23 @@ async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; rel
   if (options.port !== undefined) settings.port = options.port
   const release = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
   const ctx = await context(options, loaded.dir)
-  return {ctx, release, plan: (current) => planDeploy(current, {release, stage: options.stage, weight: options.weight, auto: Boolean(options.auto), settings, actor: ctx.actor}, ctx.now())}
+  return {
+    ctx,
+    release,
+    plan: (current) =>
+      planDeploy(
+        current,
+        {
+          release,
+          stage: options.stage,
+          weight: options.weight,
+          auto: Boolean(options.auto),
+          settings,
+          actor: ctx.actor,
+        },
+        ctx.now(),
+      ),
+  }
 }
 
 type Planner = (current: RolloutState | undefined) => Transition | undefined
@@ -113,7 +159,13 @@ export async function promote(options: PromoteOptions): Promise<RolloutResult> {
     const current = await readState(ctx.paths)
     const transition = promotePlanner(options, ctx)(current)
     const entry = await commit(ctx, transition, current)
-    return {action: 'promote', changed: true, version: transition.change.version, entry, status: await statusOf(ctx, transition.state)}
+    return {
+      action: 'promote',
+      changed: true,
+      version: transition.change.version,
+      entry,
+      status: await statusOf(ctx, transition.state),
+    }
   })
 }
 
@@ -127,7 +179,13 @@ export async function rollback(options: RollbackOptions): Promise<RolloutResult>
     const current = await readState(ctx.paths)
     const transition = rollbackPlanner(options, ctx)(current)
     const entry = await commit(ctx, transition, current)
-    return {action: 'rollback', changed: true, version: transition.change.version, entry, status: await statusOf(ctx, transition.state)}
+    return {
+      action: 'rollback',
+      changed: true,
+      version: transition.change.version,
+      entry,
+      status: await statusOf(ctx, transition.state),
+    }
   })
 }
 
@@ -139,7 +197,10 @@ function rollbackPlanner(options: RollbackOptions, ctx: Context): (current: Roll
   return (current) => planRollback(current, {reason: options.reason ?? `rolled back by ${ctx.actor}`}, ctx.now())
 }
 
-export type DryRunRequest = {action: 'deploy'; options: DeployOptions} | {action: 'promote'; options: PromoteOptions} | {action: 'rollback'; options: RollbackOptions}
+export type DryRunRequest =
+  | {action: 'deploy'; options: DeployOptions}
+  | {action: 'promote'; options: PromoteOptions}
+  | {action: 'rollback'; options: RollbackOptions}
 
 /**
  * `--dry-run`: the same planning function on the state on disk, so a dry run refuses what the command would refuse (and a
@@ -152,14 +213,27 @@ export async function dryRun(request: DryRunRequest): Promise<RolloutPlan> {
     return planned(ctx, 'deploy', release.version, plan)
   }
   const ctx = await context(request.options, request.options.dir)
-  return planned(ctx, request.action, undefined, request.action === 'promote' ? promotePlanner(request.options, ctx) : rollbackPlanner(request.options, ctx))
+  return planned(
+    ctx,
+    request.action,
+    undefined,
+    request.action === 'promote' ? promotePlanner(request.options, ctx) : rollbackPlanner(request.options, ctx),
+  )
 }
 
-async function planned(ctx: Context, action: RolloutResult['action'], version: string | undefined, plan: Planner): Promise<RolloutPlan> {
+async function planned(
+  ctx: Context,
+  action: RolloutResult['action'],
+  version: string | undefined,
+  plan: Planner,
+): Promise<RolloutPlan> {
   const current = await readState(ctx.paths)
   const transition = plan(current)
   return {
-    action, dryRun: true, changed: transition !== undefined, version: transition?.change.version ?? version ?? current!.stable.version,
+    action,
+    dryRun: true,
+    changed: transition !== undefined,
+    version: transition?.change.version ?? version ?? current!.stable.version,
     ...(transition ? {plan: transition.change} : {}),
     ...(current ? {status: await statusOf(ctx, current)} : {}),
   }
@@ -192,25 +266,40 @@ export interface DownResult {
 export async function down(options: Common): Promise<DownResult> {
   const ctx = await context(options, options.dir)
   // The gateway holds the lock for an automatic step (a promotion, a rollback) for moments: down waits it out.
-  return withLock(ctx.paths, 'mlops down', async () => {
-    // A damaged state must not keep the gateway running: down is the way out its error points to.
-    const state = await readState(ctx.paths).catch((error: unknown) => {
-      if ((error as MlopsError).code !== 'STATE_CORRUPT') throw error
-      return undefined
-    })
-    const stopped = await ctx.target.stop()
-    // Absent or damaged, the state goes (removing an absent one is a no-op); only a readable one is recorded.
-    await removeState(ctx.paths)
-    if (!state) return stopped
-    const entry: LedgerEntry = {
-      action: 'down', automatic: false, version: state.stable.version, ...(state.stable.digest ? {digest: state.stable.digest} : {}),
-      from: {stage: state.stage, weight: state.weight, stable: state.stable.version, ...(state.candidate ? {candidate: state.candidate.version} : {})},
-      reason: state.candidate ? `stopped during the rollout of ${state.candidate.version}` : 'stopped',
-      at: ctx.now().toISOString(), actor: ctx.actor, revision: state.revision + 1,
-    }
-    await appendLedger(ctx.paths, entry)
-    return {...stopped, entry}
-  }, {waitMs: 30_000})
+  return withLock(
+    ctx.paths,
+    'mlops down',
+    async () => {
+      // A damaged state must not keep the gateway running: down is the way out its error points to.
+      const state = await readState(ctx.paths).catch((error: unknown) => {
+        if ((error as MlopsError).code !== 'STATE_CORRUPT') throw error
+        return undefined
+      })
+      const stopped = await ctx.target.stop()
+      // Absent or damaged, the state goes (removing an absent one is a no-op); only a readable one is recorded.
+      await removeState(ctx.paths)
+      if (!state) return stopped
+      const entry: LedgerEntry = {
+        action: 'down',
+        automatic: false,
+        version: state.stable.version,
+        ...(state.stable.digest ? {digest: state.stable.digest} : {}),
+        from: {
+          stage: state.stage,
+          weight: state.weight,
+          stable: state.stable.version,
+          ...(state.candidate ? {candidate: state.candidate.version} : {}),
+        },
+        reason: state.candidate ? `stopped during the rollout of ${state.candidate.version}` : 'stopped',
+        at: ctx.now().toISOString(),
+        actor: ctx.actor,
+        revision: state.revision + 1,
+      }
+      await appendLedger(ctx.paths, entry)
+      return {...stopped, entry}
+    },
+    {waitMs: 30_000},
+  )
 }
 
 export interface WaitOptions {
@@ -231,16 +320,30 @@ export async function waitForOutcome(options: WaitOptions): Promise<Outcome> {
   const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs
   for (;;) {
     const state = await readState(ctx.paths)
-    if (!state) throw new MlopsError('STOPPED', `the deployment was stopped while waiting for ${options.version}`, {hint: 'See "mlops history".'})
+    if (!state)
+      throw new MlopsError('STOPPED', `the deployment was stopped while waiting for ${options.version}`, {
+        hint: 'See "mlops history".',
+      })
     const outcome = state.outcome
     // An outcome for this version may be written before the gateway has applied it: keep polling until it has.
     const ended = state.revision > options.revision && outcome?.version === options.version && !state.candidate
     if (ended && (await applied(ctx, state))) {
       if (outcome.result === 'promoted') return outcome
-      throw new MlopsError('ROLLED_BACK', `${options.version} was rolled back${outcome.gate ? ` by the ${outcome.gate} gate` : ''}: ${outcome.reason}`, {hint: 'See "mlops history" for the figures; fix the model, package a new version and deploy it.', details: outcome})
+      throw new MlopsError(
+        'ROLLED_BACK',
+        `${options.version} was rolled back${outcome.gate ? ` by the ${outcome.gate} gate` : ''}: ${outcome.reason}`,
+        {
+          hint: 'See "mlops history" for the figures; fix the model, package a new version and deploy it.',
+          details: outcome,
+        },
+      )
     }
     if (!ended && state.candidate?.version !== options.version) {
-      throw new MlopsError('SUPERSEDED', `the rollout of ${options.version} ended without an outcome for it (now: ${state.candidate?.version ?? state.stable.version})`, {hint: 'See "mlops history".'})
+      throw new MlopsError(
+        'SUPERSEDED',
+        `the rollout of ${options.version} ended without an outcome for it (now: ${state.candidate?.version ?? state.stable.version})`,
+        {hint: 'See "mlops history".'},
+      )
     }
     if (options.onUpdate) {
       const status = await statusOf(ctx, state)
@@ -248,7 +351,14 @@ export async function waitForOutcome(options: WaitOptions): Promise<Outcome> {
       if (status.gateway.revision === undefined || status.gateway.revision === state.revision) options.onUpdate(status)
     }
     if (Date.now() >= deadline) {
-      throw new MlopsError('IN_PROGRESS', `${options.version} is still rolling out after ${Math.round(options.timeoutMs! / 1000)}s`, {exitCode: ExitCode.inProgress, hint: 'Run "mlops status --watch" to follow it, or "mlops deploy … --wait" again.'})
+      throw new MlopsError(
+        'IN_PROGRESS',
+        `${options.version} is still rolling out after ${Math.round(options.timeoutMs! / 1000)}s`,
+        {
+          exitCode: ExitCode.inProgress,
+          hint: 'Run "mlops status --watch" to follow it, or "mlops deploy … --wait" again.',
+        },
+      )
     }
     await sleep(options.pollMs ?? 500)
   }
@@ -262,7 +372,10 @@ async function applied(ctx: Context, state: RolloutState): Promise<boolean> {
 
 /** A mistyped --dir is an error, not an empty deployment (status, history and down would report nothing and carry on). */
 function requireDirectory(dir: string): string {
-  if (!statSync(dir, {throwIfNoEntry: false})?.isDirectory()) throw new UsageError('DIR_NOT_FOUND', `the project directory ${resolve(dir)} does not exist`, {hint: 'Check --dir (or MLOPS_DIR): it names the folder where mlops.yaml lives.'})
+  if (!statSync(dir, {throwIfNoEntry: false})?.isDirectory())
+    throw new UsageError('DIR_NOT_FOUND', `the project directory ${resolve(dir)} does not exist`, {
+      hint: 'Check --dir (or MLOPS_DIR): it names the folder where mlops.yaml lives.',
+    })
   return dir
 }
 
@@ -273,11 +386,20 @@ interface Context {
   now: () => Date
 }
 
-async function context(options: {dir: string; actor?: string; now?: () => Date; target?: DeployTarget}, projectDir: string): Promise<Context> {
+async function context(
+  options: {dir: string; actor?: string; now?: () => Date; target?: DeployTarget},
+  projectDir: string,
+): Promise<Context> {
   const paths = deployPaths(requireDirectory(projectDir))
   // An empty --actor (an unset variable in CI) is no name: the ledger falls back as if none was given.
-  const actor = options.actor?.trim() || ((await gitUser(projectDir)) ?? process.env.USER ?? process.env.USERNAME ?? 'unknown')
-  return {paths, target: options.target ?? new LocalTarget(paths, resolve(projectDir)), actor, now: options.now ?? (() => new Date())}
+  const actor =
+    options.actor?.trim() || ((await gitUser(projectDir)) ?? process.env.USER ?? process.env.USERNAME ?? 'unknown')
+  return {
+    paths,
+    target: options.target ?? new LocalTarget(paths, resolve(projectDir)),
+    actor,
+    now: options.now ?? (() => new Date()),
+  }
 }
 
 /**
@@ -289,8 +411,15 @@ async function commit(ctx: Context, transition: Transition, current: RolloutStat
   const {state, change} = transition
   const before = current ? await ctx.target.observe() : undefined
   await ctx.target.prepare(Object.values(serversOf(state)), state.port)
-  const analysis = current?.candidate && before ? calculatePhase(current, before.measurement, ctx.now()).analysis : undefined
-  const entry = await commitTransition(ctx.paths, transition, {at: ctx.now(), actor: ctx.actor, analysis, metrics: before?.measurement.metrics, testReport: deployedReport(state, change)})
+  const analysis =
+    current?.candidate && before ? calculatePhase(current, before.measurement, ctx.now()).analysis : undefined
+  const entry = await commitTransition(ctx.paths, transition, {
+    at: ctx.now(),
+    actor: ctx.actor,
+    analysis,
+    metrics: before?.measurement.metrics,
+    testReport: deployedReport(state, change),
+  })
   await ctx.target.reconcile()
   return entry
 }
@@ -312,8 +441,21 @@ async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult
     stage: state.stage,
     auto: state.auto,
     url: `http://127.0.0.1:${state.port}`,
-    stable: {version: state.stable.version, ...(state.stable.digest ? {digest: state.stable.digest} : {}), weight: 100 - candidateWeight},
-    ...(state.candidate && state.stage !== 'full' ? {candidate: {version: state.candidate.version, ...(state.candidate.digest ? {digest: state.candidate.digest} : {}), weight: candidateWeight, ...(state.stage === 'shadow' ? {mirrored: state.shadowShare} : {})}} : {}),
+    stable: {
+      version: state.stable.version,
+      ...(state.stable.digest ? {digest: state.stable.digest} : {}),
+      weight: 100 - candidateWeight,
+    },
+    ...(state.candidate && state.stage !== 'full'
+      ? {
+          candidate: {
+            version: state.candidate.version,
+            ...(state.candidate.digest ? {digest: state.candidate.digest} : {}),
+            weight: candidateWeight,
+            ...(state.stage === 'shadow' ? {mirrored: state.shadowShare} : {}),
+          },
+        }
+      : {}),
     ...(phase.analysis ? {analysis: phase.analysis} : {}),
     ...(measurement.metrics ? {metrics: measurement.metrics} : {}),
     gateway: gatewayView(measurement, runtime),
@@ -323,47 +465,95 @@ async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult
 
 function gatewayView(measurement: Measurement, runtime: TargetRuntime | undefined): StatusResult['gateway'] {
   if (!runtime) return {running: false, ...(measurement.error ? {error: measurement.error} : {})}
-  return {running: true, pid: runtime.pid, ...(runtime.revision === undefined ? {} : {revision: runtime.revision}), servers: runtime.servers}
+  return {
+    running: true,
+    pid: runtime.pid,
+    ...(runtime.revision === undefined ? {} : {revision: runtime.revision}),
+    servers: runtime.servers,
+  }
 }
 
 async function resolveRelease(options: DeployOptions, projectDir: string, requireTest: boolean): Promise<Release> {
   const env = options.env && Object.keys(options.env).length > 0 ? {env: options.env} : {}
   if (options.model) {
     const model = resolve(projectDir, options.model)
-    if (!existsSync(model)) throw new UsageError('MODEL_NOT_FOUND', `the model file ${options.model} does not exist`, {hint: 'Pass the path of an .onnx file, or deploy a packaged artifact by version.'})
-    if (requireTest) throw new UsageError('TEST_REQUIRED', 'deploy.analysis.gates.test.required is set, and a bare model file has no test report', {hint: 'Package it ("mlops package"), test it ("mlops test"), then deploy the artifact.'})
+    if (!existsSync(model))
+      throw new UsageError('MODEL_NOT_FOUND', `the model file ${options.model} does not exist`, {
+        hint: 'Pass the path of an .onnx file, or deploy a packaged artifact by version.',
+      })
+    if (requireTest)
+      throw new UsageError(
+        'TEST_REQUIRED',
+        'deploy.analysis.gates.test.required is set, and a bare model file has no test report',
+        {hint: 'Package it ("mlops package"), test it ("mlops test"), then deploy the artifact.'},
+      )
     return {version: options.ref, model, ...env}
   }
   const report = await verifyArtifact({dir: projectDir, ref: options.ref})
   if (!report.ok) throw verificationError(report)
   const path = resolve(projectDir, options.ref)
   const ref = options.ref.endsWith('.tar') && existsSync(path) ? path : report.digest
-  const testReport = await checkTestReport(options.testReport, report.digest, requireTest, report.version ?? options.ref)
-  return {version: report.version ?? options.ref, ref, digest: report.digest, ...(testReport ? {testReport} : {}), ...env}
+  const testReport = await checkTestReport(
+    options.testReport,
+    report.digest,
+    requireTest,
+    report.version ?? options.ref,
+  )
+  return {
+    version: report.version ?? options.ref,
+    ref,
+    digest: report.digest,
+    ...(testReport ? {testReport} : {}),
+    ...env,
+  }
 }
 
 /** The test gate at deploy time: a report for this very digest that passed; its own sha256 goes into the ledger. */
-async function checkTestReport(path: string | undefined, digest: string, required: boolean, version: string): Promise<string | undefined> {
+async function checkTestReport(
+  path: string | undefined,
+  digest: string,
+  required: boolean,
+  version: string,
+): Promise<string | undefined> {
   if (!path) {
-    if (required) throw new MlopsError('TEST_REQUIRED', `deploy.analysis.gates.test.required is set and no "mlops test" report was given for ${version}`, {hint: `Run "mlops test ${version} --json > report.json", then deploy with --test-report report.json.`})
+    if (required)
+      throw new MlopsError(
+        'TEST_REQUIRED',
+        `deploy.analysis.gates.test.required is set and no "mlops test" report was given for ${version}`,
+        {hint: `Run "mlops test ${version} --json > report.json", then deploy with --test-report report.json.`},
+      )
     return undefined
   }
   const text = await readFile(path, 'utf8').catch(() => {
-    throw new UsageError('TEST_REPORT_NOT_FOUND', `cannot read the test report ${path}`, {hint: 'Pass the file "mlops test --json" wrote.'})
+    throw new UsageError('TEST_REPORT_NOT_FOUND', `cannot read the test report ${path}`, {
+      hint: 'Pass the file "mlops test --json" wrote.',
+    })
   })
   // `mlops test --json` names the artifact under `artifact.digest`.
   let report: {artifact?: {digest?: string}; digest?: string; passed?: boolean; ok?: boolean}
   try {
     report = JSON.parse(text) as typeof report
   } catch {
-    throw new UsageError('TEST_REPORT_INVALID', `the test report ${path} is not JSON`, {hint: 'Pass the file "mlops test --json" wrote.'})
+    throw new UsageError('TEST_REPORT_INVALID', `the test report ${path} is not JSON`, {
+      hint: 'Pass the file "mlops test --json" wrote.',
+    })
   }
   const tested = report.artifact?.digest ?? report.digest
-  if (tested !== digest) throw new MlopsError('TEST_REPORT_MISMATCH', `the test report ${path} is for ${tested ?? 'no digest'}, not ${version} (${digest})`, {hint: `Run "mlops test ${version}" and pass its report.`})
-  if (report.passed !== true && report.ok !== true) throw new MlopsError('TEST_FAILED', `"mlops test" did not pass for ${version} (${path})`, {hint: 'Fix what the report lists, package a new version, test and deploy it.'})
+  if (tested !== digest)
+    throw new MlopsError(
+      'TEST_REPORT_MISMATCH',
+      `the test report ${path} is for ${tested ?? 'no digest'}, not ${version} (${digest})`,
+      {hint: `Run "mlops test ${version}" and pass its report.`},
+    )
+  if (report.passed !== true && report.ok !== true)
+    throw new MlopsError('TEST_FAILED', `"mlops test" did not pass for ${version} (${path})`, {
+      hint: 'Fix what the report lists, package a new version, test and deploy it.',
+    })
   return `sha256:${createHash('sha256').update(text).digest('hex')}`
 }
 
 function notDeployed(): UsageError {
-  return new UsageError('NOT_DEPLOYED', 'nothing is deployed in this project', {hint: 'Deploy a first release with "mlops deploy VERSION --full".'})
+  return new UsageError('NOT_DEPLOYED', 'nothing is deployed in this project', {
+    hint: 'Deploy a first release with "mlops deploy VERSION --full".',
+  })
 }

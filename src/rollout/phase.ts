@@ -6,22 +6,38 @@ export function calculatePhase(state: RolloutState, measurement: Measurement, no
   const {stable, candidate, outcome} = state
   if (!candidate || state.stage === 'full') {
     // Nothing to judge, but nothing may be answering either: a gateway that cannot be reached is not Healthy.
-    if (measurement.error) return {phase: 'Degraded', reason: `${stable.version} should serve all traffic, but ${measurement.error}`}
+    if (measurement.error)
+      return {phase: 'Degraded', reason: `${stable.version} should serve all traffic, but ${measurement.error}`}
     if (outcome?.result === 'rolled-back' && outcome.version !== stable.version) {
-      return {phase: 'RolledBack', reason: `${outcome.version} was rolled back (${outcome.reason}); ${stable.version} serves all traffic`}
+      return {
+        phase: 'RolledBack',
+        reason: `${outcome.version} was rolled back (${outcome.reason}); ${stable.version} serves all traffic`,
+      }
     }
     return {phase: 'Healthy', reason: `${stable.version} serves all traffic`}
   }
-  const analysis = analyzeStep({stage: state.stage, measurement, settings: state.analysis, stepStartedAt: new Date(state.stepStartedAt), now, test: testOf(state)})
+  const analysis = analyzeStep({
+    stage: state.stage,
+    measurement,
+    settings: state.analysis,
+    stepStartedAt: new Date(state.stepStartedAt),
+    now,
+    test: testOf(state),
+  })
   const where = `${candidate.version} ${stageLabel(state)}`
   if (analysis.verdict === 'fail') {
-    return {phase: 'Degraded', reason: `${where}: ${analysis.reason}${state.auto ? '; rolling back' : `; run "mlops rollback" to take it out`}`, analysis}
+    return {
+      phase: 'Degraded',
+      reason: `${where}: ${analysis.reason}${state.auto ? '; rolling back' : `; run "mlops rollback" to take it out`}`,
+      analysis,
+    }
   }
   if (!state.auto) {
     const verdict = analysis.verdict === 'pass' ? 'analysis passed' : `analysis ${analysis.verdict}: ${analysis.reason}`
     return {phase: 'Paused', reason: `${where}: waiting for "mlops promote" (${verdict})`, analysis}
   }
-  if (analysis.verdict === 'pass') return {phase: 'Progressing', reason: `${where}: analysis passed; advancing to ${describeNext(state)}`, analysis}
+  if (analysis.verdict === 'pass')
+    return {phase: 'Progressing', reason: `${where}: analysis passed; advancing to ${describeNext(state)}`, analysis}
   return {phase: 'Progressing', reason: `${where}: ${analysis.reason}`, analysis}
 }
 

@@ -20,16 +20,29 @@ export interface DeployRequest {
   actor?: string
 }
 
-export function planDeploy(current: RolloutState | undefined, request: DeployRequest, now: Date): Transition | undefined {
+export function planDeploy(
+  current: RolloutState | undefined,
+  request: DeployRequest,
+  now: Date,
+): Transition | undefined {
   const {release, settings} = request
   if (current?.candidate) {
-    throw new UsageError('ROLLOUT_IN_PROGRESS', `${current.candidate.version} is being rolled out (${stageLabel(current)}); finish that rollout first`, {hint: 'Run "mlops promote" to go on with it or "mlops rollback" to take it out, then deploy again.'})
+    throw new UsageError(
+      'ROLLOUT_IN_PROGRESS',
+      `${current.candidate.version} is being rolled out (${stageLabel(current)}); finish that rollout first`,
+      {hint: 'Run "mlops promote" to go on with it or "mlops rollback" to take it out, then deploy again.'},
+    )
   }
-  if (current && current.stable.version === release.version && (current.stable.digest ?? '') === (release.digest ?? '')) return undefined
+  if (current && current.stable.version === release.version && (current.stable.digest ?? '') === (release.digest ?? ''))
+    return undefined
   const weight = request.stage === 'canary' ? (request.weight ?? settings.steps[0] ?? 100) : 0
   const stage: Stage = request.stage === 'canary' && weight >= 100 ? 'full' : request.stage
   if (stage !== 'full' && !current) {
-    throw new UsageError('NO_STABLE_RELEASE', `nothing is deployed yet, so ${release.version} has nothing to be compared with in a ${stage}`, {hint: `Deploy the first release with "mlops deploy ${release.version} --full".`})
+    throw new UsageError(
+      'NO_STABLE_RELEASE',
+      `nothing is deployed yet, so ${release.version} has nothing to be compared with in a ${stage}`,
+      {hint: `Deploy the first release with "mlops deploy ${release.version} --full".`},
+    )
   }
   const base = {
     schemaVersion: 1 as const,
@@ -47,11 +60,42 @@ export function planDeploy(current: RolloutState | undefined, request: DeployReq
   }
   const from = current ? point(current) : undefined
   if (stage === 'full') {
-    const state: RolloutState = {...base, stable: release, stage: 'full', weight: 0, outcome: {version: release.version, result: 'promoted', reason: 'deployed in full', at: now.toISOString()}}
-    return {state, change: change('deploy', release, from, state, current ? `replaces ${current.stable.version} in full` : 'first release')}
+    const state: RolloutState = {
+      ...base,
+      stable: release,
+      stage: 'full',
+      weight: 0,
+      outcome: {version: release.version, result: 'promoted', reason: 'deployed in full', at: now.toISOString()},
+    }
+    return {
+      state,
+      change: change(
+        'deploy',
+        release,
+        from,
+        state,
+        current ? `replaces ${current.stable.version} in full` : 'first release',
+      ),
+    }
   }
-  const state: RolloutState = {...base, stable: current!.stable, candidate: release, stage, weight, ...(current!.outcome ? {outcome: current!.outcome} : {})}
-  return {state, change: change('deploy', release, from, state, `${stageLabel(state)} next to ${current!.stable.version}${request.auto ? ', advancing by itself while analysis passes' : ''}`)}
+  const state: RolloutState = {
+    ...base,
+    stable: current!.stable,
+    candidate: release,
+    stage,
+    weight,
+    ...(current!.outcome ? {outcome: current!.outcome} : {}),
+  }
+  return {
+    state,
+    change: change(
+      'deploy',
+      release,
+      from,
+      state,
+      `${stageLabel(state)} next to ${current!.stable.version}${request.auto ? ', advancing by itself while analysis passes' : ''}`,
+    ),
+  }
 }
 
 export interface PromoteRequest {
@@ -67,20 +111,57 @@ export function planPromote(current: RolloutState | undefined, request: PromoteR
   const candidate = state.candidate!
   const target = request.to ?? nextWeight(state)
   if (state.stage === 'canary' && target === state.weight) {
-    throw new UsageError('ALREADY_AT_WEIGHT', `${candidate.version} already gets ${target}% of the traffic`, {hint: 'Pass another --to, or run "mlops promote" for the next step.'})
+    throw new UsageError('ALREADY_AT_WEIGHT', `${candidate.version} already gets ${target}% of the traffic`, {
+      hint: 'Pass another --to, or run "mlops promote" for the next step.',
+    })
   }
   if (state.stage === 'canary' && target < state.weight) {
-    throw new UsageError('PROMOTE_BACKWARDS', `promote only moves forward: ${candidate.version} gets ${state.weight}% of the traffic, more than --to ${target}`, {hint: `To give it less, take it out ("mlops rollback") and deploy it again with "mlops deploy ${candidate.version} --canary ${target}".`})
+    throw new UsageError(
+      'PROMOTE_BACKWARDS',
+      `promote only moves forward: ${candidate.version} gets ${state.weight}% of the traffic, more than --to ${target}`,
+      {
+        hint: `To give it less, take it out ("mlops rollback") and deploy it again with "mlops deploy ${candidate.version} --canary ${target}".`,
+      },
+    )
   }
   const from = point(state)
   const base = {...state, revision: state.revision + 1, stepStartedAt: now.toISOString()}
   if (target >= 100) {
     const {candidate: _, ...rest} = base
-    const next: RolloutState = {...rest, stable: candidate, stage: 'full', weight: 0, outcome: {version: candidate.version, result: 'promoted', reason: request.reason ?? 'promoted', at: now.toISOString()}}
-    return {state: next, change: {...change('promote', candidate, from, next, request.reason ?? `promoted to full; ${state.stable.version} retired`), automatic: Boolean(request.automatic)}}
+    const next: RolloutState = {
+      ...rest,
+      stable: candidate,
+      stage: 'full',
+      weight: 0,
+      outcome: {
+        version: candidate.version,
+        result: 'promoted',
+        reason: request.reason ?? 'promoted',
+        at: now.toISOString(),
+      },
+    }
+    return {
+      state: next,
+      change: {
+        ...change(
+          'promote',
+          candidate,
+          from,
+          next,
+          request.reason ?? `promoted to full; ${state.stable.version} retired`,
+        ),
+        automatic: Boolean(request.automatic),
+      },
+    }
   }
   const next: RolloutState = {...base, stage: 'canary', weight: target}
-  return {state: next, change: {...change('promote', candidate, from, next, request.reason ?? `to canary ${target}%`), automatic: Boolean(request.automatic)}}
+  return {
+    state: next,
+    change: {
+      ...change('promote', candidate, from, next, request.reason ?? `to canary ${target}%`),
+      automatic: Boolean(request.automatic),
+    },
+  }
 }
 
 export interface RollbackRequest {
@@ -100,33 +181,89 @@ export function planRollback(current: RolloutState | undefined, request: Rollbac
     stage: 'full',
     weight: 0,
     stepStartedAt: now.toISOString(),
-    outcome: {version: candidate.version, result: 'rolled-back', reason, ...(request.gate ? {gate: request.gate} : {}), at: now.toISOString()},
+    outcome: {
+      version: candidate.version,
+      result: 'rolled-back',
+      reason,
+      ...(request.gate ? {gate: request.gate} : {}),
+      at: now.toISOString(),
+    },
   }
-  return {state: next, change: {...change('rollback', candidate, point(state), next, reason), automatic: Boolean(request.automatic), ...(request.gate ? {gate: request.gate} : {})}}
+  return {
+    state: next,
+    change: {
+      ...change('rollback', candidate, point(state), next, reason),
+      automatic: Boolean(request.automatic),
+      ...(request.gate ? {gate: request.gate} : {}),
+    },
+  }
 }
 
 /** What the gateway does by itself under --auto: the next step when the analysis passes, a rollback when it fails. */
 export function decideAuto(state: RolloutState, phase: PhaseResult, now: Date): Transition | undefined {
   if (!state.auto || !state.candidate || !phase.analysis) return undefined
   const {analysis} = phase
-  if (analysis.verdict === 'pass') return planPromote(state, {automatic: true, reason: `analysis passed at ${stageLabel(state)}: ${analysis.reason}`}, now)
-  if (analysis.verdict === 'fail') return planRollback(state, {automatic: true, reason: `analysis failed at ${stageLabel(state)}: ${analysis.reason}`, gate: analysis.failedGate}, now)
+  if (analysis.verdict === 'pass')
+    return planPromote(
+      state,
+      {automatic: true, reason: `analysis passed at ${stageLabel(state)}: ${analysis.reason}`},
+      now,
+    )
+  if (analysis.verdict === 'fail')
+    return planRollback(
+      state,
+      {
+        automatic: true,
+        reason: `analysis failed at ${stageLabel(state)}: ${analysis.reason}`,
+        gate: analysis.failedGate,
+      },
+      now,
+    )
   return undefined
 }
 
 export function point(state: RolloutState): StagePoint {
-  return {stage: state.stage, weight: state.weight, stable: state.stable.version, ...(state.candidate ? {candidate: state.candidate.version} : {})}
+  return {
+    stage: state.stage,
+    weight: state.weight,
+    stable: state.stable.version,
+    ...(state.candidate ? {candidate: state.candidate.version} : {}),
+  }
 }
 
 function requireCandidate(current: RolloutState | undefined, verb: 'promote' | 'rollback'): RolloutState {
-  if (!current) throw new UsageError('NOT_DEPLOYED', `nothing is deployed, so there is nothing to ${verb === 'rollback' ? 'roll back' : verb}`, {hint: 'Deploy a first release with "mlops deploy VERSION --full".'})
+  if (!current)
+    throw new UsageError(
+      'NOT_DEPLOYED',
+      `nothing is deployed, so there is nothing to ${verb === 'rollback' ? 'roll back' : verb}`,
+      {hint: 'Deploy a first release with "mlops deploy VERSION --full".'},
+    )
   if (!current.candidate) {
-    const hint = verb === 'promote' ? 'Start a rollout with "mlops deploy VERSION --shadow" or "--canary 5".' : `To go back to an earlier release, deploy it: "mlops deploy VERSION --full" (see "mlops history").`
-    throw new UsageError('NO_ROLLOUT', `no rollout is in progress: ${current.stable.version} serves all traffic`, {hint})
+    const hint =
+      verb === 'promote'
+        ? 'Start a rollout with "mlops deploy VERSION --shadow" or "--canary 5".'
+        : `To go back to an earlier release, deploy it: "mlops deploy VERSION --full" (see "mlops history").`
+    throw new UsageError('NO_ROLLOUT', `no rollout is in progress: ${current.stable.version} serves all traffic`, {
+      hint,
+    })
   }
   return current
 }
 
-function change(action: Change['action'], release: Release, from: StagePoint | undefined, to: RolloutState, reason: string): Change {
-  return {action, automatic: false, version: release.version, ...(release.digest ? {digest: release.digest} : {}), ...(from ? {from} : {}), to: point(to), reason}
+function change(
+  action: Change['action'],
+  release: Release,
+  from: StagePoint | undefined,
+  to: RolloutState,
+  reason: string,
+): Change {
+  return {
+    action,
+    automatic: false,
+    version: release.version,
+    ...(release.digest ? {digest: release.digest} : {}),
+    ...(from ? {from} : {}),
+    to: point(to),
+    reason,
+  }
 }

@@ -26,7 +26,15 @@ export interface DeployPaths {
 
 export function deployPaths(projectDir: string): DeployPaths {
   const dir = resolve(projectDir, '.mlops', 'deploy')
-  return {dir, state: join(dir, 'rollout.json'), ledger: join(dir, 'ledger.jsonl'), lock: join(dir, 'lock'), gateway: join(dir, 'gateway.json'), servers: join(dir, 'servers.json'), log: join(dir, 'gateway.log')}
+  return {
+    dir,
+    state: join(dir, 'rollout.json'),
+    ledger: join(dir, 'ledger.jsonl'),
+    lock: join(dir, 'lock'),
+    gateway: join(dir, 'gateway.json'),
+    servers: join(dir, 'servers.json'),
+    log: join(dir, 'gateway.log'),
+  }
 }
 
 export async function readState(paths: DeployPaths): Promise<RolloutState | undefined> {
@@ -34,7 +42,9 @@ export async function readState(paths: DeployPaths): Promise<RolloutState | unde
   if (state === undefined) return undefined
   const problem = stateProblem(state)
   if (problem) {
-    throw new MlopsError('STATE_CORRUPT', `${paths.state} is not a rollout state: ${problem}`, {hint: 'Only mlops writes it: restore it from a backup, or run "mlops down --yes" (it stops the gateway and clears it; "mlops history" keeps every release) and deploy again.'})
+    throw new MlopsError('STATE_CORRUPT', `${paths.state} is not a rollout state: ${problem}`, {
+      hint: 'Only mlops writes it: restore it from a backup, or run "mlops down --yes" (it stops the gateway and clears it; "mlops history" keeps every release) and deploy again.',
+    })
   }
   // State written before deploy.shadow.concurrency existed goes on with its default.
   return {...state, mirrorConcurrency: state.mirrorConcurrency ?? DEFAULT_MIRROR_CONCURRENCY}
@@ -52,11 +62,15 @@ function stateProblem(value: unknown): string | undefined {
   if (!Number.isInteger(state.revision) || (state.revision as number) < 1) return 'revision is not a positive integer'
   if (!release('stable')) return 'stable has no version'
   if (state.candidate !== undefined && !release('candidate')) return 'candidate has no version'
-  if (!['full', 'shadow', 'canary'].includes(state.stage as string)) return `stage ${JSON.stringify(state.stage)} is not full, shadow or canary`
+  if (!['full', 'shadow', 'canary'].includes(state.stage as string))
+    return `stage ${JSON.stringify(state.stage)} is not full, shadow or canary`
   if (typeof state.weight !== 'number' || state.weight < 0 || state.weight > 100) return 'weight is not a percentage'
-  if (!Number.isInteger(state.port) || (state.port as number) < 1 || (state.port as number) > 65535) return 'port is not a port number'
-  if (typeof state.stepStartedAt !== 'string' || Number.isNaN(Date.parse(state.stepStartedAt))) return 'stepStartedAt is not a time'
-  if (!Array.isArray(state.steps) || state.analysis === null || typeof state.analysis !== 'object') return 'steps or analysis are missing'
+  if (!Number.isInteger(state.port) || (state.port as number) < 1 || (state.port as number) > 65535)
+    return 'port is not a port number'
+  if (typeof state.stepStartedAt !== 'string' || Number.isNaN(Date.parse(state.stepStartedAt)))
+    return 'stepStartedAt is not a time'
+  if (!Array.isArray(state.steps) || state.analysis === null || typeof state.analysis !== 'object')
+    return 'steps or analysis are missing'
   return undefined
 }
 
@@ -77,7 +91,11 @@ export interface ChangeRecord {
  * The commit point of every change, a command's or the gateway's own (--auto): the desired state, then its ledger entry.
  * A crash between the two leaves the new state without its entry, never an entry for a state that was not written.
  */
-export async function commitTransition(paths: DeployPaths, {state, change}: Transition, record: ChangeRecord): Promise<LedgerEntry> {
+export async function commitTransition(
+  paths: DeployPaths,
+  {state, change}: Transition,
+  record: ChangeRecord,
+): Promise<LedgerEntry> {
   await writeState(paths, state)
   const {analysis, metrics} = record
   const entry: LedgerEntry = {
@@ -162,7 +180,13 @@ export interface DeployLock {
  */
 export async function acquireLock(paths: DeployPaths, command: string): Promise<DeployLock> {
   await makeDirectory(paths.dir)
-  const holder: LockHolder = {pid: process.pid, command, since: new Date().toISOString(), host: hostname(), ...(processStart(process.pid) ? {started: processStart(process.pid)} : {})}
+  const holder: LockHolder = {
+    pid: process.pid,
+    command,
+    since: new Date().toISOString(),
+    host: hostname(),
+    ...(processStart(process.pid) ? {started: processStart(process.pid)} : {}),
+  }
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(paths.lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644)
@@ -183,22 +207,34 @@ export async function acquireLock(paths: DeployPaths, command: string): Promise<
     }
     const current = readHolder(paths.lock)
     if (current && isAlive(current)) {
-      throw new MlopsError('DEPLOY_LOCKED', `another mlops command is changing this deployment: pid ${current.pid} (${current.command}) since ${current.since}`, {
-        exitCode: ExitCode.inProgress,
-        hint: 'Wait for it to finish (see "mlops status"), then run the command again.',
-        details: {holder: current},
-      })
+      throw new MlopsError(
+        'DEPLOY_LOCKED',
+        `another mlops command is changing this deployment: pid ${current.pid} (${current.command}) since ${current.since}`,
+        {
+          exitCode: ExitCode.inProgress,
+          hint: 'Wait for it to finish (see "mlops status"), then run the command again.',
+          details: {holder: current},
+        },
+      )
     }
     breakStaleLock(paths.lock, current)
   }
-  throw new MlopsError('DEPLOY_LOCKED', `could not take the deploy lock ${paths.lock}: it keeps changing hands`, {exitCode: ExitCode.inProgress, hint: 'Run the command again.'})
+  throw new MlopsError('DEPLOY_LOCKED', `could not take the deploy lock ${paths.lock}: it keeps changing hands`, {
+    exitCode: ExitCode.inProgress,
+    hint: 'Run the command again.',
+  })
 }
 
 /**
  * With `waitMs`, a lock held by a live process is waited for (polling) up to that long before refusing: for a command
  * such as `mlops down` that should not fail because the gateway was in the middle of an automatic step.
  */
-export async function withLock<T>(paths: DeployPaths, command: string, fn: () => Promise<T>, options: {waitMs?: number} = {}): Promise<T> {
+export async function withLock<T>(
+  paths: DeployPaths,
+  command: string,
+  fn: () => Promise<T>,
+  options: {waitMs?: number} = {},
+): Promise<T> {
   const deadline = Date.now() + (options.waitMs ?? 0)
   let lock: DeployLock
   for (;;) {

@@ -58,7 +58,8 @@ export class InferenceEngine {
   constructor(options: EngineOptions) {
     this.model = options.model
     this.settings = options.batching
-    this.batching = options.batching.enabled && options.batching.maxBatchSize > 1 && supportsBatching(options.model.signature)
+    this.batching =
+      options.batching.enabled && options.batching.maxBatchSize > 1 && supportsBatching(options.model.signature)
     this.maxQueue = options.maxQueue
     this.slots = this.batching ? 1 : 16
     this.metrics = options.metrics
@@ -90,7 +91,16 @@ export class InferenceEngine {
     if (this.full) throw new OverloadedError(this.queue.length)
     return new Promise<Outputs>((resolve, reject) => {
       const rows = batchRows(feeds)
-      const job: Job = {feeds, rows: rows ?? 1, mergeable: this.batching && rows !== undefined, enqueued: performance.now(), settled: false, faults, resolve, reject}
+      const job: Job = {
+        feeds,
+        rows: rows ?? 1,
+        mergeable: this.batching && rows !== undefined,
+        enqueued: performance.now(),
+        settled: false,
+        faults,
+        resolve,
+        reject,
+      }
       if (timeoutMs !== undefined) job.timer = setTimeout(expire, timeoutMs, this, job, timeoutMs)
       this.queue.push(job)
       this.queuedRows += job.rows
@@ -178,12 +188,21 @@ export class InferenceEngine {
     for (const job of batch) this.metrics?.queueTime.observe((started - job.enqueued) / 1000)
     const rows = batch.reduce((sum, job) => sum + job.rows, 0)
     try {
-      const feeds = batch.length === 1 ? batch[0].feeds : mergeFeeds(batch.map((job) => job.feeds), rows)
+      const feeds =
+        batch.length === 1
+          ? batch[0].feeds
+          : mergeFeeds(
+              batch.map((job) => job.feeds),
+              rows,
+            )
       const outputs = await this.session(feeds)
       this.metrics?.batchSize.observe(rows)
       this.metrics?.inferenceTime.observe((performance.now() - started) / 1000)
       if (batch.length === 1) return this.deliver(batch[0], outputs)
-      const parts = splitOutputs(outputs, batch.map((job) => job.rows))
+      const parts = splitOutputs(
+        outputs,
+        batch.map((job) => job.rows),
+      )
       if (parts) return batch.forEach((job, i) => this.deliver(job, parts[i]))
       // The model did not keep rows on the first dim: its dynamic dim is not a batch dim, so run each job alone.
       await this.runApart(batch)
@@ -212,7 +231,8 @@ export class InferenceEngine {
 
   private deliver(job: Job, outputs: Outputs): void {
     const faults = job.faults ? this.faults : NO_FAULTS
-    if (faults.errorRate > 0 && Math.random() < faults.errorRate) return this.settle(job, new InferenceError('injected fault (MLOPS_FAULT_ERROR_RATE)', false))
+    if (faults.errorRate > 0 && Math.random() < faults.errorRate)
+      return this.settle(job, new InferenceError('injected fault (MLOPS_FAULT_ERROR_RATE)', false))
     const result = faults.wrong ? perturb(outputs) : outputs
     if (faults.latencyMs > 0) setTimeout(() => this.settle(job, result), faults.latencyMs)
     else this.settle(job, result)
@@ -259,14 +279,23 @@ function sameKind(a: Feeds, b: Feeds): boolean {
 
 export function mergeFeeds(parts: Feeds[], rows: number): Feeds {
   const merged: Feeds = {}
-  for (const name of Object.keys(parts[0])) merged[name] = concatRows(parts.map((p) => p[name]), rows)
+  for (const name of Object.keys(parts[0]))
+    merged[name] = concatRows(
+      parts.map((p) => p[name]),
+      rows,
+    )
   return merged
 }
 
 function concatRows(tensors: OrtTensor[], rows: number): OrtTensor {
   const first = tensors[0]
   const dims = [rows, ...first.dims.slice(1)]
-  if (first.type === 'string') return makeTensor('string', tensors.flatMap((t) => t.data as string[]), dims)
+  if (first.type === 'string')
+    return makeTensor(
+      'string',
+      tensors.flatMap((t) => t.data as string[]),
+      dims,
+    )
   const total = tensors.reduce((sum, t) => sum + (t.data as TypedArray).length, 0)
   const Ctor = (first.data as TypedArray).constructor as new (length: number) => TypedArray
   const out = new Ctor(total)
@@ -291,7 +320,10 @@ export function splitOutputs(outputs: Outputs, rows: number[]): Outputs[] | unde
     rows.forEach((n, i) => {
       const start = offset * rowSize
       const end = (offset + n) * rowSize
-      const data = tensor.type === 'string' ? (tensor.data as string[]).slice(start, end) : (tensor.data as TypedArray).subarray(start, end)
+      const data =
+        tensor.type === 'string'
+          ? (tensor.data as string[]).slice(start, end)
+          : (tensor.data as TypedArray).subarray(start, end)
       parts[i][name] = makeTensor(tensor.type as never, data as TypedData, [n, ...tensor.dims.slice(1)])
       offset += n
     })

@@ -19,7 +19,9 @@ export function badRequest(code: string, message: string, field?: string): HttpE
 /** The queue is full: the client should retry after a short pause. */
 export class OverloadedError extends HttpError {
   constructor(queued: number) {
-    super(503, 'OVERLOADED', `the server is at capacity (${queued} requests waiting); retry shortly`, undefined, {'retry-after': '1'})
+    super(503, 'OVERLOADED', `the server is at capacity (${queued} requests waiting); retry shortly`, undefined, {
+      'retry-after': '1',
+    })
   }
 }
 
@@ -35,13 +37,18 @@ export class InferenceError extends HttpError {
   readonly detail: string
 
   constructor(message: string, clientFault: boolean) {
-    super(clientFault ? 400 : 500, clientFault ? 'INPUT_REJECTED' : 'INFERENCE_FAILED', clientFault ? message : 'inference failed on the server; see the server log')
+    super(
+      clientFault ? 400 : 500,
+      clientFault ? 'INPUT_REJECTED' : 'INFERENCE_FAILED',
+      clientFault ? message : 'inference failed on the server; see the server log',
+    )
     this.detail = message
   }
 }
 
 /** onnxruntime's messages about bad feeds (shape, rank, type, missing input) are clear and safe to return. */
-const CLIENT_FAULTS = /invalid dimensions|Invalid rank|Unexpected input data type|is missing in 'feeds'|Invalid Feed Input Name|input.*not found/i
+const CLIENT_FAULTS =
+  /invalid dimensions|Invalid rank|Unexpected input data type|is missing in 'feeds'|Invalid Feed Input Name|input.*not found/i
 
 export function fromOrtError(error: unknown): InferenceError {
   const message = error instanceof Error ? error.message : String(error)

@@ -43,7 +43,8 @@ export function perturb(outputs: Record<string, OrtTensor>): Record<string, OrtT
     else if (type === 'bool') next = (data as Uint8Array).map((v) => (v ? 0 : 1))
     else if (type === 'int64' || type === 'uint64') next = (data as BigInt64Array).map((v) => v + 1n)
     else if (type === 'float32' || type === 'float64') next = (data as Float32Array).map((v) => v * 1.1 + 1)
-    else if (type === 'float16') next = (data as Uint16Array).map((v) => v ^ 0x0400) // flips the lowest exponent bit
+    else if (type === 'float16')
+      next = (data as Uint16Array).map((v) => v ^ 0x0400) // flips the lowest exponent bit
     else next = (data as Int32Array).map((v) => v + 1)
     result[name] = makeTensor(type as never, next as never, dims)
   }

@@ -45,14 +45,26 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   const {store, name, loaded} = await projectStore(options.dir)
   const config = loaded?.config
   const settings = serveSettings(config?.serving, options.settings)
-  if (settings.requestLog && loaded) settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
-  const threads = {...(config?.model.threads === undefined ? {} : {intraOpThreads: config.model.threads}), ...(options.spinning === false ? {spinning: false} : {})}
+  if (settings.requestLog && loaded)
+    settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
+  const threads = {
+    ...(config?.model.threads === undefined ? {} : {intraOpThreads: config.model.threads}),
+    ...(options.spinning === false ? {spinning: false} : {}),
+  }
 
   if (options.modelPath) {
     const path = resolve(options.modelPath)
-    if (!existsSync(path)) throw new UsageError('MODEL_NOT_FOUND', `The model file ${options.modelPath} does not exist`, {hint: 'Pass the path of an .onnx file, or serve a packaged artifact: "mlops serve VERSION".'})
+    if (!existsSync(path))
+      throw new UsageError('MODEL_NOT_FOUND', `The model file ${options.modelPath} does not exist`, {
+        hint: 'Pass the path of an .onnx file, or serve a packaged artifact: "mlops serve VERSION".',
+      })
     const model = await loadModel(path, threads)
-    return {model, identity: {name: basename(path, extname(path)), version: options.modelVersion ?? '0.0.0'}, settings, warnings: model.warnings}
+    return {
+      model,
+      identity: {name: basename(path, extname(path)), version: options.modelVersion ?? '0.0.0'},
+      settings,
+      warnings: model.warnings,
+    }
   }
 
   // A store may be shared by several projects (artifacts.store): a version means this project's.
@@ -61,9 +73,20 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   const model = await loadModel(opened.modelPath, threads)
   const spec = manifest.pipeline?.spec
   // In the artifact the module sits next to pipeline.json, wherever it was in the project.
-  const pipeline = spec ? await createPipeline(manifest.pipeline?.module ? {...spec, module: manifest.pipeline.module} : spec, model.signature, {moduleDir: opened.dir}) : undefined
+  const pipeline = spec
+    ? await createPipeline(
+        manifest.pipeline?.module ? {...spec, module: manifest.pipeline.module} : spec,
+        model.signature,
+        {moduleDir: opened.dir},
+      )
+    : undefined
   const cases = manifest.golden ? await readGoldenCases(join(opened.dir, manifest.golden.path)) : []
-  const live = manifest.profile ? {profiles: new LiveProfiles(manifest.profile, {settings: driftSettings(config?.monitor)}), path: settings.requestLog ? `${settings.requestLog.path}.profiles.json` : undefined} : undefined
+  const live = manifest.profile
+    ? {
+        profiles: new LiveProfiles(manifest.profile, {settings: driftSettings(config?.monitor)}),
+        path: settings.requestLog ? `${settings.requestLog.path}.profiles.json` : undefined,
+      }
+    : undefined
   const restored = live?.path ? await live.profiles.load(live.path) : undefined
   return {
     model,
@@ -93,7 +116,15 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   let url: string
   try {
     if (settings.requestLog) await checkWritable(settings.requestLog.path)
-    server = createModelServer({model, pipeline, identity, settings, warmup, processMetrics: true, live: servable.live?.profiles})
+    server = createModelServer({
+      model,
+      pipeline,
+      identity,
+      settings,
+      warmup,
+      processMetrics: true,
+      live: servable.live?.profiles,
+    })
     url = await server.listen(settings.port, settings.host)
   } catch (error) {
     await model.session.release().catch(() => undefined)
@@ -103,7 +134,13 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   const live = servable.live
   const save = async () => {
     if (!live?.path) return
-    await live.profiles.save(live.path).catch((error: Error) => process.stderr.write(`mlops serve: live drift windows cannot be saved to ${live.path} (${error.message}); drift history will not survive a restart\n`))
+    await live.profiles
+      .save(live.path)
+      .catch((error: Error) =>
+        process.stderr.write(
+          `mlops serve: live drift windows cannot be saved to ${live.path} (${error.message}); drift history will not survive a restart\n`,
+        ),
+      )
   }
   const saver = live?.path ? setInterval(() => void save(), 60_000).unref() : undefined
   servable.warnings.push(...server.warnings)
@@ -122,15 +159,30 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   }
 }
 
-const HOST_HINT = 'Pass --host (or set serving.host) to an address of this machine: 127.0.0.1, 0.0.0.0 for every interface, or ::.'
+const HOST_HINT =
+  'Pass --host (or set serving.host) to an address of this machine: 127.0.0.1, 0.0.0.0 for every interface, or ::.'
 
 /** Why the server could not start listening, in the user's words where the cause is theirs. */
 function startError(error: unknown, settings: ServeSettings): unknown {
   const code = (error as NodeJS.ErrnoException).code
-  if (code === 'EADDRINUSE') return new UsageError('PORT_IN_USE', `Port ${settings.port} on ${settings.host} is already in use`, {hint: 'Pass another --port, or --port 0 to pick a free one.'})
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new UsageError('HOST_INVALID', `the host ${settings.host} to listen on does not resolve to an address`, {hint: HOST_HINT})
-  if (code === 'EADDRNOTAVAIL') return new UsageError('HOST_NOT_LOCAL', `${settings.host} is not an address of this machine, so nothing can listen on it`, {hint: HOST_HINT})
-  if (code === 'EACCES') return new UsageError('PORT_NOT_ALLOWED', `port ${settings.port} needs privileges this process does not have`, {hint: 'Pass a port above 1023, or --port 0 to pick a free one.'})
+  if (code === 'EADDRINUSE')
+    return new UsageError('PORT_IN_USE', `Port ${settings.port} on ${settings.host} is already in use`, {
+      hint: 'Pass another --port, or --port 0 to pick a free one.',
+    })
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN')
+    return new UsageError('HOST_INVALID', `the host ${settings.host} to listen on does not resolve to an address`, {
+      hint: HOST_HINT,
+    })
+  if (code === 'EADDRNOTAVAIL')
+    return new UsageError(
+      'HOST_NOT_LOCAL',
+      `${settings.host} is not an address of this machine, so nothing can listen on it`,
+      {hint: HOST_HINT},
+    )
+  if (code === 'EACCES')
+    return new UsageError('PORT_NOT_ALLOWED', `port ${settings.port} needs privileges this process does not have`, {
+      hint: 'Pass a port above 1023, or --port 0 to pick a free one.',
+    })
   return error
 }
 
@@ -140,6 +192,12 @@ async function checkWritable(path: string): Promise<void> {
     await makeDirectory(dirname(path))
     await (await open(path, 'a')).close()
   } catch (error) {
-    throw new UsageError('REQUEST_LOG_UNWRITABLE', `serving.request_log.path ${path} cannot be written: ${(error as Error).message}`, {hint: 'Point serving.request_log.path in mlops.yaml at a writable file (relative to the project), or remove request_log.'})
+    throw new UsageError(
+      'REQUEST_LOG_UNWRITABLE',
+      `serving.request_log.path ${path} cannot be written: ${(error as Error).message}`,
+      {
+        hint: 'Point serving.request_log.path in mlops.yaml at a writable file (relative to the project), or remove request_log.',
+      },
+    )
   }
 }

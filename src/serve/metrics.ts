@@ -20,17 +20,61 @@ export class ServeMetrics {
 
   constructor(options: {processMetrics?: boolean} = {}) {
     const registers = [this.registry]
-    this.requests = new Counter({name: 'mlops_requests_total', help: 'HTTP requests by route, status and model version.', labelNames: ['route', 'status', 'version'], registers})
-    this.latency = new Histogram({name: 'mlops_request_duration_seconds', help: 'Time from request to response.', labelNames: ['route', 'version'], buckets: LATENCY_BUCKETS, registers})
+    this.requests = new Counter({
+      name: 'mlops_requests_total',
+      help: 'HTTP requests by route, status and model version.',
+      labelNames: ['route', 'status', 'version'],
+      registers,
+    })
+    this.latency = new Histogram({
+      name: 'mlops_request_duration_seconds',
+      help: 'Time from request to response.',
+      labelNames: ['route', 'version'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    })
     this.inFlight = new Gauge({name: 'mlops_requests_in_flight', help: 'Requests being handled now.', registers})
-    this.batchSize = new Histogram({name: 'mlops_batch_size', help: 'Rows in each model run (after adaptive batching).', buckets: BATCH_BUCKETS, registers})
-    this.queueTime = new Histogram({name: 'mlops_queue_seconds', help: 'Time a request waited for the model.', buckets: LATENCY_BUCKETS, registers})
-    this.inferenceTime = new Histogram({name: 'mlops_inference_seconds', help: 'Time of each model run.', buckets: LATENCY_BUCKETS, registers})
+    this.batchSize = new Histogram({
+      name: 'mlops_batch_size',
+      help: 'Rows in each model run (after adaptive batching).',
+      buckets: BATCH_BUCKETS,
+      registers,
+    })
+    this.queueTime = new Histogram({
+      name: 'mlops_queue_seconds',
+      help: 'Time a request waited for the model.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    })
+    this.inferenceTime = new Histogram({
+      name: 'mlops_inference_seconds',
+      help: 'Time of each model run.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    })
     this.queueDepth = new Gauge({name: 'mlops_queue_depth', help: 'Requests waiting for the model.', registers})
-    this.modelLoad = new Gauge({name: 'mlops_model_load_seconds', help: 'Time to load the model into onnxruntime.', registers})
-    this.fallbacks = new Counter({name: 'mlops_fallbacks_total', help: 'Responses answered with the configured fallback, by reason.', labelNames: ['reason'], registers})
-    this.rejected = new Counter({name: 'mlops_rejected_total', help: 'Requests refused before inference: overload, timeout.', labelNames: ['reason'], registers})
-    this.logDropped = new Counter({name: 'mlops_request_log_dropped_total', help: 'Request log entries dropped because the disk could not keep up.', registers})
+    this.modelLoad = new Gauge({
+      name: 'mlops_model_load_seconds',
+      help: 'Time to load the model into onnxruntime.',
+      registers,
+    })
+    this.fallbacks = new Counter({
+      name: 'mlops_fallbacks_total',
+      help: 'Responses answered with the configured fallback, by reason.',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.rejected = new Counter({
+      name: 'mlops_rejected_total',
+      help: 'Requests refused before inference: overload, timeout.',
+      labelNames: ['reason'],
+      registers,
+    })
+    this.logDropped = new Counter({
+      name: 'mlops_request_log_dropped_total',
+      help: 'Request log entries dropped because the disk could not keep up.',
+      registers,
+    })
     if (options.processMetrics) collectDefaultMetrics({register: this.registry})
   }
 

@@ -53,7 +53,13 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
   const batchSize = options.batchSize ?? 256
   const out = await Output.open(options.output, options.input)
-  const result: PredictResult = {rows: 0, ok: 0, failed: 0, errors: [], output: options.output === '-' ? 'stdout' : resolve(options.output)}
+  const result: PredictResult = {
+    rows: 0,
+    ok: 0,
+    failed: 0,
+    errors: [],
+    output: options.output === '-' ? 'stdout' : resolve(options.output),
+  }
   // Lines are written in input order: bad rows found by the reader are held until the batch before them is written.
   let pending: {line: number; text: string; failed: boolean}[] = []
   let batch: RecordRow[] = []
@@ -64,7 +70,8 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     pending.push({line, text: JSON.stringify({line, error: message}), failed: true})
   }
   const flush = async () => {
-    if (batch.length > 0) await predictBatch(predictor, batch, fail, (line, text) => pending.push({line, text, failed: false}), result)
+    if (batch.length > 0)
+      await predictBatch(predictor, batch, fail, (line, text) => pending.push({line, text, failed: false}), result)
     batch = []
     pending.sort((a, b) => a.line - b.line)
     if (options.failFast) pending = upToFirstFailure(pending, result)
@@ -76,12 +83,14 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
 
   try {
     try {
-      for await (const row of readRecords(options.input, {onBadRow: (line, message) => {
-        result.rows++
-        fail(line, message)
-        // The reader calls this between the rows it yields: with --fail-fast, stop it here, not at the next good row.
-        if (options.failFast) throw STOP
-      }})) {
+      for await (const row of readRecords(options.input, {
+        onBadRow: (line, message) => {
+          result.rows++
+          fail(line, message)
+          // The reader calls this between the rows it yields: with --fail-fast, stop it here, not at the next good row.
+          if (options.failFast) throw STOP
+        },
+      })) {
         if (options.failFast && result.failed > 0) break
         result.rows++
         batch.push(row)
@@ -129,7 +138,13 @@ function upToFirstFailure<T extends {line: number; failed: boolean}>(pending: T[
 }
 
 /** Runs a batch; when one record spoils it, the records run one by one so only the bad ones fail. */
-async function predictBatch(predictor: Predictor, rows: RecordRow[], fail: (line: number, message: string) => void, write: (line: number, text: string) => void, result: PredictResult): Promise<void> {
+async function predictBatch(
+  predictor: Predictor,
+  rows: RecordRow[],
+  fail: (line: number, message: string) => void,
+  write: (line: number, text: string) => void,
+  result: PredictResult,
+): Promise<void> {
   const outcomes = await predictor.predictEach(rows.map((row) => row.record as InputRecord))
   rows.forEach((row, i) => {
     const outcome = outcomes[i]
@@ -148,7 +163,11 @@ class Output {
   private failure: unknown
   private closed = false
 
-  private constructor(private readonly stream: Writable, private readonly path: string, private readonly temp?: string) {
+  private constructor(
+    private readonly stream: Writable,
+    private readonly path: string,
+    private readonly temp?: string,
+  ) {
     stream.on('error', (error) => (this.failure ??= error))
   }
 
@@ -156,11 +175,18 @@ class Output {
     if (path === '-') return new Output(process.stdout, 'stdout')
     const target = resolve(path)
     const existing = statSync(target, {throwIfNoEntry: false})
-    if (existing?.isDirectory()) throw new UsageError('OUTPUT_IS_DIRECTORY', `--output ${path} is a directory`, {hint: `Name a file in it, e.g. --output ${join(path, 'predictions.jsonl')}.`})
+    if (existing?.isDirectory())
+      throw new UsageError('OUTPUT_IS_DIRECTORY', `--output ${path} is a directory`, {
+        hint: `Name a file in it, e.g. --output ${join(path, 'predictions.jsonl')}.`,
+      })
     // Through a symbolic link, the file it names is the one replaced.
     const final = existing ? realpathSync(target) : target
     if (existing && input !== '-' && existsSync(input) && realpathSync(input) === final) {
-      throw new UsageError('OUTPUT_IS_INPUT', `--output ${path} is the input file: the predictions would replace the records they come from`, {hint: 'Write them to another file, e.g. --output predictions.jsonl.'})
+      throw new UsageError(
+        'OUTPUT_IS_INPUT',
+        `--output ${path} is the input file: the predictions would replace the records they come from`,
+        {hint: 'Write them to another file, e.g. --output predictions.jsonl.'},
+      )
     }
     // A device or a pipe (/dev/null, a FIFO) is written in place: there is no file to keep, and a rename would replace it.
     if (existing && !existing.isFile()) return new Output(await opened(target, target), target)
@@ -203,7 +229,11 @@ class Output {
   private check(): void {
     if (this.failure === undefined) return
     if (this.path === 'stdout' && (this.failure as NodeJS.ErrnoException).code === 'EPIPE') {
-      throw new MlopsError('OUTPUT_CLOSED', 'stdout was closed by its reader (head, say) before every prediction was written', {hint: 'Write them all to a file with --output FILE.', cause: this.failure})
+      throw new MlopsError(
+        'OUTPUT_CLOSED',
+        'stdout was closed by its reader (head, say) before every prediction was written',
+        {hint: 'Write them all to a file with --output FILE.', cause: this.failure},
+      )
     }
     throw diskError(this.path, this.failure)
   }

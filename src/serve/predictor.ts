@@ -11,9 +11,14 @@ import {HttpError, badRequest} from './errors.js'
 export class Predictor {
   private readonly check: ValidateFunction
 
-  constructor(readonly engine: InferenceEngine, readonly pipeline: Pipeline) {
+  constructor(
+    readonly engine: InferenceEngine,
+    readonly pipeline: Pipeline,
+  ) {
     // Compiled once: a request pays only for running the compiled check.
-    this.check = new Ajv({allErrors: false, strict: false, coerceTypes: false, verbose: true}).compile(pipeline.requestSchema)
+    this.check = new Ajv({allErrors: false, strict: false, coerceTypes: false, verbose: true}).compile(
+      pipeline.requestSchema,
+    )
   }
 
   /** The first problem of a record, naming its field, or undefined when it fits the request schema. */
@@ -62,7 +67,12 @@ export class Predictor {
       good.forEach((i, k) => (outcomes[i] = {prediction: predictions[k]}))
     } catch (error) {
       if (good.length === 1) outcomes[good[0]] = {problem: problemOf(error)}
-      else for (const i of good) outcomes[i] = await this.predict([records[i]]).then(([prediction]) => ({prediction}), (recordError) => ({problem: problemOf(recordError)}))
+      else
+        for (const i of good)
+          outcomes[i] = await this.predict([records[i]]).then(
+            ([prediction]) => ({prediction}),
+            (recordError) => ({problem: problemOf(recordError)}),
+          )
     }
     return outcomes
   }
@@ -75,13 +85,18 @@ export class Predictor {
       if (error instanceof PipelineInputError && error.issues.length > 0) {
         const [issue] = error.issues
         const field = `instances[${issue.index}]${issue.field ? `.${issue.field}` : ''}`
-        throw badRequest('INVALID_RECORD', `${field}: ${issue.message}${error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : ''}`, field)
+        throw badRequest(
+          'INVALID_RECORD',
+          `${field}: ${issue.message}${error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problems)` : ''}`,
+          field,
+        )
       }
       if (isMlopsError(error)) throw badRequest('INVALID_RECORD', error.message, fieldFromDetails(error.details))
       throw error
     }
     const issues = checkFeeds(this.engine.model.signature, feeds)
-    if (issues.length > 0) throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, issues[0].field)
+    if (issues.length > 0)
+      throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, issues[0].field)
     const outputs = await this.engine.run(feeds, timeoutMs)
     return this.pipeline.postprocess(outputs, records)
   }
@@ -111,7 +126,8 @@ function fieldFromDetails(details: unknown): string | undefined {
 function fieldOf(error: ErrorObject, index: number): string {
   const params = error.params as {missingProperty?: string; additionalProperty?: string}
   let path = `instances[${index}]`
-  for (const part of error.instancePath.split('/').slice(1)) path += /^\d+$/.test(part) ? `[${part}]` : `.${part.replaceAll('~1', '/').replaceAll('~0', '~')}`
+  for (const part of error.instancePath.split('/').slice(1))
+    path += /^\d+$/.test(part) ? `[${part}]` : `.${part.replaceAll('~1', '/').replaceAll('~0', '~')}`
   if (params.missingProperty) path += `.${params.missingProperty}`
   if (params.additionalProperty) path += `.${params.additionalProperty}`
   return path
@@ -120,7 +136,8 @@ function fieldOf(error: ErrorObject, index: number): string {
 function messageOf(error: ErrorObject): string {
   if (error.keyword === 'required') return 'is required'
   if (error.keyword === 'additionalProperties') return 'is not a field of the request'
-  if (error.keyword === 'enum') return `must be one of ${((error.params as {allowedValues: unknown[]}).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`
+  if (error.keyword === 'enum')
+    return `must be one of ${((error.params as {allowedValues: unknown[]}).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`
   // A number field takes "NaN" and "Infinity" as strings too (JSON has no such numbers): any other string fails that pattern.
   if (error.keyword === 'pattern' && /Infinity/.test(String((error.params as {pattern?: string}).pattern))) {
     return `must be a number, not ${JSON.stringify(error.data).slice(0, 40)}${String((error.params as {pattern?: string}).pattern).includes('NaN') ? ' (or null when missing)' : ''}`

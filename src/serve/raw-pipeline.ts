@@ -1,16 +1,43 @@
 // The pipeline of a bare model (no `pipeline:` section): a record holds one row of each input, a prediction one row of each output.
 import {ExitCode, MlopsError} from '../errors.js'
 import {type ModelSignature, type TensorSpec, isDynamic, supportsBatching} from '../model/signature.js'
-import {type Dtype, type OrtTensor, TensorValueError, type TypedData, makeTensor, typedFromJson, valuesToJson} from '../model/tensor.js'
+import {
+  type Dtype,
+  type OrtTensor,
+  TensorValueError,
+  type TypedData,
+  makeTensor,
+  typedFromJson,
+  valuesToJson,
+} from '../model/tensor.js'
 import type {InputRecord, Pipeline, Prediction, RecordIssue} from '../pipeline/types.js'
 
 export class RecordValueError extends MlopsError {
-  constructor(readonly index: number, readonly field: string, message: string) {
-    super('RECORD_INVALID', `instances[${index}].${field}: ${message}`, {exitCode: ExitCode.usage, details: {index, field}})
+  constructor(
+    readonly index: number,
+    readonly field: string,
+    message: string,
+  ) {
+    super('RECORD_INVALID', `instances[${index}].${field}: ${message}`, {
+      exitCode: ExitCode.usage,
+      details: {index, field},
+    })
   }
 }
 
-const NUMERIC = new Set<Dtype>(['float16', 'float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64'])
+const NUMERIC = new Set<Dtype>([
+  'float16',
+  'float32',
+  'float64',
+  'int8',
+  'uint8',
+  'int16',
+  'uint16',
+  'int32',
+  'uint32',
+  'int64',
+  'uint64',
+])
 
 /**
  * A row is the input without its first dim when the model batches, or the whole input when it cannot (fixed batch of 1,
@@ -26,14 +53,23 @@ export function rawPipeline(signature: ModelSignature): Pipeline {
     type: 'object',
     additionalProperties: false,
     required: signature.inputs.map((i) => i.name),
-    properties: Object.fromEntries(signature.inputs.map((spec) => [spec.name, valueSchema(spec, rowShapes.get(spec.name)!)])),
+    properties: Object.fromEntries(
+      signature.inputs.map((spec) => [spec.name, valueSchema(spec, rowShapes.get(spec.name)!)]),
+    ),
   }
 
   function validate(records: readonly InputRecord[]): RecordIssue[] {
     const issues: RecordIssue[] = []
     records.forEach((record, index) => {
-      for (const spec of signature.inputs) if (!(spec.name in record)) issues.push({index, field: spec.name, message: 'is required'})
-      for (const key of Object.keys(record)) if (!rowShapes.has(key)) issues.push({index, field: key, message: `unknown input; the model takes ${[...rowShapes.keys()].join(', ')}`})
+      for (const spec of signature.inputs)
+        if (!(spec.name in record)) issues.push({index, field: spec.name, message: 'is required'})
+      for (const key of Object.keys(record))
+        if (!rowShapes.has(key))
+          issues.push({
+            index,
+            field: key,
+            message: `unknown input; the model takes ${[...rowShapes.keys()].join(', ')}`,
+          })
     })
     return issues
   }
@@ -47,7 +83,12 @@ export function rawPipeline(signature: ModelSignature): Pipeline {
       records.forEach((record, index) => {
         if (!(spec.name in record)) throw new RecordValueError(index, spec.name, 'is required')
         const row = readRow(record[spec.name], rowShape, spec, index)
-        if (shape && row.shape.join() !== shape.join()) throw new RecordValueError(index, spec.name, `has shape [${row.shape}] but earlier records have [${shape}]; rows of one request must have the same shape`)
+        if (shape && row.shape.join() !== shape.join())
+          throw new RecordValueError(
+            index,
+            spec.name,
+            `has shape [${row.shape}] but earlier records have [${shape}]; rows of one request must have the same shape`,
+          )
         shape = row.shape
         for (const v of row.values) values.push(v)
       })
@@ -57,7 +98,10 @@ export function rawPipeline(signature: ModelSignature): Pipeline {
     return feeds
   }
 
-  async function postprocess(outputs: Record<string, OrtTensor>, records: readonly InputRecord[]): Promise<Prediction[]> {
+  async function postprocess(
+    outputs: Record<string, OrtTensor>,
+    records: readonly InputRecord[],
+  ): Promise<Prediction[]> {
     const predictions: Prediction[] = records.map(() => ({}))
     for (const name of outputNames) {
       const tensor = outputs[name]
@@ -103,10 +147,22 @@ function valueSchema(spec: TensorSpec, rowShape: TensorSpec['shape']): Record<st
   return single ? {anyOf: [leaf, {type: 'array'}]} : {type: 'array'}
 }
 
-function readRow(value: unknown, rowShape: TensorSpec['shape'], spec: TensorSpec, index: number): {values: unknown[]; shape: number[]} {
-  const fixedCount = rowShape.every((d) => !isDynamic(d)) ? rowShape.reduce<number>((a, b) => a * (b as number), 1) : undefined
+function readRow(
+  value: unknown,
+  rowShape: TensorSpec['shape'],
+  spec: TensorSpec,
+  index: number,
+): {values: unknown[]; shape: number[]} {
+  const fixedCount = rowShape.every((d) => !isDynamic(d))
+    ? rowShape.reduce<number>((a, b) => a * (b as number), 1)
+    : undefined
   if (!Array.isArray(value)) {
-    if (fixedCount !== 1) throw new RecordValueError(index, spec.name, `expected an array of shape ${shapeText(rowShape)}, got ${typeof value === 'object' ? JSON.stringify(value)?.slice(0, 40) : String(value)}`)
+    if (fixedCount !== 1)
+      throw new RecordValueError(
+        index,
+        spec.name,
+        `expected an array of shape ${shapeText(rowShape)}, got ${typeof value === 'object' ? JSON.stringify(value)?.slice(0, 40) : String(value)}`,
+      )
     return {values: [coerce(value, spec, index)], shape: rowShape.map(() => 1)}
   }
   const shape: number[] = []
@@ -117,12 +173,19 @@ function readRow(value: unknown, rowShape: TensorSpec['shape'], spec: TensorSpec
   }
   const flat = (value as unknown[]).flat(shape.length) as unknown[]
   const count = shape.reduce((a, b) => a * b, 1)
-  if (flat.length !== count || flat.some((v) => Array.isArray(v))) throw new RecordValueError(index, spec.name, `is a ragged array: every nested array must have the same length`)
+  if (flat.length !== count || flat.some((v) => Array.isArray(v)))
+    throw new RecordValueError(index, spec.name, `is a ragged array: every nested array must have the same length`)
   // A one-value row may be given as [v] or [[v]] whatever its rank.
   if (fixedCount === 1 && count === 1) return {values: [coerce(flat[0], spec, index)], shape: rowShape.map(() => 1)}
-  if (shape.length !== rowShape.length) throw new RecordValueError(index, spec.name, `has ${shape.length} nested levels (shape [${shape}]) but the model needs ${shapeText(rowShape)}`)
+  if (shape.length !== rowShape.length)
+    throw new RecordValueError(
+      index,
+      spec.name,
+      `has ${shape.length} nested levels (shape [${shape}]) but the model needs ${shapeText(rowShape)}`,
+    )
   rowShape.forEach((dim, i) => {
-    if (!isDynamic(dim) && shape[i] !== dim) throw new RecordValueError(index, spec.name, `has shape [${shape}] but the model needs ${shapeText(rowShape)}`)
+    if (!isDynamic(dim) && shape[i] !== dim)
+      throw new RecordValueError(index, spec.name, `has shape [${shape}] but the model needs ${shapeText(rowShape)}`)
   })
   return {values: flat.map((v) => coerce(v, spec, index)), shape}
 }
@@ -137,7 +200,8 @@ function coerce(value: unknown, spec: TensorSpec, index: number): unknown {
     return Number.isNaN(n) ? fail(index, spec, value) : n
   }
   if (typeof value === 'bigint' && spec.dtype !== 'int64' && spec.dtype !== 'uint64') return Number(value)
-  if (value === null && !spec.dtype.startsWith('float')) throw new RecordValueError(index, spec.name, `is null, but ${spec.dtype} has no missing value`)
+  if (value === null && !spec.dtype.startsWith('float'))
+    throw new RecordValueError(index, spec.name, `is null, but ${spec.dtype} has no missing value`)
   return value
 }
 

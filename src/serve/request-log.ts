@@ -23,7 +23,12 @@ export interface RequestLogEntry {
 }
 
 /** What goes in the log in place of the inputs, under the configured policy. */
-export function loggedInputs(policy: LoggedInputs, sampleRate: number, inputs: () => unknown, body: string | Buffer): {inputs?: unknown; inputs_sha256?: string} {
+export function loggedInputs(
+  policy: LoggedInputs,
+  sampleRate: number,
+  inputs: () => unknown,
+  body: string | Buffer,
+): {inputs?: unknown; inputs_sha256?: string} {
   if (policy === 'all' || (policy === 'sampled' && Math.random() < sampleRate)) return {inputs: inputs()}
   if (policy === 'hashed') return {inputs_sha256: createHash('sha256').update(body).digest('hex')}
   return {}
@@ -46,7 +51,10 @@ export class RequestLog {
   dropped = 0
   written = 0
 
-  constructor(readonly settings: RequestLogSettings, private readonly onDrop: () => void = () => undefined) {}
+  constructor(
+    readonly settings: RequestLogSettings,
+    private readonly onDrop: () => void = () => undefined,
+  ) {}
 
   /** Never waits and never throws: the entry is buffered, or dropped when the buffer is full. */
   add(entry: RequestLogEntry & {inputs_sha256?: string}): void {
@@ -81,7 +89,10 @@ export class RequestLog {
       this.failing = false
     } catch (error) {
       // Once per spell of failures, not once per request.
-      if (!this.failing) process.stderr.write(`mlops serve: request log ${this.settings.path} cannot be written (${(error as Error).message}); entries are dropped until it can\n`)
+      if (!this.failing)
+        process.stderr.write(
+          `mlops serve: request log ${this.settings.path} cannot be written (${(error as Error).message}); entries are dropped until it can\n`,
+        )
       this.failing = true
       this.dropped += this.buffer.length
       this.buffer = []

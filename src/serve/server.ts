@@ -4,7 +4,15 @@ import {randomBytes} from 'node:crypto'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
-import {HttpServer, type ServerAnswer, type ServerRequest, headerValue, httpDate, pathOf, statusName} from '../http/server.js'
+import {
+  HttpServer,
+  type ServerAnswer,
+  type ServerRequest,
+  headerValue,
+  httpDate,
+  pathOf,
+  statusName,
+} from '../http/server.js'
 import {type LoadedModel, checkFeeds} from '../model/signature.js'
 import {type Dtype, type OrtTensor, bigintReplacer, tensorFromJson, valuesToJson} from '../model/tensor.js'
 import {toolVersion} from '../paths.js'
@@ -18,7 +26,15 @@ import {ServeMetrics} from './metrics.js'
 import {Predictor} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
 import {RequestLog, loggedInputs} from './request-log.js'
-import {type InferRequest, datatypeOf, decodeInferRequest, encodeBinaryOutput, encodeOutput, feedsFit, modelMetadata} from './v2.js'
+import {
+  type InferRequest,
+  datatypeOf,
+  decodeInferRequest,
+  encodeBinaryOutput,
+  encodeOutput,
+  feedsFit,
+  modelMetadata,
+} from './v2.js'
 import {type Warmup, warmUp} from './warmup.js'
 
 export interface ModelIdentity {
@@ -96,12 +112,21 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: settings.maxQueue, metrics, faults})
   const pipeline = options.pipeline ?? rawPipeline(model.signature)
   const predictor = new Predictor(engine, pipeline)
-  const requestLog = settings.requestLog ? new RequestLog(settings.requestLog, () => metrics.logDropped.inc()) : undefined
+  const requestLog = settings.requestLog
+    ? new RequestLog(settings.requestLog, () => metrics.logDropped.inc())
+    : undefined
   const maxRank = Math.max(1, ...model.signature.inputs.map((i) => i.shape.length))
   // Deep enough for {"inputs":[{"data":[nested to the rank]}]} and records holding rows; deeper is an attack or a mistake.
   const maxDepth = maxRank + 6
   const fallback = settings.fallback
-  const fallbackOutputs = fallback?.outputs ? Object.fromEntries(Object.entries(fallback.outputs).map(([name, json]) => [name, tensorFromJson(json, `serving.fallback.outputs.${name}`)])) : undefined
+  const fallbackOutputs = fallback?.outputs
+    ? Object.fromEntries(
+        Object.entries(fallback.outputs).map(([name, json]) => [
+          name,
+          tensorFromJson(json, `serving.fallback.outputs.${name}`),
+        ]),
+      )
+    : undefined
   const warnings: string[] = []
   const version = identity.version
   const modelName = identity.name
@@ -115,10 +140,17 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
 
   const metadata = JSON.stringify(modelMetadata(modelName, version, model.signature))
   const serverMetadata = JSON.stringify({name: 'mlops', version: toolVersion(), extensions: ['binary_tensor_data']})
-  const inferPaths = new Set([`/v2/models/${encodeURIComponent(modelName)}/infer`, `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`])
+  const inferPaths = new Set([
+    `/v2/models/${encodeURIComponent(modelName)}/infer`,
+    `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`,
+  ])
   const modelParams = [modelName]
 
-  const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({status, body: JSON.stringify(value), headers})
+  const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({
+    status,
+    body: JSON.stringify(value),
+    headers,
+  })
 
   const readiness = (): Reply => (ready && !draining ? json(200, {ready: true}) : json(503, {ready: false}))
 
@@ -126,8 +158,18 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     // The params of a path found in inferPaths are this model's: nothing to decode.
     if (params === modelParams) return
     const [name, wanted] = params
-    if (decodeURIComponent(name) !== modelName) throw new HttpError(404, 'MODEL_NOT_FOUND', `no model "${decodeURIComponent(name)}" here; this server serves "${modelName}"`)
-    if (wanted !== undefined && decodeURIComponent(wanted) !== version) throw new HttpError(404, 'VERSION_NOT_FOUND', `model "${modelName}" has no version "${decodeURIComponent(wanted)}"; this server serves version ${version}`)
+    if (decodeURIComponent(name) !== modelName)
+      throw new HttpError(
+        404,
+        'MODEL_NOT_FOUND',
+        `no model "${decodeURIComponent(name)}" here; this server serves "${modelName}"`,
+      )
+    if (wanted !== undefined && decodeURIComponent(wanted) !== version)
+      throw new HttpError(
+        404,
+        'VERSION_NOT_FOUND',
+        `model "${modelName}" has no version "${decodeURIComponent(wanted)}"; this server serves version ${version}`,
+      )
   }
 
   async function predictV1(ctx: Context): Promise<Reply> {
@@ -135,11 +177,20 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     const body = ctx.req.body
     crashIfTriggered(faults, body)
     const value = parseBody(body, maxDepth)
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw badRequest('BAD_REQUEST', 'the body must be a JSON object {"instances": [record, …]}')
-    for (const key of Object.keys(value)) if (!V1_KEYS.has(key)) throw badRequest('UNKNOWN_FIELD', `unknown field "${key}"; the body is {"instances": [record, …]}`, key)
+    if (value === null || typeof value !== 'object' || Array.isArray(value))
+      throw badRequest('BAD_REQUEST', 'the body must be a JSON object {"instances": [record, …]}')
+    for (const key of Object.keys(value))
+      if (!V1_KEYS.has(key))
+        throw badRequest('UNKNOWN_FIELD', `unknown field "${key}"; the body is {"instances": [record, …]}`, key)
     const instances = (value as {instances?: unknown}).instances
-    if (!Array.isArray(instances) || instances.length === 0) throw badRequest('BAD_FIELD', 'must be a non-empty array of records', 'instances')
-    if (instances.length > settings.maxInstances) throw badRequest('TOO_MANY_INSTANCES', `${instances.length} records in one request; at most ${settings.maxInstances} (serving.max_instances)`, 'instances')
+    if (!Array.isArray(instances) || instances.length === 0)
+      throw badRequest('BAD_FIELD', 'must be a non-empty array of records', 'instances')
+    if (instances.length > settings.maxInstances)
+      throw badRequest(
+        'TOO_MANY_INSTANCES',
+        `${instances.length} records in one request; at most ${settings.maxInstances} (serving.max_instances)`,
+        'instances',
+      )
     instances.forEach((record, index) => {
       const problem = predictor.problem(record, index)
       if (problem) throw problem
@@ -156,8 +207,15 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       usedFallback = true
     }
     if (!usedFallback) options.live?.add(records, predictions)
-    const answer = JSON.stringify({predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})}, bigintReplacer)
-    return {status: 200, body: answer, log: {inputs: () => records, body, outputsJson: () => answer, fallback: usedFallback}}
+    const answer = JSON.stringify(
+      {predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})},
+      bigintReplacer,
+    )
+    return {
+      status: 200,
+      body: answer,
+      log: {inputs: () => records, body, outputsJson: () => answer, fallback: usedFallback},
+    }
   }
 
   async function inferV2(ctx: Context): Promise<Reply> {
@@ -167,13 +225,27 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     // Put together from several reads, the body has its binary part on an 8-byte boundary (the server's alignBody).
     const body = ctx.req.body
     crashIfTriggered(faults, body)
-    if (jsonLength !== undefined && jsonLength > body.length) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length is ${jsonLength}, but the body has only ${body.length} bytes`, HEADER_LENGTH)
+    if (jsonLength !== undefined && jsonLength > body.length)
+      throw badRequest(
+        'BAD_HEADER',
+        `Inference-Header-Content-Length is ${jsonLength}, but the body has only ${body.length} bytes`,
+        HEADER_LENGTH,
+      )
     const value = parseBody(jsonLength === undefined ? body : body.subarray(0, jsonLength), maxDepth)
-    const request = decodeInferRequest(value, model.signature, model.fetches, jsonLength === undefined ? undefined : body.subarray(jsonLength))
+    const request = decodeInferRequest(
+      value,
+      model.signature,
+      model.fetches,
+      jsonLength === undefined ? undefined : body.subarray(jsonLength),
+    )
     const issues = feedsFit(model.signature, request.feeds) ? [] : checkFeeds(model.signature, request.feeds)
     if (issues.length > 0) {
       const index = Object.keys(request.feeds).indexOf(issues[0].field)
-      throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, index >= 0 ? `inputs[${index}].shape` : 'inputs')
+      throw badRequest(
+        'INVALID_INPUT',
+        `input "${issues[0].field}": ${issues[0].message}`,
+        index >= 0 ? `inputs[${index}].shape` : 'inputs',
+      )
     }
     let outputs: Record<string, OrtTensor>
     let wanted = request.outputs
@@ -184,7 +256,10 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       if (!fallbackOutputs || !isServerFault(error)) throw error
       metrics.fallbacks.inc({reason: (error as HttpError).code ?? 'ERROR'})
       outputs = fallbackOutputs
-      wanted = Object.keys(fallbackOutputs).map((name) => ({name, binary: request.outputs.find((o) => o.name === name)?.binary ?? request.binaryOutputs}))
+      wanted = Object.keys(fallbackOutputs).map((name) => ({
+        name,
+        binary: request.outputs.find((o) => o.name === name)?.binary ?? request.binaryOutputs,
+      }))
       usedFallback = true
     }
     const id = request.id === undefined ? '' : `,"id":${JSON.stringify(request.id)}`
@@ -203,22 +278,57 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       ;(binary ??= []).push(encoded.bytes)
     }
     const outputsJson = () => `[${wanted.map(({name}) => encodeOutput(name, outputs[name])).join(',')}]`
-    return {status: 200, body: `${head}${parts.join(',')}]}`, binary, log: {inputs: () => inputsForLog(value, request), body, outputsJson, fallback: usedFallback}}
+    return {
+      status: 200,
+      body: `${head}${parts.join(',')}]}`,
+      binary,
+      log: {inputs: () => inputsForLog(value, request), body, outputsJson, fallback: usedFallback},
+    }
   }
 
   const inferRoute: Route = {label: '/v2/models/infer', methods: ['POST'], handle: inferV2}
   const routes: {pattern: RegExp; route: Route}[] = [
     {pattern: /^\/v1\/predict$/, route: {label: '/v1/predict', methods: ['POST'], handle: predictV1}},
-    {pattern: /^\/v2\/health\/live$/, route: {label: '/v2/health', methods: ['GET'], handle: () => json(200, {live: true})}},
+    {
+      pattern: /^\/v2\/health\/live$/,
+      route: {label: '/v2/health', methods: ['GET'], handle: () => json(200, {live: true})},
+    },
     {pattern: /^\/v2\/health\/ready$/, route: {label: '/v2/health', methods: ['GET'], handle: readiness}},
-    {pattern: /^\/v2\/?$/, route: {label: '/v2', methods: ['GET'], handle: () => ({status: 200, body: serverMetadata})}},
-    {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/?$/, route: {label: '/v2/models/metadata', methods: ['GET'], handle: (ctx) => (checkModel(ctx.params), {status: 200, body: metadata})}},
-    {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/ready$/, route: {label: '/v2/models/ready', methods: ['GET'], handle: (ctx) => (checkModel(ctx.params), json(ready && !draining ? 200 : 503, {name: modelName, ready: ready && !draining}))}},
+    {
+      pattern: /^\/v2\/?$/,
+      route: {label: '/v2', methods: ['GET'], handle: () => ({status: 200, body: serverMetadata})},
+    },
+    {
+      pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/?$/,
+      route: {
+        label: '/v2/models/metadata',
+        methods: ['GET'],
+        handle: (ctx) => (checkModel(ctx.params), {status: 200, body: metadata}),
+      },
+    },
+    {
+      pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/ready$/,
+      route: {
+        label: '/v2/models/ready',
+        methods: ['GET'],
+        handle: (ctx) => (
+          checkModel(ctx.params),
+          json(ready && !draining ? 200 : 503, {name: modelName, ready: ready && !draining})
+        ),
+      },
+    },
     {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/, route: inferRoute},
-    {pattern: /^\/metrics$/, route: {label: '/metrics', methods: ['GET'], handle: async () => {
-      const {contentType, body} = await metrics.render()
-      return {status: 200, body, contentType}
-    }}},
+    {
+      pattern: /^\/metrics$/,
+      route: {
+        label: '/metrics',
+        methods: ['GET'],
+        handle: async () => {
+          const {contentType, body} = await metrics.render()
+          return {status: 200, body, contentType}
+        },
+      },
+    },
   ]
 
   async function handle(req: ServerRequest, respond: (answer: ServerAnswer) => void): Promise<void> {
@@ -231,11 +341,26 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     let reply: Reply
     try {
       const match = findRoute(path)
-      if (!match) throw new HttpError(404, 'NOT_FOUND', `no route ${path}; see GET /v2 and POST /v1/predict, /v2/models/{name}/infer`)
+      if (!match)
+        throw new HttpError(
+          404,
+          'NOT_FOUND',
+          `no route ${path}; see GET /v2 and POST /v1/predict, /v2/models/{name}/infer`,
+        )
       label = match.route.label
-      if (!match.route.methods.includes(req.method)) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; use ${match.route.methods.join(', ')}`, undefined, {allow: match.route.methods.join(', ')})
+      if (!match.route.methods.includes(req.method))
+        throw new HttpError(
+          405,
+          'METHOD_NOT_ALLOWED',
+          `${req.method} is not allowed on ${path}; use ${match.route.methods.join(', ')}`,
+          undefined,
+          {allow: match.route.methods.join(', ')},
+        )
       if (req.method === 'POST') {
-        if (!ready) throw new HttpError(503, 'NOT_READY', 'the model is still warming up; retry shortly', undefined, {'retry-after': '1'})
+        if (!ready)
+          throw new HttpError(503, 'NOT_READY', 'the model is still warming up; retry shortly', undefined, {
+            'retry-after': '1',
+          })
         if (engine.full) throw new OverloadedError(engine.queued)
       }
       reply = await match.route.handle({req, params: match.params, id})
@@ -250,7 +375,17 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     metrics.latency.observe({route: label, version}, seconds)
     if (requestLog && reply.log) {
       const {inputs, sampleRate} = requestLog.settings
-      requestLog.add({id, time: new Date().toISOString(), model: identity, route: label, status: reply.status, latency_ms: Math.round(seconds * 1e6) / 1000, ...(reply.log.fallback ? {fallback: true} : {}), ...loggedInputs(inputs, sampleRate, reply.log.inputs, reply.log.body), outputsJson: reply.log.outputsJson()})
+      requestLog.add({
+        id,
+        time: new Date().toISOString(),
+        model: identity,
+        route: label,
+        status: reply.status,
+        latency_ms: Math.round(seconds * 1e6) / 1000,
+        ...(reply.log.fallback ? {fallback: true} : {}),
+        ...loggedInputs(inputs, sampleRate, reply.log.inputs, reply.log.body),
+        outputsJson: reply.log.outputsJson(),
+      })
     }
     inFlight--
     metrics.inFlight.dec()
@@ -271,7 +406,16 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   }
 
   function answerOf(reply: Reply, id: string): ServerAnswer {
-    const headers = ['content-type', reply.contentType ?? (reply.binary ? BINARY_TYPE : JSON_TYPE), 'date', httpDate(), 'x-request-id', id, 'x-model-version', version]
+    const headers = [
+      'content-type',
+      reply.contentType ?? (reply.binary ? BINARY_TYPE : JSON_TYPE),
+      'date',
+      httpDate(),
+      'x-request-id',
+      id,
+      'x-model-version',
+      version,
+    ]
     if (reply.headers) for (const name in reply.headers) headers.push(name, reply.headers[name])
     if (!reply.binary) return {status: reply.status, headers, body: reply.body}
     // The JSON, then every output tensor's bytes: Inference-Header-Content-Length says where the JSON ends.
@@ -288,13 +432,16 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     return answerOf(errorReply(error, path.startsWith('/v2')), requestId(undefined))
   }
 
-  const server = new HttpServer({
-    maxBodyBytes: settings.maxBodyBytes,
-    requestTimeoutMs: Math.max(60_000, settings.timeoutMs * 2),
-    keepAliveTimeoutMs: 65_000,
-    refusal,
-    alignBody: (headers) => Number(headerValue(headers, HEADER_LENGTH)) || 0,
-  }, (req, respond) => void handle(req, respond))
+  const server = new HttpServer(
+    {
+      maxBodyBytes: settings.maxBodyBytes,
+      requestTimeoutMs: Math.max(60_000, settings.timeoutMs * 2),
+      keepAliveTimeoutMs: 65_000,
+      refusal,
+      alignBody: (headers) => Number(headerValue(headers, HEADER_LENGTH)) || 0,
+    },
+    (req, respond) => void handle(req, respond),
+  )
 
   return {
     get url() {
@@ -322,7 +469,10 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       draining = true
       // Idle connections close now; the others after their last answer, which says connection: close, so clients move on.
       const closed = server.close()
-      const idle = inFlight === 0 ? Promise.resolve(true) : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)))
+      const idle =
+        inFlight === 0
+          ? Promise.resolve(true)
+          : new Promise<boolean>((resolve) => idleWaiters.push(() => resolve(true)))
       const drained = await Promise.race([idle, sleep(timeoutMs, false, {ref: false})])
       // Clients have a moment to read their last answers and close; whoever is still connected then is cut off.
       await Promise.race([closed, sleep(1000, undefined, {ref: false})])
@@ -345,10 +495,15 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
 
 /** The request's inputs as JSON for the request log: tensors sent as binary data get their values, as if sent as JSON. */
 function inputsForLog(value: unknown, request: InferRequest): unknown {
-  return ((value as {inputs: Record<string, unknown>[]}).inputs).map((input) => {
+  return (value as {inputs: Record<string, unknown>[]}).inputs.map((input) => {
     if (input.data !== undefined) return input
     const tensor = request.feeds[input.name as string]
-    return {name: input.name, shape: [...tensor.dims], datatype: datatypeOf(tensor.type as Dtype), data: valuesToJson(tensor.type, tensor.data)}
+    return {
+      name: input.name,
+      shape: [...tensor.dims],
+      datatype: datatypeOf(tensor.type as Dtype),
+      data: valuesToJson(tensor.type, tensor.data),
+    }
   })
 }
 
@@ -361,16 +516,22 @@ function errorReply(error: unknown, v2: boolean): Reply {
     if (error.status >= 500 && error.status !== 503 && error.status !== 504) logServerError(error)
     const fields = error.field === undefined ? {} : {field: error.field}
     // The Open Inference Protocol's error is {"error": "<message>"}; code and field ride alongside it there.
-    const body = v2 ? {error: error.message, code: error.code, ...fields} : {error: {code: error.code, message: error.message, ...fields}}
+    const body = v2
+      ? {error: error.message, code: error.code, ...fields}
+      : {error: {code: error.code, message: error.message, ...fields}}
     return {status: error.status, body: JSON.stringify(body), headers: error.headers}
   }
   logServerError(error)
   const message = 'internal server error; see the server log'
-  return {status: 500, body: JSON.stringify(v2 ? {error: message, code: 'INTERNAL'} : {error: {code: 'INTERNAL', message}})}
+  return {
+    status: 500,
+    body: JSON.stringify(v2 ? {error: message, code: 'INTERNAL'} : {error: {code: 'INTERNAL', message}}),
+  }
 }
 
 function logServerError(error: unknown): void {
-  const detail = (error as {detail?: string}).detail ?? (error instanceof Error ? error.stack ?? error.message : String(error))
+  const detail =
+    (error as {detail?: string}).detail ?? (error instanceof Error ? (error.stack ?? error.message) : String(error))
   process.stderr.write(`mlops serve: ${detail}\n`)
 }
 
@@ -381,14 +542,25 @@ function checkContentType(req: ServerRequest, binary: boolean): void {
   const type = header.split(';')[0].trim().toLowerCase()
   // Clients of the v2 protocol (tritonclient) often send no content type: JSON is assumed then.
   if (type === '' || type === JSON_TYPE || type.endsWith('+json') || (binary && type === BINARY_TYPE)) return
-  throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', `content type ${type} is not supported; send application/json${binary ? ' or application/octet-stream' : ''}`, undefined, {accept: JSON_TYPE})
+  throw new HttpError(
+    415,
+    'UNSUPPORTED_MEDIA_TYPE',
+    `content type ${type} is not supported; send application/json${binary ? ' or application/octet-stream' : ''}`,
+    undefined,
+    {accept: JSON_TYPE},
+  )
 }
 
 /** The binary tensor data extension's header, when the request has one. */
 function headerLength(req: ServerRequest): number | undefined {
   const header = headerValue(req.headers, HEADER_LENGTH)
   if (header === undefined) return undefined
-  if (!/^\d{1,15}$/.test(header.trim())) throw badRequest('BAD_HEADER', `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${header}"`, HEADER_LENGTH)
+  if (!/^\d{1,15}$/.test(header.trim()))
+    throw badRequest(
+      'BAD_HEADER',
+      `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${header}"`,
+      HEADER_LENGTH,
+    )
   return Number(header)
 }
 
@@ -404,11 +576,17 @@ function parseBody(bytes: Buffer, maxDepth: number): unknown {
 }
 
 function tooLarge(limit: number): HttpError {
-  return new HttpError(413, 'BODY_TOO_LARGE', `the request body is over ${limit} bytes (serving.max_body_mb); send fewer records per request`)
+  return new HttpError(
+    413,
+    'BODY_TOO_LARGE',
+    `the request body is over ${limit} bytes (serving.max_body_mb); send fewer records per request`,
+  )
 }
 
 // Request ids the server makes: a random prefix per process and a counter, in the shape of a UUID; no entropy per request.
-const ID_PREFIX = randomBytes(12).toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{4})$/, '$1-$2-$3-$4-$5')
+const ID_PREFIX = randomBytes(12)
+  .toString('hex')
+  .replace(/^(.{8})(.{4})(.{4})(.{4})(.{4})$/, '$1-$2-$3-$4-$5')
 let idCounter = 0
 
 /** The caller's x-request-id when it is printable ASCII of a sane length, else a new one. */

@@ -17,7 +17,10 @@ export interface WarmupResult {
 export async function warmUp(engine: InferenceEngine, pipeline: Pipeline, warmup?: Warmup): Promise<WarmupResult> {
   const golden = warmup?.cases[0]
   if (golden) {
-    if (golden.inputs) await engine.warmUpRun(Object.fromEntries(Object.entries(golden.inputs).map(([name, json]) => [name, tensorFromJson(json, name)])))
+    if (golden.inputs)
+      await engine.warmUpRun(
+        Object.fromEntries(Object.entries(golden.inputs).map(([name, json]) => [name, tensorFromJson(json, name)])),
+      )
     else if (golden.records) await engine.warmUpRun(await pipeline.preprocess(golden.records))
     return {source: 'golden'}
   }
@@ -25,7 +28,10 @@ export async function warmUp(engine: InferenceEngine, pipeline: Pipeline, warmup
     await engine.warmUpRun(generatedFeeds(engine.model.signature))
     return {source: 'generated'}
   } catch (error) {
-    return {source: 'generated', warning: `warm-up with generated inputs failed (${(error as Error).message}); the first real request may be slow`}
+    return {
+      source: 'generated',
+      warning: `warm-up with generated inputs failed (${(error as Error).message}); the first real request may be slow`,
+    }
   }
 }
 

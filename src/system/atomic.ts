@@ -41,7 +41,10 @@ export async function writeFileAtomically(path: string, data: string | Buffer, m
   try {
     // A report sent to a device or a pipe (--junit /dev/stdout) is written into it: a rename would replace the device.
     const existing = await stat(path).catch(() => undefined)
-    if (existing?.isDirectory()) throw new UsageError('PATH_IS_DIRECTORY', `${path} is a directory, so no file can be written there`, {hint: `Name a file inside it, e.g. ${join(path, 'report')}.`})
+    if (existing?.isDirectory())
+      throw new UsageError('PATH_IS_DIRECTORY', `${path} is a directory, so no file can be written there`, {
+        hint: `Name a file inside it, e.g. ${join(path, 'report')}.`,
+      })
     if (existing && !existing.isFile()) return await writeFile(path, data)
     await writeFileAtomic(path, data, {fsync: true, mode})
   } catch (error) {
@@ -64,13 +67,23 @@ export async function readJson<T>(path: string): Promise<T | undefined> {
   try {
     return JSON.parse(text) as T
   } catch (error) {
-    throw new MlopsError('STATE_CORRUPT', `${path} is not valid JSON: ${(error as Error).message}`, {hint: `Restore ${path} from a backup or remove it.`})
+    throw new MlopsError('STATE_CORRUPT', `${path} is not valid JSON: ${(error as Error).message}`, {
+      hint: `Restore ${path} from a backup or remove it.`,
+    })
   }
 }
 
 export function diskError(path: string, error: unknown): Error {
   const code = (error as NodeJS.ErrnoException).code
-  if (code === 'ENOSPC') return new MlopsError('DISK_FULL', `No space left on the device while writing ${path}`, {hint: 'Free some disk space and run the command again; nothing half-written was kept.', cause: error})
-  if (code === 'EACCES' || code === 'EPERM') return new MlopsError('PERMISSION_DENIED', `Permission denied writing ${path}`, {hint: 'Check the folder permissions, or run with --dir pointing at a writable project.', cause: error})
+  if (code === 'ENOSPC')
+    return new MlopsError('DISK_FULL', `No space left on the device while writing ${path}`, {
+      hint: 'Free some disk space and run the command again; nothing half-written was kept.',
+      cause: error,
+    })
+  if (code === 'EACCES' || code === 'EPERM')
+    return new MlopsError('PERMISSION_DENIED', `Permission denied writing ${path}`, {
+      hint: 'Check the folder permissions, or run with --dir pointing at a writable project.',
+      cause: error,
+    })
   return error as Error
 }

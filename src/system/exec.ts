@@ -19,15 +19,30 @@ export interface ExecResult {
 }
 
 export class CommandFailedError extends MlopsError {
-  constructor(readonly command: string, readonly args: string[], readonly status: number | undefined, readonly stderrTail: string, hint?: string) {
+  constructor(
+    readonly command: string,
+    readonly args: string[],
+    readonly status: number | undefined,
+    readonly stderrTail: string,
+    hint?: string,
+  ) {
     const shown = [command, ...args].join(' ')
-    super('COMMAND_FAILED', `${shown} failed${status === undefined ? '' : ` with exit code ${status}`}${stderrTail ? `:\n${stderrTail}` : ''}`, {hint, details: {command, args, exitCode: status, stderrTail}})
+    super(
+      'COMMAND_FAILED',
+      `${shown} failed${status === undefined ? '' : ` with exit code ${status}`}${stderrTail ? `:\n${stderrTail}` : ''}`,
+      {hint, details: {command, args, exitCode: status, stderrTail}},
+    )
   }
 }
 
 export class CommandNotFoundError extends MlopsError {
-  constructor(readonly command: string, hint?: string) {
-    super('COMMAND_NOT_FOUND', `${command} was not found on PATH`, {hint: hint ?? `Install ${command}, or put it on PATH.`})
+  constructor(
+    readonly command: string,
+    hint?: string,
+  ) {
+    super('COMMAND_NOT_FOUND', `${command} was not found on PATH`, {
+      hint: hint ?? `Install ${command}, or put it on PATH.`,
+    })
   }
 }
 

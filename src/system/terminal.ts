@@ -10,7 +10,11 @@ export class Progress {
   private lastDraw = 0
   private readonly enabled: boolean
 
-  constructor(private readonly label: string, enabled: boolean, private readonly total?: number) {
+  constructor(
+    private readonly label: string,
+    enabled: boolean,
+    private readonly total?: number,
+  ) {
     this.enabled = enabled
   }
 

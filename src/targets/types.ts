@@ -11,8 +11,16 @@ export interface ServerSpec {
 }
 
 /** The servers a desired state runs: stable, and the candidate unless the stage is full. */
-export function serversOf(state: Pick<RolloutState, 'stable' | 'candidate' | 'stage'>): {stable: ServerSpec; candidate?: ServerSpec} {
-  return {stable: {release: state.stable}, ...(state.candidate && state.stage !== 'full' ? {candidate: {release: state.candidate, ...(state.stage === 'shadow' ? {background: true} : {})}} : {})}
+export function serversOf(state: Pick<RolloutState, 'stable' | 'candidate' | 'stage'>): {
+  stable: ServerSpec
+  candidate?: ServerSpec
+} {
+  return {
+    stable: {release: state.stable},
+    ...(state.candidate && state.stage !== 'full'
+      ? {candidate: {release: state.candidate, ...(state.stage === 'shadow' ? {background: true} : {})}}
+      : {}),
+  }
 }
 
 export interface TargetServer {

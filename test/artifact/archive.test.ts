@@ -52,7 +52,18 @@ describe('artifact: deterministic archive', () => {
     const written = await writeArchive(manifestFor('credit-risk', '1.0.0'), await projectEntries(a), {tmpDir: a})
     const {stdout} = await execa('tar', ['--numeric-owner', '-tvf', written.tmpPath], {env: {TZ: 'UTC', LC_ALL: 'C'}})
     const lines = stdout.split('\n').map((l) => l.split(/\s+/))
-    assert.deepEqual(lines.map((l) => l.at(-1)), ['manifest.json', 'golden/', 'golden/golden.jsonl', 'model/', 'model/model.onnx', 'pipeline/', 'pipeline/pipeline.json'])
+    assert.deepEqual(
+      lines.map((l) => l.at(-1)),
+      [
+        'manifest.json',
+        'golden/',
+        'golden/golden.jsonl',
+        'model/',
+        'model/model.onnx',
+        'pipeline/',
+        'pipeline/pipeline.json',
+      ],
+    )
     for (const l of lines) {
       assert.equal(l[0], l.at(-1)!.endsWith('/') ? 'drwxr-xr-x' : '-rw-r--r--')
       assert.equal(l[1], '0/0')
@@ -69,7 +80,10 @@ describe('artifact: deterministic archive', () => {
     assert.deepEqual(Object.keys(manifest), [...Object.keys(manifest)].sort())
     assert.equal(manifest.model.sha256, sha256(modelBytes(1)))
     assert.equal(manifest.model.size, modelBytes(1).length)
-    assert.deepEqual(manifest.files.map((f: {path: string}) => f.path), ['golden/golden.jsonl', 'model/model.onnx', 'pipeline/pipeline.json'])
+    assert.deepEqual(
+      manifest.files.map((f: {path: string}) => f.path),
+      ['golden/golden.jsonl', 'model/model.onnx', 'pipeline/pipeline.json'],
+    )
     assert.deepEqual(checkScan(await scanArchive(written.tmpPath)), [])
   })
 
@@ -94,8 +108,14 @@ describe('artifact: deterministic archive', () => {
     it(`refuses an entry with ${what} and leaves no temp file`, async () => {
       const a = await dir('g')
       const entries = [...(await projectEntries(a)), {path, source: Buffer.from('x')}]
-      await assert.rejects(writeArchive(manifestFor('credit-risk', '1.0.0'), entries, {tmpDir: a}), (error) => isMlopsError(error) && error.code === 'ARTIFACT_ENTRY_INVALID' && message.test(error.message))
-      assert.deepEqual((await readdir(a)).filter((n) => n.endsWith('.tar')), [])
+      await assert.rejects(
+        writeArchive(manifestFor('credit-risk', '1.0.0'), entries, {tmpDir: a}),
+        (error) => isMlopsError(error) && error.code === 'ARTIFACT_ENTRY_INVALID' && message.test(error.message),
+      )
+      assert.deepEqual(
+        (await readdir(a)).filter((n) => n.endsWith('.tar')),
+        [],
+      )
     })
   }
 
@@ -104,7 +124,18 @@ describe('artifact: deterministic archive', () => {
     const entries = await projectEntries(a)
     const manifest = manifestFor('credit-risk', '1.0.0')
     manifest.model.path = 'model/other.onnx'
-    await assert.rejects(writeArchive(manifest, entries, {tmpDir: a}), /model\.path model\/other\.onnx is not one of the archive entries/)
-    await assert.rejects(writeArchive(manifestFor('credit-risk', '1.0.0'), [...entries, {path: 'data/x.csv', source: join(a, 'nope.csv')}], {tmpDir: a}), (error) => isMlopsError(error) && error.code === 'ARTIFACT_SOURCE_MISSING' && error.message.includes('data/x.csv'))
+    await assert.rejects(
+      writeArchive(manifest, entries, {tmpDir: a}),
+      /model\.path model\/other\.onnx is not one of the archive entries/,
+    )
+    await assert.rejects(
+      writeArchive(
+        manifestFor('credit-risk', '1.0.0'),
+        [...entries, {path: 'data/x.csv', source: join(a, 'nope.csv')}],
+        {tmpDir: a},
+      ),
+      (error) =>
+        isMlopsError(error) && error.code === 'ARTIFACT_SOURCE_MISSING' && error.message.includes('data/x.csv'),
+    )
   })
 })

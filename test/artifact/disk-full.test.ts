@@ -54,9 +54,16 @@ describe('artifact: a full disk while packaging', function () {
     assert.match(error.message, /No space left/)
     assert.match(error.hint, /Free some disk space/)
 
-    assert.deepEqual(readdirSync(store).filter((name) => name.startsWith('.incoming-') || /^index\.json\.\d+$/.test(name)), [], 'no temp archive or index file left')
+    assert.deepEqual(
+      readdirSync(store).filter((name) => name.startsWith('.incoming-') || /^index\.json\.\d+$/.test(name)),
+      [],
+      'no temp archive or index file left',
+    )
     const listed = await mlops(['artifacts', 'list', '--json', '--dir', project])
-    assert.deepEqual((listed.json as {artifacts: {version: string}[]}).artifacts.map((a) => a.version), ['1.0.0'])
+    assert.deepEqual(
+      (listed.json as {artifacts: {version: string}[]}).artifacts.map((a) => a.version),
+      ['1.0.0'],
+    )
     const verified = await mlops(['artifacts', 'verify', '1.0.0', '--dir', project])
     assert.equal(verified.exitCode, 0, verified.stderr)
 
@@ -64,7 +71,10 @@ describe('artifact: a full disk while packaging', function () {
     const again = await mlops(['package', '--bump', 'minor', '--json', '--dir', project])
     assert.equal(again.exitCode, 0, again.stderr)
     const both = await mlops(['artifacts', 'list', '--json', '--dir', project])
-    assert.deepEqual((both.json as {artifacts: {version: string}[]}).artifacts.map((a) => a.version), ['1.0.0', '1.1.0'])
+    assert.deepEqual(
+      (both.json as {artifacts: {version: string}[]}).artifacts.map((a) => a.version),
+      ['1.0.0', '1.1.0'],
+    )
   })
 
   it('mlops predict on a full disk stops with DISK_FULL, unpacking the artifact or writing the output, never a stack trace', async () => {
@@ -73,7 +83,17 @@ describe('artifact: a full disk while packaging', function () {
       writeFileSync(filler, Buffer.alloc(bavail * bsize - leave))
     }
     const output = join(project, 'scores.jsonl')
-    const predict = () => mlops(['predict', '--input', join(project, 'data', 'applicants.csv'), '--output', output, '--json', '--dir', project])
+    const predict = () =>
+      mlops([
+        'predict',
+        '--input',
+        join(project, 'data', 'applicants.csv'),
+        '--output',
+        output,
+        '--json',
+        '--dir',
+        project,
+      ])
     const diskFull = (run: Awaited<ReturnType<typeof predict>>) => {
       assert.equal(run.exitCode, 1, run.stdout)
       assert.doesNotMatch(run.stderr, /\n\s+at /)
@@ -85,7 +105,11 @@ describe('artifact: a full disk while packaging', function () {
     // 1.1.0 was never opened: its model is unpacked into the cache first, and that does not fit.
     fill(8 * 1024)
     assert.match(diskFull(await predict()), /cache/)
-    assert.deepEqual(readdirSync(join(store, 'cache')).filter((name) => name.startsWith('.extracting-')), [], 'no half-unpacked folder left')
+    assert.deepEqual(
+      readdirSync(join(store, 'cache')).filter((name) => name.startsWith('.extracting-')),
+      [],
+      'no half-unpacked folder left',
+    )
     rmSync(filler)
 
     const ok = await predict()

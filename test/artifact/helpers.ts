@@ -20,7 +20,14 @@ export function manifestFor(name: string, version: string): ManifestInput {
     schemaVersion: 1,
     name,
     version,
-    model: {path: 'model/model.onnx', sha256: '', size: 0, signature: {inputs: [], outputs: []}, fetches: ['probabilities'], warnings: []},
+    model: {
+      path: 'model/model.onnx',
+      sha256: '',
+      size: 0,
+      signature: {inputs: [], outputs: []},
+      fetches: ['probabilities'],
+      warnings: [],
+    },
     tool: {name: 'mlops', version: '0.1.0'},
     runtime: {onnxruntime: '1.20.0', node: '20'},
   }
@@ -62,7 +69,16 @@ export function craftTar(entries: CraftedEntry[]): Buffer {
   const blocks: Buffer[] = []
   for (const entry of entries) {
     const body = Buffer.from(entry.body ?? '')
-    const header = new Header({path: entry.path, type: entry.type ?? 'File', size: entry.type && entry.type !== 'File' ? 0 : body.length, mode: 0o644, uid: 0, gid: 0, mtime: new Date(0), linkpath: entry.linkpath ?? ''})
+    const header = new Header({
+      path: entry.path,
+      type: entry.type ?? 'File',
+      size: entry.type && entry.type !== 'File' ? 0 : body.length,
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      mtime: new Date(0),
+      linkpath: entry.linkpath ?? '',
+    })
     header.encode()
     blocks.push(header.block!)
     if (body.length > 0 && (entry.type ?? 'File') === 'File') {

@@ -21,7 +21,8 @@ describe('artifact: hostile and damaged archives', () => {
     const entries = await projectEntries(src)
     const written = await writeArchive(manifestFor('credit-risk', '1.2.0'), entries, {tmpDir: src})
     parts = [{path: 'manifest.json', body: canonicalJson(written.manifest)}]
-    for (const e of entries) parts.push({path: e.path, body: Buffer.isBuffer(e.source) ? e.source : await readFile(e.source)})
+    for (const e of entries)
+      parts.push({path: e.path, body: Buffer.isBuffer(e.source) ? e.source : await readFile(e.source)})
   })
   after(async () => {
     await rm(dir, {recursive: true, force: true})
@@ -55,12 +56,19 @@ describe('artifact: hostile and damaged archives', () => {
   })
 
   it('refuses an entry that climbs out with ../ and writes nothing outside', async () => {
-    const path = await tarFile('dotdot.tar', [...parts, {path: '../evil', body: 'pwned'}, {path: 'model/../../evil2', body: 'pwned'}])
+    const path = await tarFile('dotdot.tar', [
+      ...parts,
+      {path: '../evil', body: 'pwned'},
+      {path: 'model/../../evil2', body: 'pwned'},
+    ])
     await refused(path, /"\.\.\/evil" escapes its folder/)
     assert.equal(existsSync(join(dir, 'evil')), false)
     assert.equal(existsSync(join(dir, 'evil2')), false)
     const report = await new ArtifactStore(join(dir, 'store')).verify(path)
-    assert.deepEqual(report.problems.map((p) => p.kind), ['unsafe-path', 'unsafe-path'])
+    assert.deepEqual(
+      report.problems.map((p) => p.kind),
+      ['unsafe-path', 'unsafe-path'],
+    )
   })
 
   it('refuses an absolute path and writes nothing there', async () => {
@@ -78,16 +86,31 @@ describe('artifact: hostile and damaged archives', () => {
   })
 
   it('refuses hard links and device files', async () => {
-    await refused(await tarFile('hardlink.tar', [...parts, {path: 'passwd', type: 'Link', linkpath: '/etc/passwd'}]), /entry passwd is a Link to \/etc\/passwd/)
-    await refused(await tarFile('device.tar', [...parts, {path: 'null', type: 'CharacterDevice'}]), /entry null is a CharacterDevice/)
+    await refused(
+      await tarFile('hardlink.tar', [...parts, {path: 'passwd', type: 'Link', linkpath: '/etc/passwd'}]),
+      /entry passwd is a Link to \/etc\/passwd/,
+    )
+    await refused(
+      await tarFile('device.tar', [...parts, {path: 'null', type: 'CharacterDevice'}]),
+      /entry null is a CharacterDevice/,
+    )
   })
 
   it('names a file the manifest lists but the archive lacks', async () => {
-    await refused(await tarFile('missing.tar', parts.filter((p) => p.path !== 'golden/golden.jsonl')), /golden\/golden\.jsonl is listed in the manifest but missing from the archive/)
+    await refused(
+      await tarFile(
+        'missing.tar',
+        parts.filter((p) => p.path !== 'golden/golden.jsonl'),
+      ),
+      /golden\/golden\.jsonl is listed in the manifest but missing from the archive/,
+    )
   })
 
   it('names a file the archive has but the manifest does not list', async () => {
-    await refused(await tarFile('extra.tar', [...parts, {path: 'model/backdoor.onnx', body: 'x'}]), /model\/backdoor\.onnx is in the archive but not in the manifest/)
+    await refused(
+      await tarFile('extra.tar', [...parts, {path: 'model/backdoor.onnx', body: 'x'}]),
+      /model\/backdoor\.onnx is in the archive but not in the manifest/,
+    )
   })
 
   it('names a model whose bytes differ from the manifest', async () => {
@@ -96,9 +119,21 @@ describe('artifact: hostile and damaged archives', () => {
   })
 
   it('refuses an archive whose manifest is not first, is not JSON, or lacks fields', async () => {
-    await refused(await tarFile('late.tar', [...parts.slice(1), parts[0]]), /the first entry is model\/model\.onnx, not manifest\.json/)
-    await refused(await tarFile('garbled.tar', [{path: 'manifest.json', body: '{"name": '}, ...parts.slice(1)]), /manifest\.json is not valid JSON/)
-    await refused(await tarFile('fields.tar', [{path: 'manifest.json', body: '{"schemaVersion": 1, "name": "x", "version": "one"}'}, ...parts.slice(1)]), /manifest\.json version: must be a semantic version/)
+    await refused(
+      await tarFile('late.tar', [...parts.slice(1), parts[0]]),
+      /the first entry is model\/model\.onnx, not manifest\.json/,
+    )
+    await refused(
+      await tarFile('garbled.tar', [{path: 'manifest.json', body: '{"name": '}, ...parts.slice(1)]),
+      /manifest\.json is not valid JSON/,
+    )
+    await refused(
+      await tarFile('fields.tar', [
+        {path: 'manifest.json', body: '{"schemaVersion": 1, "name": "x", "version": "one"}'},
+        ...parts.slice(1),
+      ]),
+      /manifest\.json version: must be a semantic version/,
+    )
   })
 
   it('refuses a file that is not a tar at all, and a truncated one', async () => {

@@ -37,7 +37,9 @@ describe('artifact: store', () => {
   async function pack(version: string, seed = 1, name = 'credit-risk', useWritten = true) {
     const src = join(dir, `src-${name}-${version}-${seed}`)
     await mkdir(src, {recursive: true})
-    const archive = await writeArchive(manifestFor(name, version), await projectEntries(src, seed), {tmpDir: store.root})
+    const archive = await writeArchive(manifestFor(name, version), await projectEntries(src, seed), {
+      tmpDir: store.root,
+    })
     const put = await store.put(archive.tmpPath, archive.manifest, useWritten ? archive : undefined)
     return {archive, ...put}
   }
@@ -81,23 +83,34 @@ describe('artifact: store', () => {
     const first = await pack('1.2.0', 1)
     const src = join(dir, 'other')
     await mkdir(src)
-    const archive = await writeArchive(manifestFor('credit-risk', '1.2.0'), await projectEntries(src, 2), {tmpDir: store.root})
+    const archive = await writeArchive(manifestFor('credit-risk', '1.2.0'), await projectEntries(src, 2), {
+      tmpDir: store.root,
+    })
     await assert.rejects(store.put(archive.tmpPath, archive.manifest, archive), (error) => {
       expectCode('VERSION_EXISTS', /credit-risk@1\.2\.0 is already stored with other content/)(error)
       assert.match((error as MlopsError).hint!, /mlops package --bump patch/)
       return true
     })
     assert.equal(existsSync(archive.tmpPath), false)
-    assert.deepEqual((await store.list()).map((r) => r.digest), [first.record.digest])
+    assert.deepEqual(
+      (await store.list()).map((r) => r.digest),
+      [first.record.digest],
+    )
   })
 
   it('refuses to store a name that cannot be a file name or a version that is not plain semver', async () => {
     const src = join(dir, 'bad')
     await mkdir(src)
     const entries = await projectEntries(src)
-    for (const [name, version, field] of [['../escape', '1.0.0', 'name'], ['credit-risk', 'v1.0.0', 'version']]) {
+    for (const [name, version, field] of [
+      ['../escape', '1.0.0', 'name'],
+      ['credit-risk', 'v1.0.0', 'version'],
+    ]) {
       const archive = await writeArchive(manifestFor(name, version), entries, {tmpDir: store.root})
-      await assert.rejects(store.put(archive.tmpPath, archive.manifest, archive), expectCode('MANIFEST_INVALID', new RegExp(`its ${field} `)))
+      await assert.rejects(
+        store.put(archive.tmpPath, archive.manifest, archive),
+        expectCode('MANIFEST_INVALID', new RegExp(`its ${field} `)),
+      )
       assert.equal(existsSync(archive.tmpPath), false)
     }
     assert.deepEqual(await store.list(), [])
@@ -105,7 +118,10 @@ describe('artifact: store', () => {
 
   it('lists by semver, not by string, and knows the latest version', async () => {
     for (const [i, v] of ['1.10.0', '1.2.0', '1.9.0', '1.2.0-rc.1'].entries()) await pack(v, i + 1)
-    assert.deepEqual((await store.list('credit-risk')).map((r) => r.version), ['1.2.0-rc.1', '1.2.0', '1.9.0', '1.10.0'])
+    assert.deepEqual(
+      (await store.list('credit-risk')).map((r) => r.version),
+      ['1.2.0-rc.1', '1.2.0', '1.9.0', '1.10.0'],
+    )
     assert.equal(await store.latestVersion('credit-risk'), '1.10.0')
     assert.equal(await store.latestVersion('other'), undefined)
   })
@@ -129,7 +145,8 @@ describe('artifact: store', () => {
       [old.path, old.digest],
       [outside, old.digest],
     ]
-    for (const [ref, digest] of cases) assert.equal((await store.resolve(ref, {name: 'credit-risk'})).digest, digest, `ref ${ref}`)
+    for (const [ref, digest] of cases)
+      assert.equal((await store.resolve(ref, {name: 'credit-risk'})).digest, digest, `ref ${ref}`)
     const file = await store.resolve(outside)
     assert.deepEqual([file.name, file.version, file.path], ['credit-risk', '1.2.0', outside])
   })
@@ -137,12 +154,18 @@ describe('artifact: store', () => {
   it('says which versions exist when a ref matches nothing, and refuses an ambiguous one', async () => {
     await pack('1.2.0', 1)
     await pack('1.2.0', 2, 'fraud')
-    await assert.rejects(store.resolve('9.9.9', {name: 'credit-risk'}), expectCode('ARTIFACT_NOT_FOUND', /9\.9\.9 is not stored; the stored versions are 1\.2\.0/))
+    await assert.rejects(
+      store.resolve('9.9.9', {name: 'credit-risk'}),
+      expectCode('ARTIFACT_NOT_FOUND', /9\.9\.9 is not stored; the stored versions are 1\.2\.0/),
+    )
     await assert.rejects(store.resolve('1.2.0'), expectCode('ARTIFACT_AMBIGUOUS', /credit-risk@1\.2\.0, fraud@1\.2\.0/))
     await assert.rejects(store.resolve('sha256:0000000'), expectCode('ARTIFACT_NOT_FOUND'))
     await assert.rejects(store.resolve('credit-risk@one'), expectCode('REF_INVALID'))
     await assert.rejects(store.resolve('nothing-like-it'), expectCode('ARTIFACT_NOT_FOUND'))
-    await assert.rejects(store.resolve(join(dir, 'missing.tar')), expectCode('ARTIFACT_NOT_FOUND', /missing\.tar does not exist/))
+    await assert.rejects(
+      store.resolve(join(dir, 'missing.tar')),
+      expectCode('ARTIFACT_NOT_FOUND', /missing\.tar does not exist/),
+    )
     assert.equal((await store.resolve('1.2.0', {name: 'fraud'})).name, 'fraud')
   })
 
@@ -169,10 +192,22 @@ describe('artifact: store', () => {
 
     const report = await store.verify('1.2.0')
     assert.equal(report.ok, false)
-    assert.deepEqual(report.problems.map((p) => [p.kind, p.path]), [['archive-digest', undefined], ['file-digest', 'model/model.onnx']])
+    assert.deepEqual(
+      report.problems.map((p) => [p.kind, p.path]),
+      [
+        ['archive-digest', undefined],
+        ['file-digest', 'model/model.onnx'],
+      ],
+    )
     await assert.rejects(store.open('1.2.0', {cacheDir: join(dir, 'cache')}), (error) => {
-      expectCode('ARTIFACT_TAMPERED', /^artifact credit-risk@1\.2\.0 fails verification: .*model\/model\.onnx sha256 differs from the manifest/)(error)
-      assert.equal((error as MlopsError).hint, 'Package it again from the same sources ("mlops package --version 1.2.0"): a byte-identical build replaces the damaged archive; otherwise package it as a new version ("mlops package --version 1.2.1").')
+      expectCode(
+        'ARTIFACT_TAMPERED',
+        /^artifact credit-risk@1\.2\.0 fails verification: .*model\/model\.onnx sha256 differs from the manifest/,
+      )(error)
+      assert.equal(
+        (error as MlopsError).hint,
+        'Package it again from the same sources ("mlops package --version 1.2.0"): a byte-identical build replaces the damaged archive; otherwise package it as a new version ("mlops package --version 1.2.1").',
+      )
       return true
     })
     assert.equal(existsSync(join(dir, 'cache')), false)
@@ -224,19 +259,36 @@ describe('artifact: store', () => {
     await mkdir(store.root, {recursive: true})
     const putter = fileURLToPath(new URL('fixtures/put-version.ts', import.meta.url))
     const versions = ['1.0.0', '1.1.0', '1.2.0', '1.3.0', '1.4.0', '1.5.0']
-    const digests = await Promise.all(versions.map((version, i) => new Promise<string>((resolve, reject) => {
-      execFile(process.execPath, ['--import', 'tsx', putter, store.root, join(dir, `src-${version}`), version, String(i + 1)], (error, stdout, stderr) => (error ? reject(new Error(stderr || error.message)) : resolve(stdout.trim())))
-    })))
+    const digests = await Promise.all(
+      versions.map(
+        (version, i) =>
+          new Promise<string>((resolve, reject) => {
+            execFile(
+              process.execPath,
+              ['--import', 'tsx', putter, store.root, join(dir, `src-${version}`), version, String(i + 1)],
+              (error, stdout, stderr) => (error ? reject(new Error(stderr || error.message)) : resolve(stdout.trim())),
+            )
+          }),
+      ),
+    )
     const listed = await store.list()
-    assert.deepEqual(listed.map((r) => r.version), versions)
-    assert.deepEqual(listed.map((r) => r.digest), digests)
+    assert.deepEqual(
+      listed.map((r) => r.version),
+      versions,
+    )
+    assert.deepEqual(
+      listed.map((r) => r.digest),
+      digests,
+    )
     assert.equal(existsSync(join(store.root, 'index.json.lock')), false, 'the index lock is released')
   })
 
   it('ignores and cleans what a killed packaging process left behind', async () => {
     await mkdir(store.root, {recursive: true})
     const writer = fileURLToPath(new URL('fixtures/killed-writer.ts', import.meta.url))
-    const child = spawnSync(process.execPath, ['--import', 'tsx', writer, store.root, join(dir, 'killed-src')], {encoding: 'utf8'})
+    const child = spawnSync(process.execPath, ['--import', 'tsx', writer, store.root, join(dir, 'killed-src')], {
+      encoding: 'utf8',
+    })
     assert.equal(child.signal, 'SIGKILL', child.stderr)
     const [leftover] = (await readdir(store.root)).filter((n) => n.startsWith('.incoming-'))
     assert.ok(leftover, 'the killed writer left its temp archive')
@@ -255,7 +307,10 @@ describe('artifact: store', () => {
 
     assert.deepEqual(await store.list(), [])
     const {record} = await pack('1.2.0')
-    assert.deepEqual((await store.list()).map((r) => r.digest), [record.digest])
+    assert.deepEqual(
+      (await store.list()).map((r) => r.digest),
+      [record.digest],
+    )
     const names = await readdir(store.root)
     assert.equal(names.includes(leftover), false)
     assert.equal(names.includes('index.json.123456789'), false)

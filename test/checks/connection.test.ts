@@ -8,7 +8,16 @@ import type {LoadJob} from '../../src/checks/load/protocol.js'
 import {runLoadPhase} from '../../src/checks/load/run.js'
 
 function closedJob(origin: string, over: Partial<LoadJob> = {}): LoadJob {
-  return {origin, requests: [{path: '/v1/predict', body: '{"instances":[{"x":1}]}'}], mode: 'closed', concurrency: 1, warmupMs: 0, durationMs: 400, timeoutMs: 2000, ...over}
+  return {
+    origin,
+    requests: [{path: '/v1/predict', body: '{"instances":[{"x":1}]}'}],
+    mode: 'closed',
+    concurrency: 1,
+    warmupMs: 0,
+    durationMs: 400,
+    timeoutMs: 2000,
+    ...over,
+  }
 }
 
 async function listen(server: Server): Promise<string> {
@@ -63,16 +72,27 @@ describe('load generator HTTP client', function () {
   })
 
   it('opens a new connection after an answer that closes it, and reads an answer whose end is the close', async () => {
-    const closing = rawServer((socket) => socket.end('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}'))
-    const unsized = rawServer((socket) => socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n{"error":"busy"}'))
+    const closing = rawServer((socket) =>
+      socket.end('HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\n{}'),
+    )
+    const unsized = rawServer((socket) =>
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n{"error":"busy"}'),
+    )
     servers.push(closing.server, unsized.server)
     const closed = await runLoadPhase(closedJob(await listen(closing.server)))
     assert.deepEqual(closed.statuses, {200: closed.requests}, `no request failed: ${closed.samples.join('; ')}`)
     // (The server also counts the connection a last request opened as the run ended.)
-    assert.ok(closing.connections() >= closed.requests, `one connection per request: ${closing.connections()} for ${closed.requests}`)
+    assert.ok(
+      closing.connections() >= closed.requests,
+      `one connection per request: ${closing.connections()} for ${closed.requests}`,
+    )
     const noLength = await runLoadPhase(closedJob(await listen(unsized.server)))
     assert.ok(noLength.requests > 5)
-    assert.deepEqual(noLength.statuses, {503: noLength.requests}, `answers without a length end at the close: ${noLength.samples.join('; ')}`)
+    assert.deepEqual(
+      noLength.statuses,
+      {503: noLength.requests},
+      `answers without a length end at the close: ${noLength.samples.join('; ')}`,
+    )
   })
 
   it('fails an answer that is not HTTP and one cut off half-way, naming why, and carries on', async () => {
@@ -80,7 +100,10 @@ describe('load generator HTTP client', function () {
     const cut = rawServer((socket) => socket.end('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"predictions":'))
     servers.push(garbage.server, cut.server)
     const notHttp = await runLoadPhase(closedJob(await listen(garbage.server)))
-    assert.ok(notHttp.requests > 5, `each failure is followed by the next request on a new connection (${notHttp.requests})`)
+    assert.ok(
+      notHttp.requests > 5,
+      `each failure is followed by the next request on a new connection (${notHttp.requests})`,
+    )
     assert.deepEqual(notHttp.statuses, {error: notHttp.requests})
     assert.match(notHttp.samples[0], /^error: the answer is not HTTP\/1\.1/)
     const cutOff = await runLoadPhase(closedJob(await listen(cut.server)))

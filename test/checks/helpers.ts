@@ -16,7 +16,10 @@ export async function exampleSubject(): Promise<Subject> {
     name: config.name,
     version: config.version!,
     digest: `sha256:${'0'.repeat(64)}`,
-    signature: {inputs: [{name: 'features', dtype: 'float32', shape: ['N', 13]}], outputs: [{name: 'probability', isTensor: true, dtype: 'float32', shape: ['N', 1]}]},
+    signature: {
+      inputs: [{name: 'features', dtype: 'float32', shape: ['N', 13]}],
+      outputs: [{name: 'probability', isTensor: true, dtype: 'float32', shape: ['N', 1]}],
+    },
     features: config.pipeline!.features,
     module: false,
     golden: await readGoldenCases(join(EXAMPLE, 'golden.jsonl')),

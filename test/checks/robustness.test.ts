@@ -16,13 +16,17 @@ describe('robustness cases', () => {
   })
 
   it('are the same for the same seed, and differ only in the random ones for another', () => {
-    const strip = (seed: number) => robustnessCases(subject, {seed, count: 150}).map((c) => [c.name, c.expect, c.body.toString()])
+    const strip = (seed: number) =>
+      robustnessCases(subject, {seed, count: 150}).map((c) => [c.name, c.expect, c.body.toString()])
     assert.deepEqual(strip(7), strip(7))
     const [a, b] = [strip(7), strip(8)]
     const systematic = a.findIndex(([name]) => String(name).startsWith('random '))
     assert.ok(systematic > 50, `${systematic} systematic cases`)
     assert.equal(a.length, 150)
-    assert.deepEqual(a.slice(0, systematic).filter(([name]) => name !== '512 random bytes'), b.slice(0, systematic).filter(([name]) => name !== '512 random bytes'))
+    assert.deepEqual(
+      a.slice(0, systematic).filter(([name]) => name !== '512 random bytes'),
+      b.slice(0, systematic).filter(([name]) => name !== '512 random bytes'),
+    )
     assert.notDeepEqual(a.slice(systematic), b.slice(systematic))
   })
 
@@ -36,7 +40,11 @@ describe('robustness cases', () => {
     assert.equal(cases.get('region is a category never seen')?.expect, 'handled')
     assert.equal(cases.get('an unknown extra field')?.expect, 'reject')
     assert.ok(cases.has('v2: datatype INT8 instead of FP32'))
-    assert.equal(Buffer.byteLength(cases.get('a body of 33555456 bytes, over serving.max_body_mb')!.body) > subject.serving.maxBodyBytes, true)
+    assert.equal(
+      Buffer.byteLength(cases.get('a body of 33555456 bytes, over serving.max_body_mb')!.body) >
+        subject.serving.maxBodyBytes,
+      true,
+    )
   })
 
   const verdicts: [Parameters<typeof judge>, boolean, string][] = [
@@ -54,7 +62,8 @@ describe('robustness cases', () => {
     [['answered', 503, '{"error":"busy"}'], false, 'server_error'],
   ]
   for (const [[expect, status, text], passed, outcome] of verdicts) {
-    it(`judges ${status} ${text.slice(0, 30)} when expecting ${expect}: ${outcome}`, () => assert.deepEqual([judge(expect, status, text).passed, judge(expect, status, text).outcome], [passed, outcome]))
+    it(`judges ${status} ${text.slice(0, 30)} when expecting ${expect}: ${outcome}`, () =>
+      assert.deepEqual([judge(expect, status, text).passed, judge(expect, status, text).outcome], [passed, outcome]))
   }
 })
 
@@ -82,8 +91,14 @@ describe('robustness against a server that answers 500 to a missing field', func
           return reply(400, {error: 'not JSON'})
         }
         const records = parsed?.instances
-        if (!Array.isArray(records) || records.length === 0 || records.some((r) => r === null || typeof r !== 'object' || Array.isArray(r))) return reply(400, {error: 'bad instances'})
-        if (records.some((r) => required.some((name) => !(name in r)))) return reply(500, {error: "TypeError: Cannot read properties of undefined (reading 'toFixed')"})
+        if (
+          !Array.isArray(records) ||
+          records.length === 0 ||
+          records.some((r) => r === null || typeof r !== 'object' || Array.isArray(r))
+        )
+          return reply(400, {error: 'bad instances'})
+        if (records.some((r) => required.some((name) => !(name in r))))
+          return reply(500, {error: "TypeError: Cannot read properties of undefined (reading 'toFixed')"})
         return reply(400, {error: 'refused'})
       })
     })
@@ -96,20 +111,30 @@ describe('robustness against a server that answers 500 to a missing field', func
     const subject = await exampleSubject()
     const cases = robustnessCases(subject, {seed: 3, count: 0}).filter((c) => !c.kind.startsWith('oversized'))
     const run = await runRobustness(externalServer(url), cases, {timeoutMs: 2000})
-    assert.deepEqual(run.results.filter((r) => r.outcome === "crash" || r.outcome === "unhealthy").map((r) => `${r.name}: ${r.detail}`), [])
+    assert.deepEqual(
+      run.results
+        .filter((r) => r.outcome === 'crash' || r.outcome === 'unhealthy')
+        .map((r) => `${r.name}: ${r.detail}`),
+      [],
+    )
     assert.equal(run.crashed, false)
     assert.equal(run.healthyAfter, true)
     const serverErrors = run.results.filter((r) => r.outcome === 'server_error')
     const names = serverErrors.map((r) => r.name)
-    for (const field of ['age', 'debt_ratio', 'credit_history_months', 'region', 'employment', 'has_prior_default']) assert.ok(names.includes(`missing field ${field}`), `missing field ${field} is listed: ${names.join(', ')}`)
+    for (const field of ['age', 'debt_ratio', 'credit_history_months', 'region', 'employment', 'has_prior_default'])
+      assert.ok(names.includes(`missing field ${field}`), `missing field ${field} is listed: ${names.join(', ')}`)
     assert.ok(!names.includes('missing field income'), 'income is optional: the server does not fail without it')
     for (const r of serverErrors) {
       assert.equal(r.status, 500)
-      assert.equal(r.intermittent, undefined, 'a 500 that comes back every time is the input\'s fault')
+      assert.equal(r.intermittent, undefined, "a 500 that comes back every time is the input's fault")
       assert.equal(r.request?.path, '/v1/predict')
       assert.ok(r.request!.bytes > 0 && r.request!.body.length > 0, 'the request that broke it is shown')
     }
     const age = serverErrors.find((r) => r.name === 'missing field age')!
-    assert.equal('age' in JSON.parse(age.request!.body).instances[0], false, 'the request shown is the one without the field')
+    assert.equal(
+      'age' in JSON.parse(age.request!.body).instances[0],
+      false,
+      'the request shown is the one without the field',
+    )
   })
 })

@@ -23,14 +23,18 @@ checks:
 
 /** [check, gate name, number of <failure> elements] per testcase, read by Python's XML parser as an independent check. */
 async function junitCases(path: string): Promise<[string, string, number][]> {
-  const script = 'import sys, json\nfrom xml.dom import minidom\nd = minidom.parse(sys.argv[1])\nprint(json.dumps([[c.getAttribute("classname"), c.getAttribute("name"), len(c.getElementsByTagName("failure"))] for c in d.getElementsByTagName("testcase")]))'
+  const script =
+    'import sys, json\nfrom xml.dom import minidom\nd = minidom.parse(sys.argv[1])\nprint(json.dumps([[c.getAttribute("classname"), c.getAttribute("name"), len(c.getElementsByTagName("failure"))] for c in d.getElementsByTagName("testcase")]))'
   const {stdout} = await execa('/usr/bin/python3', ['-c', script, path])
   return JSON.parse(String(stdout))
 }
 
 function failedGates(result: TestResult): string[] {
   assert.ok(result.gates, `a test result, not: ${JSON.stringify(result)}`)
-  return result.gates.filter((g) => g.verdict !== 'passed').map((g) => `${g.check}:${g.name}:${g.verdict}`).sort()
+  return result.gates
+    .filter((g) => g.verdict !== 'passed')
+    .map((g) => `${g.check}:${g.name}:${g.verdict}`)
+    .sort()
 }
 
 describe('mlops test on the bundled example (e2e)', function () {
@@ -52,7 +56,10 @@ describe('mlops test on the bundled example (e2e)', function () {
 
   const run = async (args: string[], env: Record<string, string> = {}) => {
     const junit = join(example.tmp, `junit-${Date.now()}.xml`)
-    const result = await mlops(['test', ...args, '--json', '--junit', junit, '--dir', project], {env, timeoutMs: 170_000})
+    const result = await mlops(['test', ...args, '--json', '--junit', junit, '--dir', project], {
+      env,
+      timeoutMs: 170_000,
+    })
     assert.ok(result.json, `--json printed JSON:\n${result.stdout}\n${result.stderr}`)
     if (!(result.json as {error?: unknown}).error) assertMatchesSchema(result.json, 'test')
     return {...result, result: result.json as TestResult, junit}
@@ -73,7 +80,10 @@ describe('mlops test on the bundled example (e2e)', function () {
     assert.ok(result.robustness!.run >= 80)
     const cases = await junitCases(junit)
     assert.equal(cases.length, result.gates.length, 'one testcase per gate')
-    assert.deepEqual(cases.filter(([, , failures]) => failures > 0), [])
+    assert.deepEqual(
+      cases.filter(([, , failures]) => failures > 0),
+      [],
+    )
     assert.ok(cases.some(([classname, name]) => classname === 'checks.latency' && name === 'p99 <= 100ms at 100 rps'))
     const page = await readFile(html, 'utf8')
     assert.ok((page.match(/<svg /g) ?? []).length >= 2, 'a percentile chart and a histogram')
@@ -84,10 +94,19 @@ describe('mlops test on the bundled example (e2e)', function () {
   it('fails exactly the latency gates when the server is slow, and JUnit names them', async () => {
     const {exitCode, result, junit} = await run([], {MLOPS_FAULT_LATENCY_MS: '120'})
     assert.equal(exitCode, 1)
-    assert.deepEqual(failedGates(result), ['latency:p50 <= 25ms at 100 rps:failed', 'latency:p99 <= 100ms at 100 rps:failed'])
+    assert.deepEqual(failedGates(result), [
+      'latency:p50 <= 25ms at 100 rps:failed',
+      'latency:p99 <= 100ms at 100 rps:failed',
+    ])
     const failing = (await junitCases(junit)).filter(([, , f]) => f > 0).map(([c, n]) => `${c} ${n}`)
-    assert.deepEqual(failing.sort(), ['checks.latency p50 <= 25ms at 100 rps', 'checks.latency p99 <= 100ms at 100 rps'])
-    assert.match(await readFile(junit, 'utf8'), /<failure message="p99 &lt;= 100ms at 100 rps: 1\d\d(\.\d+)? ms &gt; 100 ms"/)
+    assert.deepEqual(failing.sort(), [
+      'checks.latency p50 <= 25ms at 100 rps',
+      'checks.latency p99 <= 100ms at 100 rps',
+    ])
+    assert.match(
+      await readFile(junit, 'utf8'),
+      /<failure message="p99 &lt;= 100ms at 100 rps: 1\d\d(\.\d+)? ms &gt; 100 ms"/,
+    )
   })
 
   it('fails exactly the error-rate gate when a share of requests get a 500', async () => {
@@ -95,11 +114,16 @@ describe('mlops test on the bundled example (e2e)', function () {
     assert.equal(exitCode, 1)
     assert.deepEqual(failedGates(result), ['load:error_rate:failed'])
     assert.ok(result.load!.phases[0].statuses['500'] > 3, JSON.stringify(result.load!.phases[0].statuses))
-    assert.deepEqual((await junitCases(junit)).filter(([, , f]) => f > 0).map(([c, n]) => `${c} ${n}`), ['checks.load error_rate'])
+    assert.deepEqual(
+      (await junitCases(junit)).filter(([, , f]) => f > 0).map(([c, n]) => `${c} ${n}`),
+      ['checks.load error_rate'],
+    )
   })
 
   it('fails the robustness gates when one input crashes the server, naming the request', async () => {
-    const {exitCode, result, junit} = await run(['--only', 'load,robustness', '--duration', '1s'], {MLOPS_FAULT_CRASH_ON: 'never-seen-category'})
+    const {exitCode, result, junit} = await run(['--only', 'load,robustness', '--duration', '1s'], {
+      MLOPS_FAULT_CRASH_ON: 'never-seen-category',
+    })
     assert.equal(exitCode, 1)
     assert.deepEqual(failedGates(result), ['robustness:failed_cases:failed', 'robustness:server_up:failed'])
     const crash = result.robustness!.failures.find((f) => f.outcome === 'crash')!
@@ -121,10 +145,24 @@ describe('mlops test on the bundled example (e2e)', function () {
   it('fails the baseline gates when the candidate disagrees with the version in production', async () => {
     const wrong = await startServe(['1.0.0', '--dir', project], {MLOPS_FAULT_WRONG: '1'})
     try {
-      const {exitCode, result, junit} = await run(['1.0.0', '--url', wrong.url, '--baseline', '1.0.0', '--only', 'regression'])
+      const {exitCode, result, junit} = await run([
+        '1.0.0',
+        '--url',
+        wrong.url,
+        '--baseline',
+        '1.0.0',
+        '--only',
+        'regression',
+      ])
       assert.equal(exitCode, 1)
       assert.equal(result.server.started, false)
-      assert.deepEqual(failedGates(result), ['regression:agreement:failed', 'regression:flip_rate:failed', 'regression:golden:failed', 'regression:max_abs_diff:failed', 'regression:mean_abs_diff:failed'])
+      assert.deepEqual(failedGates(result), [
+        'regression:agreement:failed',
+        'regression:flip_rate:failed',
+        'regression:golden:failed',
+        'regression:max_abs_diff:failed',
+        'regression:mean_abs_diff:failed',
+      ])
       const baseline = result.regression!.baseline!
       assert.equal(baseline.examples, 200)
       assert.equal(baseline.agreement, 0)
@@ -152,10 +190,32 @@ describe('mlops test on a model of the development set (e2e)', function () {
     const dir = await tempDir('mlops-test-mnist-')
     try {
       const project = join(dir.path, 'mnist')
-      const init = await mlops(['init', project, '--model', join(MODELS_DIR, 'mnist_cnn.onnx'), '--sample', join(MODELS_DIR, 'mnist_cnn.json'), '--yes'])
+      const init = await mlops([
+        'init',
+        project,
+        '--model',
+        join(MODELS_DIR, 'mnist_cnn.onnx'),
+        '--sample',
+        join(MODELS_DIR, 'mnist_cnn.json'),
+        '--yes',
+      ])
       assert.equal(init.exitCode, 0, init.stderr)
       assert.equal((await mlops(['package', '--dir', project])).exitCode, 0)
-      const tested = await mlops(['test', '--only', 'regression,load,robustness', '--rate', '50', '--duration', '2s', '--json', '--dir', project], {timeoutMs: 110_000})
+      const tested = await mlops(
+        [
+          'test',
+          '--only',
+          'regression,load,robustness',
+          '--rate',
+          '50',
+          '--duration',
+          '2s',
+          '--json',
+          '--dir',
+          project,
+        ],
+        {timeoutMs: 110_000},
+      )
       const result = tested.json as TestResult
       assertMatchesSchema(result, 'test')
       assert.deepEqual(failedGates(result), [], tested.stderr)
@@ -169,7 +229,10 @@ describe('mlops test on a model of the development set (e2e)', function () {
 })
 
 async function startServe(args: string[], env: Record<string, string>): Promise<{child: ChildProcess; url: string}> {
-  const child = spawn('node', [BIN, 'serve', ...args, '--port', '0', '--json'], {env: {...process.env, ...env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn('node', [BIN, 'serve', ...args, '--port', '0', '--json'], {
+    env: {...process.env, ...env, CI: 'true'},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const [line] = (await once(createInterface({input: child.stdout!}), 'line')) as [string]
   return {child, url: (JSON.parse(line) as {url: string}).url}
 }

@@ -12,7 +12,10 @@ describe('oclif.manifest.json', () => {
     await plugin.load()
     const committed = JSON.parse(readFileSync(`${packageRoot}/oclif.manifest.json`, 'utf8')) as typeof plugin.manifest
     assert.deepEqual(Object.keys(committed.commands).sort(), Object.keys(plugin.manifest.commands).sort())
-    assert.deepEqual(JSON.parse(JSON.stringify(committed.commands)), JSON.parse(JSON.stringify(plugin.manifest.commands)))
+    assert.deepEqual(
+      JSON.parse(JSON.stringify(committed.commands)),
+      JSON.parse(JSON.stringify(plugin.manifest.commands)),
+    )
   })
 
   it('is committed as the build wrote it', function () {
@@ -23,7 +26,14 @@ describe('oclif.manifest.json', () => {
       tracked = false
     }
     assert.ok(tracked, 'oclif.manifest.json is not tracked by git: run "npm run build" and commit it')
-    const diff = execFileSync('git', ['diff', '--stat', '--', 'oclif.manifest.json'], {cwd: packageRoot, encoding: 'utf8'})
-    assert.equal(diff, '', `oclif.manifest.json differs from the committed one:\n${diff}\nRun "npm run build" and commit it.`)
+    const diff = execFileSync('git', ['diff', '--stat', '--', 'oclif.manifest.json'], {
+      cwd: packageRoot,
+      encoding: 'utf8',
+    })
+    assert.equal(
+      diff,
+      '',
+      `oclif.manifest.json differs from the committed one:\n${diff}\nRun "npm run build" and commit it.`,
+    )
   })
 })

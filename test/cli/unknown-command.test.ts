@@ -9,10 +9,19 @@ describe('an unknown command', function () {
   it('exits 2 with the nearest command in the hint, and the arguments are not taken for part of its name', async () => {
     const typo = await mlops(['deplyo', '1.0.0', '--full'])
     assert.equal(typo.exitCode, 2)
-    assert.equal(typo.stderr, 'Error: there is no command "deplyo"\nHint: Did you mean "mlops deploy"? "mlops --help" lists the commands.')
+    assert.equal(
+      typo.stderr,
+      'Error: there is no command "deplyo"\nHint: Did you mean "mlops deploy"? "mlops --help" lists the commands.',
+    )
     const json = await mlops(['artifacts', 'lst', '--json'])
     assert.equal(json.exitCode, 2)
-    assert.deepEqual(json.json, {error: {code: 'COMMAND_NOT_FOUND', message: 'there is no command "artifacts lst"', hint: 'Did you mean "mlops artifacts list"? "mlops --help" lists the commands.'}})
+    assert.deepEqual(json.json, {
+      error: {
+        code: 'COMMAND_NOT_FOUND',
+        message: 'there is no command "artifacts lst"',
+        hint: 'Did you mean "mlops artifacts list"? "mlops --help" lists the commands.',
+      },
+    })
     const far = await mlops(['kubernetes'])
     assert.match(far.stderr, /^Error: there is no command "kubernetes"\nHint: "mlops --help" lists the commands\.$/)
   })

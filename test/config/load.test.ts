@@ -44,7 +44,9 @@ describe('config: mlops.yaml', () => {
   })
 
   it('refuses a version that is not semver', () => {
-    assert.deepEqual(issuesOf('name: a\nversion: one\nmodel: {path: m.onnx}\n'), [{path: 'version', message: '"one" is not a semantic version (e.g. 1.2.0)'}])
+    assert.deepEqual(issuesOf('name: a\nversion: one\nmodel: {path: m.onnx}\n'), [
+      {path: 'version', message: '"one" is not a semantic version (e.g. 1.2.0)'},
+    ])
   })
 
   it('gives the line and column of a YAML syntax error', () => {

@@ -24,14 +24,23 @@ describe('artifacts commands on the bundled example (e2e)', function () {
     const result = await mlops(['artifacts', 'list', '--json', '--dir', project])
     assert.equal(result.exitCode, 0)
     assertMatchesSchema(result.json, 'artifacts-list')
-    assert.deepEqual((result.json as {artifacts: {version: string; digest: string}[]}).artifacts.map((a) => [a.version, a.digest]), [['1.0.0', digest]])
+    assert.deepEqual(
+      (result.json as {artifacts: {version: string; digest: string}[]}).artifacts.map((a) => [a.version, a.digest]),
+      [['1.0.0', digest]],
+    )
   })
 
   it('shows the manifest: signature, frozen pipeline, golden cases and the reference profile', async () => {
     const result = await mlops(['artifacts', 'show', digest.slice(0, 15), '--json', '--dir', project])
     assert.equal(result.exitCode, 0, result.stderr)
     assertMatchesSchema(result.json, 'artifacts-show')
-    const {manifest} = result.json as {manifest: {model: {signature: {inputs: {name: string}[]}}; golden: {count: number}; profile: {rows: number; features: Record<string, {kind: string}>}}}
+    const {manifest} = result.json as {
+      manifest: {
+        model: {signature: {inputs: {name: string}[]}}
+        golden: {count: number}
+        profile: {rows: number; features: Record<string, {kind: string}>}
+      }
+    }
     assert.equal(manifest.model.signature.inputs[0].name, 'features')
     assert.equal(manifest.golden.count, 20)
     assert.equal(manifest.profile.rows, 5000)

@@ -36,13 +36,34 @@ describe('deploy requires a passing mlops test report for the digest (e2e)', fun
     const json = JSON.parse(readFileSync(report, 'utf8')) as {artifact: {digest: string}}
     json.artifact.digest = `sha256:${'0'.repeat(64)}`
     writeFileSync(forged, JSON.stringify(json))
-    const result = await mlops(['deploy', '1.0.0', '--full', '--port', String(await freePort()), '--test-report', forged, '--dir', example.project])
+    const result = await mlops([
+      'deploy',
+      '1.0.0',
+      '--full',
+      '--port',
+      String(await freePort()),
+      '--test-report',
+      forged,
+      '--dir',
+      example.project,
+    ])
     assert.equal(result.exitCode, 1, result.stderr)
     assert.match(result.stderr, /is for sha256:0{64}, not 1\.0\.0/)
   })
 
   it('deploys with the passing report and records its digest in the ledger', async () => {
-    const result = await mlops(['deploy', '1.0.0', '--full', '--port', String(await freePort()), '--test-report', report, '--json', '--dir', example.project])
+    const result = await mlops([
+      'deploy',
+      '1.0.0',
+      '--full',
+      '--port',
+      String(await freePort()),
+      '--test-report',
+      report,
+      '--json',
+      '--dir',
+      example.project,
+    ])
     assert.equal(result.exitCode, 0, result.stderr + result.stdout)
     const history = await mlops(['history', '--json', '--dir', example.project])
     assert.match(history.stdout, /"testReport": "sha256:[0-9a-f]{64}"/)

@@ -16,7 +16,9 @@ interface PackageJson {
   warnings: string[]
 }
 
-const models = readdirSync(MODELS_DIR).filter((f) => f.endsWith('.onnx')).map((f) => f.replace(/\.onnx$/, ''))
+const models = readdirSync(MODELS_DIR)
+  .filter((f) => f.endsWith('.onnx'))
+  .map((f) => f.replace(/\.onnx$/, ''))
 // Generated inputs cannot drive these models (silero's sample rate must be 8000 or 16000): seed from the real samples.
 const NEEDS_SAMPLE = new Set(['silero_vad_v5'])
 
@@ -32,7 +34,17 @@ describe('init then package, every shared model (e2e)', function () {
     it(`${id}: init, package with passing golden cases, verify`, async () => {
       const dir = join(tmp.path, id)
       const sample = NEEDS_SAMPLE.has(id) ? ['--sample', join(MODELS_DIR, `${id}.json`)] : []
-      const init = await mlops(['init', dir, '--model', join(MODELS_DIR, `${id}.onnx`), '--name', id.replaceAll('_', '-'), '--yes', '--json', ...sample])
+      const init = await mlops([
+        'init',
+        dir,
+        '--model',
+        join(MODELS_DIR, `${id}.onnx`),
+        '--name',
+        id.replaceAll('_', '-'),
+        '--yes',
+        '--json',
+        ...sample,
+      ])
       assert.equal(init.exitCode, 0, init.stderr + init.stdout)
 
       const packaged = await mlops(['package', '--version', '1.0.0', '--json', '--dir', dir])
@@ -43,7 +55,10 @@ describe('init then package, every shared model (e2e)', function () {
       assert.ok(result.golden.total > 0, 'golden cases were run')
       assert.equal(result.golden.failed, 0)
       if (readFileSync(join(MODELS_DIR, `${id}.json`), 'utf8').includes('"non_tensor_outputs": ["')) {
-        assert.ok(result.warnings.some((w) => /zipmap/i.test(w)), `a ZipMap warning for ${id}: ${result.warnings.join('; ')}`)
+        assert.ok(
+          result.warnings.some((w) => /zipmap/i.test(w)),
+          `a ZipMap warning for ${id}: ${result.warnings.join('; ')}`,
+        )
       }
 
       const verify = await mlops(['artifacts', 'verify', '1.0.0', '--json', '--dir', dir])
@@ -59,7 +74,14 @@ describe('package: determinism, versions and tampering (e2e)', function () {
   before(async () => {
     tmp = await tempDir()
     project = join(tmp.path, 'a', 'xgb')
-    const init = await mlops(['init', project, '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--yes', '--json'])
+    const init = await mlops([
+      'init',
+      project,
+      '--model',
+      join(MODELS_DIR, 'xgboost_regressor.onnx'),
+      '--yes',
+      '--json',
+    ])
     assert.equal(init.exitCode, 0, init.stderr)
   })
   after(async () => tmp.remove())
@@ -95,7 +117,9 @@ describe('package: determinism, versions and tampering (e2e)', function () {
 
   it('names the file when a byte of the stored archive flips', async () => {
     const list = await mlops(['artifacts', 'list', '--json', '--dir', project])
-    const record = (list.json as {artifacts: {version: string; path: string}[]}).artifacts.find((a) => a.version === '2.0.0')!
+    const record = (list.json as {artifacts: {version: string; path: string}[]}).artifacts.find(
+      (a) => a.version === '2.0.0',
+    )!
     const bytes = readFileSync(record.path)
     // The model's tar header: its name starts a 512-byte block (the manifest, earlier, names it too).
     let modelAt = bytes.indexOf(Buffer.from('model/xgboost_regressor.onnx\0'))
@@ -133,7 +157,11 @@ describe('package: models Node cannot serve are refused (e2e)', function () {
         assert.equal(error.code, 'MODEL_UNSUPPORTED')
         assert.match(error.message, message)
         assert.ok(error.hint.length > 0)
-        assert.deepEqual(readdirSync(tmp.path).filter((f) => f === '.mlops'), [], 'nothing was stored')
+        assert.deepEqual(
+          readdirSync(tmp.path).filter((f) => f === '.mlops'),
+          [],
+          'nothing was stored',
+        )
       } finally {
         await tmp.remove()
       }
@@ -157,7 +185,10 @@ describe('package: models Node cannot serve are refused (e2e)', function () {
     try {
       const reference = join(example.project, 'data', 'reference.csv')
       const header = readFileSync(reference, 'utf8').split('\n')[0]
-      for (const [text, code] of [['height,weight\n180,75\n', 'REFERENCE_COLUMNS_MISSING'], [`${header}\n`, 'REFERENCE_EMPTY']]) {
+      for (const [text, code] of [
+        ['height,weight\n180,75\n', 'REFERENCE_COLUMNS_MISSING'],
+        [`${header}\n`, 'REFERENCE_EMPTY'],
+      ]) {
         writeFileSync(reference, text)
         const result = await mlops(['package', '--json', '--dir', example.project])
         assert.equal(result.exitCode, 2, result.stdout)

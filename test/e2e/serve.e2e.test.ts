@@ -10,7 +10,10 @@ import {compareJson} from '../../src/checks/compare.js'
 import {BIN, exampleProject, mlops} from '../support/cli.js'
 
 async function startServe(args: string[]): Promise<{child: ChildProcess; url: string}> {
-  const child = spawn('node', [BIN, 'serve', ...args, '--port', '0', '--json'], {env: {...process.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
+  const child = spawn('node', [BIN, 'serve', ...args, '--port', '0', '--json'], {
+    env: {...process.env, CI: 'true'},
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   const lines = createInterface({input: child.stdout!})
   const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => [''])])) as [string]
   assert.ok(first, 'serve printed a ready line before exiting')
@@ -32,13 +35,31 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
   it('answers every golden case over /v1/predict, naming the version', async () => {
     const {child, url} = await startServe(['1.0.0', '--dir', project])
     try {
-      const cases = readFileSync(join(project, 'golden.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {records: object[]; expected: {predictions: object[]}})
-      const response = await fetch(`${url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: cases.flatMap((c) => c.records)})})
+      const cases = readFileSync(join(project, 'golden.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as {records: object[]; expected: {predictions: object[]}})
+      const response = await fetch(`${url}/v1/predict`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({instances: cases.flatMap((c) => c.records)}),
+      })
       assert.equal(response.status, 200)
       assert.equal(response.headers.get('x-model-version'), '1.0.0')
       const body = (await response.json()) as {predictions: object[]; version: string}
-      assert.deepEqual(compareJson('predictions', cases.flatMap((c) => c.expected.predictions), body.predictions), [])
-      const bad = await fetch(`${url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: [{...cases[0].records[0], age: 'old'}]})})
+      assert.deepEqual(
+        compareJson(
+          'predictions',
+          cases.flatMap((c) => c.expected.predictions),
+          body.predictions,
+        ),
+        [],
+      )
+      const bad = await fetch(`${url}/v1/predict`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({instances: [{...cases[0].records[0], age: 'old'}]}),
+      })
       assert.equal(bad.status, 400)
       assert.match(((await bad.json()) as {error: {message: string}}).error.message, /age.*must be a number, not "old"/)
     } finally {
@@ -47,12 +68,15 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
     }
   })
 
-  it('serves this project\'s version from a store other projects share (artifacts.store)', async () => {
+  it("serves this project's version from a store other projects share (artifacts.store)", async () => {
     // Two projects, one store, both at 1.0.0: a bare version names this project's artifact.
     const projects = ['credit-risk', 'other-model'].map((name) => join(example.tmp, 'shared', name))
     for (const [i, dir] of projects.entries()) {
       cpSync(project, dir, {recursive: true, filter: (path) => !path.includes('.mlops')})
-      const config = readFileSync(join(dir, 'mlops.yaml'), 'utf8').replace(/^name: credit-risk$/m, `name: ${['credit-risk', 'other-model'][i]}`)
+      const config = readFileSync(join(dir, 'mlops.yaml'), 'utf8').replace(
+        /^name: credit-risk$/m,
+        `name: ${['credit-risk', 'other-model'][i]}`,
+      )
       writeFileSync(join(dir, 'mlops.yaml'), `${config}\nartifacts:\n  store: ../store\n`)
       const packaged = await mlops(['package', '--dir', dir])
       assert.equal(packaged.exitCode, 0, packaged.stderr)
@@ -72,13 +96,22 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
   })
 
   it('exports drift gauges for the traffic it served, and keeps its live profiles across a restart', async () => {
-    const shifted = readFileSync(join(project, 'data', 'current-shifted.csv'), 'utf8').trim().split('\n')
+    const shifted = readFileSync(join(project, 'data', 'current-shifted.csv'), 'utf8')
+      .trim()
+      .split('\n')
     const header = shifted[0].split(',')
-    const typed = (v: string) => (v === '' ? null : v === 'true' || v === 'false' ? v === 'true' : Number.isNaN(Number(v)) ? v : Number(v))
-    const records = shifted.slice(1, 1001).map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i], typed(v)])))
+    const typed = (v: string) =>
+      v === '' ? null : v === 'true' || v === 'false' ? v === 'true' : Number.isNaN(Number(v)) ? v : Number(v)
+    const records = shifted
+      .slice(1, 1001)
+      .map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i], typed(v)])))
     const first = await startServe(['1.0.0', '--dir', project])
     try {
-      const response = await fetch(`${first.url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: records})})
+      const response = await fetch(`${first.url}/v1/predict`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({instances: records}),
+      })
       assert.equal(response.status, 200, await response.text())
       const metrics = await (await fetch(`${first.url}/metrics`)).text()
       assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/)
@@ -90,7 +123,11 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
     const second = await startServe(['1.0.0', '--dir', project])
     try {
       const metrics = await (await fetch(`${second.url}/metrics`)).text()
-      assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/, 'the saved profiles came back')
+      assert.match(
+        metrics,
+        /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/,
+        'the saved profiles came back',
+      )
     } finally {
       second.child.kill('SIGTERM')
       await once(second.child, 'exit')
@@ -109,7 +146,10 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
       await once(third.child, 'exit')
     }
     assert.match(stderr, /live drift windows not restored: .*requests\.jsonl\.profiles\.json is not valid JSON/)
-    assert.doesNotThrow(() => JSON.parse(readFileSync(join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json'), 'utf8')), 'rewritten at shutdown')
+    assert.doesNotThrow(
+      () => JSON.parse(readFileSync(join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json'), 'utf8')),
+      'rewritten at shutdown',
+    )
   })
 
   it('refuses to start, naming the setting, when the request log cannot be written (a path under /proc hung it)', async () => {
@@ -141,7 +181,9 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
 
   it('predicts a CSV batch with the same pipeline, reporting bad rows by line', async () => {
     const input = join(example.tmp, 'applicants.csv')
-    const lines = readFileSync(join(project, 'data', 'applicants.csv'), 'utf8').trim().split('\n')
+    const lines = readFileSync(join(project, 'data', 'applicants.csv'), 'utf8')
+      .trim()
+      .split('\n')
     lines.splice(5, 0, lines[5].replace(/^[^,]*/, 'not-a-number'))
     writeFileSync(input, lines.join('\n') + '\n')
     const output = join(example.tmp, 'scores.jsonl')
@@ -152,7 +194,10 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
     assert.equal(summary.failed, 1)
     assert.equal(summary.errors[0].line, 6)
     assert.match(summary.errors[0].message, /age/)
-    const written = readFileSync(output, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {prediction?: {label: string}})
+    const written = readFileSync(output, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as {prediction?: {label: string}})
     assert.equal(written.filter((w) => w.prediction).length, summary.ok)
     assert.ok(written.every((w) => !w.prediction || ['repaid', 'default'].includes(w.prediction.label)))
   })

@@ -25,7 +25,10 @@ const SINGLE_THREAD = {intraOpThreads: 1, interOpThreads: 1}
 
 async function listFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, {recursive: true, withFileTypes: true})
-  return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name))).sort()
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => relative(dir, join(e.parentPath, e.name)))
+    .sort()
 }
 
 async function trainInto(args: string[]): Promise<string> {
@@ -58,7 +61,9 @@ async function preprocessingFromConfig(): Promise<FittedPreprocessing> {
   const byName = new Map(config.pipeline.features.map((f) => [f.name, f]))
   const standardize = (name: string) => {
     const transforms = [byName.get(name)!.transform].flat() as ({standardize?: {mean: number; std: number}} | string)[]
-    const step = transforms.find((t) => typeof t === 'object' && t.standardize) as {standardize: {mean: number; std: number}}
+    const step = transforms.find((t) => typeof t === 'object' && t.standardize) as {
+      standardize: {mean: number; std: number}
+    }
     return step.standardize
   }
   const scale = Object.fromEntries(NUMERIC_FEATURES.map((f) => [f, standardize(f)])) as FittedPreprocessing['scale']
@@ -78,7 +83,10 @@ async function score(applicants: readonly Applicant[]): Promise<Float32Array> {
 }
 
 async function readGolden(): Promise<GoldenCase[]> {
-  return (await readFile(join(EXAMPLE, 'golden.jsonl'), 'utf8')).trimEnd().split('\n').map((line) => JSON.parse(line) as GoldenCase)
+  return (await readFile(join(EXAMPLE, 'golden.jsonl'), 'utf8'))
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as GoldenCase)
 }
 
 const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length
@@ -89,7 +97,11 @@ describe('bundled credit-risk example', () => {
     try {
       const committed = (await listFiles(EXAMPLE)).filter((f) => !NOT_GENERATED.has(f))
       assert.deepEqual(await listFiles(out), committed)
-      for (const file of committed) assert.ok((await readFile(join(out, file))).equals(await readFile(join(EXAMPLE, file))), `${file} differs from a fresh run`)
+      for (const file of committed)
+        assert.ok(
+          (await readFile(join(out, file))).equals(await readFile(join(EXAMPLE, file))),
+          `${file} differs from a fresh run`,
+        )
     } finally {
       await rm(out, {recursive: true, force: true})
     }
@@ -98,8 +110,15 @@ describe('bundled credit-risk example', () => {
   it('trains a different model, with the same set of files, for another --seed', async () => {
     const out = await trainInto(['--seed', '7'])
     try {
-      assert.deepEqual(await listFiles(out), (await listFiles(EXAMPLE)).filter((f) => !NOT_GENERATED.has(f)))
-      for (const file of ['model/model.onnx', 'data/reference.csv', 'golden.jsonl']) assert.ok(!(await readFile(join(out, file))).equals(await readFile(join(EXAMPLE, file))), `${file} is the same as seed 42's`)
+      assert.deepEqual(
+        await listFiles(out),
+        (await listFiles(EXAMPLE)).filter((f) => !NOT_GENERATED.has(f)),
+      )
+      for (const file of ['model/model.onnx', 'data/reference.csv', 'golden.jsonl'])
+        assert.ok(
+          !(await readFile(join(out, file))).equals(await readFile(join(EXAMPLE, file))),
+          `${file} is the same as seed 42's`,
+        )
     } finally {
       await rm(out, {recursive: true, force: true})
     }
@@ -109,7 +128,9 @@ describe('bundled credit-risk example', () => {
     const model = await loadModel(join(EXAMPLE, 'model', 'model.onnx'), SINGLE_THREAD)
     await model.session.release()
     assert.deepEqual(model.signature.inputs, [{name: 'features', dtype: 'float32', shape: ['N', COLUMNS.length]}])
-    assert.deepEqual(model.signature.outputs, [{name: 'probability', isTensor: true, dtype: 'float32', shape: ['N', 1]}])
+    assert.deepEqual(model.signature.outputs, [
+      {name: 'probability', isTensor: true, dtype: 'float32', shape: ['N', 1]},
+    ])
   })
 
   it('gives every golden probability through onnxruntime and the mlops.yaml statistics, within 1e-5', async () => {
@@ -119,12 +140,21 @@ describe('bundled credit-risk example', () => {
       assert.equal(c.records?.length, 1, c.name)
       return c.records![0] as unknown as Applicant
     })
-    assert.ok(records.some((r) => r.income === null), 'no golden case has a missing income')
+    assert.ok(
+      records.some((r) => r.income === null),
+      'no golden case has a missing income',
+    )
     const probabilities = await score(records)
     golden.forEach((c, i) => {
       const expected = c.expected.predictions![0] as {probability: number; label: string}
-      assert.ok(Math.abs(probabilities[i] - expected.probability) <= 1e-5, `${c.name}: onnxruntime gives ${probabilities[i]}, golden ${expected.probability}`)
-      assert.ok(Math.abs(expected.probability - 0.5) >= 1e-3, `${c.name}: ${expected.probability} is too close to the threshold`)
+      assert.ok(
+        Math.abs(probabilities[i] - expected.probability) <= 1e-5,
+        `${c.name}: onnxruntime gives ${probabilities[i]}, golden ${expected.probability}`,
+      )
+      assert.ok(
+        Math.abs(expected.probability - 0.5) >= 1e-3,
+        `${c.name}: ${expected.probability} is too close to the threshold`,
+      )
       assert.equal(expected.label, probabilities[i] >= 0.5 ? 'default' : 'repaid', c.name)
     })
   })
@@ -146,8 +176,14 @@ describe('bundled credit-risk example', () => {
     const incomes = (rows: Applicant[]) => rows.flatMap((r) => (r.income === null ? [] : [r.income]))
     const incomeRatio = mean(incomes(shifted.applicants)) / mean(incomes(reference))
     assert.ok(incomeRatio < 0.85, `income mean only ${((1 - incomeRatio) * 100).toFixed(1)}% lower`)
-    assert.ok(mean(shifted.applicants.map((r) => r.debt_ratio)) > mean(reference.map((r) => r.debt_ratio)) * 1.1, 'debt_ratio did not rise')
-    assert.ok(shifted.applicants.some((r) => r.region === 'central'), 'no applicant from central')
+    assert.ok(
+      mean(shifted.applicants.map((r) => r.debt_ratio)) > mean(reference.map((r) => r.debt_ratio)) * 1.1,
+      'debt_ratio did not rise',
+    )
+    assert.ok(
+      shifted.applicants.some((r) => r.region === 'central'),
+      'no applicant from central',
+    )
     assert.ok(!reference.some((r) => r.region === 'central'), 'training saw central')
     const ageRatio = mean(shifted.applicants.map((r) => r.age)) / mean(reference.map((r) => r.age))
     assert.ok(Math.abs(ageRatio - 1) < 0.05, `age moved by ${ageRatio}`)

@@ -52,13 +52,33 @@ describe('the demo (README command 1)', function () {
 
   it('packages, serves one prediction, tests, deploys 1.1.0 to full, and leaves only the gateway and its server running', async () => {
     const port = await freePort()
-    const demo = await execa('bash', [join(packageRoot, 'scripts', 'demo.sh')], {env: {MLOPS_DEMO_DIR: work, MLOPS_DEMO_PORT: String(port), CI: 'true'}, reject: false, timeout: 280_000})
+    const demo = await execa('bash', [join(packageRoot, 'scripts', 'demo.sh')], {
+      env: {MLOPS_DEMO_DIR: work, MLOPS_DEMO_PORT: String(port), CI: 'true'},
+      reject: false,
+      timeout: 280_000,
+    })
     assert.equal(demo.exitCode, 0, `${demo.stdout}\n${demo.stderr}`)
     assert.match(demo.stdout, /\{"predictions":\[\{.*\}\],"model":"credit-risk","version":"1\.0\.0"\}/)
     assert.match(demo.stdout, /promoted 1\.1\.0/)
     assert.match(demo.stdout, new RegExp(`serves credit-risk 1\\.1\\.0 at http://127\\.0\\.0\\.1:${port}/v1/predict`))
 
-    const answer = await fetch(`http://127.0.0.1:${port}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: [{age: 41, income: 52000, debt_ratio: 0.31, credit_history_months: 84, region: 'north', employment: 'employed', has_prior_default: false}]})})
+    const answer = await fetch(`http://127.0.0.1:${port}/v1/predict`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({
+        instances: [
+          {
+            age: 41,
+            income: 52000,
+            debt_ratio: 0.31,
+            credit_history_months: 84,
+            region: 'north',
+            employment: 'employed',
+            has_prior_default: false,
+          },
+        ],
+      }),
+    })
     assert.equal(answer.status, 200)
     assert.equal(answer.headers.get('x-model-version'), '1.1.0')
 

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict'
 import {Agent, request} from 'node:http'
 import {type Socket, connect} from 'node:net'
 
-import {type ServerRequest, HttpServer, type RequestHandler, type ServerOptions, jsonAnswer} from '../../src/http/server.js'
+import {
+  type ServerRequest,
+  HttpServer,
+  type RequestHandler,
+  type ServerOptions,
+  jsonAnswer,
+} from '../../src/http/server.js'
 
 interface Conversation {
   /** Everything the server wrote so far. */
@@ -28,18 +34,25 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
   })
 
   /** An echo handler by default: the request as JSON. */
-  const echo: RequestHandler = (req, respond) => respond(jsonAnswer(200, {method: req.method, url: req.url, headers: req.headers, body: req.body.toString()}))
+  const echo: RequestHandler = (req, respond) =>
+    respond(jsonAnswer(200, {method: req.method, url: req.url, headers: req.headers, body: req.body.toString()}))
 
   /** The echo handler, counting the requests it was called with. */
   function countingEcho(): {handler: RequestHandler; handled: () => number} {
     let handled = 0
-    return {handler: (req, respond) => {
-      handled++
-      echo(req, respond)
-    }, handled: () => handled}
+    return {
+      handler: (req, respond) => {
+        handled++
+        echo(req, respond)
+      },
+      handled: () => handled,
+    }
   }
 
-  async function start(handler: RequestHandler = echo, options: Partial<ServerOptions> = {}): Promise<{port: number; server: HttpServer}> {
+  async function start(
+    handler: RequestHandler = echo,
+    options: Partial<ServerOptions> = {},
+  ): Promise<{port: number; server: HttpServer}> {
     const server = new HttpServer({maxBodyBytes: 1024, ...options}, handler)
     servers.push(server)
     return {port: (await server.listen(0, '127.0.0.1')).port, server}
@@ -60,22 +73,36 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
         for (const wake of waiters.splice(0)) wake()
       })
       socket.on('error', () => undefined)
-      socket.once('connect', () => resolve({
-        text: () => text,
-        write: (bytes) => socket.write(bytes),
-        socket,
-        closed,
-        answers: async (count) => {
-          const split = () => text.split(/(?=HTTP\/1\.1 \d{3} )/).filter(Boolean)
-          while (split().filter((a) => !a.startsWith('HTTP/1.1 100')).length < count && !socket.destroyed && socket.readyState !== 'closed') await new Promise<void>((wake) => waiters.push(wake))
-          return split().filter((a) => !a.startsWith('HTTP/1.1 100'))
-        },
-      }))
+      socket.once('connect', () =>
+        resolve({
+          text: () => text,
+          write: (bytes) => socket.write(bytes),
+          socket,
+          closed,
+          answers: async (count) => {
+            const split = () => text.split(/(?=HTTP\/1\.1 \d{3} )/).filter(Boolean)
+            while (
+              split().filter((a) => !a.startsWith('HTTP/1.1 100')).length < count &&
+              !socket.destroyed &&
+              socket.readyState !== 'closed'
+            )
+              await new Promise<void>((wake) => waiters.push(wake))
+            return split().filter((a) => !a.startsWith('HTTP/1.1 100'))
+          },
+        }),
+      )
       socket.once('error', reject)
     })
   }
 
-  const bodyOf = (answer: string) => JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as {method: string; url: string; headers: string[]; body: string; error?: {code: string; message: string}}
+  const bodyOf = (answer: string) =>
+    JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as {
+      method: string
+      url: string
+      headers: string[]
+      body: string
+      error?: {code: string; message: string}
+    }
   const statusOf = (answer: string) => Number(answer.slice(9, 12))
 
   it('reads method, target, headers (names in lower case) and body, and keeps the connection for the next request', async () => {
@@ -84,7 +111,12 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
     c.write('POST /v1/predict?x=1 HTTP/1.1\r\nHost: a\r\nX-Trace: abc\r\ncontent-length: 5\r\n\r\nhello')
     const [first] = await c.answers(1)
     assert.equal(statusOf(first), 200)
-    assert.deepEqual(bodyOf(first), {method: 'POST', url: '/v1/predict?x=1', headers: ['host', 'a', 'x-trace', 'abc', 'content-length', '5'], body: 'hello'})
+    assert.deepEqual(bodyOf(first), {
+      method: 'POST',
+      url: '/v1/predict?x=1',
+      headers: ['host', 'a', 'x-trace', 'abc', 'content-length', '5'],
+      body: 'hello',
+    })
     assert.match(first, /\r\ncontent-length: \d+\r\n/)
     assert.match(first, /\r\ndate: .+ GMT\r\n/)
     assert.doesNotMatch(first, /connection: close/i)
@@ -94,17 +126,26 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
   })
 
   it('answers pipelined requests in the order they came, whatever order the handler answers them in', async () => {
-    const {port} = await start((req, respond) => setTimeout(() => respond(jsonAnswer(200, {url: req.url})), req.url === '/slow' ? 100 : 0))
+    const {port} = await start((req, respond) =>
+      setTimeout(() => respond(jsonAnswer(200, {url: req.url})), req.url === '/slow' ? 100 : 0),
+    )
     const c = await talk(port)
-    c.write('GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /fast HTTP/1.1\r\nHost: a\r\n\r\nGET /last HTTP/1.1\r\nHost: a\r\n\r\n')
+    c.write(
+      'GET /slow HTTP/1.1\r\nHost: a\r\n\r\nGET /fast HTTP/1.1\r\nHost: a\r\n\r\nGET /last HTTP/1.1\r\nHost: a\r\n\r\n',
+    )
     const answers = await c.answers(3)
-    assert.deepEqual(answers.map((a) => bodyOf(a).url), ['/slow', '/fast', '/last'])
+    assert.deepEqual(
+      answers.map((a) => bodyOf(a).url),
+      ['/slow', '/fast', '/last'],
+    )
   })
 
   it('reads a chunked body whole, and sends 100 Continue to a client that expects it before sending the body', async () => {
     const {port} = await start()
     const chunked = await talk(port)
-    chunked.write('POST /v1/predict HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n')
+    chunked.write(
+      'POST /v1/predict HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n',
+    )
     assert.equal(bodyOf((await chunked.answers(1))[0]).body, 'abcde')
 
     const waiting = await talk(port)
@@ -140,13 +181,18 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
 
   it('puts a body that came in several reads together with the offset alignBody names on an 8-byte boundary', async () => {
     let seen: Buffer | undefined
-    const {port} = await start((req, respond) => {
-      seen = req.body
-      respond(jsonAnswer(200, {}))
-    }, {alignBody: (headers) => Number(headers[headers.indexOf('x-json-length') + 1])})
+    const {port} = await start(
+      (req, respond) => {
+        seen = req.body
+        respond(jsonAnswer(200, {}))
+      },
+      {alignBody: (headers) => Number(headers[headers.indexOf('x-json-length') + 1])},
+    )
     for (const jsonLength of [0, 3, 13]) {
       const c = await talk(port)
-      c.write(`POST / HTTP/1.1\r\nHost: a\r\nx-json-length: ${jsonLength}\r\ncontent-length: 40\r\n\r\n${'a'.repeat(17)}`)
+      c.write(
+        `POST / HTTP/1.1\r\nHost: a\r\nx-json-length: ${jsonLength}\r\ncontent-length: 40\r\n\r\n${'a'.repeat(17)}`,
+      )
       await new Promise((r) => setTimeout(r, 20))
       c.write('b'.repeat(23))
       await c.answers(1)
@@ -170,15 +216,25 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
     await c.answers(2)
     while (waiting.length < 1) await new Promise((r) => setTimeout(r, 5))
     waiting.pop()!()
-    assert.deepEqual((await c.answers(3)).map((a) => bodyOf(a).url), ['/1', '/2', '/3'])
+    assert.deepEqual(
+      (await c.answers(3)).map((a) => bodyOf(a).url),
+      ['/1', '/2', '/3'],
+    )
     assert.equal(handled(), 3)
   })
 
   it('sends a text body as UTF-8 with its length in bytes, and answers refusals as the refusal option says', async () => {
-    const {port} = await start((_req, respond) => respond({status: 200, headers: ['content-type', 'text/plain'], body: 'né €'}), {
-      maxBodyBytes: 4,
-      refusal: (status, message, url) => ({status, headers: ['content-type', 'text/plain'], body: `${status} at ${url}: ${message}`}),
-    })
+    const {port} = await start(
+      (_req, respond) => respond({status: 200, headers: ['content-type', 'text/plain'], body: 'né €'}),
+      {
+        maxBodyBytes: 4,
+        refusal: (status, message, url) => ({
+          status,
+          headers: ['content-type', 'text/plain'],
+          body: `${status} at ${url}: ${message}`,
+        }),
+      },
+    )
     const c = await talk(port)
     c.write('GET / HTTP/1.1\r\nHost: a\r\n\r\nPOST /big HTTP/1.1\r\nHost: a\r\ncontent-length: 5\r\n\r\n')
     const [text, refused] = await c.answers(2)
@@ -192,12 +248,24 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
     const {port} = await start(handler, {maxBodyBytes: 10, maxHeaderBytes: 512})
     const cases: [string, number, RegExp][] = [
       ['POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 11\r\n\r\n', 413, /larger than 10 bytes/],
-      ['POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n', 413, /larger than 10 bytes/],
-      ['POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400, /both Content-Length and Transfer-Encoding/],
+      [
+        'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n',
+        413,
+        /larger than 10 bytes/,
+      ],
+      [
+        'POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+        400,
+        /both Content-Length and Transfer-Encoding/,
+      ],
       ['POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n', 501, /only the chunked transfer coding/],
       ['POST / HTTP/1.1\r\nHost: a\r\ncontent-length: 1x\r\n\r\n', 400, /not a number of bytes/],
       ['GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n', 417, /Expect: magic/],
-      ['GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n', 501, /upgrades are not supported/],
+      [
+        'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n',
+        501,
+        /upgrades are not supported/,
+      ],
       ['NOT HTTP AT ALL\r\n\r\n', 400, /not valid HTTP\/1\.1/],
       [`GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'x'.repeat(600)}\r\n\r\n`, 431, /larger than 512 bytes/],
     ]
@@ -224,7 +292,14 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
   })
 
   it('sends no body to a HEAD, with the length a GET would have, and the connection carries on', async () => {
-    const {port} = await start((req, respond) => respond({status: 200, headers: ['content-type', 'text/plain'], body: Buffer.alloc(0), headLength: req.method === 'HEAD' ? 42 : undefined}))
+    const {port} = await start((req, respond) =>
+      respond({
+        status: 200,
+        headers: ['content-type', 'text/plain'],
+        body: Buffer.alloc(0),
+        headLength: req.method === 'HEAD' ? 42 : undefined,
+      }),
+    )
     const c = await talk(port)
     c.write('HEAD /healthz HTTP/1.1\r\nHost: a\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n')
     const [head, get] = await c.answers(2)
@@ -299,17 +374,29 @@ describe('HTTP/1.1 server (gateway client port, model server)', function () {
     const {port} = await start((req: ServerRequest, respond) => respond(jsonAnswer(201, {body: req.body.toString()})))
     const agent = new Agent({keepAlive: true, maxSockets: 1})
     for (let i = 0; i < 5; i++) {
-      const {status, body, socket} = await new Promise<{status: number; body: string; socket: string}>((resolve, reject) => {
-        const req = request({port, host: '127.0.0.1', method: 'POST', path: '/v1/predict', agent, headers: {'content-type': 'application/json'}}, (res) => {
-          const local = `${res.socket.localPort}`
-          let text = ''
-          res.setEncoding('utf8')
-          res.on('data', (chunk: string) => (text += chunk))
-          res.on('end', () => resolve({status: res.statusCode ?? 0, body: text, socket: local}))
-        })
-        req.on('error', reject)
-        req.end(`{"i":${i}}`)
-      })
+      const {status, body, socket} = await new Promise<{status: number; body: string; socket: string}>(
+        (resolve, reject) => {
+          const req = request(
+            {
+              port,
+              host: '127.0.0.1',
+              method: 'POST',
+              path: '/v1/predict',
+              agent,
+              headers: {'content-type': 'application/json'},
+            },
+            (res) => {
+              const local = `${res.socket.localPort}`
+              let text = ''
+              res.setEncoding('utf8')
+              res.on('data', (chunk: string) => (text += chunk))
+              res.on('end', () => resolve({status: res.statusCode ?? 0, body: text, socket: local}))
+            },
+          )
+          req.on('error', reject)
+          req.end(`{"i":${i}}`)
+        },
+      )
       assert.equal(status, 201)
       assert.deepEqual(JSON.parse(body), {body: `{"i":${i}}`})
       seen.add(socket)

@@ -8,7 +8,19 @@ import {execa} from 'execa'
 
 import {type CliResult, MODELS_DIR, tempDir} from '../support/cli.js'
 import {assertMatchesSchema} from '../support/schema.js'
-import {BASE_IMAGE, buildah, buildahMissing, ensureBaseImage, freePort, type Registry, runInImage, skopeo, snapshotCli, startRegistry, waitFor} from './helpers.js'
+import {
+  BASE_IMAGE,
+  buildah,
+  buildahMissing,
+  ensureBaseImage,
+  freePort,
+  type Registry,
+  runInImage,
+  skopeo,
+  snapshotCli,
+  startRegistry,
+  waitFor,
+} from './helpers.js'
 
 interface BuildJson {
   name: string
@@ -30,13 +42,29 @@ interface ErrorJson {
   error: {code: string; message: string; hint: string}
 }
 
-const sample = (JSON.parse(readFileSync(join(MODELS_DIR, 'xgboost_regressor.json'), 'utf8')) as {samples: Array<{inputs: {X: {data: number[]}}; expected_outputs: {variable: {data: number[]}}}>}).samples[0]
+const sample = (
+  JSON.parse(readFileSync(join(MODELS_DIR, 'xgboost_regressor.json'), 'utf8')) as {
+    samples: Array<{inputs: {X: {data: number[]}}; expected_outputs: {variable: {data: number[]}}}>
+  }
+).samples[0]
 const containers = async () => (await buildah(['containers', '--quiet', '--all'])).split('\n').filter(Boolean).sort()
 const CMD = ['node', '/opt/mlops/bin/run.js', 'serve', '/app/artifact.tar', '--host', '0.0.0.0', '--port', '8080']
 
 function buildFlags(registry: Registry): string[] {
   // No --locale: the test base has no apt-get for the locale stage (the Debian default base has; see the README).
-  return ['--engine', 'buildah', '--buildah-vfs', '--base-image', BASE_IMAGE, '--no-locale', '--tag', `${registry.address}/ml/xgb`, '--push', '--no-tls-verify', '--json']
+  return [
+    '--engine',
+    'buildah',
+    '--buildah-vfs',
+    '--base-image',
+    BASE_IMAGE,
+    '--no-locale',
+    '--tag',
+    `${registry.address}/ml/xgb`,
+    '--push',
+    '--no-tls-verify',
+    '--json',
+  ]
 }
 
 function closeTo(actual: number, expected: number): boolean {
@@ -73,10 +101,20 @@ describe('mlops build with buildah (e2e)', function () {
     tmp = await tempDir('mlops-image-')
     bin = await snapshotCli(tmp.path)
     project = join(tmp.path, 'xgb')
-    const init = await mlops(['init', project, '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--name', 'xgb', '--yes', '--json'])
+    const init = await mlops([
+      'init',
+      project,
+      '--model',
+      join(MODELS_DIR, 'xgboost_regressor.onnx'),
+      '--name',
+      'xgb',
+      '--yes',
+      '--json',
+    ])
     assert.equal(init.exitCode, 0, init.stderr)
     // init's Dockerfile (it installs mlops from the npm registry) stays in the project: unnamed, it is not what is built.
-    const git = (args: string[]) => execa('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', ...args], {cwd: project})
+    const git = (args: string[]) =>
+      execa('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', ...args], {cwd: project})
     await git(['init', '-q'])
     await git(['add', '-A'])
     await git(['commit', '-qm', 'model'])
@@ -104,7 +142,9 @@ describe('mlops build with buildah (e2e)', function () {
     assert.equal(first.pushed.length, 1)
     assert.equal(first.pushed[0].reference, `${registry!.address}/ml/xgb@${first.pushed[0].digest}`)
 
-    const stored = (await mlops(['artifacts', 'list', '--json', '--dir', project])).json as {artifacts: Array<{version: string; digest: string; storedAt: string}>}
+    const stored = (await mlops(['artifacts', 'list', '--json', '--dir', project])).json as {
+      artifacts: Array<{version: string; digest: string; storedAt: string}>
+    }
     const artifact = stored.artifacts.find((a) => a.version === '1.0.0')!
     const remote = await skopeo(`${registry!.address}/ml/xgb:1.0.0`, 'inspect')
     assert.equal(remote.Digest, first.pushed[0].digest)
@@ -114,11 +154,21 @@ describe('mlops build with buildah (e2e)', function () {
     assert.equal(labels['org.opencontainers.image.version'], '1.0.0')
     assert.equal(labels['org.opencontainers.image.revision'], commit)
     assert.equal(labels['org.opencontainers.image.source'], 'https://github.com/example/xgb')
-    assert.equal(labels['org.opencontainers.image.created'], artifact.storedAt, 'created is when the artifact was packaged')
+    assert.equal(
+      labels['org.opencontainers.image.created'],
+      artifact.storedAt,
+      'created is when the artifact was packaged',
+    )
     assert.equal(labels['org.opencontainers.image.base.name'], BASE_IMAGE)
     assert.equal(labels['dev.mlops.artifact.digest'], artifact.digest)
 
-    const config = (await skopeo(`${registry!.address}/ml/xgb:1.0.0`, 'config')).config as {User: string; ExposedPorts: object; Cmd: string[]; Env: string[]; Healthcheck: {Test: string[]}}
+    const config = (await skopeo(`${registry!.address}/ml/xgb:1.0.0`, 'config')).config as {
+      User: string
+      ExposedPorts: object
+      Cmd: string[]
+      Env: string[]
+      Healthcheck: {Test: string[]}
+    }
     assert.equal(config.User, '1000:1000')
     assert.deepEqual(Object.keys(config.ExposedPorts), ['8080/tcp'])
     assert.deepEqual(config.Cmd, CMD)
@@ -131,18 +181,31 @@ describe('mlops build with buildah (e2e)', function () {
     assert.deepEqual(readdirSync(join(first.context, 'home'), {recursive: true}), ['mlops'])
     const runtimeFiles = readdirSync(join(first.context, 'runtime'), {recursive: true}) as string[]
     assert.ok(!runtimeFiles.some((f) => /(^|\/)\.(npmrc|env)$/.test(f)), 'no credentials files in the runtime')
-    assert.ok(first.runtime!.prunedBytes > 100 * 1024 * 1024, `onnxruntime-node binaries of other platforms left out: ${first.runtime!.prunedBytes} bytes`)
+    assert.ok(
+      first.runtime!.prunedBytes > 100 * 1024 * 1024,
+      `onnxruntime-node binaries of other platforms left out: ${first.runtime!.prunedBytes} bytes`,
+    )
   })
 
   it('serves a correct prediction from inside the image, as uid 1000, and its healthcheck passes only while it serves', async function () {
     if (!first) this.skip()
     const port = await freePort()
-    const server = await runInImage(first.reference, [...CMD.slice(0, 4), '--host', '127.0.0.1', '--port', String(port)])
+    const server = await runInImage(first.reference, [
+      ...CMD.slice(0, 4),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+    ])
     // The image's healthcheck command, pointed at the test's port (8080 may be taken on a shared machine).
     const config = (await skopeo(first.reference, 'config')).config as {Healthcheck: {Test: string[]}}
     const healthcheck = config.Healthcheck.Test.slice(1).map((arg) => arg.replace(':8080/', `:${port}/`))
     try {
-      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).ok, `the server in ${first.reference}: ${server.output()}`, 120_000)
+      await waitFor(
+        async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).ok,
+        `the server in ${first.reference}: ${server.output()}`,
+        120_000,
+      )
       assert.match(server.output(), /^ready: /m)
 
       const v2 = await fetch(`http://127.0.0.1:${port}/v2/models/xgb/infer`, {
@@ -153,10 +216,17 @@ describe('mlops build with buildah (e2e)', function () {
       assert.equal(v2.status, 200)
       const outputs = ((await v2.json()) as {outputs: Array<{name: string; data: number[]}>}).outputs
       assert.equal(outputs[0].name, 'variable')
-      assert.ok(closeTo(outputs[0].data[0], sample.expected_outputs.variable.data[0]), `${outputs[0].data[0]} vs ${sample.expected_outputs.variable.data[0]}`)
+      assert.ok(
+        closeTo(outputs[0].data[0], sample.expected_outputs.variable.data[0]),
+        `${outputs[0].data[0]} vs ${sample.expected_outputs.variable.data[0]}`,
+      )
 
       const [f0, f1, f2, f3] = sample.inputs.X.data
-      const v1 = await fetch(`http://127.0.0.1:${port}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: [{f0, f1, f2, f3}]})})
+      const v1 = await fetch(`http://127.0.0.1:${port}/v1/predict`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({instances: [{f0, f1, f2, f3}]}),
+      })
       assert.equal(v1.status, 200)
       const prediction = ((await v1.json()) as {predictions: Array<{variable: number[]}>}).predictions[0]
       assert.ok(closeTo(prediction.variable[0], sample.expected_outputs.variable.data[0]))
@@ -205,8 +275,14 @@ describe('mlops build with buildah (e2e)', function () {
     const configPath = join(project, 'mlops.yaml')
     const config = readFileSync(configPath, 'utf8')
     const initDockerfile = readFileSync(join(project, 'Dockerfile'), 'utf8')
-    writeFileSync(configPath, `${config}\nimage:\n  engine: buildah\n  dockerfile: Dockerfile\n  repository: localhost/xgb-own\n  buildah: {vfs: true}\n  build_args: {GREETING: hello}\n`)
-    writeFileSync(join(project, 'Dockerfile'), 'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG GREETING\nCOPY .mlops/export/artifact.tar /app/artifact.tar\nLABEL greeting=$GREETING\n')
+    writeFileSync(
+      configPath,
+      `${config}\nimage:\n  engine: buildah\n  dockerfile: Dockerfile\n  repository: localhost/xgb-own\n  buildah: {vfs: true}\n  build_args: {GREETING: hello}\n`,
+    )
+    writeFileSync(
+      join(project, 'Dockerfile'),
+      'ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nARG GREETING\nCOPY .mlops/export/artifact.tar /app/artifact.tar\nLABEL greeting=$GREETING\n',
+    )
     try {
       const built = await mlops(['build', '1.0.0', '--base-image', BASE_IMAGE, '--json', '--dir', project])
       assert.equal(built.exitCode, 0, built.stderr + built.stdout)
@@ -232,7 +308,20 @@ describe('mlops build with buildah (e2e)', function () {
   it('the locale stage on a base without apt-get fails with a hint to build with --no-locale', async function () {
     if (!first) this.skip()
     const before = await containers()
-    const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--base-image', BASE_IMAGE, '--tag', 'localhost/xgb-locale', '--json', '--dir', project])
+    const built = await mlops([
+      'build',
+      '1.0.0',
+      '--engine',
+      'buildah',
+      '--buildah-vfs',
+      '--base-image',
+      BASE_IMAGE,
+      '--tag',
+      'localhost/xgb-locale',
+      '--json',
+      '--dir',
+      project,
+    ])
     assert.equal(built.exitCode, 1, built.stdout)
     const {error} = built.json as ErrorJson
     assert.equal(error.code, 'IMAGE_BUILD_FAILED')
@@ -243,9 +332,25 @@ describe('mlops build with buildah (e2e)', function () {
 
   it('a failing RUN step fails the build with buildah’s own error and a hint naming the Dockerfile', async function () {
     if (!first) this.skip()
-    writeFileSync(join(project, 'broken.Dockerfile'), `FROM ${BASE_IMAGE}\nRUN echo "cannot fetch the tokenizer" >&2 && exit 7\n`)
+    writeFileSync(
+      join(project, 'broken.Dockerfile'),
+      `FROM ${BASE_IMAGE}\nRUN echo "cannot fetch the tokenizer" >&2 && exit 7\n`,
+    )
     const before = await containers()
-    const built = await mlops(['build', '1.0.0', '--engine', 'buildah', '--buildah-vfs', '--dockerfile', 'broken.Dockerfile', '--tag', 'localhost/xgb-broken', '--json', '--dir', project])
+    const built = await mlops([
+      'build',
+      '1.0.0',
+      '--engine',
+      'buildah',
+      '--buildah-vfs',
+      '--dockerfile',
+      'broken.Dockerfile',
+      '--tag',
+      'localhost/xgb-broken',
+      '--json',
+      '--dir',
+      project,
+    ])
     assert.equal(built.exitCode, 1, built.stdout)
     const {error} = built.json as ErrorJson
     assert.equal(error.code, 'IMAGE_BUILD_FAILED')

@@ -18,7 +18,19 @@ function issues(image: unknown): string[] {
 
 describe('image config', () => {
   it('accepts every documented key', () => {
-    assert.deepEqual(issues({engine: 'buildah', repository: 'registry.example.com:5000/ml/credit-risk', base_image: 'node:20@sha256:' + 'a'.repeat(64), dockerfile: 'docker/Dockerfile', build_args: {HTTP_PROXY: 'http://proxy:3128'}, locale: false, tls_verify: false, buildah: {vfs: true}}), [])
+    assert.deepEqual(
+      issues({
+        engine: 'buildah',
+        repository: 'registry.example.com:5000/ml/credit-risk',
+        base_image: 'node:20@sha256:' + 'a'.repeat(64),
+        dockerfile: 'docker/Dockerfile',
+        build_args: {HTTP_PROXY: 'http://proxy:3128'},
+        locale: false,
+        tls_verify: false,
+        buildah: {vfs: true},
+      }),
+      [],
+    )
   })
 
   const bad: Array<[string, unknown, RegExp]> = [
@@ -32,7 +44,10 @@ describe('image config', () => {
   for (const [what, image, message] of bad) {
     it(`refuses ${what} with the field path`, () => {
       const found = issues(image)
-      assert.ok(found.some((issue) => message.test(issue)), found.join('\n'))
+      assert.ok(
+        found.some((issue) => message.test(issue)),
+        found.join('\n'),
+      )
     })
   }
 })

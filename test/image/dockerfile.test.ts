@@ -3,16 +3,33 @@ import assert from 'node:assert/strict'
 import {readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
-import {DEFAULT_BASE_IMAGE, imageLabels, labelArguments, parseReference, renderDockerfile, sourceUrl} from '../../src/image/dockerfile.js'
+import {
+  DEFAULT_BASE_IMAGE,
+  imageLabels,
+  labelArguments,
+  parseReference,
+  renderDockerfile,
+  sourceUrl,
+} from '../../src/image/dockerfile.js'
 import {isMlopsError} from '../../src/errors.js'
 import {templatesDir} from '../../src/paths.js'
 
 const template = readFileSync(join(templatesDir, 'image', 'Dockerfile'), 'utf8')
-const values = {name: 'credit-risk', version: '1.2.0', baseImage: 'example.com/node@sha256:' + 'a'.repeat(64), mlopsVersion: '0.1.0', labels: {'dev.mlops.artifact.name': 'credit-risk'}, locale: true}
+const values = {
+  name: 'credit-risk',
+  version: '1.2.0',
+  baseImage: 'example.com/node@sha256:' + 'a'.repeat(64),
+  mlopsVersion: '0.1.0',
+  labels: {'dev.mlops.artifact.name': 'credit-risk'},
+  locale: true,
+}
 
 /** The instructions of a Dockerfile, continuation lines joined, comments dropped. */
 function instructions(dockerfile: string): string[] {
-  return dockerfile.replaceAll(/\\\n/g, ' ').split('\n').filter((line) => line.trim() && !line.startsWith('#'))
+  return dockerfile
+    .replaceAll(/\\\n/g, ' ')
+    .split('\n')
+    .filter((line) => line.trim() && !line.startsWith('#'))
 }
 
 describe('image Dockerfile template', () => {
@@ -21,16 +38,27 @@ describe('image Dockerfile template', () => {
     const at = (prefix: string) => lines.findIndex((line) => line.startsWith(prefix))
     assert.ok(at('COPY runtime/node_modules/') < at('COPY runtime/package/'))
     assert.ok(at('COPY runtime/package/') < at('COPY artifact.tar'))
-    assert.deepEqual(lines.slice(-2).map((line) => line.split(' ')[0]), ['COPY', 'LABEL'], 'artifact and labels are the last instructions')
+    assert.deepEqual(
+      lines.slice(-2).map((line) => line.split(' ')[0]),
+      ['COPY', 'LABEL'],
+      'artifact and labels are the last instructions',
+    )
     assert.equal(lines.at(-2), 'COPY artifact.tar /app/artifact.tar')
   })
 
   it('runs mlops serve on the artifact as a non-root user, with a port and a node healthcheck', () => {
     const lines = instructions(renderDockerfile(template, values))
-    assert.ok(lines.includes('CMD ["node", "/opt/mlops/bin/run.js", "serve", "/app/artifact.tar", "--host", "0.0.0.0", "--port", "8080"]'))
+    assert.ok(
+      lines.includes(
+        'CMD ["node", "/opt/mlops/bin/run.js", "serve", "/app/artifact.tar", "--host", "0.0.0.0", "--port", "8080"]',
+      ),
+    )
     assert.ok(lines.includes('USER 1000:1000'))
     assert.ok(lines.includes('EXPOSE 8080'))
-    assert.match(lines.find((line) => line.startsWith('HEALTHCHECK'))!, /CMD \["node", "-e", ".*127\.0\.0\.1:8080\/v2\/health\/ready/)
+    assert.match(
+      lines.find((line) => line.startsWith('HEALTHCHECK'))!,
+      /CMD \["node", "-e", ".*127\.0\.0\.1:8080\/v2\/health\/ready/,
+    )
     assert.ok(lines.includes(`ARG BASE_IMAGE=${values.baseImage}`))
   })
 
@@ -55,7 +83,13 @@ describe('image Dockerfile template', () => {
 })
 
 describe('image labels', () => {
-  const record = {name: 'credit-risk', version: '1.2.0', digest: 'sha256:' + 'b'.repeat(64), storedAt: '2026-01-02T03:04:05.000Z', git: {commit: 'c'.repeat(40), dirty: false, remote: 'git@github.com:acme/credit.git'}}
+  const record = {
+    name: 'credit-risk',
+    version: '1.2.0',
+    digest: 'sha256:' + 'b'.repeat(64),
+    storedAt: '2026-01-02T03:04:05.000Z',
+    git: {commit: 'c'.repeat(40), dirty: false, remote: 'git@github.com:acme/credit.git'},
+  }
 
   it('take created from the artifact and provenance from its git info', () => {
     assert.deepEqual(imageLabels({record, baseImage: 'node:20'}), {
@@ -73,7 +107,13 @@ describe('image labels', () => {
 
   it('leave out what the artifact does not know (an archive from outside a store, no git)', () => {
     const labels = imageLabels({record: {...record, storedAt: '', git: undefined}})
-    assert.deepEqual(Object.keys(labels).sort(), ['dev.mlops.artifact.digest', 'dev.mlops.artifact.name', 'dev.mlops.artifact.version', 'org.opencontainers.image.title', 'org.opencontainers.image.version'])
+    assert.deepEqual(Object.keys(labels).sort(), [
+      'dev.mlops.artifact.digest',
+      'dev.mlops.artifact.name',
+      'dev.mlops.artifact.version',
+      'org.opencontainers.image.title',
+      'org.opencontainers.image.version',
+    ])
   })
 
   const remotes: Array<[string, string | undefined]> = [
@@ -99,16 +139,28 @@ describe('image references', () => {
     ['localhost/a__b/c-d.e', 'localhost/a__b/c-d.e', '1.2.0'],
   ]
   for (const [reference, repository, tag] of valid) {
-    it(`${reference} → ${repository}:${tag}`, () => assert.deepEqual(parseReference(reference, '1.2.0'), {repository, tag}))
+    it(`${reference} → ${repository}:${tag}`, () =>
+      assert.deepEqual(parseReference(reference, '1.2.0'), {repository, tag}))
   }
 
   it('turns semver build metadata into a valid tag', () => {
     assert.equal(parseReference('app', '1.2.0+build.5').tag, '1.2.0_build.5')
   })
 
-  for (const reference of ['Credit-Risk', 'app:tag with space', 'app@sha256:' + 'a'.repeat(64), 'app:', '-app', 'a//b', '']) {
+  for (const reference of [
+    'Credit-Risk',
+    'app:tag with space',
+    'app@sha256:' + 'a'.repeat(64),
+    'app:',
+    '-app',
+    'a//b',
+    '',
+  ]) {
     it(`refuses ${JSON.stringify(reference)} as a usage error`, () => {
-      assert.throws(() => parseReference(reference, '1.0.0'), (error: unknown) => isMlopsError(error) && error.code === 'IMAGE_REFERENCE_INVALID' && error.exitCode === 2)
+      assert.throws(
+        () => parseReference(reference, '1.0.0'),
+        (error: unknown) => isMlopsError(error) && error.code === 'IMAGE_REFERENCE_INVALID' && error.exitCode === 2,
+      )
     })
   }
 })

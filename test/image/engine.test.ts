@@ -53,7 +53,16 @@ describe('image engine detection and errors', function () {
   before(async () => {
     tmp = await tempDir('mlops-engine-')
     project = join(tmp.path, 'xgb')
-    const init = await mlops(['init', project, '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--name', 'xgb', '--yes', '--json'])
+    const init = await mlops([
+      'init',
+      project,
+      '--model',
+      join(MODELS_DIR, 'xgboost_regressor.onnx'),
+      '--name',
+      'xgb',
+      '--yes',
+      '--json',
+    ])
     assert.equal(init.exitCode, 0, init.stderr)
     rmSync(join(project, 'Dockerfile'))
     const packaged = await mlops(['package', '--version', '1.0.0', '--json', '--dir', project])
@@ -81,7 +90,10 @@ describe('image engine detection and errors', function () {
     assert.equal(result.exitCode, 1)
     const {error} = result.json as ErrorJson
     assert.equal(error.code, 'ENGINE_NOT_FOUND')
-    assert.match(error.message, /docker: the daemon does not answer \(.*(daemon|docker\.sock).*\), and neither podman nor buildah is on PATH/)
+    assert.match(
+      error.message,
+      /docker: the daemon does not answer \(.*(daemon|docker\.sock).*\), and neither podman nor buildah is on PATH/,
+    )
     assert.match(error.hint, /Start Docker/)
   })
 
@@ -96,7 +108,11 @@ describe('image engine detection and errors', function () {
 
   it('an engine asked for but not installed is ENGINE_NOT_FOUND', async () => {
     const path = await pathWith(tmp.path, 'no-podman', {})
-    await assert.rejects(withPath(path, () => detectEngine('podman')), (error: unknown) => isMlopsError(error) && error.code === 'ENGINE_NOT_FOUND' && /podman was not found on PATH/.test(error.message))
+    await assert.rejects(
+      withPath(path, () => detectEngine('podman')),
+      (error: unknown) =>
+        isMlopsError(error) && error.code === 'ENGINE_NOT_FOUND' && /podman was not found on PATH/.test(error.message),
+    )
   })
 
   it("--engine docker without a daemon fails the build with docker's own error and a hint to start it", async function () {
@@ -111,13 +127,17 @@ describe('image engine detection and errors', function () {
   })
 
   it('an invalid --tag or --build-arg, or --push of a bare name, is a usage error (exit 2) before any engine runs', async () => {
-    const badTag = await mlops(['build', '--tag', 'Registry.example.com/ML/Model:1', '--json', '--dir', project], {env: {PATH: await pathWith(tmp.path, 'tag', {node: process.execPath})}})
+    const badTag = await mlops(['build', '--tag', 'Registry.example.com/ML/Model:1', '--json', '--dir', project], {
+      env: {PATH: await pathWith(tmp.path, 'tag', {node: process.execPath})},
+    })
     assert.equal(badTag.exitCode, 2)
     assert.equal((badTag.json as ErrorJson).error.code, 'IMAGE_REFERENCE_INVALID')
     const badArg = await mlops(['build', '--build-arg', 'NO_EQUALS', '--json', '--dir', project])
     assert.equal(badArg.exitCode, 2)
     assert.equal((badArg.json as ErrorJson).error.code, 'BUILD_ARG_INVALID')
-    const bareName = await mlops(['build', '--push', '--json', '--dir', project], {env: {PATH: await pathWith(tmp.path, 'push', {node: process.execPath})}})
+    const bareName = await mlops(['build', '--push', '--json', '--dir', project], {
+      env: {PATH: await pathWith(tmp.path, 'push', {node: process.execPath})},
+    })
     assert.equal(bareName.exitCode, 2)
     const {error} = bareName.json as ErrorJson
     assert.equal(error.code, 'PUSH_NEEDS_REGISTRY')

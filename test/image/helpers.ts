@@ -13,7 +13,10 @@ import {run, which} from '../../src/system/exec.js'
 /** What the tests pass as --base-image: node:20-bookworm-slim cannot be pulled here, so they make their own. */
 export const BASE_IMAGE = 'localhost/mlops-test-node:20'
 
-export const buildahMissing = async (): Promise<string | undefined> => ((await which('buildah')) ? undefined : 'buildah is not installed (apt-get install buildah), so no image can be built here')
+export const buildahMissing = async (): Promise<string | undefined> =>
+  (await which('buildah'))
+    ? undefined
+    : 'buildah is not installed (apt-get install buildah), so no image can be built here'
 
 export async function buildah(args: string[]): Promise<string> {
   return (await run('buildah', ['--storage-driver', 'vfs', ...args])).stdout
@@ -38,7 +41,13 @@ async function makeBaseImage(): Promise<string> {
   const node = await realpath(process.execPath)
   const identity = `${node} ${process.version} ${process.arch}`
   const existing = await buildah(['inspect', '--type', 'image', BASE_IMAGE]).catch(() => undefined)
-  if (existing && (JSON.parse(existing) as {Docker?: {config?: {Labels?: Record<string, string>}}}).Docker?.config?.Labels?.[NODE_LABEL] === identity) return BASE_IMAGE
+  if (
+    existing &&
+    (JSON.parse(existing) as {Docker?: {config?: {Labels?: Record<string, string>}}}).Docker?.config?.Labels?.[
+      NODE_LABEL
+    ] === identity
+  )
+    return BASE_IMAGE
   const dir = await mkdtemp(join(tmpdir(), 'mlops-test-base-'))
   try {
     const rootfs = join(dir, 'rootfs')
@@ -53,12 +62,20 @@ async function makeBaseImage(): Promise<string> {
     for (const library of libraries) await copyInto(rootfs, library, library)
     await copyInto(rootfs, node, '/usr/local/bin/node')
     await copyInto(rootfs, '/bin/dash', '/bin/sh')
-    await copyInto(rootfs, '/etc/ssl/certs/ca-certificates.crt', '/etc/ssl/certs/ca-certificates.crt').catch(() => undefined)
+    await copyInto(rootfs, '/etc/ssl/certs/ca-certificates.crt', '/etc/ssl/certs/ca-certificates.crt').catch(
+      () => undefined,
+    )
     await mkdir(join(rootfs, 'tmp'), {recursive: true})
     await chmod(join(rootfs, 'tmp'), 0o1777)
-    await writeFile(join(rootfs, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n')
+    await writeFile(
+      join(rootfs, 'etc', 'passwd'),
+      'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n',
+    )
     await writeFile(join(rootfs, 'etc', 'group'), 'root:x:0:\nnode:x:1000:\n')
-    await writeFile(join(dir, 'Dockerfile'), `FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\nLABEL ${NODE_LABEL}="${identity}"\n`)
+    await writeFile(
+      join(dir, 'Dockerfile'),
+      `FROM scratch\nCOPY rootfs/ /\nENV PATH=/usr/local/bin:/usr/bin:/bin\nLABEL ${NODE_LABEL}="${identity}"\n`,
+    )
     await buildah(['bud', '--isolation', 'chroot', '--format', 'docker', '--tag', BASE_IMAGE, dir])
     return BASE_IMAGE
   } finally {
@@ -112,7 +129,10 @@ export async function startRegistry(): Promise<Registry> {
   const port = await freePort()
   const address = `127.0.0.1:${port}`
   const config = join(dir, 'config.yml')
-  await writeFile(config, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: ${address}\n`)
+  await writeFile(
+    config,
+    `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${join(dir, 'data')}\nhttp:\n  addr: ${address}\n`,
+  )
   const child = execa('/usr/bin/docker-registry', ['serve', config], {reject: false})
   const stop = async () => {
     child.kill('SIGTERM')
@@ -139,7 +159,10 @@ export async function waitFor(check: () => Promise<boolean>, what: string, timeo
 
 export async function skopeo(reference: string, what: 'inspect' | 'config'): Promise<Record<string, unknown>> {
   const args = what === 'config' ? ['inspect', '--config', '--raw'] : ['inspect']
-  return JSON.parse((await run('skopeo', [...args, '--tls-verify=false', `docker://${reference}`])).stdout) as Record<string, unknown>
+  return JSON.parse((await run('skopeo', [...args, '--tls-verify=false', `docker://${reference}`])).stdout) as Record<
+    string,
+    unknown
+  >
 }
 
 /** A working container of `image` and a command running in it (host network under chroot isolation), stopped by stop(). */
@@ -153,7 +176,11 @@ export interface RunningContainer {
 export async function runInImage(image: string, command: string[]): Promise<RunningContainer> {
   const container = (await buildah(['from', image])).trim()
   let output = ''
-  const child = execa('buildah', ['--storage-driver', 'vfs', 'run', '--isolation', 'chroot', container, '--', ...command], {reject: false, all: true})
+  const child = execa(
+    'buildah',
+    ['--storage-driver', 'vfs', 'run', '--isolation', 'chroot', container, '--', ...command],
+    {reject: false, all: true},
+  )
   child.all?.on('data', (chunk: Buffer) => {
     output += chunk.toString('utf8')
   })

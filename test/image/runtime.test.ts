@@ -20,7 +20,10 @@ describe('runtime copied into a build context', function () {
   let dir: string
   let summary: RuntimeSummary
   const ortBin = join(packageRoot, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6')
-  const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {dependencies: Record<string, string>; devDependencies: Record<string, string>}
+  const pkg = JSON.parse(readFileSync(join(packageRoot, 'package.json'), 'utf8')) as {
+    dependencies: Record<string, string>
+    devDependencies: Record<string, string>
+  }
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'mlops-runtime-'))
@@ -29,14 +32,21 @@ describe('runtime copied into a build context', function () {
   after(async () => rm(dir, {recursive: true, force: true}))
 
   it("holds mlops' published files (package.json files, and the README npm always adds) and nothing else of the repository", () => {
-    assert.deepEqual(readdirSync(join(dir, 'package')).sort(), ['README.md', 'bin', 'dist', 'oclif.manifest.json', 'package.json', 'schemas', 'templates'].filter((f) => existsSync(join(packageRoot, f))).sort())
+    assert.deepEqual(
+      readdirSync(join(dir, 'package')).sort(),
+      ['README.md', 'bin', 'dist', 'oclif.manifest.json', 'package.json', 'schemas', 'templates']
+        .filter((f) => existsSync(join(packageRoot, f)))
+        .sort(),
+    )
     assert.ok(existsSync(join(dir, 'package', 'dist', 'commands', 'serve.js')))
     assert.ok(existsSync(join(dir, 'package', 'templates', 'image', 'Dockerfile')))
   })
 
   it('holds every production dependency and no development-only one', () => {
-    for (const name of Object.keys(pkg.dependencies)) assert.ok(existsSync(join(dir, 'node_modules', name, 'package.json')), `${name} is in the image`)
-    for (const name of ['mocha', 'typescript', 'tsx', 'oclif', 'autocannon']) assert.ok(!existsSync(join(dir, 'node_modules', name)), `${name} (dev only) is not`)
+    for (const name of Object.keys(pkg.dependencies))
+      assert.ok(existsSync(join(dir, 'node_modules', name, 'package.json')), `${name} is in the image`)
+    for (const name of ['mocha', 'typescript', 'tsx', 'oclif', 'autocannon'])
+      assert.ok(!existsSync(join(dir, 'node_modules', name)), `${name} (dev only) is not`)
     assert.equal(summary.packages, countPackages(join(dir, 'node_modules')))
   })
 
@@ -57,7 +67,8 @@ describe('runtime copied into a build context', function () {
     await writeFile(join(scratch, 'ctx', 'a', 'f'), 'y')
     await symlink(outside, join(scratch, 'ctx', 'link'))
     await fixTimes(join(scratch, 'ctx'))
-    for (const path of ['ctx', 'ctx/a', 'ctx/a/f']) assert.equal(statSync(join(scratch, path)).mtime.toISOString(), '2000-01-01T00:00:00.000Z', path)
+    for (const path of ['ctx', 'ctx/a', 'ctx/a/f'])
+      assert.equal(statSync(join(scratch, path)).mtime.toISOString(), '2000-01-01T00:00:00.000Z', path)
     assert.equal(lstatSync(join(scratch, 'ctx', 'link')).mtime.toISOString(), '2000-01-01T00:00:00.000Z')
     assert.notEqual(statSync(outside).mtime.toISOString(), '2000-01-01T00:00:00.000Z')
     await rm(scratch, {recursive: true, force: true})
@@ -91,7 +102,12 @@ describe('production dependency tree', () => {
   }
 
   it('resolves as Node does: nested versions stay nested, hoisted ones go to the top, dev dependencies are left out', async () => {
-    await pkg(root, {name: 'mlops', dependencies: {a: '1', b: '1'}, devDependencies: {mocha: '1'}, optionalDependencies: {'not-installed': '1'}})
+    await pkg(root, {
+      name: 'mlops',
+      dependencies: {a: '1', b: '1'},
+      devDependencies: {mocha: '1'},
+      optionalDependencies: {'not-installed': '1'},
+    })
     await pkg(join(root, 'node_modules', 'a'), {name: 'a', dependencies: {b: '2', '@s/c': '1'}})
     await pkg(join(root, 'node_modules', 'a', 'node_modules', 'b'), {name: 'b', version: '2'})
     await pkg(join(root, 'node_modules', 'b'), {name: 'b', version: '1'})
@@ -108,7 +124,10 @@ describe('production dependency tree', () => {
     await pkg(join(mlops, 'node_modules', 'b'), {name: 'b', version: '2'})
     await pkg(join(root, 'node_modules', 'b'), {name: 'b', version: '1'})
     const found = await productionPackages(mlops)
-    assert.deepEqual(Object.fromEntries(found), {a: join(root, 'node_modules', 'a'), b: join(mlops, 'node_modules', 'b')})
+    assert.deepEqual(Object.fromEntries(found), {
+      a: join(root, 'node_modules', 'a'),
+      b: join(mlops, 'node_modules', 'b'),
+    })
   })
 
   it('refuses two versions that would land on the same path', async () => {
@@ -117,12 +136,23 @@ describe('production dependency tree', () => {
     await pkg(join(mlops, 'node_modules', 'x'), {name: 'x', version: '2'})
     await pkg(join(root, 'node_modules', 'a'), {name: 'a', dependencies: {x: '1'}})
     await pkg(join(root, 'node_modules', 'x'), {name: 'x', version: '1'})
-    await assert.rejects(productionPackages(mlops), (error: unknown) => isMlopsError(error) && error.code === 'RUNTIME_CONFLICT' && /node_modules\/x/.test(error.message))
+    await assert.rejects(
+      productionPackages(mlops),
+      (error: unknown) =>
+        isMlopsError(error) && error.code === 'RUNTIME_CONFLICT' && /node_modules\/x/.test(error.message),
+    )
   })
 
   it('refuses a missing required dependency, naming who needs it', async () => {
     await pkg(root, {name: 'mlops', dependencies: {a: '1'}})
     await pkg(join(root, 'node_modules', 'a'), {name: 'a', dependencies: {gone: '1'}})
-    await assert.rejects(productionPackages(root), (error: unknown) => isMlopsError(error) && error.code === 'RUNTIME_INCOMPLETE' && /a depends on gone/.test(error.message) && /npm ci/.test(error.hint ?? ''))
+    await assert.rejects(
+      productionPackages(root),
+      (error: unknown) =>
+        isMlopsError(error) &&
+        error.code === 'RUNTIME_INCOMPLETE' &&
+        /a depends on gone/.test(error.message) &&
+        /npm ci/.test(error.hint ?? ''),
+    )
   })
 })

@@ -38,14 +38,18 @@ const hasLocale = /en_US\.utf-?8/i.test(execFileSync('locale', ['-a'], {encoding
 function signatureAsMetadata(result: InitResult) {
   return {
     inputs: result.signature.inputs.map((i) => ({name: i.name, type: i.dtype, shape: i.shape})),
-    outputs: result.signature.outputs.map((o) => (o.isTensor ? {name: o.name, type: o.dtype, shape: o.shape} : {name: o.name})),
+    outputs: result.signature.outputs.map((o) =>
+      o.isTensor ? {name: o.name, type: o.dtype, shape: o.shape} : {name: o.name},
+    ),
   }
 }
 
 function metadata(model: ModelInfo) {
   return {
     inputs: model.ort_node.input_metadata.map((m) => ({name: m.name, type: m.type, shape: m.shape})),
-    outputs: model.ort_node.output_metadata.map((m) => (m.isTensor ? {name: m.name, type: m.type, shape: m.shape} : {name: m.name})),
+    outputs: model.ort_node.output_metadata.map((m) =>
+      m.isTensor ? {name: m.name, type: m.type, shape: m.shape} : {name: m.name},
+    ),
   }
 }
 
@@ -56,7 +60,9 @@ function snapshot(dir: string): Record<string, string> {
     for (const entry of readdirSync(d, {withFileTypes: true})) {
       const path = join(d, entry.name)
       if (entry.isDirectory()) walk(path)
-      else out[relative(dir, path)] = `${createHash('sha256').update(readFileSync(path)).digest('hex')} ${statSync(path).mtimeMs}`
+      else
+        out[relative(dir, path)] =
+          `${createHash('sha256').update(readFileSync(path)).digest('hex')} ${statSync(path).mtimeMs}`
     }
   }
   walk(dir)
@@ -90,10 +96,16 @@ describe('mlops init on the real models', function () {
 
       const config = parseConfig(readFileSync(join(dir, 'mlops.yaml'), 'utf8'))
       assert.equal(config.name, model.id)
-      assert.ok(readFileSync(join(dir, config.model.path)).equals(readFileSync(modelFile(model.id))), 'the model is copied byte for byte')
+      assert.ok(
+        readFileSync(join(dir, config.model.path)).equals(readFileSync(modelFile(model.id))),
+        'the model is copied byte for byte',
+      )
       assert.ok(!result.warnings.some((w) => w.includes('does not validate')), result.warnings.join('\n'))
       for (const output of model.ort_node.output_metadata.filter((o) => !o.isTensor)) {
-        assert.ok(result.warnings.some((w) => w.includes(`"${output.name}" is not a tensor`)), `warns that ZipMap output ${output.name} is left out`)
+        assert.ok(
+          result.warnings.some((w) => w.includes(`"${output.name}" is not a tensor`)),
+          `warns that ZipMap output ${output.name} is left out`,
+        )
       }
 
       const cases = await readGoldenCases(join(dir, config.data?.golden ?? 'golden.jsonl'))
@@ -101,7 +113,10 @@ describe('mlops init on the real models', function () {
       if (model.id === 'silero_vad_v5') {
         // Its sample rate must be 8000 or 16000: generated inputs fail, and init says to pass --sample.
         assert.equal(cases.length, 0)
-        assert.ok(result.warnings.some((w) => w.includes('--sample')), result.warnings.join('\n'))
+        assert.ok(
+          result.warnings.some((w) => w.includes('--sample')),
+          result.warnings.join('\n'),
+        )
         return
       }
       assert.ok(cases.length > 0)
@@ -112,7 +127,11 @@ describe('mlops init on the real models', function () {
           const outputs = await runModel(loaded, feeds)
           assert.deepEqual(Object.keys(c.expected.outputs ?? {}).sort(), [...loaded.fetches].sort())
           for (const [name, expected] of Object.entries(c.expected.outputs ?? {})) {
-            assert.deepEqual(compareTensor(name, expected, tensorToJson(outputs[name]), {rtol: 0, atol: 0}), [], `${c.name}: ${name}`)
+            assert.deepEqual(
+              compareTensor(name, expected, tensorToJson(outputs[name]), {rtol: 0, atol: 0}),
+              [],
+              `${c.name}: ${name}`,
+            )
           }
         }
       } finally {
@@ -134,11 +153,19 @@ describe('mlops init on the real models', function () {
       assert.equal(exitCode, 0, stderr)
       assert.ok(result.created.includes('golden.jsonl'))
       const cases = await readGoldenCases(join(dir, 'golden.jsonl'))
-      assert.deepEqual(cases.map((c) => c.name), info(id).samples.map((s) => s.name))
+      assert.deepEqual(
+        cases.map((c) => c.name),
+        info(id).samples.map((s) => s.name),
+      )
       assert.equal(result.golden, cases.length)
       info(id).samples.forEach((s, i) => {
         // compareTensor's defaults are the README's: rtol 1e-4, atol 1e-5, and 1e-3 for float16.
-        for (const [name, expected] of Object.entries(s.expected_outputs)) assert.deepEqual(compareTensor(name, expected, cases[i].expected.outputs![name]), [], `${id} ${s.name} ${name}`)
+        for (const [name, expected] of Object.entries(s.expected_outputs))
+          assert.deepEqual(
+            compareTensor(name, expected, cases[i].expected.outputs![name]),
+            [],
+            `${id} ${s.name} ${name}`,
+          )
       })
     }
   })
@@ -146,13 +173,23 @@ describe('mlops init on the real models', function () {
   it('seeds golden cases from a JSONL --sample, NaN inputs and batches of five included', async function () {
     const id = 'titanic_logreg_pipeline_zipmap'
     const samples = join(tmp.path, 'titanic.jsonl')
-    writeFileSync(samples, info(id).samples.map((s) => JSON.stringify({name: s.name, inputs: s.inputs})).join('\n') + '\n')
+    writeFileSync(
+      samples,
+      info(id)
+        .samples.map((s) => JSON.stringify({name: s.name, inputs: s.inputs}))
+        .join('\n') + '\n',
+    )
     const dir = join(tmp.path, 'titanic-jsonl')
     const {exitCode, stderr} = await init([dir, '--model', modelFile(id), '--sample', samples, '--name', 'titanic'])
     assert.equal(exitCode, 0, stderr)
     const cases = await readGoldenCases(join(dir, 'golden.jsonl'))
-    assert.deepEqual(cases.map((c) => c.expected.outputs!.output_label.shape), info(id).samples.map((s) => s.expected_outputs.output_label.shape))
-    info(id).samples.forEach((s, i) => assert.deepEqual(cases[i].expected.outputs!.output_label.data, s.expected_outputs.output_label.data))
+    assert.deepEqual(
+      cases.map((c) => c.expected.outputs!.output_label.shape),
+      info(id).samples.map((s) => s.expected_outputs.output_label.shape),
+    )
+    info(id).samples.forEach((s, i) =>
+      assert.deepEqual(cases[i].expected.outputs!.output_label.data, s.expected_outputs.output_label.data),
+    )
     assert.match(readFileSync(join(dir, 'mlops.yaml'), 'utf8'), /^name: titanic$/m)
   })
 
@@ -161,7 +198,16 @@ describe('mlops init on the real models', function () {
     const first = await init([dir, '--model', modelFile('mnist_cnn')])
     assert.equal(first.exitCode, 0, first.stderr)
     assert.deepEqual(first.result.skipped, [])
-    assert.deepEqual(first.result.created, ['mlops.yaml', 'model/mnist_cnn.onnx', 'golden.jsonl', '.gitignore', '.dockerignore', 'Dockerfile', '.github/workflows/mlops.yml', '.gitlab-ci.yml'])
+    assert.deepEqual(first.result.created, [
+      'mlops.yaml',
+      'model/mnist_cnn.onnx',
+      'golden.jsonl',
+      '.gitignore',
+      '.dockerignore',
+      'Dockerfile',
+      '.github/workflows/mlops.yml',
+      '.gitlab-ci.yml',
+    ])
     const before = snapshot(dir)
     const second = await init([dir, '--model', modelFile('mnist_cnn')])
     assert.equal(second.exitCode, 0, second.stderr)
@@ -189,7 +235,8 @@ describe('mlops init on the real models', function () {
     assertMatchesSchema(json, 'error')
     const {error} = json as {error: {code: string; hint: string}}
     assert.equal(error.code, 'INIT_MISSING_ANSWERS')
-    for (const flag of ['--model', '--name', '--template', '--sample', '--shape']) assert.ok(error.hint.includes(flag), `${flag} in: ${error.hint}`)
+    for (const flag of ['--model', '--name', '--template', '--sample', '--shape'])
+      assert.ok(error.hint.includes(flag), `${flag} in: ${error.hint}`)
     assert.ok(!existsSync(dir))
   })
 
@@ -209,7 +256,16 @@ describe('mlops init on the real models', function () {
     const good = {inputs: {X: {dtype: 'float32', shape: [1, 4], data: [5.1, 3.5, 1.4, 0.2]}}}
     const bad = {inputs: {X: {dtype: 'float64', shape: [1, 4], data: [1, 2, 3, 4]}}}
     writeFileSync(samples, `${JSON.stringify(good)}\n${JSON.stringify(bad)}\n`)
-    const {exitCode, json} = await mlops(['init', join(tmp.path, 'bad-sample'), '--model', modelFile('xgboost_regressor'), '--sample', samples, '--yes', '--json'])
+    const {exitCode, json} = await mlops([
+      'init',
+      join(tmp.path, 'bad-sample'),
+      '--model',
+      modelFile('xgboost_regressor'),
+      '--sample',
+      samples,
+      '--yes',
+      '--json',
+    ])
     assert.equal(exitCode, 2)
     const {error} = json as {error: {code: string; message: string; hint: string}}
     assert.equal(error.code, 'INIT_SAMPLE_INVALID')

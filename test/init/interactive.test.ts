@@ -38,8 +38,13 @@ _, status = os.waitpid(pid, 0)
 print(json.dumps({"exitCode": os.waitstatus_to_exitcode(status), "output": output.decode(errors="replace"), "unanswered": [a[0] for a in answers]}))
 `
 
-async function inTerminal(argv: string[], answers: [prompt: string, keys: string[]][]): Promise<{exitCode: number; output: string; unanswered: string[]}> {
-  const result = await execa('python3', ['-c', PTY_DRIVER, JSON.stringify(argv), JSON.stringify(answers)], {timeout: 90_000})
+async function inTerminal(
+  argv: string[],
+  answers: [prompt: string, keys: string[]][],
+): Promise<{exitCode: number; output: string; unanswered: string[]}> {
+  const result = await execa('python3', ['-c', PTY_DRIVER, JSON.stringify(argv), JSON.stringify(answers)], {
+    timeout: 90_000,
+  })
   return JSON.parse(String(result.stdout)) as {exitCode: number; output: string; unanswered: string[]}
 }
 
@@ -55,12 +60,15 @@ describe('mlops init on a terminal', function () {
 
   it('asks for the model, the name and the template, and writes the answers into mlops.yaml', async function () {
     const dir = join(tmp.path, 'asked')
-    const {exitCode, output, unanswered} = await inTerminal(['node', BIN, 'init', dir], [
-      ['Path to the ONNX model', [...join(MODELS_DIR, 'mnist_cnn.onnx'), ENTER]],
-      ['Project name', [...'digits', ENTER]],
-      // The model's input suggests image; one step down is tensor.
-      ['Project template', [DOWN, ENTER]],
-    ])
+    const {exitCode, output, unanswered} = await inTerminal(
+      ['node', BIN, 'init', dir],
+      [
+        ['Path to the ONNX model', [...join(MODELS_DIR, 'mnist_cnn.onnx'), ENTER]],
+        ['Project name', [...'digits', ENTER]],
+        // The model's input suggests image; one step down is tensor.
+        ['Project template', [DOWN, ENTER]],
+      ],
+    )
     assert.deepEqual(unanswered, [], output)
     assert.equal(exitCode, 0, output)
     assert.match(output, /image \(suggested by the model's inputs\)/)
@@ -73,10 +81,17 @@ describe('mlops init on a terminal', function () {
   it('asks only for what the flags do not give, and never with --yes', async function () {
     const dir = join(tmp.path, 'flags')
     const model = join(MODELS_DIR, 'xgboost_regressor.onnx')
-    const asked = await inTerminal(['node', BIN, 'init', dir, '--model', model, '--template', 'tabular'], [['Project name', [ENTER]]])
+    const asked = await inTerminal(
+      ['node', BIN, 'init', dir, '--model', model, '--template', 'tabular'],
+      [['Project name', [ENTER]]],
+    )
     assert.equal(asked.exitCode, 0, asked.output)
     assert.doesNotMatch(asked.output, /Path to the ONNX model|Project template/)
-    assert.match(readFileSync(join(dir, 'mlops.yaml'), 'utf8'), /^name: flags$/m, 'Enter takes the default name, the directory name')
+    assert.match(
+      readFileSync(join(dir, 'mlops.yaml'), 'utf8'),
+      /^name: flags$/m,
+      'Enter takes the default name, the directory name',
+    )
 
     const quiet = await inTerminal(['node', BIN, 'init', join(tmp.path, 'quiet'), '--yes'], [])
     assert.equal(quiet.exitCode, 2, quiet.output)

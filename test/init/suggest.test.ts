@@ -5,14 +5,31 @@ import {parseShapeFlags, resolveShapes} from '../../src/init/inputs.js'
 import {renderTemplate} from '../../src/init/render.js'
 import {detectTemplate, looksLikeProbabilities, suggestPipeline} from '../../src/init/suggest.js'
 
-const tabular: ModelSignature = {inputs: [{name: 'X', dtype: 'float32', shape: ['', 3]}], outputs: [{name: 'scores', isTensor: true, dtype: 'float32', shape: ['', 2]}]}
-const columns: ModelSignature = {
-  inputs: [{name: 'sex', dtype: 'string', shape: ['', 1]}, {name: 'age', dtype: 'float32', shape: ['', 1]}, {name: 'rooms', dtype: 'int64', shape: ['N']}],
-  outputs: [{name: 'label', isTensor: true, dtype: 'int64', shape: ['']}, {name: 'probability', isTensor: false}],
+const tabular: ModelSignature = {
+  inputs: [{name: 'X', dtype: 'float32', shape: ['', 3]}],
+  outputs: [{name: 'scores', isTensor: true, dtype: 'float32', shape: ['', 2]}],
 }
-const image: ModelSignature = {inputs: [{name: 'x', dtype: 'float32', shape: ['batch', 3, 'h', 'w']}], outputs: [{name: 'logits', isTensor: true, dtype: 'float32', shape: ['batch', 1000]}]}
+const columns: ModelSignature = {
+  inputs: [
+    {name: 'sex', dtype: 'string', shape: ['', 1]},
+    {name: 'age', dtype: 'float32', shape: ['', 1]},
+    {name: 'rooms', dtype: 'int64', shape: ['N']},
+  ],
+  outputs: [
+    {name: 'label', isTensor: true, dtype: 'int64', shape: ['']},
+    {name: 'probability', isTensor: false},
+  ],
+}
+const image: ModelSignature = {
+  inputs: [{name: 'x', dtype: 'float32', shape: ['batch', 3, 'h', 'w']}],
+  outputs: [{name: 'logits', isTensor: true, dtype: 'float32', shape: ['batch', 1000]}],
+}
 const audio: ModelSignature = {
-  inputs: [{name: 'input', dtype: 'float32', shape: ['', '']}, {name: 'state', dtype: 'float32', shape: [2, '', 128]}, {name: 'sr', dtype: 'int64', shape: []}],
+  inputs: [
+    {name: 'input', dtype: 'float32', shape: ['', '']},
+    {name: 'state', dtype: 'float32', shape: [2, '', 128]},
+    {name: 'sr', dtype: 'int64', shape: []},
+  ],
   outputs: [{name: 'output', isTensor: true, dtype: 'float32', shape: ['', 1]}],
 }
 
@@ -23,31 +40,62 @@ describe('init: template and pipeline from the signature', () => {
     assert.equal(detectTemplate(image), 'image')
     assert.equal(detectTemplate(audio), 'tensor')
     // A flattened 28x28 image is not a table anyone fills in by hand.
-    assert.equal(detectTemplate({inputs: [{name: 'pixels', dtype: 'float32', shape: ['', 784]}], outputs: tabular.outputs}), 'tensor')
+    assert.equal(
+      detectTemplate({inputs: [{name: 'pixels', dtype: 'float32', shape: ['', 784]}], outputs: tabular.outputs}),
+      'tensor',
+    )
   })
 
   it('names the columns f0..f(k-1) for one [N,k] input and after the inputs for several', () => {
     const one = suggestPipeline(tabular, 'tabular')
-    assert.deepEqual(one.features, [{name: 'f0', type: 'number'}, {name: 'f1', type: 'number'}, {name: 'f2', type: 'number'}])
+    assert.deepEqual(one.features, [
+      {name: 'f0', type: 'number'},
+      {name: 'f1', type: 'number'},
+      {name: 'f2', type: 'number'},
+    ])
     assert.deepEqual(one.inputs, [{input: 'X', features: ['f0', 'f1', 'f2']}])
     const many = suggestPipeline(columns, 'tabular')
-    assert.deepEqual(many.features, [{name: 'sex', type: 'string'}, {name: 'age', type: 'number'}, {name: 'rooms', type: 'integer'}])
+    assert.deepEqual(many.features, [
+      {name: 'sex', type: 'string'},
+      {name: 'age', type: 'number'},
+      {name: 'rooms', type: 'integer'},
+    ])
     assert.deepEqual(many.outputs, [{output: 'label'}], 'the ZipMap output is left out')
   })
 
   it('gives tensor features as one record of the input: a dynamic or fixed-1 first dim is the batch, another fixed one stays', () => {
-    assert.deepEqual(suggestPipeline(image, 'image').features, [{name: 'x', type: 'tensor', dtype: 'float32', shape: [3, 'h', 'w']}])
-    assert.deepEqual(suggestPipeline(audio, 'tensor').features.map((f) => f.shape), [['?'], [2, '?', 128], []])
-    const fixedBatch: ModelSignature = {inputs: [{name: 'Input3', dtype: 'float32', shape: [1, 1, 28, 28]}], outputs: []}
+    assert.deepEqual(suggestPipeline(image, 'image').features, [
+      {name: 'x', type: 'tensor', dtype: 'float32', shape: [3, 'h', 'w']},
+    ])
+    assert.deepEqual(
+      suggestPipeline(audio, 'tensor').features.map((f) => f.shape),
+      [['?'], [2, '?', 128], []],
+    )
+    const fixedBatch: ModelSignature = {
+      inputs: [{name: 'Input3', dtype: 'float32', shape: [1, 1, 28, 28]}],
+      outputs: [],
+    }
     assert.deepEqual(suggestPipeline(fixedBatch, 'image').features[0].shape, [1, 28, 28])
   })
 
   it('suggests softmax and an argmax label for class scores, none when the scores already are probabilities', () => {
-    assert.deepEqual(suggestPipeline(tabular, 'tabular').outputs, [{output: 'scores', activation: 'softmax', labels: ['0', '1']}])
+    assert.deepEqual(suggestPipeline(tabular, 'tabular').outputs, [
+      {output: 'scores', activation: 'softmax', labels: ['0', '1']},
+    ])
     const probabilities = {scores: {dtype: 'float32' as const, shape: [1, 2], data: [0.25, 0.75]}}
-    assert.deepEqual(suggestPipeline(tabular, 'tabular', probabilities).outputs, [{output: 'scores', activation: 'none', labels: ['0', '1']}])
-    assert.deepEqual(suggestPipeline(image, 'image').outputs, [{output: 'logits', activation: 'softmax', top_k: 5}], '1000 classes: top_k rather than 1000 labels')
-    assert.deepEqual(suggestPipeline(audio, 'tensor').outputs, [{output: 'output'}], 'a single score per row is not a class distribution')
+    assert.deepEqual(suggestPipeline(tabular, 'tabular', probabilities).outputs, [
+      {output: 'scores', activation: 'none', labels: ['0', '1']},
+    ])
+    assert.deepEqual(
+      suggestPipeline(image, 'image').outputs,
+      [{output: 'logits', activation: 'softmax', top_k: 5}],
+      '1000 classes: top_k rather than 1000 labels',
+    )
+    assert.deepEqual(
+      suggestPipeline(audio, 'tensor').outputs,
+      [{output: 'output'}],
+      'a single score per row is not a class distribution',
+    )
     assert.equal(looksLikeProbabilities({dtype: 'float32', shape: [1, 2], data: [2.5, -1]}), false)
   })
 })
@@ -56,7 +104,13 @@ describe('init: shapes of generated inputs', () => {
   it('uses batch 1, image sides 224, --shape sizes, and one size per named dynamic dim', () => {
     assert.deepEqual(resolveShapes(image, 'image').shapes, {x: [1, 3, 224, 224]})
     assert.deepEqual(resolveShapes(image, 'image', {x: [1, 3, 48, 192]}), {shapes: {x: [1, 3, 48, 192]}, defaulted: []})
-    const shared: ModelSignature = {inputs: [{name: 'ids', dtype: 'int64', shape: ['batch', 'seq']}, {name: 'mask', dtype: 'int64', shape: ['batch', 'seq']}], outputs: []}
+    const shared: ModelSignature = {
+      inputs: [
+        {name: 'ids', dtype: 'int64', shape: ['batch', 'seq']},
+        {name: 'mask', dtype: 'int64', shape: ['batch', 'seq']},
+      ],
+      outputs: [],
+    }
     assert.deepEqual(resolveShapes(shared, 'tensor', {ids: [1, 7]}).shapes, {ids: [1, 7], mask: [1, 7]})
     assert.deepEqual(resolveShapes(audio, 'tensor').defaulted, ['input', 'state'])
   })
@@ -66,14 +120,20 @@ describe('init: shapes of generated inputs', () => {
     assert.throws(() => resolveShapes(image, 'image', {y: [1, 3, 2, 2]}), /no input "y"; its inputs are x/)
     assert.throws(() => resolveShapes(image, 'image', {x: [1, 3, 2]}), /rank 4/)
     assert.throws(() => resolveShapes(image, 'image', {x: [1, 1, 2, 2]}), /dimension 1 .* is fixed at 3/)
-    assert.throws(() => resolveShapes(image, 'image', {x: [1, 3, 100_000, 100_000]}), {code: 'INIT_SHAPE_TOO_LARGE', message: /30,000,000,000 values per case/})
+    assert.throws(() => resolveShapes(image, 'image', {x: [1, 3, 100_000, 100_000]}), {
+      code: 'INIT_SHAPE_TOO_LARGE',
+      message: /30,000,000,000 values per case/,
+    })
     assert.deepEqual(resolveShapes(image, 'image', {x: [1, 3, 1024, 1024]}).shapes.x, [1, 3, 1024, 1024])
   })
 })
 
 describe('init: template rendering', () => {
   it('fills {{var}} and leaves GitHub Actions ${{ }} expressions alone', () => {
-    assert.equal(renderTemplate('name: {{name}}\nif: ${{ github.ref }}', {name: 'credit-risk'}), 'name: credit-risk\nif: ${{ github.ref }}')
+    assert.equal(
+      renderTemplate('name: {{name}}\nif: ${{ github.ref }}', {name: 'credit-risk'}),
+      'name: credit-risk\nif: ${{ github.ref }}',
+    )
     assert.throws(() => renderTemplate('{{missing}}', {}), /\{\{missing\}\}/)
   })
 })

@@ -22,7 +22,11 @@ describe('tensor codec', () => {
     assert.ok(Number.isNaN(jsonToFloat('NaN', 'x')))
     assert.equal(jsonToFloat('-Infinity', 'x'), Number.NEGATIVE_INFINITY)
     assert.throws(() => jsonToFloat('abc', 'age'), /age: expected a number/)
-    assert.deepEqual(tensorToJson(tensorFromJson({dtype: 'float32', shape: [3], data: [1, 'NaN', 'Infinity']})).data, [1, 'NaN', 'Infinity'])
+    assert.deepEqual(tensorToJson(tensorFromJson({dtype: 'float32', shape: [3], data: [1, 'NaN', 'Infinity']})).data, [
+      1,
+      'NaN',
+      'Infinity',
+    ])
   })
 
   it('refuses data that does not fit the shape or the dtype', () => {

@@ -11,7 +11,14 @@ import {RecordProfiler, type ValueKind} from '../../src/monitor/profile.js'
 import {packageRoot} from '../../src/paths.js'
 import {columnsOf, profileOf, random} from './helpers.js'
 
-const KINDS: Record<string, ValueKind> = {age: 'numeric', income: 'numeric', tenure: 'numeric', score: 'numeric', region: 'categorical', plan: 'categorical'}
+const KINDS: Record<string, ValueKind> = {
+  age: 'numeric',
+  income: 'numeric',
+  tenure: 'numeric',
+  score: 'numeric',
+  region: 'categorical',
+  plan: 'categorical',
+}
 const REGIONS = ['north', 'south', 'east', 'west']
 const PLANS = ['basic', 'plus', 'pro']
 
@@ -44,13 +51,26 @@ describe('detectDrift', function () {
       assert.equal(report.verdict, 'drift')
       assert.deepEqual([...report.drifted].sort(), ['income', 'region', 'score'])
       const region = report.features.find((c) => c.name === 'region')!
-      assert.deepEqual(region.unseen.map((u) => u.category), ['central'])
+      assert.deepEqual(
+        region.unseen.map((u) => u.category),
+        ['central'],
+      )
       assert.ok(region.bins.labels.includes('central'))
       // Drifted columns come first, most severe first.
-      assert.deepEqual(report.features.slice(0, 3).map((c) => c.verdict), ['drift', 'drift', 'drift'])
+      assert.deepEqual(
+        report.features.slice(0, 3).map((c) => c.verdict),
+        ['drift', 'drift', 'drift'],
+      )
       const severities = report.features.slice(0, 3).map((c) => c.severity)
-      assert.deepEqual(severities, [...severities].sort((a, b) => b - a))
-      for (const c of report.features) assert.equal(c.method, n < 1000 ? (c.kind === 'numeric' ? 'ks' : 'chi2') : c.kind === 'numeric' ? 'psi' : 'jensenshannon')
+      assert.deepEqual(
+        severities,
+        [...severities].sort((a, b) => b - a),
+      )
+      for (const c of report.features)
+        assert.equal(
+          c.method,
+          n < 1000 ? (c.kind === 'numeric' ? 'ks' : 'chi2') : c.kind === 'numeric' ? 'psi' : 'jensenshannon',
+        )
     })
   }
 
@@ -98,20 +118,47 @@ describe('detectDrift', function () {
   })
 
   it('takes per-feature methods, thresholds and ignore from the monitor config', () => {
-    const settings = driftSettings({features: {income: {method: 'jensenshannon', threshold: 0.5}, score: {ignore: true}, region: {method: 'psi'}}})
+    const settings = driftSettings({
+      features: {income: {method: 'jensenshannon', threshold: 0.5}, score: {ignore: true}, region: {method: 'psi'}},
+    })
     const report = detectDrift(BASELINE, {features: columnsOf(traffic(7, 3000, SHIFTED))}, settings)
     assert.deepEqual(report.drifted, ['region'])
     assert.equal(report.features.find((c) => c.name === 'income')!.method, 'jensenshannon')
     assert.equal(report.features.find((c) => c.name === 'income')!.threshold, 0.5)
     assert.equal(report.features.find((c) => c.name === 'region')!.method, 'psi')
-    assert.equal(report.features.some((c) => c.name === 'score'), false)
-    assert.throws(() => detectDrift(BASELINE, {features: columnsOf(traffic(7, 300))}, driftSettings({features: {region: {method: 'ks'}}})), /monitor\.features\.region\.method: ks does not apply to region, which is categorical/)
+    assert.equal(
+      report.features.some((c) => c.name === 'score'),
+      false,
+    )
+    assert.throws(
+      () =>
+        detectDrift(
+          BASELINE,
+          {features: columnsOf(traffic(7, 300))},
+          driftSettings({features: {region: {method: 'ks'}}}),
+        ),
+      /monitor\.features\.region\.method: ks does not apply to region, which is categorical/,
+    )
   })
 
   it('checks predictions the same way, named prediction:<field>', () => {
-    const baseline: ReferenceProfile = {...BASELINE, predictions: profileOf(traffic(1, 5000).map((r) => ({'probability.default': r.score, label: (r.score as number) > 0.6 ? 'default' : 'repaid'})), {'probability.default': 'numeric', label: 'categorical'}).features}
+    const baseline: ReferenceProfile = {
+      ...BASELINE,
+      predictions: profileOf(
+        traffic(1, 5000).map((r) => ({
+          'probability.default': r.score,
+          label: (r.score as number) > 0.6 ? 'default' : 'repaid',
+        })),
+        {'probability.default': 'numeric', label: 'categorical'},
+      ).features,
+    }
     const current = traffic(9, 3000, {scoreShift: 0.08})
-    const report = detectDrift(baseline, {features: columnsOf(current), predictions: columnsOf(current.map((r) => ({'probability.default': r.score, label: (r.score as number) > 0.6 ? 'default' : 'repaid'})))})
+    const report = detectDrift(baseline, {
+      features: columnsOf(current),
+      predictions: columnsOf(
+        current.map((r) => ({'probability.default': r.score, label: (r.score as number) > 0.6 ? 'default' : 'repaid'})),
+      ),
+    })
     assert.deepEqual([...report.drifted].sort(), ['prediction:label', 'prediction:probability.default', 'score'])
     assert.ok(report.predictions.every((c) => c.target === 'prediction'))
   })
@@ -121,7 +168,8 @@ describe('detectDrift', function () {
     const {config} = await loadConfig(example)
     // The column kinds `mlops package` takes from the pipeline.
     const kinds: Record<string, ValueKind> = {}
-    for (const f of config.pipeline!.features!) kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
+    for (const f of config.pipeline!.features!)
+      kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
     const profiler = new RecordProfiler(kinds)
     for await (const {record} of readRecords(join(example, 'data', 'reference.csv'))) profiler.add(record)
     const baseline: ReferenceProfile = {rows: profiler.rows, source: 'reference.csv', features: profiler.finish()}
@@ -132,7 +180,10 @@ describe('detectDrift', function () {
     }
     const shifted = detectDrift(baseline, await currentOf('current-shifted.csv'))
     assert.deepEqual([...shifted.drifted].sort(), ['debt_ratio', 'income', 'region'])
-    assert.deepEqual(shifted.features.find((c) => c.name === 'region')!.unseen.map((u) => u.category), ['central'])
+    assert.deepEqual(
+      shifted.features.find((c) => c.name === 'region')!.unseen.map((u) => u.category),
+      ['central'],
+    )
     const income = shifted.features.find((c) => c.name === 'income')!
     assert.ok(income.quantiles!.current[5] < income.quantiles!.baseline[5] * 0.85, 'the median income is lower')
     const stable = detectDrift(baseline, await currentOf('applicants.csv'))

@@ -11,7 +11,11 @@ export async function scipy<T>(script: string, input: unknown): Promise<T> {
 }
 
 /** A seeded source of uniform (mulberry32), normal (Box–Muller) and weighted categorical values. */
-export function random(seed: number): {uniform: () => number; normal: () => number; pick: <T>(items: readonly T[], weights: readonly number[]) => T} {
+export function random(seed: number): {
+  uniform: () => number
+  normal: () => number
+  pick: <T>(items: readonly T[], weights: readonly number[]) => T
+} {
   let a = seed >>> 0
   const uniform = () => {
     a = (a + 0x6d2b79f5) >>> 0
@@ -21,7 +25,7 @@ export function random(seed: number): {uniform: () => number; normal: () => numb
     return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296
   }
   const normal = () => Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform())
-  const pick = <T,>(items: readonly T[], weights: readonly number[]) => {
+  const pick = <T>(items: readonly T[], weights: readonly number[]) => {
     let u = uniform() * weights.reduce((s, w) => s + w, 0)
     for (let i = 0; i < items.length; i++) if ((u -= weights[i]) <= 0) return items[i]
     return items.at(-1)!
@@ -29,7 +33,11 @@ export function random(seed: number): {uniform: () => number; normal: () => numb
   return {uniform, normal, pick}
 }
 
-export function profileOf(records: Record<string, unknown>[], kinds: Record<string, ValueKind>, source = 'generated'): ReferenceProfile {
+export function profileOf(
+  records: Record<string, unknown>[],
+  kinds: Record<string, ValueKind>,
+  source = 'generated',
+): ReferenceProfile {
   const profiler = new RecordProfiler(kinds)
   for (const r of records) profiler.add(r)
   return {rows: profiler.rows, source, features: profiler.finish()}

@@ -11,7 +11,15 @@ import {tempDir} from '../support/cli.js'
 import {profileOf} from './helpers.js'
 
 const data = join(packageRoot, 'examples', 'credit-risk', 'data')
-const kinds: Record<string, ValueKind> = {age: 'numeric', income: 'numeric', debt_ratio: 'numeric', credit_history_months: 'numeric', region: 'categorical', employment: 'categorical', has_prior_default: 'categorical'}
+const kinds: Record<string, ValueKind> = {
+  age: 'numeric',
+  income: 'numeric',
+  debt_ratio: 'numeric',
+  credit_history_months: 'numeric',
+  region: 'categorical',
+  employment: 'categorical',
+  has_prior_default: 'categorical',
+}
 
 async function rows(file: string): Promise<Record<string, unknown>[]> {
   const out: Record<string, unknown>[] = []
@@ -43,14 +51,24 @@ describe('live profiles of served traffic', () => {
 
   it('keeps memory bounded: a reservoir per column and window, old windows dropped', () => {
     let now = 0
-    const live = new LiveProfiles(profileOf(reference, kinds), {reservoir: 100, windowMs: 1000, windows: 3, now: () => now})
+    const live = new LiveProfiles(profileOf(reference, kinds), {
+      reservoir: 100,
+      windowMs: 1000,
+      windows: 3,
+      now: () => now,
+    })
     for (let w = 0; w < 5; w++) {
       now = w * 1000
       live.add(reference.slice(0, 1500), [])
     }
     const {windows} = live.snapshot()
-    assert.deepEqual(windows.map((w) => w.start), [2000, 3000, 4000])
-    assert.ok(windows.every((w) => w.rows === 1500 && w.features.age.values.length === 100 && w.features.age.seen === 1500))
+    assert.deepEqual(
+      windows.map((w) => w.start),
+      [2000, 3000, 4000],
+    )
+    assert.ok(
+      windows.every((w) => w.rows === 1500 && w.features.age.values.length === 100 && w.features.age.seen === 1500),
+    )
     assert.equal(live.currentData(1000).rows, 3000, 'the last second spans the open window and the one before')
   })
 
@@ -63,7 +81,10 @@ describe('live profiles of served traffic', () => {
     const text = await registry.metrics()
     assert.match(text, /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/)
     assert.match(text, /mlops_drift_detected\{version="1\.0\.0",column="age",target="feature"\} 0/)
-    assert.match(text, /mlops_drift_statistic\{version="1\.0\.0",column="income",target="feature",method="psi"\} 0\.1\d+/)
+    assert.match(
+      text,
+      /mlops_drift_statistic\{version="1\.0\.0",column="income",target="feature",method="psi"\} 0\.1\d+/,
+    )
   })
 
   it('survives a restart through its saved file', async () => {

@@ -27,7 +27,17 @@ describe('runMonitor over the request log', function () {
       const at = (hoursAgo: number) => new Date(NOW.getTime() - hoursAgo * 3_600_000).toISOString()
       const model = {name: 'demo', version: '1.0.0'}
       const add = (time: string, inputs: unknown, extra: Record<string, unknown> = {}) =>
-        log.add({id: `r${Math.random()}`, time, model, route: '/v1/predict', status: 200, latency_ms: 1, inputs, outputsJson: JSON.stringify({predictions: (inputs as unknown[]).map(() => ({label: 'a'}))}), ...extra})
+        log.add({
+          id: `r${Math.random()}`,
+          time,
+          model,
+          route: '/v1/predict',
+          status: 200,
+          latency_ms: 1,
+          inputs,
+          outputsJson: JSON.stringify({predictions: (inputs as unknown[]).map(() => ({label: 'a'}))}),
+          ...extra,
+        })
       // Inside the last 6 hours: 20 requests of 10 shifted records. Outside it: stable ones that must not count.
       const shifted = records(2, 200, 1.5)
       for (let i = 0; i < 20; i++) {
@@ -52,7 +62,13 @@ describe('runMonitor over the request log', function () {
       assertMatchesSchema(result, 'monitor')
       assert.equal(result.current.records, 200)
       assert.ok(result.current.files.length > 1, 'the log was rotated and every file was read')
-      assert.deepEqual(result.current.skipped, {'error status': 1, 'another model': 1, 'not a /v1/predict request': 1, 'inputs not logged': 1, 'unreadable line': 1})
+      assert.deepEqual(result.current.skipped, {
+        'error status': 1,
+        'another model': 1,
+        'not a /v1/predict request': 1,
+        'inputs not logged': 1,
+        'unreadable line': 1,
+      })
       assert.deepEqual(result.drifted, ['x'])
       assert.equal(result.current.window?.from, '2025-03-01T06:00:00.000Z')
     } finally {
@@ -68,13 +84,24 @@ describe('runMonitor over the request log', function () {
       const base = {dir: dir.path, baseline: BASELINE, now: () => NOW}
       await assert.rejects(runMonitor({...base, input: 'x.csv', since: '1h'}), {code: 'MONITOR_FLAGS', exitCode: 2})
       await assert.rejects(runMonitor({...base, log, since: 'yesterday'}), {code: 'MONITOR_SINCE_INVALID', exitCode: 2})
-      await assert.rejects(runMonitor(base), {code: 'MONITOR_NO_LOG', exitCode: 2, message: /serving\.request_log\.path is not set/})
-      await assert.rejects(runMonitor({...base, log: join(dir.path, 'nope.jsonl')}), {code: 'MONITOR_NO_LOG', exitCode: 2})
+      await assert.rejects(runMonitor(base), {
+        code: 'MONITOR_NO_LOG',
+        exitCode: 2,
+        message: /serving\.request_log\.path is not set/,
+      })
+      await assert.rejects(runMonitor({...base, log: join(dir.path, 'nope.jsonl')}), {
+        code: 'MONITOR_NO_LOG',
+        exitCode: 2,
+      })
       await assert.rejects(runMonitor({...base, log}), {code: 'MONITOR_NO_DATA', exitCode: 1, hint: /--since 7d/})
       await assert.rejects(runMonitor({dir: dir.path, input: log}), {code: 'CONFIG_NOT_FOUND', exitCode: 2})
       const wrong = join(dir.path, 'wrong.csv')
       await writeFile(wrong, 'height,weight\n180,75\n165,60\n')
-      await assert.rejects(runMonitor({...base, input: wrong}), {code: 'MONITOR_COLUMNS_MISSING', exitCode: 2, message: /none of the baseline's features \(.+\) is in .*wrong\.csv/})
+      await assert.rejects(runMonitor({...base, input: wrong}), {
+        code: 'MONITOR_COLUMNS_MISSING',
+        exitCode: 2,
+        message: /none of the baseline's features \(.+\) is in .*wrong\.csv/,
+      })
     } finally {
       await dir.remove()
     }
@@ -84,7 +111,12 @@ describe('runMonitor over the request log', function () {
     const dir = await tempDir()
     try {
       const input = join(dir.path, 'batch.jsonl')
-      await writeFile(input, records(5, 500).map((r) => JSON.stringify({...r, id: 7})).join('\n'))
+      await writeFile(
+        input,
+        records(5, 500)
+          .map((r) => JSON.stringify({...r, id: 7}))
+          .join('\n'),
+      )
       const result = await runMonitor({dir: dir.path, baseline: BASELINE, input})
       assert.equal(result.verdict, 'ok')
       assert.deepEqual(result.features.map((c) => c.name).sort(), ['color', 'x'])

@@ -15,16 +15,43 @@ function sample(seed: number, n: number, shift: number, grid: number): number[] 
 describe('monitor statistics against SciPy', function () {
   it('ks2Samp: statistic and p-value as scipy.stats.ks_2samp, exact for small samples and asymptotic past 10 000', async () => {
     // [n1, n2, grid]: grid 2 makes heavy ties; sizes cover n1 = n2, coprime, the square method and both asymptotic regimes.
-    const sizes: [number, number, number][] = [[3, 4, 10], [8, 8, 2], [17, 23, 100], [50, 50, 1000], [120, 77, 2], [400, 900, 10], [2000, 2000, 100], [1999, 3000, 1000], [10_000, 10_000, 5], [2000, 12_000, 100], [90, 15_000, 1000], [10_001, 10_001, 1000]]
-    const cases = sizes.flatMap(([n1, n2, grid], i) => [0, 0.15, 0.6].map((shift, k) => ({a: sample(100 * i + k, n1, 0, grid), b: sample(100 * i + k + 50, n2, shift, grid)})))
-    const expected = await scipy<[number, number][]>('import json,sys\nfrom scipy.stats import ks_2samp\nprint(json.dumps([[float(r.statistic), float(r.pvalue)] for r in (ks_2samp(c["a"], c["b"]) for c in json.load(sys.stdin))]))', cases)
+    const sizes: [number, number, number][] = [
+      [3, 4, 10],
+      [8, 8, 2],
+      [17, 23, 100],
+      [50, 50, 1000],
+      [120, 77, 2],
+      [400, 900, 10],
+      [2000, 2000, 100],
+      [1999, 3000, 1000],
+      [10_000, 10_000, 5],
+      [2000, 12_000, 100],
+      [90, 15_000, 1000],
+      [10_001, 10_001, 1000],
+    ]
+    const cases = sizes.flatMap(([n1, n2, grid], i) =>
+      [0, 0.15, 0.6].map((shift, k) => ({
+        a: sample(100 * i + k, n1, 0, grid),
+        b: sample(100 * i + k + 50, n2, shift, grid),
+      })),
+    )
+    const expected = await scipy<[number, number][]>(
+      'import json,sys\nfrom scipy.stats import ks_2samp\nprint(json.dumps([[float(r.statistic), float(r.pvalue)] for r in (ks_2samp(c["a"], c["b"]) for c in json.load(sys.stdin))]))',
+      cases,
+    )
     const methods = new Set<string>()
     cases.forEach((c, i) => {
       const got = ks2Samp(c.a, c.b)
       methods.add(got.method)
       const label = `n1=${c.a.length} n2=${c.b.length} case ${i}`
-      assert.ok(Math.abs(got.statistic - expected[i][0]) < 1e-12, `${label}: D ${got.statistic} vs SciPy ${expected[i][0]}`)
-      assert.ok(Math.abs(got.pValue - expected[i][1]) < TOLERANCE, `${label}: p ${got.pValue} vs SciPy ${expected[i][1]}`)
+      assert.ok(
+        Math.abs(got.statistic - expected[i][0]) < 1e-12,
+        `${label}: D ${got.statistic} vs SciPy ${expected[i][0]}`,
+      )
+      assert.ok(
+        Math.abs(got.pValue - expected[i][1]) < TOLERANCE,
+        `${label}: p ${got.pValue} vs SciPy ${expected[i][1]}`,
+      )
     })
     assert.deepEqual([...methods].sort(), ['asymp', 'exact'])
     // The shifted cases are told apart from the same-distribution ones.
@@ -34,9 +61,18 @@ describe('monitor statistics against SciPy', function () {
 
   it('kolmogorovSf: scipy.stats.kstwo.sf in every region SciPy switches algorithm at', async () => {
     const points: [number, number][] = []
-    for (const n of [1, 3, 20, 140, 141, 1000, 1800, 50_000, 150_000]) for (const x of [0.0008, 0.004, 0.012, 0.03, 0.06, 0.1, 0.2, 0.35, 0.5, 0.7, 0.97]) points.push([n, x])
-    const expected = await scipy<number[]>('import json,sys\nfrom scipy.stats import kstwo\nprint(json.dumps([float(kstwo.sf(x, n)) for n, x in json.load(sys.stdin)]))', points)
-    points.forEach(([n, x], i) => assert.ok(Math.abs(kolmogorovSf(n, x) - expected[i]) < TOLERANCE, `n=${n} x=${x}: ${kolmogorovSf(n, x)} vs SciPy ${expected[i]}`))
+    for (const n of [1, 3, 20, 140, 141, 1000, 1800, 50_000, 150_000])
+      for (const x of [0.0008, 0.004, 0.012, 0.03, 0.06, 0.1, 0.2, 0.35, 0.5, 0.7, 0.97]) points.push([n, x])
+    const expected = await scipy<number[]>(
+      'import json,sys\nfrom scipy.stats import kstwo\nprint(json.dumps([float(kstwo.sf(x, n)) for n, x in json.load(sys.stdin)]))',
+      points,
+    )
+    points.forEach(([n, x], i) =>
+      assert.ok(
+        Math.abs(kolmogorovSf(n, x) - expected[i]) < TOLERANCE,
+        `n=${n} x=${x}: ${kolmogorovSf(n, x)} vs SciPy ${expected[i]}`,
+      ),
+    )
   })
 
   it('chiSquareTest: scipy.stats.chisquare with expected = baseline frequency × n, unseen categories pooled in one cell', async () => {
@@ -50,18 +86,29 @@ describe('monitor statistics against SciPy', function () {
     // The same cells built independently: baseline categories in order, then one pooled unseen cell; expected renormalized.
     const inputs = cases.map(({observed, unseenFrequency}) => {
       const names = Object.keys(baseline)
-      const unseen = Object.entries(observed).filter(([k]) => !(k in baseline)).reduce((s, [, v]) => s + v, 0)
+      const unseen = Object.entries(observed)
+        .filter(([k]) => !(k in baseline))
+        .reduce((s, [, v]) => s + v, 0)
       const obs = [...names.map((k) => observed[k] ?? 0), ...(unseen ? [unseen] : [])]
       const freq = [...names.map((k) => baseline[k as keyof typeof baseline]), ...(unseen ? [unseenFrequency] : [])]
       const n = obs.reduce((s, v) => s + v, 0)
       const total = freq.reduce((s, v) => s + v, 0)
       return {obs, exp: freq.map((f) => (f / total) * n)}
     })
-    const expected = await scipy<[number, number][]>('import json,sys\nfrom scipy.stats import chisquare\nprint(json.dumps([[float(r.statistic), float(r.pvalue)] for r in (chisquare(c["obs"], c["exp"]) for c in json.load(sys.stdin))]))', inputs)
+    const expected = await scipy<[number, number][]>(
+      'import json,sys\nfrom scipy.stats import chisquare\nprint(json.dumps([[float(r.statistic), float(r.pvalue)] for r in (chisquare(c["obs"], c["exp"]) for c in json.load(sys.stdin))]))',
+      inputs,
+    )
     cases.forEach((c, i) => {
       const got = chiSquareTest(c.observed, baseline, c.unseenFrequency)
-      assert.ok(Math.abs(got.statistic - expected[i][0]) < TOLERANCE * Math.max(1, expected[i][0]), `case ${i}: statistic ${got.statistic} vs SciPy ${expected[i][0]}`)
-      assert.ok(Math.abs(got.pValue - expected[i][1]) < TOLERANCE, `case ${i}: p ${got.pValue} vs SciPy ${expected[i][1]}`)
+      assert.ok(
+        Math.abs(got.statistic - expected[i][0]) < TOLERANCE * Math.max(1, expected[i][0]),
+        `case ${i}: statistic ${got.statistic} vs SciPy ${expected[i][0]}`,
+      )
+      assert.ok(
+        Math.abs(got.pValue - expected[i][1]) < TOLERANCE,
+        `case ${i}: p ${got.pValue} vs SciPy ${expected[i][1]}`,
+      )
     })
     assert.deepEqual(chiSquareTest(cases[2].observed, baseline, 0.0005).unseen, ['central', 'mars'])
     assert.equal(chiSquareTest(cases[2].observed, baseline, 0.0005).df, 4)
@@ -82,10 +129,19 @@ describe('monitor statistics against SciPy', function () {
       {p: [1, 0], q: [0, 1]},
       {p: [3, 3, 3], q: [3, 3, 3]},
     ]
-    const expected = await scipy<[number, number][]>('import json,sys\nfrom scipy.spatial.distance import jensenshannon\nprint(json.dumps([[float(jensenshannon(c["p"], c["q"])), float(jensenshannon(c["p"], c["q"], base=2))] for c in json.load(sys.stdin)]))', pairs)
+    const expected = await scipy<[number, number][]>(
+      'import json,sys\nfrom scipy.spatial.distance import jensenshannon\nprint(json.dumps([[float(jensenshannon(c["p"], c["q"])), float(jensenshannon(c["p"], c["q"], base=2))] for c in json.load(sys.stdin)]))',
+      pairs,
+    )
     pairs.forEach(({p, q}, i) => {
-      assert.ok(Math.abs(jensenShannon(p, q) - expected[i][0]) < TOLERANCE, `pair ${i}: ${jensenShannon(p, q)} vs SciPy ${expected[i][0]}`)
-      assert.ok(Math.abs(jensenShannon(p, q, 2) - expected[i][1]) < TOLERANCE, `pair ${i} base 2: ${jensenShannon(p, q, 2)} vs SciPy ${expected[i][1]}`)
+      assert.ok(
+        Math.abs(jensenShannon(p, q) - expected[i][0]) < TOLERANCE,
+        `pair ${i}: ${jensenShannon(p, q)} vs SciPy ${expected[i][0]}`,
+      )
+      assert.ok(
+        Math.abs(jensenShannon(p, q, 2) - expected[i][1]) < TOLERANCE,
+        `pair ${i} base 2: ${jensenShannon(p, q, 2)} vs SciPy ${expected[i][1]}`,
+      )
     })
   })
 

@@ -5,10 +5,20 @@ import {categoriesOf, mean, median, minMax, mostFrequent, std} from '../../src/p
 
 describe('pipeline: value coercion', () => {
   const numbers: [unknown, number | typeof INVALID][] = [
-    [41, 41], ['41', 41], ['-2.5e3', -2500], ['.5', 0.5], ['Infinity', Infinity], ['-Infinity', -Infinity],
-    ['abc', INVALID], ['0x1f', INVALID], [' 12', INVALID], [true, INVALID], [[1], INVALID],
+    [41, 41],
+    ['41', 41],
+    ['-2.5e3', -2500],
+    ['.5', 0.5],
+    ['Infinity', Infinity],
+    ['-Infinity', -Infinity],
+    ['abc', INVALID],
+    ['0x1f', INVALID],
+    [' 12', INVALID],
+    [true, INVALID],
+    [[1], INVALID],
   ]
-  for (const [value, expected] of numbers) it(`number: ${JSON.stringify(value)} → ${String(expected)}`, () => assert.equal(toNumber(value), expected))
+  for (const [value, expected] of numbers)
+    it(`number: ${JSON.stringify(value)} → ${String(expected)}`, () => assert.equal(toNumber(value), expected))
 
   for (const missing of [null, undefined, '', 'NaN', Number.NaN]) {
     it(`number: ${String(JSON.stringify(missing))} is missing (NaN)`, () => assert.ok(Number.isNaN(toNumber(missing))))
@@ -21,8 +31,19 @@ describe('pipeline: value coercion', () => {
     assert.equal(toInteger('Infinity'), INVALID)
   })
 
-  const booleans: [unknown, number | typeof INVALID][] = [[true, 1], [false, 0], ['true', 1], ['False', 0], ['1', 1], ['0', 0], [1, 1], ['yes', INVALID], [2, INVALID]]
-  for (const [value, expected] of booleans) it(`boolean: ${JSON.stringify(value)} → ${String(expected)}`, () => assert.equal(toBoolean(value), expected))
+  const booleans: [unknown, number | typeof INVALID][] = [
+    [true, 1],
+    [false, 0],
+    ['true', 1],
+    ['False', 0],
+    ['1', 1],
+    ['0', 0],
+    [1, 1],
+    ['yes', INVALID],
+    [2, INVALID],
+  ]
+  for (const [value, expected] of booleans)
+    it(`boolean: ${JSON.stringify(value)} → ${String(expected)}`, () => assert.equal(toBoolean(value), expected))
 
   it('text: strings stay, numbers become their text, "" and null are missing, objects are invalid', () => {
     assert.equal(toText('S'), 'S')
@@ -39,7 +60,8 @@ describe('pipeline: fitted statistics', () => {
     assert.equal(std([2, 4, 4, 4, 5, 5, 7, 9, Number.NaN]), 2)
   })
 
-  it('a constant column has std 1, so it is only centred (as StandardScaler does)', () => assert.equal(std([3, 3, 3]), 1))
+  it('a constant column has std 1, so it is only centred (as StandardScaler does)', () =>
+    assert.equal(std([3, 3, 3]), 1))
 
   it('median of odd and even counts', () => {
     assert.equal(median([5, 1, 3]), 3)

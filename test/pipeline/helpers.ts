@@ -20,8 +20,14 @@ export function samplesOf(model: string): Sample[] {
 }
 
 /** One float32 [N,k] input and one [N,1] output, like a scikit-learn regressor. */
-export function tableSignature(k: number | string, dtype: ModelSignature['inputs'][number]['dtype'] = 'float32'): ModelSignature {
-  return {inputs: [{name: 'x', dtype, shape: ['N', k]}], outputs: [{name: 'y', isTensor: true, dtype: 'float32', shape: ['N', 1]}]}
+export function tableSignature(
+  k: number | string,
+  dtype: ModelSignature['inputs'][number]['dtype'] = 'float32',
+): ModelSignature {
+  return {
+    inputs: [{name: 'x', dtype, shape: ['N', k]}],
+    outputs: [{name: 'y', isTensor: true, dtype: 'float32', shape: ['N', 1]}],
+  }
 }
 
 export async function configIssues(run: () => Promise<unknown>): Promise<ConfigIssue[]> {

@@ -12,7 +12,10 @@ import type {InputRecord} from '../../src/pipeline/types.js'
 import {MODELS, samplesOf} from './helpers.js'
 
 /** A sample's [N,1] (or [N,k]) input tensors as N records of named columns, the way a client would send them. */
-function recordsFromColumns(inputs: Record<string, {shape: number[]; data?: unknown[]}>, names: Record<string, string[]>): InputRecord[] {
+function recordsFromColumns(
+  inputs: Record<string, {shape: number[]; data?: unknown[]}>,
+  names: Record<string, string[]>,
+): InputRecord[] {
   const n = Object.values(inputs)[0].shape[0]
   return Array.from({length: n}, (_, i) => {
     const record: InputRecord = {}
@@ -39,7 +42,7 @@ describe('pipeline: on the shared models', function () {
     return model
   }
 
-  it('titanic: five named features feed five [N,1] inputs (3 string, 2 float32), a missing age reaches the model\'s own imputer', async () => {
+  it("titanic: five named features feed five [N,1] inputs (3 string, 2 float32), a missing age reaches the model's own imputer", async () => {
     const model = await load(join(MODELS, 'titanic_logreg_pipeline_zipmap.onnx'))
     const spec: PipelineSpec = {
       features: [
@@ -51,7 +54,10 @@ describe('pipeline: on the shared models', function () {
       ],
     }
     const resolved = await resolvePipeline(spec, model.signature)
-    assert.deepEqual(resolved.inputs!.map((a) => a.input), ['pclass', 'sex', 'age', 'fare', 'embarked'])
+    assert.deepEqual(
+      resolved.inputs!.map((a) => a.input),
+      ['pclass', 'sex', 'age', 'fare', 'embarked'],
+    )
     const pipeline = await createPipeline(resolved, model.signature)
     assert.equal(pipeline.batchable, true)
     const names = {pclass: ['pclass'], sex: ['sex'], age: ['age'], fare: ['fare'], embarked: ['embarked']}
@@ -61,10 +67,18 @@ describe('pipeline: on the shared models', function () {
       sawMissingAge ||= records.some((r) => !('age' in r))
       const feeds = await pipeline.preprocess(records)
       assert.deepEqual(Object.fromEntries(Object.entries(feeds).map(([k, t]) => [k, [t.type, t.dims]])), {
-        pclass: ['string', [records.length, 1]], sex: ['string', [records.length, 1]], age: ['float32', [records.length, 1]], fare: ['float32', [records.length, 1]], embarked: ['string', [records.length, 1]],
+        pclass: ['string', [records.length, 1]],
+        sex: ['string', [records.length, 1]],
+        age: ['float32', [records.length, 1]],
+        fare: ['float32', [records.length, 1]],
+        embarked: ['string', [records.length, 1]],
       })
       const predictions = await pipeline.postprocess(await runModel(model, feeds), records)
-      assert.deepEqual(predictions.map((p) => p.output_label), sample.expected_outputs.output_label.data, sample.name)
+      assert.deepEqual(
+        predictions.map((p) => p.output_label),
+        sample.expected_outputs.output_label.data,
+        sample.name,
+      )
     }
     assert.ok(sawMissingAge, 'batch5 has a passenger without an age')
   })
@@ -76,7 +90,9 @@ describe('pipeline: on the shared models', function () {
     const pipeline = await createPipeline(resolved, model.signature)
     for (const sample of samplesOf('xgboost_regressor')) {
       // CSV cells are strings: the pipeline coerces them.
-      const records = recordsFromColumns(sample.inputs, {X: columns}).map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)])))
+      const records = recordsFromColumns(sample.inputs, {X: columns}).map((r) =>
+        Object.fromEntries(Object.entries(r).map(([k, v]) => [k, String(v)])),
+      )
       const feeds = await pipeline.preprocess(records)
       assert.deepEqual(feeds.X.dims, [records.length, 4])
       const predictions = await pipeline.postprocess(await runModel(model, feeds), records)
@@ -84,14 +100,28 @@ describe('pipeline: on the shared models', function () {
       assert.equal(predictions.length, expected.length)
       predictions.forEach((p, i) => {
         const [value] = p.variable as number[]
-        assert.ok(Math.abs(value - expected[i]) <= 1e-4 * Math.abs(expected[i]) + 1e-7, `${sample.name}[${i}]: ${value} vs ${expected[i]}`)
+        assert.ok(
+          Math.abs(value - expected[i]) <= 1e-4 * Math.abs(expected[i]) + 1e-7,
+          `${sample.name}[${i}]: ${value} vs ${expected[i]}`,
+        )
       })
     }
   })
 
   it('mnist in generic tensor mode: a [1,28,28] nested array per record, one record per run, argmax label', async () => {
     const model = await load(join(MODELS, 'mnist_cnn.onnx'))
-    const resolved = await resolvePipeline({outputs: [{output: 'Plus214_Output_0', activation: 'softmax', labels: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']}]}, model.signature)
+    const resolved = await resolvePipeline(
+      {
+        outputs: [
+          {
+            output: 'Plus214_Output_0',
+            activation: 'softmax',
+            labels: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+          },
+        ],
+      },
+      model.signature,
+    )
     assert.deepEqual(resolved.features, [{name: 'Input3', type: 'tensor', dtype: 'float32', shape: [1, 28, 28]}])
     const pipeline = await createPipeline(resolved, model.signature)
     assert.equal(pipeline.batchable, false)
@@ -107,30 +137,60 @@ describe('pipeline: on the shared models', function () {
       assert.ok(Math.abs(Object.values(probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-6)
       assert.equal(prediction.score, probabilities[prediction.label as string])
       // The same image as tensor JSON (the sample's own [1,1,28,28] form) gives the same answer.
-      const [again] = await pipeline.postprocess(await runModel(model, await pipeline.preprocess([{Input3: sample.inputs.Input3}])), [{}])
+      const [again] = await pipeline.postprocess(
+        await runModel(model, await pipeline.preprocess([{Input3: sample.inputs.Input3}])),
+        [{}],
+      )
       assert.equal(again.label, prediction.label)
     }
     const issues = pipeline.validate([{Input3: [[[1, 2]]]}])
     assert.equal(issues.length, 1)
     assert.match(issues[0].message, /has shape \[1,1,2\] but the model needs \[1,28,28\]/)
-    await assert.rejects(pipeline.preprocess([{Input3: 'x'}]), (error) => error instanceof PipelineInputError && error.exitCode === 2 && error.issues[0].field === 'Input3' && /expected a nested array/.test(error.issues[0].message))
-    assert.deepEqual(pipeline.validate([{Input3: image()}, {Input3: image()}]).map((i) => [i.index, i.message]), [[1, 'the model takes one record per run (input "Input3" is [1,1,28,28])']])
+    await assert.rejects(
+      pipeline.preprocess([{Input3: 'x'}]),
+      (error) =>
+        error instanceof PipelineInputError &&
+        error.exitCode === 2 &&
+        error.issues[0].field === 'Input3' &&
+        /expected a nested array/.test(error.issues[0].message),
+    )
+    assert.deepEqual(
+      pipeline.validate([{Input3: image()}, {Input3: image()}]).map((i) => [i.index, i.message]),
+      [[1, 'the model takes one record per run (input "Input3" is [1,1,28,28])']],
+    )
   })
 
   it('silero in generic tensor mode: a stacked audio chunk, a whole state tensor and a scalar sample rate', async () => {
     const model = await load(join(MODELS, 'silero_vad_v5.onnx'))
     const resolved = await resolvePipeline({}, model.signature)
     // state is [2,?,128]: its first dim is not a batch, so a record holds the whole tensor.
-    assert.deepEqual(resolved.features!.map((f) => [f.name, f.shape]), [['input', ['']], ['state', [2, '', 128]], ['sr', []]])
+    assert.deepEqual(
+      resolved.features!.map((f) => [f.name, f.shape]),
+      [
+        ['input', ['']],
+        ['state', [2, '', 128]],
+        ['sr', []],
+      ],
+    )
     const pipeline = await createPipeline(resolved, model.signature)
     assert.equal(pipeline.batchable, false)
     for (const sample of samplesOf('silero_vad_v5')) {
       const record = {input: sample.inputs.input.data, state: sample.inputs.state, sr: sample.inputs.sr.data![0]}
       const feeds = await pipeline.preprocess([record])
-      assert.deepEqual(Object.values(feeds).map((t) => [t.type, t.dims]), [['float32', [1, 512]], ['float32', [2, 1, 128]], ['int64', []]])
+      assert.deepEqual(
+        Object.values(feeds).map((t) => [t.type, t.dims]),
+        [
+          ['float32', [1, 512]],
+          ['float32', [2, 1, 128]],
+          ['int64', []],
+        ],
+      )
       const [prediction] = await pipeline.postprocess(await runModel(model, feeds), [record])
       const expected = sample.expected_outputs.output.data![0] as number
-      assert.ok(Math.abs((prediction.output as number[])[0] - expected) < 1e-5, `${sample.name}: ${JSON.stringify(prediction.output)} vs ${expected}`)
+      assert.ok(
+        Math.abs((prediction.output as number[])[0] - expected) < 1e-5,
+        `${sample.name}: ${JSON.stringify(prediction.output)} vs ${expected}`,
+      )
       assert.equal((prediction.stateN as number[][][]).length, 2)
     }
   })
@@ -140,9 +200,18 @@ describe('pipeline: on the shared models', function () {
     const model = await load(join(dir, 'model', 'model.onnx'))
     const config = parse(readFileSync(join(dir, 'mlops.yaml'), 'utf8')) as {pipeline: PipelineSpec}
     const pipeline = await createPipeline(await resolvePipeline(config.pipeline, model.signature), model.signature)
-    const cases = readFileSync(join(dir, 'golden.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as {records: InputRecord[]; expected: {predictions: {probability: number; label: string}[]}})
+    const cases = readFileSync(join(dir, 'golden.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {records: InputRecord[]; expected: {predictions: {probability: number; label: string}[]}},
+      )
     for (const golden of cases) {
-      const predictions = await pipeline.postprocess(await runModel(model, await pipeline.preprocess(golden.records)), golden.records)
+      const predictions = await pipeline.postprocess(
+        await runModel(model, await pipeline.preprocess(golden.records)),
+        golden.records,
+      )
       predictions.forEach((p, i) => {
         const expected = golden.expected.predictions[i]
         assert.deepEqual(Object.keys(p), ['probability', 'label'])

@@ -13,15 +13,30 @@ const titanicLike: ModelSignature = {
     {name: 'sex', dtype: 'string', shape: ['N', 1]},
     {name: 'age', dtype: 'float32', shape: ['N', 1]},
   ],
-  outputs: [{name: 'score', isTensor: true, dtype: 'float32', shape: ['N']}, {name: 'probs', isTensor: false}],
+  outputs: [
+    {name: 'score', isTensor: true, dtype: 'float32', shape: ['N']},
+    {name: 'probs', isTensor: false},
+  ],
 }
 
 describe('pipeline: resolve checks against the model', () => {
   it('names an assembly feature that does not exist, and an unknown input', async () => {
-    const issues = await configIssues(() => resolvePipeline({
-      features: [{name: 'sex', type: 'string'}, {name: 'age', type: 'number'}],
-      inputs: [{input: 'sex', features: ['sex']}, {input: 'age', features: ['agee']}, {input: 'height', features: ['age']}],
-    }, titanicLike))
+    const issues = await configIssues(() =>
+      resolvePipeline(
+        {
+          features: [
+            {name: 'sex', type: 'string'},
+            {name: 'age', type: 'number'},
+          ],
+          inputs: [
+            {input: 'sex', features: ['sex']},
+            {input: 'age', features: ['agee']},
+            {input: 'height', features: ['age']},
+          ],
+        },
+        titanicLike,
+      ),
+    )
     const paths = issues.map((i) => i.path)
     assert.ok(paths.includes('pipeline.inputs[1].features[0]'), JSON.stringify(issues))
     assert.ok(paths.includes('pipeline.inputs[2].input'))
@@ -29,21 +44,49 @@ describe('pipeline: resolve checks against the model', () => {
   })
 
   it('names a feature that matches no model input when the assembly is derived', async () => {
-    const issues = await configIssues(() => resolvePipeline({features: [{name: 'sex', type: 'string'}, {name: 'age', type: 'number'}, {name: 'fare', type: 'number'}]}, titanicLike))
-    assert.deepEqual(issues.map((i) => i.path), ['pipeline.features[2].name'])
+    const issues = await configIssues(() =>
+      resolvePipeline(
+        {
+          features: [
+            {name: 'sex', type: 'string'},
+            {name: 'age', type: 'number'},
+            {name: 'fare', type: 'number'},
+          ],
+        },
+        titanicLike,
+      ),
+    )
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['pipeline.features[2].name'],
+    )
   })
 
   it('refuses a number feeding a string input and an unencoded category feeding a float input', async () => {
-    const issues = await configIssues(() => resolvePipeline({
-      features: [{name: 'sex', type: 'number'}, {name: 'age', type: 'category'}],
-    }, titanicLike))
-    assert.deepEqual(issues.map((i) => i.path), ['pipeline.features[0]', 'pipeline.features[1]'])
+    const issues = await configIssues(() =>
+      resolvePipeline(
+        {
+          features: [
+            {name: 'sex', type: 'number'},
+            {name: 'age', type: 'category'},
+          ],
+        },
+        titanicLike,
+      ),
+    )
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['pipeline.features[0]', 'pipeline.features[1]'],
+    )
     assert.match(issues[0].message, /cannot feed model input "sex" \(string/)
   })
 
   it('counts one-hot widths against the fixed column count', async () => {
     const spec: PipelineSpec = {
-      features: [{name: 'a', type: 'number'}, {name: 'c', type: 'category', encode: {onehot: {categories: ['x', 'y', 'z']}}}],
+      features: [
+        {name: 'a', type: 'number'},
+        {name: 'c', type: 'category', encode: {onehot: {categories: ['x', 'y', 'z']}}},
+      ],
     }
     const issues = await configIssues(() => resolvePipeline(spec, tableSignature(5)))
     assert.equal(issues.length, 1)
@@ -53,43 +96,86 @@ describe('pipeline: resolve checks against the model', () => {
   })
 
   it('refuses a ZipMap output and a threshold with three labels', async () => {
-    const issues = await configIssues(() => resolvePipeline({
-      features: [{name: 'sex', type: 'string'}, {name: 'age', type: 'number'}],
-      outputs: [{output: 'probs'}, {output: 'score', threshold: 0.5, labels: ['a', 'b', 'c']}],
-    }, titanicLike))
-    assert.deepEqual(issues.map((i) => i.path), ['pipeline.outputs[0].output', 'pipeline.outputs[1].labels'])
+    const issues = await configIssues(() =>
+      resolvePipeline(
+        {
+          features: [
+            {name: 'sex', type: 'string'},
+            {name: 'age', type: 'number'},
+          ],
+          outputs: [{output: 'probs'}, {output: 'score', threshold: 0.5, labels: ['a', 'b', 'c']}],
+        },
+        titanicLike,
+      ),
+    )
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['pipeline.outputs[0].output', 'pipeline.outputs[1].labels'],
+    )
   })
 
   it('counts the scores of an [N,C,1,1] output as C for labels and top_k', async () => {
-    const signature: ModelSignature = {inputs: [{name: 'img', dtype: 'float16', shape: [1, 3, 4, 4]}], outputs: [{name: 'prob', isTensor: true, dtype: 'float16', shape: [1, 5, 1, 1]}]}
+    const signature: ModelSignature = {
+      inputs: [{name: 'img', dtype: 'float16', shape: [1, 3, 4, 4]}],
+      outputs: [{name: 'prob', isTensor: true, dtype: 'float16', shape: [1, 5, 1, 1]}],
+    }
     await resolvePipeline({outputs: [{output: 'prob', top_k: 5}]}, signature)
-    const issues = await configIssues(() => resolvePipeline({outputs: [{output: 'prob', top_k: 6, labels: ['a', 'b']}]}, signature))
-    assert.deepEqual(issues.map((i) => i.path), ['pipeline.outputs[0].labels', 'pipeline.outputs[0].top_k'])
+    const issues = await configIssues(() =>
+      resolvePipeline({outputs: [{output: 'prob', top_k: 6, labels: ['a', 'b']}]}, signature),
+    )
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['pipeline.outputs[0].labels', 'pipeline.outputs[0].top_k'],
+    )
   })
 
   it('reports type mistakes in every feature at once', async () => {
-    const issues = await configIssues(() => resolvePipeline({
-      features: [
-        {name: 'a', type: 'string', transform: 'log'},
-        {name: 'b', type: 'number', encode: {onehot: {}}},
-        {name: 'c', type: 'integer', default: 'many'},
-        {name: 'a', type: 'number'},
+    const issues = await configIssues(() =>
+      resolvePipeline(
+        {
+          features: [
+            {name: 'a', type: 'string', transform: 'log'},
+            {name: 'b', type: 'number', encode: {onehot: {}}},
+            {name: 'c', type: 'integer', default: 'many'},
+            {name: 'a', type: 'number'},
+          ],
+        },
+        tableSignature(4),
+      ),
+    )
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      [
+        'pipeline.features[0].transform',
+        'pipeline.features[1].encode',
+        'pipeline.features[2].default',
+        'pipeline.features[3].name',
       ],
-    }, tableSignature(4)))
-    assert.deepEqual(issues.map((i) => i.path), ['pipeline.features[0].transform', 'pipeline.features[1].encode', 'pipeline.features[2].default', 'pipeline.features[3].name'])
+    )
   })
 
   it('asks for reference data when a statistic is left out, naming the field', async () => {
-    const issues = await configIssues(() => resolvePipeline({
-      features: [{name: 'a', type: 'number', impute: 'mean', transform: ['log1p', {standardize: {}}]}],
-    }, tableSignature(1)))
-    assert.deepEqual(issues.map((i) => i.path), ['pipeline.features[0].impute', 'pipeline.features[0].transform[1].standardize'])
+    const issues = await configIssues(() =>
+      resolvePipeline(
+        {
+          features: [{name: 'a', type: 'number', impute: 'mean', transform: ['log1p', {standardize: {}}]}],
+        },
+        tableSignature(1),
+      ),
+    )
+    assert.deepEqual(
+      issues.map((i) => i.path),
+      ['pipeline.features[0].impute', 'pipeline.features[0].transform[1].standardize'],
+    )
     assert.match(issues[0].message, /data\.reference/)
   })
 
   it('derives generic tensor mode from the signature when there are no features', async () => {
     const signature: ModelSignature = {
-      inputs: [{name: 'image', dtype: 'float32', shape: [1, 1, 28, 28]}, {name: 'sr', dtype: 'int64', shape: []}],
+      inputs: [
+        {name: 'image', dtype: 'float32', shape: [1, 1, 28, 28]},
+        {name: 'sr', dtype: 'int64', shape: []},
+      ],
       outputs: [{name: 'y', isTensor: true, dtype: 'float32', shape: [1, 10]}],
     }
     const resolved = await resolvePipeline({}, signature)
@@ -97,19 +183,31 @@ describe('pipeline: resolve checks against the model', () => {
       {name: 'image', type: 'tensor', dtype: 'float32', shape: [1, 28, 28]},
       {name: 'sr', type: 'tensor', dtype: 'int64', shape: []},
     ])
-    assert.deepEqual(resolved.inputs, [{input: 'image', features: ['image']}, {input: 'sr', features: ['sr']}])
+    assert.deepEqual(resolved.inputs, [
+      {input: 'image', features: ['image']},
+      {input: 'sr', features: ['sr']},
+    ])
   })
 
   it('refuses a tensor shape that does not match the model input', async () => {
-    const signature: ModelSignature = {inputs: [{name: 'x', dtype: 'float32', shape: ['N', 3, 32, 32]}], outputs: [{name: 'y', isTensor: true, dtype: 'float32', shape: ['N', 2]}]}
-    const issues = await configIssues(() => resolvePipeline({features: [{name: 'x', type: 'tensor', shape: [3, 28, 28]}]}, signature))
+    const signature: ModelSignature = {
+      inputs: [{name: 'x', dtype: 'float32', shape: ['N', 3, 32, 32]}],
+      outputs: [{name: 'y', isTensor: true, dtype: 'float32', shape: ['N', 2]}],
+    }
+    const issues = await configIssues(() =>
+      resolvePipeline({features: [{name: 'x', type: 'tensor', shape: [3, 28, 28]}]}, signature),
+    )
     assert.equal(issues[0].path, 'pipeline.features[0].shape')
   })
 
   it('freezes the result and keeps it JSON', async () => {
     const resolved = await resolvePipeline({features: [{name: 'a', type: 'number'}]}, tableSignature(1))
     assert.ok(Object.isFrozen(resolved.features![0]))
-    assert.deepEqual(JSON.parse(JSON.stringify(resolved)), {features: [{name: 'a', type: 'number'}], inputs: [{input: 'x', features: ['a']}], resolved: true})
+    assert.deepEqual(JSON.parse(JSON.stringify(resolved)), {
+      features: [{name: 'a', type: 'number'}],
+      inputs: [{input: 'x', features: ['a']}],
+      resolved: true,
+    })
   })
 })
 
@@ -149,7 +247,11 @@ describe('pipeline: fitting on reference records', () => {
   })
 
   it('fits standardize on the values after log1p', async () => {
-    const resolved = await resolvePipeline({features: [{name: 'income', type: 'number', transform: ['log1p', {standardize: {}}]}]}, tableSignature(1), [{income: '0'}, {income: String(Math.E ** 2 - 1)}])
+    const resolved = await resolvePipeline(
+      {features: [{name: 'income', type: 'number', transform: ['log1p', {standardize: {}}]}]},
+      tableSignature(1),
+      [{income: '0'}, {income: String(Math.E ** 2 - 1)}],
+    )
     const [, standardize] = resolved.features![0].transform as [string, {standardize: {mean: number; std: number}}]
     assert.ok(Math.abs(standardize.standardize.mean - 1) < 1e-12)
     assert.ok(Math.abs(standardize.standardize.std - 1) < 1e-12)
@@ -163,14 +265,22 @@ describe('pipeline: fitting on reference records', () => {
         yield {a: '1'}
       },
     }
-    await resolvePipeline({features: [{name: 'a', type: 'number', transform: {standardize: {mean: 0, std: 1}}}]}, tableSignature(1), counting)
+    await resolvePipeline(
+      {features: [{name: 'a', type: 'number', transform: {standardize: {mean: 0, std: 1}}}]},
+      tableSignature(1),
+      counting,
+    )
     assert.equal(read, 0)
   })
 
   it('names the record and field of an unreadable reference value', async () => {
     await assert.rejects(
-      resolvePipeline({features: [{name: 'a', type: 'number', impute: 'mean'}]}, tableSignature(1), [{a: '1'}, {a: 'abc'}]),
-      (error: Error & {code?: string}) => error.code === 'REFERENCE_INVALID' && /record 1, a: "abc" is not a number/.test(error.message),
+      resolvePipeline({features: [{name: 'a', type: 'number', impute: 'mean'}]}, tableSignature(1), [
+        {a: '1'},
+        {a: 'abc'},
+      ]),
+      (error: Error & {code?: string}) =>
+        error.code === 'REFERENCE_INVALID' && /record 1, a: "abc" is not a number/.test(error.message),
     )
   })
 })
@@ -178,20 +288,31 @@ describe('pipeline: fitting on reference records', () => {
 describe('pipeline: mlops.yaml schema', () => {
   const base = 'name: a\nmodel: {path: m.onnx}\n'
 
-  it('accepts the bundled example\'s shape: a list of transforms, onehot with unknown', () => {
-    const config = parseConfig(`${base}pipeline:\n  features:\n    - {name: income, type: number, required: false, impute: {value: 46800}, transform: [log1p, {standardize: {mean: 10.7, std: 0.65}}]}\n    - {name: region, type: category, encode: {onehot: {categories: [north, south], unknown: ignore}}}\n  outputs:\n    - {output: probability, activation: none, threshold: 0.5, labels: [repaid, default]}\n`)
+  it("accepts the bundled example's shape: a list of transforms, onehot with unknown", () => {
+    const config = parseConfig(
+      `${base}pipeline:\n  features:\n    - {name: income, type: number, required: false, impute: {value: 46800}, transform: [log1p, {standardize: {mean: 10.7, std: 0.65}}]}\n    - {name: region, type: category, encode: {onehot: {categories: [north, south], unknown: ignore}}}\n  outputs:\n    - {output: probability, activation: none, threshold: 0.5, labels: [repaid, default]}\n`,
+    )
     assert.equal(config.pipeline!.features!.length, 2)
   })
 
   it('rejects an unknown key and a wrong type with the field path', () => {
-    assert.throws(() => parseConfig(`${base}pipeline:\n  features:\n    - {name: age, type: number, transfrom: log}\n    - {name: b, type: decimal}\n  outputs:\n    - {output: y, top_k: two}\n`), (error) => {
-      assert.ok(error instanceof ConfigError)
-      const paths = error.issues.map((i) => i.path)
-      assert.ok(paths.includes('pipeline.features[0].transfrom'), JSON.stringify(error.issues))
-      assert.match(error.issues.find((i) => i.path === 'pipeline.features[0].transfrom')!.message, /did you mean "transform"/)
-      assert.ok(paths.includes('pipeline.features[1].type'))
-      assert.ok(paths.includes('pipeline.outputs[0].top_k'))
-      return true
-    })
+    assert.throws(
+      () =>
+        parseConfig(
+          `${base}pipeline:\n  features:\n    - {name: age, type: number, transfrom: log}\n    - {name: b, type: decimal}\n  outputs:\n    - {output: y, top_k: two}\n`,
+        ),
+      (error) => {
+        assert.ok(error instanceof ConfigError)
+        const paths = error.issues.map((i) => i.path)
+        assert.ok(paths.includes('pipeline.features[0].transfrom'), JSON.stringify(error.issues))
+        assert.match(
+          error.issues.find((i) => i.path === 'pipeline.features[0].transfrom')!.message,
+          /did you mean "transform"/,
+        )
+        assert.ok(paths.includes('pipeline.features[1].type'))
+        assert.ok(paths.includes('pipeline.outputs[0].top_k'))
+        return true
+      },
+    )
   })
 })

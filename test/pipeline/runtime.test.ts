@@ -36,34 +36,74 @@ describe('pipeline: feature steps', () => {
     ['clip at max', {name: 'a', type: 'number', clip: {min: 0, max: 10}}, 25, [10]],
     ['clip at min', {name: 'a', type: 'number', clip: {min: 0, max: 10}}, -5, [0]],
     ['log1p', {name: 'a', type: 'number', transform: 'log1p'}, Math.E - 1, [1]],
-    ['impute → log1p → standardize, in order', {name: 'a', type: 'number', impute: {value: Math.E ** 3 - 1}, transform: ['log1p', {standardize: {mean: 1, std: 2}}]}, null, [1]],
+    [
+      'impute → log1p → standardize, in order',
+      {
+        name: 'a',
+        type: 'number',
+        impute: {value: Math.E ** 3 - 1},
+        transform: ['log1p', {standardize: {mean: 1, std: 2}}],
+      },
+      null,
+      [1],
+    ],
     ['minmax', {name: 'a', type: 'number', transform: {minmax: {min: 10, max: 20}}}, 15, [0.5]],
     ['boolean "true" from CSV', {name: 'a', type: 'boolean'}, 'true', [1]],
     ['boolean false', {name: 'a', type: 'boolean'}, false, [0]],
     ['index encoding', {name: 'a', type: 'category', encode: {index: {categories: ['x', 'y', 'z']}}}, 'z', [2]],
-    ['index of an unknown category', {name: 'a', type: 'category', encode: {index: {categories: ['x', 'y'], unknown: -1}}}, 'w', [-1]],
+    [
+      'index of an unknown category',
+      {name: 'a', type: 'category', encode: {index: {categories: ['x', 'y'], unknown: -1}}},
+      'w',
+      [-1],
+    ],
   ]
   for (const [what, feature, value, expected] of table) {
     it(what, async () => {
       const got = await columnsOf(feature, value)
       assert.equal(got.length, expected.length)
-      got.forEach((v, i) => (Number.isNaN(expected[i]) ? assert.ok(Number.isNaN(v)) : assert.ok(v === expected[i] || Math.abs(v - expected[i]) < 1e-6, `${v} vs ${expected[i]}`)))
+      got.forEach((v, i) =>
+        Number.isNaN(expected[i])
+          ? assert.ok(Number.isNaN(v))
+          : assert.ok(v === expected[i] || Math.abs(v - expected[i]) < 1e-6, `${v} vs ${expected[i]}`),
+      )
     })
   }
 
   it('one-hot: a known category, an unknown one ignored (all zeros), a missing one imputed', async () => {
-    const feature: FeatureSpec = {name: 'c', type: 'category', impute: {value: 'y'}, encode: {onehot: {categories: ['x', 'y', 'z'], unknown: 'ignore'}}}
+    const feature: FeatureSpec = {
+      name: 'c',
+      type: 'category',
+      impute: {value: 'y'},
+      encode: {onehot: {categories: ['x', 'y', 'z'], unknown: 'ignore'}},
+    }
     assert.deepEqual(await columnsOf(feature, 'z', 3), [0, 0, 1])
     assert.deepEqual(await columnsOf(feature, 'w', 3), [0, 0, 0])
     assert.deepEqual(await columnsOf(feature, null, 3), [0, 1, 0])
   })
 
   it('feeds float16 as half bits and int64 as BigInt', async () => {
-    const half = await pipelineFor({features: [{name: 'a', type: 'number'}, {name: 'b', type: 'number'}]}, tableSignature(2, 'float16'))
+    const half = await pipelineFor(
+      {
+        features: [
+          {name: 'a', type: 'number'},
+          {name: 'b', type: 'number'},
+        ],
+      },
+      tableSignature(2, 'float16'),
+    )
     const h = (await half.preprocess([{a: 1.5, b: -2}])).x
     assert.equal(h.type, 'float16')
     assert.deepEqual(Array.from(h.data as Uint16Array, fromHalf), [1.5, -2])
-    const ints = await pipelineFor({features: [{name: 'a', type: 'integer'}, {name: 'b', type: 'category', encode: {index: {categories: ['p', 'q']}}}]}, tableSignature(2, 'int64'))
+    const ints = await pipelineFor(
+      {
+        features: [
+          {name: 'a', type: 'integer'},
+          {name: 'b', type: 'category', encode: {index: {categories: ['p', 'q']}}},
+        ],
+      },
+      tableSignature(2, 'int64'),
+    )
     const t = (await ints.preprocess([{a: '12', b: 'q'}])).x
     assert.deepEqual([t.type, [...(t.data as BigInt64Array)]], ['int64', [12n, 1n]])
   })
@@ -84,11 +124,20 @@ describe('pipeline: validate and preprocess errors', () => {
   })
 
   it('accepts good records, CSV strings included', () => {
-    assert.deepEqual(pipeline.validate([{age: 41, kids: 2, member: true, region: 'north'}, {age: '41', kids: '2', member: 'false', region: 'south'}]), [])
+    assert.deepEqual(
+      pipeline.validate([
+        {age: 41, kids: 2, member: true, region: 'north'},
+        {age: '41', kids: '2', member: 'false', region: 'south'},
+      ]),
+      [],
+    )
   })
 
-  it('an index encoding without its own categories uses the feature\'s', async () => {
-    assert.deepEqual(tensorNumbers((await pipeline.preprocess([{age: 1, kids: 0, member: 'true', region: 'south'}])).x), [1, 0, 1, 1])
+  it("an index encoding without its own categories uses the feature's", async () => {
+    assert.deepEqual(
+      tensorNumbers((await pipeline.preprocess([{age: 1, kids: 0, member: 'true', region: 'south'}])).x),
+      [1, 0, 1, 1],
+    )
   })
 
   it('reports every problem with its record index and field, without throwing', () => {
@@ -97,7 +146,17 @@ describe('pipeline: validate and preprocess errors', () => {
       {age: 'abc', kids: 2.5, member: 'maybe', region: 'west', colour: 'red'},
       {kids: 1, member: true, region: 'north', age: 'NaN'},
     ])
-    assert.deepEqual(issues.map((i) => [i.index, i.field]), [[1, 'colour'], [1, 'age'], [1, 'kids'], [1, 'member'], [1, 'region'], [2, 'age']])
+    assert.deepEqual(
+      issues.map((i) => [i.index, i.field]),
+      [
+        [1, 'colour'],
+        [1, 'age'],
+        [1, 'kids'],
+        [1, 'member'],
+        [1, 'region'],
+        [2, 'age'],
+      ],
+    )
     assert.match(issues[1].message, /expected a number .* got "abc"/)
     assert.match(issues[4].message, /"west" is not one of the categories: north, south/)
     assert.match(issues[5].message, /is required/)
@@ -109,28 +168,40 @@ describe('pipeline: validate and preprocess errors', () => {
       assert.ok(error instanceof MlopsError)
       assert.equal(error.code, 'INPUT_INVALID')
       assert.equal(error.exitCode, 2)
-      assert.deepEqual(error.issues.map((i) => i.field), ['region'])
+      assert.deepEqual(
+        error.issues.map((i) => i.field),
+        ['region'],
+      )
       return true
     })
   })
 
   it('names a record that is not an object', () => {
-    assert.deepEqual(pipeline.validate([42 as unknown as InputRecord]).map((i) => [i.index, i.field]), [[0, '']])
+    assert.deepEqual(
+      pipeline.validate([42 as unknown as InputRecord]).map((i) => [i.index, i.field]),
+      [[0, '']],
+    )
   })
 
   it('a missing value for an integer input without impute is an error, not a NaN cast', async () => {
-    const ints = await pipelineFor({features: [{name: 'a', type: 'integer', required: false}]}, tableSignature(1, 'int32'))
+    const ints = await pipelineFor(
+      {features: [{name: 'a', type: 'integer', required: false}]},
+      tableSignature(1, 'int32'),
+    )
     assert.match(ints.validate([{a: null}])[0].message, /no NaN/)
   })
 })
 
 describe('pipeline: post-processing', () => {
-  const n2: ModelSignature = {inputs: [{name: 'x', dtype: 'float32', shape: ['N', 1]}], outputs: [
-    {name: 'p', isTensor: true, dtype: 'float32', shape: ['N', 1]},
-    {name: 'logits', isTensor: true, dtype: 'float32', shape: ['N', 3]},
-    {name: 'ids', isTensor: true, dtype: 'int64', shape: ['N']},
-    {name: 'maps', isTensor: true, dtype: 'float16', shape: ['N', 2, 2]},
-  ]}
+  const n2: ModelSignature = {
+    inputs: [{name: 'x', dtype: 'float32', shape: ['N', 1]}],
+    outputs: [
+      {name: 'p', isTensor: true, dtype: 'float32', shape: ['N', 1]},
+      {name: 'logits', isTensor: true, dtype: 'float32', shape: ['N', 3]},
+      {name: 'ids', isTensor: true, dtype: 'int64', shape: ['N']},
+      {name: 'maps', isTensor: true, dtype: 'float16', shape: ['N', 2, 2]},
+    ],
+  }
   const tensors = () => ({
     p: makeTensor('float32', Float32Array.from([0.25, 0.75]), [2, 1]),
     logits: makeTensor('float32', Float32Array.from([0, 1, 2, 5, 1, Number.NaN]), [2, 3]),
@@ -146,13 +217,35 @@ describe('pipeline: post-processing', () => {
 
   it('passes every output through as per-record JSON when nothing is configured', async () => {
     const [first, second] = await predict([])
-    assert.deepEqual(first, {p: [0.25], logits: [0, 1, 2], ids: 7, maps: [[1, 2], [3, 4]]})
-    assert.deepEqual(second, {p: [0.75], logits: [5, 1, 'NaN'], ids: String(2n ** 60n), maps: [[0, 0], [0, 0.5]]})
+    assert.deepEqual(first, {
+      p: [0.25],
+      logits: [0, 1, 2],
+      ids: 7,
+      maps: [
+        [1, 2],
+        [3, 4],
+      ],
+    })
+    assert.deepEqual(second, {
+      p: [0.75],
+      logits: [5, 1, 'NaN'],
+      ids: String(2n ** 60n),
+      maps: [
+        [0, 0],
+        [0, 0.5],
+      ],
+    })
   })
 
   it('threshold on a single score: {<as>: p, label}', async () => {
     const predictions = await predict([{output: 'p', as: 'probability', threshold: 0.5, labels: ['repaid', 'default']}])
-    assert.deepEqual(predictions.map((p) => [p.probability, p.label]), [[0.25, 'repaid'], [0.75, 'default']])
+    assert.deepEqual(
+      predictions.map((p) => [p.probability, p.label]),
+      [
+        [0.25, 'repaid'],
+        [0.75, 'default'],
+      ],
+    )
   })
 
   it('sigmoid before the threshold', async () => {
@@ -175,7 +268,14 @@ describe('pipeline: post-processing', () => {
 
   it('top_k: the k best as {label, score}, best first', async () => {
     const [first] = await predict([{output: 'logits', labels: ['a', 'b', 'c'], top_k: 2, as: 'best'}])
-    assert.deepEqual(first.best, {label: 'c', score: 2, top_k: [{label: 'c', score: 2}, {label: 'b', score: 1}]})
+    assert.deepEqual(first.best, {
+      label: 'c',
+      score: 2,
+      top_k: [
+        {label: 'c', score: 2},
+        {label: 'b', score: 1},
+      ],
+    })
   })
 })
 
@@ -183,16 +283,26 @@ describe('pipeline: request schema', () => {
   const ajv = new Ajv({allErrors: true, strict: false})
 
   it('accepts good records and rejects bad ones at the HTTP boundary', async () => {
-    const pipeline = await pipelineFor({features: [
-      {name: 'age', type: 'number'},
-      {name: 'income', type: 'number', required: false, impute: {value: 100}},
-      {name: 'kids', type: 'integer'},
-      {name: 'member', type: 'boolean'},
-      {name: 'region', type: 'category', categories: ['north', 'south'], encode: {onehot: {}}},
-    ]}, tableSignature(6))
+    const pipeline = await pipelineFor(
+      {
+        features: [
+          {name: 'age', type: 'number'},
+          {name: 'income', type: 'number', required: false, impute: {value: 100}},
+          {name: 'kids', type: 'integer'},
+          {name: 'member', type: 'boolean'},
+          {name: 'region', type: 'category', categories: ['north', 'south'], encode: {onehot: {}}},
+        ],
+      },
+      tableSignature(6),
+    )
     const check = ajv.compile(pipeline.requestSchema)
     const good = {age: 41, income: null, kids: 2, member: true, region: 'north'}
-    for (const record of [good, {...good, income: 'NaN'}, {...good, age: 'Infinity'}, {age: 1, kids: 0, member: false, region: 'south'}]) {
+    for (const record of [
+      good,
+      {...good, income: 'NaN'},
+      {...good, age: 'Infinity'},
+      {age: 1, kids: 0, member: false, region: 'south'},
+    ]) {
       assert.ok(check(record), `${JSON.stringify(record)}: ${ajv.errorsText(check.errors)}`)
     }
     const bad: [string, unknown][] = [
@@ -207,12 +317,30 @@ describe('pipeline: request schema', () => {
     for (const [what, record] of bad) assert.equal(check(record), false, what)
   })
 
-  it('a tensor feature is a nested array with the shape\'s sizes, or tensor JSON', async () => {
-    const signature: ModelSignature = {inputs: [{name: 'img', dtype: 'float32', shape: ['N', 2, 3]}], outputs: [{name: 'y', isTensor: true, dtype: 'float32', shape: ['N', 2]}]}
+  it("a tensor feature is a nested array with the shape's sizes, or tensor JSON", async () => {
+    const signature: ModelSignature = {
+      inputs: [{name: 'img', dtype: 'float32', shape: ['N', 2, 3]}],
+      outputs: [{name: 'y', isTensor: true, dtype: 'float32', shape: ['N', 2]}],
+    }
     const check = ajv.compile((await pipelineFor({}, signature)).requestSchema)
-    assert.ok(check({img: [[1, 2, 3], [4, 5, 'NaN']]}))
+    assert.ok(
+      check({
+        img: [
+          [1, 2, 3],
+          [4, 5, 'NaN'],
+        ],
+      }),
+    )
     assert.ok(check({img: {dtype: 'float32', shape: [2, 3], data: [1, 2, 3, 4, 5, 6]}}))
-    assert.equal(check({img: [[1, 2, 3], [4, 5, 6, 7]]}), false)
+    assert.equal(
+      check({
+        img: [
+          [1, 2, 3],
+          [4, 5, 6, 7],
+        ],
+      }),
+      false,
+    )
     assert.equal(check({img: [[1, 2, 3]]}), false)
     assert.equal(check({}), false)
   })
@@ -222,15 +350,18 @@ describe('pipeline: the escape-hatch module', () => {
   let dir: string
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'mlops-pipeline-'))
-    writeFileSync(join(dir, 'pipeline.js'), [
-      '// Derives bmi from height and weight; adds a note to each prediction.',
-      'export function preprocess(records) {',
-      '  return records.map(({height, weight}) => ({bmi: weight / (height * height)}))',
-      '}',
-      'export function postprocess(predictions, records, outputs) {',
-      '  return predictions.map((p, i) => ({...p, height: records[i].height, rows: outputs.y.dims[0]}))',
-      '}',
-    ].join('\n'))
+    writeFileSync(
+      join(dir, 'pipeline.js'),
+      [
+        '// Derives bmi from height and weight; adds a note to each prediction.',
+        'export function preprocess(records) {',
+        '  return records.map(({height, weight}) => ({bmi: weight / (height * height)}))',
+        '}',
+        'export function postprocess(predictions, records, outputs) {',
+        '  return predictions.map((p, i) => ({...p, height: records[i].height, rows: outputs.y.dims[0]}))',
+        '}',
+      ].join('\n'),
+    )
     writeFileSync(join(dir, 'broken.js'), 'export function preprocess() { throw new Error("no scale set") }\n')
     writeFileSync(join(dir, 'empty.js'), 'export const x = 1\n')
   })
@@ -238,20 +369,38 @@ describe('pipeline: the escape-hatch module', () => {
   const signature = tableSignature(1)
 
   it('runs preprocess before the features and postprocess after the outputs', async () => {
-    const pipeline = await pipelineFor({features: [{name: 'bmi', type: 'number'}], module: 'pipeline.js'}, signature, dir)
+    const pipeline = await pipelineFor(
+      {features: [{name: 'bmi', type: 'number'}], module: 'pipeline.js'},
+      signature,
+      dir,
+    )
     const records = [{height: 2, weight: 80}]
     assert.deepEqual(tensorNumbers((await pipeline.preprocess(records)).x), [20])
     assert.deepEqual(pipeline.validate(records), [])
     assert.deepEqual(pipeline.requestSchema.type, 'object')
-    const predictions = await pipeline.postprocess({y: makeTensor('float32', Float32Array.from([0.5]), [1, 1])}, records)
+    const predictions = await pipeline.postprocess(
+      {y: makeTensor('float32', Float32Array.from([0.5]), [1, 1])},
+      records,
+    )
     assert.deepEqual(predictions, [{y: [0.5], height: 2, rows: 1}])
   })
 
   it('a missing module, one exporting nothing, and a throwing function name the module', async () => {
-    await assert.rejects(pipelineFor({features: [{name: 'bmi', type: 'number'}], module: 'nope.js'}, signature, dir), (e: MlopsError) => e.code === 'PIPELINE_MODULE_NOT_FOUND' && e.message.includes('nope.js') && e.exitCode === 2)
-    await assert.rejects(pipelineFor({features: [{name: 'bmi', type: 'number'}], module: 'empty.js'}, signature, dir), (e: MlopsError) => e.code === 'PIPELINE_MODULE_INVALID' && e.message.includes('empty.js'))
+    await assert.rejects(
+      pipelineFor({features: [{name: 'bmi', type: 'number'}], module: 'nope.js'}, signature, dir),
+      (e: MlopsError) => e.code === 'PIPELINE_MODULE_NOT_FOUND' && e.message.includes('nope.js') && e.exitCode === 2,
+    )
+    await assert.rejects(
+      pipelineFor({features: [{name: 'bmi', type: 'number'}], module: 'empty.js'}, signature, dir),
+      (e: MlopsError) => e.code === 'PIPELINE_MODULE_INVALID' && e.message.includes('empty.js'),
+    )
     const broken = await pipelineFor({features: [{name: 'bmi', type: 'number'}], module: 'broken.js'}, signature, dir)
-    await assert.rejects(broken.preprocess([{bmi: 1}]), (e: MlopsError) => e.code === 'PIPELINE_MODULE_FAILED' && /preprocess\(\) in the pipeline module .*broken\.js threw: no scale set/.test(e.message))
+    await assert.rejects(
+      broken.preprocess([{bmi: 1}]),
+      (e: MlopsError) =>
+        e.code === 'PIPELINE_MODULE_FAILED' &&
+        /preprocess\(\) in the pipeline module .*broken\.js threw: no scale set/.test(e.message),
+    )
     assert.match(broken.validate([{bmi: 1}])[0].message, /broken\.js threw: no scale set/)
   })
 })

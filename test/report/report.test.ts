@@ -7,7 +7,10 @@ import {barChart, escapeHtml, htmlPage, htmlTable, lineChart} from '../../src/re
 import {junitXml} from '../../src/report/junit.js'
 
 /** Parses with Python's expat (an independent, strict XML parser) and returns what it read. */
-async function parseXml(xml: string): Promise<{suites: {name: string; tests: string; failures: string; properties: [string, string][]}[]; cases: {name: string; failure?: string; failureText?: string; skipped?: string; out?: string}[]}> {
+async function parseXml(xml: string): Promise<{
+  suites: {name: string; tests: string; failures: string; properties: [string, string][]}[]
+  cases: {name: string; failure?: string; failureText?: string; skipped?: string; out?: string}[]
+}> {
   const script = `
 import json, sys
 from xml.dom import minidom
@@ -34,17 +37,34 @@ describe('report writers', function () {
   it('junitXml: counts, failures with measured value and threshold, and text that survives escaping', async () => {
     const tricky = `a<b & "c" 'd' ]]> \u0001 tab\there\nline2`
     const xml = junitXml([
-      {name: 'drift: features', properties: {artifact: 'm@1.0.0', records: 42}, cases: [
-        {name: 'income', classname: 'drift.feature', failure: {message: 'income: psi 0.18 ≥ 0.1', detail: 'psi 0.18 (drift at 0.1 or more)\nvalues: 2000'}},
-        {name: tricky, classname: 'drift.feature', failure: {message: tricky}},
-        {name: 'age', classname: 'drift.feature', output: 'psi 0.01'},
-        {name: 'rare', classname: 'drift.feature', skipped: '12 values, fewer than min_samples 100'},
-      ]},
+      {
+        name: 'drift: features',
+        properties: {artifact: 'm@1.0.0', records: 42},
+        cases: [
+          {
+            name: 'income',
+            classname: 'drift.feature',
+            failure: {message: 'income: psi 0.18 ≥ 0.1', detail: 'psi 0.18 (drift at 0.1 or more)\nvalues: 2000'},
+          },
+          {name: tricky, classname: 'drift.feature', failure: {message: tricky}},
+          {name: 'age', classname: 'drift.feature', output: 'psi 0.01'},
+          {name: 'rare', classname: 'drift.feature', skipped: '12 values, fewer than min_samples 100'},
+        ],
+      },
       {name: 'empty', cases: []},
     ])
     const parsed = await parseXml(xml)
-    assert.deepEqual(parsed.suites.map((s) => [s.name, s.tests, s.failures]), [['drift: features', '4', '2'], ['empty', '0', '0']])
-    assert.deepEqual(parsed.suites[0].properties, [['artifact', 'm@1.0.0'], ['records', '42']])
+    assert.deepEqual(
+      parsed.suites.map((s) => [s.name, s.tests, s.failures]),
+      [
+        ['drift: features', '4', '2'],
+        ['empty', '0', '0'],
+      ],
+    )
+    assert.deepEqual(parsed.suites[0].properties, [
+      ['artifact', 'm@1.0.0'],
+      ['records', '42'],
+    ])
     assert.equal(parsed.cases[0].failure, 'income: psi 0.18 ≥ 0.1')
     assert.equal(parsed.cases[0].failureText, 'psi 0.18 (drift at 0.1 or more)\nvalues: 2000')
     // The control character cannot exist in XML 1.0: it becomes U+FFFD; everything else, newlines and tabs included, comes back.
@@ -57,9 +77,20 @@ describe('report writers', function () {
   })
 
   it('htmlPage and charts: text escaped, one inline SVG per chart, nothing loaded from elsewhere', () => {
-    const bars = barChart(['≤ 10', '<b>', '> 20'], [{name: 'baseline', values: [0.3, 0.4, 0.3]}, {name: 'current', values: [0.1, 0.2, 0.7]}], {title: 'x & y'})
+    const bars = barChart(
+      ['≤ 10', '<b>', '> 20'],
+      [
+        {name: 'baseline', values: [0.3, 0.4, 0.3]},
+        {name: 'current', values: [0.1, 0.2, 0.7]},
+      ],
+      {title: 'x & y'},
+    )
     const line = lineChart([0, 50, 100], [{name: 'p', values: [1, 2, 4]}], {xFormat: (v) => `p${v}`})
-    const page = htmlPage({title: 'Drift <report>', subtitle: 'a & b', body: `${htmlTable(['col'], [{cells: ['<script>alert(1)</script>'], classes: ['bad']}])}\n${bars}\n${line}`})
+    const page = htmlPage({
+      title: 'Drift <report>',
+      subtitle: 'a & b',
+      body: `${htmlTable(['col'], [{cells: ['<script>alert(1)</script>'], classes: ['bad']}])}\n${bars}\n${line}`,
+    })
     assert.match(page, /^<!doctype html>/)
     assert.ok(page.includes('<title>Drift &lt;report&gt;</title>'))
     assert.ok(page.includes('&lt;script&gt;alert(1)&lt;/script&gt;'))

@@ -10,8 +10,19 @@ export const settings = deploySettings({steps: [5, 25, 50]})
 
 export function stable(version = '1.0.0'): RolloutState {
   return {
-    schemaVersion: 1, revision: 1, stable: {version, ref: version}, stage: 'full', weight: 0, auto: false, stepStartedAt: T0.toISOString(),
-    steps: settings.steps, analysis: settings.analysis, shadowShare: 1, mirrorMaxInFlight: 64, mirrorConcurrency: 2, port: 8080,
+    schemaVersion: 1,
+    revision: 1,
+    stable: {version, ref: version},
+    stage: 'full',
+    weight: 0,
+    auto: false,
+    stepStartedAt: T0.toISOString(),
+    steps: settings.steps,
+    analysis: settings.analysis,
+    shadowShare: 1,
+    mirrorMaxInFlight: 64,
+    mirrorConcurrency: 2,
+    port: 8080,
   }
 }
 
@@ -23,9 +34,28 @@ export function stats(requests: number, errors = 0, p99Ms = 2): VersionStats {
   return {requests, errors, p50Ms: p99Ms / 2, p99Ms}
 }
 
-export function metrics(stableStats: VersionStats, candidateStats: VersionStats, shadow?: {compared: number; agreed: number; labelFlips?: number}): StepMetrics {
+export function metrics(
+  stableStats: VersionStats,
+  candidateStats: VersionStats,
+  shadow?: {compared: number; agreed: number; labelFlips?: number},
+): StepMetrics {
   return {
-    since: T0.toISOString(), stable: stableStats, candidate: candidateStats, candidateReady: true,
-    ...(shadow ? {shadow: {mirrored: shadow.compared, dropped: 0, compared: shadow.compared, agreed: shadow.agreed, labelFlips: shadow.labelFlips ?? 0, maxScoreDiff: 0, meanScoreDiff: 0}} : {}),
+    since: T0.toISOString(),
+    stable: stableStats,
+    candidate: candidateStats,
+    candidateReady: true,
+    ...(shadow
+      ? {
+          shadow: {
+            mirrored: shadow.compared,
+            dropped: 0,
+            compared: shadow.compared,
+            agreed: shadow.agreed,
+            labelFlips: shadow.labelFlips ?? 0,
+            maxScoreDiff: 0,
+            meanScoreDiff: 0,
+          },
+        }
+      : {}),
   }
 }

@@ -22,19 +22,36 @@ describe('deploy on the local gateway', function () {
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full', actor: 'alice'})
     const load = steadyLoad(p.url, 4)
     const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', auto: true, actor: 'alice'})
-    const outcome = await waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 90_000})
+    const outcome = await waitForOutcome({
+      dir: p.dir,
+      version: '1.1.0',
+      revision: started.status.revision,
+      timeoutMs: 90_000,
+    })
     const answers = await load.stop()
     assert.equal(outcome.result, 'promoted')
-    assert.deepEqual(failures(answers).slice(0, 3), [], `${failures(answers).length} of ${answers.length} requests failed`)
+    assert.deepEqual(
+      failures(answers).slice(0, 3),
+      [],
+      `${failures(answers).length} of ${answers.length} requests failed`,
+    )
     assert.ok(answers.length > 200, `only ${answers.length} requests were sent`)
     const after = await burst(p.url, 20)
     assert.deepEqual(new Set(after.map((a) => a.version)), new Set(['1.1.0']))
     const {entries} = await history({dir: p.dir})
-    assert.deepEqual(entries.map((e) => `${e.action}${e.automatic ? '*' : ''} ${e.to?.stage}${e.to?.stage === 'canary' ? e.to.weight : ''}`), ['deploy full', 'deploy shadow', 'promote* canary20', 'promote* canary60', 'promote* full'])
+    assert.deepEqual(
+      entries.map(
+        (e) => `${e.action}${e.automatic ? '*' : ''} ${e.to?.stage}${e.to?.stage === 'canary' ? e.to.weight : ''}`,
+      ),
+      ['deploy full', 'deploy shadow', 'promote* canary20', 'promote* canary60', 'promote* full'],
+    )
     const shadowStep = entries[2]
     assert.match(shadowStep.actor, /gateway \(--auto, started by alice\)/)
     assert.equal(shadowStep.analysis?.verdict, 'pass')
-    assert.ok((shadowStep.analysis?.metrics?.shadow?.compared ?? 0) >= 30, 'the shadow step was judged on compared answers')
+    assert.ok(
+      (shadowStep.analysis?.metrics?.shadow?.compared ?? 0) >= 30,
+      'the shadow step was judged on compared answers',
+    )
     assert.equal(shadowStep.analysis?.metrics?.shadow?.agreed, shadowStep.analysis?.metrics?.shadow?.compared)
   })
 
@@ -42,12 +59,25 @@ describe('deploy on the local gateway', function () {
     p = await project({steps: [30], analysis: FAST_ANALYSIS})
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
     const load = steadyLoad(p.url, 4)
-    const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'canary', auto: true, env: {MLOPS_FAULT_ERROR_RATE: '0.3'}})
-    await assert.rejects(waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}), (error: Error & {code?: string}) => {
-      assert.equal(error.code, 'ROLLED_BACK')
-      assert.match(error.message, /1.1.0 was rolled back by the error_rate gate: analysis failed at canary 30%: error rate: candidate \d+\.\d% vs stable 0\.0%/)
-      return true
+    const started = await deploy({
+      dir: p.dir,
+      ref: '1.1.0',
+      model: XGB,
+      stage: 'canary',
+      auto: true,
+      env: {MLOPS_FAULT_ERROR_RATE: '0.3'},
     })
+    await assert.rejects(
+      waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}),
+      (error: Error & {code?: string}) => {
+        assert.equal(error.code, 'ROLLED_BACK')
+        assert.match(
+          error.message,
+          /1.1.0 was rolled back by the error_rate gate: analysis failed at canary 30%: error rate: candidate \d+\.\d% vs stable 0\.0%/,
+        )
+        return true
+      },
+    )
     await load.stop()
     const after = await burst(p.url, 50)
     assert.deepEqual(failures(after), [])
@@ -62,13 +92,26 @@ describe('deploy on the local gateway', function () {
   it('shadow answers never reach a client, and wrong answers fail the agreement gate', async () => {
     p = await project({analysis: FAST_ANALYSIS})
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
-    const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', auto: true, env: {MLOPS_FAULT_WRONG: '1'}})
+    const started = await deploy({
+      dir: p.dir,
+      ref: '1.1.0',
+      model: XGB,
+      stage: 'shadow',
+      auto: true,
+      env: {MLOPS_FAULT_WRONG: '1'},
+    })
     const load = steadyLoad(p.url, 4)
-    await assert.rejects(waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}), /rolled back by the agreement gate: .*0\.0% of \d+ answers agree/)
+    await assert.rejects(
+      waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}),
+      /rolled back by the agreement gate: .*0\.0% of \d+ answers agree/,
+    )
     const answers = await load.stop()
     assert.deepEqual(failures(answers), [])
     assert.deepEqual(new Set(answers.map((a) => a.version)), new Set(['1.0.0']))
-    assert.deepEqual(new Set(answers.map((a) => (JSON.parse(a.body) as {predictions: {variable: number}[]}).predictions[0].variable)), new Set([XGB_ANSWER]))
+    assert.deepEqual(
+      new Set(answers.map((a) => (JSON.parse(a.body) as {predictions: {variable: number}[]}).predictions[0].variable)),
+      new Set([XGB_ANSWER]),
+    )
   })
 
   it('a shadow candidate and the mirror thread run at background CPU priority (SCHED_IDLE, nice 10), every thread of the candidate; taking traffic, it is replaced at normal priority without a failed request', async () => {
@@ -87,8 +130,16 @@ describe('deploy on the local gateway', function () {
       await new Promise((r) => setTimeout(r, 100))
       gateway = await threadsOf(shadow.status.gateway.pid!)
     }
-    assert.deepEqual(gateway.filter((t) => t.priority === 'idle, nice 10').length, 1, 'one thread of the gateway (the mirror thread) is in the background')
-    assert.equal(gateway.find((t) => t.tid === shadow.status.gateway.pid)?.priority, 'normal, nice 0', "the gateway's main thread keeps its priority")
+    assert.deepEqual(
+      gateway.filter((t) => t.priority === 'idle, nice 10').length,
+      1,
+      'one thread of the gateway (the mirror thread) is in the background',
+    )
+    assert.equal(
+      gateway.find((t) => t.tid === shadow.status.gateway.pid)?.priority,
+      'normal, nice 0',
+      "the gateway's main thread keeps its priority",
+    )
     const canary = await promote({dir: p.dir})
     const normal = canary.status.gateway.servers!.find((s) => s.role === 'candidate')!
     assert.notEqual(normal.pid, background.pid)
@@ -97,14 +148,26 @@ describe('deploy on the local gateway', function () {
     await waitGone(background.pid!)
     const answers = await load.stop()
     assert.deepEqual(failures(answers).slice(0, 3), [], `${failures(answers).length} of ${answers.length} failed`)
-    assert.ok(answers.some((a) => a.version === '1.1.0'), 'the candidate answered clients in canary')
+    assert.ok(
+      answers.some((a) => a.version === '1.1.0'),
+      'the candidate answered clients in canary',
+    )
   })
 
   /** Ten requests at once, stable fast and the candidate 300 ms slow: what the gateway mirrors, drops and has at the candidate at once. */
-  async function mirrorBurst(shadow: {concurrency: number; max_in_flight: number}): Promise<{counts: {mirrored?: number; dropped?: number; compared?: number}; most: number; atCandidate: number[]}> {
+  async function mirrorBurst(shadow: {
+    concurrency: number
+    max_in_flight: number
+  }): Promise<{counts: {mirrored?: number; dropped?: number; compared?: number}; most: number; atCandidate: number[]}> {
     p = await project({shadow})
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
-    const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', env: {MLOPS_FAULT_LATENCY_MS: '300'}})
+    const started = await deploy({
+      dir: p.dir,
+      ref: '1.1.0',
+      model: XGB,
+      stage: 'shadow',
+      env: {MLOPS_FAULT_LATENCY_MS: '300'},
+    })
     const candidate = started.status.gateway.servers!.find((s) => s.role === 'candidate')!
     const answers = await burst(p.url, 10, 10)
     assert.deepEqual(failures(answers), [])
@@ -114,7 +177,11 @@ describe('deploy on the local gateway', function () {
       atCandidate.push(await inFlightAt(candidate.url!))
       counts = (await status({dir: p.dir})).metrics?.shadow
     }
-    return {counts: {mirrored: counts?.mirrored, dropped: counts?.dropped, compared: counts?.compared}, most: Math.max(...atCandidate), atCandidate}
+    return {
+      counts: {mirrored: counts?.mirrored, dropped: counts?.dropped, compared: counts?.compared},
+      most: Math.max(...atCandidate),
+      atCandidate,
+    }
   }
 
   it('mirrors past deploy.shadow.concurrency wait their turn, and past max_in_flight are dropped and counted', async () => {
@@ -137,8 +204,18 @@ describe('deploy on the local gateway', function () {
     p = await project({analysis: FAST_ANALYSIS})
     await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
     const load = steadyLoad(p.url, 4)
-    const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'shadow', auto: true, env: {MLOPS_FAULT_LATENCY_MS: '1500'}})
-    await assert.rejects(waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}), /rolled back by the latency gate: .*p50 candidate [\d.]+ (ms|s) vs stable/)
+    const started = await deploy({
+      dir: p.dir,
+      ref: '1.1.0',
+      model: XGB,
+      stage: 'shadow',
+      auto: true,
+      env: {MLOPS_FAULT_LATENCY_MS: '1500'},
+    })
+    await assert.rejects(
+      waitForOutcome({dir: p.dir, version: '1.1.0', revision: started.status.revision, timeoutMs: 60_000}),
+      /rolled back by the latency gate: .*p50 candidate [\d.]+ (ms|s) vs stable/,
+    )
     const answers = await load.stop()
     assert.deepEqual(failures(answers), [])
     assert.deepEqual(new Set(answers.map((a) => a.version)), new Set(['1.0.0']))
@@ -154,9 +231,16 @@ describe('deploy on the local gateway', function () {
     const candidate = answers.filter((a) => a.version === '1.1.0').length
     assert.equal(candidate + answers.filter((a) => a.version === '1.0.0').length, n)
     const sigma = Math.sqrt(n * 0.2 * 0.8)
-    assert.ok(Math.abs(candidate - n * 0.2) <= 4 * sigma, `${candidate} of ${n} answered by the canary; expected ${n * 0.2} ± ${Math.round(4 * sigma)}`)
+    assert.ok(
+      Math.abs(candidate - n * 0.2) <= 4 * sigma,
+      `${candidate} of ${n} answered by the canary; expected ${n * 0.2} ± ${Math.round(4 * sigma)}`,
+    )
     for (const a of answers) assert.equal(JSON.parse(a.body).version, a.version)
-    const v2 = await request(`${p.url}/v2/models/xgboost_regressor/infer`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({inputs: [{name: 'X', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4]}]})})
+    const v2 = await request(`${p.url}/v2/models/xgboost_regressor/infer`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({inputs: [{name: 'X', datatype: 'FP32', shape: [1, 4], data: [1, 2, 3, 4]}]}),
+    })
     const body = (await v2.body.json()) as {model_version: string}
     assert.equal(v2.statusCode, 200)
     assert.equal(body.model_version, v2.headers['x-model-version'])
@@ -226,7 +310,12 @@ describe('deploy on the local gateway', function () {
     await writeFile(paths.gateway, '{"pid": 12')
     const seen = await status({dir: p.dir})
     assert.equal(seen.phase, 'Degraded')
-    assert.match(seen.reason, new RegExp(`a gateway \\(pid ${info.pid}\\) runs for this project, but .*gateway\\.json does not say how to reach it \\(removed or damaged\\); run "mlops down"`))
+    assert.match(
+      seen.reason,
+      new RegExp(
+        `a gateway \\(pid ${info.pid}\\) runs for this project, but .*gateway\\.json does not say how to reach it \\(removed or damaged\\); run "mlops down"`,
+      ),
+    )
     await assert.rejects(deploy({dir: p.dir, ref: '1.0.1', model: XGB, stage: 'full'}), {code: 'GATEWAY_UNREACHABLE'})
     assert.equal((await status({dir: p.dir})).stable.version, '1.0.0', 'the refused deploy changed nothing')
     assert.deepEqual(failures(await burst(p.url, 20)), [], 'the gateway still serves meanwhile')
@@ -245,7 +334,10 @@ describe('deploy on the local gateway', function () {
     const none = await request(`${base}/v1/status`)
     assert.equal(none.statusCode, 401)
     await none.body.dump()
-    const wrong = await request(`${base}/v1/shutdown`, {method: 'POST', headers: {authorization: `Bearer ${'0'.repeat(64)}`}})
+    const wrong = await request(`${base}/v1/shutdown`, {
+      method: 'POST',
+      headers: {authorization: `Bearer ${'0'.repeat(64)}`},
+    })
     assert.equal(wrong.statusCode, 401)
     await wrong.body.dump()
     const pool = new Pool(p.url)
@@ -279,12 +371,17 @@ async function inFlightAt(url: string): Promise<number> {
 /** A process's threads with their scheduling policy and nice value (Linux: /proc/PID/task lists them). */
 async function threadsOf(pid: number): Promise<{tid: number; priority: string}[]> {
   const tids = (await readdir(`/proc/${pid}/task`)).map(Number)
-  return Promise.all(tids.map(async (tid) => {
-    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-    // proc(5): field 41 is the policy; the fields after the command name in parentheses start at field 3.
-    const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3])
-    return {tid, priority: `${policy === 5 ? 'idle' : policy === 0 ? 'normal' : `policy ${policy}`}, nice ${getPriority(tid)}`}
-  }))
+  return Promise.all(
+    tids.map(async (tid) => {
+      const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      // proc(5): field 41 is the policy; the fields after the command name in parentheses start at field 3.
+      const policy = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3])
+      return {
+        tid,
+        priority: `${policy === 5 ? 'idle' : policy === 0 ? 'normal' : `policy ${policy}`}, nice ${getPriority(tid)}`,
+      }
+    }),
+  )
 }
 
 /** The distinct priorities among a process's threads. */

@@ -48,7 +48,13 @@ export async function project(deploy: Record<string, unknown> = {}): Promise<Pro
 }
 
 /** Fast analysis settings: judge every 0.2 s, on 30 requests, after a 1 s bake; latency slack wide for 2 shared cores. */
-export const FAST_ANALYSIS = {interval_seconds: 0.2, min_requests: 30, bake_seconds: 1, deadline_seconds: 60, gates: {latency: {slack_ms: 500, max_p99_ratio: 3}}}
+export const FAST_ANALYSIS = {
+  interval_seconds: 0.2,
+  min_requests: 30,
+  bake_seconds: 1,
+  deadline_seconds: 60,
+  gates: {latency: {slack_ms: 500, max_p99_ratio: 3}},
+}
 
 export interface Answer {
   status: number
@@ -57,10 +63,24 @@ export interface Answer {
   error?: string
 }
 
-export async function predict(pool: Pool, headers: Record<string, string> = {}, body = XGB_BODY, path = '/v1/predict'): Promise<Answer> {
+export async function predict(
+  pool: Pool,
+  headers: Record<string, string> = {},
+  body = XGB_BODY,
+  path = '/v1/predict',
+): Promise<Answer> {
   try {
-    const res = await pool.request({method: 'POST', path, headers: {'content-type': 'application/json', ...headers}, body})
-    return {status: res.statusCode, version: res.headers['x-model-version'] as string | undefined, body: await res.body.text()}
+    const res = await pool.request({
+      method: 'POST',
+      path,
+      headers: {'content-type': 'application/json', ...headers},
+      body,
+    })
+    return {
+      status: res.statusCode,
+      version: res.headers['x-model-version'] as string | undefined,
+      body: await res.body.text(),
+    }
   } catch (error) {
     return {status: 0, body: '', error: (error as Error).message}
   }
@@ -92,16 +112,23 @@ export function steadyLoad(url: string, concurrency = 4, max = 50_000): Load {
 }
 
 /** Sends `count` requests, `concurrency` at a time. */
-export async function burst(url: string, count: number, concurrency = 8, headers: (i: number) => Record<string, string> = () => ({})): Promise<Answer[]> {
+export async function burst(
+  url: string,
+  count: number,
+  concurrency = 8,
+  headers: (i: number) => Record<string, string> = () => ({}),
+): Promise<Answer[]> {
   const pool = new Pool(url, {connections: concurrency})
   const answers: Answer[] = []
   let next = 0
-  await Promise.all(Array.from({length: concurrency}, async () => {
-    while (next < count) {
-      const i = next++
-      answers[i] = await predict(pool, headers(i))
-    }
-  }))
+  await Promise.all(
+    Array.from({length: concurrency}, async () => {
+      while (next < count) {
+        const i = next++
+        answers[i] = await predict(pool, headers(i))
+      }
+    }),
+  )
   await pool.close()
   return answers
 }

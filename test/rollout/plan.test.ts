@@ -10,21 +10,122 @@ const failing: Measurement = {metrics: metrics(stats(2000), stats(200, 50))}
 const thin: Measurement = {metrics: metrics(stats(2000), stats(20))}
 
 describe('rollout phase', () => {
-  const rolledBack: RolloutState = {...stable(), outcome: {version: '1.1.0', result: 'rolled-back', reason: 'error rate up', at: T0.toISOString()}}
-  const rows: {name: string; state: RolloutState; measurement: Measurement; seconds: number; phase: Phase; reason: RegExp}[] = [
-    {name: 'stable alone is Healthy', state: stable(), measurement: {}, seconds: 0, phase: 'Healthy', reason: /^1.0.0 serves all traffic$/},
-    {name: 'after a rollback, RolledBack names the version and why', state: rolledBack, measurement: {}, seconds: 0, phase: 'RolledBack', reason: /1.1.0 was rolled back \(error rate up\); 1.0.0 serves/},
-    {name: 'a later full deploy is Healthy again', state: {...rolledBack, stable: {version: '1.1.0'}}, measurement: {}, seconds: 0, phase: 'Healthy', reason: /1.1.0 serves all traffic/},
-    {name: 'stable alone with the gateway down is Degraded', state: stable(), measurement: {error: 'the gateway is not running'}, seconds: 0, phase: 'Degraded', reason: /1.0.0 should serve all traffic, but the gateway is not running/},
-    {name: 'manual canary is Paused waiting for promote', state: rollout('canary', 5, false), measurement: passing, seconds: 60, phase: 'Paused', reason: /canary 5%: waiting for "mlops promote" \(analysis passed\)/},
-    {name: 'manual canary with thin data says why', state: rollout('canary', 5, false), measurement: thin, seconds: 60, phase: 'Paused', reason: /analysis inconclusive: waiting for data: candidate 20\/100/},
-    {name: 'manual canary failing is Degraded with the command to run', state: rollout('canary', 5, false), measurement: failing, seconds: 1, phase: 'Degraded', reason: /error rate: candidate 25.0%.*run "mlops rollback"/},
-    {name: 'auto canary baking is Progressing', state: rollout('canary', 25, true), measurement: passing, seconds: 10, phase: 'Progressing', reason: /canary 25%: every gate passes; baking 10s of 60s/},
-    {name: 'auto canary passed advances to the next step', state: rollout('canary', 25, true), measurement: passing, seconds: 60, phase: 'Progressing', reason: /advancing to canary 50%/},
-    {name: 'auto canary at the last step advances to full', state: rollout('canary', 50, true), measurement: passing, seconds: 60, phase: 'Progressing', reason: /advancing to full/},
-    {name: 'auto shadow passed advances to the first step', state: rollout('shadow', 0, true), measurement: passing, seconds: 60, phase: 'Progressing', reason: /1.1.0 shadow: analysis passed; advancing to canary 5%/},
-    {name: 'auto failing is Degraded, rolling back', state: rollout('canary', 5, true), measurement: failing, seconds: 1, phase: 'Degraded', reason: /rolling back$/},
-    {name: 'an unreachable gateway is Degraded, not Healthy', state: rollout('canary', 5, true), measurement: {error: 'the gateway is not running'}, seconds: 1, phase: 'Degraded', reason: /no measurement: the gateway is not running/},
+  const rolledBack: RolloutState = {
+    ...stable(),
+    outcome: {version: '1.1.0', result: 'rolled-back', reason: 'error rate up', at: T0.toISOString()},
+  }
+  const rows: {
+    name: string
+    state: RolloutState
+    measurement: Measurement
+    seconds: number
+    phase: Phase
+    reason: RegExp
+  }[] = [
+    {
+      name: 'stable alone is Healthy',
+      state: stable(),
+      measurement: {},
+      seconds: 0,
+      phase: 'Healthy',
+      reason: /^1.0.0 serves all traffic$/,
+    },
+    {
+      name: 'after a rollback, RolledBack names the version and why',
+      state: rolledBack,
+      measurement: {},
+      seconds: 0,
+      phase: 'RolledBack',
+      reason: /1.1.0 was rolled back \(error rate up\); 1.0.0 serves/,
+    },
+    {
+      name: 'a later full deploy is Healthy again',
+      state: {...rolledBack, stable: {version: '1.1.0'}},
+      measurement: {},
+      seconds: 0,
+      phase: 'Healthy',
+      reason: /1.1.0 serves all traffic/,
+    },
+    {
+      name: 'stable alone with the gateway down is Degraded',
+      state: stable(),
+      measurement: {error: 'the gateway is not running'},
+      seconds: 0,
+      phase: 'Degraded',
+      reason: /1.0.0 should serve all traffic, but the gateway is not running/,
+    },
+    {
+      name: 'manual canary is Paused waiting for promote',
+      state: rollout('canary', 5, false),
+      measurement: passing,
+      seconds: 60,
+      phase: 'Paused',
+      reason: /canary 5%: waiting for "mlops promote" \(analysis passed\)/,
+    },
+    {
+      name: 'manual canary with thin data says why',
+      state: rollout('canary', 5, false),
+      measurement: thin,
+      seconds: 60,
+      phase: 'Paused',
+      reason: /analysis inconclusive: waiting for data: candidate 20\/100/,
+    },
+    {
+      name: 'manual canary failing is Degraded with the command to run',
+      state: rollout('canary', 5, false),
+      measurement: failing,
+      seconds: 1,
+      phase: 'Degraded',
+      reason: /error rate: candidate 25.0%.*run "mlops rollback"/,
+    },
+    {
+      name: 'auto canary baking is Progressing',
+      state: rollout('canary', 25, true),
+      measurement: passing,
+      seconds: 10,
+      phase: 'Progressing',
+      reason: /canary 25%: every gate passes; baking 10s of 60s/,
+    },
+    {
+      name: 'auto canary passed advances to the next step',
+      state: rollout('canary', 25, true),
+      measurement: passing,
+      seconds: 60,
+      phase: 'Progressing',
+      reason: /advancing to canary 50%/,
+    },
+    {
+      name: 'auto canary at the last step advances to full',
+      state: rollout('canary', 50, true),
+      measurement: passing,
+      seconds: 60,
+      phase: 'Progressing',
+      reason: /advancing to full/,
+    },
+    {
+      name: 'auto shadow passed advances to the first step',
+      state: rollout('shadow', 0, true),
+      measurement: passing,
+      seconds: 60,
+      phase: 'Progressing',
+      reason: /1.1.0 shadow: analysis passed; advancing to canary 5%/,
+    },
+    {
+      name: 'auto failing is Degraded, rolling back',
+      state: rollout('canary', 5, true),
+      measurement: failing,
+      seconds: 1,
+      phase: 'Degraded',
+      reason: /rolling back$/,
+    },
+    {
+      name: 'an unreachable gateway is Degraded, not Healthy',
+      state: rollout('canary', 5, true),
+      measurement: {error: 'the gateway is not running'},
+      seconds: 1,
+      phase: 'Degraded',
+      reason: /no measurement: the gateway is not running/,
+    },
   ]
   for (const row of rows) {
     it(row.name, () => {
@@ -36,23 +137,38 @@ describe('rollout phase', () => {
 })
 
 describe('rollout transitions', () => {
-  const request = (stage: 'full' | 'shadow' | 'canary', weight?: number) => ({release: {version: '1.1.0', ref: '1.1.0'}, stage, weight, auto: false, settings})
+  const request = (stage: 'full' | 'shadow' | 'canary', weight?: number) => ({
+    release: {version: '1.1.0', ref: '1.1.0'},
+    stage,
+    weight,
+    auto: false,
+    settings,
+  })
 
   it('a first release goes in full and is recorded as promoted', () => {
     const t = planDeploy(undefined, {...request('full'), release: {version: '1.0.0'}}, T0)!
-    assert.deepEqual([t.state.stage, t.state.stable.version, t.state.candidate, t.state.revision], ['full', '1.0.0', undefined, 1])
+    assert.deepEqual(
+      [t.state.stage, t.state.stable.version, t.state.candidate, t.state.revision],
+      ['full', '1.0.0', undefined, 1],
+    )
     assert.deepEqual(t.change.to, {stage: 'full', weight: 0, stable: '1.0.0'})
     assert.equal(t.change.from, undefined)
     assert.equal(t.change.reason, 'first release')
   })
 
   it('shadow or canary need a stable release to compare with', () => {
-    assert.throws(() => planDeploy(undefined, request('shadow'), T0), {code: 'NO_STABLE_RELEASE', hint: /mlops deploy 1.1.0 --full/})
+    assert.throws(() => planDeploy(undefined, request('shadow'), T0), {
+      code: 'NO_STABLE_RELEASE',
+      hint: /mlops deploy 1.1.0 --full/,
+    })
   })
 
   it('deploy starts shadow and canary next to the stable release; canary defaults to the first step', () => {
     const shadow = planDeploy(stable(), request('shadow'), at(5))!
-    assert.deepEqual([shadow.state.stage, shadow.state.weight, shadow.state.candidate?.version, shadow.state.stepStartedAt], ['shadow', 0, '1.1.0', at(5).toISOString()])
+    assert.deepEqual(
+      [shadow.state.stage, shadow.state.weight, shadow.state.candidate?.version, shadow.state.stepStartedAt],
+      ['shadow', 0, '1.1.0', at(5).toISOString()],
+    )
     const canary = planDeploy(stable(), request('canary'), T0)!
     assert.deepEqual([canary.state.stage, canary.state.weight], ['canary', 5])
     assert.deepEqual(canary.change.from, {stage: 'full', weight: 0, stable: '1.0.0'})
@@ -65,7 +181,10 @@ describe('rollout transitions', () => {
   })
 
   it('a second rollout while one is in progress is refused', () => {
-    assert.throws(() => planDeploy(rollout('canary', 5, false), {...request('canary'), release: {version: '1.2.0'}}, T0), {code: 'ROLLOUT_IN_PROGRESS', hint: /mlops promote.*mlops rollback/})
+    assert.throws(
+      () => planDeploy(rollout('canary', 5, false), {...request('canary'), release: {version: '1.2.0'}}, T0),
+      {code: 'ROLLOUT_IN_PROGRESS', hint: /mlops promote.*mlops rollback/},
+    )
   })
 
   it('deploying the serving version again changes nothing', () => {
@@ -92,7 +211,10 @@ describe('rollout transitions', () => {
     assert.equal(planPromote(rollout('shadow', 0, false), {to: 100}, T0).state.stage, 'full')
     assert.equal(planPromote(rollout('shadow', 0, false), {to: 1}, T0).state.weight, 1)
     assert.throws(() => planPromote(rollout('canary', 25, false), {to: 25}, T0), {code: 'ALREADY_AT_WEIGHT'})
-    assert.throws(() => planPromote(rollout('canary', 25, false), {to: 5}, T0), {code: 'PROMOTE_BACKWARDS', message: /gets 25% of the traffic, more than --to 5/})
+    assert.throws(() => planPromote(rollout('canary', 25, false), {to: 5}, T0), {
+      code: 'PROMOTE_BACKWARDS',
+      message: /gets 25% of the traffic, more than --to 5/,
+    })
   })
 
   it('promote and rollback without a rollout are refused with the next command', () => {
@@ -103,8 +225,16 @@ describe('rollout transitions', () => {
 
   it('rollback takes the candidate out at once and keeps stable', () => {
     const t = planRollback(rollout('canary', 25, false), {reason: 'looks wrong'}, at(3))
-    assert.deepEqual([t.state.stage, t.state.weight, t.state.stable.version, t.state.candidate], ['full', 0, '1.0.0', undefined])
-    assert.deepEqual(t.state.outcome, {version: '1.1.0', result: 'rolled-back', reason: 'looks wrong', at: at(3).toISOString()})
+    assert.deepEqual(
+      [t.state.stage, t.state.weight, t.state.stable.version, t.state.candidate],
+      ['full', 0, '1.0.0', undefined],
+    )
+    assert.deepEqual(t.state.outcome, {
+      version: '1.1.0',
+      result: 'rolled-back',
+      reason: 'looks wrong',
+      at: at(3).toISOString(),
+    })
     assert.deepEqual(t.change.from, {stage: 'canary', weight: 25, stable: '1.0.0', candidate: '1.1.0'})
     assert.equal(t.change.action, 'rollback')
     assert.equal(t.state.revision, 3)
@@ -115,7 +245,10 @@ describe('rollout transitions', () => {
     const up = decideAuto(state, calculatePhase(state, passing, at(60)), at(60))!
     assert.deepEqual([up.state.weight, up.change.action, up.change.automatic], [25, 'promote', true])
     const back = decideAuto(state, calculatePhase(state, failing, at(1)), at(1))!
-    assert.deepEqual([back.state.stage, back.change.action, back.change.gate, back.state.outcome?.gate], ['full', 'rollback', 'error_rate', 'error_rate'])
+    assert.deepEqual(
+      [back.state.stage, back.change.action, back.change.gate, back.state.outcome?.gate],
+      ['full', 'rollback', 'error_rate', 'error_rate'],
+    )
     assert.match(back.change.reason, /analysis failed at canary 5%: error rate/)
     assert.equal(decideAuto(state, calculatePhase(state, thin, at(60)), at(60)), undefined)
     const manual = rollout('canary', 5, false)

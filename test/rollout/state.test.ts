@@ -11,7 +11,16 @@ import {tempDir} from '../support/cli.js'
 import {stable} from './fixtures.js'
 import {type Project, XGB, project} from './helpers.js'
 
-const entry = (version: string): LedgerEntry => ({action: 'deploy', automatic: false, version, to: {stage: 'full', weight: 0, stable: version}, reason: 'first release', at: '2025-01-01T00:00:00.000Z', actor: 'alice', revision: 1})
+const entry = (version: string): LedgerEntry => ({
+  action: 'deploy',
+  automatic: false,
+  version,
+  to: {stage: 'full', weight: 0, stable: version},
+  reason: 'first release',
+  at: '2025-01-01T00:00:00.000Z',
+  actor: 'alice',
+  revision: 1,
+})
 
 describe('deploy state, ledger and lock', function () {
   this.timeout(60_000)
@@ -22,7 +31,10 @@ describe('deploy state, ledger and lock', function () {
     await writeState(paths, stable())
     assert.equal((await readState(paths))?.stable.version, '1.0.0')
     const cases: [string, RegExp][] = [
-      ['{"schemaVersion":1,"revision":"x","stable":5}', /rollout\.json is not a rollout state: revision is not a positive integer/],
+      [
+        '{"schemaVersion":1,"revision":"x","stable":5}',
+        /rollout\.json is not a rollout state: revision is not a positive integer/,
+      ],
       ['[]', /not a JSON object/],
       [JSON.stringify({...stable(), stage: 'blue'}), /stage "blue" is not full, shadow or canary/],
       [JSON.stringify({...stable(), candidate: {}}), /candidate has no version/],
@@ -43,7 +55,10 @@ describe('deploy state, ledger and lock', function () {
     await appendFile(paths.ledger, '{"action":"deploy","vers')
     await appendLedger(paths, entry('1.1.0'))
     const ledger = await readLedger(paths)
-    assert.deepEqual(ledger.entries.map((e) => e.version), ['1.0.0', '1.1.0'])
+    assert.deepEqual(
+      ledger.entries.map((e) => e.version),
+      ['1.0.0', '1.1.0'],
+    )
     assert.equal(ledger.skipped, 1)
     await dir.remove()
   })
@@ -97,7 +112,15 @@ describe('deploy state, ledger and lock', function () {
     const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'])
     await new Promise((r) => child.once('spawn', r))
     await acquireLock(paths, 'x').then((l) => l.release())
-    await writeFile(paths.lock, JSON.stringify({pid: child.pid, command: 'mlops deploy 9.9.9', since: new Date().toISOString(), host: (await import('node:os')).hostname()}))
+    await writeFile(
+      paths.lock,
+      JSON.stringify({
+        pid: child.pid,
+        command: 'mlops deploy 9.9.9',
+        since: new Date().toISOString(),
+        host: (await import('node:os')).hostname(),
+      }),
+    )
     await assert.rejects(acquireLock(paths, 'mlops promote'), /pid \d+ \(mlops deploy 9.9.9\)/)
     child.kill('SIGKILL')
     await new Promise((r) => child.once('exit', r))
@@ -120,7 +143,10 @@ describe('deploy state, ledger and lock', function () {
       ])
       const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[]
       assert.equal(refused.length, 1, JSON.stringify(results.map((r) => r.status)))
-      assert.ok(['DEPLOY_LOCKED', 'ROLLOUT_IN_PROGRESS'].includes((refused[0].reason as {code: string}).code), String(refused[0].reason))
+      assert.ok(
+        ['DEPLOY_LOCKED', 'ROLLOUT_IN_PROGRESS'].includes((refused[0].reason as {code: string}).code),
+        String(refused[0].reason),
+      )
     })
   })
 })

@@ -16,28 +16,58 @@ const TITANIC = join(MODELS_DIR, 'titanic_logreg_pipeline_zipmap.onnx')
 
 describe('mlops serve and predict (child processes)', function () {
   it('prints one JSON ready line, then on SIGTERM finishes in-flight requests and exits 0', async () => {
-    const child = execa('node', [...CLI, 'serve', '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--port', '0', '--json'], {env: {CI: 'true', MLOPS_FAULT_LATENCY_MS: '1000'}, reject: false})
+    const child = execa(
+      'node',
+      [...CLI, 'serve', '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--port', '0', '--json'],
+      {env: {CI: 'true', MLOPS_FAULT_LATENCY_MS: '1000'}, reject: false},
+    )
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
       child.stdout!.once('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString().split('\n')[0])))
       child.once('exit', () => reject(new Error('serve exited before it was ready')))
     })
     assertMatchesSchema(ready, 'serve')
     const url = ready.url as string
-    const inFlight = [1, 2, 3].map((i) => fetch(`${url}/v1/predict`, {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({instances: [{X: [i, 1, 2, 3]}]})}))
+    const inFlight = [1, 2, 3].map((i) =>
+      fetch(`${url}/v1/predict`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({instances: [{X: [i, 1, 2, 3]}]}),
+      }),
+    )
     await new Promise((resolve) => setTimeout(resolve, 300))
     child.kill('SIGTERM')
     const answers = await Promise.all(inFlight)
-    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200])
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200],
+    )
     const result = await child
     assert.equal(result.exitCode, 0, String(result.stderr))
     await assert.rejects(fetch(`${url}/v2/health/live`), 'still accepting after SIGTERM')
   })
 
-  it('an address that is not this machine\'s, or a model path that is a folder, is a usage error naming it, not a stack trace', async () => {
-    const folder = await execa('node', [...CLI, 'serve', '--model', MODELS_DIR, '--port', '0', '--json'], {env: {CI: 'true'}, reject: false})
+  it("an address that is not this machine's, or a model path that is a folder, is a usage error naming it, not a stack trace", async () => {
+    const folder = await execa('node', [...CLI, 'serve', '--model', MODELS_DIR, '--port', '0', '--json'], {
+      env: {CI: 'true'},
+      reject: false,
+    })
     assert.equal(folder.exitCode, 2, String(folder.stderr))
     assert.equal((JSON.parse(String(folder.stdout)) as {error: {code: string}}).error.code, 'MODEL_NOT_A_FILE')
-    const result = await execa('node', [...CLI, 'serve', '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--host', '192.0.2.1', '--port', '0', '--json'], {env: {CI: 'true'}, reject: false})
+    const result = await execa(
+      'node',
+      [
+        ...CLI,
+        'serve',
+        '--model',
+        join(MODELS_DIR, 'xgboost_regressor.onnx'),
+        '--host',
+        '192.0.2.1',
+        '--port',
+        '0',
+        '--json',
+      ],
+      {env: {CI: 'true'}, reject: false},
+    )
     assert.equal(result.exitCode, 2, String(result.stderr))
     const {error} = JSON.parse(String(result.stdout)) as {error: {code: string; message: string}}
     assert.equal(error.code, 'HOST_NOT_LOCAL')
@@ -48,7 +78,11 @@ describe('mlops serve and predict (child processes)', function () {
     const dir = await tempDir()
     try {
       const input = join(dir.path, 'passengers.csv')
-      const bad = new Map([[1234, 'abc'], [50_000, 'NaN?'], [99_999, 'x']])
+      const bad = new Map([
+        [1234, 'abc'],
+        [50_000, 'NaN?'],
+        [99_999, 'x'],
+      ])
       const lines = ['pclass,sex,age,fare,embarked']
       for (let i = 1; i <= 100_000; i++) {
         const line = i + 1 // the header is line 1
@@ -57,14 +91,21 @@ describe('mlops serve and predict (child processes)', function () {
       }
       writeFileSync(input, lines.join('\n') + '\n')
       const output = join(dir.path, 'out', 'predictions.jsonl')
-      const result = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output, '--json'], {env: {CI: 'true'}, reject: false})
+      const result = await execa(
+        'node',
+        [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output, '--json'],
+        {env: {CI: 'true'}, reject: false},
+      )
       assert.equal(result.exitCode, 1, String(result.stderr).slice(0, 2000))
       const json = JSON.parse(String(result.stdout))
       assertMatchesSchema(json, 'predict')
       assert.equal(json.rows, 100_000)
       assert.equal(json.failed, 3)
       assert.equal(json.ok, 99_997)
-      assert.deepEqual(json.errors.map((e: {line: number}) => e.line), [1234, 50_000, 99_999])
+      assert.deepEqual(
+        json.errors.map((e: {line: number}) => e.line),
+        [1234, 50_000, 99_999],
+      )
       assert.match(json.errors[0].message, /fare.*"abc" is not a number/)
       let count = 0
       let previous = 1
@@ -72,7 +113,10 @@ describe('mlops serve and predict (child processes)', function () {
         const row = JSON.parse(text)
         assert.ok(row.line > previous, 'output out of order')
         previous = row.line
-        assert.ok(bad.has(row.line) ? typeof row.error === 'string' : [0, 1].includes(row.prediction.output_label), text)
+        assert.ok(
+          bad.has(row.line) ? typeof row.error === 'string' : [0, 1].includes(row.prediction.output_label),
+          text,
+        )
         count++
       }
       assert.equal(count, 100_000)
@@ -82,10 +126,21 @@ describe('mlops serve and predict (child processes)', function () {
   })
 
   it('stops at the first bad row with --fail-fast, reading JSONL from stdin', async () => {
-    const rows = [{pclass: '1', sex: 'female', age: 29, fare: 211.3, embarked: 'S'}, {pclass: '3', sex: 'male', age: 40, fare: 'cheap', embarked: 'S'}, {pclass: '3', sex: 'male', age: 40, fare: 7, embarked: 'S'}]
-    const result = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast', '--batch-size', '1'], {env: {CI: 'true'}, input: rows.map((r) => JSON.stringify(r)).join('\n'), reject: false})
+    const rows = [
+      {pclass: '1', sex: 'female', age: 29, fare: 211.3, embarked: 'S'},
+      {pclass: '3', sex: 'male', age: 40, fare: 'cheap', embarked: 'S'},
+      {pclass: '3', sex: 'male', age: 40, fare: 7, embarked: 'S'},
+    ]
+    const result = await execa(
+      'node',
+      [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast', '--batch-size', '1'],
+      {env: {CI: 'true'}, input: rows.map((r) => JSON.stringify(r)).join('\n'), reject: false},
+    )
     assert.equal(result.exitCode, 1)
-    const out = String(result.stdout).trim().split('\n').map((l) => JSON.parse(l))
+    const out = String(result.stdout)
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     assert.deepEqual(out[0], {line: 1, prediction: {output_label: 1}})
     assert.equal(out[1].line, 2)
     assert.match(out[1].error, /"cheap" is not a number/)
@@ -93,16 +148,46 @@ describe('mlops serve and predict (child processes)', function () {
     // In one batch, and with rows the reader refuses: still nothing past the first bad row, written or counted.
     const lines = [rows[0], rows[1], rows[1], rows[2]].map((r) => JSON.stringify(r))
     lines.splice(2, 0, '{not json')
-    const batch = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast'], {env: {CI: 'true'}, input: lines.join('\n'), reject: false})
-    assert.deepEqual(String(batch.stdout).trim().split('\n').map((l) => JSON.parse(l).line), [1, 2])
-    assert.equal(String(batch.stderr), '  line 2: fare: "cheap" is not a number (float32)', 'the first bad row alone is reported')
-    const reader = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast'], {env: {CI: 'true'}, input: ['{not json', '{also not', lines[0]].join('\n'), reject: false})
-    assert.deepEqual(String(reader.stdout).trim().split('\n').map((l) => JSON.parse(l).line), [1])
+    const batch = await execa(
+      'node',
+      [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast'],
+      {env: {CI: 'true'}, input: lines.join('\n'), reject: false},
+    )
+    assert.deepEqual(
+      String(batch.stdout)
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).line),
+      [1, 2],
+    )
+    assert.equal(
+      String(batch.stderr),
+      '  line 2: fare: "cheap" is not a number (float32)',
+      'the first bad row alone is reported',
+    )
+    const reader = await execa(
+      'node',
+      [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', '-', '--fail-fast'],
+      {env: {CI: 'true'}, input: ['{not json', '{also not', lines[0]].join('\n'), reject: false},
+    )
+    assert.deepEqual(
+      String(reader.stdout)
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).line),
+      [1],
+    )
   })
 
   it('says so in one line, without a stack trace, when the reader of stdout goes away (| head)', async () => {
-    const rows = Array.from({length: 20_000}, (_, i) => JSON.stringify({pclass: '1', sex: 'female', age: 20 + (i % 40), fare: 7 + i, embarked: 'S'})).join('\n')
-    const result = await execa('bash', ['-o', 'pipefail', '-c', `node ${CLI.join(' ')} predict --model ${TITANIC} --input - --output - | head -n 1`], {env: {CI: 'true'}, input: rows, reject: false})
+    const rows = Array.from({length: 20_000}, (_, i) =>
+      JSON.stringify({pclass: '1', sex: 'female', age: 20 + (i % 40), fare: 7 + i, embarked: 'S'}),
+    ).join('\n')
+    const result = await execa(
+      'bash',
+      ['-o', 'pipefail', '-c', `node ${CLI.join(' ')} predict --model ${TITANIC} --input - --output - | head -n 1`],
+      {env: {CI: 'true'}, input: rows, reject: false},
+    )
     assert.equal(result.exitCode, 1)
     assert.equal(String(result.stdout).split('\n').length, 1)
     assert.match(String(result.stderr), /stdout was closed by its reader/)
@@ -113,27 +198,49 @@ describe('mlops serve and predict (child processes)', function () {
     const dir = await tempDir()
     try {
       const input = join(dir.path, 'passengers.csv')
-      const lines = ['pclass,sex,age,fare,embarked', ...Array.from({length: 300_000}, (_, i) => `1,female,${20 + (i % 40)},${7 + (i % 100)},S`)]
+      const lines = [
+        'pclass,sex,age,fare,embarked',
+        ...Array.from({length: 300_000}, (_, i) => `1,female,${20 + (i % 40)},${7 + (i % 100)},S`),
+      ]
       writeFileSync(input, lines.join('\n') + '\n')
-      const same = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', input, '--json'], {env: {CI: 'true'}, reject: false})
+      const same = await execa(
+        'node',
+        [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', input, '--json'],
+        {env: {CI: 'true'}, reject: false},
+      )
       assert.equal(same.exitCode, 2)
       assert.equal(JSON.parse(String(same.stdout)).error.code, 'OUTPUT_IS_INPUT')
       assert.equal(readFileSync(input, 'utf8').split('\n').length, 300_002, 'the input is untouched')
 
       const output = join(dir.path, 'predictions.jsonl')
       writeFileSync(output, '{"line": 1, "prediction": "from last week"}\n')
-      const missing = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', join(dir.path, 'nope.csv'), '--output', output, '--json'], {env: {CI: 'true'}, reject: false})
+      const missing = await execa(
+        'node',
+        [...CLI, 'predict', '--model', TITANIC, '--input', join(dir.path, 'nope.csv'), '--output', output, '--json'],
+        {env: {CI: 'true'}, reject: false},
+      )
       assert.equal(missing.exitCode, 2)
-      const folder = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', dir.path, '--output', output, '--json'], {env: {CI: 'true'}, reject: false})
+      const folder = await execa(
+        'node',
+        [...CLI, 'predict', '--model', TITANIC, '--input', dir.path, '--output', output, '--json'],
+        {env: {CI: 'true'}, reject: false},
+      )
       assert.deepEqual([folder.exitCode, JSON.parse(String(folder.stdout)).error.code], [2, 'INPUT_IS_DIRECTORY'])
-      const killed = execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output], {env: {CI: 'true'}, reject: false})
+      const killed = execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output], {
+        env: {CI: 'true'},
+        reject: false,
+      })
       // Killed once the predictions are being written.
-      while (!readdirSync(dir.path).some((name) => name.endsWith('.partial'))) await new Promise((resolve) => setTimeout(resolve, 20))
+      while (!readdirSync(dir.path).some((name) => name.endsWith('.partial')))
+        await new Promise((resolve) => setTimeout(resolve, 20))
       killed.kill('SIGKILL')
       await killed
       assert.equal(readFileSync(output, 'utf8'), '{"line": 1, "prediction": "from last week"}\n')
 
-      const done = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output], {env: {CI: 'true'}, reject: false})
+      const done = await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', input, '--output', output], {
+        env: {CI: 'true'},
+        reject: false,
+      })
       assert.equal(done.exitCode, 0, String(done.stderr))
       assert.equal(readFileSync(output, 'utf8').trim().split('\n').length, 300_000)
 
@@ -143,12 +250,18 @@ describe('mlops serve and predict (child processes)', function () {
       const fifo = join(dir.path, 'pipe')
       await execa('mkfifo', [fifo])
       const reader = execa('cat', [fifo])
-      await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', fifo], {env: {CI: 'true'}, input: one})
+      await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', fifo], {
+        env: {CI: 'true'},
+        input: one,
+      })
       assert.match(String((await reader).stdout), /"output_label":1/)
       assert.ok(lstatSync(fifo).isFIFO())
       const link = join(dir.path, 'latest.jsonl')
       symlinkSync(output, link)
-      await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', link], {env: {CI: 'true'}, input: one})
+      await execa('node', [...CLI, 'predict', '--model', TITANIC, '--input', '-', '--output', link], {
+        env: {CI: 'true'},
+        input: one,
+      })
       assert.ok(lstatSync(link).isSymbolicLink())
       assert.equal(readFileSync(output, 'utf8'), '{"line":1,"prediction":{"output_label":1}}\n')
     } finally {

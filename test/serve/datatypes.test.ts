@@ -45,8 +45,14 @@ describe('serve: every v2 datatype round-trips exactly', function () {
     const model = await loadModel(identityModel('int64'))
     const {server, url} = await start('identity_int64', {}, {model})
     try {
-      const flat = await post(`${url}/v2/models/identity_int64/infer`, '{"inputs":[{"name":"x","shape":[2,3],"datatype":"INT64","data":[1,2,3,4,5,9007199254740993]}]}')
-      const nested = await post(`${url}/v2/models/identity_int64/infer`, '{"inputs":[{"name":"x","shape":[2,3],"datatype":"INT64","data":[[1,2,3],[4,5,9007199254740993]]}]}')
+      const flat = await post(
+        `${url}/v2/models/identity_int64/infer`,
+        '{"inputs":[{"name":"x","shape":[2,3],"datatype":"INT64","data":[1,2,3,4,5,9007199254740993]}]}',
+      )
+      const nested = await post(
+        `${url}/v2/models/identity_int64/infer`,
+        '{"inputs":[{"name":"x","shape":[2,3],"datatype":"INT64","data":[[1,2,3],[4,5,9007199254740993]]}]}',
+      )
       assert.equal(nested.status, 200, nested.text)
       assert.equal(nested.text, flat.text)
     } finally {

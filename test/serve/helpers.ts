@@ -39,9 +39,19 @@ export interface Running {
   model: LoadedModel
 }
 
-export async function start(id: string, settings: Partial<ServeSettings> = {}, options: Partial<ModelServerOptions> = {}): Promise<Running> {
+export async function start(
+  id: string,
+  settings: Partial<ServeSettings> = {},
+  options: Partial<ModelServerOptions> = {},
+): Promise<Running> {
   const model = options.model ?? (await load(id))
-  const server = createModelServer({model, identity: {name: id, version: '1.0.0'}, settings: serveSettings({}, settings), faults: {latencyMs: 0, errorRate: 0, wrong: false}, ...options})
+  const server = createModelServer({
+    model,
+    identity: {name: id, version: '1.0.0'},
+    settings: serveSettings({}, settings),
+    faults: {latencyMs: 0, errorRate: 0, wrong: false},
+    ...options,
+  })
   const url = await server.listen(0, '127.0.0.1')
   return {server, url, model}
 }
@@ -51,7 +61,21 @@ export function plain(json: TensorJson): TensorJson {
   return json.data_b64 === undefined ? json : tensorToJson(tensorFromJson(json))
 }
 
-export const DATATYPE: Record<string, string> = {bool: 'BOOL', uint8: 'UINT8', int8: 'INT8', uint16: 'UINT16', int16: 'INT16', uint32: 'UINT32', int32: 'INT32', uint64: 'UINT64', int64: 'INT64', float16: 'FP16', float32: 'FP32', float64: 'FP64', string: 'BYTES'}
+export const DATATYPE: Record<string, string> = {
+  bool: 'BOOL',
+  uint8: 'UINT8',
+  int8: 'INT8',
+  uint16: 'UINT16',
+  int16: 'INT16',
+  uint32: 'UINT32',
+  int32: 'INT32',
+  uint64: 'UINT64',
+  int64: 'INT64',
+  float16: 'FP16',
+  float32: 'FP32',
+  float64: 'FP64',
+  string: 'BYTES',
+}
 
 export function inferBody(sample: Sample, id?: string): unknown {
   return {
@@ -78,8 +102,16 @@ export function difference(actual: unknown[], expected: TensorJson): string | un
   return undefined
 }
 
-export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{status: number; json: any; headers: Headers; text: string}> {
-  const response = await fetch(url, {method: 'POST', body: typeof body === 'string' ? body : JSON.stringify(body), headers: {'content-type': 'application/json', ...headers}})
+export async function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{status: number; json: any; headers: Headers; text: string}> {
+  const response = await fetch(url, {
+    method: 'POST',
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    headers: {'content-type': 'application/json', ...headers},
+  })
   const text = await response.text()
   let json: unknown
   try {

@@ -23,7 +23,10 @@ describe('serve: the shared models through the v2 infer API', function () {
 
       for (const sample of modelInfo(id).samples) {
         it(`sample ${sample.name}`, async function () {
-          const {status, json, headers} = await post(`${running!.url}/v2/models/${id}/infer`, inferBody(sample, `req-${sample.name}`))
+          const {status, json, headers} = await post(
+            `${running!.url}/v2/models/${id}/infer`,
+            inferBody(sample, `req-${sample.name}`),
+          )
           assert.equal(status, 200, JSON.stringify(json)?.slice(0, 300))
           assert.equal(json.model_name, id)
           assert.equal(json.model_version, '1.0.0')

@@ -18,7 +18,10 @@ export interface CliResult {
   json?: unknown
 }
 
-export async function mlops(args: string[], options: {cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number} = {}): Promise<CliResult> {
+export async function mlops(
+  args: string[],
+  options: {cwd?: string; env?: Record<string, string>; input?: string; timeoutMs?: number} = {},
+): Promise<CliResult> {
   const result = await execa('node', [BIN, ...args], {
     cwd: options.cwd,
     env: {CI: 'true', ...options.env},

@@ -15,7 +15,14 @@ function model(input: Onnx.ITypeProto, output: Onnx.ITypeProto, opType = 'Identi
     output: [{name: 'y', type: output}],
     node: [{opType, input: ['x'], output: ['y']}],
   }
-  return onnx.ModelProto.encode(onnx.ModelProto.create({irVersion: 10, opsetImport: [{domain: '', version: opset}], producerName: 'mlops-test', graph})).finish()
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 10,
+      opsetImport: [{domain: '', version: opset}],
+      producerName: 'mlops-test',
+      graph,
+    }),
+  ).finish()
 }
 
 /** Identity over a tensor of the given ONNX element type: BFLOAT16 (16), INT4 (22), FLOAT8E4M3FN (17)… */
@@ -50,5 +57,12 @@ export function int4OutputModel(): Uint8Array {
     ],
     node: [{opType: 'QuantizeLinear', input: ['x', 'scale', 'zero'], output: ['y']}],
   }
-  return onnx.ModelProto.encode(onnx.ModelProto.create({irVersion: 10, opsetImport: [{domain: '', version: 21}], producerName: 'mlops-test', graph})).finish()
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 10,
+      opsetImport: [{domain: '', version: 21}],
+      producerName: 'mlops-test',
+      graph,
+    }),
+  ).finish()
 }

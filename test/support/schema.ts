@@ -13,5 +13,8 @@ export function assertMatchesSchema(value: unknown, name: string): void {
   const schema = JSON.parse(readFileSync(join(schemasDir, 'results', `${name}.schema.json`), 'utf8')) as object
   const validate = ajv.getSchema(name) ?? (ajv.addSchema(schema, name), ajv.getSchema(name)!)
   const ok = validate(value)
-  assert.ok(ok, `--json output does not match schemas/results/${name}.schema.json: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(value, null, 2).slice(0, 2000)}`)
+  assert.ok(
+    ok,
+    `--json output does not match schemas/results/${name}.schema.json: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(value, null, 2).slice(0, 2000)}`,
+  )
 }

@@ -10,7 +10,7 @@ import {makeDirectory, writeFileAtomically} from '../../src/system/atomic.js'
 import {tempDir} from '../support/cli.js'
 
 describe('atomic writes', () => {
-  it('makes nested folders, and fails at once where Node\'s recursive mkdir spins forever (under /proc)', async () => {
+  it("makes nested folders, and fails at once where Node's recursive mkdir spins forever (under /proc)", async () => {
     const dir = await tempDir()
     try {
       await makeDirectory(join(dir.path, 'a', 'b', 'c'))

@@ -34,8 +34,13 @@ export function meetsSlo(phase: LoadPhase, slo: Slo): {met: boolean; why?: strin
     const value = phase.latencyMs[g.percentile]
     if (value > g.maxMs) return {met: false, why: `${g.percentile} ${value} ms > ${g.maxMs} ms`}
   }
-  if (phase.errorRate > slo.maxErrorRate) return {met: false, why: `error rate ${(phase.errorRate * 100).toFixed(2)}% > ${slo.maxErrorRate * 100}%`}
-  if (phase.rate && phase.throughput < phase.rate * slo.minThroughputRatio) return {met: false, why: `throughput ${phase.throughput.toFixed(1)} rps < ${(phase.rate * slo.minThroughputRatio).toFixed(1)} rps`}
+  if (phase.errorRate > slo.maxErrorRate)
+    return {met: false, why: `error rate ${(phase.errorRate * 100).toFixed(2)}% > ${slo.maxErrorRate * 100}%`}
+  if (phase.rate && phase.throughput < phase.rate * slo.minThroughputRatio)
+    return {
+      met: false,
+      why: `throughput ${phase.throughput.toFixed(1)} rps < ${(phase.rate * slo.minThroughputRatio).toFixed(1)} rps`,
+    }
   return {met: true}
 }
 
@@ -57,7 +62,15 @@ export async function findMaxRate(options: FindMaxOptions): Promise<FindMaxResul
   for (let i = 0; i < options.maxSteps; i++) {
     const phase = await options.run(rate)
     const {met, why} = meetsSlo(phase, options.slo)
-    steps.push({rate, met, ...(why ? {why} : {}), p99Ms: phase.latencyMs.p99, errorRate: phase.errorRate, throughput: phase.throughput, clientSaturated: phase.client.saturated})
+    steps.push({
+      rate,
+      met,
+      ...(why ? {why} : {}),
+      p99Ms: phase.latencyMs.p99,
+      errorRate: phase.errorRate,
+      throughput: phase.throughput,
+      clientSaturated: phase.client.saturated,
+    })
     if (!met && phase.client.saturated) {
       clientBound = `at ${rate} rps ${phase.client.reason}; the server's limit may be higher`
       break
@@ -65,7 +78,8 @@ export async function findMaxRate(options: FindMaxOptions): Promise<FindMaxResul
     if (met) good = rate
     else bad = rate
     if (good !== undefined && bad !== undefined && bad / good <= 1.1) break
-    const next = bad === undefined ? Math.min(rate * 2, options.maxRate) : good === undefined ? rate / 2 : (good + bad) / 2
+    const next =
+      bad === undefined ? Math.min(rate * 2, options.maxRate) : good === undefined ? rate / 2 : (good + bad) / 2
     if (Math.round(next) === Math.round(rate) || next < 1) break
     rate = Math.round(next)
   }
@@ -73,6 +87,10 @@ export async function findMaxRate(options: FindMaxOptions): Promise<FindMaxResul
 }
 
 /** A job for one step: short warm-up, the step's duration, at `rate`. */
-export function stepJob(base: Omit<LoadJob, 'mode' | 'rate' | 'durationMs' | 'warmupMs'>, rate: number, stepMs: number): LoadJob {
+export function stepJob(
+  base: Omit<LoadJob, 'mode' | 'rate' | 'durationMs' | 'warmupMs'>,
+  rate: number,
+  stepMs: number,
+): LoadJob {
   return {...base, mode: 'open', rate, durationMs: stepMs, warmupMs: Math.min(1000, stepMs / 3)}
 }

@@ -30,7 +30,9 @@ export interface LoadProgress {
 }
 
 /** Log-scale latency bins (ms), edges shared by worker and reports: 5 a decade from 0.1 ms to 100 s. */
-export const BIN_EDGES_MS: readonly number[] = Array.from({length: 31}, (_, k) => Number((0.1 * 10 ** (k / 5)).toPrecision(3)))
+export const BIN_EDGES_MS: readonly number[] = Array.from({length: 31}, (_, k) =>
+  Number((0.1 * 10 ** (k / 5)).toPrecision(3)),
+)
 
 export interface LoadOutcome {
   type: 'result'

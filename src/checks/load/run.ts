@@ -61,7 +61,10 @@ function workerEntry(): {path: string; execArgv: string[]} {
   const self = fileURLToPath(import.meta.url)
   const ts = self.endsWith('.ts')
   // A larger young generation: fewer scavenges, so fewer pauses of the generator landing in the measured tail.
-  return {path: self.replace(/run\.(ts|js)$/, ts ? 'worker.ts' : 'worker.js'), execArgv: [...(ts ? ['--import', 'tsx'] : []), '--max-semi-space-size=64']}
+  return {
+    path: self.replace(/run\.(ts|js)$/, ts ? 'worker.ts' : 'worker.js'),
+    execArgv: [...(ts ? ['--import', 'tsx'] : []), '--max-semi-space-size=64'],
+  }
 }
 
 export async function runLoadPhase(job: LoadJob, options: RunLoadOptions = {}): Promise<LoadPhase> {
@@ -84,10 +87,19 @@ function runWorker(job: LoadJob, options: RunLoadOptions): Promise<LoadOutcome> 
       else if (message.type === 'result') result = message
       else failure = message.message
     })
-    child.once('error', (error) => reject(new MlopsError('LOAD_GENERATOR_FAILED', `the load generator could not start: ${error.message}`)))
+    child.once('error', (error) =>
+      reject(new MlopsError('LOAD_GENERATOR_FAILED', `the load generator could not start: ${error.message}`)),
+    )
     child.once('exit', (code, signal) => {
       if (result) resolve(result)
-      else reject(new MlopsError('LOAD_GENERATOR_FAILED', `the load generator ${failure ? `failed: ${failure}` : `exited with ${signal ?? `code ${code}`}`}${stderr ? `\n${stderr.trim()}` : ''}`, {hint: 'Run again with DEBUG=* for details; if it persists, report it with the output.'}))
+      else
+        reject(
+          new MlopsError(
+            'LOAD_GENERATOR_FAILED',
+            `the load generator ${failure ? `failed: ${failure}` : `exited with ${signal ?? `code ${code}`}`}${stderr ? `\n${stderr.trim()}` : ''}`,
+            {hint: 'Run again with DEBUG=* for details; if it persists, report it with the output.'},
+          ),
+        )
     })
     child.send(job)
   })
@@ -101,7 +113,8 @@ export function summarize(job: LoadJob, outcome: LoadOutcome): LoadPhase {
   const lagMaxMs = lag.totalCount > 0 ? lag.maxValue / 1000 : 0
   const reasons: string[] = []
   if (lagP99Ms > SATURATION.lagP99Ms) reasons.push(`it sent ${round(lagP99Ms)} ms behind schedule (p99)`)
-  if (outcome.elu > SATURATION.elu) reasons.push(`its event loop was busy ${Math.round(outcome.elu * 100)}% of the time`)
+  if (outcome.elu > SATURATION.elu)
+    reasons.push(`its event loop was busy ${Math.round(outcome.elu * 100)}% of the time`)
   const failed = outcome.measured - outcome.ok
   const phase: LoadPhase = {
     mode: job.mode,
@@ -117,7 +130,13 @@ export function summarize(job: LoadJob, outcome: LoadOutcome): LoadPhase {
     latencyMs: percentilesOf(latency),
     serviceMs: percentilesOf(service),
     histogram: {edgesMs: [...BIN_EDGES_MS], counts: outcome.bins},
-    client: {lagP99Ms: round(lagP99Ms), lagMaxMs: round(lagMaxMs), elu: round(outcome.elu), saturated: reasons.length > 0, ...(reasons.length > 0 ? {reason: `the load generator could not keep up: ${reasons.join(', ')}`} : {})},
+    client: {
+      lagP99Ms: round(lagP99Ms),
+      lagMaxMs: round(lagMaxMs),
+      elu: round(outcome.elu),
+      saturated: reasons.length > 0,
+      ...(reasons.length > 0 ? {reason: `the load generator could not keep up: ${reasons.join(', ')}`} : {}),
+    },
     samples: outcome.samples,
   }
   for (const h of [latency, service, lag]) h.destroy()
@@ -126,7 +145,15 @@ export function summarize(job: LoadJob, outcome: LoadOutcome): LoadPhase {
 
 function percentilesOf(h: hdr.Histogram): Percentiles {
   const at = (p: number) => (h.totalCount > 0 ? round(h.getValueAtPercentile(p) / 1000) : 0)
-  return {p50: at(50), p90: at(90), p95: at(95), p99: at(99), 'p99.9': at(99.9), max: h.totalCount > 0 ? round(h.maxValue / 1000) : 0, mean: h.totalCount > 0 ? round(h.mean / 1000) : 0}
+  return {
+    p50: at(50),
+    p90: at(90),
+    p95: at(95),
+    p99: at(99),
+    'p99.9': at(99.9),
+    max: h.totalCount > 0 ? round(h.maxValue / 1000) : 0,
+    mean: h.totalCount > 0 ? round(h.mean / 1000) : 0,
+  }
 }
 
 function round(v: number): number {

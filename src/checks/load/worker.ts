@@ -12,7 +12,13 @@ const PROGRESS_MS = 250
 const SAMPLE_LIMIT = 5
 
 function histogram(): hdr.Histogram {
-  return hdr.build({lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, bitBucketSize: 64, useWebAssembly: false})
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 3_600_000_000,
+    numberOfSignificantValueDigits: 3,
+    bitBucketSize: 64,
+    useWebAssembly: false,
+  })
 }
 
 function failureKind(error: unknown): string {
@@ -111,14 +117,25 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
 
   // A request with no answer after timeoutMs fails as a timeout; one sweep for all, cheaper than a timer per request.
   const timeoutError = () => Object.assign(new Error(`no answer within ${job.timeoutMs} ms`), {code: 'TIMEOUT'})
-  const sweep = setInterval(() => {
-    const now = performance.now()
-    for (const c of [...pool.connections, ...users]) if (c.sentAt !== undefined && now - c.sentAt > job.timeoutMs) c.destroy(timeoutError())
-  }, Math.max(10, Math.min(250, job.timeoutMs / 4)))
+  const sweep = setInterval(
+    () => {
+      const now = performance.now()
+      for (const c of [...pool.connections, ...users])
+        if (c.sentAt !== undefined && now - c.sentAt > job.timeoutMs) c.destroy(timeoutError())
+    },
+    Math.max(10, Math.min(250, job.timeoutMs / 4)),
+  )
 
   const progress = setInterval(() => {
     const now = performance.now()
-    send({type: 'progress', elapsedMs: Math.max(0, now - start), phase: now < measureFrom ? 'warmup' : now < end ? 'measure' : 'drain', sent, completed, failed})
+    send({
+      type: 'progress',
+      elapsedMs: Math.max(0, now - start),
+      phase: now < measureFrom ? 'warmup' : now < end ? 'measure' : 'drain',
+      sent,
+      completed,
+      failed,
+    })
   }, PROGRESS_MS)
 
   if (job.mode === 'open') {
@@ -147,12 +164,15 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
   if (inFlight > 0) {
     // Whatever is still out after the timeout never answered in time; closing the pool fails it as a timeout.
     const idle = new Promise<void>((resolve) => (onIdle = resolve))
-    const deadline = setTimeout(() => {
-      draining = true
-      const cutOff = new Error('the run ended before the answer came')
-      pool.failWaiting(cutOff)
-      for (const c of [...pool.connections, ...users]) c.destroy(cutOff)
-    }, job.timeoutMs + Math.max(0, end - performance.now()))
+    const deadline = setTimeout(
+      () => {
+        draining = true
+        const cutOff = new Error('the run ended before the answer came')
+        pool.failWaiting(cutOff)
+        for (const c of [...pool.connections, ...users]) c.destroy(cutOff)
+      },
+      job.timeoutMs + Math.max(0, end - performance.now()),
+    )
     await idle
     clearTimeout(deadline)
   }
@@ -180,9 +200,11 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
 if (process.send) {
   const send = (message: WorkerMessage) => process.send!(message)
   process.once('message', (job: LoadJob) => {
-    generateLoad(job, send).then(
-      (result) => send(result),
-      (error: unknown) => send({type: 'error', message: (error as Error).message ?? String(error)}),
-    ).finally(() => process.disconnect())
+    generateLoad(job, send)
+      .then(
+        (result) => send(result),
+        (error: unknown) => send({type: 'error', message: (error as Error).message ?? String(error)}),
+      )
+      .finally(() => process.disconnect())
   })
 }

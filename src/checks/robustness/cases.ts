@@ -5,7 +5,18 @@ import type {InputRecord} from '../../pipeline/types.js'
 import {isDynamic} from '../../model/signature.js'
 import type {TensorJson} from '../../model/tensor.js'
 import {datatypeOf} from '../../serve/v2.js'
-import {type Rng, V1_PATH, baseRecord, categoriesOf, generateRecords, hasFeatures, rangeOf, seededRng, v2Body, v2Path} from '../requests.js'
+import {
+  type Rng,
+  V1_PATH,
+  baseRecord,
+  categoriesOf,
+  generateRecords,
+  hasFeatures,
+  rangeOf,
+  seededRng,
+  v2Body,
+  v2Path,
+} from '../requests.js'
 import type {Subject} from '../subject.js'
 
 /**
@@ -45,8 +56,24 @@ export function robustnessCases(subject: Subject, options: CaseOptions): Robustn
   const rng = seededRng(options.seed)
   const base = baseRecord(subject)
   const cases: RobustnessCase[] = []
-  const v1 = (name: string, kind: string, expect: Expectation, instances: unknown) => cases.push({name, kind, expect, method: 'POST', path: V1_PATH, contentType: JSON_TYPE, body: JSON.stringify({instances})})
-  const raw = (name: string, kind: string, expect: Expectation, body: string | Buffer, contentType = JSON_TYPE, path = V1_PATH) => cases.push({name, kind, expect, method: 'POST', path, contentType, body})
+  const v1 = (name: string, kind: string, expect: Expectation, instances: unknown) =>
+    cases.push({
+      name,
+      kind,
+      expect,
+      method: 'POST',
+      path: V1_PATH,
+      contentType: JSON_TYPE,
+      body: JSON.stringify({instances}),
+    })
+  const raw = (
+    name: string,
+    kind: string,
+    expect: Expectation,
+    body: string | Buffer,
+    contentType = JSON_TYPE,
+    path = V1_PATH,
+  ) => cases.push({name, kind, expect, method: 'POST', path, contentType, body})
   // With a preprocess module the record format is the module's: extra or odd fields may be fine there.
   const strict: Expectation = subject.module ? 'handled' : 'reject'
 
@@ -63,12 +90,37 @@ export function robustnessCases(subject: Subject, options: CaseOptions): Robustn
   raw('instances is a string', 'wrong_type', 'reject', JSON.stringify({instances: 'abc'}))
   raw('no instances field', 'missing_field', 'reject', JSON.stringify({records: [base]}))
   const batch = Math.min(1000, subject.serving.maxInstances)
-  v1(`a batch of ${batch} valid records`, 'large_batch', 'predict', Array.from({length: batch}, () => base))
-  v1(`a batch of ${subject.serving.maxInstances + 1} records, one over serving.max_instances`, 'huge_batch', 'reject', Array.from({length: subject.serving.maxInstances + 1}, () => base))
-  raw(`a body of ${subject.serving.maxBodyBytes + 1024} bytes, over serving.max_body_mb`, 'oversized_body', 'reject', `{"instances":[${JSON.stringify(base)}],"pad":"${'x'.repeat(subject.serving.maxBodyBytes)}"}`)
+  v1(
+    `a batch of ${batch} valid records`,
+    'large_batch',
+    'predict',
+    Array.from({length: batch}, () => base),
+  )
+  v1(
+    `a batch of ${subject.serving.maxInstances + 1} records, one over serving.max_instances`,
+    'huge_batch',
+    'reject',
+    Array.from({length: subject.serving.maxInstances + 1}, () => base),
+  )
+  raw(
+    `a body of ${subject.serving.maxBodyBytes + 1024} bytes, over serving.max_body_mb`,
+    'oversized_body',
+    'reject',
+    `{"instances":[${JSON.stringify(base)}],"pad":"${'x'.repeat(subject.serving.maxBodyBytes)}"}`,
+  )
   cases[cases.length - 1].mayClose = true
-  raw('arrays nested 100000 deep', 'deep_nesting', 'reject', `{"instances":[{"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`)
-  raw('objects nested 5000 deep', 'deep_nesting', 'reject', `{"instances":[${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}]}`)
+  raw(
+    'arrays nested 100000 deep',
+    'deep_nesting',
+    'reject',
+    `{"instances":[{"x":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`,
+  )
+  raw(
+    'objects nested 5000 deep',
+    'deep_nesting',
+    'reject',
+    `{"instances":[${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}]}`,
+  )
   raw('truncated JSON', 'not_json', 'reject', JSON.stringify({instances: [base]}).slice(0, -3))
   raw('plain text', 'not_json', 'reject', 'hello, model')
   raw('an empty body', 'not_json', 'reject', '')
@@ -76,10 +128,20 @@ export function robustnessCases(subject: Subject, options: CaseOptions): Robustn
   raw('a JSON array body', 'not_json', 'reject', JSON.stringify([base]))
   raw('JSON followed by garbage', 'not_json', 'reject', `${JSON.stringify({instances: [base]})}}}garbage`)
   raw('512 random bytes', 'not_json', 'reject', Buffer.from(Array.from({length: 512}, () => rng.int(0, 255))))
-  raw('invalid UTF-8', 'not_json', 'handled', Buffer.concat([Buffer.from('{"instances":[{"x":"'), Buffer.from([0xc3, 0x28, 0xff, 0xfe]), Buffer.from('"}]}')]))
+  raw(
+    'invalid UTF-8',
+    'not_json',
+    'handled',
+    Buffer.concat([Buffer.from('{"instances":[{"x":"'), Buffer.from([0xc3, 0x28, 0xff, 0xfe]), Buffer.from('"}]}')]),
+  )
   raw('a byte-order mark before the JSON', 'not_json', 'handled', `\ufeff${JSON.stringify({instances: [base]})}`)
   raw('a text/plain content type', 'content_type', 'reject', JSON.stringify({instances: [base]}), 'text/plain')
-  raw('a duplicated "instances" key', 'duplicate_key', 'handled', `{"instances":[${JSON.stringify(base)}],"instances":[${JSON.stringify(base)}]}`)
+  raw(
+    'a duplicated "instances" key',
+    'duplicate_key',
+    'handled',
+    `{"instances":[${JSON.stringify(base)}],"instances":[${JSON.stringify(base)}]}`,
+  )
   v2Cases(subject, raw)
 
   for (let i = 0; cases.length < options.count; i++) {
@@ -105,8 +167,18 @@ function featureCases(subject: Subject & {features: FeatureSpec[]}, base: InputR
       v1(`${f.name} is "NaN"`, 'non_finite', mustHave(f) || f.type === 'integer' ? 'reject' : 'predict', set('NaN'))
       v1(`${f.name} is "Infinity"`, 'non_finite', 'handled', set('Infinity'))
       v1(`${f.name} is "-Infinity"`, 'non_finite', 'handled', set('-Infinity'))
-      v1(`${f.name} at its reference minimum ${min}`, 'extreme_value', 'predict', set(f.type === 'integer' ? Math.ceil(min) : min))
-      v1(`${f.name} at its reference maximum ${max}`, 'extreme_value', 'predict', set(f.type === 'integer' ? Math.floor(max) : max))
+      v1(
+        `${f.name} at its reference minimum ${min}`,
+        'extreme_value',
+        'predict',
+        set(f.type === 'integer' ? Math.ceil(min) : min),
+      )
+      v1(
+        `${f.name} at its reference maximum ${max}`,
+        'extreme_value',
+        'predict',
+        set(f.type === 'integer' ? Math.floor(max) : max),
+      )
       const far = Math.max(1e6, Math.abs(max) * 1000)
       v1(`${f.name} far above its range (${far})`, 'extreme_value', 'handled', set(far))
       v1(`${f.name} far below its range (${-far})`, 'extreme_value', 'handled', set(-far))
@@ -119,7 +191,12 @@ function featureCases(subject: Subject & {features: FeatureSpec[]}, base: InputR
       v1(`${f.name} is a number`, 'wrong_type', 'reject', set(12345))
       v1(`${f.name} is an array`, 'wrong_type', 'reject', set(['a']))
       v1(`${f.name} is a category never seen`, 'unknown_category', 'handled', set('never-seen-category'))
-      v1(`${f.name} in odd unicode (RTL, zero-width, emoji)`, 'unicode', 'handled', set(`\u202e${known[0] ?? 'x'}\u200b🙂`))
+      v1(
+        `${f.name} in odd unicode (RTL, zero-width, emoji)`,
+        'unicode',
+        'handled',
+        set(`\u202e${known[0] ?? 'x'}\u200b🙂`),
+      )
       v1(`${f.name} holds a lone surrogate`, 'unicode', 'handled', set('\ud800'))
       v1(`${f.name} holds a NUL character`, 'unicode', 'handled', set('a\u0000b'))
       v1(`${f.name} is 100000 characters long`, 'extreme_value', 'handled', set('x'.repeat(100_000)))
@@ -142,39 +219,116 @@ function rawInputCases(base: InputRecord, v1: V1, strict: Expectation): void {
   }
 }
 
-type Raw = (name: string, kind: string, expect: Expectation, body: string | Buffer, contentType?: string, path?: string) => void
+type Raw = (
+  name: string,
+  kind: string,
+  expect: Expectation,
+  body: string | Buffer,
+  contentType?: string,
+  path?: string,
+) => void
 
 /** The Open Inference Protocol route: wrong shapes and datatypes, missing and unknown inputs. */
 function v2Cases(subject: Subject, raw: Raw): void {
   const path = v2Path(subject)
   const golden = subject.golden.find((c) => c.inputs)?.inputs
-  const inputs: Record<string, TensorJson> = golden ?? Object.fromEntries(subject.signature.inputs.map((spec) => {
-    const shape = spec.shape.map((d, i) => (isDynamic(d) ? (i === 0 ? 1 : 8) : (d as number)))
-    const count = shape.reduce((a, b) => a * b, 1)
-    return [spec.name, {dtype: spec.dtype, shape, data: Array.from({length: count}, () => (spec.dtype === 'string' ? 'a' : spec.dtype === 'bool' ? false : 0))}]
-  }))
-  const body = JSON.parse(v2Body(inputs)) as {inputs: {name: string; shape: number[]; datatype: string; data: unknown[]}[]}
+  const inputs: Record<string, TensorJson> =
+    golden ??
+    Object.fromEntries(
+      subject.signature.inputs.map((spec) => {
+        const shape = spec.shape.map((d, i) => (isDynamic(d) ? (i === 0 ? 1 : 8) : (d as number)))
+        const count = shape.reduce((a, b) => a * b, 1)
+        return [
+          spec.name,
+          {
+            dtype: spec.dtype,
+            shape,
+            data: Array.from({length: count}, () =>
+              spec.dtype === 'string' ? 'a' : spec.dtype === 'bool' ? false : 0,
+            ),
+          },
+        ]
+      }),
+    )
+  const body = JSON.parse(v2Body(inputs)) as {
+    inputs: {name: string; shape: number[]; datatype: string; data: unknown[]}[]
+  }
   const first = body.inputs[0]
-  const withFirst = (change: Record<string, unknown>) => JSON.stringify({inputs: [{...first, ...change}, ...body.inputs.slice(1)]})
+  const withFirst = (change: Record<string, unknown>) =>
+    JSON.stringify({inputs: [{...first, ...change}, ...body.inputs.slice(1)]})
   // Only a request known to be valid (from a golden case) may be expected to predict: made-up dims may not suit the model.
   if (golden) raw('v2: a valid request', 'valid', 'predict', JSON.stringify(body), undefined, path)
   raw('v2: one dimension too many', 'wrong_shape', 'reject', withFirst({shape: [...first.shape, 1]}), undefined, path)
-  raw('v2: shape and data length disagree', 'wrong_shape', 'reject', withFirst({shape: first.shape.map((d, i) => (i === first.shape.length - 1 ? d + 1 : d))}), undefined, path)
-  raw('v2: a negative dimension', 'wrong_shape', 'reject', withFirst({shape: first.shape.map((d, i) => (i === 0 ? -1 : d))}), undefined, path)
+  raw(
+    'v2: shape and data length disagree',
+    'wrong_shape',
+    'reject',
+    withFirst({shape: first.shape.map((d, i) => (i === first.shape.length - 1 ? d + 1 : d))}),
+    undefined,
+    path,
+  )
+  raw(
+    'v2: a negative dimension',
+    'wrong_shape',
+    'reject',
+    withFirst({shape: first.shape.map((d, i) => (i === 0 ? -1 : d))}),
+    undefined,
+    path,
+  )
   const wrong = first.datatype === 'BYTES' ? 'FP32' : first.datatype === 'INT8' ? 'FP32' : 'INT8'
-  raw(`v2: datatype ${wrong} instead of ${first.datatype}`, 'wrong_dtype', 'reject', withFirst({datatype: wrong}), undefined, path)
+  raw(
+    `v2: datatype ${wrong} instead of ${first.datatype}`,
+    'wrong_dtype',
+    'reject',
+    withFirst({datatype: wrong}),
+    undefined,
+    path,
+  )
   raw('v2: an unknown datatype', 'wrong_dtype', 'reject', withFirst({datatype: 'FP128'}), undefined, path)
   raw('v2: data is a string', 'wrong_type', 'reject', withFirst({data: 'abc'}), undefined, path)
   raw('v2: an unknown input name', 'unknown_input', 'reject', withFirst({name: 'no_such_input'}), undefined, path)
   raw('v2: no inputs', 'missing_field', 'reject', JSON.stringify({inputs: []}), undefined, path)
-  if (datatypeOf(subject.signature.inputs[0].dtype).startsWith('FP')) raw('v2: "NaN" values', 'non_finite', 'answered', withFirst({data: first.data.map(() => 'NaN')}), undefined, path)
-  raw('v2: a model that is not served here', 'unknown_model', 'reject', JSON.stringify(body), undefined, '/v2/models/no-such-model/infer')
+  if (datatypeOf(subject.signature.inputs[0].dtype).startsWith('FP'))
+    raw('v2: "NaN" values', 'non_finite', 'answered', withFirst({data: first.data.map(() => 'NaN')}), undefined, path)
+  raw(
+    'v2: a model that is not served here',
+    'unknown_model',
+    'reject',
+    JSON.stringify(body),
+    undefined,
+    '/v2/models/no-such-model/infer',
+  )
 }
 
-const NASTY: readonly unknown[] = [null, '', 'NaN', 'Infinity', -1e308, 1e308, true, false, [], {}, '🙂', -0, 2 ** 53 + 1, '0x1f', ' 12 ', '1e999', 'null', '<script>', [null], {'': null}]
+const NASTY: readonly unknown[] = [
+  null,
+  '',
+  'NaN',
+  'Infinity',
+  -1e308,
+  1e308,
+  true,
+  false,
+  [],
+  {},
+  '🙂',
+  -0,
+  2 ** 53 + 1,
+  '0x1f',
+  ' 12 ',
+  '1e999',
+  'null',
+  '<script>',
+  [null],
+  {'': null},
+]
 
 /** One random change to a valid record: a field replaced by an odd value, dropped, or a field added. */
-function mutate(subject: Subject, base: InputRecord, rng: Rng): {record: InputRecord; what: string; expect: Expectation} {
+function mutate(
+  subject: Subject,
+  base: InputRecord,
+  rng: Rng,
+): {record: InputRecord; what: string; expect: Expectation} {
   const keys = Object.keys(base)
   const choice = rng.int(0, 9)
   if (choice === 0 && hasFeatures(subject)) {
@@ -188,5 +342,9 @@ function mutate(subject: Subject, base: InputRecord, rng: Rng): {record: InputRe
   }
   const key = rng.pick(keys)
   const value = rng.pick(NASTY)
-  return {record: {...base, [key]: value}, what: `${key} = ${JSON.stringify(value) ?? String(value)}`, expect: 'handled'}
+  return {
+    record: {...base, [key]: value},
+    what: `${key} = ${JSON.stringify(value) ?? String(value)}`,
+    expect: 'handled',
+  }
 }

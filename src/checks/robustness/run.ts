@@ -5,7 +5,17 @@ import type {TargetServer} from '../server.js'
 import {isReady} from '../server.js'
 import type {Expectation, RobustnessCase} from './cases.js'
 
-export type CaseOutcome = 'ok' | 'server_error' | 'timeout' | 'crash' | 'connection_reset' | 'unhealthy' | 'accepted_bad_request' | 'refused_valid_request' | 'non_finite_prediction' | 'bad_error_body'
+export type CaseOutcome =
+  | 'ok'
+  | 'server_error'
+  | 'timeout'
+  | 'crash'
+  | 'connection_reset'
+  | 'unhealthy'
+  | 'accepted_bad_request'
+  | 'refused_valid_request'
+  | 'non_finite_prediction'
+  | 'bad_error_body'
 
 export interface CaseResult {
   name: string
@@ -35,7 +45,11 @@ export interface RobustnessRun {
 const TRIES = 4
 const BODY_PREVIEW = 2000
 
-export async function runRobustness(server: TargetServer, cases: readonly RobustnessCase[], options: {timeoutMs: number; onCase?: (done: number, total: number) => void}): Promise<RobustnessRun> {
+export async function runRobustness(
+  server: TargetServer,
+  cases: readonly RobustnessCase[],
+  options: {timeoutMs: number; onCase?: (done: number, total: number) => void},
+): Promise<RobustnessRun> {
   const agent = new Agent({connections: 4, keepAliveTimeout: 10_000})
   const results: CaseResult[] = []
   let crashed = false
@@ -44,14 +58,26 @@ export async function runRobustness(server: TargetServer, cases: readonly Robust
       let result = await sendCase(agent, server.url, c, options.timeoutMs)
       for (let tries = 1; result.outcome === 'server_error' && tries < TRIES; tries++) {
         const again = await sendCase(agent, server.url, c, options.timeoutMs)
-        if (again.outcome !== 'server_error') result = {...again, intermittent: true, detail: `${result.detail}; the same request then got ${again.status ?? again.outcome}`}
+        if (again.outcome !== 'server_error')
+          result = {
+            ...again,
+            intermittent: true,
+            detail: `${result.detail}; the same request then got ${again.status ?? again.outcome}`,
+          }
       }
       // After every case the server must still be up and ready: a crash or a wedged model fails the case that did it.
       if (!(await isReady(server.url, options.timeoutMs))) {
         const exit = await server.exited(1000)
         crashed = true
-        const how = exit ? `the server process ended (${exit.signal ?? `exit code ${exit.code}`})` : 'the server stopped answering /v2/health/ready'
-        result = {...result, passed: false, outcome: exit || result.outcome === 'connection_reset' ? 'crash' : 'unhealthy', detail: `${how} after this request${result.detail ? `; ${result.detail}` : ''}`}
+        const how = exit
+          ? `the server process ended (${exit.signal ?? `exit code ${exit.code}`})`
+          : 'the server stopped answering /v2/health/ready'
+        result = {
+          ...result,
+          passed: false,
+          outcome: exit || result.outcome === 'connection_reset' ? 'crash' : 'unhealthy',
+          detail: `${how} after this request${result.detail ? `; ${result.detail}` : ''}`,
+        }
       }
       if (!result.passed) result.request = describe(c)
       results.push(result)
@@ -61,7 +87,12 @@ export async function runRobustness(server: TargetServer, cases: readonly Robust
   } finally {
     await agent.close()
   }
-  return {results, notRun: cases.length - results.length, crashed, healthyAfter: !crashed && (await isReady(server.url, options.timeoutMs))}
+  return {
+    results,
+    notRun: cases.length - results.length,
+    crashed,
+    healthyAfter: !crashed && (await isReady(server.url, options.timeoutMs)),
+  }
 }
 
 async function sendCase(agent: Agent, url: string, c: RobustnessCase, timeoutMs: number): Promise<CaseResult> {
@@ -69,22 +100,36 @@ async function sendCase(agent: Agent, url: string, c: RobustnessCase, timeoutMs:
   let status: number
   let text: string
   try {
-    const response = await request(`${url}${c.path}`, {dispatcher: agent, method: c.method, headers: {'content-type': c.contentType}, body: c.body, signal: AbortSignal.timeout(timeoutMs)})
+    const response = await request(`${url}${c.path}`, {
+      dispatcher: agent,
+      method: c.method,
+      headers: {'content-type': c.contentType},
+      body: c.body,
+      signal: AbortSignal.timeout(timeoutMs),
+    })
     status = response.statusCode
     text = await response.body.text()
   } catch (error) {
     const e = error as {name?: string; code?: string; message?: string}
-    if (e.name === 'TimeoutError' || e.name === 'AbortError') return {...base, passed: false, outcome: 'timeout', detail: `no answer within ${timeoutMs} ms`}
+    if (e.name === 'TimeoutError' || e.name === 'AbortError')
+      return {...base, passed: false, outcome: 'timeout', detail: `no answer within ${timeoutMs} ms`}
     const detail = `the connection closed without an answer: ${e.code ?? e.name}: ${e.message}`
     // The health check that follows tells a crash from a closed connection.
-    return c.mayClose ? {...base, passed: true, outcome: 'ok', detail} : {...base, passed: false, outcome: 'connection_reset', detail}
+    return c.mayClose
+      ? {...base, passed: true, outcome: 'ok', detail}
+      : {...base, passed: false, outcome: 'connection_reset', detail}
   }
   return {...base, status, ...judge(c.expect, status, text)}
 }
 
 /** The verdict on one answer, by what the case expects. */
-export function judge(expect: Expectation, status: number, text: string): {passed: boolean; outcome: CaseOutcome; detail?: string} {
-  if (status >= 500) return {passed: false, outcome: 'server_error', detail: `answered ${status}: ${text.slice(0, 200)}`}
+export function judge(
+  expect: Expectation,
+  status: number,
+  text: string,
+): {passed: boolean; outcome: CaseOutcome; detail?: string} {
+  if (status >= 500)
+    return {passed: false, outcome: 'server_error', detail: `answered ${status}: ${text.slice(0, 200)}`}
   let body: unknown
   try {
     body = JSON.parse(text)
@@ -92,19 +137,35 @@ export function judge(expect: Expectation, status: number, text: string): {passe
     body = undefined
   }
   if (status >= 400) {
-    if (expect === 'predict') return {passed: false, outcome: 'refused_valid_request', detail: `answered ${status} to a valid request: ${text.slice(0, 200)}`}
+    if (expect === 'predict')
+      return {
+        passed: false,
+        outcome: 'refused_valid_request',
+        detail: `answered ${status} to a valid request: ${text.slice(0, 200)}`,
+      }
     const hasError = body !== null && typeof body === 'object' && 'error' in body
-    return hasError ? {passed: true, outcome: 'ok'} : {passed: false, outcome: 'bad_error_body', detail: `answered ${status} without a JSON error body: ${text.slice(0, 200)}`}
+    return hasError
+      ? {passed: true, outcome: 'ok'}
+      : {
+          passed: false,
+          outcome: 'bad_error_body',
+          detail: `answered ${status} without a JSON error body: ${text.slice(0, 200)}`,
+        }
   }
-  if (expect === 'reject') return {passed: false, outcome: 'accepted_bad_request', detail: `answered ${status} to a request it should refuse`}
+  if (expect === 'reject')
+    return {passed: false, outcome: 'accepted_bad_request', detail: `answered ${status} to a request it should refuse`}
   if (expect === 'answered') return {passed: true, outcome: 'ok'}
   const bad = body === undefined ? 'the body is not JSON' : nonFinite(body)
-  return bad ? {passed: false, outcome: 'non_finite_prediction', detail: `answered ${status}, but ${bad}`} : {passed: true, outcome: 'ok'}
+  return bad
+    ? {passed: false, outcome: 'non_finite_prediction', detail: `answered ${status}, but ${bad}`}
+    : {passed: true, outcome: 'ok'}
 }
 
 /** The first value in a 200 answer that is not a finite number where a number belongs (null, NaN, ±Infinity). */
 function nonFinite(body: unknown): string | undefined {
-  const values = (body as {predictions?: unknown; outputs?: {data?: unknown}[]}).predictions ?? (body as {outputs?: {data?: unknown}[]}).outputs?.map((o) => o.data)
+  const values =
+    (body as {predictions?: unknown; outputs?: {data?: unknown}[]}).predictions ??
+    (body as {outputs?: {data?: unknown}[]}).outputs?.map((o) => o.data)
   if (values === undefined) return 'it holds neither predictions nor outputs'
   const walk = (v: unknown, path: string): string | undefined => {
     if (typeof v === 'number') return Number.isFinite(v) ? undefined : `${path} is ${v}`

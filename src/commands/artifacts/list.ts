@@ -15,8 +15,26 @@ export default class ArtifactsList extends BaseCommand {
   async run(): Promise<ListResult> {
     const {flags} = await this.parse(ArtifactsList)
     const result = await listArtifacts({dir: flags.dir, name: flags.name})
-    if (result.artifacts.length === 0) this.say(flags.name ? `no artifacts named ${flags.name} (without --name, every stored artifact is listed)` : 'no artifacts yet: run "mlops package"')
-    else this.say(table(['NAME', 'VERSION', 'DIGEST', 'SIZE', 'GIT', 'STORED'], result.artifacts.map((a) => [a.name, a.version, a.digest.slice(0, 19), formatBytes(a.size), a.git ? `${a.git.commit?.slice(0, 8) ?? ''}${a.git.dirty ? '+dirty' : ''}` : '-', a.storedAt])))
+    if (result.artifacts.length === 0)
+      this.say(
+        flags.name
+          ? `no artifacts named ${flags.name} (without --name, every stored artifact is listed)`
+          : 'no artifacts yet: run "mlops package"',
+      )
+    else
+      this.say(
+        table(
+          ['NAME', 'VERSION', 'DIGEST', 'SIZE', 'GIT', 'STORED'],
+          result.artifacts.map((a) => [
+            a.name,
+            a.version,
+            a.digest.slice(0, 19),
+            formatBytes(a.size),
+            a.git ? `${a.git.commit?.slice(0, 8) ?? ''}${a.git.dirty ? '+dirty' : ''}` : '-',
+            a.storedAt,
+          ]),
+        ),
+      )
     return result
   }
 }

@@ -7,8 +7,12 @@ import {formatBytes} from '../../system/format.js'
 
 export default class ArtifactsShow extends BaseCommand {
   static override summary = 'Show an artifact: signature, pipeline, files, provenance and reference profile.'
-  static override description = 'REF is a version, NAME@VERSION, a digest (prefix) or a .tar path; default the newest. The artifact is verified first.\n\nExit codes: 0 ok, 1 the artifact fails verification, 2 usage error or no such artifact.'
-  static override examples = ['<%= config.bin %> artifacts show 1.1.0', '<%= config.bin %> artifacts show sha256:3f2a --json']
+  static override description =
+    'REF is a version, NAME@VERSION, a digest (prefix) or a .tar path; default the newest. The artifact is verified first.\n\nExit codes: 0 ok, 1 the artifact fails verification, 2 usage error or no such artifact.'
+  static override examples = [
+    '<%= config.bin %> artifacts show 1.1.0',
+    '<%= config.bin %> artifacts show sha256:3f2a --json',
+  ]
   static override args = {ref: Args.string({description: 'Version, NAME@VERSION, digest or .tar path.'})}
 
   async run(): Promise<ShowResult> {
@@ -19,11 +23,20 @@ export default class ArtifactsShow extends BaseCommand {
     if (m.description) this.say(m.description)
     this.say(`model     ${m.model.path} (sha256 ${m.model.sha256.slice(0, 12)}…, ${formatBytes(m.model.size)})`)
     for (const i of m.model.signature.inputs) this.say(`  input   ${i.name} ${i.dtype}${formatShape(i.shape)}`)
-    for (const o of m.model.signature.outputs) this.say(`  output  ${o.name} ${o.isTensor ? `${o.dtype}${formatShape(o.shape ?? [])}` : '(not a tensor: left out)'}`)
-    this.say(`pipeline  ${m.pipeline?.spec.features?.length ?? 0} features${m.pipeline?.module ? `, module ${m.pipeline.module}` : ''}`)
+    for (const o of m.model.signature.outputs)
+      this.say(
+        `  output  ${o.name} ${o.isTensor ? `${o.dtype}${formatShape(o.shape ?? [])}` : '(not a tensor: left out)'}`,
+      )
+    this.say(
+      `pipeline  ${m.pipeline?.spec.features?.length ?? 0} features${m.pipeline?.module ? `, module ${m.pipeline.module}` : ''}`,
+    )
     this.say(`golden    ${m.golden ? `${m.golden.count} cases` : 'none'}`)
-    this.say(`profile   ${m.profile ? `${m.profile.rows} rows of ${m.profile.source}, ${Object.keys(m.profile.features).length} features` : 'none'}`)
-    this.say(`git       ${m.git ? `${m.git.commit ?? '?'} ${m.git.branch ?? ''}${m.git.dirty ? ' (dirty)' : ''}` : 'not a git repository'}`)
+    this.say(
+      `profile   ${m.profile ? `${m.profile.rows} rows of ${m.profile.source}, ${Object.keys(m.profile.features).length} features` : 'none'}`,
+    )
+    this.say(
+      `git       ${m.git ? `${m.git.commit ?? '?'} ${m.git.branch ?? ''}${m.git.dirty ? ' (dirty)' : ''}` : 'not a git repository'}`,
+    )
     this.say(`built by  mlops ${m.tool.version}, onnxruntime-node ${m.runtime.onnxruntime}, node ${m.runtime.node}`)
     this.say('files')
     for (const f of m.files) this.say(`  ${f.sha256.slice(0, 12)}…  ${formatBytes(f.size).padStart(10)}  ${f.path}`)

@@ -13,7 +13,11 @@ const FLOAT_TYPES = new Set(['FP16', 'FP32', 'FP64', 'BF16'])
  * `tolerance` is relative: two scores agree when |a - b| <= tolerance * max(1, |a|, |b|). Bodies are the JSON texts of
  * /v1/predict ({predictions}) or /v2 infer ({outputs}) answers; anything else is compared as JSON values.
  */
-export function compareAnswers(stable: {status: number; body: string}, candidate: {status: number; body: string}, tolerance: number): AnswerComparison {
+export function compareAnswers(
+  stable: {status: number; body: string},
+  candidate: {status: number; body: string},
+  tolerance: number,
+): AnswerComparison {
   if (stable.status !== candidate.status) return {agree: false, labelFlip: true, scoreDiff: 0}
   let a: unknown
   let b: unknown
@@ -74,7 +78,14 @@ function walk(a: unknown, b: unknown, label: boolean, state: Walk): void {
     for (let i = 0; i < a.length; i++) walk(a[i], b[i], label, state)
     return
   }
-  if (a !== null && b !== null && typeof a === 'object' && typeof b === 'object' && !Array.isArray(a) && !Array.isArray(b)) {
+  if (
+    a !== null &&
+    b !== null &&
+    typeof a === 'object' &&
+    typeof b === 'object' &&
+    !Array.isArray(a) &&
+    !Array.isArray(b)
+  ) {
     const keys = Object.keys(a)
     if (keys.length !== Object.keys(b).length) return flip(state)
     for (const key of keys) {

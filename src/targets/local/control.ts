@@ -36,7 +36,10 @@ export class GatewayClient {
   private async call<T>(method: 'GET' | 'POST', path: string, body: unknown, timeoutMs: number): Promise<T> {
     const response = await request(`http://127.0.0.1:${this.info.controlPort}${path}`, {
       method,
-      headers: {authorization: `Bearer ${this.info.token}`, ...(body === undefined ? {} : {'content-type': 'application/json'})},
+      headers: {
+        authorization: `Bearer ${this.info.token}`,
+        ...(body === undefined ? {} : {'content-type': 'application/json'}),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -44,7 +47,11 @@ export class GatewayClient {
     const value = (await response.body.json()) as T & {error?: {code: string; message: string; hint?: string}}
     if (response.statusCode !== 200) {
       const error = value.error
-      throw new MlopsError(error?.code ?? 'GATEWAY_ERROR', error?.message ?? `the gateway answered ${response.statusCode} to ${method} ${path}`, {hint: error?.hint ?? 'See .mlops/deploy/gateway.log.'})
+      throw new MlopsError(
+        error?.code ?? 'GATEWAY_ERROR',
+        error?.message ?? `the gateway answered ${response.statusCode} to ${method} ${path}`,
+        {hint: error?.hint ?? 'See .mlops/deploy/gateway.log.'},
+      )
     }
     return value
   }
@@ -80,7 +87,13 @@ export function strayGateways(projectDir: string): number[] {
       continue
     }
     const at = argv.indexOf('--dir')
-    if (argv.some((arg) => GATEWAY_ENTRY.test(arg)) && at > 0 && resolve(argv[at + 1] ?? '') === resolve(projectDir) && Number(name) !== process.pid) pids.push(Number(name))
+    if (
+      argv.some((arg) => GATEWAY_ENTRY.test(arg)) &&
+      at > 0 &&
+      resolve(argv[at + 1] ?? '') === resolve(projectDir) &&
+      Number(name) !== process.pid
+    )
+      pids.push(Number(name))
   }
   return pids
 }
@@ -94,14 +107,19 @@ export function strayDescription(pids: number[], paths: DeployPaths): string {
 }
 
 function strayError(pids: number[], paths: DeployPaths): UsageError {
-  return new UsageError('GATEWAY_UNREACHABLE', strayDescription(pids, paths), {hint: 'Run "mlops down" to stop it (it finds the process), then deploy again.'})
+  return new UsageError('GATEWAY_UNREACHABLE', strayDescription(pids, paths), {
+    hint: 'Run "mlops down" to stop it (it finds the process), then deploy again.',
+  })
 }
 
 /** The gateway, started detached when none runs; it listens on `port` for clients. */
 export async function ensureGateway(paths: DeployPaths, projectDir: string, port: number): Promise<GatewayClient> {
   const running = await findGateway(paths)
   if (running) {
-    if (running.info.port !== port) throw new UsageError('GATEWAY_PORT', `the gateway already listens on port ${running.info.port}, not ${port}`, {hint: 'Run "mlops down" first to move it to another port, or leave --port out.'})
+    if (running.info.port !== port)
+      throw new UsageError('GATEWAY_PORT', `the gateway already listens on port ${running.info.port}, not ${port}`, {
+        hint: 'Run "mlops down" first to move it to another port, or leave --port out.',
+      })
     return running
   }
   const strays = strayGateways(projectDir)
@@ -113,7 +131,12 @@ async function startGateway(paths: DeployPaths, projectDir: string, port: number
   await unlink(paths.gateway).catch(() => undefined)
   const {command, args} = gatewayInvocation()
   const logFd = openSync(paths.log, 'a', 0o600)
-  const child = spawn(command, [...args, '--dir', projectDir, '--port', String(port)], {cwd: projectDir, detached: true, stdio: ['ignore', logFd, logFd], env: process.env})
+  const child = spawn(command, [...args, '--dir', projectDir, '--port', String(port)], {
+    cwd: projectDir,
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+    env: process.env,
+  })
   closeSync(logFd)
   let exited: string | undefined
   child.once('exit', (code, signal) => (exited = signal ?? `code ${code}`))
@@ -123,7 +146,13 @@ async function startGateway(paths: DeployPaths, projectDir: string, port: number
     if (exited !== undefined) {
       const tail = (await readFile(paths.log, 'utf8').catch(() => '')).trimEnd().split('\n').slice(-15).join('\n')
       const inUse = /EADDRINUSE/.test(tail)
-      throw new (inUse ? UsageError : MlopsError)(inUse ? 'PORT_IN_USE' : 'GATEWAY_START_FAILED', inUse ? `port ${port} is already in use, so the gateway cannot listen on it` : `the gateway exited (${exited}) while starting:\n${tail}`, {hint: inUse ? 'Pass another --port (or set deploy.port), or stop what listens there.' : `See ${paths.log}.`})
+      throw new (inUse ? UsageError : MlopsError)(
+        inUse ? 'PORT_IN_USE' : 'GATEWAY_START_FAILED',
+        inUse
+          ? `port ${port} is already in use, so the gateway cannot listen on it`
+          : `the gateway exited (${exited}) while starting:\n${tail}`,
+        {hint: inUse ? 'Pass another --port (or set deploy.port), or stop what listens there.' : `See ${paths.log}.`},
+      )
     }
     const info = await readJson<GatewayInfo>(paths.gateway).catch(() => undefined)
     if (info && info.pid === child.pid) return new GatewayClient(info)
@@ -134,7 +163,11 @@ async function startGateway(paths: DeployPaths, projectDir: string, port: number
 }
 
 /** Asks the gateway to stop (it drains and stops its model servers); kills it if it does not go within `timeoutMs`. */
-export async function stopGateway(paths: DeployPaths, projectDir: string, timeoutMs = 30_000): Promise<{stopped: boolean; pid?: number}> {
+export async function stopGateway(
+  paths: DeployPaths,
+  projectDir: string,
+  timeoutMs = 30_000,
+): Promise<{stopped: boolean; pid?: number}> {
   const client = await findGateway(paths)
   // Without its file, a gateway still stops on SIGTERM the same way: draining, then stopping its model servers.
   const [stray] = client ? [] : strayGateways(projectDir)

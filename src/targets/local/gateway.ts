@@ -68,7 +68,19 @@ interface Answer {
 type Role = 'stable' | 'candidate'
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones each connection's framing owns: not forwarded either way. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer', 'host', 'expect', 'content-length', 'http2-settings'])
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+  'host',
+  'expect',
+  'content-length',
+  'http2-settings',
+])
 /** Also left out of answers: the gateway names the version that answered itself. */
 const NOT_RETURNED = new Set([...HOP_BY_HOP, 'x-model-version'])
 const PREDICTION_ROUTE = /^\/(?:v1\/predict|v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer)\/?$/
@@ -96,7 +108,9 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
     this.client = new HttpServer({maxBodyBytes: this.maxBodyBytes, keepAliveTimeoutMs: 65_000}, (req, respond) => {
-      this.onServerRequest(req, respond).catch((error: Error) => respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)))
+      this.onServerRequest(req, respond).catch((error: Error) =>
+        respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)),
+      )
     })
     this.control = createServer((req, res) => void this.onControlRequest(req, res))
   }
@@ -105,7 +119,14 @@ export class Gateway {
   async listen(port: number, host = '127.0.0.1'): Promise<GatewayInfo> {
     this.port = (await this.client.listen(port, host)).port
     this.controlPort = await bind(this.control, 0, '127.0.0.1')
-    const info: GatewayInfo = {pid: process.pid, started: processStart(process.pid), port: this.port, controlPort: this.controlPort, token: this.token, startedAt: this.startedAt}
+    const info: GatewayInfo = {
+      pid: process.pid,
+      started: processStart(process.pid),
+      port: this.port,
+      controlPort: this.controlPort,
+      token: this.token,
+      startedAt: this.startedAt,
+    }
     await writeFileAtomically(this.options.paths.gateway, JSON.stringify(info, null, 2) + '\n', 0o600)
     return info
   }
@@ -138,11 +159,21 @@ export class Gateway {
       const servers = serversOf(state)
       const stable = await this.processFor(servers.stable)
       const candidate = servers.candidate ? await this.processFor(servers.candidate) : undefined
-      const window = this.routes && this.routes.window.since === state.stepStartedAt ? this.routes.window : new StepWindow(state.stepStartedAt)
+      const window =
+        this.routes && this.routes.window.since === state.stepStartedAt
+          ? this.routes.window
+          : new StepWindow(state.stepStartedAt)
       this.routes = {
-        stable, candidate, stage: state.stage, weight: state.weight, shadowShare: state.shadowShare, mirrorMaxInFlight: state.mirrorMaxInFlight,
+        stable,
+        candidate,
+        stage: state.stage,
+        weight: state.weight,
+        shadowShare: state.shadowShare,
+        mirrorMaxInFlight: state.mirrorMaxInFlight,
         mirrorConcurrency: state.mirrorConcurrency,
-        stickyHeader: state.stickyHeader, scoreTolerance: state.analysis.scoreTolerance, window,
+        stickyHeader: state.stickyHeader,
+        scoreTolerance: state.analysis.scoreTolerance,
+        window,
       }
       this.state = state
       if (state.stage === 'shadow') this.mirror ??= new ShadowMirror({log: this.options.log})
@@ -153,10 +184,12 @@ export class Gateway {
         this.processes.delete(key)
         this.retiring.add(proc)
       }
-      await Promise.all(retired.map(async ([, proc]) => {
-        await proc.stop()
-        this.retiring.delete(proc)
-      }))
+      await Promise.all(
+        retired.map(async ([, proc]) => {
+          await proc.stop()
+          this.retiring.delete(proc)
+        }),
+      )
       await this.recordServers()
     })
   }
@@ -169,13 +202,31 @@ export class Gateway {
 
   status(): GatewayStatus {
     const routes = this.routes
-    const describe = (proc: ModelServerProcess, role: TargetServer['role']): TargetServer => ({version: proc.release.version, role, ...(proc.pid ? {pid: proc.pid} : {}), ...(proc.url ? {url: proc.url} : {}), ...(proc.background ? {background: true} : {}), ready: proc.ready, restarts: proc.restarts, inFlight: proc.inFlight})
+    const describe = (proc: ModelServerProcess, role: TargetServer['role']): TargetServer => ({
+      version: proc.release.version,
+      role,
+      ...(proc.pid ? {pid: proc.pid} : {}),
+      ...(proc.url ? {url: proc.url} : {}),
+      ...(proc.background ? {background: true} : {}),
+      ready: proc.ready,
+      restarts: proc.restarts,
+      inFlight: proc.inFlight,
+    })
     const servers = [
       ...(routes ? [describe(routes.stable, 'stable')] : []),
       ...(routes?.candidate ? [describe(routes.candidate, 'candidate')] : []),
       ...[...this.retiring].map((proc) => describe(proc, 'retiring')),
     ]
-    return {pid: process.pid, port: this.port, controlPort: this.controlPort, startedAt: this.startedAt, revision: this.state?.revision, servers, measurement: this.measurement(), mirrorsInFlight: this.mirror?.inFlight ?? 0}
+    return {
+      pid: process.pid,
+      port: this.port,
+      controlPort: this.controlPort,
+      startedAt: this.startedAt,
+      revision: this.state?.revision,
+      servers,
+      measurement: this.measurement(),
+      mirrorsInFlight: this.mirror?.inFlight ?? 0,
+    }
   }
 
   /** Stops taking traffic, retires every server and closes both ports. */
@@ -207,7 +258,14 @@ export class Gateway {
     const key = serverKey(release, background)
     const existing = this.processes.get(key)
     if (existing) return existing
-    const proc = new ModelServerProcess({release, background, projectDir: this.options.projectDir, cli: this.options.cli, log: this.options.log, onChange: () => void this.recordServers()})
+    const proc = new ModelServerProcess({
+      release,
+      background,
+      projectDir: this.options.projectDir,
+      cli: this.options.cli,
+      log: this.options.log,
+      onChange: () => void this.recordServers(),
+    })
     await proc.start()
     this.processes.set(key, proc)
     return proc
@@ -215,19 +273,36 @@ export class Gateway {
 
   /** The model servers' pids on disk, so a gateway that replaces one killed with -9 can stop the orphans. */
   private async recordServers(): Promise<void> {
-    const pids = [...this.processes.values(), ...this.retiring].filter((p) => p.pid).map((p) => ({pid: p.pid!, started: processStart(p.pid!), version: p.release.version}))
-    await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n').catch((error: Error) => this.options.log(`could not record model server pids: ${error.message}`))
+    const pids = [...this.processes.values(), ...this.retiring]
+      .filter((p) => p.pid)
+      .map((p) => ({pid: p.pid!, started: processStart(p.pid!), version: p.release.version}))
+    await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n').catch((error: Error) =>
+      this.options.log(`could not record model server pids: ${error.message}`),
+    )
   }
 
   private async onServerRequest(req: ServerRequest, respond: (answer: ServerAnswer) => void): Promise<void> {
     const routes = this.routes
-    if (!routes) return respond(errorAnswer(503, 'NOT_READY', 'the gateway has no model server ready yet', ['retry-after', '1']))
+    if (!routes)
+      return respond(errorAnswer(503, 'NOT_READY', 'the gateway has no model server ready yet', ['retry-after', '1']))
     const {method, url: path, body} = req
     const prediction = method === 'POST' && PREDICTION_ROUTE.test(pathOf(path))
     const role = pickRole(routes, req.headers)
     const headers = upstreamHeaders(req.headers)
     const started = performance.now()
-    const {answer, proc, role: answeredBy} = await this.forward(routes, role, method, path, headers, body, prediction || method === 'GET' || method === 'HEAD')
+    const {
+      answer,
+      proc,
+      role: answeredBy,
+    } = await this.forward(
+      routes,
+      role,
+      method,
+      path,
+      headers,
+      body,
+      prediction || method === 'GET' || method === 'HEAD',
+    )
     const window = routes.window
     const counter = answeredBy === 'candidate' ? window.candidate : window.stable
     if (prediction) counter.record(performance.now() - started, answer.status >= 500)
@@ -245,7 +320,15 @@ export class Gateway {
   }
 
   /** Sends to the chosen version; a connection error on an idempotent request is retried once, on stable if the version is gone. */
-  private async forward(routes: Routes, role: Role, method: string, path: string, headers: string[], body: Buffer, idempotent: boolean): Promise<{answer: Answer; proc: ModelServerProcess; role: Role}> {
+  private async forward(
+    routes: Routes,
+    role: Role,
+    method: string,
+    path: string,
+    headers: string[],
+    body: Buffer,
+    idempotent: boolean,
+  ): Promise<{answer: Answer; proc: ModelServerProcess; role: Role}> {
     let proc = role === 'candidate' && routes.candidate ? routes.candidate : routes.stable
     let actual: Role = proc === routes.candidate ? 'candidate' : 'stable'
     for (let attempt = 0; ; attempt++) {
@@ -254,7 +337,11 @@ export class Gateway {
       } catch (error) {
         const code = (error as {code?: string}).code ?? ''
         if (attempt > 0 || !idempotent || !(RETRYABLE.has(code) || !proc.pool)) {
-          const failed = errorAnswer(502, 'UPSTREAM_FAILED', `the model server for ${proc.release.version} failed: ${(error as Error).message}`)
+          const failed = errorAnswer(
+            502,
+            'UPSTREAM_FAILED',
+            `the model server for ${proc.release.version} failed: ${(error as Error).message}`,
+          )
           return {answer: failed, proc, role: actual}
         }
         // Routing may have moved on since (a promotion, a rollback, a restart): retry where it points now.
@@ -270,31 +357,65 @@ export class Gateway {
    * Hands a prediction and stable's answer to the mirror thread, which sends the copy to the candidate and compares. Dropped
    * when too many are in flight: a slow candidate costs the client path one counter.
    */
-  private startMirror(routes: Routes, method: string, path: string, headers: string[], body: Buffer, answer: Answer): void {
+  private startMirror(
+    routes: Routes,
+    method: string,
+    path: string,
+    headers: string[],
+    body: Buffer,
+    answer: Answer,
+  ): void {
     const candidate = routes.candidate
     if (!candidate || routes.shadowShare <= 0 || (routes.shadowShare < 1 && Math.random() >= routes.shadowShare)) return
     const window = routes.window
-    if (!this.mirror?.running || !candidate.ready || !candidate.url || this.mirror.inFlight >= routes.mirrorMaxInFlight) {
+    if (
+      !this.mirror?.running ||
+      !candidate.ready ||
+      !candidate.url ||
+      this.mirror.inFlight >= routes.mirrorMaxInFlight
+    ) {
       window.shadow.dropped++
       return
     }
     window.shadow.mirrored++
-    this.mirror.send({url: candidate.url, concurrency: routes.mirrorConcurrency, method, path, headers: [...headers, 'x-mlops-shadow', '1'], body, status: answer.status, answer: answer.body, tolerance: routes.scoreTolerance})
+    this.mirror.send({
+      url: candidate.url,
+      concurrency: routes.mirrorConcurrency,
+      method,
+      path,
+      headers: [...headers, 'x-mlops-shadow', '1'],
+      body,
+      status: answer.status,
+      answer: answer.body,
+      tolerance: routes.scoreTolerance,
+    })
   }
 
   private async onControlRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!this.authorized(req.headers.authorization)) return sendError(res, 401, 'UNAUTHORIZED', 'the control API needs "authorization: Bearer <token>" from the gateway file')
+    if (!this.authorized(req.headers.authorization))
+      return sendError(
+        res,
+        401,
+        'UNAUTHORIZED',
+        'the control API needs "authorization: Bearer <token>" from the gateway file',
+      )
     const route = `${req.method} ${(req.url ?? '/').split('?')[0]}`
     try {
       const text = (await readBody(req, 1024 * 1024)).toString('utf8')
-      const input = text ? JSON.parse(text) as unknown : undefined
+      const input = text ? (JSON.parse(text) as unknown) : undefined
       if (route === 'GET /v1/status') return sendJson(res, 200, this.status())
       const handler = this.controlHandlers.get(route)
       if (!handler) return sendError(res, 404, 'NOT_FOUND', `no control route ${route}`)
       sendJson(res, 200, (await handler(input)) ?? {ok: true})
     } catch (error) {
       const e = error as {code?: string; message?: string; hint?: string}
-      sendJson(res, 500, {error: {code: e.code ?? 'GATEWAY_ERROR', message: e.message ?? String(error), ...(e.hint ? {hint: e.hint} : {})}})
+      sendJson(res, 500, {
+        error: {
+          code: e.code ?? 'GATEWAY_ERROR',
+          message: e.message ?? String(error),
+          ...(e.hint ? {hint: e.hint} : {}),
+        },
+      })
     }
   }
 
@@ -308,16 +429,30 @@ export class Gateway {
  * One request to a model server over its keep-alive pool, the answer buffered whole: predictions are small, and a buffered
  * answer can still be retried or compared with the candidate's.
  */
-function send(proc: ModelServerProcess, method: string, path: string, headers: string[], body: Buffer): Promise<Answer> {
+function send(
+  proc: ModelServerProcess,
+  method: string,
+  path: string,
+  headers: string[],
+  body: Buffer,
+): Promise<Answer> {
   const pool = proc.pool
-  if (!pool) return Promise.reject(Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'}))
+  if (!pool)
+    return Promise.reject(
+      Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'}),
+    )
   proc.acquire()
   return new Promise<Answer>((resolve, reject) => {
-    pool.send(requestFor(pool.origin, method, path, headers, body), now, (status, error, answer) => {
-      proc.releaseOne()
-      if (error || !answer) reject(error ?? new Error('the model server gave no answer'))
-      else resolve({status, headers: answer.headers, body: answer.body})
-    }, method === 'HEAD')
+    pool.send(
+      requestFor(pool.origin, method, path, headers, body),
+      now,
+      (status, error, answer) => {
+        proc.releaseOne()
+        if (error || !answer) reject(error ?? new Error('the model server gave no answer'))
+        else resolve({status, headers: answer.headers, body: answer.body})
+      },
+      method === 'HEAD',
+    )
   })
 }
 
@@ -327,7 +462,10 @@ const now = () => performance.now()
  * Canary: weighted random, or a bucket of the sticky header's value so one key always lands on one version. `headers`:
  * names in lower case and values, alternating.
  */
-export function pickRole(routes: Pick<Routes, 'stage' | 'weight' | 'stickyHeader' | 'candidate'>, headers: string[]): Role {
+export function pickRole(
+  routes: Pick<Routes, 'stage' | 'weight' | 'stickyHeader' | 'candidate'>,
+  headers: string[],
+): Role {
   if (routes.stage !== 'canary' || !routes.candidate?.ready) return 'stable'
   const key = routes.stickyHeader ? headerValue(headers, routes.stickyHeader) : undefined
   const point = key ? stickyPoint(key) : Math.random() * 100

@@ -5,7 +5,10 @@ import type {DeployTarget, ServerSpec, TargetRuntime} from '../types.js'
 import {ensureGateway, findGateway, stopGateway, strayDescription, strayGateways} from './control.js'
 
 export class LocalTarget implements DeployTarget {
-  constructor(private readonly paths: DeployPaths, private readonly projectDir: string) {}
+  constructor(
+    private readonly paths: DeployPaths,
+    private readonly projectDir: string,
+  ) {}
 
   async prepare(servers: ServerSpec[], port: number): Promise<void> {
     const gateway = await ensureGateway(this.paths, this.projectDir, port)
@@ -20,13 +23,31 @@ export class LocalTarget implements DeployTarget {
     const gateway = await findGateway(this.paths)
     if (!gateway) {
       const strays = strayGateways(this.projectDir)
-      return {measurement: {error: strays.length > 0 ? `${strayDescription(strays, this.paths)}; run "mlops down" to stop it` : 'the gateway is not running'}}
+      return {
+        measurement: {
+          error:
+            strays.length > 0
+              ? `${strayDescription(strays, this.paths)}; run "mlops down" to stop it`
+              : 'the gateway is not running',
+        },
+      }
     }
     try {
       const status = await gateway.status()
-      return {measurement: status.measurement, runtime: {pid: status.pid, port: status.port, startedAt: status.startedAt, revision: status.revision, servers: status.servers}}
+      return {
+        measurement: status.measurement,
+        runtime: {
+          pid: status.pid,
+          port: status.port,
+          startedAt: status.startedAt,
+          revision: status.revision,
+          servers: status.servers,
+        },
+      }
     } catch (error) {
-      return {measurement: {error: `the gateway (pid ${gateway.info.pid}) does not answer: ${(error as Error).message}`}}
+      return {
+        measurement: {error: `the gateway (pid ${gateway.info.pid}) does not answer: ${(error as Error).message}`},
+      }
     }
   }
 

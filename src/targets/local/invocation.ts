@@ -21,7 +21,9 @@ function node(entry: string): Invocation {
 
 /** `mlops serve` (append its arguments): the installed CLI, or its command class under tsx when running from src/. */
 export function serveInvocation(): Invocation {
-  return fromSources ? node(sibling('serve-main')) : {command: process.execPath, args: [join(packageRoot, 'bin', 'run.js'), 'serve']}
+  return fromSources
+    ? node(sibling('serve-main'))
+    : {command: process.execPath, args: [join(packageRoot, 'bin', 'run.js'), 'serve']}
 }
 
 /** The gateway's entry point (main.ts next to this file). */

@@ -53,5 +53,8 @@ const info = await gateway.listen(Number(values.port ?? state?.port ?? 8080), va
 log(`gateway pid ${info.pid} on 127.0.0.1:${info.port}, control on 127.0.0.1:${info.controlPort}`)
 process.once('SIGTERM', () => void shutdown('SIGTERM'))
 process.once('SIGINT', () => void shutdown('SIGINT'))
-if (state) await gateway.apply(state).catch((error: Error) => log(`could not apply revision ${state.revision}: ${error.message}`))
+if (state)
+  await gateway
+    .apply(state)
+    .catch((error: Error) => log(`could not apply revision ${state.revision}: ${error.message}`))
 controller.start()

@@ -33,7 +33,12 @@ function poolFor(url: string, concurrency: number): ConnectionPool {
   pool?.end()
   poolOrigin = url
   poolSize = concurrency
-  pool = new ConnectionPool(new URL(url), 1, {collect: true, idleMs: 4000, timeoutMs: data.timeoutMs, pipeline: concurrency})
+  pool = new ConnectionPool(new URL(url), 1, {
+    collect: true,
+    idleMs: 4000,
+    timeoutMs: data.timeoutMs,
+    pipeline: concurrency,
+  })
   return pool
 }
 
@@ -59,16 +64,27 @@ function mirror(request: MirrorRequest): void {
     // A failed mirror is the candidate's error: its latency is recorded with it, as for client traffic.
     ;(answer === undefined || status >= 500 ? into.failedLatencies : into.latencies).push(ms)
     if (answer !== undefined) {
-      into.comparisons.recordComparison(compareAnswers({status: request.status, body: bytes(request.answer).toString('utf8')}, {status, body: answer.toString('utf8')}, request.tolerance))
+      into.comparisons.recordComparison(
+        compareAnswers(
+          {status: request.status, body: bytes(request.answer).toString('utf8')},
+          {status, body: answer.toString('utf8')},
+          request.tolerance,
+        ),
+      )
     }
     Atomics.add(done, 0, 1)
   }
   const target = poolFor(request.url, request.concurrency)
   const bytesOut = requestFor(target.origin, request.method, request.path, request.headers, bytes(request.body))
-  target.send(bytesOut, () => (sent = performance.now()), (answerStatus, error, answer) => {
-    status = answerStatus
-    finish(error ? undefined : answer?.body)
-  }, request.method === 'HEAD')
+  target.send(
+    bytesOut,
+    () => (sent = performance.now()),
+    (answerStatus, error, answer) => {
+      status = answerStatus
+      finish(error ? undefined : answer?.body)
+    },
+    request.method === 'HEAD',
+  )
 }
 
 /** A Buffer over the bytes a message carried (they arrive as a plain Uint8Array), without a copy. */

@@ -106,5 +106,8 @@ function startThread(workerData: MirrorThreadData): Worker {
   if (!fromSources) return new Worker(entry, {workerData})
   // Run from the sources, tsx's loader does not reach worker threads (Node 20): the thread registers it, then loads the entry.
   const tsx = import.meta.resolve('tsx/esm/api')
-  return new Worker(`import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry.href)}) })`, {eval: true, workerData})
+  return new Worker(
+    `import(${JSON.stringify(tsx)}).then((api) => { api.register(); return import(${JSON.stringify(entry.href)}) })`,
+    {eval: true, workerData},
+  )
 }

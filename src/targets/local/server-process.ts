@@ -32,7 +32,14 @@ const MAX_BACKOFF_MS = 30_000
 
 /** The identity of a model server: a release served the same way, at the same priority, is the same server. */
 export function serverKey(release: Release, background = false): string {
-  return JSON.stringify([release.version, release.ref ?? null, release.model ?? null, release.digest ?? null, release.env ?? null, background])
+  return JSON.stringify([
+    release.version,
+    release.ref ?? null,
+    release.model ?? null,
+    release.digest ?? null,
+    release.env ?? null,
+    background,
+  ])
 }
 
 export class ModelServerProcess {
@@ -63,11 +70,19 @@ export class ModelServerProcess {
   /** Spawns the server and resolves once it printed its ready line; rejects with its stderr when it exits first. */
   async start(): Promise<void> {
     const {release, cli, projectDir} = this.options
-    const target = release.model ? ['--model', release.model, '--model-version', release.version] : [release.ref ?? release.version]
+    const target = release.model
+      ? ['--model', release.model, '--model-version', release.version]
+      : [release.ref ?? release.version]
     // The gateway, stable and candidate share this machine: pool threads spinning between runs would take its cores.
     const args = [...cli.args, ...target, '--port', '0', '--json', '--no-thread-spinning', '--dir', projectDir]
-    const {command, args: argv} = this.background ? await backgroundCommand(cli.command, args) : {command: cli.command, args}
-    const child = spawn(command, argv, {cwd: projectDir, env: {...process.env, ...release.env, CI: 'true'}, stdio: ['ignore', 'pipe', 'pipe']})
+    const {command, args: argv} = this.background
+      ? await backgroundCommand(cli.command, args)
+      : {command: cli.command, args}
+    const child = spawn(command, argv, {
+      cwd: projectDir,
+      env: {...process.env, ...release.env, CI: 'true'},
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     this.child = child
     const stderr: string[] = []
     createInterface({input: child.stderr!}).on('line', (line) => {
@@ -79,16 +94,33 @@ export class ModelServerProcess {
     const ready = await new Promise<ReadyLine>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL')
-        reject(new MlopsError('SERVER_START_TIMEOUT', `the model server for ${release.version} was not ready after ${(this.options.readyTimeoutMs ?? 120_000) / 1000}s`, {hint: `Try it alone: "mlops serve ${target.join(' ')}".`}))
+        reject(
+          new MlopsError(
+            'SERVER_START_TIMEOUT',
+            `the model server for ${release.version} was not ready after ${(this.options.readyTimeoutMs ?? 120_000) / 1000}s`,
+            {hint: `Try it alone: "mlops serve ${target.join(' ')}".`},
+          ),
+        )
       }, this.options.readyTimeoutMs ?? 120_000)
       const onExit = (code: number | null, signal: string | null) => {
         clearTimeout(timer)
-        reject(new MlopsError('SERVER_START_FAILED', `the model server for ${release.version} exited (${signal ?? `code ${code}`}) before it was ready:\n${stderr.join('\n') || '(no output)'}`, {hint: `Try it alone: "mlops serve ${target.join(' ')}".`}))
+        reject(
+          new MlopsError(
+            'SERVER_START_FAILED',
+            `the model server for ${release.version} exited (${signal ?? `code ${code}`}) before it was ready:\n${stderr.join('\n') || '(no output)'}`,
+            {hint: `Try it alone: "mlops serve ${target.join(' ')}".`},
+          ),
+        )
       }
       child.once('exit', onExit)
       child.once('error', (error) => {
         clearTimeout(timer)
-        reject(new MlopsError('SERVER_START_FAILED', `the model server for ${release.version} could not be started (${command}): ${error.message}`))
+        reject(
+          new MlopsError(
+            'SERVER_START_FAILED',
+            `the model server for ${release.version} could not be started (${command}): ${error.message}`,
+          ),
+        )
       })
       lines.once('line', (line) => {
         clearTimeout(timer)
@@ -97,7 +129,12 @@ export class ModelServerProcess {
           resolve(JSON.parse(line) as ReadyLine)
         } catch {
           child.kill('SIGKILL')
-          reject(new MlopsError('SERVER_START_FAILED', `the model server for ${release.version} printed "${line.slice(0, 200)}" instead of its JSON ready line`))
+          reject(
+            new MlopsError(
+              'SERVER_START_FAILED',
+              `the model server for ${release.version} printed "${line.slice(0, 200)}" instead of its JSON ready line`,
+            ),
+          )
         }
       })
     })
@@ -114,7 +151,9 @@ export class ModelServerProcess {
   private onUnexpectedExit(child: ChildProcess, code: number | null, signal: string | null): void {
     if (this.stopping || child !== this.child) return
     this.ready = false
-    this.options.log(`[${this.release.version}] model server pid ${this.pid} exited (${signal ?? `code ${code}`}); restarting in ${this.backoffMs} ms`)
+    this.options.log(
+      `[${this.release.version}] model server pid ${this.pid} exited (${signal ?? `code ${code}`}); restarting in ${this.backoffMs} ms`,
+    )
     const pool = this.pool
     this.pool = undefined
     this.pid = undefined
@@ -154,10 +193,11 @@ export class ModelServerProcess {
   async stop(drainMs = 30_000): Promise<void> {
     this.stopping = true
     clearTimeout(this.restartTimer)
-    if (this.inFlight > 0) await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, drainMs)
-      this.idleWaiters.push(() => (clearTimeout(timer), resolve()))
-    })
+    if (this.inFlight > 0)
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, drainMs)
+        this.idleWaiters.push(() => (clearTimeout(timer), resolve()))
+      })
     this.ready = false
     const child = this.child
     if (child && child.exitCode === null && child.signalCode === null) {

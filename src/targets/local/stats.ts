@@ -44,7 +44,12 @@ export class VersionCounter {
   snapshot(): VersionStats {
     const p50 = this.latency.quantile(0.5)
     const p99 = this.latency.quantile(0.99)
-    return {requests: this.requests, errors: this.errors, ...(p50 === undefined ? {} : {p50Ms: round(p50)}), ...(p99 === undefined ? {} : {p99Ms: round(p99)})}
+    return {
+      requests: this.requests,
+      errors: this.errors,
+      ...(p50 === undefined ? {} : {p50Ms: round(p50)}),
+      ...(p99 === undefined ? {} : {p99Ms: round(p99)}),
+    }
   }
 }
 
@@ -75,7 +80,13 @@ export class ShadowCounter {
   }
 
   totals(): ComparisonTotals {
-    return {compared: this.compared, agreed: this.agreed, labelFlips: this.labelFlips, maxScoreDiff: this.maxScoreDiff, sumScoreDiff: this.sumScoreDiff}
+    return {
+      compared: this.compared,
+      agreed: this.agreed,
+      labelFlips: this.labelFlips,
+      maxScoreDiff: this.maxScoreDiff,
+      sumScoreDiff: this.sumScoreDiff,
+    }
   }
 
   recordComparison(result: AnswerComparison): void {
@@ -87,7 +98,15 @@ export class ShadowCounter {
   }
 
   snapshot(): ShadowStats {
-    return {mirrored: this.mirrored, dropped: this.dropped, compared: this.compared, agreed: this.agreed, labelFlips: this.labelFlips, maxScoreDiff: this.maxScoreDiff, meanScoreDiff: this.compared === 0 ? 0 : this.sumScoreDiff / this.compared}
+    return {
+      mirrored: this.mirrored,
+      dropped: this.dropped,
+      compared: this.compared,
+      agreed: this.agreed,
+      labelFlips: this.labelFlips,
+      maxScoreDiff: this.maxScoreDiff,
+      meanScoreDiff: this.compared === 0 ? 0 : this.sumScoreDiff / this.compared,
+    }
   }
 }
 
@@ -100,7 +119,13 @@ export class StepWindow {
   constructor(readonly since: string) {}
 
   snapshot(candidateReady: boolean, shadow: boolean): StepMetrics {
-    return {since: this.since, stable: this.stable.snapshot(), candidate: this.candidate.snapshot(), candidateReady, ...(shadow ? {shadow: this.shadow.snapshot()} : {})}
+    return {
+      since: this.since,
+      stable: this.stable.snapshot(),
+      candidate: this.candidate.snapshot(),
+      candidateReady,
+      ...(shadow ? {shadow: this.shadow.snapshot()} : {}),
+    }
   }
 }
 
