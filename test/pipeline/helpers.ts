@@ -6,8 +6,9 @@ import {join} from 'node:path'
 import {ConfigError, type ConfigIssue} from '../../src/errors.js'
 import type {ModelSignature} from '../../src/model/signature.js'
 import type {TensorJson} from '../../src/model/tensor.js'
+import {MODELS_DIR} from '../support/cli.js'
 
-export const MODELS = join(import.meta.dirname, '..', '..', '..', 'shared', 'models')
+export const MODELS = MODELS_DIR
 
 export interface Sample {
   name: string

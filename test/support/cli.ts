@@ -8,7 +8,8 @@ import {execa} from 'execa'
 import {packageRoot} from '../../src/paths.js'
 
 export const BIN = join(packageRoot, 'bin', 'run.js')
-export const MODELS_DIR = join(packageRoot, '..', 'shared', 'models')
+/** Third-party models copied into the repository (test/fixtures/models/SOURCES.md names each one's origin and license). */
+export const MODELS_DIR = join(packageRoot, 'test', 'fixtures', 'models')
 
 export interface CliResult {
   exitCode: number
