@@ -102,7 +102,7 @@ async function startServer(): Promise<{url: string; stop: () => void}> {
     env: {...process.env, CI: 'true'},
   })
   const line = await new Promise<string>((resolve, reject) => {
-    createInterface({input: child.stdout!}).once('line', resolve)
+    createInterface({input: child.stdout}).once('line', resolve)
     child.once('exit', (code) => reject(new Error(`mlops serve exited with ${code}`)))
   })
   return {url: (JSON.parse(line) as {url: string}).url, stop: () => child.kill('SIGTERM')}

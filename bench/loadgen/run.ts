@@ -42,7 +42,7 @@ async function startServer(delay: number): Promise<{child: ChildProcess; url: st
   const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'server.ts'), String(delay)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
-  const [port] = (await once(createInterface({input: child.stdout!}), 'line')) as [string]
+  const [port] = (await once(createInterface({input: child.stdout}), 'line')) as [string]
   return {child, url: `http://127.0.0.1:${port}/v1/predict`}
 }
 

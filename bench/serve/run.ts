@@ -173,7 +173,7 @@ async function overCluster(
   const servers = execa('node', ['--import', 'tsx', CLUSTER, id, String(port)], {reject: false})
   try {
     const url = await new Promise<string>((resolve, reject) => {
-      servers.stdout!.on('data', (chunk: Buffer) => resolve(chunk.toString().trim()))
+      servers.stdout.on('data', (chunk: Buffer) => resolve(chunk.toString().trim()))
       void servers.then((result) => reject(new Error(`the cluster servers exited: ${result.stderr}`)))
     })
     const {body, headers} = requestBody(inputs, 'json')

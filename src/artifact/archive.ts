@@ -223,7 +223,7 @@ async function copyFile(entry: HashedEntry, out: HashingWriter): Promise<void> {
     })
   if ((await statSource(entry)) !== entry.stamp) throw changed()
   let copied = 0
-  for await (const chunk of createReadStream(entry.source as string, {highWaterMark: CHUNK}) as AsyncIterable<Buffer>) {
+  for await (const chunk of createReadStream(entry.source, {highWaterMark: CHUNK}) as AsyncIterable<Buffer>) {
     copied += chunk.length
     if (copied > entry.size) throw changed()
     await out.write(chunk)

@@ -110,8 +110,8 @@ export async function runTests(options: TestOptions): Promise<TestResult> {
   // One server up and the other not: stop the one, report the other.
   const failed = starts.find((s) => s.status === 'rejected')
   if (failed) {
-    await Promise.all(starts.map((s) => (s.status === 'fulfilled' ? s.value?.stop() : undefined)))
-    throw (failed as PromiseRejectedResult).reason
+    await Promise.all(starts.flatMap((s) => (s.status === 'fulfilled' && s.value ? [s.value.stop()] : [])))
+    throw failed.reason
   }
   const [server, baselineServer] = starts.map((s) => (s as PromiseFulfilledResult<TargetServer | undefined>).value)
   const result: TestResult = {

@@ -43,7 +43,7 @@ export async function startServer(options: StartServerOptions): Promise<TargetSe
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let stderr = ''
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-8000)
   })
   let exit: ProcessExit | undefined

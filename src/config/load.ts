@@ -37,7 +37,7 @@ function compile(): ValidateFunction {
   const ajv = new Ajv({allErrors: true, strict: false, verbose: true})
   const dir = join(schemasDir, 'config')
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.schema.json') && f !== 'mlops.schema.json')) {
-    ajv.addSchema(JSON.parse(readFileSync(join(dir, file), 'utf8')))
+    ajv.addSchema(JSON.parse(readFileSync(join(dir, file), 'utf8')) as object)
   }
   validator = ajv.compile(JSON.parse(readFileSync(join(dir, 'mlops.schema.json'), 'utf8')))
   return validator

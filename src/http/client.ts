@@ -4,7 +4,7 @@
 // parser). Written by hand rather than on undici because, on one event loop, undici's dispatch added 0.1 ms at p50 and
 // 5 % at p99 over a bare socket, which matched wrk (bench/loadgen). One request in flight per connection, as wrk and
 // autocannon send by default, unless a pool is asked to pipeline (the shadow mirror: answers come back in order).
-import {Socket, connect as connectTcp} from 'node:net'
+import {type Socket, connect as connectTcp} from 'node:net'
 import {performance} from 'node:perf_hooks'
 import {connect as connectTls} from 'node:tls'
 

@@ -136,7 +136,7 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
       projectDir,
       record,
       labels,
-      baseImage: baseImage!,
+      baseImage: baseImage,
       progress,
       exportArtifact: (path) => store.export(options.ref, path, {name}),
     })

@@ -195,7 +195,7 @@ function sampleEntries(text: string, path: string): {where: string; value: unkno
     // Not one JSON document: read it as JSONL below.
   }
   if (isObject(whole) && Array.isArray(whole.samples))
-    return whole.samples.map((value, i) => ({where: `${path}: samples[${i}]`, value}))
+    return (whole.samples as unknown[]).map((value, i) => ({where: `${path}: samples[${i}]`, value}))
   if (isObject(whole)) return [{where: path, value: whole}]
   const entries: {where: string; value: unknown}[] = []
   text.split('\n').forEach((line, i) => {

@@ -241,7 +241,7 @@ export async function runModel(
   feeds: Record<string, OrtTensor>,
   runOptions?: ort.InferenceSession.RunOptions,
 ): Promise<Record<string, OrtTensor>> {
-  return (await model.session.run(feeds, model.fetches, runOptions)) as Record<string, OrtTensor>
+  return await model.session.run(feeds, model.fetches, runOptions)
 }
 
 export {elementCount}

@@ -203,7 +203,7 @@ export function typedFromJson(dtype: Dtype, values: readonly unknown[], where = 
       return out
     }
     case 'string': {
-      const out: string[] = new Array(n)
+      const out = new Array<string>(n)
       for (let i = 0; i < n; i++) {
         const v = values[i]
         if (typeof v !== 'string')
@@ -268,7 +268,7 @@ function typedFromBase64(dtype: Dtype, b64: string): TypedData {
 }
 
 export function makeTensor(dtype: Dtype, data: TypedData, shape: readonly number[]): OrtTensor {
-  return new ort.Tensor(dtype, data as never, shape as number[])
+  return new ort.Tensor(dtype, data, shape)
 }
 
 export function tensorFromJson(json: TensorJson, where = 'tensor'): OrtTensor {

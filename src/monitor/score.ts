@@ -1,7 +1,6 @@
 // Predictions for `mlops monitor --input`: the batch goes through the artifact's own pipeline and model, as `mlops predict`
 // runs it, so prediction drift is measured on the answers this version gives.
 import {UsageError} from '../errors.js'
-import type {InputRecord} from '../pipeline/types.js'
 import {InferenceEngine} from '../serve/engine.js'
 import {loadServable} from '../serve/load.js'
 import {Predictor} from '../serve/predictor.js'
@@ -29,7 +28,7 @@ export async function artifactScorer(dir: string, ref: string): Promise<Scorer> 
   )
   return {
     async score(records) {
-      const outcomes = await predictor.predictEach(records as InputRecord[])
+      const outcomes = await predictor.predictEach(records)
       return outcomes.map((outcome) =>
         'problem' in outcome ? undefined : (outcome.prediction as Record<string, unknown>),
       )

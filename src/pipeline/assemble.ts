@@ -165,7 +165,7 @@ function compileTensorInput(input: TensorSpec, feature: FeatureSpec): CompiledIn
         dims = [...tensor.dims]
         // A whole-input tensor ([1, …]) pasted from a raw-feeds file is accepted for a single record.
         if (dims.length === rank + 1 && dims[0] === 1) dims = dims.slice(1)
-        data = tensor.data as TypedData
+        data = tensor.data
       } else {
         if (value === undefined || value === null) return 'is required'
         dims = new Array<number>(rank).fill(-1)

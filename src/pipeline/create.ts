@@ -99,7 +99,7 @@ function preprocessForValidation(
   try {
     const out = module.preprocess!([...records])
     if (Array.isArray(out)) return out
-    if (out && typeof (out as Promise<unknown>).then === 'function') {
+    if (typeof (out as Partial<Promise<unknown>> | undefined)?.then === 'function') {
       ;(out as Promise<unknown>).catch(() => undefined)
       return undefined
     }

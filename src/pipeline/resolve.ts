@@ -469,9 +469,7 @@ function checkOutputs(outputs: OutputPostprocess[], signature: ModelSignature): 
     // Scores per record: everything after the batch dim ([N,1000,1,1] has 1000), when the model fixes it.
     const rest = (spec.shape ?? []).slice(1)
     const classes =
-      spec.shape && spec.shape.length > 0 && rest.every(isFixed)
-        ? (rest as number[]).reduce((a, b) => a * b, 1)
-        : undefined
+      spec.shape && spec.shape.length > 0 && rest.every(isFixed) ? rest.reduce((a, b) => a * b, 1) : undefined
     if (o.threshold !== undefined) {
       if (o.labels && o.labels.length !== 2)
         issues.push({

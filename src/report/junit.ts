@@ -77,6 +77,7 @@ function attrs(values: Record<string, string | number | undefined>): string {
 export function escapeXml(text: string, attribute = false): string {
   return text
     .replace(
+      // eslint-disable-next-line no-control-regex -- matching the control characters XML forbids is the point
       /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g,
       '\uFFFD',
     )

@@ -226,7 +226,7 @@ export class InferenceEngine {
   }
 
   private session(feeds: Feeds): Promise<Outputs> {
-    return this.model.session.run(feeds, this.model.fetches) as Promise<Outputs>
+    return this.model.session.run(feeds, this.model.fetches)
   }
 
   private deliver(job: Job, outputs: Outputs): void {
@@ -324,7 +324,7 @@ export function splitOutputs(outputs: Outputs, rows: number[]): Outputs[] | unde
         tensor.type === 'string'
           ? (tensor.data as string[]).slice(start, end)
           : (tensor.data as TypedArray).subarray(start, end)
-      parts[i][name] = makeTensor(tensor.type as never, data as TypedData, [n, ...tensor.dims.slice(1)])
+      parts[i][name] = makeTensor(tensor.type as never, data, [n, ...tensor.dims.slice(1)])
       offset += n
     })
   }

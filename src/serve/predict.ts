@@ -9,7 +9,6 @@ import {type RecordRow, readRecords} from '../data/records.js'
 import {MlopsError, UsageError} from '../errors.js'
 import {bigintReplacer} from '../model/tensor.js'
 import {diskError, makeDirectory} from '../system/atomic.js'
-import type {InputRecord} from '../pipeline/types.js'
 import {InferenceEngine} from './engine.js'
 import {type LoadServableOptions, loadServable} from './load.js'
 import {Predictor} from './predictor.js'
@@ -44,7 +43,7 @@ export interface PredictResult {
 }
 
 const MAX_ERRORS = 100
-const STOP = Symbol('fail-fast')
+const STOP = new Error('fail-fast')
 
 export async function predictFile(options: PredictOptions): Promise<PredictResult> {
   const servable = await loadServable(options)
@@ -145,7 +144,7 @@ async function predictBatch(
   write: (line: number, text: string) => void,
   result: PredictResult,
 ): Promise<void> {
-  const outcomes = await predictor.predictEach(rows.map((row) => row.record as InputRecord))
+  const outcomes = await predictor.predictEach(rows.map((row) => row.record))
   rows.forEach((row, i) => {
     const outcome = outcomes[i]
     if ('problem' in outcome) return fail(row.line, outcome.problem)

@@ -171,7 +171,7 @@ function readRow(
     shape.push(level.length)
     level = level[0]
   }
-  const flat = (value as unknown[]).flat(shape.length) as unknown[]
+  const flat: unknown[] = (value as unknown[]).flat(shape.length)
   const count = shape.reduce((a, b) => a * b, 1)
   if (flat.length !== count || flat.some((v) => Array.isArray(v)))
     throw new RecordValueError(index, spec.name, `is a ragged array: every nested array must have the same length`)

@@ -137,13 +137,14 @@ export function decodeInferRequest(
       )
     if (!Array.isArray(shape) || shape.some((d) => !Number.isSafeInteger(d) || d < 0))
       throw badRequest('BAD_FIELD', 'must be an array of non-negative integers', `${where}.shape`)
-    if (shape.length !== spec.shape.length)
+    const dims = shape as number[]
+    if (dims.length !== spec.shape.length)
       throw badRequest(
         'WRONG_SHAPE',
-        `input "${name}" has rank ${spec.shape.length} ${formatShape(spec.shape)}, not ${shape.length}`,
+        `input "${name}" has rank ${spec.shape.length} ${formatShape(spec.shape)}, not ${dims.length}`,
         `${where}.shape`,
       )
-    const count = shape.reduce((a: number, b: number) => a * b, 1)
+    const count = dims.reduce((a, b) => a * b, 1)
     const size = binaryDataSize(input.parameters, where)
     if (size !== undefined) {
       if (data !== undefined)
@@ -169,22 +170,18 @@ export function decodeInferRequest(
         typedFromBytes(
           spec.dtype,
           count,
-          shape as number[],
+          dims,
           binary.subarray(offset, offset + size),
           `${where}.parameters.binary_data_size`,
         ),
-        shape as number[],
+        dims,
       )
       offset += size
       return
     }
     if (!Array.isArray(data))
       throw badRequest('BAD_FIELD', 'must be an array of values, flat or nested', `${where}.data`)
-    feeds[name] = makeTensor(
-      spec.dtype,
-      typedFromData(spec.dtype, data, shape as number[], count, where),
-      shape as number[],
-    )
+    feeds[name] = makeTensor(spec.dtype, typedFromData(spec.dtype, data, dims, count, where), dims)
   })
   if (binary !== undefined && offset !== binary.length)
     throw badRequest(
@@ -197,7 +194,7 @@ export function decodeInferRequest(
     feeds,
     outputs: requestedOutputs(outputs, signature, fetches, binaryOutputs),
     binaryOutputs,
-    parameters: parameters as Record<string, unknown> | undefined,
+    parameters: parameters,
   }
 }
 
@@ -331,7 +328,7 @@ function stringsFromBytes(count: number, bytes: Buffer, field: string): string[]
       `shape of ${count} BYTES elements needs at least ${count * 4} bytes (a 4-byte length each), but binary_data_size is ${bytes.length}`,
       field,
     )
-  const out: string[] = new Array(count)
+  const out = new Array<string>(count)
   let offset = 0
   for (let i = 0; i < count; i++) {
     const length = offset + 4 <= bytes.length ? bytes.readUInt32LE(offset) : -1

@@ -1,7 +1,7 @@
 // The warm-up run before the server reports ready: golden cases when the artifact has them, else inputs made from the signature.
 import type {GoldenCase} from '../checks/golden.types.js'
 import {type ModelSignature, isDynamic} from '../model/signature.js'
-import {type OrtTensor, type TypedData, makeTensor, tensorFromJson, typedFromJson} from '../model/tensor.js'
+import {type OrtTensor, makeTensor, tensorFromJson, typedFromJson} from '../model/tensor.js'
 import type {Pipeline} from '../pipeline/types.js'
 import type {InferenceEngine} from './engine.js'
 
@@ -42,7 +42,7 @@ export function generatedFeeds(signature: ModelSignature): Record<string, OrtTen
     const dims = spec.shape.map((d) => (isDynamic(d) ? 1 : (d as number)))
     const count = dims.reduce((a, b) => a * b, 1)
     const values: unknown[] = new Array(count).fill(spec.dtype === 'string' ? '' : spec.dtype === 'bool' ? false : 0)
-    feeds[spec.name] = makeTensor(spec.dtype, typedFromJson(spec.dtype, values) as TypedData, dims)
+    feeds[spec.name] = makeTensor(spec.dtype, typedFromJson(spec.dtype, values), dims)
   }
   return feeds
 }

@@ -41,7 +41,10 @@ describe('load generator', function () {
   this.timeout(30_000)
   const servers: Server[] = []
   afterEach(() => {
-    for (const s of servers.splice(0)) (s.closeAllConnections(), s.close())
+    for (const s of servers.splice(0)) {
+      s.closeAllConnections()
+      s.close()
+    }
   })
 
   it('sends on schedule in the open model and times from the intended send', async () => {

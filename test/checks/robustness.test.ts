@@ -77,7 +77,7 @@ describe('robustness against a server that answers 500 to a missing field', func
     // A careless server: validates types sloppily, and dereferences a missing field into a crash it catches as a 500.
     server = createServer((req, res) => {
       let body = ''
-      req.on('data', (chunk: Buffer) => (body += chunk))
+      req.on('data', (chunk: Buffer) => (body += chunk.toString()))
       req.on('end', () => {
         const reply = (status: number, value: unknown) => {
           res.writeHead(status, {'content-type': 'application/json'})
@@ -128,7 +128,7 @@ describe('robustness against a server that answers 500 to a missing field', func
       assert.equal(r.status, 500)
       assert.equal(r.intermittent, undefined, "a 500 that comes back every time is the input's fault")
       assert.equal(r.request?.path, '/v1/predict')
-      assert.ok(r.request!.bytes > 0 && r.request!.body.length > 0, 'the request that broke it is shown')
+      assert.ok(r.request.bytes > 0 && r.request.body.length > 0, 'the request that broke it is shown')
     }
     const age = serverErrors.find((r) => r.name === 'missing field age')!
     assert.equal(

@@ -233,6 +233,6 @@ async function startServe(args: string[], env: Record<string, string>): Promise<
     env: {...process.env, ...env, CI: 'true'},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const [line] = (await once(createInterface({input: child.stdout!}), 'line')) as [string]
+  const [line] = (await once(createInterface({input: child.stdout}), 'line')) as [string]
   return {child, url: (JSON.parse(line) as {url: string}).url}
 }

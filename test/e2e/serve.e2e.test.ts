@@ -14,7 +14,7 @@ async function startServe(args: string[]): Promise<{child: ChildProcess; url: st
     env: {...process.env, CI: 'true'},
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  const lines = createInterface({input: child.stdout!})
+  const lines = createInterface({input: child.stdout})
   const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => [''])])) as [string]
   assert.ok(first, 'serve printed a ready line before exiting')
   return {child, url: (JSON.parse(first) as {url: string}).url}
@@ -136,7 +136,7 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
     writeFileSync(join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json'), '{"windowMs": 6')
     const third = await startServe(['1.0.0', '--dir', project])
     let stderr = ''
-    third.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk))
+    third.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
     try {
       const metrics = await (await fetch(`${third.url}/metrics`)).text()
       assert.doesNotMatch(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income"/)

@@ -138,7 +138,7 @@ describe('bundled credit-risk example', () => {
     assert.ok(golden.length >= 20, `only ${golden.length} golden cases`)
     const records = golden.map((c) => {
       assert.equal(c.records?.length, 1, c.name)
-      return c.records![0] as unknown as Applicant
+      return c.records[0] as unknown as Applicant
     })
     assert.ok(
       records.some((r) => r.income === null),

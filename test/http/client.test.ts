@@ -19,7 +19,10 @@ describe('HTTP/1.1 client (gateway hop)', function () {
   const pools: ConnectionPool[] = []
   afterEach(() => {
     for (const p of pools.splice(0)) p.close()
-    for (const s of servers.splice(0)) (s.closeAllConnections(), s.close())
+    for (const s of servers.splice(0)) {
+      s.closeAllConnections()
+      s.close()
+    }
   })
 
   async function start(

@@ -85,7 +85,7 @@ describe('image engine detection and errors', function () {
 
   it('passes over a docker CLI whose daemon does not answer, and says so when nothing else is there', async function () {
     if (!docker) this.skip()
-    const path = await pathWith(tmp.path, 'docker-only', {node: process.execPath, docker: docker!})
+    const path = await pathWith(tmp.path, 'docker-only', {node: process.execPath, docker: docker})
     const result = await mlops(['build', '--json', '--dir', project], {env: {PATH: path}})
     assert.equal(result.exitCode, 1)
     const {error} = result.json as ErrorJson
@@ -99,7 +99,7 @@ describe('image engine detection and errors', function () {
 
   it('picks buildah after a docker without daemon, and reports docker as passed over', async function () {
     if (!docker || !buildah) this.skip()
-    const path = await pathWith(tmp.path, 'docker-buildah', {docker: docker!, buildah: buildah!})
+    const path = await pathWith(tmp.path, 'docker-buildah', {docker: docker, buildah: buildah})
     const detected = await withPath(path, () => detectEngine(undefined))
     assert.equal(detected.engine.name, 'buildah')
     assert.equal(detected.skipped.length, 1)

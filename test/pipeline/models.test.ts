@@ -135,7 +135,7 @@ describe('pipeline: on the shared models', function () {
       assert.equal(prediction.label, String(logits.indexOf(Math.max(...logits))), sample.name)
       const probabilities = prediction.probabilities as Record<string, number>
       assert.ok(Math.abs(Object.values(probabilities).reduce((a, b) => a + b, 0) - 1) < 1e-6)
-      assert.equal(prediction.score, probabilities[prediction.label as string])
+      assert.equal(prediction.score, probabilities[prediction.label])
       // The same image as tensor JSON (the sample's own [1,1,28,28] form) gives the same answer.
       const [again] = await pipeline.postprocess(
         await runModel(model, await pipeline.preprocess([{Input3: sample.inputs.Input3}])),

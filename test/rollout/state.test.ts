@@ -141,7 +141,7 @@ describe('deploy state, ledger and lock', function () {
         deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'canary'}),
         deploy({dir: p.dir, ref: '1.2.0', model: XGB, stage: 'canary'}),
       ])
-      const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[]
+      const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected')
       assert.equal(refused.length, 1, JSON.stringify(results.map((r) => r.status)))
       assert.ok(
         ['DEPLOY_LOCKED', 'ROLLOUT_IN_PROGRESS'].includes((refused[0].reason as {code: string}).code),

@@ -22,7 +22,7 @@ describe('mlops serve and predict (child processes)', function () {
       {env: {CI: 'true', MLOPS_FAULT_LATENCY_MS: '1000'}, reject: false},
     )
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
-      child.stdout!.once('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString().split('\n')[0])))
+      child.stdout.once('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString().split('\n')[0])))
       child.once('exit', () => reject(new Error('serve exited before it was ready')))
     })
     assertMatchesSchema(ready, 'serve')

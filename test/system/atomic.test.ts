@@ -36,7 +36,7 @@ describe('atomic writes', () => {
       await execa('mkfifo', [fifo])
       const reader = spawn('cat', [fifo])
       let read = ''
-      reader.stdout.on('data', (chunk: Buffer) => (read += chunk))
+      reader.stdout.on('data', (chunk: Buffer) => (read += chunk.toString()))
       await writeFileAtomically(fifo, '<testsuites/>\n')
       await new Promise((resolve) => reader.once('exit', resolve))
       assert.equal(read, '<testsuites/>\n')

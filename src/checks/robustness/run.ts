@@ -177,7 +177,7 @@ function nonFinite(body: unknown): string | undefined {
         if (found) return found
       }
     } else if (typeof v === 'object') {
-      for (const [k, x] of Object.entries(v as object)) {
+      for (const [k, x] of Object.entries(v)) {
         const found = walk(x, `${path}.${k}`)
         if (found) return found
       }

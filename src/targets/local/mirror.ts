@@ -51,7 +51,7 @@ export class ShadowMirror {
   private failure?: string
 
   constructor(options: {log: (line: string) => void; timeoutMs?: number}) {
-    const data: MirrorThreadData = {done: this.done.buffer as SharedArrayBuffer, timeoutMs: options.timeoutMs ?? 30_000}
+    const data: MirrorThreadData = {done: this.done.buffer, timeoutMs: options.timeoutMs ?? 30_000}
     this.worker = startThread(data)
     this.worker.unref()
     this.worker.on('message', (batch: MirrorBatch) => this.merge(batch))

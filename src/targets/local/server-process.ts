@@ -85,12 +85,12 @@ export class ModelServerProcess {
     })
     this.child = child
     const stderr: string[] = []
-    createInterface({input: child.stderr!}).on('line', (line) => {
+    createInterface({input: child.stderr}).on('line', (line) => {
       stderr.push(line)
       if (stderr.length > 30) stderr.shift()
       this.options.log(`[${release.version}] ${line}`)
     })
-    const lines = createInterface({input: child.stdout!})
+    const lines = createInterface({input: child.stdout})
     const ready = await new Promise<ReadyLine>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL')
