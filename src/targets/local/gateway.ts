@@ -3,7 +3,7 @@ import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
 import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
-import {requestFor} from '../../http/client.js'
+import type {Answer} from '../../http/client.js'
 import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
@@ -58,13 +58,6 @@ interface Routes {
   window: StepWindow
 }
 
-interface Answer {
-  status: number
-  /** Names and values, alternating, as the model server sent them. */
-  headers: string[]
-  body: Buffer
-}
-
 type Role = 'stable' | 'candidate'
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones each connection's framing owns: not forwarded either way. */
@@ -85,6 +78,8 @@ const HOP_BY_HOP = new Set([
 const NOT_RETURNED = new Set([...HOP_BY_HOP, 'x-model-version'])
 const PREDICTION_ROUTE = /^\/(?:v1\/predict|v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer)\/?$/
 const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE'])
+/** undici refused to send a header the client's request had (a value it will not write): the client's mistake. */
+const NOT_FORWARDABLE = 'UND_ERR_INVALID_ARG'
 
 export class Gateway {
   private readonly processes = new Map<string, ModelServerProcess>()
@@ -336,6 +331,10 @@ export class Gateway {
         return {answer: await send(proc, method, path, headers, body), proc, role: actual}
       } catch (error) {
         const code = (error as {code?: string}).code ?? ''
+        if (code === NOT_FORWARDABLE) {
+          const refused = errorAnswer(400, 'BAD_HEADER', 'the request has a header value the gateway cannot forward')
+          return {answer: refused, proc, role: actual}
+        }
         if (attempt > 0 || !idempotent || !(RETRYABLE.has(code) || !proc.pool)) {
           const failed = errorAnswer(
             502,
@@ -429,7 +428,7 @@ export class Gateway {
  * One request to a model server over its keep-alive pool, the answer buffered whole: predictions are small, and a buffered
  * answer can still be retried or compared with the candidate's.
  */
-function send(
+async function send(
   proc: ModelServerProcess,
   method: string,
   path: string,
@@ -438,25 +437,16 @@ function send(
 ): Promise<Answer> {
   const pool = proc.pool
   if (!pool)
-    return Promise.reject(
-      Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'}),
-    )
+    throw Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {
+      code: 'ECONNREFUSED',
+    })
   proc.acquire()
-  return new Promise<Answer>((resolve, reject) => {
-    pool.send(
-      requestFor(pool.origin, method, path, headers, body),
-      now,
-      (status, error, answer) => {
-        proc.releaseOne()
-        if (error || !answer) reject(error ?? new Error('the model server gave no answer'))
-        else resolve({status, headers: answer.headers, body: answer.body})
-      },
-      method === 'HEAD',
-    )
-  })
+  try {
+    return await pool.request({method, path, headers, body})
+  } finally {
+    proc.releaseOne()
+  }
 }
-
-const now = () => performance.now()
 
 /**
  * Canary: weighted random, or a bucket of the sticky header's value so one key always lands on one version. `headers`:

@@ -2,7 +2,7 @@
 import {type ChildProcess, spawn} from 'node:child_process'
 import {createInterface} from 'node:readline'
 
-import {ConnectionPool} from '../../http/client.js'
+import {Upstream} from '../../http/client.js'
 import {backgroundCommand} from '../../system/priority.js'
 
 import {MlopsError} from '../../errors.js'
@@ -45,7 +45,7 @@ export function serverKey(release: Release, background = false): string {
 export class ModelServerProcess {
   readonly release: Release
   readonly background: boolean
-  pool?: ConnectionPool
+  pool?: Upstream
   url?: string
   pid?: number
   ready = false
@@ -141,7 +141,7 @@ export class ModelServerProcess {
     lines.on('line', (line) => this.options.log(`[${release.version}] ${line}`))
     this.url = ready.url
     this.pid = ready.pid
-    this.pool = new ConnectionPool(new URL(ready.url), 128, {collect: true, idleMs: 4000, timeoutMs: 120_000})
+    this.pool = new Upstream(new URL(ready.url), {connections: 128, idleMs: 4000, timeoutMs: 120_000})
     this.ready = true
     this.backoffMs = 500
     this.options.onChange?.()
@@ -157,7 +157,7 @@ export class ModelServerProcess {
     const pool = this.pool
     this.pool = undefined
     this.pid = undefined
-    pool?.close()
+    void pool?.close()
     this.options.onChange?.()
     this.restartTimer = setTimeout(() => void this.restart(), this.backoffMs)
     this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2)
@@ -207,7 +207,7 @@ export class ModelServerProcess {
       await exited
       clearTimeout(timer)
     }
-    this.pool?.close()
+    await this.pool?.close()
     this.pool = undefined
     this.pid = undefined
     this.options.onChange?.()
