@@ -190,7 +190,7 @@ function startError(error: unknown, settings: ServeSettings): unknown {
 async function checkWritable(path: string): Promise<void> {
   try {
     await makeDirectory(dirname(path))
-    await (await open(path, 'a')).close()
+    await (await open(path, 'a', 0o600)).close()
   } catch (error) {
     throw new UsageError(
       'REQUEST_LOG_UNWRITABLE',

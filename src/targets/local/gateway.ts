@@ -271,7 +271,7 @@ export class Gateway {
     const pids = [...this.processes.values(), ...this.retiring]
       .filter((p) => p.pid)
       .map((p) => ({pid: p.pid!, started: processStart(p.pid!), version: p.release.version}))
-    await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n').catch((error: Error) =>
+    await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n', 0o600).catch((error: Error) =>
       this.options.log(`could not record model server pids: ${error.message}`),
     )
   }
@@ -400,15 +400,14 @@ export class Gateway {
       )
     const route = `${req.method} ${(req.url ?? '/').split('?')[0]}`
     try {
-      const text = (await readBody(req, 1024 * 1024)).toString('utf8')
-      const input = text ? (JSON.parse(text) as unknown) : undefined
+      const input = await readJsonBody(req, 1024 * 1024)
       if (route === 'GET /v1/status') return sendJson(res, 200, this.status())
       const handler = this.controlHandlers.get(route)
       if (!handler) return sendError(res, 404, 'NOT_FOUND', `no control route ${route}`)
       sendJson(res, 200, (await handler(input)) ?? {ok: true})
     } catch (error) {
-      const e = error as {code?: string; message?: string; hint?: string}
-      sendJson(res, 500, {
+      const e = error as {code?: string; message?: string; hint?: string; status?: number}
+      sendJson(res, e.status ?? 500, {
         error: {
           code: e.code ?? 'GATEWAY_ERROR',
           message: e.message ?? String(error),
@@ -479,6 +478,22 @@ function upstreamHeaders(headers: string[]): string[] {
   return out
 }
 
+/** A control request the gateway cannot act on (not JSON, or not the shape its route takes): a 400. */
+export function badControlRequest(message: string): Error & {status: number; code: string} {
+  return Object.assign(new Error(message), {status: 400, code: 'BAD_REQUEST'})
+}
+
+/** The body as JSON (undefined when empty): a 400 when it is not JSON, a 413 past `limit` bytes. */
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const text = (await readBody(req, limit)).toString('utf8')
+  if (!text) return undefined
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw badControlRequest('the request body is not JSON')
+  }
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
@@ -487,7 +502,12 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length
       if (size > limit) {
         req.destroy()
-        reject(Object.assign(new Error(`the request body is larger than ${limit} bytes`), {status: 413}))
+        reject(
+          Object.assign(new Error(`the request body is larger than ${limit} bytes`), {
+            status: 413,
+            code: 'PAYLOAD_TOO_LARGE',
+          }),
+        )
         return
       }
       chunks.push(chunk)

@@ -5,7 +5,7 @@ import {unlinkSync} from 'node:fs'
 import {deployPaths, readState} from '../../rollout/state.js'
 import {Controller} from './controller.js'
 import {stopOrphans} from './control.js'
-import {Gateway} from './gateway.js'
+import {Gateway, badControlRequest} from './gateway.js'
 import {serveInvocation} from './invocation.js'
 import type {ServerSpec} from '../types.js'
 
@@ -36,7 +36,11 @@ async function shutdown(why: string): Promise<void> {
 }
 
 gateway.onControl('POST /v1/prepare', async (body) => {
-  await gateway.prepare((body as {servers: ServerSpec[]}).servers)
+  const servers = (body as {servers?: unknown} | undefined)?.servers
+  const valid = (spec: unknown) => typeof (spec as ServerSpec | null)?.release?.version === 'string'
+  if (!Array.isArray(servers) || !servers.every(valid))
+    throw badControlRequest('POST /v1/prepare takes {"servers": [{"release": {"version": …}, …}]}')
+  await gateway.prepare(servers as ServerSpec[])
   return {ok: true}
 })
 gateway.onControl('POST /v1/reconcile', async () => {
