@@ -21,6 +21,8 @@ export interface GatewayOptions {
   log: (line: string) => void
   /** Largest client request body, bytes. */
   maxBodyBytes?: number
+  /** Client connections open at once (serving.max_connections); past it new ones are closed. */
+  maxConnections?: number
 }
 
 /** What `GET /v1/status` on the control API answers. */
@@ -102,7 +104,8 @@ export class Gateway {
 
   constructor(private readonly options: GatewayOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
-    this.client = new HttpServer({maxBodyBytes: this.maxBodyBytes, keepAliveTimeoutMs: 65_000}, (req, respond) => {
+    const limits = {maxBodyBytes: this.maxBodyBytes, maxConnections: options.maxConnections, keepAliveTimeoutMs: 65_000}
+    this.client = new HttpServer(limits, (req, respond) => {
       this.onServerRequest(req, respond).catch((error: Error) =>
         respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)),
       )

@@ -2,7 +2,9 @@
 import {parseArgs} from 'node:util'
 import {unlinkSync} from 'node:fs'
 
+import {loadConfig} from '../../config/load.js'
 import {deployPaths, readState} from '../../rollout/state.js'
+import {serveSettings} from '../../serve/config.js'
 import {Controller} from './controller.js'
 import {stopOrphans} from './control.js'
 import {Gateway, badControlRequest} from './gateway.js'
@@ -16,7 +18,16 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString()} 
 
 await stopOrphans(paths)
 const state = await readState(paths)
-const gateway = new Gateway({projectDir, paths, cli: serveInvocation(), log})
+// The client port takes the model server's limits: the same bodies, and as many connections.
+const serving = serveSettings((await loadConfig(projectDir).catch(() => undefined))?.config.serving)
+const gateway = new Gateway({
+  projectDir,
+  paths,
+  cli: serveInvocation(),
+  log,
+  maxBodyBytes: serving.maxBodyBytes,
+  maxConnections: serving.maxConnections,
+})
 const controller = new Controller({gateway, paths, log})
 
 let closing = false
