@@ -10,7 +10,7 @@ import {AggregatorRegistry} from 'prom-client'
 import {projectStore} from '../artifact/project.js'
 import {MlopsError, UsageError} from '../errors.js'
 import {serveSettings} from './config.js'
-import {type LoadServableOptions, startServing} from './load.js'
+import {type LoadServableOptions, type Serving, startServing} from './load.js'
 import type {ModelIdentity} from './server.js'
 
 export interface RunningServer {
@@ -47,15 +47,7 @@ export async function serve(options: ServeOptions): Promise<RunningServer> {
   const workers = options.workers ?? settings.workers
   if (workers <= 1) {
     const serving = await startServing(options)
-    return {
-      url: serving.url,
-      port: serving.port,
-      identity: serving.servable.identity,
-      warnings: serving.servable.warnings,
-      workers: 1,
-      worker: false,
-      stop: (timeoutMs) => serving.stop(timeoutMs),
-    }
+    return single(serving, false, (timeoutMs) => serving.stop(timeoutMs))
   }
   return servePrimary(workers, settings.maxConnections, loaded?.config.model.threads === undefined)
 }
@@ -95,22 +87,20 @@ async function serveAsWorker(options: ServeOptions): Promise<RunningServer> {
     identity: serving.servable.identity,
     warnings: serving.servable.warnings,
   } satisfies FromWorker)
-  return {
-    url: serving.url,
-    port: serving.port,
-    identity: serving.servable.identity,
-    warnings: serving.servable.warnings,
-    workers: 1,
-    worker: true,
-    async stop(timeoutMs) {
-      const drained = await serving.stop(timeoutMs)
-      if (process.connected) {
-        process.send!({type: 'mlops:drained', drained} satisfies FromWorker)
-        process.disconnect()
-      }
-      return drained
-    },
-  }
+  return single(serving, true, async (timeoutMs) => {
+    const drained = await serving.stop(timeoutMs)
+    if (process.connected) {
+      process.send!({type: 'mlops:drained', drained} satisfies FromWorker)
+      process.disconnect()
+    }
+    return drained
+  })
+}
+
+/** One process's server as a RunningServer: alone, or one worker of several. */
+function single(serving: Serving, worker: boolean, stop: RunningServer['stop']): RunningServer {
+  const {identity, warnings} = serving.servable
+  return {url: serving.url, port: serving.port, identity, warnings, workers: 1, worker, stop}
 }
 
 async function servePrimary(workers: number, maxConnections: number, ownThreads: boolean): Promise<RunningServer> {
