@@ -56,6 +56,8 @@ const ENDLESS: {name: string; start: string; more: string; status: number}[] = [
 interface Exchange {
   status?: number
   text: string
+  /** The server closed the connection (rather than the 10 s passing). */
+  closed: boolean
 }
 
 /** Writes `bytes` (then `more` over and over, when given) and reads until the server closes or 10 s pass. */
@@ -64,18 +66,18 @@ function exchange(port: number, bytes: string, more?: string): Promise<Exchange>
     const socket = connect(port, '127.0.0.1')
     let text = ''
     let done = false
-    const finish = () => {
+    const finish = (closed: boolean) => {
       if (done) return
       done = true
       clearTimeout(timer)
       socket.destroy()
       const status = /^HTTP\/1\.1 (\d{3}) /.exec(text)
-      resolve({status: status ? Number(status[1]) : undefined, text})
+      resolve({status: status ? Number(status[1]) : undefined, text, closed})
     }
-    const timer = setTimeout(finish, 10_000)
+    const timer = setTimeout(() => finish(false), 10_000)
     socket.on('data', (data: Buffer) => (text += data.toString('latin1')))
-    socket.on('error', finish)
-    socket.on('close', finish)
+    socket.on('error', () => finish(true))
+    socket.on('close', () => finish(true))
     socket.write(Buffer.from(bytes, 'latin1'))
     if (more) {
       const block = Buffer.from(more.repeat(Math.ceil(4096 / more.length)), 'latin1')
@@ -156,9 +158,11 @@ describe('hostile HTTP/1.1 against mlops serve and the gateway client port', fun
         })
 
       for (const c of ENDLESS)
-        it(`${c.name}: ${c.status} without reading it all, then a good request is answered`, async () => {
-          const {status, text} = await exchange(target().port, c.start, c.more)
-          assert.equal(status, c.status, text.slice(0, 300))
+        it(`${c.name}: ${c.status} (or a closed connection) without reading it all, then a good request is answered`, async () => {
+          const {status, text, closed} = await exchange(target().port, c.start, c.more)
+          // Closed while the client still writes, the answer may be lost to the reset: a closed connection is an answer too.
+          if (status === undefined) assert.ok(closed, 'the server answered or closed')
+          else assert.equal(status, c.status, text.slice(0, 300))
           assert.equal(await good(target().url), 200)
         })
 
