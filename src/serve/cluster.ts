@@ -35,6 +35,7 @@ type FromWorker =
   | {type: 'mlops:ready'; url: string; identity: ModelIdentity; warnings: string[]}
   | {type: 'mlops:drained'; drained: boolean}
   | {type: 'mlops:metrics'; id: number}
+  | {type: 'mlops:failed'; code: string; message: string; hint?: string; exitCode: number}
 
 /** More restarts than workers within this window is a crash loop: serving stops rather than forking forever. */
 const RESTART_WINDOW_MS = 10_000
@@ -61,6 +62,11 @@ async function serveAsWorker(options: ServeOptions): Promise<RunningServer> {
     intraOpThreads: threads,
     // Live drift windows are saved by the first worker only: each sees a random share of the traffic.
     saveLive: process.env.MLOPS_SERVE_WORKER_INDEX === '0',
+  }).catch((error: unknown) => {
+    // The primary reports it as its own, with the same code and exit code.
+    const e = error instanceof MlopsError ? error : new MlopsError('SERVE_FAILED', String((error as Error).message))
+    process.send!({type: 'mlops:failed', code: e.code, message: e.message, hint: e.hint, exitCode: e.exitCode})
+    throw error
   })
   AggregatorRegistry.setRegistries([serving.server.metrics.registry])
   // Constructed for its side effect: in a worker, it starts answering the primary's requests for this registry.
@@ -133,20 +139,24 @@ async function servePrimary(workers: number, maxConnections: number, ownThreads:
     return worker
   }
 
+  // A worker's stdout would only repeat what the primary says (its ready line, its start failure in --json); its stderr
+  // is the server log (errors while serving), kept.
+  cluster.setupPrimary({stdio: ['ignore', 'ignore', 'inherit', 'ipc']})
   const ready = await new Promise<FromWorker & {type: 'mlops:ready'}>((resolve, reject) => {
     let count = 0
+    let failure: MlopsError | undefined
     const onExit = (worker: Worker, code: number | null, signal: string | null) => {
       for (const other of running.keys()) if (other !== worker) other.process.kill('SIGKILL')
       const why = signal ?? `code ${code}`
-      const error =
-        code === 2
-          ? new UsageError('SERVE_FAILED', `a worker could not start serving (exited ${why}); its error is above`)
-          : new MlopsError('SERVE_FAILED', `a worker exited (${why}) before it was ready; its error is above`)
-      reject(error)
+      reject(failure ?? new MlopsError('SERVE_FAILED', `a worker exited (${why}) before it was ready`))
     }
     cluster.on('exit', onExit)
     for (let i = 0; i < workers; i++)
       fork(i).on('message', (message: FromWorker) => {
+        if (message.type === 'mlops:failed') {
+          const {code, message: text, hint} = message
+          failure = message.exitCode === 2 ? new UsageError(code, text, {hint}) : new MlopsError(code, text, {hint})
+        }
         if (message.type !== 'mlops:ready' || ++count < workers) return
         cluster.off('exit', onExit)
         resolve(message)
