@@ -37,7 +37,11 @@ function cliEntry(): string {
 }
 
 export async function startServer(options: StartServerOptions): Promise<TargetServer> {
-  const args = [cliEntry(), 'serve', options.ref, '--port', '0', '--host', '127.0.0.1', '--json', '--dir', options.dir]
+  // One process: an input that crashes the server is seen as the server ending, not hidden by a worker restarted.
+  const args = [
+    ...[cliEntry(), 'serve', options.ref, '--port', '0', '--host', '127.0.0.1', '--json', '--dir', options.dir],
+    ...['--workers', '1'],
+  ]
   const child = spawn(process.execPath, args, {
     env: {...process.env, ...options.env, CI: 'true'},
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
-import {startServing} from '../serve/load.js'
+import {serve} from '../serve/cluster.js'
 
 export interface ServeReady {
   url: string
@@ -10,6 +10,8 @@ export interface ServeReady {
   name: string
   version: string
   digest?: string
+  /** Processes serving the port. */
+  workers: number
 }
 
 export default class Serve extends BaseCommand {
@@ -58,6 +60,13 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       hidden: true,
       dependsOn: ['model'],
     }),
+    workers: Flags.integer({
+      description:
+        'Model-server processes on the one port, each with its own session. Default: serving.workers, or one per core.',
+      min: 1,
+      max: 256,
+      env: 'MLOPS_SERVE_WORKERS',
+    }),
     'thread-spinning': Flags.boolean({
       description:
         "Let onnxruntime's idle threads spin between runs (lower latency, a core kept busy); --no-thread-spinning where processes share the machine, as the deploy gateway's model servers do.",
@@ -72,17 +81,18 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       ...(flags.port === undefined ? {} : {port: flags.port}),
       ...(flags.host === undefined ? {} : {host: flags.host}),
     }
-    const serving = await startServing({
+    const serving = await serve({
       dir: flags.dir,
       ref: args.ref,
       modelPath: flags.model,
       modelVersion: flags['model-version'],
       settings: overrides,
       spinning: flags['thread-spinning'],
+      workers: flags.workers,
     })
-    const {name, version, digest} = serving.servable.identity
+    const {name, version, digest} = serving.identity
     // On stderr in --json mode too (oclif's warn is silent there): a model server's log is where they are read.
-    for (const warning of serving.servable.warnings) process.stderr.write(`Warning: ${warning}\n`)
+    for (const warning of serving.warnings) if (!serving.worker) process.stderr.write(`Warning: ${warning}\n`)
     const ready: ServeReady = {
       url: serving.url,
       port: serving.port,
@@ -90,10 +100,14 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       name,
       version,
       ...(digest ? {digest} : {}),
+      workers: serving.workers,
     }
     // The ready line goes out now, while serving goes on; so --json prints it as one line rather than returning it at exit.
-    if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
-    else this.log(`ready: ${serving.url} (${name} ${version}${digest ? ` ${digest}` : ''})`)
+    // A worker of several says nothing: its primary speaks for all.
+    const workers = serving.workers > 1 ? `, ${serving.workers} workers` : ''
+    if (!serving.worker && this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
+    else if (!serving.worker)
+      this.log(`ready: ${serving.url} (${name} ${version}${digest ? ` ${digest}` : ''}${workers})`)
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', () => resolve())
       process.once('SIGINT', () => resolve())

@@ -75,7 +75,8 @@ function stateProblem(value: unknown): string | undefined {
 }
 
 export async function writeState(paths: DeployPaths, state: RolloutState): Promise<void> {
-  await writeJsonAtomically(paths.state, state)
+  // The deploy directory's files are the user's alone, like the gateway's token file.
+  await writeJsonAtomically(paths.state, state, 0o600)
 }
 
 /** Who made a change and what it was judged on, for its ledger entry. */
@@ -120,7 +121,7 @@ export async function removeState(paths: DeployPaths): Promise<void> {
 export async function appendLedger(paths: DeployPaths, entry: LedgerEntry): Promise<void> {
   await makeDirectory(paths.dir)
   try {
-    const handle = await open(paths.ledger, 'a+', 0o644)
+    const handle = await open(paths.ledger, 'a+', 0o600)
     try {
       const prefix = await tornLineEnd(handle, (await handle.stat()).size)
       await handle.write(prefix + JSON.stringify(entry) + '\n')
@@ -189,7 +190,7 @@ export async function acquireLock(paths: DeployPaths, command: string): Promise<
   }
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fd = openSync(paths.lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644)
+      const fd = openSync(paths.lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
       writeSync(fd, JSON.stringify(holder))
       fsyncSync(fd)
       closeSync(fd)

@@ -28,6 +28,10 @@ export interface LoadServableOptions {
   settings?: Partial<ServeSettings>
   /** onnxruntime's idle threads spin (default) or sleep between runs: see LoadOptions.spinning. */
   spinning?: boolean
+  /** Intra-op threads when model.threads is not set (a worker of several takes its share of the cores). */
+  intraOpThreads?: number
+  /** Save live drift windows to disk (default true; one worker of several does). */
+  saveLive?: boolean
 }
 
 export interface Servable {
@@ -48,7 +52,11 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   if (settings.requestLog && loaded)
     settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
   const threads = {
-    ...(config?.model.threads === undefined ? {} : {intraOpThreads: config.model.threads}),
+    ...(config?.model.threads === undefined
+      ? options.intraOpThreads === undefined
+        ? {}
+        : {intraOpThreads: options.intraOpThreads}
+      : {intraOpThreads: config.model.threads}),
     ...(options.spinning === false ? {spinning: false} : {}),
   }
 
@@ -133,7 +141,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   // Live profiles reach the disk once a minute and at shutdown: a restarted server and `mlops monitor` pick them up.
   const live = servable.live
   const save = async () => {
-    if (!live?.path) return
+    if (!live?.path || options.saveLive === false) return
     await live.profiles
       .save(live.path)
       .catch((error: Error) =>
@@ -190,7 +198,7 @@ function startError(error: unknown, settings: ServeSettings): unknown {
 async function checkWritable(path: string): Promise<void> {
   try {
     await makeDirectory(dirname(path))
-    await (await open(path, 'a')).close()
+    await (await open(path, 'a', 0o600)).close()
   } catch (error) {
     throw new UsageError(
       'REQUEST_LOG_UNWRITABLE',

@@ -2,10 +2,12 @@
 import {parseArgs} from 'node:util'
 import {unlinkSync} from 'node:fs'
 
+import {loadConfig} from '../../config/load.js'
 import {deployPaths, readState} from '../../rollout/state.js'
+import {serveSettings} from '../../serve/config.js'
 import {Controller} from './controller.js'
 import {stopOrphans} from './control.js'
-import {Gateway} from './gateway.js'
+import {Gateway, badControlRequest} from './gateway.js'
 import {serveInvocation} from './invocation.js'
 import type {ServerSpec} from '../types.js'
 
@@ -16,7 +18,16 @@ const log = (line: string) => process.stderr.write(`${new Date().toISOString()} 
 
 await stopOrphans(paths)
 const state = await readState(paths)
-const gateway = new Gateway({projectDir, paths, cli: serveInvocation(), log})
+// The client port takes the model server's limits: the same bodies, and as many connections.
+const serving = serveSettings((await loadConfig(projectDir).catch(() => undefined))?.config.serving)
+const gateway = new Gateway({
+  projectDir,
+  paths,
+  cli: serveInvocation(),
+  log,
+  maxBodyBytes: serving.maxBodyBytes,
+  maxConnections: serving.maxConnections,
+})
 const controller = new Controller({gateway, paths, log})
 
 let closing = false
@@ -36,7 +47,11 @@ async function shutdown(why: string): Promise<void> {
 }
 
 gateway.onControl('POST /v1/prepare', async (body) => {
-  await gateway.prepare((body as {servers: ServerSpec[]}).servers)
+  const servers = (body as {servers?: unknown} | undefined)?.servers
+  const valid = (spec: unknown) => typeof (spec as ServerSpec | null)?.release?.version === 'string'
+  if (!Array.isArray(servers) || !servers.every(valid))
+    throw badControlRequest('POST /v1/prepare takes {"servers": [{"release": {"version": …}, …}]}')
+  await gateway.prepare(servers as ServerSpec[])
   return {ok: true}
 })
 gateway.onControl('POST /v1/reconcile', async () => {
