@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {newestVersion} from '../artifact/inspect.js'
 import {UsageError} from '../errors.js'
 import {
   type DeployOptions,
@@ -21,6 +22,7 @@ export default class Deploy extends BaseCommand {
 Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled back, naming the gate), 2 usage or configuration error, 3 another command holds the deploy lock, or --timeout passed while still rolling out.`
 
   static override examples = [
+    '<%= config.bin %> deploy --full',
     '<%= config.bin %> deploy 1.0.0 --full --port 8080',
     '<%= config.bin %> deploy 1.1.0 --shadow',
     '<%= config.bin %> deploy 1.1.0 --canary 5',
@@ -29,8 +31,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
 
   static override args = {
     ref: Args.string({
-      description: 'Artifact: a version, name@version, digest or .tar path.',
-      required: true,
+      description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest packaged version.',
       ignoreStdin: true,
     }),
   }
@@ -92,11 +93,15 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
           : 'canary'
     if (!stage)
       throw new UsageError('STAGE_REQUIRED', 'say how to deploy: --full, --shadow or --canary N', {
-        hint: `First release: "mlops deploy ${args.ref} --full"; next ones: "--shadow" or "--canary 5".`,
+        hint: `First release: "mlops deploy ${args.ref ?? 'VERSION'} --full"; next ones: "--shadow" or "--canary 5".`,
+      })
+    if (flags.model && !args.ref)
+      throw new UsageError('VERSION_REQUIRED', '--model needs REF: the version to call the model', {
+        hint: `Run "mlops deploy 1.0.0 --model ${flags.model} --full".`,
       })
     const options: DeployOptions = {
       dir: flags.dir,
-      ref: args.ref,
+      ref: args.ref ?? (await newestVersion(flags.dir)),
       stage,
       weight: flags.canary,
       auto: flags.auto,
