@@ -41,8 +41,14 @@ export abstract class BaseCommand extends Command {
   }
 }
 
+/** How oclif rewrites the message of an error a flag's parse threw. */
+const FLAG_PARSE_WRAPPER = /^Parsing (--\S+) \n\t([\s\S]*)\nSee more help with --help$/
+
 function toMlopsError(error: Error & {oclif?: {exit?: number}}): MlopsError {
-  if (isMlopsError(error)) return error
+  if (isMlopsError(error)) {
+    error.message = error.message.replace(FLAG_PARSE_WRAPPER, '$1: $2')
+    return error
+  }
   // oclif's own parse errors (unknown flag, missing argument) are usage errors.
   if (error instanceof Errors.CLIError || error.oclif?.exit === 2) {
     return new MlopsError('USAGE', error.message.replace(/^Error: /, ''), {

@@ -3,6 +3,7 @@ import {Args, Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {newestVersion} from '../artifact/inspect.js'
 import {UsageError} from '../errors.js'
+import {durationFlag} from '../flags.js'
 import {
   type DeployOptions,
   type RolloutPlan,
@@ -55,9 +56,9 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       description: 'Advance through deploy.steps while the analysis passes; roll back when it fails.',
     }),
     wait: Flags.boolean({description: 'Block until the rollout ends: exit 0 promoted, 1 rolled back.'}),
-    timeout: Flags.integer({
-      description: 'With --wait: give up waiting after this many seconds (exit 3; the rollout goes on).',
-      min: 1,
+    timeout: durationFlag({
+      description: 'With --wait: give up waiting after this long, e.g. 20s or 5m (exit 3; the rollout goes on).',
+      min: 1000,
       dependsOn: ['wait'],
     }),
     'dry-run': Flags.boolean({
@@ -136,7 +137,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       dir: flags.dir,
       version: result.version,
       revision: result.status.revision,
-      timeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
+      timeoutMs: flags.timeout,
       onUpdate: (status) => {
         const line = `${status.phase}: ${status.reason}`
         if (line !== last && !this.jsonEnabled()) process.stderr.write(`${line}\n`)

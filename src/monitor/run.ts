@@ -9,7 +9,8 @@ import type {ReferenceProfile} from '../artifact/types.js'
 import {type LoadedConfig, loadConfig} from '../config/load.js'
 import {MlopsError, UsageError, isMlopsError} from '../errors.js'
 import {shortPath, writeReports} from '../report/write.js'
-import {DEFAULT_SINCE, type DriftSettings, driftSettings, parseDuration} from './config.js'
+import {DURATION_EXAMPLES, parseDuration} from '../system/duration.js'
+import {DEFAULT_SINCE, type DriftSettings, driftSettings} from './config.js'
 import {type CurrentSource, readBatch, readRequestLog} from './current.js'
 import {type ColumnDrift, type DriftVerdict, NOT_IN_CURRENT, detectDrift} from './drift.js'
 import {monitorHtml, monitorJunit} from './report.js'
@@ -80,7 +81,7 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
     const ms = parseDuration(since)
     if (ms === undefined)
       throw new UsageError('MONITOR_SINCE_INVALID', `--since ${since} is not a duration`, {
-        hint: 'Pass a number and a unit: 30m, 24h or 7d.',
+        hint: `Pass a number and a unit: ${DURATION_EXAMPLES}.`,
       })
     const to = now()
     const from = new Date(to.getTime() - ms)
