@@ -31,6 +31,8 @@ export interface MonitorOptions {
   log?: string
   junit?: string
   html?: string
+  /** Refuse (leave unscored) records of --input with columns the model does not read, rather than score them without. */
+  strict?: boolean
   now?: () => Date
 }
 
@@ -45,6 +47,8 @@ export interface MonitorResult {
     records: number
     window?: {since: string; from: string; to: string}
     skipped: Record<string, number>
+    /** Columns of --input the model does not read, left out of the records it scored (not with strict). */
+    ignoredColumns?: string[]
   }
   settings: Pick<DriftSettings, 'minSamples' | 'largeSample' | 'thresholds'>
   features: ColumnDrift[]
@@ -65,14 +69,16 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
 
   let current: CurrentSource
   let window: MonitorResult['current']['window']
+  let ignoredColumns: string[] | undefined
   if (options.input) {
     // With the artifact at hand, the batch is scored too, so its predictions are compared with the baseline's.
     const scorer =
       artifact && Object.keys(profile.predictions ?? {}).length > 0
-        ? await artifactScorer(options.dir, options.ref ?? `${artifact.name}@${artifact.version}`)
+        ? await artifactScorer(options.dir, options.ref ?? `${artifact.name}@${artifact.version}`, options.strict)
         : undefined
     try {
       current = await readBatch(options.input, profile, scorer?.score)
+      ignoredColumns = scorer?.ignoredColumns()
     } finally {
       await scorer?.release()
     }
@@ -127,6 +133,7 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
       records: current.records,
       window,
       skipped: current.skipped,
+      ...(ignoredColumns && ignoredColumns.length > 0 ? {ignoredColumns} : {}),
     },
     settings: {minSamples: settings.minSamples, largeSample: settings.largeSample, thresholds: settings.thresholds},
     features: report.features,
