@@ -4,7 +4,8 @@ import {BaseCommand} from '../base-command.js'
 import {ignoredColumnsWarning} from '../data/columns.js'
 import {ExitCode} from '../errors.js'
 import {monitorTable} from '../monitor/report.js'
-import {type MonitorResult, runMonitor} from '../monitor/run.js'
+import {runMonitor} from '../monitor/run.js'
+import type {MonitorResult} from '../monitor/types.js'
 
 export default class Monitor extends BaseCommand {
   static override summary =

@@ -4,7 +4,7 @@ import {type JunitCase, junitXml} from '../report/junit.js'
 import {table} from '../system/format.js'
 import {REFUSED} from './current.js'
 import {type ColumnDrift, NOT_IN_CURRENT} from './drift.js'
-import type {MonitorResult} from './run.js'
+import type {MonitorResult} from './types.js'
 
 export function monitorJunit(result: MonitorResult, now: Date): string {
   const toCase = (c: ColumnDrift): JunitCase => ({
