@@ -29,6 +29,12 @@ export async function verifyArtifact(options: {dir: string; ref?: string}): Prom
   return store.verify(options.ref, {name})
 }
 
+/** The newest stored version of the project's artifact: what a command given no REF acts on. */
+export async function newestVersion(dir: string): Promise<string> {
+  const {store, name} = await projectStore(dir)
+  return (await store.resolve(undefined, {name})).version
+}
+
 export function verificationError(report: VerifyReport): MlopsError {
   const label = report.name ? `artifact ${report.name}@${report.version}` : `artifact ${report.path}`
   return new MlopsError(

@@ -11,6 +11,7 @@ import semver from 'semver'
 import {MlopsError, UsageError} from '../errors.js'
 import {diskError, makeDirectory, readJson, writeJsonAtomically} from '../system/atomic.js'
 import type {GitInfo} from '../system/git.js'
+import {isAlive} from '../system/process.js'
 import {INCOMING_PREFIX, sha256File, type WrittenArchive} from './archive.js'
 import {ARTIFACT_NAME, type ArchiveScan, checkScan, scanArchive, type VerifyProblem} from './read.js'
 import {type ArtifactManifest, type ArtifactRecord, MANIFEST_FILE, type OpenedArtifact} from './types.js'
@@ -625,14 +626,7 @@ async function removeDeadTemps(dir: string, withIndexTemps: boolean): Promise<st
 /** Temp names carry the writer's pid: a live writer's files are left alone. */
 function writerAlive(name: string): boolean {
   const pid = Number(/^\.(?:incoming|extracting)-(\d+)-/.exec(name)?.[1])
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  if (pid === process.pid) return true
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  return Number.isInteger(pid) && pid > 0 && isAlive({pid})
 }
 
 /** Rename into place; across file systems, copy next to the target first so the rename stays atomic. */

@@ -4,7 +4,7 @@ import {type JunitCase, type JunitSuite, junitXml} from '../report/junit.js'
 import {table} from '../system/format.js'
 import type {CheckName} from './config.js'
 import type {Gate} from './gates.js'
-import type {LabelledPhase, TestResult} from './run.js'
+import type {LabelledPhase, TestResult} from './types.js'
 
 function detailOf(result: TestResult, g: Gate): string {
   const lines = [g.message]

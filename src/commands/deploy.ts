@@ -1,7 +1,9 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {newestVersion} from '../artifact/inspect.js'
 import {UsageError} from '../errors.js'
+import {durationFlag} from '../flags.js'
 import {
   type DeployOptions,
   type RolloutPlan,
@@ -21,6 +23,7 @@ export default class Deploy extends BaseCommand {
 Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled back, naming the gate), 2 usage or configuration error, 3 another command holds the deploy lock, or --timeout passed while still rolling out.`
 
   static override examples = [
+    '<%= config.bin %> deploy --full',
     '<%= config.bin %> deploy 1.0.0 --full --port 8080',
     '<%= config.bin %> deploy 1.1.0 --shadow',
     '<%= config.bin %> deploy 1.1.0 --canary 5',
@@ -29,8 +32,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
 
   static override args = {
     ref: Args.string({
-      description: 'Artifact: a version, name@version, digest or .tar path.',
-      required: true,
+      description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest packaged version.',
       ignoreStdin: true,
     }),
   }
@@ -54,9 +56,9 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       description: 'Advance through deploy.steps while the analysis passes; roll back when it fails.',
     }),
     wait: Flags.boolean({description: 'Block until the rollout ends: exit 0 promoted, 1 rolled back.'}),
-    timeout: Flags.integer({
-      description: 'With --wait: give up waiting after this many seconds (exit 3; the rollout goes on).',
-      min: 1,
+    timeout: durationFlag({
+      description: 'With --wait: give up waiting after this long, e.g. 20s or 5m (exit 3; the rollout goes on).',
+      min: 1000,
       dependsOn: ['wait'],
     }),
     'dry-run': Flags.boolean({
@@ -92,11 +94,15 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
           : 'canary'
     if (!stage)
       throw new UsageError('STAGE_REQUIRED', 'say how to deploy: --full, --shadow or --canary N', {
-        hint: `First release: "mlops deploy ${args.ref} --full"; next ones: "--shadow" or "--canary 5".`,
+        hint: `First release: "mlops deploy ${args.ref ?? 'VERSION'} --full"; next ones: "--shadow" or "--canary 5".`,
+      })
+    if (flags.model && !args.ref)
+      throw new UsageError('VERSION_REQUIRED', '--model needs REF: the version to call the model', {
+        hint: `Run "mlops deploy 1.0.0 --model ${flags.model} --full".`,
       })
     const options: DeployOptions = {
       dir: flags.dir,
-      ref: args.ref,
+      ref: args.ref ?? (await newestVersion(flags.dir)),
       stage,
       weight: flags.canary,
       auto: flags.auto,
@@ -131,7 +137,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       dir: flags.dir,
       version: result.version,
       revision: result.status.revision,
-      timeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
+      timeoutMs: flags.timeout,
       onUpdate: (status) => {
         const line = `${status.phase}: ${status.reason}`
         if (line !== last && !this.jsonEnabled()) process.stderr.write(`${line}\n`)

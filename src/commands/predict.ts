@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {ignoredColumnsWarning} from '../data/columns.js'
 import {ExitCode} from '../errors.js'
 import {type PredictResult, predictFile} from '../serve/predict.js'
 import {Progress} from '../system/terminal.js'
@@ -9,6 +10,8 @@ export default class Predict extends BaseCommand {
   static override summary =
     'Run batch predictions on a JSONL or CSV file with the same pipeline and model as the server.'
   static override description = `Streams records from --input (JSONL, or CSV with a header row; "-" reads JSONL from stdin) and writes one JSONL line per row to --output: {"line": N, "prediction": {...}}, or {"line": N, "error": "..."} for a row that is not valid input. Memory stays bounded whatever the file size.
+
+Columns the model does not read (an id, the label) are left out of each row, with one warning naming them; --strict refuses such rows instead. With --output - and --json, stdout holds only the predictions and the summary goes to stderr.
 
 Exit codes: 0 every row predicted, 1 some rows failed (listed, with line numbers), 2 usage or configuration error.`
 
@@ -33,6 +36,9 @@ Exit codes: 0 every row predicted, 1 some rows failed (listed, with line numbers
     }),
     output: Flags.string({char: 'o', description: 'Predictions as JSONL: a file, or - for stdout.', required: true}),
     'fail-fast': Flags.boolean({description: 'Stop at the first bad row.'}),
+    strict: Flags.boolean({
+      description: 'Refuse rows with columns the model does not read, rather than leave those out.',
+    }),
     'batch-size': Flags.integer({description: 'Records per model run.', default: 256, min: 1, max: 65_536}),
     model: Flags.string({
       description: 'Predict with a bare .onnx file without packaging it (for development).',
@@ -43,6 +49,7 @@ Exit codes: 0 every row predicted, 1 some rows failed (listed, with line numbers
 
   async run(): Promise<PredictResult> {
     const {args, flags} = await this.parse(Predict)
+    this.dataOnStdout = flags.output === '-'
     // Progress goes to stderr, and not at all when predictions stream to stdout on a terminal.
     const progress = new Progress('predicting', this.showProgress && flags.output !== '-')
     const result = await predictFile({
@@ -53,9 +60,11 @@ Exit codes: 0 every row predicted, 1 some rows failed (listed, with line numbers
       output: flags.output,
       failFast: flags['fail-fast'],
       batchSize: flags['batch-size'],
+      strict: flags.strict,
       onProgress: (rows) => progress.update(rows, `${rows} rows`),
     })
     progress.done()
+    if (result.ignoredColumns) this.warn(ignoredColumnsWarning(result.ignoredColumns))
     if (flags.output !== '-')
       this.say(
         `${result.ok}/${result.rows} rows predicted → ${result.output}${result.stopped ? ' (stopped at the first bad row: --fail-fast)' : ''}`,

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {durationFlag} from '../flags.js'
 import {serve} from '../serve/cluster.js'
 
 export interface ServeReady {
@@ -45,10 +46,9 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       env: 'MLOPS_PORT',
     }),
     host: Flags.string({description: 'Address to listen on. Default: serving.host or 127.0.0.1.', env: 'MLOPS_HOST'}),
-    'drain-timeout': Flags.integer({
-      description: 'Seconds to let in-flight requests finish on SIGTERM.',
-      default: 30,
-      min: 0,
+    'drain-timeout': durationFlag({
+      description: 'How long in-flight requests may take to finish on SIGTERM, e.g. 30s.',
+      default: 30_000,
     }),
     model: Flags.string({
       description: 'Serve a bare .onnx file without packaging it (for development).',
@@ -112,8 +112,8 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       process.once('SIGTERM', () => resolve())
       process.once('SIGINT', () => resolve())
     })
-    const drained = await serving.stop(flags['drain-timeout'] * 1000)
-    if (!drained) this.warn(`some requests were still running after ${flags['drain-timeout']}s and were cut off`)
+    const drained = await serving.stop(flags['drain-timeout'])
+    if (!drained) this.warn(`some requests were still running after ${flags['drain-timeout'] / 1000}s and were cut off`)
     return undefined
   }
 }

@@ -4,6 +4,7 @@ import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {ExitCode, UsageError} from '../errors.js'
+import {durationFlag} from '../flags.js'
 import {type StatusResult, status} from '../rollout/deploy.js'
 import {renderStatus} from '../rollout/render.js'
 
@@ -23,9 +24,9 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
   static override flags = {
     watch: Flags.boolean({
       char: 'w',
-      description: 'Redraw every --interval seconds until the rollout ends (not with --json).',
+      description: 'Redraw every --interval until the rollout ends (not with --json).',
     }),
-    interval: Flags.integer({description: 'Seconds between redraws with --watch.', default: 2, min: 1}),
+    interval: durationFlag({description: 'Time between redraws with --watch, e.g. 2s.', default: 2000, min: 1000}),
   }
 
   async run(): Promise<StatusResult> {
@@ -37,7 +38,7 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
     let result = await status({dir: flags.dir})
     while (flags.watch && result.candidate) {
       process.stdout.write(`\u001B[2J\u001B[H${new Date().toLocaleTimeString()}\n${renderStatus(result)}\n`)
-      await sleep(flags.interval * 1000)
+      await sleep(flags.interval)
       result = await status({dir: flags.dir})
     }
     this.say(renderStatus(result))

@@ -8,8 +8,8 @@ import {ConfigError, UsageError, errorMessage} from '../errors.js'
 import {CONFIG_FILE, parseConfig} from '../config/load.js'
 import {type LoadedModel, type ModelSignature, formatShape, loadModel} from '../model/signature.js'
 import type {TensorJson} from '../model/tensor.js'
-import {toolVersion} from '../paths.js'
 import {writeFileAtomically} from '../system/atomic.js'
+import {installSource} from '../system/install-source.js'
 import {goldenJsonl, seedGoldenCases} from './golden.js'
 import {type Sample, randomFeeds, readSamples, resolveShapes} from './inputs.js'
 import {renderTemplateFile} from './render.js'
@@ -254,7 +254,7 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
     template: kind,
     modelPath: yamlScalar(modelPath),
     signature: describeSignature(model.signature),
-    mlopsVersion: toolVersion(),
+    ...(await installSource()),
   }
   const pipeline = pipelineYaml(suggestPipeline(model.signature, kind, golden.observed))
   const config = await renderTemplateFile(`mlops/${kind}.yaml`, {...vars, pipeline})

@@ -4,6 +4,7 @@ import {statSync} from 'node:fs'
 import * as ort from 'onnxruntime-node'
 
 import {MlopsError, UsageError, errorMessage} from '../errors.js'
+import {colorAllowed} from '../system/terminal.js'
 import {type Dtype, type OrtTensor, elementCount, isSupportedDtype} from './tensor.js'
 
 /** A dimension: a fixed size, or a dynamic one (its symbolic name, or "" when unnamed), as onnxruntime-node reports it. */
@@ -160,7 +161,10 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   let session: ort.InferenceSession
   try {
     // onnxruntime-node refuses an explicit undefined thread count, so only set what was given.
-    const sessionOptions: ort.InferenceSession.SessionOptions = {logSeverityLevel: 3, graphOptimizationLevel: 'all'}
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      logSeverityLevel: ortLogSeverity(),
+      graphOptimizationLevel: 'all',
+    }
     if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads
     if (options.interOpThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpThreads
     if (options.spinning === false)
@@ -193,6 +197,17 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   }
   const fetches = signature.outputs.filter((o) => o.isTensor).map((o) => o.name)
   return {session, signature, fetches, warnings, loadMs}
+}
+
+/**
+ * onnxruntime writes its log lines to stderr in red, terminal or not. Its errors come back as the exception too, which
+ * mlops reports in its own words; so under NO_COLOR only fatal lines are left (3: errors, 4: fatal).
+ */
+function ortLogSeverity(): 3 | 4 {
+  if (colorAllowed()) return 3
+  // The environment's own logger (created with the first session) likewise.
+  ort.env.logLevel = 'fatal'
+  return 4
 }
 
 function firstLine(text: string): string {

@@ -2,8 +2,9 @@
 import {barChart, escapeHtml, htmlPage, htmlTable, lineChart} from '../report/html.js'
 import {type JunitCase, junitXml} from '../report/junit.js'
 import {table} from '../system/format.js'
-import type {ColumnDrift} from './drift.js'
-import type {MonitorResult} from './run.js'
+import {REFUSED} from './current.js'
+import {type ColumnDrift, NOT_IN_CURRENT} from './drift.js'
+import type {MonitorResult} from './types.js'
 
 export function monitorJunit(result: MonitorResult, now: Date): string {
   const toCase = (c: ColumnDrift): JunitCase => ({
@@ -54,6 +55,7 @@ function detail(c: ColumnDrift): string {
 
 /** The verdict table printed in the terminal, most severe first. */
 export function monitorTable(result: MonitorResult): string {
+  const refused = result.current.skipped[REFUSED]
   const rows = [...result.features, ...result.predictions].map((c) => [
     c.target === 'prediction' ? `prediction:${c.name}` : c.name,
     c.method,
@@ -61,7 +63,9 @@ export function monitorTable(result: MonitorResult): string {
     c.pValue === null ? '' : num(c.pValue),
     String(c.threshold),
     c.verdict === 'not_enough_data' ? 'not enough data' : c.verdict,
-    c.reasons.filter((r) => !r.startsWith(c.method)).join('; '),
+    c.target === 'prediction' && refused && c.reasons.includes(NOT_IN_CURRENT)
+      ? `no predictions: the pipeline refused ${refused === result.current.records ? 'every record' : `${refused} records`}`
+      : c.reasons.filter((r) => !r.startsWith(c.method)).join('; '),
   ])
   return table(['column', 'method', 'statistic', 'p-value', 'threshold', 'verdict', 'note'], rows)
 }

@@ -7,6 +7,7 @@ import {join, resolve} from 'node:path'
 
 import {ExitCode, MlopsError} from '../errors.js'
 import {diskError, makeDirectory, readJson, tornLineEnd, writeJsonAtomically} from '../system/atomic.js'
+import {isAlive, processStart} from '../system/process.js'
 import {DEFAULT_MIRROR_CONCURRENCY} from './config.js'
 import type {Transition} from './plan.js'
 import type {Analysis, LedgerEntry, RolloutState, StepMetrics} from './types.js'
@@ -281,27 +282,5 @@ function removeIfOurs(path: string, holder: LockHolder): void {
     unlinkSync(path)
   } catch {
     // already gone
-  }
-}
-
-export function isAlive(holder: {pid: number; host?: string; started?: string}): boolean {
-  // A holder on another host (a shared folder) cannot be checked: it is taken as alive.
-  if (holder.host !== undefined && holder.host !== hostname()) return true
-  try {
-    process.kill(holder.pid, 0)
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  const started = processStart(holder.pid)
-  return holder.started === undefined || started === undefined || started === holder.started
-}
-
-/** Field 22 of /proc/PID/stat: start time in clock ticks since boot; undefined off Linux. */
-export function processStart(pid: number): string | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19]
-  } catch {
-    return undefined
   }
 }

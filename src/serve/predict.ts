@@ -5,6 +5,7 @@ import {once} from 'node:events'
 import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
 
+import {ExtraColumns} from '../data/columns.js'
 import {type RecordRow, readRecords} from '../data/records.js'
 import {MlopsError, UsageError} from '../errors.js'
 import {bigintReplacer} from '../model/tensor.js'
@@ -23,6 +24,8 @@ export interface PredictOptions extends LoadServableOptions {
   failFast?: boolean
   /** Records per model run (default 256). */
   batchSize?: number
+  /** Refuse rows with fields the model does not read, rather than leave those out. */
+  strict?: boolean
   onProgress?: (rows: number) => void
 }
 
@@ -40,6 +43,8 @@ export interface PredictResult {
   output: string
   /** True when --fail-fast stopped the run at a bad row. */
   stopped?: boolean
+  /** Columns left out of every row because the model does not read them (not with --strict). */
+  ignoredColumns?: string[]
 }
 
 const MAX_ERRORS = 100
@@ -50,6 +55,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const {model, settings} = servable
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: Number.POSITIVE_INFINITY})
   const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
+  const extra = options.strict ? undefined : new ExtraColumns(predictor.pipeline.requestSchema)
   const batchSize = options.batchSize ?? 256
   const out = await Output.open(options.output, options.input)
   const result: PredictResult = {
@@ -92,7 +98,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
       })) {
         if (options.failFast && result.failed > 0) break
         result.rows++
-        batch.push(row)
+        batch.push(extra ? {...row, record: extra.strip(row.record)} : row)
         if (batch.length >= batchSize) await flush()
         if (options.failFast && result.failed > 0) break
       }
@@ -107,6 +113,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     await model.session.release().catch(() => undefined)
   }
   if (options.failFast && result.failed > 0) result.stopped = true
+  if (extra && extra.ignored.length > 0) result.ignoredColumns = extra.ignored
   // Bad rows are found by the reader at once and by the model a batch later: report them in input order.
   result.errors.sort((a, b) => a.line - b.line)
   return result

@@ -1,4 +1,10 @@
-// Whether the tool may draw progress or prompt: never in CI, never without a TTY.
+// Whether the tool may draw progress, prompt or colour: never in CI, never without a TTY, no colour under NO_COLOR.
+
+/** https://no-color.org: a NO_COLOR that is set and not empty turns colour off. */
+export function colorAllowed(): boolean {
+  return !process.env.NO_COLOR
+}
+
 export function isInteractive(stream: NodeJS.WriteStream | NodeJS.ReadStream = process.stdout): boolean {
   if (process.env.CI && process.env.CI !== 'false' && process.env.CI !== '0') return false
   if (process.env.MLOPS_NO_PROGRESS) return false

@@ -1,4 +1,4 @@
-// What the load generator process is asked to do and what it reports back, over the IPC channel of fork().
+// What the load generator process is asked to do and what it reports back, over its IPC channel (started by start() in src/system/exec.ts).
 
 export interface LoadRequest {
   path: string

@@ -1,10 +1,10 @@
 // Runs one load phase in a forked generator process and turns its histograms into percentiles, error rates and saturation.
-import {fork} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 
 import * as hdr from 'hdr-histogram-js'
 
 import {MlopsError} from '../../errors.js'
+import {start} from '../../system/exec.js'
 import {BIN_EDGES_MS, type LoadJob, type LoadOutcome, type LoadProgress, type WorkerMessage} from './protocol.js'
 
 export interface Percentiles {
@@ -74,7 +74,7 @@ export async function runLoadPhase(job: LoadJob, options: RunLoadOptions = {}): 
 
 function runWorker(job: LoadJob, options: RunLoadOptions): Promise<LoadOutcome> {
   const {path, execArgv} = workerEntry()
-  const child = fork(path, [], {execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json'})
+  const child = start(process.execPath, [...execArgv, path], {stdout: 'ignore', ipc: true})
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000)

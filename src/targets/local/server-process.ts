@@ -1,8 +1,9 @@
 // One model server (`mlops serve … --port 0 --json`) under the gateway: started, watched, restarted when it dies, drained when retired.
-import {type ChildProcess, spawn} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import {createInterface} from 'node:readline'
 
 import {Upstream} from '../../http/client.js'
+import {start} from '../../system/exec.js'
 import {backgroundCommand} from '../../system/priority.js'
 
 import {MlopsError} from '../../errors.js'
@@ -83,19 +84,15 @@ export class ModelServerProcess {
     const {command, args: argv} = this.background
       ? await backgroundCommand(cli.command, args)
       : {command: cli.command, args}
-    const child = spawn(command, argv, {
-      cwd: projectDir,
-      env: {...process.env, ...release.env, CI: 'true'},
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const child = start(command, argv, {cwd: projectDir, env: {...process.env, ...release.env, CI: 'true'}})
     this.child = child
     const stderr: string[] = []
-    createInterface({input: child.stderr}).on('line', (line) => {
+    createInterface({input: child.stderr!}).on('line', (line) => {
       stderr.push(line)
       if (stderr.length > 30) stderr.shift()
       this.options.log(`[${release.version}] ${line}`)
     })
-    const lines = createInterface({input: child.stdout})
+    const lines = createInterface({input: child.stdout!})
     const ready = await new Promise<ReadyLine>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL')
