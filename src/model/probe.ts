@@ -141,7 +141,7 @@ export async function probeModel(model: LoadedModel, options: ProbeOptions): Pro
   const findings: ProbeFindings = {outputs: {}, axes: [], missingOk: {}, notes: []}
   const run = async (feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor> | string> => {
     try {
-      return (await model.session.run(feeds, model.fetches, {logSeverityLevel: 4}))
+      return await model.session.run(feeds, model.fetches, {logSeverityLevel: 4})
     } catch (error) {
       return firstLine(error)
     }

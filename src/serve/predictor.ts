@@ -2,11 +2,11 @@
 import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
 
 import {isMlopsError} from '../errors.js'
-import {checkFeeds} from '../model/signature.js'
+import {type ModelSignature, checkFeeds, formatShape} from '../model/signature.js'
 import {PipelineInputError} from '../pipeline/errors.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {Feeds, InferenceEngine} from './engine.js'
-import {HttpError, badRequest} from './errors.js'
+import {HttpError, InferenceError, badRequest} from './errors.js'
 
 export class Predictor {
   private readonly check: ValidateFunction
@@ -97,9 +97,31 @@ export class Predictor {
     const issues = checkFeeds(this.engine.model.signature, feeds)
     if (issues.length > 0)
       throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, issues[0].field)
-    const outputs = await this.engine.run(feeds, timeoutMs)
+    const outputs = await this.engine.run(feeds, timeoutMs).catch((error: unknown) => {
+      throw inputFault(error, this.engine.model.signature, feeds) ?? error
+    })
     return this.pipeline.postprocess(outputs, records)
   }
+}
+
+/**
+ * Failures inside the graph that the inputs caused: an index past a table (Gather), audio shorter than a kernel (Conv),
+ * a width a MatMul or Reshape cannot take. The model ran on its golden inputs at package time, so these are the request's.
+ */
+const INPUT_FAULTS =
+  /out of (data )?bounds|out of range|Invalid input shape|dimension mismatch|cannot be reshaped|Attempting to broadcast|incompatible dimensions|invalid dimensions/i
+
+function inputFault(error: unknown, signature: ModelSignature, feeds: Feeds): HttpError | undefined {
+  if (!(error instanceof InferenceError) || error.status !== 500 || !INPUT_FAULTS.test(error.detail)) return undefined
+  const sent = Object.entries(feeds)
+    .map(([name, t]) => `${name} ${t.type}[${t.dims.join(',')}]`)
+    .join(', ')
+  const takes = signature.inputs.map((i) => `${i.name} ${i.dtype}${formatShape(i.shape)}`).join(', ')
+  const reason = error.detail.replace(/^.*Status Message: /, '').slice(0, 200)
+  return badRequest(
+    'INPUT_REJECTED',
+    `the model cannot run on these inputs (${sent}; it takes ${takes}, within the sizes and values it was packaged with): ${reason}`,
+  )
 }
 
 export type RecordOutcome = {prediction: Prediction} | {problem: string}

@@ -164,3 +164,13 @@ export function convModel(kernel = 200): Uint8Array {
     ],
   })
 }
+
+/** x optional(tensor(float)[N,2]) → OptionalGetElement → y float[N,2]: onnxruntime-node feeds a plain tensor to it. */
+export function optionalInputModel(): Uint8Array {
+  return encodeGraph({
+    name: 'optional_input',
+    input: [{name: 'x', type: {optionalType: {elemType: floatType('N', 2)}}}],
+    output: [{name: 'y', type: floatType('N', 2)}],
+    node: [{opType: 'OptionalGetElement', input: ['x'], output: ['y']}],
+  })
+}

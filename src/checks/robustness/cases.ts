@@ -146,14 +146,18 @@ type V1 = (name: string, kind: string, expect: Expectation, instances: unknown) 
  * make bodies of gigabytes: the valid batch shrinks to what fits the body limit, and the count case is built from an
  * empty record (refused either way) so it tests the count, not the memory of the test.
  */
+/** The most JSON a valid large batch holds. */
+const LARGE_BATCH_BYTES = 4_000_000
+
 function batchCases(subject: Subject, base: InputRecord, v1: V1): void {
   const {maxInstances, maxBodyBytes} = subject.serving
   const recordBytes = JSON.stringify(base).length + 1
-  const fitting = Math.floor((maxBodyBytes * 0.9) / recordBytes)
+  // A batch of images is seconds of inference on a small machine: a few megabytes of records make the point.
+  const fitting = Math.floor(Math.min(maxBodyBytes * 0.9, LARGE_BATCH_BYTES) / recordBytes)
   const batch = Math.min(1000, maxInstances, fitting)
   if (batch >= 2)
     v1(
-      `a batch of ${batch} valid records${batch < Math.min(1000, maxInstances) ? ' (as many as fit serving.max_body_mb)' : ''}`,
+      `a batch of ${batch} valid records${batch < Math.min(1000, maxInstances) ? ` (as many as fit ${LARGE_BATCH_BYTES / 1e6} MB)` : ''}`,
       'large_batch',
       'predict',
       Array.from({length: batch}, () => base),
@@ -245,6 +249,20 @@ type Raw = (
 /** The Open Inference Protocol route: wrong shapes and datatypes, missing and unknown inputs. */
 function v2Cases(subject: Subject, raw: Raw): void {
   const path = v2Path(subject)
+  if (subject.signature.inputs.length === 0) {
+    // A model without inputs (a constant, a generator) is called with none.
+    raw('v2: no inputs, as the model takes none', 'valid', 'predict', '{"inputs":[]}', undefined, path)
+    const stray = {name: 'x', shape: [1], datatype: 'FP32', data: [1]}
+    raw(
+      'v2: an input the model does not take',
+      'unknown_input',
+      'reject',
+      JSON.stringify({inputs: [stray]}),
+      undefined,
+      path,
+    )
+    return
+  }
   const golden = subject.golden.find((c) => c.inputs)?.inputs
   const inputs: Record<string, TensorJson> =
     golden ??
