@@ -111,13 +111,12 @@ describe('mlops init on the real models', function () {
       const cases = await readGoldenCases(join(dir, config.data?.golden ?? 'golden.jsonl'))
       assert.equal(cases.length, result.golden)
       if (model.id === 'silero_vad_v5') {
-        // Its sample rate must be 8000 or 16000: generated inputs fail, and init says to pass --sample.
-        assert.equal(cases.length, 0)
+        // The default length (64) is too short for its convolution: init found sizes that run, and says what it needs.
+        assert.equal(result.noGolden, undefined)
         assert.ok(
-          result.warnings.some((w) => w.includes('--sample')),
-          result.warnings.join('\n'),
+          result.inferred.some((i) => i.name === 'input' && /needs at least \d+/.test(i.why)),
+          JSON.stringify(result.inferred),
         )
-        return
       }
       assert.ok(cases.length > 0)
       const loaded = await loadModel(join(dir, config.model.path))
