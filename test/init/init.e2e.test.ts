@@ -144,9 +144,9 @@ describe('mlops init on the real models', function () {
       const dir = join(tmp.path, `${id}-sampled`)
       const sample = join(MODELS_DIR, `${id}.json`)
       if (id === 'silero_vad_v5') {
-        // Generated inputs fail on this model: the first run leaves golden.jsonl empty, and --sample fills it later.
-        const first = await init([dir, '--model', modelFile(id)])
-        assert.equal(first.result.golden, 0)
+        // An empty golden.jsonl (left by a run whose model failed on generated inputs) is filled by --sample.
+        mkdirSync(dir, {recursive: true})
+        writeFileSync(join(dir, 'golden.jsonl'), '')
       }
       const {exitCode, stderr, result} = await init([dir, '--model', modelFile(id), '--sample', sample])
       assert.equal(exitCode, 0, stderr)
