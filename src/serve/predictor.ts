@@ -160,9 +160,14 @@ function messageOf(error: ErrorObject): string {
   if (error.keyword === 'additionalProperties') return 'is not a field of the request'
   if (error.keyword === 'enum')
     return `must be one of ${((error.params as {allowedValues: unknown[]}).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`
-  // A number field takes "NaN" and "Infinity" as strings too (JSON has no such numbers): any other string fails that pattern.
-  if (error.keyword === 'pattern' && /Infinity/.test(String((error.params as {pattern?: string}).pattern))) {
-    return `must be a number, not ${JSON.stringify(error.data).slice(0, 40)}${String((error.params as {pattern?: string}).pattern).includes('NaN') ? ' (or null when missing)' : ''}`
+  // A number field takes "NaN" (and, where allowed, "Infinity") as strings too: any other string or type is not a number.
+  const pattern = String((error.params as {pattern?: string}).pattern)
+  const numberType = error.keyword === 'type' && /number/.test(String((error.params as {type?: unknown}).type))
+  if (numberType || (error.keyword === 'pattern' && /NaN|Infinity/.test(pattern))) {
+    const missing = pattern.includes('NaN') || (error.keyword === 'type' && /null/.test(String(error.schema)))
+    return `must be a number, not ${JSON.stringify(error.data)?.slice(0, 40)}${missing ? ' (or null when missing)' : ''}`
   }
+  if (error.keyword === 'maximum' || error.keyword === 'minimum')
+    return `${String(error.data)} is past the float32 range: not a finite measurement (allow_non_finite on the feature takes it)`
   return error.message ?? 'is invalid'
 }
