@@ -173,7 +173,10 @@ function suggestOutputs(signature: ModelSignature, observed: Record<string, Tens
   let labelled = false
   for (const output of tensors) {
     const shape = output.shape ?? []
-    const classes = shape.length === 2 && !isDynamic(shape[1]) ? (shape[1] as number) : 0
+    // A class count the model leaves dynamic is read from a run, when there was one.
+    const seen = observed[output.name]?.shape
+    const width = shape.length === 2 ? (isDynamic(shape[1]) ? seen?.[1] : shape[1]) : undefined
+    const classes = typeof width === 'number' ? width : 0
     const note = (decision: string, why: string) => inferred.push({kind: 'output', name: output.name, decision, why})
     if (output === labelOutput) {
       note('labels', `${output.dtype}${shape.length === 1 ? ' [N]' : ' [N,1]'}: one class per row`)

@@ -149,6 +149,13 @@ describe('init: what a run of the model says about its outputs and features', ()
     )
   })
 
+  it('reads the class count from a run when the model leaves it dynamic', () => {
+    const dynamic: ModelSignature = {inputs: tabular.inputs, outputs: [float('probabilities', ['', 'classes'])]}
+    assert.deepEqual(suggestPipeline(dynamic, 'tabular', {probabilities: rows([0.1, 0.6, 0.3], 3)}).outputs, [
+      {output: 'probabilities', activation: 'none', labels: ['0', '1', '2']},
+    ])
+  })
+
   it('makes a feature optional where the model took a missing value, required where it did not', () => {
     const {pipeline, inferred} = inferPipeline(tabular, 'tabular', {missingOk: {X: [true, false, true]}})
     assert.deepEqual(
