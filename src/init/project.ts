@@ -11,8 +11,8 @@ import {toolVersion} from '../paths.js'
 import {writeFileAtomically} from '../system/atomic.js'
 import {goldenJsonl, seedGoldenCases} from './golden.js'
 import {type Sample, randomFeeds, readSamples, resolveShapes} from './inputs.js'
-import {probeModel} from '../model/probe.js'
-import {tensorToJson} from '../model/tensor.js'
+import {type ProbeFindings, probeModel} from '../model/probe.js'
+import {type OrtTensor, tensorToJson} from '../model/tensor.js'
 import {renderTemplateFile} from './render.js'
 import {
   type Inferred,
@@ -164,11 +164,7 @@ async function generatedSamples(
   warnings: string[],
 ): Promise<{samples: Sample[]; knowledge: ModelKnowledge & ProbedShapes; error?: string}> {
   const resolved = resolveShapes(model.signature, kind, options.shapes)
-  const findings = await probeModel(model, {
-    shapes: resolved.shapes,
-    fixed: new Set(Object.keys(options.shapes ?? {})),
-    makeFeeds: (shapes, intMax) => randomFeeds(model.signature, shapes, 1, intMax),
-  })
+  const findings = await probe(model, resolved.shapes, Object.keys(options.shapes ?? {}))
   if (!findings.working) return {samples: [], knowledge: {}, error: findings.error}
   const {shapes, intMax} = findings.working
   for (const name of resolved.defaulted)
@@ -181,8 +177,32 @@ async function generatedSamples(
     name: `generated input ${i + 1} (seed ${i + 1})`,
     feeds: randomFeeds(model.signature, shapes, i + 1, intMax),
   }))
+  return {samples, knowledge: knowledgeFrom(findings)}
+}
+
+/** What real inputs teach: their answers, and which columns take a missing value (their shapes stay as given). */
+async function sampleKnowledge(model: LoadedModel, sample: Sample | undefined): Promise<ModelKnowledge & ProbedShapes> {
+  if (!sample) return {}
+  const shapes = Object.fromEntries(Object.entries(sample.feeds).map(([k, t]) => [k, [...t.dims]]))
+  const findings = await probe(model, shapes, Object.keys(shapes), sample.feeds)
+  return knowledgeFrom(findings)
+}
+
+/** Probes with seeded generated inputs; `fixed` inputs keep their shapes, `base` feeds are tried first. */
+function probe(
+  model: LoadedModel,
+  shapes: Record<string, number[]>,
+  fixed: string[],
+  base?: Record<string, OrtTensor>,
+): Promise<ProbeFindings> {
+  const makeFeeds = (s: Record<string, number[]>, intMax: number) => randomFeeds(model.signature, s, 1, intMax)
+  return probeModel(model, {shapes, fixed: new Set(fixed), makeFeeds, base})
+}
+
+function knowledgeFrom(findings: ProbeFindings): ModelKnowledge & ProbedShapes {
+  if (!findings.working) return {}
   const observed = Object.fromEntries(Object.entries(findings.outputs).map(([k, t]) => [k, tensorToJson(t)]))
-  return {samples, knowledge: {observed, missingOk: findings.missingOk, axes: findings.axes, shapes}}
+  return {observed, missingOk: findings.missingOk, axes: findings.axes, shapes: findings.working.shapes}
 }
 
 /**
@@ -206,6 +226,7 @@ async function planGolden(
   const generated = options.sample ? undefined : await generatedSamples(model, kind, options, warnings)
   if (keep) return {cases: 0, knowledge: generated?.knowledge ?? {}}
   const samples = generated ? generated.samples : await readSamples(options.sample!, model.signature)
+  const knowledge = generated?.knowledge ?? (await sampleKnowledge(model, samples[0]))
   if (generated?.error !== undefined) {
     const reason = generated.error.slice(0, 300)
     return {
@@ -217,8 +238,8 @@ async function planGolden(
   }
   try {
     const cases = await seedGoldenCases(model, samples)
-    const observed = generated?.knowledge.observed ?? cases[0]?.expected.outputs ?? {}
-    return {content: goldenJsonl(cases), cases: cases.length, knowledge: {...generated?.knowledge, observed}}
+    const observed = knowledge.observed ?? cases[0]?.expected.outputs ?? {}
+    return {content: goldenJsonl(cases), cases: cases.length, knowledge: {...knowledge, observed}}
   } catch (error) {
     const reason = errorMessage(error).split('\n')[0].slice(0, 300)
     if (options.sample)
@@ -228,7 +249,7 @@ async function planGolden(
     return {
       content: emptyFile,
       cases: 0,
-      knowledge: generated?.knowledge ?? {},
+      knowledge,
       empty: `the model fails on generated inputs (${reason}). Run "mlops init --sample FILE" with real inputs to seed it`,
     }
   }

@@ -127,6 +127,8 @@ export interface ProbeOptions {
   /** Inputs whose shape the user gave: never resized. */
   fixed: ReadonlySet<string>
   makeFeeds: FeedMaker
+  /** Real inputs (from --sample) to try first: what they answer is what the user's data looks like. */
+  base?: Record<string, OrtTensor>
   now?: () => number
 }
 
@@ -149,7 +151,13 @@ export async function probeModel(model: LoadedModel, options: ProbeOptions): Pro
   const hasIntegers = signature.inputs.some((i) => INTEGER_DTYPES.has(i.dtype))
   const intMaxes = hasIntegers ? [9, 1, 0] : [9]
   const free = freeAxes(signature, options.fixed)
-  search: for (const combo of sizeCombinations(free.length)) {
+  const base = options.base && (await run(options.base))
+  if (options.base && base && typeof base !== 'string') {
+    const shapes = Object.fromEntries(Object.entries(options.base).map(([k, t]) => [k, [...t.dims]]))
+    findings.working = {shapes, intMax: 9, feeds: options.base}
+    findings.outputs = base
+  }
+  search: for (const combo of findings.working ? [] : sizeCombinations(free.length)) {
     let shapes = options.shapes
     combo.forEach((size, i) => {
       if (size !== undefined) shapes = resized(signature, shapes, [free[i]], size)

@@ -6,6 +6,7 @@ import {join} from 'node:path'
 import {randomFeeds, resolveShapes} from '../../src/init/inputs.js'
 import {type ProbeFindings, probeModel} from '../../src/model/probe.js'
 import {loadModel} from '../../src/model/signature.js'
+import {makeTensor} from '../../src/model/tensor.js'
 import {MODELS_DIR, tempDir} from '../support/cli.js'
 import {convModel, gatherModel, matMulModel} from '../support/onnx-fixtures.js'
 
@@ -56,6 +57,24 @@ describe('probing a model', function () {
     assert.deepEqual(trees.missingOk.input ?? Object.values(trees.missingOk)[0], [true, true, true, true])
     const linear = await made('linear', matMulModel(4, 4, 2, 'y'))
     assert.deepEqual(linear.missingOk.x, [false, false, false, false])
+  })
+
+  it('starts from real inputs when given (--sample) and still learns which columns take NaN', async () => {
+    const model = await loadModel(join(MODELS_DIR, 'xgboost_regressor.onnx'))
+    try {
+      const base = {input: makeTensor('float32', Float32Array.from([5.1, 3.5, 1.4, 0.2]), [1, 4])}
+      const name = model.signature.inputs[0].name
+      const findings = await probeModel(model, {
+        shapes: {[name]: [1, 4]},
+        fixed: new Set([name]),
+        makeFeeds: (shapes, intMax) => randomFeeds(model.signature, shapes, 7, intMax),
+        base: {[name]: base.input},
+      })
+      assert.equal(findings.working?.feeds[name], base.input)
+      assert.deepEqual(findings.missingOk[name], [true, true, true, true])
+    } finally {
+      await model.session.release()
+    }
   })
 
   it('runs silero VAD, which needs a state batch of 1 and more than 64 samples', async () => {
