@@ -205,7 +205,9 @@ export async function probeModel(model: LoadedModel, options: ProbeOptions): Pro
       if (await runs(resized(signature, working.shapes, [target], mid))) min = mid
       else failed = mid
     }
-    const larger = await runs(resized(signature, working.shapes, [target], base * 2))
+    // Too large to try is not evidence of a fixed size.
+    const bigger = resized(signature, working.shapes, [target], base * 2)
+    const larger = totalElements(bigger) > MAX_ELEMENTS || (await runs(bigger))
     findings.axes.push({input: target.input.name, axis: target.axis, min, larger})
   }
 
