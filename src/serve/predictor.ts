@@ -165,7 +165,9 @@ function messageOf(error: ErrorObject): string {
   const numberType = error.keyword === 'type' && /number/.test(String((error.params as {type?: unknown}).type))
   if (numberType || (error.keyword === 'pattern' && /NaN|Infinity/.test(pattern))) {
     const missing = pattern.includes('NaN') || (error.keyword === 'type' && /null/.test(String(error.schema)))
-    return `must be a number, not ${JSON.stringify(error.data)?.slice(0, 40)}${missing ? ' (or null when missing)' : ''}`
+    // The JSON parser gives integers past 2^53 as BigInt, which JSON.stringify cannot print.
+    const data = typeof error.data === 'bigint' ? String(error.data) : JSON.stringify(error.data)
+    return `must be a number, not ${data?.slice(0, 40)}${missing ? ' (or null when missing)' : ''}`
   }
   if (error.keyword === 'maximum' || error.keyword === 'minimum')
     return `${String(error.data)} is past the float32 range: not a finite measurement (allow_non_finite on the feature takes it)`

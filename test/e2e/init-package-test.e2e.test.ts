@@ -152,6 +152,15 @@ describe('init --yes, package and test on every servable model (e2e)', function 
         assert.equal(response.status, 400, `${value}: ${text}`)
         assert.match(text, /f0/)
       }
+      // An integer past 2^53 reaches the request check as a BigInt: a 400 naming the field, not a 500.
+      const huge = await fetch(`${server.url}/v1/predict`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: '{"instances":[{"f0":9007199254740993,"f1":1,"f2":1,"f3":1}]}',
+      })
+      const hugeText = await huge.text()
+      assert.equal(huge.status, 400, hugeText)
+      assert.match(hugeText, /f0/)
       const missing = await fetch(`${server.url}/v1/predict`, {
         method: 'POST',
         headers: {'content-type': 'application/json'},
