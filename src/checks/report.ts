@@ -58,13 +58,23 @@ export function testTable(result: TestResult): string {
   return table(['check', 'gate', 'verdict', 'measured'], rows)
 }
 
+/** The error rate and what the failures were (`timeout 40`, `HTTP 500 3`), most frequent first: a bare rate says nothing. */
+export function errorsCell(p: Pick<LabelledPhase, 'errorRate' | 'statuses'>): string {
+  const rate = `${(p.errorRate * 100).toFixed(2)}%`
+  const failures = Object.entries(p.statuses)
+    .filter(([status]) => !/^2\d\d$/.test(status))
+    .sort((a, b) => b[1] - a[1])
+    .map(([status, count]) => `${/^\d+$/.test(status) ? `HTTP ${status}` : status} ${count}`)
+  return failures.length === 0 ? rate : `${rate} (${failures.join(', ')})`
+}
+
 export function phaseTable(phases: readonly LabelledPhase[]): string {
   const rows = phases.map((p) => [
     p.label,
     p.mode === 'open' ? `${p.rate} rps` : `${p.concurrency} users`,
     String(p.requests),
     `${p.throughput.toFixed(1)}`,
-    `${(p.errorRate * 100).toFixed(2)}%`,
+    errorsCell(p),
     ...(['p50', 'p90', 'p99', 'p99.9', 'max'] as const).map((k) => String(p.latencyMs[k])),
     p.client.saturated ? `saturated (lag p99 ${p.client.lagP99Ms} ms)` : `ok (lag p99 ${p.client.lagP99Ms} ms)`,
   ])

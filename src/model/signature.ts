@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node'
 
 import {MlopsError, UsageError, errorMessage} from '../errors.js'
 import {colorAllowed} from '../system/terminal.js'
+import {optionalTensorInputs} from './onnx-inputs.js'
 import {type Dtype, type OrtTensor, elementCount, isSupportedDtype} from './tensor.js'
 
 /** A dimension: a fixed size, or a dynamic one (its symbolic name, or "" when unnamed), as onnxruntime-node reports it. */
@@ -88,7 +89,7 @@ export function servability(signature: ModelSignature, rawInputs: Meta[]): {erro
   const warnings: string[] = []
   for (const input of rawInputs) {
     if (!input.isTensor)
-      errors.push(`input "${input.name}" is a map, sequence or optional value: onnxruntime-node can only feed tensors`)
+      errors.push(`input "${input.name}" is a map or sequence: onnxruntime-node can only feed tensors`)
     else if (!isSupportedDtype(input.type ?? ''))
       errors.push(`input "${input.name}" has dtype ${input.type}, which onnxruntime-node cannot feed`)
   }
@@ -186,7 +187,17 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   }
   const loadMs = performance.now() - started
   const signature = readSignature(session)
-  const raw = session.inputMetadata as unknown as Meta[]
+  const raw = [...(session.inputMetadata as unknown as Meta[])]
+  if (raw.some((m) => !m.isTensor)) {
+    // onnxruntime-node reports an optional(tensor) input without its type, yet feeds a plain tensor to it.
+    const optional = await optionalTensorInputs(path)
+    raw.forEach((meta, i) => {
+      const tensor = optional.get(meta.name)
+      if (meta.isTensor || !tensor) return
+      raw[i] = {...meta, isTensor: true, type: tensor.dtype, shape: tensor.shape}
+      signature.inputs[i] = {name: meta.name, dtype: tensor.dtype, shape: tensor.shape}
+    })
+  }
   const {errors, warnings} = servability(signature, raw)
   if (errors.length > 0) {
     await session.release().catch(() => undefined)

@@ -2,31 +2,40 @@
 import type {Dim} from '../model/signature.js'
 import type {Dtype} from '../model/tensor.js'
 import {isRequired} from './features.js'
-import {FLOAT_DTYPES, INTEGER_DTYPES, encodeCategories, isFixed} from './layout.js'
+import {FLOAT32_MAX, FLOAT_DTYPES, INTEGER_DTYPES, encodeCategories, isFixed} from './layout.js'
 import type {FeatureSpec} from './spec.js'
 
 type Schema = Record<string, unknown>
 
-/** JSON has no NaN or Infinity: numbers also take these strings; numeric strings are refused over HTTP (CSV cells are coerced elsewhere). */
-function numberSchema(missingAllowed: boolean): Schema {
-  return missingAllowed
-    ? {type: ['number', 'string', 'null'], pattern: '^(NaN|-?Infinity)$'}
-    : {type: ['number', 'string'], pattern: '^-?Infinity$'}
+/**
+ * JSON has no NaN or Infinity: numbers take "NaN" (missing) and, where the feature allows non-finite values,
+ * "Infinity"/"-Infinity" and any magnitude. Numeric strings are refused over HTTP (CSV cells are coerced elsewhere).
+ */
+function numberSchema(missingAllowed: boolean, nonFinite = false): Schema {
+  const bounds = nonFinite ? {} : {minimum: -FLOAT32_MAX, maximum: FLOAT32_MAX}
+  const words = [...(missingAllowed ? ['NaN'] : []), ...(nonFinite ? ['-?Infinity'] : [])]
+  const types = [...(words.length > 0 ? ['number', 'string'] : ['number']), ...(missingAllowed ? ['null'] : [])]
+  return {
+    type: types.length === 1 ? types[0] : types,
+    ...bounds,
+    ...(words.length > 0 ? {pattern: `^(${words.join('|')})$`} : {}),
+  }
 }
 
-function elementSchema(dtype: Dtype): Schema {
-  if (FLOAT_DTYPES.has(dtype)) return numberSchema(true)
+function elementSchema(dtype: Dtype, nonFinite: boolean): Schema {
+  if (FLOAT_DTYPES.has(dtype)) return numberSchema(true, nonFinite)
   if (dtype === 'int64' || dtype === 'uint64') return {type: ['integer', 'string'], pattern: '^-?\\d+$'}
   if (INTEGER_DTYPES.has(dtype)) return {type: 'integer'}
   if (dtype === 'bool') return {type: 'boolean'}
   return {type: 'string'}
 }
 
-function nestedSchema(shape: readonly Dim[], leaf: Schema, depth = 0): Schema {
+function nestedSchema(shape: readonly Dim[], leaf: Schema, min: readonly number[] = [], depth = 0): Schema {
   if (depth === shape.length) return leaf
   const dim = shape[depth]
-  const items = nestedSchema(shape, leaf, depth + 1)
-  return isFixed(dim) ? {type: 'array', minItems: dim, maxItems: dim, items} : {type: 'array', items}
+  const items = nestedSchema(shape, leaf, min, depth + 1)
+  if (isFixed(dim)) return {type: 'array', minItems: dim, maxItems: dim, items}
+  return min[depth] > 0 ? {type: 'array', minItems: min[depth], items} : {type: 'array', items}
 }
 
 function tensorSchema(f: FeatureSpec): Schema {
@@ -43,14 +52,14 @@ function tensorSchema(f: FeatureSpec): Schema {
       data_b64: {type: 'string'},
     },
   }
-  return {anyOf: [nestedSchema(shape, elementSchema(dtype)), asJson]}
+  return {anyOf: [nestedSchema(shape, elementSchema(dtype, f.allow_non_finite === true), f.min_shape), asJson]}
 }
 
 function featureSchema(f: FeatureSpec, missingAllowed: boolean): Schema {
   const nullable = (type: string) => (missingAllowed ? [type, 'null'] : type)
   switch (f.type) {
     case 'number':
-      return numberSchema(missingAllowed)
+      return numberSchema(missingAllowed, f.allow_non_finite === true)
     case 'integer':
       return {type: nullable('integer')}
     case 'boolean':

@@ -113,9 +113,13 @@ function checkFeature(f: FeatureSpec, path: string): ConfigIssue[] {
   if (f.type === 'tensor') {
     for (const key of ['default', 'impute', 'clip', 'transform', 'encode', 'categories'] as const)
       not(key, 'a tensor feature is fed as it is')
+    if (f.min_shape && f.shape && f.min_shape.length !== f.shape.length)
+      issues.push({path: `${path}.min_shape`, message: `has ${f.min_shape.length} sizes; shape has ${f.shape.length}`})
     return issues
   }
   not('shape', 'only tensor features have a shape')
+  not('min_shape', 'only tensor features have a shape')
+  if (f.type !== 'number') not('allow_non_finite', 'only number and tensor features hold floats')
   not('dtype', 'only tensor features have a dtype')
   if (isTextFeature(f)) {
     not('clip', 'only number and integer features')

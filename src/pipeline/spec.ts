@@ -39,6 +39,10 @@ export interface FeatureSpec {
   shape?: (number | string)[]
   /** For `tensor` features: the element type, the model input's dtype. Filled from the model when omitted. */
   dtype?: Dtype
+  /** For `tensor` features: the smallest size per dimension the model runs on (found by `mlops init`). */
+  min_shape?: number[]
+  /** Takes ±Infinity and values past the float32 range; refused by default (a 400 naming the field). */
+  allow_non_finite?: boolean
 }
 
 /** How features become one model input: concatenated into one [N,k] tensor, or a single feature as [N,1]. */
