@@ -18,9 +18,11 @@ import {type Dtype, type OrtTensor, bigintReplacer, tensorFromJson, valuesToJson
 import {toolVersion} from '../paths.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {ServeSettings} from './config.js'
+import {ApiDocs} from './docs.js'
 import {InferenceEngine} from './engine.js'
 import {HttpError, OverloadedError, badRequest} from './errors.js'
 import {type Faults, crashIfTriggered, readFaults} from './faults.js'
+import {openApiDocument} from './openapi.js'
 import type {LiveProfiles} from '../monitor/live.js'
 import {ServeMetrics} from './metrics.js'
 import {Predictor} from './predictor.js'
@@ -58,6 +60,8 @@ export interface ModelServerOptions {
   processMetrics?: boolean
   /** Profiles of answered /v1/predict records and predictions, for drift gauges in /metrics and `mlops monitor`. */
   live?: LiveProfiles
+  /** The OpenAPI document of GET /openapi.json and /docs (see openapi.ts); from the signature alone when absent. */
+  openapi?: Record<string, unknown>
 }
 
 export interface ModelServer {
@@ -145,6 +149,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`,
   ])
   const modelParams = [modelName]
+  const docs = new ApiDocs(options.openapi ?? openApiDocument({name: modelName, version, signature: model.signature}))
 
   const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({
     status,
@@ -318,6 +323,10 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       },
     },
     {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/, route: inferRoute},
+    {
+      pattern: /^\/(?:openapi\.json|docs(?:\/[\w.-]*)?)$/,
+      route: {label: '/docs', methods: ['GET'], handle: (ctx) => docs.answer(pathOf(ctx.req.url))},
+    },
     {
       pattern: /^\/metrics$/,
       route: {
