@@ -1,13 +1,14 @@
-// Batch prediction: records streamed from JSONL or CSV through the serving engine, predictions streamed out as JSONL.
+// Batch prediction: records streamed from JSONL, CSV or Parquet through the serving engine, predictions streamed out as
+// JSON lines, CSV or Parquet.
 import {createWriteStream, existsSync, realpathSync, statSync} from 'node:fs'
 import {rename, rm} from 'node:fs/promises'
 import {once} from 'node:events'
 import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
 
+import {type PredictionRow, outputFormat, predictionsWriter} from '../data/predictions-out.js'
 import {type RecordRow, readRecords} from '../data/records.js'
 import {MlopsError, UsageError} from '../errors.js'
-import {bigintReplacer} from '../model/tensor.js'
 import {diskError, makeDirectory} from '../system/atomic.js'
 import {InferenceEngine} from './engine.js'
 import {type LoadServableOptions, loadServable} from './load.js'
@@ -15,10 +16,12 @@ import {Predictor} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
 
 export interface PredictOptions extends LoadServableOptions {
-  /** A .jsonl or .csv file, or "-" for JSONL on stdin. */
+  /** A .jsonl, .csv or .parquet file, or "-" for JSONL on stdin. */
   input: string
-  /** A .jsonl file, or "-" for stdout. */
+  /** A .jsonl, .csv or .parquet file (by its extension), or "-" for JSON lines on stdout. */
   output: string
+  /** Input columns copied into each output row (ids), by name. */
+  keep?: string[]
   /** Stop at the first bad row instead of reporting it and going on. */
   failFast?: boolean
   /** Records per model run (default 256). */
@@ -52,6 +55,8 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
   const batchSize = options.batchSize ?? 256
   const out = await Output.open(options.output, options.input)
+  const format = options.output === '-' ? 'jsonl' : outputFormat(options.output)
+  const writer = predictionsWriter(format, options.keep ?? [], (chunk) => out.write(chunk))
   const result: PredictResult = {
     rows: 0,
     ok: 0,
@@ -60,23 +65,23 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     output: options.output === '-' ? 'stdout' : resolve(options.output),
   }
   // Lines are written in input order: bad rows found by the reader are held until the batch before them is written.
-  let pending: {line: number; text: string; failed: boolean}[] = []
+  let pending: (PredictionRow & {failed: boolean})[] = []
   let batch: RecordRow[] = []
 
-  const fail = (line: number, message: string) => {
+  const fail = (line: number, message: string, record?: RecordRow['record']) => {
     result.failed++
     if (result.errors.length < MAX_ERRORS) result.errors.push({line, message})
-    pending.push({line, text: JSON.stringify({line, error: message}), failed: true})
+    pending.push({line, record, error: message, failed: true})
   }
   const flush = async () => {
     if (batch.length > 0)
-      await predictBatch(predictor, batch, fail, (line, text) => pending.push({line, text, failed: false}), result)
+      await predictBatch(predictor, batch, options.keep ?? [], fail, (row) => pending.push(row), result)
     batch = []
     pending.sort((a, b) => a.line - b.line)
     if (options.failFast) pending = upToFirstFailure(pending, result)
-    const text = pending.map((p) => p.text + '\n').join('')
+    const rows = pending
     pending = []
-    if (text) await out.write(text)
+    await writer.write(rows)
     options.onProgress?.(result.rows)
   }
 
@@ -100,6 +105,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
       if (error !== STOP) throw error
     }
     await flush()
+    await writer.end()
     await out.close()
   } finally {
     // Closed: the predictions replaced the file. Anything else (the input unreadable, a failed write): the old file stays.
@@ -140,17 +146,26 @@ function upToFirstFailure<T extends {line: number; failed: boolean}>(pending: T[
 async function predictBatch(
   predictor: Predictor,
   rows: RecordRow[],
-  fail: (line: number, message: string) => void,
-  write: (line: number, text: string) => void,
+  keep: readonly string[],
+  fail: (line: number, message: string, record: RecordRow['record']) => void,
+  write: (row: PredictionRow & {failed: false}) => void,
   result: PredictResult,
 ): Promise<void> {
-  const outcomes = await predictor.predictEach(rows.map((row) => row.record))
-  rows.forEach((row, i) => {
+  // Kept columns (ids) are for the output, not the model: the pipeline would refuse them as unknown fields.
+  const records = keep.length === 0 ? rows.map((row) => row.record) : rows.map((row) => without(row.record, keep))
+  const outcomes = await predictor.predictEach(records)
+  rows.forEach(({line, record}, i) => {
     const outcome = outcomes[i]
-    if ('problem' in outcome) return fail(row.line, outcome.problem)
+    if ('problem' in outcome) return fail(line, outcome.problem, record)
     result.ok++
-    write(row.line, JSON.stringify({line: row.line, prediction: outcome.prediction}, bigintReplacer))
+    write({line, record, prediction: outcome.prediction, failed: false})
   })
+}
+
+function without(record: RecordRow['record'], keep: readonly string[]): RecordRow['record'] {
+  const rest = {...record}
+  for (const name of keep) delete rest[name]
+  return rest
 }
 
 /**
@@ -194,7 +209,7 @@ class Output {
     return new Output(await opened(temp, target), final, temp)
   }
 
-  async write(text: string): Promise<void> {
+  async write(text: string | Uint8Array): Promise<void> {
     this.check()
     if (this.stream.write(text)) return
     // once() rejects when the stream fails while we wait.
