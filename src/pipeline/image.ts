@@ -2,6 +2,11 @@
 // for decoding, EXIF orientation and resizing, and plain loops for what follows, so each step is exact and checkable.
 import sharp, {type OutputInfo, type ResizeOptions} from 'sharp'
 
+import {type TensorJson, elementCount} from '../model/tensor.js'
+import {INTEGER_DTYPES} from './layout.js'
+import type {FeatureSpec} from './spec.js'
+import type {InputRecord, RecordIssue} from './types.js'
+
 /** The steps, in the order they run. Every one is optional but the output size must be known (resize or crop). */
 export interface ImageSteps {
   /** Turn the image upright by its EXIF orientation (default true). */
@@ -137,4 +142,78 @@ export async function imageToTensor(bytes: Uint8Array, steps: ImageSteps): Promi
     }
   }
   return {data, dims: chw ? [c, height, width] : [height, width, c]}
+}
+
+// ---------- image features in the pipeline ----------
+
+/** An image as a record holds it: base64 (optionally a data: URL) in JSON, or bytes (a multipart file, a file read). */
+function imageBytes(value: unknown): Uint8Array | string {
+  if (value instanceof Uint8Array) return value
+  if (typeof value !== 'string' || value.length === 0)
+    return 'must be an image: base64 text (or a data: URL) in JSON, or a file in a multipart upload'
+  const base64 = value.startsWith('data:') ? value.slice(value.indexOf(',') + 1) : value
+  if (!/^[A-Za-z0-9+/\s]*={0,2}\s*$/.test(base64)) return 'is not base64 text (nor a data: URL) of an image'
+  return Buffer.from(base64, 'base64')
+}
+
+export interface ImageFeatures {
+  /** Records whose images are replaced by zero tensors of the right shape, for the synchronous checks of the rest. */
+  placeholders(records: readonly InputRecord[], issues: RecordIssue[]): InputRecord[]
+  /** Records whose images are decoded into the tensors their steps make; problems go to `issues`. */
+  decode(records: readonly InputRecord[], issues: RecordIssue[]): Promise<InputRecord[]>
+}
+
+/** The image features of a resolved pipeline, or undefined when it has none. */
+export function compileImageFeatures(features: readonly FeatureSpec[]): ImageFeatures | undefined {
+  const images = features.filter((f) => f.type === 'image')
+  if (images.length === 0) return undefined
+  const asTensor = (f: FeatureSpec, data: Float32Array): TensorJson => {
+    const shape = f.shape as number[]
+    if (f.dtype === undefined || f.dtype === 'float32')
+      return {
+        dtype: 'float32',
+        shape,
+        data_b64: Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('base64'),
+      }
+    return {dtype: f.dtype, shape, data: Array.from(data, (x) => (INTEGER_DTYPES.has(f.dtype!) ? Math.round(x) : x))}
+  }
+  const zeros = new Map(images.map((f) => [f.name, asTensor(f, new Float32Array(elementCount(f.shape as number[])))]))
+  const each = (
+    records: readonly InputRecord[],
+    change: (f: FeatureSpec, record: InputRecord, index: number) => void,
+  ) =>
+    records.map((record, index) => {
+      const copy = {...record}
+      for (const f of images) change(f, copy, index)
+      return copy
+    })
+  return {
+    placeholders(records, issues) {
+      return each(records, (f, record, index) => {
+        const bytes = imageBytes(record[f.name])
+        if (typeof bytes === 'string') issues.push({index, field: f.name, message: bytes})
+        record[f.name] = zeros.get(f.name)
+      })
+    },
+    async decode(records, issues) {
+      const work: Promise<void>[] = []
+      const out = each(records, (f, record, index) => {
+        const bytes = imageBytes(record[f.name])
+        // A bad image is one issue: a zero tensor stands in, so the tensor checks that follow say nothing more of it.
+        record[f.name] = zeros.get(f.name)
+        if (typeof bytes === 'string') {
+          issues.push({index, field: f.name, message: bytes})
+          return
+        }
+        work.push(
+          imageToTensor(bytes, f.image ?? {}).then(
+            ({data}) => void (record[f.name] = asTensor(f, data)),
+            (error: Error) => void issues.push({index, field: f.name, message: error.message}),
+          ),
+        )
+      })
+      await Promise.all(work)
+      return out
+    },
+  }
 }

@@ -23,6 +23,7 @@ import type {
   Scalar,
   Transform,
 } from './spec.js'
+import {checkImageSteps, imageShape} from './image.js'
 import {compileClip, compileTransform} from './steps.js'
 import type {InputRecord} from './types.js'
 
@@ -115,6 +116,15 @@ function checkFeature(f: FeatureSpec, path: string): ConfigIssue[] {
       not(key, 'a tensor feature is fed as it is')
     return issues
   }
+  if (f.type === 'image') {
+    for (const key of ['default', 'impute', 'clip', 'transform', 'encode', 'categories', 'shape', 'dtype'] as const)
+      not(key, 'an image feature is what its image steps make of the picture')
+    issues.push(...checkImageSteps(f.image ?? {}, `${path}.image`))
+    // The tensor the steps make: checked against the model input like a tensor feature's shape.
+    f.shape = imageShape(f.image ?? {})
+    return issues
+  }
+  not('image', 'only image features have image steps')
   not('shape', 'only tensor features have a shape')
   not('dtype', 'only tensor features have a dtype')
   if (isTextFeature(f)) {
@@ -366,7 +376,7 @@ function checkInputFeeds(
     derived ? `pipeline.features[${all.indexOf(f)}]` : `${path}.features[${assembly.features.indexOf(f.name)}]`
   const listPath = derived ? 'pipeline.features' : `${path}.features`
   const model = `model input "${input.name}" (${input.dtype}${formatShape(input.shape)})`
-  const tensors = members.filter((f) => f.type === 'tensor')
+  const tensors = members.filter((f) => f.type === 'tensor' || f.type === 'image')
   if (tensors.length > 0) {
     if (members.length > 1)
       return [{path: listPath, message: `tensor feature "${tensors[0].name}" must be the only feature of ${model}`}]
