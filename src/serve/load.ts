@@ -39,6 +39,8 @@ export interface Servable {
   identity: ModelIdentity
   settings: ServeSettings
   warmup?: Warmup
+  /** Names of the pipeline's image features: `mlops predict` reads their files. */
+  images?: string[]
   /** GET /openapi.json: the artifact's document (the bare model's is made from its signature by the server). */
   openapi?: Record<string, unknown>
   warnings: string[]
@@ -99,6 +101,7 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
     settings,
     warmup: cases.length > 0 ? {cases} : undefined,
     openapi: artifactOpenApi(manifest, cases),
+    images: spec?.features?.filter((f) => f.type === 'image').map((f) => f.name),
     warnings: restored ? [...model.warnings, restored] : model.warnings,
   }
 }

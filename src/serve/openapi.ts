@@ -90,6 +90,22 @@ function annotated(schema: Schema, f: FeatureSpec, profile: ReferenceProfile | u
   return {...schema, ...extra, ...(notes.length > 0 ? {description: notes.join(' ')} : {})}
 }
 
+/** With image features, /v1/predict also takes one record as a form: each image a file, the other fields as text. */
+function uploadForm(source: OpenApiSource): Schema {
+  const features = source.pipeline?.features ?? []
+  if (!features.some((f) => f.type === 'image')) return {}
+  const properties = Object.fromEntries(
+    features.map((f) => [
+      f.name,
+      f.type === 'image'
+        ? {type: 'string', contentMediaType: 'image/*'}
+        : {type: 'string', description: 'as JSON text'},
+    ]),
+  )
+  const required = features.filter((f) => f.type === 'image').map((f) => f.name)
+  return {'multipart/form-data': {schema: {type: 'object', properties, required}}}
+}
+
 function predictionSchema(source: OpenApiSource): Schema {
   if (source.pipeline?.module)
     return {type: 'object', description: "Shaped by the pipeline module's postprocess, when it has one."}
@@ -222,7 +238,7 @@ export function openApiDocument(source: OpenApiSource): Schema {
         operationId: 'predict',
         summary: `Predict with ${name} ${version}`,
         description: 'Records in, one prediction per record out, through the pipeline packaged with the model.',
-        requestBody: {required: true, content: json(ref('PredictRequest'), v1.requests)},
+        requestBody: {required: true, content: {...json(ref('PredictRequest'), v1.requests), ...uploadForm(source)}},
         responses: {
           '200': answer('One prediction per record, in order', ref('PredictResponse'), v1.responses),
           '400': v1Error('A record or field is wrong; `field` names it'),

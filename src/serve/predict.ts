@@ -1,7 +1,7 @@
 // Batch prediction: records streamed from JSONL, CSV or Parquet through the serving engine, predictions streamed out as
 // JSON lines, CSV or Parquet.
 import {createWriteStream, existsSync, realpathSync, statSync} from 'node:fs'
-import {rename, rm} from 'node:fs/promises'
+import {readFile, rename, rm, stat} from 'node:fs/promises'
 import {once} from 'node:events'
 import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
@@ -9,6 +9,7 @@ import type {Writable} from 'node:stream'
 import {type PredictionRow, outputFormat, predictionsWriter} from '../data/predictions-out.js'
 import {type RecordRow, readRecords} from '../data/records.js'
 import {MlopsError, UsageError} from '../errors.js'
+import type {InputRecord} from '../pipeline/types.js'
 import {diskError, makeDirectory} from '../system/atomic.js'
 import {InferenceEngine} from './engine.js'
 import {type LoadServableOptions, loadServable} from './load.js'
@@ -54,6 +55,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: Number.POSITIVE_INFINITY})
   const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
   const batchSize = options.batchSize ?? 256
+  const prepare = recordPreparer(options, servable.images ?? [])
   const out = await Output.open(options.output, options.input)
   const format = options.output === '-' ? 'jsonl' : outputFormat(options.output)
   const writer = predictionsWriter(format, options.keep ?? [], (chunk) => out.write(chunk))
@@ -74,8 +76,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     pending.push({line, record, error: message, failed: true})
   }
   const flush = async () => {
-    if (batch.length > 0)
-      await predictBatch(predictor, batch, options.keep ?? [], fail, (row) => pending.push(row), result)
+    if (batch.length > 0) await predictBatch(predictor, batch, prepare, fail, (row) => pending.push(row), result)
     batch = []
     pending.sort((a, b) => a.line - b.line)
     if (options.failFast) pending = upToFirstFailure(pending, result)
@@ -146,26 +147,49 @@ function upToFirstFailure<T extends {line: number; failed: boolean}>(pending: T[
 async function predictBatch(
   predictor: Predictor,
   rows: RecordRow[],
-  keep: readonly string[],
-  fail: (line: number, message: string, record: RecordRow['record']) => void,
+  prepare: (record: InputRecord) => Promise<InputRecord | string>,
+  fail: (line: number, message: string, record: InputRecord) => void,
   write: (row: PredictionRow & {failed: false}) => void,
   result: PredictResult,
 ): Promise<void> {
-  // Kept columns (ids) are for the output, not the model: the pipeline would refuse them as unknown fields.
-  const records = keep.length === 0 ? rows.map((row) => row.record) : rows.map((row) => without(row.record, keep))
-  const outcomes = await predictor.predictEach(records)
+  const prepared = await Promise.all(rows.map((row) => prepare(row.record)))
+  const outcomes = await predictor.predictEach(prepared.filter((p): p is InputRecord => typeof p !== 'string'))
+  let next = 0
   rows.forEach(({line, record}, i) => {
-    const outcome = outcomes[i]
+    const problem = prepared[i]
+    const outcome = typeof problem === 'string' ? {problem} : outcomes[next++]
     if ('problem' in outcome) return fail(line, outcome.problem, record)
     result.ok++
     write({line, record, prediction: outcome.prediction, failed: false})
   })
 }
 
-function without(record: RecordRow['record'], keep: readonly string[]): RecordRow['record'] {
-  const rest = {...record}
-  for (const name of keep) delete rest[name]
-  return rest
+/** Image files over this are refused: no camera picture is near it. */
+const MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+/**
+ * A record as the model takes it: without the kept columns (ids are for the output; the pipeline would refuse them),
+ * and with each image feature's file read, a path relative to the input file's folder (or a data: URL, left as it is).
+ */
+function recordPreparer(options: PredictOptions, images: readonly string[]) {
+  const keep = options.keep ?? []
+  const base = options.input === '-' ? process.cwd() : dirname(resolve(options.input))
+  return async (record: InputRecord): Promise<InputRecord | string> => {
+    const out = {...record}
+    for (const name of keep) delete out[name]
+    for (const name of images) {
+      const value = out[name]
+      if (typeof value !== 'string' || value.startsWith('data:')) continue
+      try {
+        const path = resolve(base, value)
+        if ((await stat(path)).size > MAX_IMAGE_BYTES) return `${name}: the image file ${value} is over 64 MB`
+        out[name] = await readFile(path)
+      } catch (error) {
+        return `${name}: cannot read the image file ${value} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); paths are relative to the input file's folder`
+      }
+    }
+    return out
+  }
 }
 
 /**

@@ -22,6 +22,7 @@ import {ApiDocs} from './docs.js'
 import {InferenceEngine} from './engine.js'
 import {HttpError, OverloadedError, badRequest} from './errors.js'
 import {type Faults, crashIfTriggered, readFaults} from './faults.js'
+import {isMultipart, multipartRecord} from './multipart.js'
 import {openApiDocument} from './openapi.js'
 import type {LiveProfiles} from '../monitor/live.js'
 import {ServeMetrics} from './metrics.js'
@@ -178,10 +179,11 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   }
 
   async function predictV1(ctx: Context): Promise<Reply> {
-    checkContentType(ctx.req, false)
+    const form = headerValue(ctx.req.headers, 'content-type')
+    if (!isMultipart(form)) checkContentType(ctx.req, false)
     const body = ctx.req.body
     crashIfTriggered(faults, body)
-    const value = parseBody(body, maxDepth)
+    const value = isMultipart(form) ? {instances: [await multipartRecord(body, form!)]} : parseBody(body, maxDepth)
     if (value === null || typeof value !== 'object' || Array.isArray(value))
       throw badRequest('BAD_REQUEST', 'the body must be a JSON object {"instances": [record, …]}')
     for (const key of Object.keys(value))

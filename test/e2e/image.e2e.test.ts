@@ -131,6 +131,39 @@ pipeline:
     })
   }
 
+  it('answers a multipart upload of the PNG as it answers its base64', async () => {
+    const form = new FormData()
+    form.append('digit', new Blob([readFileSync(png)], {type: 'image/png'}), 'seven.png')
+    const uploaded = await fetch(`${serving.url}/v1/predict`, {method: 'POST', body: form})
+    assert.equal(uploaded.status, 200)
+    const asJson = await fetch(`${serving.url}/v1/predict`, {
+      method: 'POST',
+      headers: {'content-type': 'application/json'},
+      body: JSON.stringify({instances: [{digit: readFileSync(png).toString('base64')}]}),
+    })
+    const predictions = (response: unknown) => (response as {predictions: unknown[]}).predictions
+    assert.deepEqual(predictions(await uploaded.json()), predictions(await asJson.json()))
+    const doc = (await (await fetch(`${serving.url}/openapi.json`)).json()) as {
+      paths: {'/v1/predict': {post: {requestBody: {content: Record<string, {schema: {properties: object}}>}}}}
+    }
+    const upload = doc.paths['/v1/predict'].post.requestBody.content['multipart/form-data']
+    assert.deepEqual(upload.schema.properties, {digit: {type: 'string', contentMediaType: 'image/*'}})
+  })
+
+  it('scores a CSV of image paths with mlops predict, a missing file as a bad row', async () => {
+    const input = join(dir.path, 'images.csv')
+    writeFileSync(input, 'id,digit\n1,seven.png\n2,seven.jpg\n3,missing.png\n')
+    const output = join(dir.path, 'labels.csv')
+    const args = ['predict', '--input', input, '--output', output, '--keep', 'id', '--json', '--dir', dir.path]
+    const run = await mlops(args)
+    assert.equal(run.exitCode, 1, run.stderr)
+    // line is the CSV line: the header is line 1.
+    const lines = readFileSync(output, 'utf8').trim().split('\n')
+    assert.match(lines[1], /^2,1,seven,/)
+    assert.match(lines[2], /^3,2,seven,/)
+    assert.match(lines[3], /^4,3,.*cannot read the image file missing\.png \(ENOENT\)/)
+  })
+
   it('refuses what is not an image with a 400 naming the field', async () => {
     const answer = await fetch(`${serving.url}/v1/predict`, {
       method: 'POST',
