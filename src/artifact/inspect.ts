@@ -1,5 +1,9 @@
 // What `mlops artifacts list|show|verify|export` return: records, manifests and verification reports of a project's store.
+import {join} from 'node:path'
+
+import {readGoldenCases} from '../checks/golden.js'
 import {MlopsError} from '../errors.js'
+import {artifactOpenApi} from '../serve/openapi.js'
 import {projectStore} from './project.js'
 import type {ExportResult, VerifyReport} from './store.js'
 import type {ArtifactManifest, ArtifactRecord} from './types.js'
@@ -22,6 +26,14 @@ export async function showArtifact(options: {dir: string; ref?: string}): Promis
   const {store, name} = await projectStore(options.dir)
   const opened = await store.open(options.ref, {name})
   return {record: opened.record, manifest: opened.manifest}
+}
+
+/** The OpenAPI document `mlops serve` gives for this artifact at /openapi.json. */
+export async function artifactOpenApiDocument(options: {dir: string; ref?: string}): Promise<Record<string, unknown>> {
+  const {store, name} = await projectStore(options.dir)
+  const {manifest, dir} = await store.open(options.ref, {name})
+  const cases = manifest.golden ? await readGoldenCases(join(dir, manifest.golden.path)) : []
+  return artifactOpenApi(manifest, cases)
 }
 
 export async function verifyArtifact(options: {dir: string; ref?: string}): Promise<VerifyReport> {

@@ -250,7 +250,8 @@ async function profileReference(
 ): Promise<ReferenceProfile> {
   const kinds: Record<string, ValueKind> = {}
   for (const f of resolved.features ?? [])
-    if (f.type !== 'tensor') kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
+    if (f.type !== 'tensor' && f.type !== 'image')
+      kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
   const inputs = new RecordProfiler(kinds)
   const predictions = new RecordProfiler()
   const names = Object.keys(kinds)

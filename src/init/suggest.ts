@@ -4,6 +4,7 @@ import type {Dim, ModelSignature, OutputSpec, TensorSpec} from '../model/signatu
 import {isDynamic} from '../model/signature.js'
 import type {AxisFinding} from '../model/probe.js'
 import type {Dtype, TensorJson} from '../model/tensor.js'
+import type {ImageSteps} from '../pipeline/image.js'
 
 export const TEMPLATE_KINDS = ['tabular', 'image', 'tensor'] as const
 export type TemplateKind = (typeof TEMPLATE_KINDS)[number]
@@ -11,7 +12,7 @@ export type TemplateKind = (typeof TEMPLATE_KINDS)[number]
 /** A feature as written into mlops.yaml: the columns of spec.ts, plus `tensor` features (dtype and shape without the batch dim). */
 export interface SuggestedFeature {
   name: string
-  type: 'number' | 'integer' | 'string' | 'boolean' | 'tensor'
+  type: 'number' | 'integer' | 'string' | 'boolean' | 'tensor' | 'image'
   dtype?: Dtype
   /** Without the batch dimension; a string is a dynamic dimension. */
   shape?: (number | string)[]
@@ -19,6 +20,7 @@ export interface SuggestedFeature {
   required?: boolean
   /** The smallest size per dimension the model ran on, where it is more than 1 (found by probing). */
   min_shape?: number[]
+  image?: ImageSteps
 }
 
 export interface SuggestedOutput {
@@ -98,6 +100,22 @@ export function detectTemplate(signature: ModelSignature): TemplateKind {
 /** A dynamic dimension keeps the model's name for it ("?" when unnamed), which the pipeline reads as "any size". */
 function dimForYaml(dim: Dim): number | string {
   return isDynamic(dim) ? (typeof dim === 'string' && dim ? dim : '?') : dim
+}
+
+/**
+ * An image input of a fixed size and 1 or 3 channels ([C,H,W] or [H,W,C] per record) takes pictures: resized to its
+ * size, grey or RGB, scaled to [0,1]. The training's own steps (a crop, mean/std) are for the user to add.
+ */
+function imageFeature(input: TensorSpec): SuggestedFeature | undefined {
+  const shape = tensorLayout(input).shape
+  if (shape.length !== 3 || !shape.every((d) => typeof d === 'number' && d > 0)) return undefined
+  const [a, b, c] = shape as number[]
+  const layout = a === 1 || a === 3 ? 'chw' : c === 1 || c === 3 ? 'hwc' : undefined
+  if (!layout) return undefined
+  const [channels, height, width] = layout === 'chw' ? [a, b, c] : [c, a, b]
+  const color = channels === 1 ? 'grey' : 'rgb'
+  const steps: ImageSteps = {resize: {width, height, filter: 'linear'}, color, scale: 1 / 255, layout}
+  return {name: input.name, type: 'image', image: steps}
 }
 
 function tensorFeature(input: TensorSpec): SuggestedFeature {
@@ -291,7 +309,8 @@ export function inferPipeline(
   knowledge: ModelKnowledge & ProbedShapes = {},
 ): {pipeline: SuggestedPipeline; inferred: Inferred[]} {
   const tabular = kind === 'tabular' ? tabularFeatures(signature) : undefined
-  const features = tabular?.features ?? signature.inputs.map(tensorFeature)
+  const image = kind === 'image' ? imageFeature(signature.inputs[0]) : undefined
+  const features = tabular?.features ?? (image ? [image] : signature.inputs.map(tensorFeature))
   const inputs = tabular?.inputs ?? signature.inputs.map((i) => ({input: i.name, features: [i.name]}))
   const inferred: Inferred[] = []
   const pipeline: SuggestedPipeline = {features, inputs, outputs: []}

@@ -66,6 +66,8 @@ function featureSchema(f: FeatureSpec, missingAllowed: boolean): Schema {
       return {type: nullable('boolean')}
     case 'tensor':
       return tensorSchema(f)
+    case 'image':
+      return {type: 'string', contentEncoding: 'base64', contentMediaType: 'image/*'}
     default: {
       // Only a closed list is an enum: one-hot with unknown: ignore takes any string.
       const strict =
@@ -83,7 +85,8 @@ export function requestSchemaOf(features: readonly FeatureSpec[]): Schema {
   const required: string[] = []
   for (const f of features) {
     // Tensors have no missing value; other features may be left out when not required or when a default or impute fills them.
-    const mustHave = f.type === 'tensor' || (isRequired(f) && f.default === undefined && f.impute === undefined)
+    const mustHave =
+      f.type === 'tensor' || f.type === 'image' || (isRequired(f) && f.default === undefined && f.impute === undefined)
     if (mustHave) required.push(f.name)
     const schema = featureSchema(f, !mustHave)
     properties[f.name] = f.description ? {description: f.description, ...schema} : schema

@@ -13,6 +13,7 @@ import {driftSettings} from '../monitor/config.js'
 import {LiveProfiles} from '../monitor/live.js'
 import {makeDirectory} from '../system/atomic.js'
 import {type ServeSettings, serveSettings} from './config.js'
+import {artifactOpenApi} from './openapi.js'
 import {type ModelIdentity, type ModelServer, createModelServer} from './server.js'
 import type {Warmup} from './warmup.js'
 
@@ -42,6 +43,10 @@ export interface Servable {
   identity: ModelIdentity
   settings: ServeSettings
   warmup?: Warmup
+  /** Names of the pipeline's image features: `mlops predict` reads their files. */
+  images?: string[]
+  /** GET /openapi.json: the artifact's document (the bare model's is made from its signature by the server). */
+  openapi?: Record<string, unknown>
   warnings: string[]
 }
 
@@ -103,6 +108,8 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
     identity: {name: manifest.name, version: manifest.version, digest: opened.record.digest},
     settings,
     warmup: cases.length > 0 ? {cases} : undefined,
+    openapi: artifactOpenApi(manifest, cases),
+    images: spec?.features?.filter((f) => f.type === 'image').map((f) => f.name),
     warnings: restored ? [...model.warnings, restored] : model.warnings,
   }
 }
@@ -119,7 +126,7 @@ export interface Serving {
 /** Loads, verifies and warms the model up, and listens: resolves once the server is ready. */
 export async function startServing(options: LoadServableOptions): Promise<Serving> {
   const servable = await loadServable(options)
-  const {model, pipeline, identity, settings, warmup} = servable
+  const {model, pipeline, identity, settings, warmup, openapi} = servable
   let server: ModelServer
   let url: string
   try {
@@ -130,6 +137,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
       identity,
       settings,
       warmup,
+      openapi,
       processMetrics: true,
       live: servable.live?.profiles,
     })

@@ -19,9 +19,12 @@ import {type Dtype, type OrtTensor, bigintReplacer, tensorFromJson, valuesToJson
 import {toolVersion} from '../paths.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {ServeSettings} from './config.js'
+import {ApiDocs} from './docs.js'
 import {InferenceEngine} from './engine.js'
 import {HttpError, OverloadedError, badRequest} from './errors.js'
 import {type Faults, crashIfTriggered, readFaults} from './faults.js'
+import {isMultipart, multipartRecord} from './multipart.js'
+import {openApiDocument} from './openapi.js'
 import type {LiveProfiles} from '../monitor/live.js'
 import {ServeMetrics} from './metrics.js'
 import {Predictor} from './predictor.js'
@@ -61,6 +64,8 @@ export interface ModelServerOptions {
   live?: LiveProfiles
   /** This process's share of serving.max_connections (a worker of several); default all of it. */
   maxConnections?: number
+  /** The OpenAPI document of GET /openapi.json and /docs (see openapi.ts); from the signature alone when absent. */
+  openapi?: Record<string, unknown>
 }
 
 export interface ModelServer {
@@ -148,6 +153,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`,
   ])
   const modelParams = [modelName]
+  const docs = new ApiDocs(options.openapi ?? openApiDocument({name: modelName, version, signature: model.signature}))
 
   const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({
     status,
@@ -173,10 +179,11 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   }
 
   async function predictV1(ctx: Context): Promise<Reply> {
-    checkContentType(ctx.req, false)
+    const form = headerValue(ctx.req.headers, 'content-type')
+    if (!isMultipart(form)) checkContentType(ctx.req, false)
     const body = ctx.req.body
     crashIfTriggered(faults, body)
-    const value = parseBody(body, maxDepth)
+    const value = isMultipart(form) ? {instances: [await multipartRecord(body, form!)]} : parseBody(body, maxDepth)
     if (value === null || typeof value !== 'object' || Array.isArray(value))
       throw badRequest('BAD_REQUEST', 'the body must be a JSON object {"instances": [record, …]}')
     for (const key of Object.keys(value))
@@ -322,6 +329,10 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       },
     },
     {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/, route: inferRoute},
+    {
+      pattern: /^\/(?:openapi\.json|docs(?:\/[\w.-]*)?)$/,
+      route: {label: '/docs', methods: ['GET'], handle: (ctx) => docs.answer(pathOf(ctx.req.url))},
+    },
     {
       pattern: /^\/metrics$/,
       route: {

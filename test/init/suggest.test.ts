@@ -75,7 +75,25 @@ describe('init: template and pipeline from the signature', () => {
       inputs: [{name: 'Input3', dtype: 'float32', shape: [1, 1, 28, 28]}],
       outputs: [],
     }
-    assert.deepEqual(suggestPipeline(fixedBatch, 'image').features[0].shape, [1, 28, 28])
+    assert.deepEqual(suggestPipeline(fixedBatch, 'tensor').features[0].shape, [1, 28, 28])
+  })
+
+  it('gives an image feature with steps to the model size for a fixed-size picture input, CHW or HWC', () => {
+    const chw: ModelSignature = {inputs: [{name: 'Input3', dtype: 'float32', shape: [1, 1, 28, 28]}], outputs: []}
+    assert.deepEqual(suggestPipeline(chw, 'image').features, [
+      {
+        name: 'Input3',
+        type: 'image',
+        image: {resize: {width: 28, height: 28, filter: 'linear'}, color: 'grey', scale: 1 / 255, layout: 'chw'},
+      },
+    ])
+    const hwc: ModelSignature = {inputs: [{name: 'x', dtype: 'float32', shape: ['n', 224, 160, 3]}], outputs: []}
+    assert.deepEqual(suggestPipeline(hwc, 'image').features[0].image, {
+      resize: {width: 160, height: 224, filter: 'linear'},
+      color: 'rgb',
+      scale: 1 / 255,
+      layout: 'hwc',
+    })
   })
 
   it('suggests softmax and an argmax label for class scores, none when the scores already are probabilities', () => {
