@@ -64,7 +64,7 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or
       `${subject}: ${result.current.records} records from ${result.current.window ? `the request log, last ${result.current.window.since}` : result.current.files.join(', ')}`,
     )
     this.say()
-    this.say(monitorTable(result))
+    this.say(monitorTable(result, this.colors))
     this.say()
     this.say(
       result.verdict === 'drift'
