@@ -133,12 +133,14 @@ function percentileChart(p: LabelledPhase, gates: readonly Gate[]): string {
 function histogramChart(p: LabelledPhase): string {
   const {edgesMs, counts} = p.histogram
   if (counts.every((c) => c === 0)) return ''
+  // Four digits: buckets a fraction of a millisecond wide keep edges that differ.
+  const edge = (v: number) => formatNumber(Number(v.toPrecision(4)), 3)
   const label = (i: number) =>
     i === 0
-      ? `< ${defaultFormat(edgesMs[0])}`
+      ? `< ${edge(edgesMs[0])}`
       : i >= edgesMs.length
-        ? `≥ ${defaultFormat(edgesMs.at(-1)!)}`
-        : `${defaultFormat(edgesMs[i - 1])}–${defaultFormat(edgesMs[i])}`
+        ? `≥ ${edge(edgesMs.at(-1)!)}`
+        : `${edge(edgesMs[i - 1])}–${edge(edgesMs[i])}`
   return `<figure>${barChart(
     counts.map((_, i) => label(i)),
     [{name: 'requests', values: counts, color: '#2b8ae0'}],
@@ -162,7 +164,7 @@ export function testHtml(result: TestResult, now: Date): string {
     htmlTable(
       ['check', 'gate', 'verdict', 'measured'],
       result.gates.map((g) => ({
-        cells: [g.check, g.name, g.verdict, g.message],
+        cells: [g.check, g.name, verdictOf(g.verdict), g.message],
         classes: [undefined, undefined, g.verdict === 'passed' ? 'ok' : g.verdict === 'failed' ? 'bad' : 'muted'],
       })),
     ),
@@ -197,7 +199,8 @@ export function testHtml(result: TestResult, now: Date): string {
         })),
       ),
     )
-    for (const p of result.load.phases) parts.push(percentileChart(p, result.gates), histogramChart(p))
+    for (const p of result.load.phases)
+      parts.push(`<div class="grid">\n${percentileChart(p, result.gates)}\n${histogramChart(p)}\n</div>`)
     const found = result.load.findMax
     if (found) {
       parts.push(

@@ -30,15 +30,7 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
       char: 'w',
       description: 'Follow the rollout, redrawing every --interval seconds, until Ctrl-C (not with --json).',
     }),
-    interval: Flags.string({
-      description: 'Seconds between redraws with --watch (0.2 or more).',
-      default: '1',
-      parse: async (value) => {
-        const seconds = Number(value)
-        if (!Number.isFinite(seconds) || seconds < 0.2) throw new Error(`--interval ${value}: give 0.2 seconds or more`)
-        return value
-      },
-    }),
+    interval: Flags.string({description: 'Seconds between redraws with --watch (0.2 or more).', default: '1'}),
   }
 
   async run(): Promise<StatusResult | undefined> {
@@ -47,7 +39,12 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
       throw new UsageError('WATCH_JSON', '--watch draws for a person; it does not go with --json', {
         hint: 'Poll "mlops status --json", or block with "mlops deploy … --wait".',
       })
-    if (flags.watch) return this.watch(flags.dir, Number(flags.interval) * 1000)
+    const seconds = Number(flags.interval)
+    if (!(seconds >= 0.2))
+      throw new UsageError('INTERVAL_INVALID', `--interval ${flags.interval}: give a number of seconds, 0.2 or more`, {
+        hint: 'For example "mlops status --watch --interval 0.5".',
+      })
+    if (flags.watch) return this.watch(flags.dir, seconds * 1000)
     const result = await status({dir: flags.dir})
     this.say(renderStatus(result, this.colors))
     if (result.phase === 'Degraded') process.exitCode = ExitCode.failed

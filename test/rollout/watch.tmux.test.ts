@@ -143,3 +143,15 @@ describe('deploy --wait prints the gates when the rollout ends', function () {
     )
   })
 })
+
+describe('status --watch flags', function () {
+  this.timeout(60_000)
+
+  it('refuses an --interval under 0.2 s or not a number, exit 2 naming the flag', async () => {
+    for (const interval of ['0.1', 'soon']) {
+      const {exitCode, stderr} = await run('.', ['status', '--watch', '--interval', interval])
+      assert.equal(exitCode, 2, stderr)
+      assert.match(stderr, new RegExp(`--interval ${interval}: give a number of seconds, 0\\.2 or more`))
+    }
+  })
+})
