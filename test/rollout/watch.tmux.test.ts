@@ -65,21 +65,22 @@ describe('status --watch and colour on a terminal (tmux)', function () {
       'MLOPS_FAULT_ERROR_RATE=0.5',
     ])
     assert.equal(shadow.exitCode, 0, shadow.stderr)
-    let screen = await watch.waitFor(/step 1\/2: shadow/)
+    // Each wait is for the line that comes last (the gateway follows a new step, and its ledger line, a moment later).
+    let screen = await watch.waitFor(/… error_rate +waiting for 60 more requests: candidate 0\/30, stable 0\/30/)
+    assert.match(screen, /step 1\/2: shadow/)
     assert.match(screen, /^ +stable +1\.0\.0 +100% /m)
     assert.match(screen, /^ +shadow +1\.1\.0 +mirror 100% /m)
     assert.match(screen, /gates: waiting for data/)
-    assert.match(screen, /… error_rate +waiting for 60 more requests: candidate 0\/30, stable 0\/30/)
     assert.match(screen, /… latency +waiting for 60 more requests/)
     assert.match(screen, /… agreement +waiting for 30 more answers: 0\/30 compared/)
     // Redrawn in place: the screen holds one frame, not a scroll of them.
     assert.equal(screen.match(/mlops status --watch/g)?.length, 1, screen)
 
     assert.equal((await run(p.dir, ['promote'])).exitCode, 0)
-    screen = await watch.waitFor(/step 2\/2: canary 50%/)
+    screen = await watch.waitFor(/→ [\d:]+ +promote → 1\.1\.0 50%/)
+    assert.match(screen, /step 2\/2: canary 50%/)
     assert.match(screen, /^ +stable +1\.0\.0 +50% /m)
     assert.match(screen, /^ +canary +1\.1\.0 +50% /m)
-    assert.match(screen, /→ [\d:]+ +promote → 1\.1\.0 50%/)
 
     // Traffic until the error-rate gate fails: Degraded, the gate named with its figures and threshold.
     for (let i = 0; i < 40 && !/Degraded/.test(await watch.screen()); i++) await burst(p.url, 40, 4)
