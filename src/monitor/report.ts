@@ -60,12 +60,24 @@ export function monitorTable(result: MonitorResult, c: Colors = PLAIN): string {
     columnName(col),
     col.method,
     num(col.statistic),
-    col.pValue === null ? '' : num(col.pValue),
+    pValueText(col),
     String(col.threshold),
     severity(col.verdict, c),
     col.reasons.filter((r) => !r.startsWith(col.method)).join('; '),
   ])
-  return table(['column', 'method', 'statistic', 'p-value', 'threshold', 'verdict', 'note'], rows, {right: [2, 3, 4]})
+  const headers = ['column', 'method', 'statistic', 'p-value', 'threshold', 'verdict', 'note']
+  const marked = rows.some((r) => r[3].endsWith('†'))
+  return `${table(headers, rows, {right: [2, 3, 4]})}${marked ? `\n${DAGGER_NOTE}` : ''}`
+}
+
+const DAGGER_NOTE =
+  '† For PSI and Jensen–Shannon columns the p-value is a chi-square test of the binned counts, for reference: at this many values even a harmless difference gives a small p-value, which is why their verdict uses the distance and its threshold.'
+
+/** The p-value as shown: the test's, or † the binned chi-square's beside a distance; – when there is none. */
+function pValueText(c: ColumnDrift): string {
+  const p = pValueOf(c)
+  if (p === null) return '–'
+  return `${p === 0 ? '< 1e-300' : num(p)}${c.pValue === null ? ' †' : ''}`
 }
 
 function severity(verdict: ColumnDrift['verdict'], c: Colors): string {
@@ -81,31 +93,26 @@ export function monitorHtml(result: MonitorResult, now: Date): string {
     ? `requests from ${result.current.window.from} to ${result.current.window.to}`
     : result.current.files.join(', ')
   const summary = `<p>Verdict: <span class="${result.verdict === 'drift' ? 'bad' : 'ok'}">${escapeHtml(result.verdict.replaceAll('_', ' '))}</span> — ${result.drifted.length} of ${all.length} columns drifted. ${formatNumber(result.current.records)} current records (${escapeHtml(source)}) against the baseline of ${formatNumber(result.baseline.rows)} rows (${escapeHtml(result.baseline.source)}).</p>`
-  const rows = all.map((c) => {
-    const p = pValueOf(c)
-    return {
-      cells: [
-        columnName(c),
-        c.method,
-        num(c.statistic),
-        p === null ? '–' : `${p === 0 ? '< 1e-300' : num(p)}${c.pValue === null ? ' †' : ''}`,
-        String(c.threshold),
-        c.verdict.replaceAll('_', ' '),
-        why(c),
-      ],
-      classes: [
-        undefined,
-        undefined,
-        'num',
-        'num',
-        'num',
-        c.verdict === 'drift' ? 'bad' : c.verdict === 'ok' ? 'ok' : 'muted',
-      ],
-    }
-  })
-  const note = all.some((c) => c.pValue === null && pValueOf(c) !== null)
-    ? `<p class="muted">† For PSI and Jensen–Shannon columns the p-value is a chi-square test of the binned counts, for reference: at this many values even a harmless difference gives a small p-value, which is why their verdict uses the distance and its threshold.</p>`
-    : ''
+  const rows = all.map((c) => ({
+    cells: [
+      columnName(c),
+      c.method,
+      num(c.statistic),
+      pValueText(c),
+      String(c.threshold),
+      c.verdict.replaceAll('_', ' '),
+      why(c),
+    ],
+    classes: [
+      undefined,
+      undefined,
+      'num',
+      'num',
+      'num',
+      c.verdict === 'drift' ? 'bad' : c.verdict === 'ok' ? 'ok' : 'muted',
+    ],
+  }))
+  const note = rows.some((r) => r.cells[3].endsWith('†')) ? `<p class="muted">${escapeHtml(DAGGER_NOTE)}</p>` : ''
   const body = [
     summary,
     htmlTable(['column', 'method', 'statistic', 'p-value', 'threshold', 'verdict', 'why'], rows),
