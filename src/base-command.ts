@@ -2,7 +2,7 @@
 import {Command, Errors, Flags} from '@oclif/core'
 
 import {ExitCode, MlopsError, isMlopsError} from './errors.js'
-import {isInteractive} from './system/terminal.js'
+import {type Colors, PLAIN, colorEnabled, colors, isInteractive} from './system/terminal.js'
 
 export abstract class BaseCommand extends Command {
   static override enableJsonFlag = true
@@ -31,6 +31,11 @@ export abstract class BaseCommand extends Command {
   protected override logJson(json: unknown): void {
     if (this.dataOnStdout) process.stderr.write(JSON.stringify(json, null, 2) + '\n')
     else super.logJson(json)
+  }
+
+  /** Styles for human output: colour on a terminal, plain under NO_COLOR, in CI, piped or with --json. */
+  protected get colors(): Colors {
+    return !this.jsonEnabled() && colorEnabled(process.stdout) ? colors(true) : PLAIN
   }
 
   /** Human output only: silent in --json mode. */

@@ -10,11 +10,14 @@ import {
   type RolloutResult,
   deploy,
   dryRun,
+  history,
   waitForOutcome,
 } from '../rollout/deploy.js'
-import {renderPlan, renderStatus} from '../rollout/render.js'
+import {renderPlan, renderRollout, renderStatus} from '../rollout/render.js'
+import {latestRollout} from '../rollout/watch.js'
 import type {Outcome, Stage} from '../rollout/types.js'
 import {parseKeyValues} from '../system/key-values.js'
+import {MARK} from '../system/terminal.js'
 
 export default class Deploy extends BaseCommand {
   static override summary = 'Roll a release out on the local gateway: in full, as a shadow, or as a canary.'
@@ -123,7 +126,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
         ? `deployed ${result.version}: ${result.entry?.reason}`
         : `${result.version} already serves all traffic; nothing changed`,
     )
-    this.say(renderStatus(result.status))
+    this.say(renderStatus(result.status, this.colors))
     if (!flags.wait || !result.status.candidate) {
       if (result.status.candidate) this.say(`\nnext: mlops status --watch | mlops promote | mlops rollback`)
       return result
@@ -133,7 +136,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
         'waiting for "mlops promote" or "mlops rollback" (without --auto nothing advances by itself)\n',
       )
     let last = ''
-    const outcome = await waitForOutcome({
+    const waiting = waitForOutcome({
       dir: flags.dir,
       version: result.version,
       revision: result.status.revision,
@@ -144,7 +147,15 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
         last = line
       },
     })
-    this.say(`promoted ${result.version}: ${outcome.reason}`)
+    // Promoted or rolled back, the steps and the gates that decided go out before the verdict.
+    const outcome = await waiting.finally(() => this.sayRollout(flags.dir))
+    this.say(`${this.colors.green(MARK.pass)} promoted ${result.version}: ${outcome.reason}`)
     return {...result, outcome}
+  }
+
+  private async sayRollout(dir: string): Promise<void> {
+    if (this.jsonEnabled()) return
+    const rollout = latestRollout((await history({dir})).entries)
+    if (rollout.length > 0) this.say(`\n${renderRollout(rollout, this.colors)}\n`)
   }
 }

@@ -74,7 +74,7 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or
     for (const [reason, count] of Object.entries(result.current.skipped))
       this.say(`  ${count} ${count === 1 ? 'record' : 'records'} left out: ${reason}`)
     this.say()
-    this.say(monitorTable(result))
+    this.say(monitorTable(result, this.colors))
     this.say()
     this.say(
       result.verdict === 'drift'

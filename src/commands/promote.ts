@@ -34,7 +34,7 @@ Exit codes: 0 promoted, 1 failed, 2 no rollout in progress or usage error, 3 ano
     }
     const result = await promote(options)
     this.say(`promoted ${result.version}: ${result.entry?.reason}`)
-    this.say(renderStatus(result.status))
+    this.say(renderStatus(result.status, this.colors))
     return result
   }
 }

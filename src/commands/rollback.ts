@@ -33,7 +33,7 @@ Exit codes: 0 rolled back, 1 failed, 2 no rollout in progress or usage error, 3 
     }
     const result = await rollback(options)
     this.say(`rolled back ${result.version}`)
-    this.say(renderStatus(result.status))
+    this.say(renderStatus(result.status, this.colors))
     return result
   }
 }

@@ -12,7 +12,7 @@ import {gitUser} from '../system/git.js'
 import {LocalTarget} from '../targets/local/index.js'
 import {type DeployTarget, type TargetRuntime, serversOf} from '../targets/types.js'
 import {deploySettings} from './config.js'
-import {calculatePhase} from './phase.js'
+import {calculatePhase, stageLabel} from './phase.js'
 import {type Transition, planDeploy, planPromote, planRollback} from './plan.js'
 import {
   type DeployPaths,
@@ -85,6 +85,8 @@ export interface StatusResult {
   reason: string
   revision: number
   stage: Stage
+  /** Where a rollout stands among its steps (shadow, then each canary weight): absent when one release serves alone. */
+  step?: RolloutStep
   auto: boolean
   url: string
   stable: {version: string; digest?: string; weight: number}
@@ -93,6 +95,23 @@ export interface StatusResult {
   metrics?: StepMetrics
   gateway: {running: boolean; error?: string; pid?: number; revision?: number; servers?: TargetRuntime['servers']}
   outcome?: Outcome
+}
+
+export interface RolloutStep {
+  /** 1-based. */
+  index: number
+  count: number
+  /** `shadow` or `canary 25%`. */
+  name: string
+}
+
+/** Shadow is step 1 and each of deploy.steps one more; a weight off the plan (--canary 7, promote --to) adds its own. */
+export function rolloutStep(state: Pick<RolloutState, 'stage' | 'weight' | 'steps'>): RolloutStep | undefined {
+  if (state.stage === 'full') return undefined
+  const planned = state.steps.filter((w) => w < 100)
+  const offPlan = state.stage === 'canary' && !planned.includes(state.weight) ? 1 : 0
+  const index = state.stage === 'shadow' ? 1 : 2 + planned.filter((w) => w < state.weight).length
+  return {index, count: 1 + planned.length + offPlan, name: stageLabel(state)}
 }
 
 export async function deploy(options: DeployOptions): Promise<RolloutResult> {
@@ -434,11 +453,13 @@ async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult
   const {measurement, runtime} = await ctx.target.observe()
   const phase = calculatePhase(state, measurement, ctx.now())
   const candidateWeight = state.stage === 'canary' ? state.weight : 0
+  const step = rolloutStep(state)
   return {
     phase: phase.phase,
     reason: phase.reason,
     revision: state.revision,
     stage: state.stage,
+    ...(state.candidate && step ? {step} : {}),
     auto: state.auto,
     url: `http://127.0.0.1:${state.port}`,
     stable: {

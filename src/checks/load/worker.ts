@@ -6,7 +6,7 @@ import {performance} from 'node:perf_hooks'
 import * as hdr from 'hdr-histogram-js'
 
 import {Upstream, type UpstreamRequest} from '../../http/client.js'
-import {BIN_EDGES_MS, type LoadJob, type LoadOutcome, type WorkerMessage} from './protocol.js'
+import {type LoadJob, type LoadOutcome, type WorkerMessage} from './protocol.js'
 
 const PROGRESS_MS = 250
 const SAMPLE_LIMIT = 5
@@ -49,7 +49,6 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
   const latency = histogram()
   const service = histogram()
   const lag = histogram()
-  const bins = new Array<number>(BIN_EDGES_MS.length + 1).fill(0)
   const statuses: Record<string, number> = {}
   const samples: string[] = []
   let sent = 0
@@ -81,9 +80,6 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
       const ms = doneAt - intended
       latency.recordValue(Math.max(1, Math.round(ms * 1000)))
       service.recordValue(Math.max(1, Math.round((doneAt - sentAt) * 1000)))
-      let bin = 0
-      while (bin < BIN_EDGES_MS.length && ms >= BIN_EDGES_MS[bin]) bin++
-      bins[bin]++
     }
   }
 
@@ -184,7 +180,6 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
     elapsedS: Math.max(job.durationMs, lastDone - measureFrom) / 1000,
     latency: hdr.encodeIntoCompressedBase64(latency),
     service: hdr.encodeIntoCompressedBase64(service),
-    bins,
     lag: hdr.encodeIntoCompressedBase64(lag),
     elu,
     samples,
