@@ -39,14 +39,14 @@ export async function findCredentials(
     const parsed = await readAuthFile(file)
     if (!parsed) continue
     const helper = parsed.credHelpers?.[registry]
-    if (helper) return fromHelper(helper, registry, file)
+    if (helper) return fromHelper(helper, registry, file, env)
     const entry = Object.entries(parsed.auths ?? {}).find(([key]) => hostOf(key) === registry)?.[1]
     if (entry) {
       const fromEntry = entryCredentials(entry, `${file} (auths."${registry}")`)
       if (fromEntry) return fromEntry
     }
     if (parsed.credsStore) {
-      const stored = await fromHelper(parsed.credsStore, registry, file).catch(() => undefined)
+      const stored = await fromHelper(parsed.credsStore, registry, file, env).catch(() => undefined)
       if (stored) return stored
     }
   }
@@ -89,7 +89,12 @@ function entryCredentials(
 }
 
 /** docker-credential-<helper> get, with the registry on stdin: the protocol every helper speaks. */
-async function fromHelper(helper: string, registry: string, file: string): Promise<Credentials | undefined> {
+async function fromHelper(
+  helper: string,
+  registry: string,
+  file: string,
+  env: NodeJS.ProcessEnv,
+): Promise<Credentials | undefined> {
   const command = `docker-credential-${helper}`
   if (!/^[A-Za-z0-9_.-]+$/.test(helper))
     throw new MlopsError(
@@ -101,7 +106,7 @@ async function fromHelper(helper: string, registry: string, file: string): Promi
     )
   let stdout: string
   try {
-    stdout = (await run(command, ['get'], {input: registry, timeoutMs: 30_000})).stdout
+    stdout = (await run(command, ['get'], {input: registry, timeoutMs: 30_000, env})).stdout
   } catch (error) {
     // Helpers answer "credentials not found" with a non-zero exit: that is anonymous access, not a failure.
     if (/not found/i.test(String((error as MlopsError).message))) return undefined

@@ -107,7 +107,8 @@ function annotations(artifact: ArtifactManifest, digest: string): Record<string,
     ...(revision ? {'org.opencontainers.image.revision': revision} : {}),
     ...(artifact.description ? {'org.opencontainers.image.description': artifact.description} : {}),
     [ARTIFACT_DIGEST_ANNOTATION]: digest,
-    [ARTIFACT_SUMMARY_ANNOTATION]: JSON.stringify(summary(artifact)),
+    // Sorted keys on one line: the same artifact, however its manifest was read, gives the same annotation.
+    [ARTIFACT_SUMMARY_ANNOTATION]: JSON.stringify(JSON.parse(canonicalJson(summary(artifact)))),
   }
 }
 
