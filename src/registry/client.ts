@@ -38,9 +38,17 @@ export interface Timeouts {
   bodyIdleMs: number
   /** The whole exchange, for small answers (manifests, tokens, errors), so a trickling body cannot hold us. */
   smallMs: number
+  /** Blobs and upload chunks get smallMs plus their size at this rate: the slowest link still worth waiting for. */
+  minBytesPerSecond: number
 }
 
-const DEFAULT_TIMEOUTS: Timeouts = {connectMs: 15_000, headersMs: 30_000, bodyIdleMs: 30_000, smallMs: 60_000}
+const DEFAULT_TIMEOUTS: Timeouts = {
+  connectMs: 15_000,
+  headersMs: 30_000,
+  bodyIdleMs: 30_000,
+  smallMs: 60_000,
+  minBytesPerSecond: 32 * 1024,
+}
 /** Manifests, tokens and error bodies: far above any real one, far below what would hurt. */
 export const MAX_SMALL_BODY = 4 * 1024 * 1024
 const MAX_ERROR_BODY = 64 * 1024
@@ -107,8 +115,6 @@ export class RegistryClient {
   private origin?: Promise<string>
   private authorization?: string
   private credentials?: Promise<Credentials | undefined>
-  /** How many requests reached the registry, by method and path kind: what tests count. */
-  readonly sent: {method: string; url: string; status: number}[] = []
 
   constructor(registry: string, repository: string, access: RegistryAccess = {}, push = false) {
     this.registry = registry
@@ -147,11 +153,11 @@ export class RegistryClient {
     sink: (chunk: Buffer) => Promise<void>,
   ): Promise<{digest: string; size: number}> {
     let url = await this.resolve(path)
+    const signal = AbortSignal.timeout(this.deadlineFor(maxBytes))
     for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
       const {statusCode, headers, body} = await this.retrying({method: 'GET', url, idempotent: true}, (u) =>
-        this.rawStream(u),
+        this.rawStream(u, signal),
       )
-      this.sent.push({method: 'GET', url, status: statusCode})
       const flat = flatten(headers)
       if (statusCode >= 300 && statusCode < 400 && flat.location) {
         discard(body)
@@ -251,7 +257,7 @@ export class RegistryClient {
   private async exchange(call: Call, url: string): Promise<Answer> {
     const headers: Record<string, string> = {...call.headers}
     if (this.authorization && this.sameOrigin(url, await this.originOf())) headers.authorization = this.authorization
-    const signal = AbortSignal.timeout(this.timeouts.smallMs + (call.body ? this.timeouts.bodyIdleMs * 4 : 0))
+    const signal = AbortSignal.timeout(this.deadlineFor(call.body?.length ?? 0))
     try {
       const res = await request(url, {
         method: call.method,
@@ -263,7 +269,6 @@ export class RegistryClient {
       const body =
         call.method === 'HEAD' ? Buffer.alloc(0) : await readBounded(res.body, call.maxBody ?? MAX_SMALL_BODY, url)
       if (call.method === 'HEAD') discard(res.body)
-      this.sent.push({method: call.method, url, status: res.statusCode})
       return {status: res.statusCode, headers: flatten(res.headers), body, url}
     } catch (error) {
       if (error instanceof MlopsError) throw error
@@ -271,11 +276,16 @@ export class RegistryClient {
     }
   }
 
-  private async rawStream(url: string): Promise<Dispatcher.ResponseData> {
+  /** Milliseconds an exchange moving `bytes` may take in all, so that no answer trickles in for ever. */
+  private deadlineFor(bytes: number): number {
+    return this.timeouts.smallMs + Math.ceil((bytes / this.timeouts.minBytesPerSecond) * 1000)
+  }
+
+  private async rawStream(url: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     const headers: Record<string, string> = {}
     if (this.authorization && this.sameOrigin(url, await this.originOf())) headers.authorization = this.authorization
     try {
-      return await request(url, {method: 'GET', headers, dispatcher: await this.dispatcherOf()})
+      return await request(url, {method: 'GET', headers, dispatcher: await this.dispatcherOf(), signal})
     } catch (error) {
       throw networkOrTls(this.registry, error)
     }

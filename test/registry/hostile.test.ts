@@ -58,7 +58,7 @@ class FakeRegistry {
 
 const ACCESS: RegistryAccess = {
   env: {HOME: '/nonexistent'},
-  timeouts: {connectMs: 2000, headersMs: 500, bodyIdleMs: 500, smallMs: 1500},
+  timeouts: {connectMs: 2000, headersMs: 500, bodyIdleMs: 500, smallMs: 1500, minBytesPerSecond: 1024 * 1024},
   attempts: 2,
   retryDelayMs: 10,
 }
@@ -183,6 +183,23 @@ describe('registry client against a hostile registry on 127.0.0.1', function () 
     const declared = await pullFresh(`${registry.address}/m/hostile@${built.digest}`)
     await rejectsWith(declared.pulled, 'REGISTRY_RESPONSE_TOO_LARGE')
     await nothingStored(declared.target)
+  })
+
+  it('gives up on a layer that trickles in, never silent for long, once its size at the slowest rate has passed', async () => {
+    serving(built.bytes, (digest, res) => {
+      if (digest === built.config.descriptor.digest) return res.writeHead(200).end(built.config.bytes)
+      res.writeHead(200, {'content-length': String(archive.size)})
+      let offset = 0
+      const timer = setInterval(
+        () => (res.destroyed ? clearInterval(timer) : res.write(archive.bytes.subarray(offset, ++offset))),
+        100,
+      )
+      res.on('close', () => clearInterval(timer))
+    })
+    const {target, pulled} = await pullFresh(`${registry.address}/m/hostile@${built.digest}`)
+    const error = await rejectsWith(pulled, 'REGISTRY_UNREACHABLE')
+    assert.match(error.message, /timed out/)
+    await nothingStored(target)
   })
 
   it('refuses a manifest naming a petabyte layer before fetching any blob', async () => {

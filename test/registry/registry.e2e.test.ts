@@ -172,6 +172,33 @@ describe('artifacts push and pull with a real registry (docker-registry on 127.0
           assert.ok(!(result.stdout + result.stderr).includes(wrong), 'the password was printed')
         })
 
+      if (secure)
+        it('a CA it does not know is REGISTRY_TLS_FAILED naming --ca-file; --tls-verify=false with --password-stdin gets through', async () => {
+          const bare = join(example!.tmp, 'home-tls', 'empty-auth.json')
+          await writeFile(bare, '{}')
+          const {MLOPS_REGISTRY_CA_FILE: _ca, ...rest} = env
+          const noCa = {...rest, REGISTRY_AUTH_FILE: bare}
+          const fresh = join(example!.tmp, 'tls-verify-off')
+          await mkdir(fresh)
+          const refused = await mlops(['artifacts', 'pull', pushed.reference, '--json', '--dir', fresh], {env: noCa})
+          assert.equal(refused.exitCode, 1, refused.stdout + refused.stderr)
+          const error = (refused.json as {error: {code: string; hint: string}}).error
+          assert.equal(error.code, 'REGISTRY_TLS_FAILED')
+          assert.match(error.hint, /--ca-file/)
+          const args = [
+            'artifacts',
+            'pull',
+            pushed.reference,
+            '--tls-verify=false',
+            '--username',
+            USER,
+            '--password-stdin',
+          ]
+          const pulled = await mlops([...args, '--json', '--dir', fresh], {env: noCa, input: PASSWORD + '\n'})
+          assert.equal(pulled.exitCode, 0, pulled.stdout + pulled.stderr)
+          assert.equal((pulled.json as {artifact: {digest: string}}).artifact.digest, pushed.artifact.digest)
+        })
+
       it('a repository that does not exist is REGISTRY_NOT_FOUND', async () => {
         const result = await mlops(
           ['artifacts', 'pull', `${registry.address}/models/absent:1.0.0`, '--json', '--dir', example!.tmp],
