@@ -373,7 +373,7 @@ export class RegistryClient {
     const said = reported ? `: ${reported}` : ''
     const where = `${this.registry}/${this.repository}`
     if (answer.status === 404)
-      return new MlopsError(
+      return new UsageError(
         'REGISTRY_NOT_FOUND',
         `${where}: no ${whatOf(call.url)} (the repository or the tag does not exist)${said}`,
         {

@@ -199,12 +199,32 @@ describe('artifacts push and pull with a real registry (docker-registry on 127.0
           assert.equal((pulled.json as {artifact: {digest: string}}).artifact.digest, pushed.artifact.digest)
         })
 
+      if (!secure)
+        it('--as-image pushes a plain image layer that pull reads back as the same artifact', async () => {
+          const image = `${registry.address}/models/credit-risk-image:1.0.0`
+          const args = ['artifacts', 'push', '1.0.0', image, '--as-image', '--json', '--dir', project]
+          const result = await mlops(args, {env})
+          assert.equal(result.exitCode, 0, result.stdout + result.stderr)
+          const raw = (await run('skopeo', ['inspect', '--raw', ...skopeoArgs(), `docker://${image}`])).stdout
+          const manifest = JSON.parse(raw) as {artifactType?: string; layers: {mediaType: string}[]}
+          assert.equal(manifest.artifactType, undefined)
+          assert.deepEqual(
+            manifest.layers.map((l) => l.mediaType),
+            ['application/vnd.oci.image.layer.v1.tar'],
+          )
+          const fresh = join(example!.tmp, 'as-image')
+          await mkdir(fresh)
+          const pulled = await mlops(['artifacts', 'pull', image, '--json', '--dir', fresh], {env})
+          assert.equal(pulled.exitCode, 0, pulled.stdout + pulled.stderr)
+          assert.equal((pulled.json as {artifact: {digest: string}}).artifact.digest, pushed.artifact.digest)
+        })
+
       it('a repository that does not exist is REGISTRY_NOT_FOUND', async () => {
         const result = await mlops(
           ['artifacts', 'pull', `${registry.address}/models/absent:1.0.0`, '--json', '--dir', example!.tmp],
           {env},
         )
-        assert.equal(result.exitCode, 1, result.stdout + result.stderr)
+        assert.equal(result.exitCode, 2, result.stdout + result.stderr)
         assert.equal((result.json as {error: {code: string}}).error.code, 'REGISTRY_NOT_FOUND')
       })
 

@@ -9,7 +9,7 @@ import {Progress} from '../../system/terminal.js'
 export default class ArtifactsPull extends BaseCommand {
   static override summary = 'Pull an artifact from an OCI registry into the store, verified before it is kept.'
   static override description =
-    "The manifest must match the digest asked for, the layer the manifest, and every file the artifact's own manifest. serve, test, predict, deploy, build and artifacts show take such a reference directly (pulled once, kept by digest).\n\nExit codes: 0 pulled (or already stored), 1 refused (digest mismatch, tampered) or unreachable, 2 usage error."
+    "The manifest must match the digest asked for, the layer the manifest, and every file the artifact's own manifest. serve, test, predict, deploy, build and artifacts show take such a reference directly (pulled once, kept by digest).\n\nExit codes: 0 pulled (or already stored), 1 refused (digest mismatch, tampered, unauthorized) or unreachable, 2 usage error or no such repository or tag."
   static override examples = [
     '<%= config.bin %> artifacts pull ghcr.io/acme/credit-risk@sha256:3f2a…',
     '<%= config.bin %> artifacts pull 127.0.0.1:5000/credit-risk:1.2.0 --json',
