@@ -151,7 +151,7 @@ async function pushBlob(client: RegistryClient, blob: Blob, archive: string, opt
         offset += length
         options.onProgress?.({done: offset, total: size})
       } catch (error) {
-        if (!(error instanceof RegistryUnreachableError) || resumes >= MAX_RESUMES) throw error
+        if (!worthResuming(error) || resumes >= MAX_RESUMES) throw error
         resumes++
         ;({location, offset} = await uploadStatus(client, location))
       }
@@ -181,13 +181,25 @@ async function startUpload(client: RegistryClient): Promise<string> {
 async function uploadStatus(client: RegistryClient, location: string): Promise<{location: string; offset: number}> {
   const answer = await client.probe({method: 'GET', url: location, idempotent: true}, [204])
   if (!answer) return {location: await startUpload(client), offset: 0}
-  const end = /^0-(\d+)$/.exec(answer.headers.range ?? '')
+  const end = /^(?:bytes=)?0-(\d+)$/.exec(answer.headers.range ?? '')
   return {location: answer.headers.location ?? location, offset: end ? Number(end[1]) + 1 : 0}
+}
+
+/** The HTTP status a registry error carries, if it is one. */
+function httpStatusOf(error: unknown): number | undefined {
+  return error instanceof MlopsError ? (error.details as {status?: number} | undefined)?.status : undefined
+}
+
+/** A dropped connection, a timeout or a registry error on its side (5xx): the upload may go on from where it stands. */
+function worthResuming(error: unknown): boolean {
+  if (error instanceof RegistryUnreachableError) return true
+  const status = httpStatusOf(error)
+  return (error as MlopsError).code === 'REGISTRY_ERROR' && status !== undefined && status >= 500
 }
 
 /** A registry that refuses the manifest's artifact type is named as such, with --as-image as the way around it. */
 function refusedType(error: unknown, registry: string, asImage: boolean | undefined): unknown {
-  const status = (error instanceof MlopsError ? (error.details as {status?: number} | undefined) : undefined)?.status
+  const status = httpStatusOf(error)
   const refused =
     !asImage &&
     (error as MlopsError).code === 'REGISTRY_ERROR' &&

@@ -324,6 +324,14 @@ describe('registry client against a hostile registry on 127.0.0.1', function () 
     assert.equal(registry.requests.filter((r) => r.startsWith('POST')).length, 2, 'config and layer: one upload each')
   })
 
+  it('resumes after a PATCH the registry answered with 503, from the Range it reports', async () => {
+    const state = uploads({onPatch: (n, res) => (n === 2 ? (res.writeHead(503).end(), true) : false)})
+    const target = `${registry.address}/m/hostile:1.0.0`
+    const result = await pushArtifact({dir, ref: '1.0.0', target, access: ACCESS, chunkSize: 64 * 1024})
+    assert.equal(result.digest, built.digest)
+    assert.ok(state.blobs.get(archive.digest)?.equals(archive.bytes), 'the registry holds the archive byte for byte')
+  })
+
   it('names a registry that refuses the artifact type, and --as-image pushes it as a plain image', async () => {
     uploads({refuseArtifacts: true})
     const target = `${registry.address}/m/hostile:1.0.0`
