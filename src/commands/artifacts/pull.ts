@@ -1,7 +1,7 @@
 import {Args} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {accessFromFlags, registryFlags} from '../../registry/flags.js'
+import {accessFromFlags, registryFlags} from '../../registry-flags.js'
 import {type PullResult, pullArtifact} from '../../registry/pull.js'
 import {formatBytes} from '../../system/format.js'
 import {Progress} from '../../system/terminal.js'

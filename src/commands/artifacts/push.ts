@@ -1,7 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../base-command.js'
-import {accessFromFlags, registryFlags} from '../../registry/flags.js'
+import {accessFromFlags, registryFlags} from '../../registry-flags.js'
 import {type PushResult, pushArtifact} from '../../registry/push.js'
 import {formatBytes} from '../../system/format.js'
 import {Progress} from '../../system/terminal.js'

@@ -1,8 +1,8 @@
-// The command-line side of registry access, shared by push and pull: flags, and the password read from stdin.
+// The command-line side of registry access, shared by push and pull (kept out of src/registry, which takes no flags).
 import {Flags} from '@oclif/core'
 
-import {UsageError} from '../errors.js'
-import type {RegistryAccess} from './client.js'
+import {UsageError} from './errors.js'
+import type {RegistryAccess} from './registry/client.js'
 
 export const registryFlags = {
   username: Flags.string({description: 'Registry user; the password or token comes from --password-stdin.'}),
