@@ -9,7 +9,7 @@ import {projectStore} from '../artifact/project.js'
 import {checkScan, scanArchive} from '../artifact/read.js'
 import type {ArtifactStore} from '../artifact/store.js'
 import type {ArtifactRecord} from '../artifact/types.js'
-import {MlopsError} from '../errors.js'
+import {MlopsError, UsageError} from '../errors.js'
 import {diskError, makeDirectory, writeFileAtomically} from '../system/atomic.js'
 import {type RegistryAccess, RegistryClient} from './client.js'
 import {DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, type PulledManifest, readManifest, sha256Digest} from './modelpack.js'
@@ -186,12 +186,29 @@ async function fetchLayer(
       const report = {digest: layer.digest, actualDigest: scan.digest, path: where, ok: false, problems}
       throw verificationError(report)
     }
-    const {record} = await store.put(tmp, scan.manifest, {digest: scan.digest, size: scan.size})
+    const {record} = await store
+      .put(tmp, scan.manifest, {digest: scan.digest, size: scan.size})
+      .catch((error: unknown) => {
+        throw otherContent(error, where)
+      })
     kept = true
     return record
   } finally {
     if (!kept) await rm(tmp, {force: true})
   }
+}
+
+/** Versions are immutable here too: the registry's name@version may not replace a different local one. */
+function otherContent(error: unknown, where: string): unknown {
+  if (!(error instanceof MlopsError) || error.code !== 'VERSION_EXISTS') return error
+  return new UsageError(
+    'VERSION_EXISTS',
+    `${where} holds ${error.message.replace(/ is already stored with/, ', but this store has it with')}`,
+    {
+      hint: 'Pull it into another project folder (--dir), or serve the local one by its version.',
+      details: error.details,
+    },
+  )
 }
 
 function mismatch(where: string, what: string, expected: string, actual: string): MlopsError {

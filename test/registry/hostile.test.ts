@@ -262,6 +262,22 @@ describe('registry client against a hostile registry on 127.0.0.1', function () 
     assert.equal((await target.resolve(ref)).digest, archive.digest)
   })
 
+  it('refuses to store a pulled name@version over a different local one, and says where it came from', async () => {
+    const other = await writeArchive(manifestFor('hostile', '1.0.0'), await projectEntries(await tempDir('other'), 2))
+    const otherBytes = await readFile(other.tmpPath)
+    const otherBuilt = buildManifest(other.manifest, other)
+    serving(otherBuilt.bytes, (digest, res) =>
+      res.writeHead(200).end(digest === otherBuilt.config.descriptor.digest ? otherBuilt.config.bytes : otherBytes),
+    )
+    const ref = `${registry.address}/m/hostile@${otherBuilt.digest}`
+    const error = await rejectsWith(pullInto(store, ref, ACCESS), 'VERSION_EXISTS')
+    assert.match(error.message, new RegExp(`^${registry.address.replace(/\./g, '\\.')}/m/hostile@`))
+    assert.deepEqual(
+      (await store.list()).map((r) => r.digest),
+      [archive.digest],
+    )
+  })
+
   /** A registry that keeps uploads in memory; `onPatch` may drop the connection of one PATCH. */
   const uploads = (options: {onPatch?: (n: number, res: ServerResponse) => boolean; refuseArtifacts?: boolean}) => {
     const sessions = new Map<string, Buffer>()
