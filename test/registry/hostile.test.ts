@@ -166,6 +166,18 @@ describe('registry client against a hostile registry on 127.0.0.1', function () 
     await nothingStored(target)
   })
 
+  it('refuses a config blob that is not the one the manifest names, before fetching the layer', async () => {
+    serving(built.bytes, (digest, res) => {
+      if (digest === built.config.descriptor.digest)
+        return res.writeHead(200).end(Buffer.from(built.config.bytes!).fill(0x20, 0, 1))
+      assert.fail('the layer was fetched')
+    })
+    const {target, pulled} = await pullFresh(`${registry.address}/m/hostile@${built.digest}`)
+    const error = await rejectsWith(pulled, 'REGISTRY_DIGEST_MISMATCH')
+    assert.match(error.message, /config blob/)
+    await nothingStored(target)
+  })
+
   it('refuses a layer that streams past its descriptor size, and one that declares more up front', async () => {
     serving(built.bytes, (digest, res) =>
       digest === built.config.descriptor.digest ? res.writeHead(200).end(built.config.bytes) : registry.endless(res),
