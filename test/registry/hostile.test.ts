@@ -259,6 +259,14 @@ describe('registry client against a hostile registry on 127.0.0.1', function () 
     assert.ok(!JSON.stringify({m: error.message, h: error.hint, d: error.details}).includes('nope'))
   })
 
+  it('a registry asking for Basic credentials that nobody has is REGISTRY_UNAUTHORIZED saying none were found', async () => {
+    registry.handler = (_req, res) => res.writeHead(401, {'www-authenticate': 'Basic realm="fake"'}).end()
+    const {pulled} = await pullFresh(`${registry.address}/m/hostile:1.0.0`)
+    const error = await rejectsWith(pulled, 'REGISTRY_UNAUTHORIZED')
+    assert.match(error.message, /none were found/)
+    assert.match(error.hint ?? '', /docker login 127\.0\.0\.1:\d+/)
+  })
+
   it('a digest reference pulled once needs no registry the second time', async () => {
     serving(built.bytes, (digest, res) =>
       res.writeHead(200).end(digest === built.config.descriptor.digest ? built.config.bytes : archive.bytes),
