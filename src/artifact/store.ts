@@ -9,6 +9,8 @@ import lockfile from 'proper-lockfile'
 import semver from 'semver'
 
 import {MlopsError, UsageError} from '../errors.js'
+import type {RegistryAccess} from '../registry/client.js'
+import {parseReference} from '../registry/reference.js'
 import {diskError, makeDirectory, readJson, writeJsonAtomically} from '../system/atomic.js'
 import type {GitInfo} from '../system/git.js'
 import {isAlive} from '../system/process.js'
@@ -25,6 +27,8 @@ export interface ArtifactStoreOptions {
 export interface ResolveOptions {
   /** The project's artifact name: a bare version or `latest` means a version of this one. */
   name?: string
+  /** How to reach a registry a reference names (default: the MLOPS_REGISTRY_* environment, the auth files). */
+  registry?: RegistryAccess
 }
 
 export interface OpenOptions extends ResolveOptions {
@@ -202,7 +206,8 @@ export class ArtifactStore {
 
   /**
    * Finds an artifact by a version, `latest` or nothing (the highest version), `name@version`, a digest or a unique
-   * digest prefix (`sha256:ab12…`, or 7+ hex digits), or the path of a .tar file inside or outside the store.
+   * digest prefix (`sha256:ab12…`, or 7+ hex digits), the path of a .tar file inside or outside the store, or a
+   * registry reference (REGISTRY/REPOSITORY@sha256:… or :TAG), pulled into this store once and kept by digest.
    */
   async resolve(ref?: string, options: ResolveOptions = {}): Promise<ArtifactRecord> {
     const located = await this.locate(ref, options)
@@ -302,6 +307,11 @@ export class ArtifactStore {
 
   private async locate(ref: string | undefined, options: ResolveOptions): Promise<Located> {
     const trimmed = ref?.trim()
+    if (trimmed && !existsSync(trimmed) && parseReference(trimmed)) {
+      // Loaded on demand: most commands never talk to a registry.
+      const {pullInto} = await import('../registry/pull.js')
+      return {stored: true, record: (await pullInto(this, trimmed, options.registry)).record}
+    }
     if (trimmed && looksLikeFile(trimmed)) {
       if (!existsSync(trimmed))
         throw new UsageError('ARTIFACT_NOT_FOUND', `artifact file ${trimmed} does not exist`, {
