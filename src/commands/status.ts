@@ -6,6 +6,7 @@ import {BaseCommand} from '../base-command.js'
 import {ExitCode, UsageError} from '../errors.js'
 import {type StatusResult, status} from '../rollout/deploy.js'
 import {renderStatus} from '../rollout/render.js'
+import {targetChoice, targetFlags} from '../target-flags.js'
 
 export default class Status extends BaseCommand {
   static override summary =
@@ -21,6 +22,7 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
   ]
 
   static override flags = {
+    ...targetFlags,
     watch: Flags.boolean({
       char: 'w',
       description: 'Redraw every --interval seconds until the rollout ends (not with --json).',
@@ -34,11 +36,12 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
       throw new UsageError('WATCH_JSON', '--watch draws for a person; it does not go with --json', {
         hint: 'Poll "mlops status --json", or block with "mlops deploy … --wait".',
       })
-    let result = await status({dir: flags.dir})
+    const where = targetChoice(flags)
+    let result = await status({dir: flags.dir, where})
     while (flags.watch && result.candidate) {
       process.stdout.write(`\u001B[2J\u001B[H${new Date().toLocaleTimeString()}\n${renderStatus(result)}\n`)
       await sleep(flags.interval * 1000)
-      result = await status({dir: flags.dir})
+      result = await status({dir: flags.dir, where})
     }
     this.say(renderStatus(result))
     if (result.phase === 'Degraded') process.exitCode = ExitCode.failed

@@ -1,5 +1,6 @@
 // Human output shared by the rollout commands: a status block and ledger lines.
 import {table} from '../system/format.js'
+import {renderManifests} from '../targets/kubernetes/render.js'
 import type {RolloutPlan, StatusResult} from './deploy.js'
 import type {LedgerEntry, StagePoint} from './types.js'
 
@@ -11,8 +12,13 @@ export function renderStatus(status: StatusResult): string {
   lines.push(
     `  ${status.url}  ${weights}${status.auto && status.candidate ? '  (--auto)' : ''}  revision ${status.revision}`,
   )
+  if (status.target?.namespace)
+    lines.push(`  kubernetes: namespace ${status.target.namespace}, context ${status.target.context}`)
+  if (status.target?.warning) lines.push(`  warning: ${status.target.warning}`)
   if (!status.gateway.running)
-    lines.push(`  gateway: not running${status.gateway.error ? ` (${status.gateway.error})` : ''}`)
+    lines.push(
+      `  ${status.target ? 'routing' : 'gateway'}: not running${status.gateway.error ? ` (${status.gateway.error})` : ''}`,
+    )
   const m = status.metrics
   if (m && status.candidate) {
     const row = (name: string, s: typeof m.stable) => [
@@ -57,6 +63,7 @@ export function renderPlan(plan: RolloutPlan): string {
   ]
   lines.push('dry run: nothing was started, locked or written')
   if (plan.status) lines.push('', renderStatus(plan.status))
+  if (plan.manifests) lines.push('', 'manifests after the change:', renderManifests(plan.manifests).trimEnd())
   return lines.join('\n')
 }
 

@@ -184,8 +184,8 @@ function spawnLogged(command: string, args: string[], log: string): ChildProcess
     chunks.push(chunk)
     if (chunks.length > 400) chunks.shift()
   }
-  child.stdout!.on('data', keep)
-  child.stderr!.on('data', keep)
+  child.stdout.on('data', keep)
+  child.stderr.on('data', keep)
   child.once('exit', () => void writeFile(log, Buffer.concat(chunks)).catch(() => undefined))
   ;(child as ChildProcess & {logTail?: () => string}).logTail = () => Buffer.concat(chunks).toString().slice(-3000)
   return child
@@ -199,7 +199,8 @@ function tails(children: ChildProcess[]): string {
 
 async function waitForFile(path: string, children: ChildProcess[], dir: string): Promise<Buffer> {
   for (let i = 0; i < 1200; i++) {
-    if (children.some((c) => c.exitCode !== null)) throw new Error(`a server exited while starting (${dir}):\n${tails(children)}`)
+    if (children.some((c) => c.exitCode !== null))
+      throw new Error(`a server exited while starting (${dir}):\n${tails(children)}`)
     if (existsSync(path)) {
       await sleep(100)
       return readFileSync(path)
@@ -211,7 +212,8 @@ async function waitForFile(path: string, children: ChildProcess[], dir: string):
 
 async function waitForReady(api: ApiServer['api'], children: ChildProcess[], dir: string): Promise<void> {
   for (let i = 0; i < 1200; i++) {
-    if (children.some((c) => c.exitCode !== null)) throw new Error(`a server exited while starting (${dir}):\n${tails(children)}`)
+    if (children.some((c) => c.exitCode !== null))
+      throw new Error(`a server exited while starting (${dir}):\n${tails(children)}`)
     const ready = await api('GET', '/readyz').catch(() => undefined)
     if (ready?.status === 200) {
       // RBAC's bootstrap roles are written just after readiness on a slow machine: wait for the one tests rely on.
