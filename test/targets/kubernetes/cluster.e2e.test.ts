@@ -6,6 +6,7 @@ import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {execa} from 'execa'
+import {parseAllDocuments} from 'yaml'
 
 import {assertMatchesSchema} from '../../support/schema.js'
 import {BIN, MODELS_DIR, tempDir} from '../../support/cli.js'
@@ -184,6 +185,45 @@ describe('Kubernetes target on a real API server', function () {
       history.entries.map((e: {action: string; version: string}) => `${e.action} ${e.version}`),
       ['deploy 1.0.0', 'deploy 1.1.0', 'rollback 1.1.0', 'deploy 1.1.0', 'promote 1.1.0', 'promote 1.1.0'],
     )
+  })
+
+  it('--output yaml writes the manifests and --dry-run prints them with the plan; neither applies anything', async () => {
+    const yaml = await execa(
+      process.execPath,
+      [
+        BIN,
+        'deploy',
+        '1.5.0',
+        '--model',
+        MODEL,
+        '--image',
+        image('1.5.0'),
+        '--canary',
+        '10',
+        '--output',
+        'yaml',
+        '--dir',
+        first,
+      ],
+      {reject: false, env: {CI: 'true', KUBECONFIG: server.adminKubeconfig}},
+    )
+    assert.equal(yaml.exitCode, 0, String(yaml.stderr))
+    const documents = parseAllDocuments(String(yaml.stdout)).map(
+      (d) => d.toJSON() as {kind: string; metadata: {name: string}},
+    )
+    assert.deepEqual(
+      documents.map((d) => `${d.kind}/${d.metadata.name}`),
+      ['Deployment/demo-1-1-0', 'Service/demo-1-1-0', 'Deployment/demo-1-5-0', 'Service/demo-1-5-0', 'HTTPRoute/demo'],
+    )
+    assert.match(String(yaml.stdout), /weight: 90\n/)
+    const plan = json(
+      await run(['deploy', '1.5.0', '--model', MODEL, '--image', image('1.5.0'), '--canary', '10', '--dry-run']),
+    )
+    assertMatchesSchema(plan, 'deploy')
+    assert.equal(plan.plan.to.weight, 10)
+    assert.equal(plan.manifests.length, 5)
+    assert.doesNotMatch(await kubectl('get', 'deployment', '-o', 'name'), /demo-1-5-0/)
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=100', mirror: undefined})
   })
 
   it('a user without RBAC rights gets the verb, the resource and the Role to ask for', async () => {
