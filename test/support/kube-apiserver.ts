@@ -24,6 +24,14 @@ export function missingForApiServer(): string | undefined {
   return undefined
 }
 
+/** Outside CI a missing tool skips the suite with one line saying what; in CI it fails it. */
+export function skipOrFail(context: Mocha.Context, missing: string | undefined): void {
+  if (!missing) return
+  if (process.env.CI) throw new Error(`the Kubernetes tests need ${missing}`)
+  console.log(`    skipped: the Kubernetes tests need ${missing}`)
+  context.skip()
+}
+
 export function onPath(command: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, command)))
 }

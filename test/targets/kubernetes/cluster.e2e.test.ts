@@ -10,7 +10,7 @@ import {parseAllDocuments} from 'yaml'
 
 import {assertMatchesSchema} from '../../support/schema.js'
 import {BIN, MODELS_DIR, tempDir} from '../../support/cli.js'
-import {type ApiServer, missingForApiServer, onPath, startApiServer} from '../../support/kube-apiserver.js'
+import {type ApiServer, missingForApiServer, onPath, skipOrFail, startApiServer} from '../../support/kube-apiserver.js'
 
 const MODEL = join(MODELS_DIR, 'xgboost_regressor.onnx')
 const NS = 'ml'
@@ -25,13 +25,10 @@ describe('Kubernetes target on a real API server', function () {
   let second: string
 
   before(async function () {
-    const missing =
-      missingForApiServer() ?? (onPath('kubectl') ? undefined : 'kubectl (apt-get install kubernetes-client)')
-    if (missing) {
-      if (process.env.CI) throw new Error(`the Kubernetes tests need ${missing}`)
-      console.log(`    skipped: the Kubernetes tests need ${missing}`)
-      this.skip()
-    }
+    skipOrFail(
+      this,
+      missingForApiServer() ?? (onPath('kubectl') ? undefined : 'kubectl (apt-get install kubernetes-client)'),
+    )
     server = await startApiServer()
     const created = await server.api('POST', '/api/v1/namespaces', {metadata: {name: NS}})
     assert.equal(created.status, 201)
