@@ -18,6 +18,8 @@ import {latestRollout} from '../rollout/watch.js'
 import type {Outcome, Stage} from '../rollout/types.js'
 import {parseKeyValues} from '../system/key-values.js'
 import {MARK} from '../system/terminal.js'
+import {clusterDeployFlags, forceConflictsFlag, targetChoice, targetFlags} from '../target-flags.js'
+import {renderManifests} from '../targets/kubernetes/render.js'
 
 export default class Deploy extends BaseCommand {
   static override summary = 'Roll a release out on the local gateway: in full, as a shadow, or as a canary.'
@@ -41,6 +43,14 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
   }
 
   static override flags = {
+    ...targetFlags,
+    ...clusterDeployFlags,
+    ...forceConflictsFlag,
+    output: Flags.option({
+      options: ['yaml'] as const,
+      description: 'Kubernetes: write the manifests of the release to stdout instead of applying them (GitOps).',
+      exclusive: ['wait', 'dry-run'],
+    })(),
     full: Flags.boolean({
       description: 'Serve all traffic with this release (the first release, or a direct replacement).',
       exclusive: ['shadow', 'canary'],
@@ -114,6 +124,12 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       model: flags.model,
       env: flags.env && parseKeyValues('env', flags.env, 'MLOPS_FAULT_ERROR_RATE=0.2'),
       testReport: flags['test-report'],
+      where: targetChoice(flags),
+    }
+    if (flags.output) {
+      const plan = await dryRun({action: 'deploy', options})
+      if (!this.jsonEnabled()) process.stdout.write(renderManifests(plan.manifests ?? []))
+      return plan
     }
     if (flags['dry-run']) {
       const plan = await dryRun({action: 'deploy', options})
@@ -138,6 +154,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
     let last = ''
     const waiting = waitForOutcome({
       dir: flags.dir,
+      where: options.where,
       version: result.version,
       revision: result.status.revision,
       timeoutMs: flags.timeout,

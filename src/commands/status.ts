@@ -9,6 +9,8 @@ import {durationFlag} from '../flags.js'
 import {type StatusResult, status} from '../rollout/deploy.js'
 import {renderStatus, renderWatch} from '../rollout/render.js'
 import {watchFrame} from '../rollout/watch.js'
+import {targetChoice, targetFlags} from '../target-flags.js'
+import type {TargetChoice} from '../targets/select.js'
 import {isInteractive} from '../system/terminal.js'
 
 export default class Status extends BaseCommand {
@@ -27,6 +29,7 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
   ]
 
   static override flags = {
+    ...targetFlags,
     watch: Flags.boolean({
       char: 'w',
       description: 'Follow the rollout, redrawing every --interval, until Ctrl-C (not with --json).',
@@ -40,19 +43,20 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
       throw new UsageError('WATCH_JSON', '--watch draws for a person; it does not go with --json', {
         hint: 'Poll "mlops status --json", or block with "mlops deploy … --wait".',
       })
-    if (flags.watch) return this.watch(flags.dir, flags.interval)
-    const result = await status({dir: flags.dir})
+    const where = targetChoice(flags)
+    if (flags.watch) return this.watch(flags.dir, flags.interval, where)
+    const result = await status({dir: flags.dir, where})
     this.say(renderStatus(result, this.colors))
     if (result.phase === 'Degraded') process.exitCode = ExitCode.failed
     return result
   }
 
   /** Never returns: Ctrl-C ends it, and the last frame stays on the screen. */
-  private async watch(dir: string, intervalMs: number): Promise<undefined> {
+  private async watch(dir: string, intervalMs: number, where: TargetChoice): Promise<undefined> {
     // On a terminal the frame is redrawn in place (cursor moves, not a cleared screen); piped, each change is appended.
     const draw = isInteractive(process.stdout) ? createLogUpdate(process.stdout) : appendChanged()
     for (;;) {
-      draw(renderWatch(await watchFrame({dir}), this.colors))
+      draw(renderWatch(await watchFrame({dir, where}), this.colors))
       await sleep(intervalMs)
     }
   }

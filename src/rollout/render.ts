@@ -1,6 +1,7 @@
 // Human output shared by the rollout commands: a status block and ledger lines.
 import {formatNumber, table} from '../system/format.js'
 import {type Colors, MARK, PLAIN} from '../system/terminal.js'
+import {renderManifests} from '../targets/kubernetes/render.js'
 import type {RolloutPlan, StatusResult} from './deploy.js'
 import type {Analysis, LedgerEntry, Phase, StagePoint, VersionStats} from './types.js'
 import type {WatchFrame} from './watch.js'
@@ -15,8 +16,13 @@ export function renderStatus(status: StatusResult, c: Colors = PLAIN): string {
     ...(status.auto && status.candidate ? ['--auto'] : []),
   ]
   lines.push(`  ${where.join('  ')}`)
-  if (!status.gateway.running)
-    lines.push(`  ${c.red('gateway: not running')}${status.gateway.error ? ` (${status.gateway.error})` : ''}`)
+  if (status.target?.namespace)
+    lines.push(`  kubernetes: namespace ${status.target.namespace}, context ${status.target.context}`)
+  if (status.target?.warning) lines.push(`  ${c.yellow(`warning: ${status.target.warning}`)}`)
+  if (!status.gateway.running) {
+    const what = `${status.target ? 'routing' : 'gateway'}: not running`
+    lines.push(`  ${c.red(what)}${status.gateway.error ? ` (${status.gateway.error})` : ''}`)
+  }
   lines.push('', indent(rolesTable(status, c)))
   const shadow = status.metrics?.shadow
   if (shadow && status.candidate)
@@ -127,6 +133,7 @@ export function renderPlan(plan: RolloutPlan): string {
   ]
   lines.push('dry run: nothing was started, locked or written')
   if (plan.status) lines.push('', renderStatus(plan.status))
+  if (plan.manifests) lines.push('', 'manifests after the change:', renderManifests(plan.manifests).trimEnd())
   return lines.join('\n')
 }
 

@@ -99,8 +99,15 @@ export async function commitTransition(
   record: ChangeRecord,
 ): Promise<LedgerEntry> {
   await writeState(paths, state)
+  const entry = ledgerEntry({state, change}, record)
+  await appendLedger(paths, entry)
+  return entry
+}
+
+/** The ledger entry of a change: what changed, who made it and what it was judged on. */
+export function ledgerEntry({state, change}: Transition, record: ChangeRecord): LedgerEntry {
   const {analysis, metrics} = record
-  const entry: LedgerEntry = {
+  return {
     ...change,
     at: record.at.toISOString(),
     actor: record.actor,
@@ -108,8 +115,6 @@ export async function commitTransition(
     ...(analysis ? {analysis: {verdict: analysis.verdict, gates: analysis.gates, ...(metrics ? {metrics} : {})}} : {}),
     ...(record.testReport ? {testReport: record.testReport} : {}),
   }
-  await appendLedger(paths, entry)
-  return entry
 }
 
 export async function removeState(paths: DeployPaths): Promise<void> {
@@ -149,6 +154,11 @@ export async function readLedger(paths: DeployPaths): Promise<Ledger> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {entries: [], skipped: 0}
     throw error
   }
+  return parseLedger(text)
+}
+
+/** One entry a line; a line that is not JSON (torn by a crash) is counted and skipped. */
+export function parseLedger(text: string): Ledger {
   const entries: LedgerEntry[] = []
   let skipped = 0
   for (const line of text.split('\n')) {

@@ -1,4 +1,5 @@
 // What `status --watch` shows at one moment: the status (or that nothing is deployed yet) and the ledger of the rollout.
+import type {TargetChoice} from '../targets/select.js'
 import {isMlopsError} from '../errors.js'
 import {type StatusResult, history, status} from './deploy.js'
 import type {LedgerEntry} from './types.js'
@@ -13,17 +14,17 @@ export interface WatchFrame {
   rollout: LedgerEntry[]
 }
 
-export async function watchFrame(options: {dir: string; now?: () => Date}): Promise<WatchFrame> {
+export async function watchFrame(options: {dir: string; now?: () => Date; where?: TargetChoice}): Promise<WatchFrame> {
   const at = (options.now ?? (() => new Date()))()
   // The status first: a change writes the state, then its ledger entry, so the ledger read after is never behind it.
-  const read = await status({dir: options.dir, now: options.now}).then(
+  const read = await status({dir: options.dir, now: options.now, where: options.where}).then(
     (result) => ({status: result}),
     (error: unknown) => {
       if (isMlopsError(error) && error.code === 'NOT_DEPLOYED') return {}
       return {error: (error as Error).message}
     },
   )
-  const {entries} = await history({dir: options.dir})
+  const {entries} = await history({dir: options.dir, where: options.where})
   return {at, ...read, rollout: latestRollout(entries)}
 }
 
