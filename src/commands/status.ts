@@ -34,7 +34,11 @@ Exit codes: 0 shown, 1 the phase is Degraded, 2 nothing is deployed or usage err
       char: 'w',
       description: 'Follow the rollout, redrawing every --interval, until Ctrl-C (not with --json).',
     }),
-    interval: durationFlag({description: 'Time between redraws with --watch, e.g. 1s or 500ms.', default: 1000, min: 200}),
+    interval: durationFlag({
+      description: 'Time between redraws with --watch, e.g. 1s or 500ms.',
+      default: 1000,
+      min: 200,
+    }),
   }
 
   async run(): Promise<StatusResult | undefined> {

@@ -5,13 +5,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {ExitCode, MlopsError} from '../../errors.js'
 import type {Transition} from '../../rollout/plan.js'
-import {
-  type ChangeRecord,
-  type Ledger,
-  type LockHolder,
-  ledgerEntry,
-  parseLedger,
-} from '../../rollout/state.js'
+import {type ChangeRecord, type Ledger, type LockHolder, ledgerEntry, parseLedger} from '../../rollout/state.js'
 import {isAlive, processStart} from '../../system/process.js'
 import type {RolloutStore} from '../../rollout/store.js'
 import type {LedgerEntry, RolloutState} from '../../rollout/types.js'
