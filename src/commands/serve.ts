@@ -61,8 +61,7 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       dependsOn: ['model'],
     }),
     workers: Flags.integer({
-      description:
-        'Model-server processes on the one port, each with its own session. Default: serving.workers, or one per core.',
+      description: 'Model-server processes on the one port, each with its own session. Default: serving.workers, or 1.',
       min: 1,
       max: 256,
       env: 'MLOPS_SERVE_WORKERS',
