@@ -84,6 +84,10 @@ export function typedRecord(record: InputRecord, features: readonly FeatureSpec[
 }
 
 /** One valid value for a feature; `rng` spreads values over the reference range and categories. */
+/** An 8x8 mid-grey PNG, base64 as an image feature takes it in JSON. */
+const GREY_PNG =
+  'iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mNsaGhgwAaYGHCAwSkBADAXAZDUexXGAAAAAElFTkSuQmCC'
+
 export function featureValue(f: FeatureSpec, subject: Pick<Subject, 'profile'>, rng?: Rng): unknown {
   switch (f.type) {
     case 'number': {
@@ -102,6 +106,9 @@ export function featureValue(f: FeatureSpec, subject: Pick<Subject, 'profile'>, 
       if (categories.length === 0) return 'text'
       return rng ? rng.pick(categories) : categories[0]
     }
+    case 'image':
+      // A small grey picture: the feature's own steps decode and resize it to what the model takes.
+      return GREY_PNG
     default:
       return zeros(
         (f.shape ?? []).map((d, i) => (typeof d === 'number' && d >= 0 ? d : Math.max(4, f.min_shape?.[i] ?? 0))),

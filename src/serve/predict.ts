@@ -61,7 +61,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
   const extra = options.strict ? undefined : new ExtraColumns(predictor.pipeline.requestSchema)
   const batchSize = options.batchSize ?? 256
-  const prepare = recordPreparer(options, servable.images ?? [])
+  const prepare = recordPreparer(options, servable.images ?? [], extra)
   const out = await Output.open(options.output, options.input)
   const format = options.output === '-' ? 'jsonl' : outputFormat(options.output)
   const writer = predictionsWriter(format, options.keep ?? [], (chunk) => out.write(chunk))
@@ -104,7 +104,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
       })) {
         if (options.failFast && result.failed > 0) break
         result.rows++
-        batch.push(extra ? {...row, record: extra.strip(row.record)} : row)
+        batch.push(row)
         if (batch.length >= batchSize) await flush()
         if (options.failFast && result.failed > 0) break
       }
@@ -178,12 +178,14 @@ const MAX_IMAGE_BYTES = 64 * 1024 * 1024
  * A record as the model takes it: without the kept columns (ids are for the output; the pipeline would refuse them),
  * and with each image feature's file read, a path relative to the input file's folder (or a data: URL, left as it is).
  */
-function recordPreparer(options: PredictOptions, images: readonly string[]) {
+function recordPreparer(options: PredictOptions, images: readonly string[], extra: ExtraColumns | undefined) {
   const keep = options.keep ?? []
   const base = options.input === '-' ? process.cwd() : dirname(resolve(options.input))
   return async (record: InputRecord): Promise<InputRecord | string> => {
-    const out = {...record}
+    let out = {...record}
     for (const name of keep) delete out[name]
+    // Columns the model does not read (and that are not kept) are left out, said once in the summary.
+    if (extra) out = extra.strip(out)
     for (const name of images) {
       const value = out[name]
       if (typeof value !== 'string' || value.startsWith('data:')) continue

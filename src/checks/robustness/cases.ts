@@ -151,7 +151,13 @@ const LARGE_BATCH_BYTES = 4_000_000
 
 function batchCases(subject: Subject, base: InputRecord, v1: V1): void {
   const {maxInstances, maxBodyBytes} = subject.serving
-  const recordBytes = JSON.stringify(base).length + 1
+  // An image is a few bytes of base64 here but the model's whole tensor once decoded: count each value as JSON would.
+  const modelValues = subject.signature.inputs.reduce(
+    (sum, input) => sum + (input.shape ?? []).reduce<number>((n, d) => n * (typeof d === 'number' && d > 0 ? d : 1), 1),
+    0,
+  )
+  const images = (subject.features ?? []).some((f) => f.type === 'image')
+  const recordBytes = Math.max(JSON.stringify(base).length + 1, images ? modelValues * 4 : 0)
   // A batch of images is seconds of inference on a small machine: a few megabytes of records make the point.
   const fitting = Math.floor(Math.min(maxBodyBytes * 0.9, LARGE_BATCH_BYTES) / recordBytes)
   const batch = Math.min(1000, maxInstances, fitting)
