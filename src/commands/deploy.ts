@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
+import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
 import {UsageError} from '../errors.js'
 import {
@@ -68,6 +69,11 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       min: 1,
       max: 65535,
     }),
+    auth: Flags.option({
+      description: "Who may call the gateway's client port. Default: serving.auth or none.",
+      options: AUTH_MODES,
+      env: 'MLOPS_AUTH',
+    })(),
     actor: Flags.string({description: 'Who deploys, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
     'test-report': Flags.string({
       description:
@@ -101,6 +107,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       weight: flags.canary,
       auto: flags.auto,
       port: flags.port,
+      authMode: flags.auth,
       actor: flags.actor,
       model: flags.model,
       env: flags.env && parseKeyValues('env', flags.env, 'MLOPS_FAULT_ERROR_RATE=0.2'),

@@ -1,5 +1,6 @@
 import {Args, Flags} from '@oclif/core'
 
+import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
 import {startServing} from '../serve/load.js'
 
@@ -58,6 +59,16 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       hidden: true,
       dependsOn: ['model'],
     }),
+    auth: Flags.option({
+      description:
+        'Who may call: API keys from "mlops keys create", JWTs from serving.auth.jwt, either, or anyone. Default: serving.auth or none.',
+      options: AUTH_MODES,
+      env: 'MLOPS_AUTH',
+    })(),
+    'trust-caller-header': Flags.boolean({
+      description: 'Log the caller named in x-mlops-caller (set by the deploy gateway, which authenticates clients).',
+      hidden: true,
+    }),
     'thread-spinning': Flags.boolean({
       description:
         "Let onnxruntime's idle threads spin between runs (lower latency, a core kept busy); --no-thread-spinning where processes share the machine, as the deploy gateway's model servers do.",
@@ -71,6 +82,7 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
     const overrides = {
       ...(flags.port === undefined ? {} : {port: flags.port}),
       ...(flags.host === undefined ? {} : {host: flags.host}),
+      ...(flags['trust-caller-header'] ? {trustCallerHeader: true} : {}),
     }
     const serving = await startServing({
       dir: flags.dir,
@@ -79,6 +91,7 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       modelVersion: flags['model-version'],
       settings: overrides,
       spinning: flags['thread-spinning'],
+      authMode: flags.auth,
     })
     const {name, version, digest} = serving.servable.identity
     // On stderr in --json mode too (oclif's warn is silent there): a model server's log is where they are read.

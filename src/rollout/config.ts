@@ -1,6 +1,7 @@
 // The `deploy` section of mlops.yaml (typed by schemas/config/deploy.schema.json) and the settings a rollout runs with.
 import {availableParallelism} from 'node:os'
 
+import type {AuthSettings} from '../auth/config.js'
 import type {ConfigIssue} from '../errors.js'
 
 export interface DeployConfig {
@@ -62,6 +63,8 @@ export interface DeploySettings {
   mirrorMaxInFlight: number
   mirrorConcurrency: number
   analysis: AnalysisSettings
+  /** serving.auth (or deploy --auth), for the gateway's client port. */
+  auth?: AuthSettings
 }
 
 export const DEFAULT_STEPS = [5, 25, 50, 100]

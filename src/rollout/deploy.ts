@@ -6,6 +6,7 @@ import {resolve} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {verificationError, verifyArtifact} from '../artifact/inspect.js'
+import {type AuthMode, authSettings} from '../auth/config.js'
 import {loadConfig} from '../config/load.js'
 import {ExitCode, MlopsError, UsageError} from '../errors.js'
 import {gitUser} from '../system/git.js'
@@ -53,6 +54,8 @@ export interface DeployOptions extends Common {
   weight?: number
   auto?: boolean
   port?: number
+  /** In place of serving.auth's mode, for the gateway's client port. */
+  authMode?: AuthMode
   /** A bare .onnx file served as `ref` (development and tests): no artifact, so no verification. */
   model?: string
   env?: Record<string, string>
@@ -126,6 +129,7 @@ async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; rel
   const loaded = await loadConfig(options.dir)
   const settings = deploySettings(loaded.config.deploy)
   if (options.port !== undefined) settings.port = options.port
+  settings.auth = authSettings(loaded.config.serving?.auth, loaded.dir, options.authMode)
   const release = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
   const ctx = await context(options, loaded.dir)
   return {

@@ -56,6 +56,7 @@ export function planDeploy(
     mirrorConcurrency: settings.mirrorConcurrency,
     ...(settings.stickyHeader ? {stickyHeader: settings.stickyHeader} : {}),
     port: current?.port ?? settings.port,
+    ...(settings.auth && settings.auth.mode !== 'none' ? {auth: settings.auth} : {}),
     ...(request.actor ? {startedBy: request.actor} : {}),
   }
   const from = current ? point(current) : undefined

@@ -1,4 +1,5 @@
 // What a rollout is on disk and on the wire: the desired state, the measurements of a step, the verdicts, the ledger.
+import type {AuthSettings} from '../auth/config.js'
 import type {AnalysisSettings} from './config.js'
 
 /** Where the candidate stands; `full` means the stable release alone serves. */
@@ -42,6 +43,8 @@ export interface RolloutState {
   mirrorConcurrency: number
   stickyHeader?: string
   port: number
+  /** Who may call the gateway's client port (serving.auth, or deploy --auth); absent: anyone. */
+  auth?: AuthSettings
   /** Who started the current rollout: the actor the gateway's own changes are recorded under. */
   startedBy?: string
   /** How the last rollout ended. */

@@ -4,6 +4,8 @@ import {open} from 'node:fs/promises'
 import {basename, dirname, extname, join, resolve} from 'node:path'
 
 import {projectStore} from '../artifact/project.js'
+import {Authenticator} from '../auth/authenticator.js'
+import {type AuthMode, authSettings} from '../auth/config.js'
 import {readGoldenCases} from '../checks/golden.js'
 import {UsageError} from '../errors.js'
 import {type LoadedModel, loadModel} from '../model/signature.js'
@@ -28,6 +30,8 @@ export interface LoadServableOptions {
   settings?: Partial<ServeSettings>
   /** onnxruntime's idle threads spin (default) or sleep between runs: see LoadOptions.spinning. */
   spinning?: boolean
+  /** In place of serving.auth's mode (--auth). */
+  authMode?: AuthMode
 }
 
 export interface Servable {
@@ -47,6 +51,11 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   const settings = serveSettings(config?.serving, options.settings)
   if (settings.requestLog && loaded)
     settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
+  settings.auth = authSettings(config?.serving?.auth, loaded?.dir ?? resolve(options.dir), options.authMode)
+  if (settings.auth.mode !== 'none' && settings.auth.mode !== 'keys' && !settings.auth.jwt)
+    throw new UsageError('AUTH_JWT_UNSET', `--auth ${settings.auth.mode} needs serving.auth.jwt in mlops.yaml`, {
+      hint: 'Set serving.auth.jwt.jwks_url and serving.auth.jwt.audience, or pass --auth keys.',
+    })
   const threads = {
     ...(config?.model.threads === undefined ? {} : {intraOpThreads: config.model.threads}),
     ...(options.spinning === false ? {spinning: false} : {}),
@@ -114,9 +123,12 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   const {model, pipeline, identity, settings, warmup} = servable
   let server: ModelServer
   let url: string
+  const auth = settings.auth && settings.auth.mode !== 'none' ? new Authenticator(settings.auth) : undefined
   try {
     if (settings.requestLog) await checkWritable(settings.requestLog.path)
+    await auth?.start()
     server = createModelServer({
+      auth,
       model,
       pipeline,
       identity,
@@ -127,6 +139,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
     })
     url = await server.listen(settings.port, settings.host)
   } catch (error) {
+    auth?.close()
     await model.session.release().catch(() => undefined)
     throw startError(error, settings)
   }
@@ -151,6 +164,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
     servable,
     async stop(timeoutMs = 30_000) {
       const drained = await server.drain(timeoutMs)
+      auth?.close()
       clearInterval(saver)
       await save()
       await model.session.release().catch(() => undefined)

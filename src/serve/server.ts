@@ -3,6 +3,7 @@
 import {randomBytes} from 'node:crypto'
 import {setTimeout as sleep} from 'node:timers/promises'
 
+import {type Authenticator, CALLER_HEADER} from '../auth/authenticator.js'
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
 import {
   HttpServer,
@@ -58,6 +59,8 @@ export interface ModelServerOptions {
   processMetrics?: boolean
   /** Profiles of answered /v1/predict records and predictions, for drift gauges in /metrics and `mlops monitor`. */
   live?: LiveProfiles
+  /** Checks callers (started by the caller of createModelServer); without it every request is let in. */
+  auth?: Authenticator
 }
 
 export interface ModelServer {
@@ -90,6 +93,8 @@ interface Context {
   req: ServerRequest
   params: string[]
   id: string
+  /** The authenticated caller's name (or the one the gateway names), when known. */
+  caller?: string
 }
 
 interface Reply {
@@ -109,6 +114,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   const metrics = new ServeMetrics({processMetrics: options.processMetrics})
   metrics.modelLoad.set(model.loadMs / 1000)
   options.live?.registerMetrics(metrics.registry, {version: identity.version})
+  const auth = options.auth?.enabled ? options.auth : undefined
+  auth?.registerMetrics(metrics.registry)
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: settings.maxQueue, metrics, faults})
   const pipeline = options.pipeline ?? rawPipeline(model.signature)
   const predictor = new Predictor(engine, pipeline)
@@ -339,6 +346,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     const path = pathOf(req.url)
     let label = 'other'
     let reply: Reply
+    let caller: string | undefined
     try {
       const match = findRoute(path)
       if (!match)
@@ -356,6 +364,11 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
           undefined,
           {allow: match.route.methods.join(', ')},
         )
+      caller = auth
+        ? (await auth.authorize(req.method, req.url, req.headers))?.name
+        : settings.trustCallerHeader
+          ? headerValue(req.headers, CALLER_HEADER)
+          : undefined
       if (req.method === 'POST') {
         if (!ready)
           throw new HttpError(503, 'NOT_READY', 'the model is still warming up; retry shortly', undefined, {
@@ -363,7 +376,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
           })
         if (engine.full) throw new OverloadedError(engine.queued)
       }
-      reply = await match.route.handle({req, params: match.params, id})
+      reply = await match.route.handle({req, params: match.params, id, caller})
     } catch (error) {
       reply = errorReply(error, path.startsWith('/v2'))
       if (reply.status === 503 && (error as HttpError).code === 'OVERLOADED') metrics.rejected.inc({reason: 'overload'})
@@ -383,6 +396,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
         status: reply.status,
         latency_ms: Math.round(seconds * 1e6) / 1000,
         ...(reply.log.fallback ? {fallback: true} : {}),
+        ...(caller === undefined ? {} : {caller}),
         ...loggedInputs(inputs, sampleRate, reply.log.inputs, reply.log.body),
         outputsJson: reply.log.outputsJson(),
       })

@@ -3,7 +3,10 @@ import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
 import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
+import {Authenticator, CALLER_HEADER} from '../../auth/authenticator.js'
+import type {AuthSettings} from '../../auth/config.js'
 import {requestFor} from '../../http/client.js'
+import {HttpError} from '../../serve/errors.js'
 import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import {type DeployPaths, processStart} from '../../rollout/state.js'
@@ -91,6 +94,8 @@ export class Gateway {
   private readonly retiring = new Set<ModelServerProcess>()
   private routes?: Routes
   private state?: RolloutState
+  /** Checks client callers when the rollout state asks for it (serving.auth, deploy --auth). */
+  private auth?: Authenticator
   /** The mirror thread, started with the first shadow stage. */
   private mirror?: ShadowMirror
   private queue: Promise<unknown> = Promise.resolve()
@@ -156,6 +161,7 @@ export class Gateway {
    */
   apply(state: RolloutState): Promise<void> {
     return this.serialized(async () => {
+      await this.useAuth(state.auth)
       const servers = serversOf(state)
       const stable = await this.processFor(servers.stable)
       const candidate = servers.candidate ? await this.processFor(servers.candidate) : undefined
@@ -240,8 +246,18 @@ export class Gateway {
       await this.recordServers()
     })
     await this.mirror?.close()
+    this.auth?.close()
     this.control.closeAllConnections()
     await new Promise<void>((resolve) => this.control.close(() => resolve()))
+  }
+
+  /** A new authenticator when the settings changed; the key file it reads is watched for revocations meanwhile. */
+  private async useAuth(settings: AuthSettings | undefined): Promise<void> {
+    if (JSON.stringify(settings) === JSON.stringify(this.auth?.settings)) return
+    const next = settings && settings.mode !== 'none' ? new Authenticator(settings) : undefined
+    await next?.start()
+    this.auth?.close()
+    this.auth = next
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -286,9 +302,19 @@ export class Gateway {
     if (!routes)
       return respond(errorAnswer(503, 'NOT_READY', 'the gateway has no model server ready yet', ['retry-after', '1']))
     const {method, url: path, body} = req
+    let caller: string | undefined
+    try {
+      caller = (await this.auth?.authorize(method, path, req.headers))?.name
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error
+      const extra = Object.entries(error.headers).flat()
+      return respond(errorAnswer(error.status, error.code, error.message, extra))
+    }
     const prediction = method === 'POST' && PREDICTION_ROUTE.test(pathOf(path))
     const role = pickRole(routes, req.headers)
+    // Model servers log the caller the gateway names; whatever the client put there is dropped.
     const headers = upstreamHeaders(req.headers)
+    if (caller !== undefined) headers.push(CALLER_HEADER, caller)
     const started = performance.now()
     const {
       answer,
@@ -485,7 +511,8 @@ export function stickyPoint(key: string): number {
 /** The client's headers less the hop-by-hop ones; names in lower case, as the client port hands them over. */
 function upstreamHeaders(headers: string[]): string[] {
   const out: string[] = []
-  for (let i = 0; i < headers.length; i += 2) if (!HOP_BY_HOP.has(headers[i])) out.push(headers[i], headers[i + 1])
+  for (let i = 0; i < headers.length; i += 2)
+    if (!HOP_BY_HOP.has(headers[i]) && headers[i] !== CALLER_HEADER) out.push(headers[i], headers[i + 1])
   return out
 }
 

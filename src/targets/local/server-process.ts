@@ -74,7 +74,19 @@ export class ModelServerProcess {
       ? ['--model', release.model, '--model-version', release.version]
       : [release.ref ?? release.version]
     // The gateway, stable and candidate share this machine: pool threads spinning between runs would take its cores.
-    const args = [...cli.args, ...target, '--port', '0', '--json', '--no-thread-spinning', '--dir', projectDir]
+    // The gateway checks callers and names them in x-mlops-caller; its servers, on 127.0.0.1, log whom it names.
+    const access = ['--auth', 'none', '--trust-caller-header']
+    const args = [
+      ...cli.args,
+      ...target,
+      '--port',
+      '0',
+      '--json',
+      '--no-thread-spinning',
+      ...access,
+      '--dir',
+      projectDir,
+    ]
     const {command, args: argv} = this.background
       ? await backgroundCommand(cli.command, args)
       : {command: cli.command, args}
