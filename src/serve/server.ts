@@ -5,6 +5,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {type Authenticator, CALLER_HEADER} from '../auth/authenticator.js'
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
+import {FeedbackLog, MAX_FEEDBACK_ITEMS, feedbackPath, parseFeedback} from '../feedback/store.js'
 import {
   HttpServer,
   type ServerAnswer,
@@ -122,6 +123,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   const requestLog = settings.requestLog
     ? new RequestLog(settings.requestLog, () => metrics.logDropped.inc())
     : undefined
+  const feedbackLog = settings.requestLog ? new FeedbackLog(feedbackPath(settings.requestLog.path)) : undefined
   const maxRank = Math.max(1, ...model.signature.inputs.map((i) => i.shape.length))
   // Deep enough for {"inputs":[{"data":[nested to the rank]}]} and records holding rows; deeper is an attack or a mistake.
   const maxDepth = maxRank + 6
@@ -293,9 +295,33 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     }
   }
 
+  /** Ground truth for served requests: `{request_id, label|value, time}` or `{"feedback": [them]}`, kept once per id. */
+  async function feedback(ctx: Context): Promise<Reply> {
+    if (!feedbackLog)
+      throw new HttpError(
+        404,
+        'FEEDBACK_UNAVAILABLE',
+        'this server keeps no request log (serving.request_log.path), so feedback has no predictions to join',
+      )
+    checkContentType(ctx.req, false)
+    const value = parseBody(ctx.req.body, 4)
+    const list = (value as {feedback?: unknown} | null)?.feedback
+    const items = Array.isArray(list) ? list : [value]
+    if (items.length === 0 || items.length > MAX_FEEDBACK_ITEMS)
+      throw badRequest('BAD_FIELD', `must hold 1 to ${MAX_FEEDBACK_ITEMS} items`, 'feedback')
+    const received = new Date()
+    const parsed = items.map((item, i) => {
+      const one = parseFeedback(item, Array.isArray(list) ? `feedback[${i}]` : 'feedback', received)
+      if ('problem' in one) throw badRequest('INVALID_FEEDBACK', one.problem, one.field)
+      return ctx.caller === undefined ? one.feedback : {...one.feedback, caller: ctx.caller}
+    })
+    return json(200, await feedbackLog.add(parsed))
+  }
+
   const inferRoute: Route = {label: '/v2/models/infer', methods: ['POST'], handle: inferV2}
   const routes: {pattern: RegExp; route: Route}[] = [
     {pattern: /^\/v1\/predict$/, route: {label: '/v1/predict', methods: ['POST'], handle: predictV1}},
+    {pattern: /^\/v1\/feedback$/, route: {label: '/v1/feedback', methods: ['POST'], handle: feedback}},
     {
       pattern: /^\/v2\/health\/live$/,
       route: {label: '/v2/health', methods: ['GET'], handle: () => json(200, {live: true})},
@@ -493,6 +519,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       server.destroyAll()
       await engine.idle()
       await requestLog?.close()
+      await feedbackLog?.close()
       return drained
     },
     async close() {
@@ -503,6 +530,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       // Queued runs still finish, so the caller may release the session once close resolves.
       await engine.idle()
       await requestLog?.close()
+      await feedbackLog?.close()
     },
   }
 }

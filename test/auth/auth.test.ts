@@ -13,20 +13,14 @@ import {Authenticator} from '../../src/auth/authenticator.js'
 import {type AuthConfig, authSettings} from '../../src/auth/config.js'
 import {mlops, tempDir} from '../support/cli.js'
 import {assertMatchesSchema} from '../support/schema.js'
-import {post, start} from '../serve/helpers.js'
+import {logEverything, post, start} from '../serve/helpers.js'
 
 const RECORD = {instances: [{X: [5.1, 3.5, 1.4, 0.2]}]}
 
 async function serverWith(dir: string, config: AuthConfig, requestLog?: string) {
   const auth = new Authenticator(authSettings(config, dir))
   await auth.start()
-  const running = await start(
-    'xgboost_regressor',
-    requestLog
-      ? {requestLog: {path: requestLog, inputs: 'all', sampleRate: 1, maxBytes: 1e6, maxFiles: 1, buffer: 100}}
-      : {},
-    {auth},
-  )
+  const running = await start('xgboost_regressor', requestLog ? {requestLog: logEverything(requestLog)} : {}, {auth})
   return {
     ...running,
     close: async () => {
