@@ -35,7 +35,7 @@ export async function ingestFeedback(options: FeedbackOptions): Promise<Feedback
     throw new UsageError('FEEDBACK_JOIN', '--key and --join go together', {
       hint: 'Pass "--key transaction_id --join transaction_id": the input column and the logged input field it matches.',
     })
-  const log = requestLogPath(options.log, await loadConfig(options.dir))
+  const log = requestLogPath(options.log, await loadConfig(options.dir), 'mlops feedback')
   const index = options.join ? await joinIndex(log, options.join) : undefined
   const received = (options.now ?? (() => new Date()))()
   const items: Feedback[] = []

@@ -159,16 +159,20 @@ function taskOf(truths: Map<string, Feedback>): Task {
   return 'classification'
 }
 
-/** The request log: the one given, else serving.request_log.path (feedback is kept beside it). */
-export function requestLogPath(explicit: string | undefined, loaded: LoadedConfig): string {
+/** The request log: the one given, else serving.request_log.path; `reader` names who needs it when neither is set. */
+export function requestLogPath(
+  explicit: string | undefined,
+  loaded: LoadedConfig,
+  reader = 'monitor --performance',
+): string {
   if (explicit) return resolve(explicit)
   const configured = loaded.config.serving?.request_log?.path
   if (!configured)
     throw new UsageError(
-      'MONITOR_NO_LOG',
-      'No request log to read: serving.request_log.path is not set in mlops.yaml',
+      'NO_REQUEST_LOG',
+      `${reader} reads the request log, and serving.request_log.path is not set in mlops.yaml`,
       {
-        hint: 'Pass --log PATH, or set serving.request_log.path and serve with "mlops serve" to record traffic.',
+        hint: 'Set serving.request_log.path in mlops.yaml and serve with it (or pass --log PATH where the command has it).',
       },
     )
   return resolve(loaded.dir, configured)

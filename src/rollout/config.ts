@@ -33,6 +33,7 @@ export interface DeployConfig {
       latency?: {max_p99_ratio?: number; slack_ms?: number}
       agreement?: {min_rate?: number; tolerance?: number}
       test?: {required?: boolean}
+      outcome?: {max_drop?: number; min_samples?: number; confidence?: number; prediction?: string}
     }
   }
 }
@@ -53,6 +54,21 @@ export interface AnalysisSettings {
   scoreTolerance: number
   /** Deploy refuses a candidate without a passed `mlops test` report for its digest. */
   requireTest: boolean
+  /** The candidate's accuracy on the truth that arrives, against stable's (deploy.analysis.gates.outcome). */
+  outcome?: OutcomeGateSettings
+}
+
+export interface OutcomeGateSettings {
+  /** Stable's accuracy minus the candidate's, at most. */
+  maxDrop: number
+  /** Labeled predictions each version needs before the gate is judged. */
+  minSamples: number
+  /** Of the one-sided interval on the drop: pass when its upper end is within maxDrop, fail when its lower end is past it. */
+  confidence: number
+  /** The prediction field compared with the truth's label. */
+  prediction: string
+  /** The request log both versions write (serving.request_log.path, absolute); feedback is beside it. */
+  requestLog: string
 }
 
 export interface DeploySettings {
@@ -100,6 +116,17 @@ export function deploySettings(config: DeployConfig = {}): DeploySettings {
       minAgreement: g.agreement?.min_rate ?? 0.99,
       scoreTolerance: g.agreement?.tolerance ?? 1e-3,
       requireTest: g.test?.required ?? false,
+      ...(g.outcome
+        ? {
+            outcome: {
+              maxDrop: g.outcome.max_drop ?? 0.02,
+              minSamples: g.outcome.min_samples ?? 100,
+              confidence: g.outcome.confidence ?? 0.95,
+              prediction: g.outcome.prediction ?? 'label',
+              requestLog: '',
+            },
+          }
+        : {}),
     },
   }
 }

@@ -8,6 +8,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {verificationError, verifyArtifact} from '../artifact/inspect.js'
 import {type AuthMode, authSettings} from '../auth/config.js'
 import {loadConfig} from '../config/load.js'
+import {requestLogPath} from '../monitor/performance.js'
 import {ExitCode, MlopsError, UsageError} from '../errors.js'
 import {gitUser} from '../system/git.js'
 import {LocalTarget} from '../targets/local/index.js'
@@ -130,6 +131,9 @@ async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; rel
   const settings = deploySettings(loaded.config.deploy)
   if (options.port !== undefined) settings.port = options.port
   settings.auth = authSettings(loaded.config.serving?.auth, loaded.dir, options.authMode)
+  // The outcome gate reads both versions' predictions from the request log, and the feedback beside it.
+  if (settings.analysis.outcome)
+    settings.analysis.outcome.requestLog = requestLogPath(undefined, loaded, 'deploy.analysis.gates.outcome')
   const release = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
   const ctx = await context(options, loaded.dir)
   return {

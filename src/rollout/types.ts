@@ -82,6 +82,13 @@ export interface ShadowStats {
   meanScoreDiff: number
 }
 
+/** One version's predictions in the step whose truth has arrived (mlops feedback, POST /v1/feedback), and how many were right. */
+export interface OutcomeCounts {
+  predictions: number
+  labeled: number
+  correct: number
+}
+
 /** What the gateway measured since the step started. */
 export interface StepMetrics {
   since: string
@@ -89,6 +96,8 @@ export interface StepMetrics {
   candidate: VersionStats
   candidateReady: boolean
   shadow?: ShadowStats
+  /** With deploy.analysis.gates.outcome: predictions of the step joined to their truth, per version. */
+  outcomes?: {stable: OutcomeCounts; candidate: OutcomeCounts}
 }
 
 /** Metrics, or why there are none: a failed measurement must fail the analysis, never pass it. */
@@ -99,7 +108,7 @@ export interface Measurement {
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive'
 
-export type GateName = 'error_rate' | 'latency' | 'agreement' | 'test' | 'measurement' | 'deadline'
+export type GateName = 'error_rate' | 'latency' | 'agreement' | 'outcome' | 'test' | 'measurement' | 'deadline'
 
 export interface GateResult {
   gate: GateName

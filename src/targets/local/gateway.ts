@@ -14,6 +14,7 @@ import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
 import {type ServerSpec, type TargetServer, serversOf} from '../types.js'
 import type {Invocation} from './invocation.js'
 import {ShadowMirror} from './mirror.js'
+import {OutcomeWatcher} from './outcomes.js'
 import {ModelServerProcess, serverKey} from './server-process.js'
 import {StepWindow} from './stats.js'
 
@@ -96,6 +97,7 @@ export class Gateway {
   private state?: RolloutState
   /** Checks client callers when the rollout state asks for it (serving.auth, deploy --auth). */
   private auth?: Authenticator
+  private readonly outcomes = new OutcomeWatcher((line) => this.options.log(line))
   /** The mirror thread, started with the first shadow stage. */
   private mirror?: ShadowMirror
   private queue: Promise<unknown> = Promise.resolve()
@@ -182,6 +184,7 @@ export class Gateway {
         window,
       }
       this.state = state
+      this.outcomes.use(state)
       if (state.stage === 'shadow') this.mirror ??= new ShadowMirror({log: this.options.log})
       this.mirror?.use(state.stage === 'shadow' ? window : undefined)
       const wanted = new Set([stable, candidate].filter(Boolean))
@@ -203,7 +206,9 @@ export class Gateway {
   measurement(): Measurement {
     const routes = this.routes
     if (!routes) return {error: 'the gateway has not applied a rollout yet'}
-    return {metrics: routes.window.snapshot(Boolean(routes.candidate?.ready), routes.stage === 'shadow')}
+    const metrics = routes.window.snapshot(Boolean(routes.candidate?.ready), routes.stage === 'shadow')
+    const outcomes = this.outcomes.snapshot(metrics.since)
+    return {metrics: outcomes ? {...metrics, outcomes} : metrics}
   }
 
   status(): GatewayStatus {
@@ -247,6 +252,7 @@ export class Gateway {
     })
     await this.mirror?.close()
     this.auth?.close()
+    this.outcomes.close()
     this.control.closeAllConnections()
     await new Promise<void>((resolve) => this.control.close(() => resolve()))
   }
