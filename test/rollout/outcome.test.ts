@@ -9,7 +9,9 @@ import {outcomeGate} from '../../src/rollout/analysis.js'
 import type {OutcomeGateSettings} from '../../src/rollout/config.js'
 import {deploy, history, status} from '../../src/rollout/deploy.js'
 import type {StepMetrics} from '../../src/rollout/types.js'
-import {MODELS_DIR} from '../support/cli.js'
+import type {AuditResult} from '../../src/audit/audit.js'
+import {MODELS_DIR, mlops} from '../support/cli.js'
+import {assertMatchesSchema} from '../support/schema.js'
 import {random} from '../monitor/helpers.js'
 import {assertRolledBack, FAST_ANALYSIS, type Project, predict, project} from './helpers.js'
 
@@ -49,7 +51,7 @@ describe('outcome gate', function () {
       await p?.cleanup()
     })
 
-    it('rolls a candidate that is worse on the truth back, naming the outcome gate, while error rate and latency pass', async () => {
+    it('rolls a candidate that is worse on the truth back, naming the outcome gate, while error rate and latency pass; mlops audit names the release that answered a canary request', async () => {
       p = await project({
         steps: [50],
         analysis: {...FAST_ANALYSIS, gates: {...FAST_ANALYSIS.gates, outcome: {min_samples: 20, max_drop: 0.05}}},
@@ -67,10 +69,12 @@ describe('outcome gate', function () {
         stage: 'canary',
         auto: true,
         env: {MLOPS_FAULT_WRONG: '1'},
+        actor: 'carol',
       })
       const pool = new Pool(p.url, {connections: 4})
       const rng = random(5)
       const served: Record<string, number> = {}
+      let byCandidate = ''
       let stableLabel = ''
       try {
         const body = JSON.stringify({instances: [{input: [[1, 2]]}]})
@@ -78,6 +82,7 @@ describe('outcome gate', function () {
           const answer = await predict(pool, {'x-request-id': `q${i}`}, body)
           assert.equal(answer.status, 200, answer.body)
           served[answer.version!] = (served[answer.version!] ?? 0) + 1
+          if (answer.version === '1.1.0') byCandidate ||= `q${i}`
           if (answer.version === '1.0.0')
             stableLabel = (JSON.parse(answer.body) as {predictions: {label: string}[]}).predictions[0].label
         }
@@ -112,6 +117,24 @@ describe('outcome gate', function () {
       assert.equal(judged?.verdict, 'fail')
       assert.match(judged.message, /accuracy candidate 0\.0%/)
       assert.equal(last.analysis?.metrics?.outcomes?.candidate.correct, 0)
+
+      // The audit of a request the candidate answered in the canary: its release, the change in effect, its truth.
+      const audited = await mlops(['audit', byCandidate, '--json'], {cwd: p.dir})
+      assert.equal(audited.exitCode, 0, audited.stderr)
+      assertMatchesSchema(audited.json, 'audit')
+      const result = audited.json as AuditResult
+      assert.equal(result.model.version, '1.1.0')
+      assert.deepEqual(
+        [result.release?.role, result.release?.stage, result.release?.weight],
+        ['candidate', 'canary', 50],
+      )
+      assert.equal(result.release?.in_effect.actor, 'carol')
+      assert.equal(result.release?.in_effect.revision, started.status.revision)
+      assert.match(JSON.stringify(result.prediction), /~/)
+      assert.ok(result.truth?.label !== undefined, 'the truth sent for it')
+      const missing = await mlops(['audit', 'no-such-request'], {cwd: p.dir})
+      assert.equal(missing.exitCode, 1)
+      assert.match(missing.stderr, /no request no-such-request/)
     })
   })
 })
