@@ -1,3 +1,5 @@
+import {resolve} from 'node:path'
+
 import {Args, Flags} from '@oclif/core'
 
 import {AUTH_MODES} from '../auth/config.js'
@@ -74,6 +76,12 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       options: AUTH_MODES,
       env: 'MLOPS_AUTH',
     })(),
+    'tls-cert': Flags.string({
+      description:
+        "HTTPS on the gateway's client port with this PEM certificate; with --tls-key. Default: serving.tls.",
+      dependsOn: ['tls-key'],
+    }),
+    'tls-key': Flags.string({description: 'The PEM private key of --tls-cert.', dependsOn: ['tls-cert']}),
     actor: Flags.string({description: 'Who deploys, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
     'test-report': Flags.string({
       description:
@@ -108,6 +116,10 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       auto: flags.auto,
       port: flags.port,
       authMode: flags.auth,
+      tls:
+        flags['tls-cert'] && flags['tls-key']
+          ? {cert: resolve(flags['tls-cert']), key: resolve(flags['tls-key'])}
+          : undefined,
       actor: flags.actor,
       model: flags.model,
       env: flags.env && parseKeyValues('env', flags.env, 'MLOPS_FAULT_ERROR_RATE=0.2'),

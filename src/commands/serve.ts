@@ -1,3 +1,5 @@
+import {resolve} from 'node:path'
+
 import {Args, Flags} from '@oclif/core'
 
 import {AUTH_MODES} from '../auth/config.js'
@@ -65,6 +67,20 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       options: AUTH_MODES,
       env: 'MLOPS_AUTH',
     })(),
+    'tls-cert': Flags.string({
+      description: 'Serve HTTPS with this PEM certificate (chain); with --tls-key. Default: serving.tls.cert.',
+      dependsOn: ['tls-key'],
+      env: 'MLOPS_TLS_CERT',
+    }),
+    'tls-key': Flags.string({
+      description: 'The PEM private key of --tls-cert. Default: serving.tls.key.',
+      dependsOn: ['tls-cert'],
+      env: 'MLOPS_TLS_KEY',
+    }),
+    'plain-http': Flags.boolean({
+      description: 'Serve plain HTTP whatever serving.tls says (the deploy gateway in front terminates TLS).',
+      hidden: true,
+    }),
     'trust-caller-header': Flags.boolean({
       description: 'Log the caller named in x-mlops-caller (set by the deploy gateway, which authenticates clients).',
       hidden: true,
@@ -83,6 +99,9 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       ...(flags.port === undefined ? {} : {port: flags.port}),
       ...(flags.host === undefined ? {} : {host: flags.host}),
       ...(flags['trust-caller-header'] ? {trustCallerHeader: true} : {}),
+      ...(flags['tls-cert'] && flags['tls-key']
+        ? {tls: {cert: resolve(flags['tls-cert']), key: resolve(flags['tls-key'])}}
+        : {}),
     }
     const serving = await startServing({
       dir: flags.dir,
@@ -92,6 +111,7 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       settings: overrides,
       spinning: flags['thread-spinning'],
       authMode: flags.auth,
+      plainHttp: flags['plain-http'],
     })
     const {name, version, digest} = serving.servable.identity
     // On stderr in --json mode too (oclif's warn is silent there): a model server's log is where they are read.

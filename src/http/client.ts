@@ -25,6 +25,8 @@ export type Done = (status: number, error?: Error & {code?: string}, answer?: Ra
 export interface ConnectionOptions {
   /** Keep each answer's headers and body (the gateway); the load generator only needs the status. */
   collect?: boolean
+  /** PEM CA certificates trusted for an https origin (a private CA), in place of the system's. */
+  ca?: string | Buffer
 }
 
 /** The bytes of one POST, built once and written as they are for every request. */
@@ -144,7 +146,7 @@ export class Connection {
     const host = this.origin.hostname.replace(/^\[|\]$/g, '')
     const socket =
       this.origin.protocol === 'https:'
-        ? connectTls({host, port, servername: host, ALPNProtocols: ['http/1.1']})
+        ? connectTls({host, port, servername: host, ALPNProtocols: ['http/1.1'], ca: this.options.ca})
         : connectTcp({host, port})
     socket.setNoDelay(true)
     const parser = new HTTPParser(HTTPParser.RESPONSE)

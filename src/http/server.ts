@@ -9,6 +9,7 @@
 import {STATUS_CODES} from 'node:http'
 import {type AddressInfo, type Server, type Socket, createServer} from 'node:net'
 import {performance} from 'node:perf_hooks'
+import {type SecureContextOptions, type TLSSocket, createServer as createTlsServer} from 'node:tls'
 
 import {HTTPParser} from 'http-parser-js'
 
@@ -36,6 +37,8 @@ export interface ServerAnswer {
 export type RequestHandler = (request: ServerRequest, respond: (answer: ServerAnswer) => void) => void
 
 export interface ServerOptions {
+  /** Serve HTTPS with this certificate and key (and, with `ca`, require client certificates it signed). */
+  tls?: SecureContextOptions
   /** Largest request body, bytes: 413 past it. */
   maxBodyBytes: number
   /** Largest request head, bytes: 431 past it. Node's default, 16 KiB. */
@@ -63,7 +66,7 @@ export interface ServerOptions {
   alignBody?: (headers: string[]) => number
 }
 
-type Options = Required<ServerOptions>
+type Options = Required<Omit<ServerOptions, 'tls'>>
 
 interface Slot {
   /** Bytes of the request's body, held until it is answered. */
@@ -442,13 +445,23 @@ export class HttpServer {
       alignBody: () => 0,
       ...options,
     }
-    this.server = createServer({noDelay: true, allowHalfOpen: true}, (socket) => {
+    const accept = (socket: Socket) => {
       if (this.closing) return socket.destroy()
       const connection: Connection = new Connection(socket, this.options, handler, () =>
         this.connections.delete(connection),
       )
       this.connections.add(connection)
-    })
+    }
+    const tls = options.tls
+    this.server = tls
+      ? createTlsServer(
+          {...tls, allowHalfOpen: true, ...(tls.ca ? {requestCert: true, rejectUnauthorized: true} : {})},
+          (socket: TLSSocket) => {
+            socket.setNoDelay(true)
+            accept(socket)
+          },
+        )
+      : createServer({noDelay: true, allowHalfOpen: true}, accept)
     // One sweep for every connection rather than a timer per request.
     const every = Math.max(
       10,
@@ -459,6 +472,11 @@ export class HttpServer {
       for (const connection of this.connections) connection.sweep(now)
     }, every)
     this.sweep.unref()
+  }
+
+  /** Swaps the certificate and key (TLS only): new connections use them, open ones keep theirs. */
+  setSecureContext(options: SecureContextOptions): void {
+    ;(this.server as ReturnType<typeof createTlsServer>).setSecureContext(options)
   }
 
   /** Resolves with the address bound (port 0 picks a free port). */

@@ -2,6 +2,7 @@
 import {availableParallelism} from 'node:os'
 
 import type {AuthSettings} from '../auth/config.js'
+import type {TlsSettings} from '../http/tls.js'
 import type {ConfigIssue} from '../errors.js'
 
 export interface DeployConfig {
@@ -81,6 +82,8 @@ export interface DeploySettings {
   analysis: AnalysisSettings
   /** serving.auth (or deploy --auth), for the gateway's client port. */
   auth?: AuthSettings
+  /** serving.tls (or deploy --tls-cert/--tls-key), for the gateway's client port. */
+  tls?: TlsSettings
 }
 
 export const DEFAULT_STEPS = [5, 25, 50, 100]

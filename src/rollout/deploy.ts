@@ -7,6 +7,7 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {verificationError, verifyArtifact} from '../artifact/inspect.js'
 import {type AuthMode, authSettings} from '../auth/config.js'
+import type {TlsSettings} from '../http/tls.js'
 import {loadConfig} from '../config/load.js'
 import {requestLogPath} from '../monitor/performance.js'
 import {ExitCode, MlopsError, UsageError} from '../errors.js'
@@ -57,6 +58,8 @@ export interface DeployOptions extends Common {
   port?: number
   /** In place of serving.auth's mode, for the gateway's client port. */
   authMode?: AuthMode
+  /** In place of serving.tls, for the gateway's client port. */
+  tls?: TlsSettings
   /** A bare .onnx file served as `ref` (development and tests): no artifact, so no verification. */
   model?: string
   env?: Record<string, string>
@@ -109,7 +112,7 @@ export async function deploy(options: DeployOptions): Promise<RolloutResult> {
       const transition = plan(current)
       if (!transition) {
         // Already the desired state; make sure it is also what runs (the gateway may have been killed).
-        await ctx.target.prepare(Object.values(serversOf(current!)), current!.port)
+        await ctx.target.prepare(Object.values(serversOf(current!)), current!.port, current!.tls)
         await ctx.target.reconcile()
         return {action: 'deploy', changed: false, version: release.version, status: await statusOf(ctx, current!)}
       }
@@ -131,6 +134,15 @@ async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; rel
   const settings = deploySettings(loaded.config.deploy)
   if (options.port !== undefined) settings.port = options.port
   settings.auth = authSettings(loaded.config.serving?.auth, loaded.dir, options.authMode)
+  const tls = loaded.config.serving?.tls
+  settings.tls =
+    options.tls ??
+    (tls && {
+      cert: resolve(loaded.dir, tls.cert),
+      key: resolve(loaded.dir, tls.key),
+      ...(tls.client_ca ? {clientCa: resolve(loaded.dir, tls.client_ca)} : {}),
+      ...(tls.upstream_ca ? {upstreamCa: resolve(loaded.dir, tls.upstream_ca)} : {}),
+    })
   // The outcome gate reads both versions' predictions from the request log, and the feedback beside it.
   if (settings.analysis.outcome)
     settings.analysis.outcome.requestLog = requestLogPath(undefined, loaded, 'deploy.analysis.gates.outcome')
@@ -418,7 +430,7 @@ async function context(
 async function commit(ctx: Context, transition: Transition, current: RolloutState | undefined): Promise<LedgerEntry> {
   const {state, change} = transition
   const before = current ? await ctx.target.observe() : undefined
-  await ctx.target.prepare(Object.values(serversOf(state)), state.port)
+  await ctx.target.prepare(Object.values(serversOf(state)), state.port, state.tls)
   const analysis =
     current?.candidate && before ? calculatePhase(current, before.measurement, ctx.now()).analysis : undefined
   const entry = await commitTransition(ctx.paths, transition, {
@@ -448,7 +460,7 @@ async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult
     revision: state.revision,
     stage: state.stage,
     auto: state.auto,
-    url: `http://127.0.0.1:${state.port}`,
+    url: `${state.tls ? 'https' : 'http'}://127.0.0.1:${state.port}`,
     stable: {
       version: state.stable.version,
       ...(state.stable.digest ? {digest: state.stable.digest} : {}),

@@ -57,6 +57,7 @@ export function planDeploy(
     ...(settings.stickyHeader ? {stickyHeader: settings.stickyHeader} : {}),
     port: current?.port ?? settings.port,
     ...(settings.auth && settings.auth.mode !== 'none' ? {auth: settings.auth} : {}),
+    ...(settings.tls ? {tls: settings.tls} : {}),
     ...(request.actor ? {startedBy: request.actor} : {}),
   }
   const from = current ? point(current) : undefined

@@ -1,5 +1,6 @@
 // What a rollout is on disk and on the wire: the desired state, the measurements of a step, the verdicts, the ledger.
 import type {AuthSettings} from '../auth/config.js'
+import type {TlsSettings} from '../http/tls.js'
 import type {AnalysisSettings} from './config.js'
 
 /** Where the candidate stands; `full` means the stable release alone serves. */
@@ -43,6 +44,8 @@ export interface RolloutState {
   mirrorConcurrency: number
   stickyHeader?: string
   port: number
+  /** HTTPS on the gateway's client port (serving.tls, or deploy --tls-cert/--tls-key); absent: plain HTTP. */
+  tls?: TlsSettings
   /** Who may call the gateway's client port (serving.auth, or deploy --auth); absent: anyone. */
   auth?: AuthSettings
   /** Who started the current rollout: the actor the gateway's own changes are recorded under. */

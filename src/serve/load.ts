@@ -32,6 +32,8 @@ export interface LoadServableOptions {
   spinning?: boolean
   /** In place of serving.auth's mode (--auth). */
   authMode?: AuthMode
+  /** Plain HTTP whatever serving.tls says: a model server behind a gateway that has no CA to check it with. */
+  plainHttp?: boolean
 }
 
 export interface Servable {
@@ -51,6 +53,14 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   const settings = serveSettings(config?.serving, options.settings)
   if (settings.requestLog && loaded)
     settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
+  const tls = config?.serving?.tls
+  const base = loaded?.dir ?? resolve(options.dir)
+  if (tls && !settings.tls && !options.plainHttp)
+    settings.tls = {
+      cert: resolve(base, tls.cert),
+      key: resolve(base, tls.key),
+      ...(tls.client_ca ? {clientCa: resolve(base, tls.client_ca)} : {}),
+    }
   settings.auth = authSettings(config?.serving?.auth, loaded?.dir ?? resolve(options.dir), options.authMode)
   if (settings.auth.mode !== 'none' && settings.auth.mode !== 'keys' && !settings.auth.jwt)
     throw new UsageError('AUTH_JWT_UNSET', `--auth ${settings.auth.mode} needs serving.auth.jwt in mlops.yaml`, {

@@ -15,6 +15,7 @@ import {
   pathOf,
   statusName,
 } from '../http/server.js'
+import {readTls, watchTls} from '../http/tls.js'
 import {type LoadedModel, checkFeeds} from '../model/signature.js'
 import {type Dtype, type OrtTensor, bigintReplacer, tensorFromJson, valuesToJson} from '../model/tensor.js'
 import {toolVersion} from '../paths.js'
@@ -479,9 +480,17 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       keepAliveTimeoutMs: 65_000,
       refusal,
       alignBody: (headers) => Number(headerValue(headers, HEADER_LENGTH)) || 0,
+      ...(settings.tls ? {tls: readTls(settings.tls)} : {}),
     },
     (req, respond) => void handle(req, respond),
   )
+  const stopWatching = settings.tls
+    ? watchTls(
+        settings.tls,
+        (tls) => server.setSecureContext(tls),
+        (line) => process.stderr.write(`mlops serve: ${line}\n`),
+      )
+    : () => undefined
 
   return {
     get url() {
@@ -498,7 +507,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     warnings,
     async listen(port = settings.port, host = settings.host) {
       const address = await server.listen(port, host)
-      url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+      url = `${settings.tls ? 'https' : 'http'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
       const result = await warmUp(engine, pipeline, options.warmup)
       warmupSource = result.source
       if (result.warning) warnings.push(result.warning)
@@ -507,6 +516,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     },
     async drain(timeoutMs = 30_000) {
       draining = true
+      stopWatching()
       // Idle connections close now; the others after their last answer, which says connection: close, so clients move on.
       const closed = server.close()
       const idle =
@@ -524,6 +534,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     },
     async close() {
       draining = true
+      stopWatching()
       const closed = server.close()
       server.destroyAll()
       await closed

@@ -6,6 +6,7 @@ import type {AddressInfo} from 'node:net'
 import {Authenticator, CALLER_HEADER} from '../../auth/authenticator.js'
 import type {AuthSettings} from '../../auth/config.js'
 import {requestFor} from '../../http/client.js'
+import {type TlsSettings, readTls, watchTls} from '../../http/tls.js'
 import {HttpError} from '../../serve/errors.js'
 import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
@@ -25,6 +26,8 @@ export interface GatewayOptions {
   log: (line: string) => void
   /** Largest client request body, bytes. */
   maxBodyBytes?: number
+  /** HTTPS on the client port, the files re-read when they change. */
+  tls?: TlsSettings
 }
 
 /** What `GET /v1/status` on the control API answers. */
@@ -110,16 +113,23 @@ export class Gateway {
   private port = 0
   private controlPort = 0
   /** Control routes the process around the gateway adds (reconcile, shutdown). */
+  private stopWatchingTls?: () => void
   private readonly controlHandlers = new Map<string, (body: unknown) => Promise<unknown>>()
 
   constructor(private readonly options: GatewayOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
-    this.client = new HttpServer({maxBodyBytes: this.maxBodyBytes, keepAliveTimeoutMs: 65_000}, (req, respond) => {
-      this.onServerRequest(req, respond).catch((error: Error) =>
-        respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)),
-      )
-    })
+    const tls = options.tls
+    const https = tls ? {tls: readTls(tls)} : {}
+    this.client = new HttpServer(
+      {maxBodyBytes: this.maxBodyBytes, keepAliveTimeoutMs: 65_000, ...https},
+      (req, respond) => {
+        this.onServerRequest(req, respond).catch((error: Error) =>
+          respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)),
+        )
+      },
+    )
     this.control = createServer((req, res) => void this.onControlRequest(req, res))
+    if (tls) this.stopWatchingTls = watchTls(tls, (context) => this.client.setSecureContext(context), options.log)
   }
 
   /** Binds the client port (host 127.0.0.1) and a free control port on 127.0.0.1, and writes the gateway file. */
@@ -251,6 +261,7 @@ export class Gateway {
       await this.recordServers()
     })
     await this.mirror?.close()
+    this.stopWatchingTls?.()
     this.auth?.close()
     this.outcomes.close()
     this.control.closeAllConnections()
@@ -287,6 +298,7 @@ export class Gateway {
       cli: this.options.cli,
       log: this.options.log,
       onChange: () => void this.recordServers(),
+      upstreamCa: this.options.tls?.upstreamCa,
     })
     await proc.start()
     this.processes.set(key, proc)

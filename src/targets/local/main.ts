@@ -9,14 +9,29 @@ import {Gateway} from './gateway.js'
 import {serveInvocation} from './invocation.js'
 import type {ServerSpec} from '../types.js'
 
-const {values} = parseArgs({options: {dir: {type: 'string'}, port: {type: 'string'}, host: {type: 'string'}}})
+const {values} = parseArgs({
+  options: {
+    dir: {type: 'string'},
+    port: {type: 'string'},
+    host: {type: 'string'},
+    'tls-cert': {type: 'string'},
+    'tls-key': {type: 'string'},
+    'tls-client-ca': {type: 'string'},
+    'tls-upstream-ca': {type: 'string'},
+  },
+})
 const projectDir = values.dir ?? process.cwd()
 const paths = deployPaths(projectDir)
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
 
 await stopOrphans(paths)
 const state = await readState(paths)
-const gateway = new Gateway({projectDir, paths, cli: serveInvocation(), log})
+const cert = values['tls-cert']
+const key = values['tls-key']
+const clientCa = values['tls-client-ca']
+const upstreamCa = values['tls-upstream-ca']
+const tls = cert && key ? {cert, key, ...(clientCa ? {clientCa} : {}), ...(upstreamCa ? {upstreamCa} : {})} : undefined
+const gateway = new Gateway({projectDir, paths, cli: serveInvocation(), log, tls})
 const controller = new Controller({gateway, paths, log})
 
 let closing = false

@@ -1,5 +1,6 @@
 // One model server (`mlops serve … --port 0 --json`) under the gateway: started, watched, restarted when it dies, drained when retired.
 import {type ChildProcess, spawn} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import {createInterface} from 'node:readline'
 
 import {ConnectionPool} from '../../http/client.js'
@@ -17,6 +18,8 @@ export interface ServerProcessOptions {
   /** Called whenever the child's pid changes (started, restarted, gone), so the gateway can record it. */
   onChange?: () => void
   readyTimeoutMs?: number
+  /** The CA to check the server's certificate with: it serves HTTPS (serving.tls) when given, plain HTTP otherwise. */
+  upstreamCa?: string
   /** Start at background CPU priority (SCHED_IDLE and nice 10 from the command line, so every thread has it; not on Windows). */
   background?: boolean
 }
@@ -75,7 +78,7 @@ export class ModelServerProcess {
       : [release.ref ?? release.version]
     // The gateway, stable and candidate share this machine: pool threads spinning between runs would take its cores.
     // The gateway checks callers and names them in x-mlops-caller; its servers, on 127.0.0.1, log whom it names.
-    const access = ['--auth', 'none', '--trust-caller-header']
+    const access = ['--auth', 'none', '--trust-caller-header', ...(this.options.upstreamCa ? [] : ['--plain-http'])]
     const args = [
       ...cli.args,
       ...target,
@@ -153,7 +156,8 @@ export class ModelServerProcess {
     lines.on('line', (line) => this.options.log(`[${release.version}] ${line}`))
     this.url = ready.url
     this.pid = ready.pid
-    this.pool = new ConnectionPool(new URL(ready.url), 128, {collect: true, idleMs: 4000, timeoutMs: 120_000})
+    const ca = this.options.upstreamCa ? readFileSync(this.options.upstreamCa) : undefined
+    this.pool = new ConnectionPool(new URL(ready.url), 128, {collect: true, idleMs: 4000, timeoutMs: 120_000, ca})
     this.ready = true
     this.backoffMs = 500
     this.options.onChange?.()
