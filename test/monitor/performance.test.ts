@@ -156,7 +156,7 @@ describe('monitor --performance', function () {
       name: 'credit',
       model: {path: 'model.onnx'},
       serving: {request_log: {path: 'logs/requests.jsonl'}},
-      monitor: {performance: {positive: 'default', min_samples: 50, gates: {min_accuracy: 0.5}}},
+      monitor: {performance: {positive: 'default', window: '1m', min_samples: 50, gates: {min_accuracy: 0.5}}},
     }
     await writeFile(join(tmp.path, 'mlops.yaml'), JSON.stringify(config))
     const ingest = ['feedback', '--input', 'outcomes.csv', '--key', 'txn', '--join', 'txn', '--json']
@@ -195,6 +195,13 @@ describe('monitor --performance', function () {
     assert.equal(stable.labeled, 100)
     for (const name of ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const)
       close(stable.metrics?.[name]?.value, expected[name]!, name)
+    // 200 s of traffic in one-minute windows (aligned to when the command ran): four or five, adding up to the version's.
+    const windows = (stable as unknown as {windows: {predictions: number}[]}).windows
+    assert.ok(windows.length === 4 || windows.length === 5, `${windows.length} windows`)
+    assert.equal(
+      windows.reduce((sum, w) => sum + w.predictions, 0),
+      150,
+    )
     const other = result.versions.find((v) => v.version === '1.1.0')!
     assert.equal(other.labeled, 0)
     assert.match(await readFile(join(tmp.path, 'perf.html'), 'utf8'), /calibration/)
