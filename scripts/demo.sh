@@ -3,7 +3,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 mlops() { node "$root/bin/run.js" "$@"; }
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+step() { current="$*"; printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# A failed step: mlops has said which gate failed and why on the line above; say where the demo stopped.
+trap 'echo "demo stopped at: ${current:-setup}" >&2' ERR
 
 work="${MLOPS_DEMO_DIR:-${TMPDIR:-/tmp}/mlops-demo}"
 # A gateway left running by an earlier demo is stopped before its folder goes.

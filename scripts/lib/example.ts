@@ -227,8 +227,16 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
     },
     serving: {request_log: {path: '.mlops/logs/requests.jsonl'}},
     checks: {
-      load: {mode: 'open', rate: 100, concurrency: 32, duration: '10s', warmup: '2s', requests: 'reference'},
-      latency: {gates: ['p50 <= 25ms', 'p99 <= 100ms']},
+      load: {
+        mode: 'open',
+        rate: 100,
+        concurrency: 32,
+        duration: '10s',
+        warmup: '2s',
+        requests: 'reference',
+        min_throughput_ratio: 0.9,
+      },
+      latency: {gates: ['p50 <= 50ms', 'p99 <= 250ms']},
       robustness: {seed: 1, cases: 120, timeout_ms: 5000},
       regression: {
         tolerances: {probability: {rtol: 1e-4, atol: 1e-5}},
@@ -242,7 +250,7 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
         min_requests: 50,
         bake_seconds: 3,
         deadline_seconds: 120,
-        gates: {latency: {max_p99_ratio: 3, slack_ms: 25}, agreement: {min_rate: 0.8, tolerance: 0.1}},
+        gates: {latency: {max_p99_ratio: 3, slack_ms: 150}, agreement: {min_rate: 0.8, tolerance: 0.1}},
       },
     },
   }
@@ -261,10 +269,14 @@ function projectConfig(fitted: FittedPreprocessing, options: ExampleOptions): st
   flow(['checks', 'regression', 'tolerances', 'probability'])
   flow(['checks', 'regression', 'gates'])
   for (const gate of ['latency', 'agreement']) flow(['deploy', 'analysis', 'gates', gate])
+  const latency = doc.getIn(['checks', 'latency'], true)
+  if (latency && typeof latency === 'object')
+    (latency as {commentBefore?: string}).commentBefore =
+      ' The model answers in about 1 ms: gates far above it fail a slow model, not a busy laptop (another build, a video call).'
   const analysis = doc.getIn(['deploy', 'analysis'], true)
   if (analysis && typeof analysis === 'object')
     (analysis as {commentBefore?: string}).commentBefore =
-      ' Short steps so the demo finishes in seconds; production rollouts bake for minutes.'
+      ' Short steps so the demo finishes in seconds; production rollouts bake for minutes. The latency slack is wide for\n the same reason as the checks: both versions run on one busy machine, and a p99 over a few dozen requests is noisy.'
   return doc.toString({lineWidth: 0, flowCollectionPadding: false})
 }
 

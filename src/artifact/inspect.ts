@@ -1,5 +1,9 @@
 // What `mlops artifacts list|show|verify|export` return: records, manifests and verification reports of a project's store.
+import {join} from 'node:path'
+
+import {readGoldenCases} from '../checks/golden.js'
 import {MlopsError} from '../errors.js'
+import {artifactOpenApi} from '../serve/openapi.js'
 import {projectStore} from './project.js'
 import type {ExportResult, VerifyReport} from './store.js'
 import type {ArtifactManifest, ArtifactRecord} from './types.js'
@@ -24,9 +28,23 @@ export async function showArtifact(options: {dir: string; ref?: string}): Promis
   return {record: opened.record, manifest: opened.manifest}
 }
 
+/** The OpenAPI document `mlops serve` gives for this artifact at /openapi.json. */
+export async function artifactOpenApiDocument(options: {dir: string; ref?: string}): Promise<Record<string, unknown>> {
+  const {store, name} = await projectStore(options.dir)
+  const {manifest, dir} = await store.open(options.ref, {name})
+  const cases = manifest.golden ? await readGoldenCases(join(dir, manifest.golden.path)) : []
+  return artifactOpenApi(manifest, cases)
+}
+
 export async function verifyArtifact(options: {dir: string; ref?: string}): Promise<VerifyReport> {
   const {store, name} = await projectStore(options.dir)
   return store.verify(options.ref, {name})
+}
+
+/** The newest stored version of the project's artifact: what a command given no REF acts on. */
+export async function newestVersion(dir: string): Promise<string> {
+  const {store, name} = await projectStore(dir)
+  return (await store.resolve(undefined, {name})).version
 }
 
 export function verificationError(report: VerifyReport): MlopsError {

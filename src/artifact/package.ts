@@ -10,7 +10,7 @@ import {type GoldenReport, predictRecords, readGoldenCases, runGoldenCases} from
 import type {GoldenCase} from '../checks/golden.types.js'
 import {type LoadedConfig, loadConfig} from '../config/load.js'
 import {readRecords} from '../data/records.js'
-import {MlopsError, UsageError} from '../errors.js'
+import {MlopsError, UsageError, isMlopsError} from '../errors.js'
 import {loadModel} from '../model/signature.js'
 import {RecordProfiler, type ValueKind, flattenPrediction} from '../monitor/profile.js'
 import {createPipeline, resolvePipeline} from '../pipeline/index.js'
@@ -20,7 +20,7 @@ import {toolVersion} from '../paths.js'
 import {createTag, gitInfo} from '../system/git.js'
 import {writeArchive} from './archive.js'
 import {storeFor} from './project.js'
-import type {ArtifactStore} from './store.js'
+import type {ArtifactStore, PutResult} from './store.js'
 import type {ArtifactManifest, ArtifactRecord, ReferenceProfile} from './types.js'
 
 export type Bump = 'major' | 'minor' | 'patch'
@@ -54,7 +54,7 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
   const loaded = await loadConfig(options.dir)
   const {config, dir} = loaded
   const store = storeFor(loaded)
-  const version = await chooseVersion(config.name, config.version, options, store)
+  const {version, behind} = await chooseVersion(config.name, config.version, options, store)
   const warnings: string[] = []
 
   progress('loading the model')
@@ -131,8 +131,11 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
       runtime: {onnxruntime: onnxruntimeVersion(), node: process.versions.node.split('.')[0]},
     }
     await mkdir(store.root, {recursive: true})
-    const archive = await writeArchive(manifest, entries, {tmpDir: store.root})
-    const {record, created, repaired} = await store.put(archive.tmpPath, archive.manifest, archive)
+    const put = async (version: string) => {
+      const archive = await writeArchive({...manifest, version}, entries, {tmpDir: store.root})
+      return store.put(archive.tmpPath, archive.manifest, archive)
+    }
+    const {record, created, repaired} = behind ? await putForward(put, version, behind, warnings) : await put(version)
     if (repaired)
       warnings.push(
         `the stored archive of ${config.name}@${version} was missing or damaged; this identical build replaced it`,
@@ -153,25 +156,33 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
   }
 }
 
+/**
+ * The version to package as. Without --version or --bump it is mlops.yaml's, unless the store already holds a newer one
+ * (after a --bump, say): then it is the newest (`behind` names mlops.yaml's version), and putForward goes on from there.
+ */
 async function chooseVersion(
   name: string,
   configured: string | undefined,
   options: PackageOptions,
   store: ArtifactStore,
-): Promise<string> {
+): Promise<{version: string; behind?: string}> {
   if (options.version !== undefined) {
     const valid = semver.valid(options.version)
     if (!valid)
       throw new UsageError('VERSION_INVALID', `--version ${options.version} is not a semantic version`, {
         hint: 'Use MAJOR.MINOR.PATCH, e.g. --version 1.2.0.',
       })
-    return valid
+    return {version: valid}
   }
   if (options.bump) {
     const base = (await store.latestVersion(name)) ?? configured ?? '0.0.0'
-    return semver.inc(base, options.bump)!
+    return {version: semver.inc(base, options.bump)!}
   }
-  if (configured) return configured
+  if (configured) {
+    const newest = await store.latestVersion(name)
+    const valid = semver.valid(configured)
+    return newest && valid && semver.lt(valid, newest) ? {version: newest, behind: configured} : {version: configured}
+  }
   const latest = await store.latestVersion(name)
   throw new UsageError('VERSION_MISSING', `No version to package ${name} as`, {
     hint: latest
@@ -184,6 +195,31 @@ function goldenFile(loaded: LoadedConfig): string | undefined {
   if (loaded.config.data?.golden) return resolve(loaded.dir, loaded.config.data.golden)
   const fallback = join(loaded.dir, 'golden.jsonl')
   return existsSync(fallback) ? fallback : undefined
+}
+
+/**
+ * Packaging from an mlops.yaml whose version is older than the newest stored: the same content as the newest is that
+ * version again; other content takes the next patch version. Either way it says so, and never goes back.
+ */
+async function putForward(
+  put: (version: string) => Promise<PutResult>,
+  newest: string,
+  configured: string,
+  warnings: string[],
+): Promise<PutResult> {
+  const why = `mlops.yaml says version ${configured}, older than the newest stored ${newest}`
+  try {
+    const same = await put(newest)
+    warnings.push(`${why}, which holds this same content: nothing new to package`)
+    return same
+  } catch (error) {
+    if (!isMlopsError(error) || error.code !== 'VERSION_EXISTS') throw error
+  }
+  const next = semver.inc(newest, 'patch')!
+  warnings.push(
+    `${why}: packaged as ${next}, the next version. Set "version: ${next}" in mlops.yaml, or pass --bump or --version.`,
+  )
+  return put(next)
 }
 
 function goldenFailure(name: string, version: string, report: GoldenReport): MlopsError {
@@ -214,7 +250,8 @@ async function profileReference(
 ): Promise<ReferenceProfile> {
   const kinds: Record<string, ValueKind> = {}
   for (const f of resolved.features ?? [])
-    if (f.type !== 'tensor') kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
+    if (f.type !== 'tensor' && f.type !== 'image')
+      kinds[f.name] = f.type === 'number' || f.type === 'integer' ? 'numeric' : 'categorical'
   const inputs = new RecordProfiler(kinds)
   const predictions = new RecordProfiler()
   const names = Object.keys(kinds)

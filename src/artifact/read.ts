@@ -1,5 +1,6 @@
 // Reads an artifact archive in one streaming pass: its digest, each entry's sha256, unsafe entries, and optional extraction.
 import {createHash} from 'node:crypto'
+import {once} from 'node:events'
 import {createReadStream, createWriteStream, type WriteStream} from 'node:fs'
 import {mkdir, open} from 'node:fs/promises'
 import {dirname, join, relative, sep} from 'node:path'
@@ -136,11 +137,9 @@ export async function scanArchive(tarPath: string, options: ScanOptions = {}): P
       if (size === 0 && COMPRESSED.some((magic) => chunk.subarray(0, magic.length).equals(magic)))
         stop('the archive is compressed; artifacts are plain, uncompressed tar files')
       size += chunk.length
-      if (parsing && !parser.write(chunk))
-        await new Promise((resolve) => {
-          parser.once('drain', resolve)
-          parser.once('error', resolve)
-        })
+      // once() takes its 'error' listener off when 'drain' comes: a listener left per wait piles up on a large archive.
+      // The parser's error is recorded by the listener above.
+      if (parsing && !parser.write(chunk)) await once(parser, 'drain').catch(() => undefined)
     }
   } catch (error) {
     throw new MlopsError('ARTIFACT_UNREADABLE', `cannot read ${tarPath}: ${(error as Error).message}`, {

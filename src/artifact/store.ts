@@ -9,8 +9,11 @@ import lockfile from 'proper-lockfile'
 import semver from 'semver'
 
 import {MlopsError, UsageError} from '../errors.js'
+import type {RegistryAccess} from '../registry/client.js'
+import {parseReference} from '../registry/reference.js'
 import {diskError, makeDirectory, readJson, writeJsonAtomically} from '../system/atomic.js'
 import type {GitInfo} from '../system/git.js'
+import {isAlive} from '../system/process.js'
 import {INCOMING_PREFIX, sha256File, type WrittenArchive} from './archive.js'
 import {ARTIFACT_NAME, type ArchiveScan, checkScan, scanArchive, type VerifyProblem} from './read.js'
 import {type ArtifactManifest, type ArtifactRecord, MANIFEST_FILE, type OpenedArtifact} from './types.js'
@@ -24,6 +27,8 @@ export interface ArtifactStoreOptions {
 export interface ResolveOptions {
   /** The project's artifact name: a bare version or `latest` means a version of this one. */
   name?: string
+  /** How to reach a registry a reference names (default: the MLOPS_REGISTRY_* environment, the auth files). */
+  registry?: RegistryAccess
 }
 
 export interface OpenOptions extends ResolveOptions {
@@ -201,7 +206,8 @@ export class ArtifactStore {
 
   /**
    * Finds an artifact by a version, `latest` or nothing (the highest version), `name@version`, a digest or a unique
-   * digest prefix (`sha256:ab12…`, or 7+ hex digits), or the path of a .tar file inside or outside the store.
+   * digest prefix (`sha256:ab12…`, or 7+ hex digits), the path of a .tar file inside or outside the store, or a
+   * registry reference (REGISTRY/REPOSITORY@sha256:… or :TAG), pulled into this store once and kept by digest.
    */
   async resolve(ref?: string, options: ResolveOptions = {}): Promise<ArtifactRecord> {
     const located = await this.locate(ref, options)
@@ -301,6 +307,11 @@ export class ArtifactStore {
 
   private async locate(ref: string | undefined, options: ResolveOptions): Promise<Located> {
     const trimmed = ref?.trim()
+    if (trimmed && !existsSync(trimmed) && parseReference(trimmed)) {
+      // Loaded on demand: most commands never talk to a registry.
+      const {pullInto} = await import('../registry/pull.js')
+      return {stored: true, record: (await pullInto(this, trimmed, options.registry)).record}
+    }
     if (trimmed && looksLikeFile(trimmed)) {
       if (!existsSync(trimmed))
         throw new UsageError('ARTIFACT_NOT_FOUND', `artifact file ${trimmed} does not exist`, {
@@ -625,14 +636,7 @@ async function removeDeadTemps(dir: string, withIndexTemps: boolean): Promise<st
 /** Temp names carry the writer's pid: a live writer's files are left alone. */
 function writerAlive(name: string): boolean {
   const pid = Number(/^\.(?:incoming|extracting)-(\d+)-/.exec(name)?.[1])
-  if (!Number.isInteger(pid) || pid <= 0) return false
-  if (pid === process.pid) return true
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
+  return Number.isInteger(pid) && pid > 0 && isAlive({pid})
 }
 
 /** Rename into place; across file systems, copy next to the target first so the rename stays atomic. */

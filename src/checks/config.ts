@@ -1,5 +1,6 @@
 // The `checks` section of mlops.yaml (typed by schemas/config/checks.schema.json) and the settings `mlops test` runs with.
 import {type ConfigIssue, UsageError} from '../errors.js'
+import {DURATION_EXAMPLES, parseDuration} from '../system/duration.js'
 import type {Tolerance} from './golden.types.js'
 
 export type LoadMode = 'open' | 'closed'
@@ -159,22 +160,13 @@ export function parseLatencyGate(text: string): LatencyGate | undefined {
   }
 }
 
-const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m)$/
-const DURATION_MS: Record<string, number> = {ms: 1, s: 1000, m: 60_000}
-
-/** `500ms`, `10s`, `2m` → milliseconds; undefined when it is not a duration. */
-export function parseDurationMs(text: string): number | undefined {
-  const m = DURATION.exec(text.trim())
-  return m ? Number(m[1]) * DURATION_MS[m[2]] : undefined
-}
-
 /** `zero`: may be no time at all (a warmup may; a measured phase of no time has no rate to report). */
 function parseTime(text: string, field: string, {zero = false} = {}): number {
-  const ms = parseDurationMs(text)
+  const ms = parseDuration(text)
   // The schema and checkChecksConfig refuse bad durations in mlops.yaml; a flag gets here unchecked.
   if (ms === undefined)
     throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is not a duration`, {
-      hint: 'Write a number and a unit: 500ms, 10s or 2m.',
+      hint: `Write a number and a unit: ${DURATION_EXAMPLES}.`,
     })
   if (ms === 0 && !zero)
     throw new UsageError('CHECKS_DURATION_INVALID', `${field} "${text}" is no time at all: nothing would be measured`, {
@@ -202,8 +194,8 @@ export function checkChecksConfig(config: {checks?: ChecksConfig}): ConfigIssue[
   ]
   for (const [path, value, zero] of durations) {
     if (value === undefined) continue
-    const ms = parseDurationMs(value)
-    if (ms === undefined) issues.push({path, message: `"${value}" is not a duration such as 500ms, 10s or 2m`})
+    const ms = parseDuration(value)
+    if (ms === undefined) issues.push({path, message: `"${value}" is not a duration such as ${DURATION_EXAMPLES}`})
     else if (ms === 0 && !zero)
       issues.push({
         path,

@@ -1,10 +1,11 @@
 // Renders a test result: JUnit (one testcase per gate), a self-contained HTML page with latency charts, a terminal table.
-import {barChart, escapeHtml, htmlPage, htmlTable, lineChart} from '../report/html.js'
+import {barChart, defaultFormat, escapeHtml, htmlPage, htmlTable, lineChart} from '../report/html.js'
 import {type JunitCase, type JunitSuite, junitXml} from '../report/junit.js'
-import {table} from '../system/format.js'
+import {formatNumber, table} from '../system/format.js'
+import {type Colors, MARK, PLAIN} from '../system/terminal.js'
 import type {CheckName} from './config.js'
 import type {Gate} from './gates.js'
-import type {LabelledPhase, TestResult} from './run.js'
+import type {LabelledPhase, TestResult} from './types.js'
 
 function detailOf(result: TestResult, g: Gate): string {
   const lines = [g.message]
@@ -48,30 +49,119 @@ export function testJunit(result: TestResult, now: Date): string {
   return junitXml(suites)
 }
 
-export function testTable(result: TestResult): string {
-  const rows = result.gates.map((g) => [
-    g.check,
-    g.name,
-    g.verdict === 'inconclusive' ? 'inconclusive' : g.verdict,
-    g.message,
-  ])
+/** The gates, each marked: ✓ passed in green, ✗ failed in red, ? inconclusive in yellow. */
+export function testTable(result: TestResult, c: Colors = PLAIN): string {
+  const rows = result.gates.map((g) => [g.check, g.name, verdictOf(g.verdict, c), g.message])
   return table(['check', 'gate', 'verdict', 'measured'], rows)
+}
+
+/** The error rate and what the failures were (`timeout 40`, `HTTP 500 3`), most frequent first: a bare rate says nothing. */
+export function errorsCell(p: Pick<LabelledPhase, 'errorRate' | 'statuses'>): string {
+  const rate = `${(p.errorRate * 100).toFixed(2)}%`
+  const failures = Object.entries(p.statuses)
+    .filter(([status]) => !/^2\d\d$/.test(status))
+    .sort((a, b) => b[1] - a[1])
+    .map(([status, count]) => `${/^\d+$/.test(status) ? `HTTP ${status}` : status} ${count}`)
+  return failures.length === 0 ? rate : `${rate} (${failures.join(', ')})`
+}
+
+/** The last line of `mlops test`: the verdict, and when it did not pass, the first gate behind it and why. */
+export function testSummary(result: TestResult, c: Colors = PLAIN): string {
+  const passed = `${result.gates.filter((g) => g.verdict === 'passed').length}/${result.gates.length} gates passed in ${result.durationS}s`
+  const blocking = result.gates.filter((g) => g.verdict === result.verdict)
+  if (result.passed || blocking.length === 0) return `${verdictOf(result.verdict, c)}: ${passed}`
+  const first = blocking[0]
+  const more = blocking.length > 1 ? ` (and ${blocking.length - 1} more)` : ''
+  return `${verdictOf(result.verdict, c)}: ${first.check} gate ${c.bold(first.name)}: ${first.message}${more}; ${passed}`
+}
+
+export function verdictOf(verdict: Gate['verdict'], c: Colors = PLAIN): string {
+  if (verdict === 'passed') return c.green(`${MARK.pass} passed`)
+  if (verdict === 'failed') return c.red(c.bold(`${MARK.fail} failed`))
+  return c.yellow(`? inconclusive`)
 }
 
 export function phaseTable(phases: readonly LabelledPhase[]): string {
   const rows = phases.map((p) => [
     p.label,
     p.mode === 'open' ? `${p.rate} rps` : `${p.concurrency} users`,
-    String(p.requests),
-    `${p.throughput.toFixed(1)}`,
-    `${(p.errorRate * 100).toFixed(2)}%`,
+    formatNumber(p.requests),
+    formatNumber(p.throughput, 1),
+    errorsCell(p),
     ...(['p50', 'p90', 'p99', 'p99.9', 'max'] as const).map((k) => String(p.latencyMs[k])),
     p.client.saturated ? `saturated (lag p99 ${p.client.lagP99Ms} ms)` : `ok (lag p99 ${p.client.lagP99Ms} ms)`,
   ])
-  return table(['phase', 'load', 'requests', 'rps', 'errors', 'p50 ms', 'p90', 'p99', 'p99.9', 'max', 'client'], rows)
+  return table(['phase', 'load', 'requests', 'rps', 'errors', 'p50 ms', 'p90', 'p99', 'p99.9', 'max', 'client'], rows, {
+    right: [2, 3, 4, 5, 6, 7, 8, 9],
+  })
 }
 
-const LEVELS = [50, 90, 95, 99, 99.9] as const
+const LEVELS = ['p50', 'p90', 'p95', 'p99', 'p99.9', 'max'] as const
+
+function ms(v: number): string {
+  return `${defaultFormat(v)} ms`
+}
+
+/**
+ * A phase's percentiles, from the due time and from the send, with the latency gates of that phase drawn: each threshold a
+ * line, each measured value ringed (red when it failed). A log axis when the tail is far above the median.
+ */
+function percentileChart(p: LabelledPhase, gates: readonly Gate[]): string {
+  const own = gates.flatMap((g) => {
+    const level = LEVELS.find((l) => g.name.startsWith(`${l} `))
+    // A gate belongs to the phase whose percentile it measured.
+    return g.check === 'latency' && level && g.measured === p.latencyMs[level] ? [{gate: g, level}] : []
+  })
+  const chart = lineChart(
+    LEVELS.map((_, i) => i),
+    [
+      {name: 'from due time', values: LEVELS.map((l) => p.latencyMs[l])},
+      {name: 'from send', values: LEVELS.map((l) => p.serviceMs[l])},
+    ],
+    {
+      title: `Latency percentiles: ${p.label}`,
+      format: defaultFormat,
+      xFormat: (i) => LEVELS[Math.round(i)] ?? '',
+      yLabel: 'latency (ms)',
+      xLabel: 'percentile',
+      thresholds: own.map(({gate}) => ({value: gate.threshold, label: `${gate.name.split(' at ')[0]}`})),
+      callouts: own.map(({gate, level}) => ({
+        index: LEVELS.indexOf(level),
+        value: gate.measured!,
+        label: `${level} ${ms(gate.measured!)} ${gate.verdict === 'failed' ? '✗' : gate.verdict === 'passed' ? '✓' : '?'}`,
+        failed: gate.verdict === 'failed',
+      })),
+    },
+  )
+  const failed = own.filter(({gate}) => gate.verdict === 'failed')
+  const caption = failed.length
+    ? `<span class="bad">${escapeHtml(failed.map(({gate}) => `${gate.name}: ${gate.message}`).join('; '))}</span>. `
+    : ''
+  return `<figure>${chart}<figcaption>${caption}Dashed lines are the latency gates of this phase. The gap between the two lines is time spent waiting to be sent: queueing behind a slow server, or a load generator that fell behind.</figcaption></figure>`
+}
+
+function histogramChart(p: LabelledPhase): string {
+  const {edgesMs, counts} = p.histogram
+  if (counts.every((c) => c === 0)) return ''
+  // Four digits: buckets a fraction of a millisecond wide keep edges that differ.
+  const edge = (v: number) => formatNumber(Number(v.toPrecision(4)), 3)
+  const label = (i: number) =>
+    i === 0
+      ? `< ${edge(edgesMs[0])}`
+      : i >= edgesMs.length
+        ? `≥ ${edge(edgesMs.at(-1)!)}`
+        : `${edge(edgesMs[i - 1])}–${edge(edgesMs[i])}`
+  return `<figure>${barChart(
+    counts.map((_, i) => label(i)),
+    [{name: 'requests', values: counts, color: '#2b8ae0'}],
+    {
+      title: `Latency histogram: ${p.label}`,
+      format: (v) => formatNumber(Math.round(v)),
+      yLabel: 'requests',
+      xLabel: 'latency from due time (ms)',
+    },
+  )}</figure>`
+}
 
 export function testHtml(result: TestResult, now: Date): string {
   const subject = `${result.artifact.name}@${result.artifact.version}`
@@ -84,7 +174,7 @@ export function testHtml(result: TestResult, now: Date): string {
     htmlTable(
       ['check', 'gate', 'verdict', 'measured'],
       result.gates.map((g) => ({
-        cells: [g.check, g.name, g.verdict, g.message],
+        cells: [g.check, g.name, verdictOf(g.verdict), g.message],
         classes: [undefined, undefined, g.verdict === 'passed' ? 'ok' : g.verdict === 'failed' ? 'bad' : 'muted'],
       })),
     ),
@@ -96,79 +186,31 @@ export function testHtml(result: TestResult, now: Date): string {
     )
     parts.push(
       htmlTable(
-        [
-          'phase',
-          'load',
-          'requests',
-          'throughput (rps)',
-          'error rate',
-          'p50',
-          'p90',
-          'p95',
-          'p99',
-          'p99.9',
-          'max',
-          'load generator',
-        ],
+        ['phase', 'load', 'requests', 'throughput', 'error rate', 'load generator'],
         result.load.phases.map((p) => ({
           cells: [
             p.label,
             p.mode === 'open' ? `${p.rate} rps (open)` : `${p.concurrency} users (closed)`,
-            String(p.requests),
-            p.throughput.toFixed(1),
+            formatNumber(p.requests),
+            `${formatNumber(p.throughput, 1)} rps`,
             `${(p.errorRate * 100).toFixed(2)}%`,
-            ...(['p50', 'p90', 'p95', 'p99', 'p99.9', 'max'] as const).map((k) => `${p.latencyMs[k]} ms`),
             p.client.saturated
               ? p.client.reason!
               : `kept up (lag p99 ${p.client.lagP99Ms} ms, event loop ${Math.round(p.client.elu * 100)}%)`,
           ],
-          classes: [
-            undefined,
-            undefined,
-            'num',
-            'num',
-            'num',
-            'num',
-            'num',
-            'num',
-            'num',
-            'num',
-            'num',
-            p.client.saturated ? 'bad' : 'muted',
-          ],
+          classes: [undefined, 'nowrap', 'num', 'num', 'num', p.client.saturated ? 'bad' : 'muted'],
+        })),
+      ),
+      htmlTable(
+        ['phase', ...LEVELS.map((l) => `${l} (ms)`)],
+        result.load.phases.map((p) => ({
+          cells: [p.label, ...LEVELS.map((l) => defaultFormat(p.latencyMs[l]))],
+          classes: [undefined, ...LEVELS.map(() => 'num')],
         })),
       ),
     )
-    const ms = (v: number) => `${Number(v.toPrecision(3))} ms`
-    const x = LEVELS.map((_, i) => i)
-    parts.push(
-      `<figure>${lineChart(
-        x,
-        result.load.phases.flatMap((p) => [
-          {name: `${p.label}: from due time`, values: LEVELS.map((l) => p.latencyMs[`p${l}` as 'p50'])},
-          {name: `${p.label}: from send`, values: LEVELS.map((l) => p.serviceMs[`p${l}` as 'p50'])},
-        ]),
-        {title: 'Latency percentiles', format: ms, xFormat: (i) => `p${LEVELS[Math.round(i)] ?? ''}`, yLabel: 'ms'},
-      )}<figcaption>The gap between the two lines of a phase is time spent waiting to be sent: queueing behind a slow server, or a load generator that fell behind.</figcaption></figure>`,
-    )
-    for (const p of result.load.phases) {
-      const {edgesMs, counts} = p.histogram
-      const used = counts.map((c, i) => ({c, i})).filter(({c}) => c > 0)
-      if (used.length === 0) continue
-      const from = used[0].i
-      const to = used.at(-1)!.i
-      const labels = counts.slice(from, to + 1).map((_, k) => {
-        const i = from + k
-        return i === 0
-          ? `< ${edgesMs[0]} ms`
-          : i >= edgesMs.length
-            ? `≥ ${edgesMs.at(-1)} ms`
-            : `${edgesMs[i - 1]}–${edgesMs[i]} ms`
-      })
-      parts.push(
-        `<figure>${barChart(labels, [{name: 'requests', values: counts.slice(from, to + 1), color: '#2b8ae0'}], {title: `Latency histogram: ${p.label}`, format: (v) => String(Math.round(v))})}</figure>`,
-      )
-    }
+    for (const p of result.load.phases)
+      parts.push(`<div class="grid">\n${percentileChart(p, result.gates)}\n${histogramChart(p)}\n</div>`)
     const found = result.load.findMax
     if (found) {
       parts.push(
@@ -187,7 +229,7 @@ export function testHtml(result: TestResult, now: Date): string {
               s.throughput.toFixed(1),
               s.why ?? '',
             ],
-            classes: [undefined, s.met ? 'ok' : 'bad'],
+            classes: ['num', s.met ? 'ok' : 'bad', 'num', 'num', 'num'],
           })),
         ),
       )

@@ -104,10 +104,68 @@ export function featureValue(f: FeatureSpec, subject: Pick<Subject, 'profile'>, 
     }
     default:
       return zeros(
-        (f.shape ?? []).map((d) => (typeof d === 'number' && d >= 0 ? d : 4)),
+        (f.shape ?? []).map((d, i) => (typeof d === 'number' && d >= 0 ? d : Math.max(4, f.min_shape?.[i] ?? 0))),
         f.dtype === 'string' ? '' : f.dtype === 'bool' ? false : 0,
       )
   }
+}
+
+/**
+ * A valid value for a tensor feature: the golden record's own (its shape and values ran in the model at init), with
+ * floats spread by `rng` so requests differ. Made-up shapes and integers may not suit the model (a minimum length, an
+ * index into a small table).
+ */
+function tensorValue(f: FeatureSpec, golden: InputRecord | undefined, subject: Pick<Subject, 'profile'>, rng?: Rng) {
+  const value = golden?.[f.name]
+  if (value === undefined) return featureValue(f, subject, rng)
+  if (!rng || !f.dtype?.startsWith('float')) return value
+  const spread = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(spread)
+      : typeof v === 'number'
+        ? Number((v * (0.9 + 0.2 * rng.float())).toPrecision(6))
+        : v
+  return spread(value)
+}
+
+/** One generated record: every feature, tensors from the golden record where there is one. */
+function featureRecord(subject: Subject & {features: FeatureSpec[]}, rng?: Rng): InputRecord {
+  const golden = goldenRecord(subject)
+  return Object.fromEntries(
+    subject.features.map((f) => [
+      f.name,
+      f.type === 'tensor' ? tensorValue(f, golden, subject, rng) : featureValue(f, subject, rng),
+    ]),
+  )
+}
+
+/**
+ * The first golden record; for golden cases of tensors (what init writes), each input's first row as a nested array
+ * under the input's name, which is what a tensor feature (or a bare model) of that name takes.
+ */
+function goldenRecord(subject: Pick<Subject, 'golden'> & Partial<Pick<Subject, 'features' | 'signature'>>) {
+  const records = subject.golden.find((c) => c.records)?.records?.[0]
+  if (records) return records
+  const inputs = subject.golden.find((c) => c.inputs)?.inputs
+  if (!inputs) return undefined
+  const record: InputRecord = {}
+  const batchable = subject.signature ? supportsBatching(subject.signature) : true
+  for (const [name, json] of Object.entries(inputs)) {
+    const feature = subject.features?.find((f) => f.name === name)
+    if (subject.features?.length && feature?.type !== 'tensor') return undefined
+    const tensor = tensorToJson(tensorFromJson(json, `inputs.${name}`))
+    const rank = feature?.shape?.length ?? (batchable ? tensor.shape.length - 1 : tensor.shape.length)
+    const rowShape = rank < tensor.shape.length ? tensor.shape.slice(1) : tensor.shape
+    record[name] = nestRow(tensor.data ?? [], rowShape)
+  }
+  return record
+}
+
+/** The first row of flat values as nested arrays of `shape` (a scalar for rank 0). */
+function nestRow(values: readonly unknown[], shape: readonly number[], start = 0): unknown {
+  if (shape.length === 0) return values[start]
+  const inner = shape.slice(1).reduce((a, b) => a * b, 1)
+  return Array.from({length: shape[0]}, (_, i) => nestRow(values, shape.slice(1), start + i * inner))
 }
 
 function zeros(shape: readonly number[], leaf: unknown): unknown {
@@ -121,7 +179,9 @@ export function rowShape(spec: TensorSpec, batchable: boolean): number[] {
 }
 
 /** A record of the model's own inputs for a bare model: zeros of each row shape (dynamic dims as 8). */
-export function rawRecord(subject: Pick<Subject, 'signature'>, rng?: Rng): InputRecord {
+export function rawRecord(subject: Pick<Subject, 'signature' | 'golden'>, rng?: Rng): InputRecord {
+  const golden = goldenRecord(subject)
+  if (golden) return golden
   const batchable = supportsBatching(subject.signature)
   const record: InputRecord = {}
   for (const spec of subject.signature.inputs) {
@@ -140,10 +200,10 @@ export function rawRecord(subject: Pick<Subject, 'signature'>, rng?: Rng): Input
 
 /** A valid record: the first golden record when there is one, else one built from the features (or the model's inputs). */
 export function baseRecord(subject: Subject): InputRecord {
-  const golden = subject.golden.find((c) => c.records)?.records?.[0]
+  const golden = goldenRecord(subject)
   if (golden) return golden
   if (!hasFeatures(subject)) return rawRecord(subject)
-  return Object.fromEntries(subject.features.map((f) => [f.name, featureValue(f, subject)]))
+  return featureRecord(subject)
 }
 
 export function hasFeatures(subject: Pick<Subject, 'features'>): subject is {features: FeatureSpec[]} {
@@ -152,9 +212,7 @@ export function hasFeatures(subject: Pick<Subject, 'features'>): subject is {fea
 
 export function generateRecords(subject: Subject, count: number, rng: Rng): InputRecord[] {
   return Array.from({length: count}, () =>
-    hasFeatures(subject)
-      ? Object.fromEntries(subject.features.map((f) => [f.name, featureValue(f, subject, rng)]))
-      : rawRecord(subject, rng),
+    hasFeatures(subject) ? featureRecord(subject, rng) : rawRecord(subject, rng),
   )
 }
 

@@ -1,84 +1,19 @@
 // `mlops test`: start (or reach) the server, run regression, load, latency and robustness checks, judge every gate, write reports.
 import {UsageError} from '../errors.js'
 import {writeReports} from '../report/write.js'
-import {
-  CHECK_NAMES,
-  type CheckName,
-  type CheckOverrides,
-  type CheckSettings,
-  type LatencyGate,
-  checkSettings,
-} from './config.js'
-import {type Gate, type GateVerdict, allPassed, gate} from './gates.js'
+import {CHECK_NAMES, type CheckName, type CheckSettings, type LatencyGate, checkSettings} from './config.js'
+import {type Gate, allPassed, gate} from './gates.js'
 import {type FindMaxResult, findMaxRate, stepJob} from './load/find-max.js'
 import type {LoadJob, LoadProgress} from './load/protocol.js'
 import {type LoadPhase, runLoadPhase} from './load/run.js'
 import {type RegressionResult, compareWithBaseline, runGoldenThroughServer} from './regression.js'
 import {testHtml, testJunit} from './report.js'
 import {robustnessCases} from './robustness/cases.js'
-import {type CaseResult, runRobustness} from './robustness/run.js'
+import {runRobustness} from './robustness/run.js'
 import {loadRequests, seededRng} from './requests.js'
 import {type TargetServer, externalServer, isReady, startServer} from './server.js'
 import {type Subject, loadSubject} from './subject.js'
-
-export interface TestOptions {
-  dir: string
-  /** The artifact under test (version, name@version, digest or .tar); default the newest. */
-  ref?: string
-  /** Checks to run; default all. */
-  only?: CheckName[]
-  /** A server already running the artifact; without it the run starts `mlops serve` itself. */
-  url?: string
-  /** The version in production, served the same way, for regression against it. */
-  baseline?: string
-  baselineUrl?: string
-  findMax?: boolean
-  overrides?: CheckOverrides
-  junit?: string
-  html?: string
-  /** Environment of servers this run starts (fault injection in tests). */
-  serverEnv?: Record<string, string>
-  onProgress?: (line: string) => void
-  now?: () => Date
-}
-
-export interface LabelledPhase extends LoadPhase {
-  /** `load`, or the latency gate rate it was run for, e.g. `200 rps`. */
-  label: string
-}
-
-export interface RobustnessSummary {
-  seed: number
-  cases: number
-  run: number
-  passed: number
-  failed: number
-  /** 5xx answers that did not come back on the same request: listed, not failed (see load's error rate). */
-  intermittent: number
-  notRun: number
-  crashed: boolean
-  healthyAfter: boolean
-  byKind: Record<string, {total: number; failed: number}>
-  failures: CaseResult[]
-}
-
-export interface TestResult {
-  verdict: GateVerdict
-  /** True when every gate passed; the exit code is 0 only then. */
-  passed: boolean
-  artifact: {name: string; version: string; digest: string}
-  server: {url: string; started: boolean}
-  baseline?: {url: string; started: boolean; version?: string}
-  checks: CheckName[]
-  settings: CheckSettings
-  gates: Gate[]
-  load?: {requests: string; phases: LabelledPhase[]; findMax?: FindMaxResult}
-  robustness?: RobustnessSummary
-  regression?: RegressionResult
-  reports: {junit?: string; html?: string}
-  startedAt: string
-  durationS: number
-}
+import type {LabelledPhase, RobustnessSummary, TestOptions, TestResult} from './types.js'
 
 export async function runTests(options: TestOptions): Promise<TestResult> {
   const now = options.now ?? (() => new Date())

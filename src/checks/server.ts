@@ -1,11 +1,12 @@
 // The server under test: `mlops serve REF --port 0 --json` as a child process (the real server, as shipped), or one already running.
-import {type ChildProcess, spawn} from 'node:child_process'
+import type {ChildProcess} from 'node:child_process'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 import {fileURLToPath} from 'node:url'
 
 import {MlopsError} from '../errors.js'
 import {packageRoot} from '../paths.js'
+import {start} from '../system/exec.js'
 
 export interface TargetServer {
   url: string
@@ -37,13 +38,14 @@ function cliEntry(): string {
 }
 
 export async function startServer(options: StartServerOptions): Promise<TargetServer> {
-  const args = [cliEntry(), 'serve', options.ref, '--port', '0', '--host', '127.0.0.1', '--json', '--dir', options.dir]
-  const child = spawn(process.execPath, args, {
-    env: {...process.env, ...options.env, CI: 'true'},
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  // One process: an input that crashes the server is seen as the server ending, not hidden by a worker restarted.
+  const args = [
+    ...[cliEntry(), 'serve', options.ref, '--port', '0', '--host', '127.0.0.1', '--json', '--dir', options.dir],
+    ...['--workers', '1'],
+  ]
+  const child = start(process.execPath, args, {env: {...process.env, ...options.env, CI: 'true'}})
   let stderr = ''
-  child.stderr.on('data', (chunk: Buffer) => {
+  child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-8000)
   })
   let exit: ProcessExit | undefined

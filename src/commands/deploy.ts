@@ -4,18 +4,25 @@ import {Args, Flags} from '@oclif/core'
 
 import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
+import {newestVersion} from '../artifact/inspect.js'
 import {UsageError} from '../errors.js'
+import {durationFlag} from '../flags.js'
 import {
   type DeployOptions,
   type RolloutPlan,
   type RolloutResult,
   deploy,
   dryRun,
+  history,
   waitForOutcome,
 } from '../rollout/deploy.js'
-import {renderPlan, renderStatus} from '../rollout/render.js'
+import {renderPlan, renderRollout, renderStatus} from '../rollout/render.js'
+import {latestRollout} from '../rollout/watch.js'
 import type {Outcome, Stage} from '../rollout/types.js'
 import {parseKeyValues} from '../system/key-values.js'
+import {MARK} from '../system/terminal.js'
+import {clusterDeployFlags, forceConflictsFlag, targetChoice, targetFlags} from '../target-flags.js'
+import {renderManifests} from '../targets/kubernetes/render.js'
 
 export default class Deploy extends BaseCommand {
   static override summary = 'Roll a release out on the local gateway: in full, as a shadow, or as a canary.'
@@ -24,6 +31,7 @@ export default class Deploy extends BaseCommand {
 Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled back, naming the gate), 2 usage or configuration error, 3 another command holds the deploy lock, or --timeout passed while still rolling out.`
 
   static override examples = [
+    '<%= config.bin %> deploy --full',
     '<%= config.bin %> deploy 1.0.0 --full --port 8080',
     '<%= config.bin %> deploy 1.1.0 --shadow',
     '<%= config.bin %> deploy 1.1.0 --canary 5',
@@ -32,13 +40,20 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
 
   static override args = {
     ref: Args.string({
-      description: 'Artifact: a version, name@version, digest or .tar path.',
-      required: true,
+      description: 'Artifact: a version, name@version, digest or .tar path. Default: the newest packaged version.',
       ignoreStdin: true,
     }),
   }
 
   static override flags = {
+    ...targetFlags,
+    ...clusterDeployFlags,
+    ...forceConflictsFlag,
+    output: Flags.option({
+      options: ['yaml'] as const,
+      description: 'Kubernetes: write the manifests of the release to stdout instead of applying them (GitOps).',
+      exclusive: ['wait', 'dry-run'],
+    })(),
     full: Flags.boolean({
       description: 'Serve all traffic with this release (the first release, or a direct replacement).',
       exclusive: ['shadow', 'canary'],
@@ -57,9 +72,9 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       description: 'Advance through deploy.steps while the analysis passes; roll back when it fails.',
     }),
     wait: Flags.boolean({description: 'Block until the rollout ends: exit 0 promoted, 1 rolled back.'}),
-    timeout: Flags.integer({
-      description: 'With --wait: give up waiting after this many seconds (exit 3; the rollout goes on).',
-      min: 1,
+    timeout: durationFlag({
+      description: 'With --wait: give up waiting after this long, e.g. 20s or 5m (exit 3; the rollout goes on).',
+      min: 1000,
       dependsOn: ['wait'],
     }),
     'dry-run': Flags.boolean({
@@ -106,11 +121,15 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
           : 'canary'
     if (!stage)
       throw new UsageError('STAGE_REQUIRED', 'say how to deploy: --full, --shadow or --canary N', {
-        hint: `First release: "mlops deploy ${args.ref} --full"; next ones: "--shadow" or "--canary 5".`,
+        hint: `First release: "mlops deploy ${args.ref ?? 'VERSION'} --full"; next ones: "--shadow" or "--canary 5".`,
+      })
+    if (flags.model && !args.ref)
+      throw new UsageError('VERSION_REQUIRED', '--model needs REF: the version to call the model', {
+        hint: `Run "mlops deploy 1.0.0 --model ${flags.model} --full".`,
       })
     const options: DeployOptions = {
       dir: flags.dir,
-      ref: args.ref,
+      ref: args.ref ?? (await newestVersion(flags.dir)),
       stage,
       weight: flags.canary,
       auto: flags.auto,
@@ -124,6 +143,12 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       model: flags.model,
       env: flags.env && parseKeyValues('env', flags.env, 'MLOPS_FAULT_ERROR_RATE=0.2'),
       testReport: flags['test-report'],
+      where: targetChoice(flags),
+    }
+    if (flags.output) {
+      const plan = await dryRun({action: 'deploy', options})
+      if (!this.jsonEnabled()) process.stdout.write(renderManifests(plan.manifests ?? []))
+      return plan
     }
     if (flags['dry-run']) {
       const plan = await dryRun({action: 'deploy', options})
@@ -136,7 +161,7 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
         ? `deployed ${result.version}: ${result.entry?.reason}`
         : `${result.version} already serves all traffic; nothing changed`,
     )
-    this.say(renderStatus(result.status))
+    this.say(renderStatus(result.status, this.colors))
     if (!flags.wait || !result.status.candidate) {
       if (result.status.candidate) this.say(`\nnext: mlops status --watch | mlops promote | mlops rollback`)
       return result
@@ -146,18 +171,27 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
         'waiting for "mlops promote" or "mlops rollback" (without --auto nothing advances by itself)\n',
       )
     let last = ''
-    const outcome = await waitForOutcome({
+    const waiting = waitForOutcome({
       dir: flags.dir,
+      where: options.where,
       version: result.version,
       revision: result.status.revision,
-      timeoutMs: flags.timeout === undefined ? undefined : flags.timeout * 1000,
+      timeoutMs: flags.timeout,
       onUpdate: (status) => {
         const line = `${status.phase}: ${status.reason}`
         if (line !== last && !this.jsonEnabled()) process.stderr.write(`${line}\n`)
         last = line
       },
     })
-    this.say(`promoted ${result.version}: ${outcome.reason}`)
+    // Promoted or rolled back, the steps and the gates that decided go out before the verdict.
+    const outcome = await waiting.finally(() => this.sayRollout(flags.dir))
+    this.say(`${this.colors.green(MARK.pass)} promoted ${result.version}: ${outcome.reason}`)
     return {...result, outcome}
+  }
+
+  private async sayRollout(dir: string): Promise<void> {
+    if (this.jsonEnabled()) return
+    const rollout = latestRollout((await history({dir})).entries)
+    if (rollout.length > 0) this.say(`\n${renderRollout(rollout, this.colors)}\n`)
   }
 }

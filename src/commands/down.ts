@@ -5,6 +5,7 @@ import {BaseCommand} from '../base-command.js'
 import {UsageError} from '../errors.js'
 import {type DownResult, down} from '../rollout/deploy.js'
 import {isInteractive} from '../system/terminal.js'
+import {targetChoice, targetFlags} from '../target-flags.js'
 
 export default class Down extends BaseCommand {
   static override summary = 'Stop the gateway and its model servers; clients get no answers afterwards.'
@@ -15,6 +16,7 @@ Exit codes: 0 stopped (or nothing was running), 1 failed, 2 usage error (no --ye
   static override examples = ['<%= config.bin %> down', '<%= config.bin %> down --yes --json']
 
   static override flags = {
+    ...targetFlags,
     yes: Flags.boolean({char: 'y', description: 'Do not ask for confirmation.', env: 'MLOPS_YES'}),
     actor: Flags.string({description: 'Who stops it, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
   }
@@ -34,7 +36,7 @@ Exit codes: 0 stopped (or nothing was running), 1 failed, 2 usage error (no --ye
       )
         return {stopped: false}
     }
-    const result = await down({dir: flags.dir, actor: flags.actor})
+    const result = await down({dir: flags.dir, actor: flags.actor, where: targetChoice(flags)})
     this.say(result.stopped ? `stopped the gateway (pid ${result.pid})` : 'no gateway was running')
     return result
   }

@@ -93,6 +93,14 @@ Exit codes: 0 project written (or already there), 1 the model cannot be served f
         : ' (empty: seed it with --sample FILE)'
     for (const file of result.created) this.say(`  created  ${file}${file === 'golden.jsonl' ? goldenNote : ''}`)
     for (const file of result.skipped) this.say(`  exists   ${file} (left alone)`)
+    this.say('inferred from running the model (edit mlops.yaml to change):')
+    for (const item of result.inferred)
+      this.say(`  ${item.kind.padEnd(7)}  ${item.name}: ${item.decision} (${item.why})`)
+    // Said last and on stderr, where it is not lost among the files: without golden cases "mlops test" has no baseline.
+    if (result.noGolden)
+      this.logToStderr(
+        `\nNO GOLDEN CASES: golden.jsonl is empty because ${result.noGolden}. "mlops test" has no regression baseline until it holds cases.\n`,
+      )
     this.say(`next: ${dir === '.' ? '' : `cd ${dir} && `}mlops package   then   mlops serve   |   mlops test`)
     return result
   }

@@ -1,11 +1,13 @@
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
+import {ignoredColumnsWarning} from '../data/columns.js'
 import {ExitCode} from '../errors.js'
 import {monitorTable} from '../monitor/report.js'
 import {type PerformanceResult, runPerformance} from '../monitor/performance.js'
 import {performanceTable} from '../monitor/performance-report.js'
-import {type MonitorResult, runMonitor} from '../monitor/run.js'
+import {runMonitor} from '../monitor/run.js'
+import type {MonitorResult} from '../monitor/types.js'
 
 export default class Monitor extends BaseCommand {
   static override summary =
@@ -50,6 +52,10 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold, a
     }),
     junit: Flags.string({description: 'Also write a JUnit XML report (one testcase per feature) to this file.'}),
     html: Flags.string({description: 'Also write a self-contained HTML report with a chart per drifted feature.'}),
+    strict: Flags.boolean({
+      description:
+        'Leave records of --input with columns the model does not read unscored (no prediction drift for them), rather than score them without those columns.',
+    }),
     baseline: Flags.string({
       description: "A baseline profile as JSON, instead of the artifact's (for testing).",
       hidden: true,
@@ -68,13 +74,17 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold, a
       log: flags.log,
       junit: flags.junit,
       html: flags.html,
+      strict: flags.strict,
     })
+    if (result.current.ignoredColumns) this.warn(ignoredColumnsWarning(result.current.ignoredColumns))
     const subject = result.artifact ? `${result.artifact.name}@${result.artifact.version}` : result.baseline.source
     this.say(
       `${subject}: ${result.current.records} records from ${result.current.window ? `the request log, last ${result.current.window.since}` : result.current.files.join(', ')}`,
     )
+    for (const [reason, count] of Object.entries(result.current.skipped))
+      this.say(`  ${count} ${count === 1 ? 'record' : 'records'} left out: ${reason}`)
     this.say()
-    this.say(monitorTable(result))
+    this.say(monitorTable(result, this.colors))
     this.say()
     this.say(
       result.verdict === 'drift'

@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {type RolloutPlan, type RolloutResult, dryRun, promote} from '../rollout/deploy.js'
 import {renderPlan, renderStatus} from '../rollout/render.js'
+import {forceConflictsFlag, targetChoice, targetFlags} from '../target-flags.js'
 
 export default class Promote extends BaseCommand {
   static override summary = 'Move the rollout one step on: shadow → first canary step → … → full, or straight to --to.'
@@ -17,6 +18,8 @@ Exit codes: 0 promoted, 1 failed, 2 no rollout in progress or usage error, 3 ano
   ]
 
   static override flags = {
+    ...targetFlags,
+    ...forceConflictsFlag,
     to: Flags.integer({description: 'Canary weight to go to, in percent; 100 means full.', min: 1, max: 100}),
     'dry-run': Flags.boolean({
       description: 'Print the change this would make, and what runs now; start, lock and write nothing.',
@@ -26,7 +29,7 @@ Exit codes: 0 promoted, 1 failed, 2 no rollout in progress or usage error, 3 ano
 
   async run(): Promise<RolloutResult | RolloutPlan> {
     const {flags} = await this.parse(Promote)
-    const options = {dir: flags.dir, to: flags.to, actor: flags.actor}
+    const options = {dir: flags.dir, to: flags.to, actor: flags.actor, where: targetChoice(flags)}
     if (flags['dry-run']) {
       const plan = await dryRun({action: 'promote', options})
       this.say(renderPlan(plan))
@@ -34,7 +37,7 @@ Exit codes: 0 promoted, 1 failed, 2 no rollout in progress or usage error, 3 ano
     }
     const result = await promote(options)
     this.say(`promoted ${result.version}: ${result.entry?.reason}`)
-    this.say(renderStatus(result.status))
+    this.say(renderStatus(result.status, this.colors))
     return result
   }
 }

@@ -3,6 +3,7 @@ import {Flags} from '@oclif/core'
 import {BaseCommand} from '../base-command.js'
 import {type RolloutPlan, type RolloutResult, dryRun, rollback} from '../rollout/deploy.js'
 import {renderPlan, renderStatus} from '../rollout/render.js'
+import {forceConflictsFlag, targetChoice, targetFlags} from '../target-flags.js'
 
 export default class Rollback extends BaseCommand {
   static override summary = 'Take the candidate out at once; the stable release keeps serving.'
@@ -16,6 +17,8 @@ Exit codes: 0 rolled back, 1 failed, 2 no rollout in progress or usage error, 3 
   ]
 
   static override flags = {
+    ...targetFlags,
+    ...forceConflictsFlag,
     reason: Flags.string({description: 'Why, for the ledger.'}),
     'dry-run': Flags.boolean({
       description: 'Print the change this would make, and what runs now; start, lock and write nothing.',
@@ -25,7 +28,7 @@ Exit codes: 0 rolled back, 1 failed, 2 no rollout in progress or usage error, 3 
 
   async run(): Promise<RolloutResult | RolloutPlan> {
     const {flags} = await this.parse(Rollback)
-    const options = {dir: flags.dir, reason: flags.reason, actor: flags.actor}
+    const options = {dir: flags.dir, reason: flags.reason, actor: flags.actor, where: targetChoice(flags)}
     if (flags['dry-run']) {
       const plan = await dryRun({action: 'rollback', options})
       this.say(renderPlan(plan))
@@ -33,7 +36,7 @@ Exit codes: 0 rolled back, 1 failed, 2 no rollout in progress or usage error, 3 
     }
     const result = await rollback(options)
     this.say(`rolled back ${result.version}`)
-    this.say(renderStatus(result.status))
+    this.say(renderStatus(result.status, this.colors))
     return result
   }
 }

@@ -4,7 +4,8 @@ import {Args, Flags} from '@oclif/core'
 
 import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
-import {startServing} from '../serve/load.js'
+import {durationFlag} from '../flags.js'
+import {serve} from '../serve/cluster.js'
 
 export interface ServeReady {
   url: string
@@ -13,6 +14,8 @@ export interface ServeReady {
   name: string
   version: string
   digest?: string
+  /** Processes serving the port. */
+  workers: number
 }
 
 export default class Serve extends BaseCommand {
@@ -46,10 +49,9 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       env: 'MLOPS_PORT',
     }),
     host: Flags.string({description: 'Address to listen on. Default: serving.host or 127.0.0.1.', env: 'MLOPS_HOST'}),
-    'drain-timeout': Flags.integer({
-      description: 'Seconds to let in-flight requests finish on SIGTERM.',
-      default: 30,
-      min: 0,
+    'drain-timeout': durationFlag({
+      description: 'How long in-flight requests may take to finish on SIGTERM, e.g. 30s.',
+      default: 30_000,
     }),
     model: Flags.string({
       description: 'Serve a bare .onnx file without packaging it (for development).',
@@ -85,6 +87,13 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       description: 'Log the caller named in x-mlops-caller (set by the deploy gateway, which authenticates clients).',
       hidden: true,
     }),
+    workers: Flags.integer({
+      description:
+        'Model-server processes on the one port, each with its own session. Default: serving.workers, or one per core.',
+      min: 1,
+      max: 256,
+      env: 'MLOPS_SERVE_WORKERS',
+    }),
     'thread-spinning': Flags.boolean({
       description:
         "Let onnxruntime's idle threads spin between runs (lower latency, a core kept busy); --no-thread-spinning where processes share the machine, as the deploy gateway's model servers do.",
@@ -103,7 +112,7 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
         ? {tls: {cert: resolve(flags['tls-cert']), key: resolve(flags['tls-key'])}}
         : {}),
     }
-    const serving = await startServing({
+    const serving = await serve({
       dir: flags.dir,
       ref: args.ref,
       modelPath: flags.model,
@@ -112,10 +121,11 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       spinning: flags['thread-spinning'],
       authMode: flags.auth,
       plainHttp: flags['plain-http'],
+      workers: flags.workers,
     })
-    const {name, version, digest} = serving.servable.identity
+    const {name, version, digest} = serving.identity
     // On stderr in --json mode too (oclif's warn is silent there): a model server's log is where they are read.
-    for (const warning of serving.servable.warnings) process.stderr.write(`Warning: ${warning}\n`)
+    for (const warning of serving.warnings) if (!serving.worker) process.stderr.write(`Warning: ${warning}\n`)
     const ready: ServeReady = {
       url: serving.url,
       port: serving.port,
@@ -123,16 +133,20 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       name,
       version,
       ...(digest ? {digest} : {}),
+      workers: serving.workers,
     }
     // The ready line goes out now, while serving goes on; so --json prints it as one line rather than returning it at exit.
-    if (this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
-    else this.log(`ready: ${serving.url} (${name} ${version}${digest ? ` ${digest}` : ''})`)
+    // A worker of several says nothing: its primary speaks for all.
+    const workers = serving.workers > 1 ? `, ${serving.workers} workers` : ''
+    if (!serving.worker && this.jsonEnabled()) process.stdout.write(JSON.stringify(ready) + '\n')
+    else if (!serving.worker)
+      this.log(`ready: ${serving.url} (${name} ${version}${digest ? ` ${digest}` : ''}${workers})`)
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', () => resolve())
       process.once('SIGINT', () => resolve())
     })
-    const drained = await serving.stop(flags['drain-timeout'] * 1000)
-    if (!drained) this.warn(`some requests were still running after ${flags['drain-timeout']}s and were cut off`)
+    const drained = await serving.stop(flags['drain-timeout'])
+    if (!drained) this.warn(`some requests were still running after ${flags['drain-timeout'] / 1000}s and were cut off`)
     return undefined
   }
 }

@@ -2,8 +2,9 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../base-command.js'
 import {CHECK_NAMES, type CheckName, type LoadMode} from '../checks/config.js'
-import {phaseTable, testTable} from '../checks/report.js'
-import {type TestResult, runTests} from '../checks/run.js'
+import {phaseTable, testSummary, testTable} from '../checks/report.js'
+import {runTests} from '../checks/run.js'
+import type {TestResult} from '../checks/types.js'
 import {ExitCode, UsageError} from '../errors.js'
 import {Progress} from '../system/terminal.js'
 
@@ -90,10 +91,8 @@ Exit codes: 0 every gate passed, 1 a gate failed or had too little data to decid
       this.say(
         `highest rate meeting the SLO: ${result.load.findMax.maxRate} rps${result.load.findMax.clientBound ? ` (${result.load.findMax.clientBound})` : ''}\n`,
       )
-    this.say(testTable(result))
-    this.say(
-      `\n${result.verdict}: ${result.gates.filter((g) => g.verdict === 'passed').length}/${result.gates.length} gates passed in ${result.durationS}s`,
-    )
+    this.say(testTable(result, this.colors))
+    this.say(`\n${testSummary(result, this.colors)}`)
     for (const [kind, path] of Object.entries(result.reports)) this.say(`${kind} report: ${path}`)
     // A failed or inconclusive gate is a failed test, not an error: the result still goes out and the exit code says it.
     if (!result.passed) process.exitCode = ExitCode.failed

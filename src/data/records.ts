@@ -1,4 +1,4 @@
-// Streams records from JSONL or CSV files (or stdin) as {line, record}, with bounded memory: for predict and data profiling.
+// Streams records from JSONL, CSV or Parquet files (JSONL and CSV from stdin too) as {line, record}, with bounded memory: for predict and data profiling.
 import {createReadStream} from 'node:fs'
 import {extname} from 'node:path'
 import type {Readable} from 'node:stream'
@@ -9,17 +9,18 @@ import {parse as parseCsv} from 'csv-parse'
 import {ExitCode, MlopsError, UsageError} from '../errors.js'
 import type {InputRecord} from '../pipeline/types.js'
 import {parseJson} from './json.js'
+import {parquetRows} from './parquet.js'
 
-export type RecordFormat = 'jsonl' | 'csv'
+export type RecordFormat = 'jsonl' | 'csv' | 'parquet'
 
 export interface RecordRow {
-  /** 1-based line of the file where the record ends (CSV rows may span lines inside quotes). */
+  /** 1-based line of the file where the record ends (CSV rows may span lines inside quotes); a Parquet file's row number. */
   line: number
   record: InputRecord
 }
 
 export interface ReadRecordsOptions {
-  /** Default: from the file extension (.csv, .tsv → csv), else jsonl. */
+  /** Default: from the file extension (.csv, .tsv → csv; .parquet, .pq → parquet), else jsonl. */
   format?: RecordFormat
   /**
    * Called for a row that is not a record (bad JSON, not an object, wrong CSV column count); the row is skipped.
@@ -30,6 +31,7 @@ export interface ReadRecordsOptions {
 
 export function recordFormat(path: string): RecordFormat {
   const ext = extname(path).toLowerCase()
+  if (ext === '.parquet' || ext === '.pq') return 'parquet'
   return ext === '.csv' || ext === '.tsv' ? 'csv' : 'jsonl'
 }
 
@@ -40,6 +42,15 @@ export async function* readRecords(
 ): AsyncGenerator<RecordRow> {
   const name = typeof source === 'string' ? (source === '-' ? 'stdin' : source) : 'the input stream'
   const format = options.format ?? (typeof source === 'string' && source !== '-' ? recordFormat(source) : 'jsonl')
+  if (format === 'parquet') {
+    // Parquet is read by range (the footer first), which a stream cannot do.
+    if (typeof source !== 'string' || source === '-')
+      throw new UsageError('INPUT_NOT_SEEKABLE', 'Parquet records cannot be read from a stream', {
+        hint: 'Pass the path of the .parquet file, or send JSON lines or CSV on stdin.',
+      })
+    yield* inputErrors(name, () => parquetRows(source))
+    return
+  }
   const stream = typeof source === 'string' ? (source === '-' ? process.stdin : createReadStream(source)) : source
   const bad = (line: number, message: string) => {
     if (!options.onBadRow)
@@ -52,9 +63,13 @@ export async function* readRecords(
       })
     options.onBadRow(line, message)
   }
+  yield* inputErrors(name, () => (format === 'csv' ? csvRows(stream, bad, tsvOf(source)) : jsonlRows(stream, bad)))
+}
+
+/** The rows of a reader, with a missing, unreadable or directory input said in the user's words. */
+async function* inputErrors(name: string, rows: () => AsyncGenerator<RecordRow>): AsyncGenerator<RecordRow> {
   try {
-    if (format === 'csv') yield* csvRows(stream, bad, tsvOf(source))
-    else yield* jsonlRows(stream, bad)
+    yield* rows()
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code
     if (code === 'ENOENT')
@@ -63,7 +78,7 @@ export async function* readRecords(
       })
     if (code === 'EISDIR')
       throw new UsageError('INPUT_IS_DIRECTORY', `The input ${name} is a directory, not a file of records`, {
-        hint: 'Pass a .csv, .tsv or .jsonl file in it, or "-" to read records from stdin.',
+        hint: 'Pass a .csv, .tsv, .jsonl or .parquet file in it, or "-" to read records from stdin.',
       })
     if (code === 'EACCES')
       throw new UsageError('INPUT_UNREADABLE', `The input file ${name} cannot be read: permission denied`, {

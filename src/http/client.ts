@@ -1,363 +1,182 @@
-// A lean HTTP/1.1 client for the two hot paths where the client's own work per answer is what gets measured or added:
-// the load generator (every latency it reports includes it) and the gateway's hop to its model servers. Keep-alive
-// connections on net.Socket write request bytes as they are and parse answers with http-parser-js (autocannon's
-// parser). Written by hand rather than on undici because, on one event loop, undici's dispatch added 0.1 ms at p50 and
-// 5 % at p99 over a bare socket, which matched wrk (bench/loadgen). One request in flight per connection, as wrk and
-// autocannon send by default, unless a pool is asked to pipeline (the shadow mirror: answers come back in order).
-import {type Socket, connect as connectTcp} from 'node:net'
-import {performance} from 'node:perf_hooks'
-import {connect as connectTls} from 'node:tls'
+// The client of the two hot paths that talk HTTP to a server they do not control the bytes of: the gateway's hop to its
+// model servers (and the shadow mirror) and the load generator of `mlops test`. undici's pools, whose parser is llhttp:
+// an answer with a malformed framing fails its request, heads are bounded by maxHeaderBytes, bodies by maxAnswerBytes,
+// and a server that stops answering by the timeouts. A hand-written client over http-parser-js ran here before; one bad
+// answer could hang it, as it hung the server beside it.
+import {Client, type Dispatcher, Pool} from 'undici'
 
-import {HTTPParser} from 'http-parser-js'
-
-/** An answer read whole, for connections that keep answers (`collect`): raw header names and values, alternating. */
-export interface RawAnswer {
+/** An answer read whole: header names in lower case and their values, alternating. */
+export interface Answer {
+  status: number
   headers: string[]
   body: Buffer
 }
 
-/**
- * Called once per request: the status, or the error that ended it (a `code` such as ECONNREFUSED when the socket gave
- * one); with `collect`, the answer's headers and body too.
- */
-export type Done = (status: number, error?: Error & {code?: string}, answer?: RawAnswer) => void
-
-export interface ConnectionOptions {
-  /** Keep each answer's headers and body (the gateway); the load generator only needs the status. */
-  collect?: boolean
-  /** PEM CA certificates trusted for an https origin (a private CA), in place of the system's. */
-  ca?: string | Buffer
-}
-
-/** The bytes of one POST, built once and written as they are for every request. */
-export function requestBytes(origin: URL, path: string, body: Buffer, contentType: string): Buffer {
-  return requestFor(origin, 'POST', path, ['content-type', contentType], body)
-}
-
-/**
- * The bytes of one request. `headers` are names and values, alternating, as a parser read them from a request (no CR or
- * LF); hop-by-hop headers, host and content-length are the caller's to leave out: this sets host and the body's length.
- */
-export function requestFor(origin: URL, method: string, path: string, headers: string[], body: Buffer): Buffer {
-  let head = `${method} ${path} HTTP/1.1\r\nhost: ${origin.host}\r\n`
-  for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`
-  if (body.length > 0 || method === 'POST' || method === 'PUT' || method === 'PATCH')
-    head += `content-length: ${body.length}\r\n`
-  head += '\r\n'
-  return body.length > 0 ? Buffer.concat([Buffer.from(head, 'latin1'), body]) : Buffer.from(head, 'latin1')
-}
-
-/** A closed-connection error named like Node's own, so the generator's failure kinds read the same. */
-function closedError(message: string, code: string): Error & {code: string} {
-  return Object.assign(new Error(message), {code})
-}
-
-/** A request written and not yet answered. */
-interface Sent {
-  done: Done
-  /** performance.now() when written. */
-  sentAt: number
-  /** A HEAD, whose answer has headers only. */
-  head: boolean
-}
-
-export class Connection {
-  private socket: Socket | undefined
-  private parser: InstanceType<typeof HTTPParser> | undefined
-  /** The oldest request in flight, whose answer comes next; kept apart from the array so one in flight costs no array work. */
-  private first: Sent | undefined
-  /** Requests pipelined behind the first, in order. */
-  private readonly behind: Sent[] = []
-  /** When the connection last finished a request (performance.now()), for the pool's idle limit. */
-  idleSince = 0
-  private status = 0
-  private keepAlive = true
-  private headers: string[] = []
-  private chunks: Buffer[] = []
-  /** Sends are held back (the socket corked) until release(), to leave in one write. */
-  private holding = false
-
-  constructor(
-    private readonly origin: URL,
-    private readonly options: ConnectionOptions = {},
-  ) {}
-
-  hold(): void {
-    this.holding = true
-  }
-
-  release(): void {
-    if (!this.holding) return
-    this.holding = false
-    if (this.socket?.writableCorked) this.socket.uncork()
-  }
-
-  get busy(): boolean {
-    return this.first !== undefined
-  }
-
-  get inFlight(): number {
-    return this.first === undefined ? 0 : 1 + this.behind.length
-  }
-
-  /** When the oldest request in flight was written (performance.now()), for timeout sweeps; undefined when idle. */
-  get sentAt(): number | undefined {
-    return this.first?.sentAt
-  }
-
-  /** `head`: the request is a HEAD, whose answer has headers only. Sent while others are in flight, it is pipelined. */
-  send(bytes: Buffer, sentAt: number, done: Done, head = false): void {
-    if (this.first === undefined) this.first = {done, sentAt, head}
-    else this.behind.push({done, sentAt, head})
-    const socket = this.socket ?? this.open()
-    if (this.holding && !socket.writableCorked) socket.cork()
-    socket.write(bytes)
-  }
-
-  /** Ends every request in flight with `error` and drops the socket; the next send opens a new one. */
-  destroy(error: Error): void {
-    const socket = this.socket
-    this.drop()
-    socket?.destroy()
-    this.failBehind(error)
-    this.idleSince = performance.now()
-    const first = this.first
-    this.first = this.behind.shift()
-    first?.done(0, error)
-  }
-
-  /**
-   * Fails the requests pipelined behind the first while the first still holds the connection, so a pool sees it free at
-   * most once, when the first is done. Requests sent meanwhile (by those callbacks) go on a new socket behind the first.
-   */
-  private failBehind(error: Error): void {
-    for (const {done} of this.behind.splice(0)) done(0, error)
-  }
-
-  /** Closes the connection once the run is over (nothing in flight). */
-  close(): void {
-    const socket = this.socket
-    this.drop()
-    socket?.destroy()
-  }
-
-  private open(): Socket {
-    const port = Number(this.origin.port) || (this.origin.protocol === 'https:' ? 443 : 80)
-    const host = this.origin.hostname.replace(/^\[|\]$/g, '')
-    const socket =
-      this.origin.protocol === 'https:'
-        ? connectTls({host, port, servername: host, ALPNProtocols: ['http/1.1'], ca: this.options.ca})
-        : connectTcp({host, port})
-    socket.setNoDelay(true)
-    const parser = new HTTPParser(HTTPParser.RESPONSE)
-    // A parser outlives its socket's turn only in stray events; those must not touch the next request.
-    parser[HTTPParser.kOnHeadersComplete] = (info) => {
-      if (this.parser !== parser) return
-      this.status = info.statusCode
-      this.keepAlive = info.shouldKeepAlive
-      if (this.options.collect) {
-        this.headers = info.headers
-        this.chunks = []
-      }
-      // 1: the answer to a HEAD has no body, whatever its content-length says.
-      return this.first?.head && info.statusCode >= 200 ? 1 : 0
-    }
-    if (this.options.collect) {
-      parser[HTTPParser.kOnBody] = (chunk: Buffer, offset: number, length: number) => {
-        if (this.parser === parser) this.chunks.push(chunk.subarray(offset, offset + length))
-      }
-    }
-    parser[HTTPParser.kOnMessageComplete] = () => {
-      if (this.parser !== parser) return
-      // An interim answer (100 Continue) is not the answer.
-      if (this.status >= 100 && this.status < 200) return
-      const status = this.status
-      this.status = 0
-      let answer: RawAnswer | undefined
-      if (this.options.collect) {
-        const chunks = this.chunks
-        this.chunks = []
-        answer = {headers: this.headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)}
-      }
-      if (this.keepAlive) return this.finish(status, answer)
-      // The server closes after this answer: requests pipelined behind it were not read, and fail as a reset would.
-      this.drop()
-      socket.end()
-      this.failBehind(closedError('the server closed the connection before answering', 'ECONNRESET'))
-      this.finish(status, answer)
-    }
-    socket.on('data', (chunk: Buffer) => {
-      if (this.socket !== socket) return
-      const result = parser.execute(chunk)
-      if (result instanceof Error)
-        this.destroy(closedError(`the answer is not HTTP/1.1: ${result.message}`, 'HPE_INVALID'))
-    })
-    // An answer without a length ends when the server closes the connection.
-    socket.on('end', () => {
-      if (this.socket === socket) parser.finish()
-    })
-    socket.on('error', (error: Error) => {
-      if (this.socket === socket) this.destroy(error)
-    })
-    socket.on('close', () => {
-      if (this.socket === socket)
-        this.destroy(closedError('the server closed the connection before answering', 'ECONNRESET'))
-    })
-    this.socket = socket
-    this.parser = parser
-    return socket
-  }
-
-  private drop(): void {
-    this.socket = undefined
-    this.parser = undefined
-  }
-
-  private finish(status: number, answer: RawAnswer | undefined): void {
-    const first = this.first
-    if (!first) return
-    this.first = this.behind.shift()
-    this.idleSince = performance.now()
-    first.done(status, undefined, answer)
-  }
-}
-
-export interface PoolOptions extends ConnectionOptions {
-  /** A connection idle this long is closed rather than reused: servers close idle ones, and a request written into a close fails. */
-  idleMs?: number
-  /** A request with no whole answer this long after it was written fails with code TIMEOUT (checked by one sweep, not a timer each). */
-  timeoutMs?: number
+export interface UpstreamOptions {
+  /** Connections at most (a Pool); 1 with `single` is one connection (a Client), as a load generator's user has. */
+  connections: number
+  /** One connection, not a pool of one: the load generator's closed model gives each user its own. */
+  single?: boolean
   /**
    * Requests in flight on one connection, at most (default 1). Above 1 they are pipelined, which only a server that reads
    * a request while answering the one before may be sent: the model server does, and takes what arrives together as one batch.
    */
-  pipeline?: number
+  pipelining?: number
+  /** A connection idle this long is closed rather than reused (servers close idle ones). Default 4 s. */
+  idleMs?: number
+  /** No answer head, or no body bytes, this long after the request: the request fails with code TIMEOUT. */
+  timeoutMs?: number
+  /** Largest answer body, bytes (default 64 MiB): past it the request fails. */
+  maxAnswerBytes?: number
+  /** Largest answer head, bytes (default 16 KiB, as Node's). */
+  maxHeaderBytes?: number
+  /** PEM CA certificates trusted for an https origin (a private CA), in place of the system's. */
+  ca?: string | Buffer
+}
+
+export interface UpstreamRequest {
+  method: string
+  path: string
+  /** Names and values, alternating, as a server read them; hop-by-hop ones, host and content-length left out by the caller. */
+  headers: string[]
+  body?: Buffer
 }
 
 /**
- * Up to `size` connections: a request takes an idle connection, opens a new one while fewer than `size` exist, is
- * pipelined on the least busy one with room, or waits its turn in order.
+ * Called once per request: the status, or the error that ended it, with a `code` (ECONNREFUSED, ECONNRESET for a
+ * connection closed before the answer, TIMEOUT); with `collect`, the answer's headers and body too.
  */
-export class ConnectionPool {
-  readonly connections: Connection[] = []
-  private readonly idle: Connection[] = []
-  private readonly waiting: {bytes: Buffer; done: Done; onSend: () => number; head: boolean}[] = []
-  private readonly sweep: NodeJS.Timeout | undefined
-  private ending = false
-  /** Inside together(): new connections hold their sends too. */
-  private holding = false
+export type Done = (status: number, error?: Error & {code?: string}, answer?: Answer) => void
 
-  constructor(
-    readonly origin: URL,
-    private readonly size: number,
-    private readonly options: PoolOptions = {},
-  ) {
-    const {timeoutMs} = options
-    if (timeoutMs !== undefined) {
-      this.sweep = setInterval(() => this.expire(timeoutMs), Math.max(10, Math.min(1000, timeoutMs / 4)))
-      this.sweep.unref()
+const DEFAULT_MAX_ANSWER = 64 * 1024 * 1024
+
+/** undici's error codes in the words of Node's sockets, so callers' retry and failure kinds read the same. */
+function normalized(error: Error & {code?: string}): Error & {code?: string} {
+  switch (error.code) {
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      error.code = 'TIMEOUT'
+      break
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+      error.code = 'ECONNRESET'
+      break
+  }
+  return error
+}
+
+/** A pool of keep-alive connections to one origin. */
+export class Upstream {
+  readonly origin: URL
+  private readonly dispatcher: Dispatcher
+  private readonly timeoutMs: number | undefined
+  private readonly pipelined: boolean
+  private closed = false
+
+  constructor(origin: URL, options: UpstreamOptions) {
+    this.origin = origin
+    const settings = {
+      pipelining: options.pipelining ?? 1,
+      keepAliveTimeout: options.idleMs ?? 4000,
+      keepAliveMaxTimeout: options.idleMs ?? 4000,
+      maxResponseSize: options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER,
+      maxHeaderSize: options.maxHeaderBytes ?? 16 * 1024,
+      headersTimeout: options.timeoutMs ?? 300_000,
+      bodyTimeout: options.timeoutMs ?? 300_000,
+      ...(options.ca ? {connect: {ca: options.ca, ALPNProtocols: ['http/1.1']}} : {}),
     }
+    this.dispatcher = options.single
+      ? new Client(origin, settings)
+      : new Pool(origin, {...settings, connections: options.connections})
+    this.timeoutMs = options.timeoutMs
+    this.pipelined = (options.pipelining ?? 1) > 1
   }
 
-  /** `onSend` is called when the request is written and returns the time to stamp it with. */
-  send(bytes: Buffer, onSend: () => number, done: Done, head = false): void {
-    if (this.ending) return done(0, Object.assign(new Error('the connection pool is closing'), {code: 'ECONNRESET'}))
-    const connection = this.takeIdle() ?? (this.connections.length < this.size ? this.add() : this.withRoom())
-    if (connection) this.dispatch(connection, bytes, onSend, done, head)
-    else this.waiting.push({bytes, done, onSend, head})
-  }
-
-  /** Requests sent by `fn` (pipelined, when the pool does) leave in one write per connection rather than one each. */
-  together(fn: () => void): void {
-    this.holding = true
-    for (const c of this.connections) c.hold()
-    try {
-      fn()
-    } finally {
-      this.holding = false
-      for (const c of this.connections) c.release()
+  /**
+   * Sends one request. `collect`: keep the answer's headers and body (the load generator needs the status only);
+   * `onStart`: called when the request leaves a wait for a free connection and goes out.
+   */
+  send(
+    request: UpstreamRequest,
+    done: Done,
+    {collect = true, onStart}: {collect?: boolean; onStart?: () => void} = {},
+  ): void {
+    if (this.closed) return done(0, Object.assign(new Error('the connection pool is closed'), {code: 'ECONNRESET'}))
+    let status = 0
+    let headers: string[] = []
+    const chunks: Buffer[] = []
+    let finished = false
+    const finish: Done = (s, error, answer) => {
+      if (finished) return
+      finished = true
+      done(s, error && normalized(error), answer)
     }
+    // undici's pools take the callback handler of its 6.x API (onConnect…onComplete), deprecated but not yet replaced there.
+    const handler: Dispatcher.DispatchHandler = {
+      onConnect: () => onStart?.(),
+      onHeaders: (statusCode, raw) => {
+        // An interim answer (100 Continue) is not the answer.
+        if (statusCode < 200) return true
+        status = statusCode
+        if (collect) headers = lowerCased(raw)
+        return true
+      },
+      onData: (chunk) => {
+        if (collect) chunks.push(chunk)
+        return true
+      },
+      onComplete: () =>
+        finish(
+          status,
+          undefined,
+          collect ? {status, headers, body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)} : undefined,
+        ),
+      onError: (error) => finish(0, error),
+    }
+    this.dispatcher.dispatch(
+      {
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body: request.body ?? null,
+        // A pipelined prediction may go out behind another: the model server answers them in order.
+        ...(this.pipelined ? {idempotent: true, blocking: false} : {}),
+        ...(this.timeoutMs === undefined ? {} : {headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs}),
+      },
+      handler,
+    )
   }
 
-  /** Fails every request still waiting for a connection (the drain deadline passed). */
-  failWaiting(error: Error): void {
-    for (const w of this.waiting.splice(0)) w.done(0, error)
+  /** The request's answer, or its error. */
+  request(request: UpstreamRequest): Promise<Answer> {
+    return new Promise((resolve, reject) =>
+      this.send(request, (_status, error, answer) =>
+        answer ? resolve(answer) : reject(error ?? new Error('the server gave no answer')),
+      ),
+    )
   }
 
   /** Fails whatever is waiting or in flight with `error` and closes every connection. */
-  close(error: Error = Object.assign(new Error('the connection pool was closed'), {code: 'ECONNRESET'})): void {
-    clearInterval(this.sweep)
-    this.failWaiting(error)
-    for (const c of this.connections.splice(0)) c.destroy(error)
-    this.idle.length = 0
-  }
-
-  /** Closes idle connections now and the others once their answer is in; nothing new is sent. */
-  end(): void {
-    this.ending = true
-    for (const c of this.idle.splice(0)) c.close()
-    if (!this.connections.some((c) => c.busy) && this.waiting.length === 0) clearInterval(this.sweep)
-  }
-
-  private takeIdle(): Connection | undefined {
-    const connection = this.idle.pop()
-    // Reused, it reopens its socket on the next send.
-    if (
-      connection &&
-      this.options.idleMs !== undefined &&
-      performance.now() - connection.idleSince >= this.options.idleMs
-    )
-      connection.close()
-    return connection
-  }
-
-  /** The connection with the fewest requests in flight, if it has room for one more. */
-  private withRoom(): Connection | undefined {
-    const depth = this.options.pipeline ?? 1
-    if (depth <= 1) return undefined
-    let least: Connection | undefined
-    for (const c of this.connections) if (!least || c.inFlight < least.inFlight) least = c
-    return least && least.inFlight < depth ? least : undefined
-  }
-
-  private add(): Connection {
-    const connection = new Connection(this.origin, this.options)
-    if (this.holding) connection.hold()
-    this.connections.push(connection)
-    return connection
-  }
-
-  private dispatch(connection: Connection, bytes: Buffer, onSend: () => number, done: Done, head: boolean): void {
-    connection.send(
-      bytes,
-      onSend(),
-      (status, error, answer) => {
-        const next = this.waiting.shift()
-        if (next) this.dispatch(connection, next.bytes, next.onSend, next.done, next.head)
-        // With pipelined requests still on their way back, the connection is not idle yet.
-        else if (!connection.busy) this.free(connection)
-        done(status, error, answer)
-      },
-      head,
+  close(error?: Error): Promise<void> {
+    this.closed = true
+    return this.dispatcher.destroy(
+      error ?? Object.assign(new Error('the connection pool was closed'), {code: 'ECONNRESET'}),
     )
   }
 
-  /** A connection with nothing in flight: idle for the next request, or closed once the pool is ending. */
-  private free(connection: Connection): void {
-    if (this.ending) this.retire(connection)
-    else this.idle.push(connection)
+  /** Lets requests already sent finish, then closes; nothing new is sent. */
+  end(): Promise<void> {
+    this.closed = true
+    return this.dispatcher.close()
   }
+}
 
-  private retire(connection: Connection): void {
-    connection.close()
-    if (!this.connections.some((c) => c.busy)) clearInterval(this.sweep)
+/** undici's raw head (bytes, as sent) as names in lower case and values, alternating; bytes above 0x7F kept as they are. */
+function lowerCased(raw: Buffer[]): string[] {
+  const out = new Array<string>(raw.length)
+  for (let i = 0; i < raw.length; i += 2) {
+    out[i] = raw[i].toString('latin1').toLowerCase()
+    out[i + 1] = raw[i + 1].toString('latin1')
   }
-
-  private expire(timeoutMs: number): void {
-    const now = performance.now()
-    for (const c of this.connections) {
-      if (c.sentAt !== undefined && now - c.sentAt > timeoutMs)
-        c.destroy(Object.assign(new Error(`no answer within ${timeoutMs} ms`), {code: 'TIMEOUT'}))
-    }
-  }
+  return out
 }

@@ -73,6 +73,8 @@ export interface BuildResult {
 
 /** Where an own Dockerfile finds the artifact: the path "mlops init"'s Dockerfile and .dockerignore name. */
 export const EXPORTED_ARTIFACT = '.mlops/export/artifact.tar'
+/** Where an own Dockerfile finds the mlops runtime: `package/` (mlops) and `node_modules/` (its dependencies). */
+export const EXPORTED_RUNTIME = '.mlops/export/runtime'
 const BUILD_DIR = '.mlops/build'
 
 export async function buildImage(options: BuildOptions): Promise<BuildResult> {
@@ -121,14 +123,18 @@ export async function buildImage(options: BuildOptions): Promise<BuildResult> {
     hint?: string
   }
   if (own) {
-    progress('exporting the artifact')
-    await store.export(options.ref, join(projectDir, EXPORTED_ARTIFACT), {name})
+    const runtime = await exportForOwnDockerfile({
+      projectDir,
+      arch: options.arch ?? process.arch,
+      progress,
+      exportArtifact: (path) => store.export(options.ref, path, {name}),
+    })
     if (!existsSync(join(projectDir, '.dockerignore')))
       warnings.push(
         `${projectDir} has no .dockerignore, so the whole folder (artifact store included) is sent to ${engine.name} as the build context`,
       )
     // An own Dockerfile need not write the labels: the engine sets them.
-    context = {dir: projectDir, dockerfile: own, labels}
+    context = {dir: projectDir, dockerfile: own, labels, runtime}
   } else {
     context = await writeContext({
       options,
@@ -188,6 +194,24 @@ function ownDockerfile(projectDir: string, configured: string | undefined): stri
   // A Dockerfile in the project (mlops init writes one) is used only when named: by default the image holds the very
   // runtime that was tested, which only the generated context carries.
   return undefined
+}
+
+/**
+ * What an own Dockerfile copies from the project (the one "mlops init" writes does): the artifact and this mlops
+ * runtime under .mlops/export/, written afresh, so the image runs the code "mlops test" ran and needs no registry.
+ */
+export async function exportForOwnDockerfile(input: {
+  projectDir: string
+  arch: string
+  progress: (step: string) => void
+  exportArtifact: (path: string) => Promise<unknown>
+}): Promise<RuntimeSummary> {
+  input.progress('exporting the artifact')
+  await input.exportArtifact(join(input.projectDir, EXPORTED_ARTIFACT))
+  input.progress('copying the mlops runtime')
+  const targetDir = join(input.projectDir, EXPORTED_RUNTIME)
+  await rm(targetDir, {recursive: true, force: true})
+  return copyRuntime({packageRoot, targetDir, arch: input.arch})
 }
 
 interface ContextInput {

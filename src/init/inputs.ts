@@ -121,7 +121,13 @@ export function resolveShapes(
 // Small strings and integers: most likely to be a known category or a valid index for the model.
 const WORDS = ['a', 'b', 'c', '0', '1', '2']
 
-function randomData(dtype: Dtype, n: number, next: () => number, int: (from: number, to: number) => number): TypedData {
+function randomData(
+  dtype: Dtype,
+  n: number,
+  next: () => number,
+  int: (from: number, to: number) => number,
+  intMax: number,
+): TypedData {
   switch (dtype) {
     case 'float32':
       return Float32Array.from({length: n}, next)
@@ -134,9 +140,9 @@ function randomData(dtype: Dtype, n: number, next: () => number, int: (from: num
     case 'bool':
       return Uint8Array.from({length: n}, () => int(0, 1))
     case 'int64':
-      return BigInt64Array.from({length: n}, () => BigInt(int(0, 9)))
+      return BigInt64Array.from({length: n}, () => BigInt(int(0, intMax)))
     case 'uint64':
-      return BigUint64Array.from({length: n}, () => BigInt(int(0, 9)))
+      return BigUint64Array.from({length: n}, () => BigInt(int(0, intMax)))
     default: {
       const Ctor = {
         int8: Int8Array,
@@ -147,17 +153,21 @@ function randomData(dtype: Dtype, n: number, next: () => number, int: (from: num
         uint32: Uint32Array,
       }[dtype]
       const out = new Ctor(n)
-      for (let i = 0; i < n; i++) out[i] = int(0, 9)
+      for (let i = 0; i < n; i++) out[i] = int(0, intMax)
       return out
     }
   }
 }
 
-/** Seeded inputs for every model input: floats uniform in [0, 1), integers 0–9, short strings. The same seed gives the same bytes. */
+/**
+ * Seeded inputs for every model input: floats uniform in [0, 1), integers 0–intMax (fewer for index inputs of a small
+ * table), short strings. The same seed gives the same bytes.
+ */
 export function randomFeeds(
   signature: ModelSignature,
   shapes: Record<string, number[]>,
   seed: number,
+  intMax = 9,
 ): Record<string, OrtTensor> {
   const rng = xoroshiro128plus(seed)
   const next = () => uniformFloat64(rng)
@@ -165,7 +175,7 @@ export function randomFeeds(
   const feeds: Record<string, OrtTensor> = {}
   for (const input of signature.inputs) {
     const shape = shapes[input.name]
-    feeds[input.name] = makeTensor(input.dtype, randomData(input.dtype, elementCount(shape), next, int), shape)
+    feeds[input.name] = makeTensor(input.dtype, randomData(input.dtype, elementCount(shape), next, int, intMax), shape)
   }
   return feeds
 }

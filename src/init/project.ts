@@ -7,13 +7,23 @@ import {Document, isScalar, isSeq, visit} from 'yaml'
 import {ConfigError, UsageError, errorMessage} from '../errors.js'
 import {CONFIG_FILE, parseConfig} from '../config/load.js'
 import {type LoadedModel, type ModelSignature, formatShape, loadModel} from '../model/signature.js'
-import type {TensorJson} from '../model/tensor.js'
-import {toolVersion} from '../paths.js'
 import {writeFileAtomically} from '../system/atomic.js'
+import {installSource} from '../system/install-source.js'
 import {goldenJsonl, seedGoldenCases} from './golden.js'
 import {type Sample, randomFeeds, readSamples, resolveShapes} from './inputs.js'
+import {type ProbeFindings, probeModel} from '../model/probe.js'
+import {type OrtTensor, tensorToJson} from '../model/tensor.js'
 import {renderTemplateFile} from './render.js'
-import {type SuggestedPipeline, type TemplateKind, detectTemplate, isTabular, suggestPipeline} from './suggest.js'
+import {
+  type Inferred,
+  type ModelKnowledge,
+  type ProbedShapes,
+  type SuggestedPipeline,
+  type TemplateKind,
+  detectTemplate,
+  inferPipeline,
+  isTabular,
+} from './suggest.js'
 
 export interface InitOptions {
   /** The project directory; created when missing. */
@@ -43,6 +53,10 @@ export interface InitResult {
   warnings: string[]
   /** Golden cases written by this run. */
   golden: number
+  /** Why golden.jsonl has no case: "mlops test" then has no regression baseline. */
+  noGolden?: string
+  /** What init decided from running the model, one entry per output and per feature. */
+  inferred: Inferred[]
 }
 
 /** Same rule as `name` in schemas/config/mlops.schema.json: the name becomes an image and artifact name. */
@@ -136,13 +150,64 @@ interface GoldenPlan {
   /** The content to write, or undefined to leave an existing file alone. */
   content?: string
   cases: number
-  /** Outputs of the first case: they tell whether class scores already are probabilities. */
-  observed: Record<string, TensorJson>
+  /** What running the model taught: outputs of the first run, columns that take a missing value, sizes that ran. */
+  knowledge: ModelKnowledge & ProbedShapes
+  /** Why golden.jsonl holds no case, when it holds none. */
+  empty?: string
+}
+
+/** Generated inputs that the model runs on: the default shapes, or what probing found when those fail. */
+async function generatedSamples(
+  model: LoadedModel,
+  kind: TemplateKind,
+  options: InitOptions,
+  warnings: string[],
+): Promise<{samples: Sample[]; knowledge: ModelKnowledge & ProbedShapes; error?: string}> {
+  const resolved = resolveShapes(model.signature, kind, options.shapes)
+  const findings = await probe(model, resolved.shapes, Object.keys(options.shapes ?? {}))
+  if (!findings.working) return {samples: [], knowledge: {}, error: findings.error}
+  const {shapes, intMax} = findings.working
+  for (const name of resolved.defaulted)
+    warnings.push(
+      `input "${name}" has dynamic dimensions: the generated golden inputs use shape [${shapes[name].join(',')}]. Pass --shape ${name}=${shapes[name].join(',')} with the sizes your data has.`,
+    )
+  const elements = Object.values(shapes).reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0)
+  const count = elements > GENERATED_CASES.largeElements ? GENERATED_CASES.large : GENERATED_CASES.small
+  const samples = Array.from({length: count}, (_, i) => ({
+    name: `generated input ${i + 1} (seed ${i + 1})`,
+    feeds: randomFeeds(model.signature, shapes, i + 1, intMax),
+  }))
+  return {samples, knowledge: knowledgeFrom(findings)}
+}
+
+/** What real inputs teach: their answers, and which columns take a missing value (their shapes stay as given). */
+async function sampleKnowledge(model: LoadedModel, sample: Sample | undefined): Promise<ModelKnowledge & ProbedShapes> {
+  if (!sample) return {}
+  const shapes = Object.fromEntries(Object.entries(sample.feeds).map(([k, t]) => [k, [...t.dims]]))
+  const findings = await probe(model, shapes, Object.keys(shapes), sample.feeds)
+  return knowledgeFrom(findings)
+}
+
+/** Probes with seeded generated inputs; `fixed` inputs keep their shapes, `base` feeds are tried first. */
+function probe(
+  model: LoadedModel,
+  shapes: Record<string, number[]>,
+  fixed: string[],
+  base?: Record<string, OrtTensor>,
+): Promise<ProbeFindings> {
+  const makeFeeds = (s: Record<string, number[]>, intMax: number) => randomFeeds(model.signature, s, 1, intMax)
+  return probeModel(model, {shapes, fixed: new Set(fixed), makeFeeds, base})
+}
+
+function knowledgeFrom(findings: ProbeFindings): ModelKnowledge & ProbedShapes {
+  if (!findings.working) return {}
+  const observed = Object.fromEntries(Object.entries(findings.outputs).map(([k, t]) => [k, tensorToJson(t)]))
+  return {observed, missingOk: findings.missingOk, axes: findings.axes, shapes: findings.working.shapes}
 }
 
 /**
- * Seeds golden.jsonl from --sample or from generated inputs. An existing non-empty golden.jsonl is kept and
- * the model is not run; an empty one (left by an earlier init whose model failed on generated inputs) is filled.
+ * Seeds golden.jsonl from --sample or from generated inputs. An existing non-empty golden.jsonl is kept; an empty one
+ * (left by an earlier init whose model failed on generated inputs) is filled.
  */
 async function planGolden(
   model: LoadedModel,
@@ -152,43 +217,41 @@ async function planGolden(
   warnings: string[],
 ): Promise<GoldenPlan> {
   const existing = await readFile(goldenPath, 'utf8').catch(() => undefined)
-  if (existing?.trim()) {
-    if (options.sample)
-      warnings.push(
-        `${GOLDEN_FILE} exists, so --sample ${options.sample} was not used. Delete ${GOLDEN_FILE} and run "mlops init" again to reseed it.`,
-      )
-    return {cases: 0, observed: {}}
-  }
+  const keep = existing?.trim() !== undefined && existing.trim() !== ''
+  if (keep && options.sample)
+    warnings.push(
+      `${GOLDEN_FILE} exists, so --sample ${options.sample} was not used. Delete ${GOLDEN_FILE} and run "mlops init" again to reseed it.`,
+    )
   const emptyFile = existing === undefined ? '' : undefined
-  let samples: Sample[]
-  if (options.sample) {
-    samples = await readSamples(options.sample, model.signature)
-  } else {
-    const {shapes, defaulted} = resolveShapes(model.signature, kind, options.shapes)
-    for (const name of defaulted)
-      warnings.push(
-        `input "${name}" has dynamic dimensions: the generated golden inputs use shape [${shapes[name].join(',')}]. Pass --shape ${name}=${shapes[name].join(',')} with the sizes your data has.`,
-      )
-    const elements = Object.values(shapes).reduce((sum, shape) => sum + shape.reduce((a, b) => a * b, 1), 0)
-    const count = elements > GENERATED_CASES.largeElements ? GENERATED_CASES.large : GENERATED_CASES.small
-    samples = Array.from({length: count}, (_, i) => ({
-      name: `generated input ${i + 1} (seed ${i + 1})`,
-      feeds: randomFeeds(model.signature, shapes, i + 1),
-    }))
+  const generated = options.sample ? undefined : await generatedSamples(model, kind, options, warnings)
+  if (keep) return {cases: 0, knowledge: generated?.knowledge ?? {}}
+  const samples = generated ? generated.samples : await readSamples(options.sample!, model.signature)
+  const knowledge = generated?.knowledge ?? (await sampleKnowledge(model, samples[0]))
+  if (generated?.error !== undefined) {
+    const reason = generated.error.slice(0, 300)
+    return {
+      content: emptyFile,
+      cases: 0,
+      knowledge: {},
+      empty: `the model fails on every generated input tried (${reason}). Run "mlops init --sample FILE" with real inputs to seed it`,
+    }
   }
   try {
     const cases = await seedGoldenCases(model, samples)
-    return {content: goldenJsonl(cases), cases: cases.length, observed: cases[0]?.expected.outputs ?? {}}
+    const observed = knowledge.observed ?? cases[0]?.expected.outputs ?? {}
+    return {content: goldenJsonl(cases), cases: cases.length, knowledge: {...knowledge, observed}}
   } catch (error) {
     const reason = errorMessage(error).split('\n')[0].slice(0, 300)
     if (options.sample)
       throw new UsageError('INIT_SAMPLE_FAILED', `The model fails on the inputs in ${options.sample}: ${reason}`, {
         hint: 'Check the sample inputs against the model signature, then run "mlops init" again.',
       })
-    warnings.push(
-      `The model fails on generated inputs (${reason}), so ${GOLDEN_FILE} has no cases yet. Run "mlops init --sample FILE" with real inputs to seed it.`,
-    )
-    return {content: emptyFile, cases: 0, observed: {}}
+    return {
+      content: emptyFile,
+      cases: 0,
+      knowledge,
+      empty: `the model fails on generated inputs (${reason}). Run "mlops init --sample FILE" with real inputs to seed it`,
+    }
   }
 }
 
@@ -254,9 +317,10 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
     template: kind,
     modelPath: yamlScalar(modelPath),
     signature: describeSignature(model.signature),
-    mlopsVersion: toolVersion(),
+    ...(await installSource()),
   }
-  const pipeline = pipelineYaml(suggestPipeline(model.signature, kind, golden.observed))
+  const {pipeline: suggested, inferred} = inferPipeline(model.signature, kind, golden.knowledge)
+  const pipeline = pipelineYaml(suggested)
   const config = await renderTemplateFile(`mlops/${kind}.yaml`, {...vars, pipeline})
   try {
     parseConfig(config, CONFIG_FILE)
@@ -284,5 +348,16 @@ export async function initProject(options: InitOptions): Promise<InitResult> {
     await writeFileAtomically(path, file.content)
     created.push(file.path)
   }
-  return {dir, name, template: kind, signature: model.signature, created, skipped, warnings, golden: golden.cases}
+  return {
+    dir,
+    name,
+    template: kind,
+    signature: model.signature,
+    created,
+    skipped,
+    warnings,
+    golden: golden.cases,
+    ...(golden.empty ? {noGolden: golden.empty} : {}),
+    inferred,
+  }
 }

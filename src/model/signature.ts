@@ -4,6 +4,8 @@ import {statSync} from 'node:fs'
 import * as ort from 'onnxruntime-node'
 
 import {MlopsError, UsageError, errorMessage} from '../errors.js'
+import {colorAllowed} from '../system/terminal.js'
+import {optionalTensorInputs} from './onnx-inputs.js'
 import {type Dtype, type OrtTensor, elementCount, isSupportedDtype} from './tensor.js'
 
 /** A dimension: a fixed size, or a dynamic one (its symbolic name, or "" when unnamed), as onnxruntime-node reports it. */
@@ -87,7 +89,7 @@ export function servability(signature: ModelSignature, rawInputs: Meta[]): {erro
   const warnings: string[] = []
   for (const input of rawInputs) {
     if (!input.isTensor)
-      errors.push(`input "${input.name}" is a map, sequence or optional value: onnxruntime-node can only feed tensors`)
+      errors.push(`input "${input.name}" is a map or sequence: onnxruntime-node can only feed tensors`)
     else if (!isSupportedDtype(input.type ?? ''))
       errors.push(`input "${input.name}" has dtype ${input.type}, which onnxruntime-node cannot feed`)
   }
@@ -160,7 +162,10 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   let session: ort.InferenceSession
   try {
     // onnxruntime-node refuses an explicit undefined thread count, so only set what was given.
-    const sessionOptions: ort.InferenceSession.SessionOptions = {logSeverityLevel: 3, graphOptimizationLevel: 'all'}
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      logSeverityLevel: ortLogSeverity(),
+      graphOptimizationLevel: 'all',
+    }
     if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads
     if (options.interOpThreads !== undefined) sessionOptions.interOpNumThreads = options.interOpThreads
     if (options.spinning === false)
@@ -182,7 +187,17 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   }
   const loadMs = performance.now() - started
   const signature = readSignature(session)
-  const raw = session.inputMetadata as unknown as Meta[]
+  const raw = [...(session.inputMetadata as unknown as Meta[])]
+  if (raw.some((m) => !m.isTensor)) {
+    // onnxruntime-node reports an optional(tensor) input without its type, yet feeds a plain tensor to it.
+    const optional = await optionalTensorInputs(path)
+    raw.forEach((meta, i) => {
+      const tensor = optional.get(meta.name)
+      if (meta.isTensor || !tensor) return
+      raw[i] = {...meta, isTensor: true, type: tensor.dtype, shape: tensor.shape}
+      signature.inputs[i] = {name: meta.name, dtype: tensor.dtype, shape: tensor.shape}
+    })
+  }
   const {errors, warnings} = servability(signature, raw)
   if (errors.length > 0) {
     await session.release().catch(() => undefined)
@@ -193,6 +208,17 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   }
   const fetches = signature.outputs.filter((o) => o.isTensor).map((o) => o.name)
   return {session, signature, fetches, warnings, loadMs}
+}
+
+/**
+ * onnxruntime writes its log lines to stderr in red, terminal or not. Its errors come back as the exception too, which
+ * mlops reports in its own words; so under NO_COLOR only fatal lines are left (3: errors, 4: fatal).
+ */
+function ortLogSeverity(): 3 | 4 {
+  if (colorAllowed()) return 3
+  // The environment's own logger (created with the first session) likewise.
+  ort.env.logLevel = 'fatal'
+  return 4
 }
 
 function firstLine(text: string): string {

@@ -79,11 +79,3 @@ export function checkMonitorConfig(config: {monitor?: MonitorConfig}): ConfigIss
   }
   return issues
 }
-
-const UNITS: Record<string, number> = {s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000}
-
-/** `24h` → milliseconds; undefined when it is not a duration. */
-export function parseDuration(text: string): number | undefined {
-  const match = /^(\d+)(s|m|h|d)$/.exec(text.trim())
-  return match ? Number(match[1]) * UNITS[match[2]] : undefined
-}

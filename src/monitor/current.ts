@@ -41,6 +41,9 @@ export type Score = (records: Record<string, unknown>[]) => Promise<(Record<stri
 
 const SCORE_BATCH = 256
 
+/** Why a record of a batch counts for its inputs and not for prediction drift. */
+export const REFUSED = 'refused by the pipeline (inputs only)'
+
 /**
  * Records of a CSV or JSONL file: their input features and, given `score`, the predictions the model makes for them
  * (a record the pipeline refuses counts for inputs only, and is counted in `skipped`).
@@ -55,8 +58,7 @@ export async function readBatch(path: string, baseline: ReferenceProfile, score?
     if (!score || batch.length === 0) return
     for (const answer of await score(batch)) {
       if (answer) predictions.add(flattenPrediction(answer))
-      else
-        skipped['refused by the pipeline (inputs only)'] = (skipped['refused by the pipeline (inputs only)'] ?? 0) + 1
+      else skipped[REFUSED] = (skipped[REFUSED] ?? 0) + 1
     }
     batch = []
   }

@@ -133,6 +133,8 @@ export class LiveProfiles {
       help: 'Drift of live traffic against the training baseline (PSI, JS distance, KS D or chi-square, per column).',
       labelNames: ['version', 'column', 'target', 'method'],
       registers: [registry],
+      // Across serving workers, each profiling its share of the traffic: the largest drift any of them sees.
+      aggregator: 'max',
       collect() {
         pending = live()
         this.reset()
@@ -145,6 +147,7 @@ export class LiveProfiles {
       help: '1 when a column drifted past its threshold, 0 when not; absent without enough data.',
       labelNames: ['version', 'column', 'target'],
       registers: [registry],
+      aggregator: 'max',
       collect() {
         const report = pending ?? live()
         pending = undefined

@@ -6,7 +6,8 @@ import {readRecords} from '../data/records.js'
 import {MlopsError, UsageError} from '../errors.js'
 import {type Feedback, feedbackPath, readFeedback} from '../feedback/store.js'
 import {shortPath, writeReports} from '../report/write.js'
-import {DEFAULT_SINCE, type PerformanceConfig, parseDuration} from './config.js'
+import {DURATION_EXAMPLES, parseDuration} from '../system/duration.js'
+import {DEFAULT_SINCE, type PerformanceConfig} from './config.js'
 import {rotatedFiles} from './current.js'
 import {
   type ClassPair,
@@ -112,7 +113,7 @@ export async function runPerformance(options: PerformanceOptions): Promise<Perfo
   const ms = parseDuration(since)
   if (ms === undefined)
     throw new UsageError('MONITOR_SINCE_INVALID', `--since ${since} is not a duration`, {
-      hint: 'Pass a number and a unit: 30m, 24h or 7d.',
+      hint: `Pass a number and a unit: ${DURATION_EXAMPLES}.`,
     })
   const from = new Date(now.getTime() - ms)
   const log = requestLogPath(options.log, loaded)

@@ -1,9 +1,12 @@
 // Renders a monitor result: JUnit (one testcase per feature and prediction field), an HTML page with charts, a terminal table.
 import {barChart, escapeHtml, htmlPage, htmlTable, lineChart} from '../report/html.js'
 import {type JunitCase, junitXml} from '../report/junit.js'
-import {table} from '../system/format.js'
-import type {ColumnDrift} from './drift.js'
-import type {MonitorResult} from './run.js'
+import {formatNumber, table} from '../system/format.js'
+import {type Colors, MARK, PLAIN} from '../system/terminal.js'
+import {REFUSED} from './current.js'
+import {type ColumnDrift, NOT_IN_CURRENT} from './drift.js'
+import {chiSquareTest} from './stats.js'
+import type {MonitorResult} from './types.js'
 
 export function monitorJunit(result: MonitorResult, now: Date): string {
   const toCase = (c: ColumnDrift): JunitCase => ({
@@ -52,18 +55,39 @@ function detail(c: ColumnDrift): string {
   return lines.join('\n')
 }
 
-/** The verdict table printed in the terminal, most severe first. */
-export function monitorTable(result: MonitorResult): string {
-  const rows = [...result.features, ...result.predictions].map((c) => [
-    c.target === 'prediction' ? `prediction:${c.name}` : c.name,
-    c.method,
-    num(c.statistic),
-    c.pValue === null ? '' : num(c.pValue),
-    String(c.threshold),
-    c.verdict === 'not_enough_data' ? 'not enough data' : c.verdict,
-    c.reasons.filter((r) => !r.startsWith(c.method)).join('; '),
+/** The verdict table printed in the terminal, most severe first: drift in red, ok in green, too little data in yellow. */
+export function monitorTable(result: MonitorResult, c: Colors = PLAIN): string {
+  const refused = result.current.skipped[REFUSED]
+  const rows = [...result.features, ...result.predictions].map((col) => [
+    columnName(col),
+    col.method,
+    num(col.statistic),
+    pValueText(col),
+    String(col.threshold),
+    severity(col.verdict, c),
+    col.target === 'prediction' && refused && col.reasons.includes(NOT_IN_CURRENT)
+      ? `no predictions: the pipeline refused ${refused === result.current.records ? 'every record' : `${refused} records`}`
+      : col.reasons.filter((r) => !r.startsWith(col.method)).join('; '),
   ])
-  return table(['column', 'method', 'statistic', 'p-value', 'threshold', 'verdict', 'note'], rows)
+  const headers = ['column', 'method', 'statistic', 'p-value', 'threshold', 'verdict', 'note']
+  const marked = rows.some((r) => r[3].endsWith('†'))
+  return `${table(headers, rows, {right: [2, 3, 4]})}${marked ? `\n${DAGGER_NOTE}` : ''}`
+}
+
+const DAGGER_NOTE =
+  '† For PSI and Jensen–Shannon columns the p-value is a chi-square test of the binned counts, for reference: at this many values even a harmless difference gives a small p-value, which is why their verdict uses the distance and its threshold.'
+
+/** The p-value as shown: the test's, or † the binned chi-square's beside a distance; – when there is none. */
+function pValueText(c: ColumnDrift): string {
+  const p = pValueOf(c)
+  if (p === null) return '–'
+  return `${p === 0 ? '< 1e-300' : num(p)}${c.pValue === null ? ' †' : ''}`
+}
+
+function severity(verdict: ColumnDrift['verdict'], c: Colors): string {
+  if (verdict === 'drift') return c.red(c.bold(`${MARK.fail} drift`))
+  if (verdict === 'ok') return c.green(`${MARK.pass} ok`)
+  return c.yellow('? not enough data')
 }
 
 export function monitorHtml(result: MonitorResult, now: Date): string {
@@ -72,16 +96,16 @@ export function monitorHtml(result: MonitorResult, now: Date): string {
   const source = result.current.window
     ? `requests from ${result.current.window.from} to ${result.current.window.to}`
     : result.current.files.join(', ')
-  const summary = `<p>Verdict: <span class="${result.verdict === 'drift' ? 'bad' : 'ok'}">${escapeHtml(result.verdict.replaceAll('_', ' '))}</span> — ${result.drifted.length} of ${all.length} columns drifted. ${result.current.records} current records (${escapeHtml(source)}) against the baseline of ${result.baseline.rows} rows (${escapeHtml(result.baseline.source)}).</p>`
+  const summary = `<p>Verdict: <span class="${result.verdict === 'drift' ? 'bad' : 'ok'}">${escapeHtml(result.verdict.replaceAll('_', ' '))}</span> — ${result.drifted.length} of ${all.length} columns drifted. ${formatNumber(result.current.records)} current records (${escapeHtml(source)}) against the baseline of ${formatNumber(result.baseline.rows)} rows (${escapeHtml(result.baseline.source)}).</p>`
   const rows = all.map((c) => ({
     cells: [
-      c.target === 'prediction' ? `prediction:${c.name}` : c.name,
+      columnName(c),
       c.method,
       num(c.statistic),
-      c.pValue === null ? '' : num(c.pValue),
+      pValueText(c),
       String(c.threshold),
       c.verdict.replaceAll('_', ' '),
-      c.reasons.join('; '),
+      why(c),
     ],
     classes: [
       undefined,
@@ -92,43 +116,97 @@ export function monitorHtml(result: MonitorResult, now: Date): string {
       c.verdict === 'drift' ? 'bad' : c.verdict === 'ok' ? 'ok' : 'muted',
     ],
   }))
-  const charts = all
-    .filter((c) => c.verdict === 'drift')
-    .map(chartsOf)
-    .join('\n')
+  const note = rows.some((r) => r.cells[3].endsWith('†')) ? `<p class="muted">${escapeHtml(DAGGER_NOTE)}</p>` : ''
   const body = [
     summary,
     htmlTable(['column', 'method', 'statistic', 'p-value', 'threshold', 'verdict', 'why'], rows),
-    charts ? `<h2>Drifted columns</h2>\n${charts}` : '',
+    note,
+    `<h2>Every column</h2>\n<p class="muted">Baseline in grey, current in orange. Categories the baseline never saw are marked "new".</p>`,
+    `<div class="grid">\n${all.map(chartsOf).join('\n')}\n</div>`,
   ].join('\n')
   return htmlPage({title: `Drift report: ${subject}`, subtitle: `mlops monitor, ${now.toISOString()}`, body})
 }
 
+function columnName(c: ColumnDrift): string {
+  return c.target === 'prediction' ? `prediction:${c.name}` : c.name
+}
+
+/** The test's p-value, or for a distance a chi-square test of the current counts per bin against the baseline shares. */
+function pValueOf(c: ColumnDrift): number | null {
+  if (c.pValue !== null) return c.pValue
+  if (c.statistic === null || c.bins.labels.length < 2) return null
+  const observed = Object.fromEntries(
+    c.bins.labels.map((l, i) => [l, Math.round(c.bins.current[i] * c.samples.current)]),
+  )
+  const baseline = Object.fromEntries(c.bins.labels.map((l, i) => [l, c.bins.baseline[i]]))
+  return chiSquareTest(observed, baseline, 0.5 / Math.max(1, c.samples.baseline)).pValue
+}
+
+/** Why, in words: what moved (the bin whose share changed most), and the other reasons; never the statistic again. */
+function why(c: ColumnDrift): string {
+  const others = c.reasons.filter((r) => !r.startsWith(c.method))
+  if (c.statistic === null) return others.join('; ')
+  const {labels, baseline, current} = c.bins
+  let most = 0
+  labels.forEach((_, i) => {
+    if (Math.abs(current[i] - baseline[i]) > Math.abs(current[most] - baseline[most])) most = i
+  })
+  const where = c.kind === 'numeric' ? `values ${readable(labels[most])}` : `"${labels[most]}"`
+  const moved = `${where}: ${pct(baseline[most])} of the baseline, ${pct(current[most])} now`
+  const lead = c.verdict === 'drift' ? `most moved: ${moved}` : `within the threshold; most moved: ${moved}`
+  return [lead, ...others].join('; ')
+}
+
+/** A column's charts, small enough to sit side by side (and one to a row on a phone). */
 function chartsOf(c: ColumnDrift): string {
+  const name = columnName(c)
+  const verdict = `<span class="${c.verdict === 'drift' ? 'bad' : c.verdict === 'ok' ? 'ok' : 'muted'}">${escapeHtml(c.verdict.replaceAll('_', ' '))}</span>`
+  const head = `<h3>${escapeHtml(name)} · ${verdict}</h3>`
+  if (c.bins.labels.length === 0)
+    return `<section>${head}<p class="muted">${escapeHtml(c.reasons.join('; ') || 'no values to chart')}</p></section>`
   const series = [
     {name: 'baseline', values: c.bins.baseline},
     {name: 'current', values: c.bins.current},
   ]
-  const share = (v: number) => `${Number((v * 100).toPrecision(3))}%`
-  const what = c.kind === 'numeric' ? 'share of values between the baseline deciles' : 'share of each category'
-  const parts = [
-    `<h3>${escapeHtml(c.target === 'prediction' ? `prediction:${c.name}` : c.name)}</h3>`,
-    `<figure>${barChart(c.bins.labels, series, {title: `${c.name}: ${what}`, format: share})}<figcaption>${escapeHtml(c.reasons.join('; '))}</figcaption></figure>`,
-  ]
+  const share = (v: number) => pct(v)
+  const unseen = new Set(c.unseen.map((u) => u.category))
+  const bars = barChart(c.bins.labels.map(readable), series, {
+    title: c.kind === 'numeric' ? 'share of values in each bin' : 'share of each category',
+    width: 340,
+    height: 170,
+    format: share,
+    yLabel: 'share',
+    xLabel: c.kind === 'numeric' ? `${name} (between baseline deciles)` : 'category',
+    marked: {indexes: c.bins.labels.flatMap((l, i) => (unseen.has(l) ? [i] : [])), label: 'new'},
+  })
+  const parts = [head, `<figure>${bars}<figcaption>${escapeHtml(why(c))}</figcaption></figure>`]
   if (c.quantiles) {
-    const levels = c.quantiles.baseline.map((_, i) => i * 10)
     parts.push(
       `<figure>${lineChart(
-        levels,
+        c.quantiles.baseline.map((_, i) => i * 10),
         [
           {name: 'baseline', values: c.quantiles.baseline},
           {name: 'current', values: c.quantiles.current},
         ],
-        {title: `${c.name}: percentiles`, xFormat: (v) => `p${v}`},
+        {
+          title: `percentiles of ${name}`,
+          width: 340,
+          height: 170,
+          xFormat: (v) => `p${v}`,
+          yLabel: 'value',
+          xLabel: 'percentile',
+        },
       )}</figure>`,
     )
   }
-  return parts.join('\n')
+  return `<section>${parts.join('\n')}</section>`
+}
+
+/** Numbers in a bin label with thousands separated: "≤ 12345.5" reads "≤ 12,346". */
+function readable(label: string): string {
+  return label.replace(/-?\d+(?:\.\d+)?(?:e[+-]?\d+)?/g, (n) =>
+    Math.abs(Number(n)) >= 1000 ? formatNumber(Number(n), 0) : n,
+  )
 }
 
 function num(v: number | null): string {

@@ -9,47 +9,13 @@ import type {ReferenceProfile} from '../artifact/types.js'
 import {type LoadedConfig, loadConfig} from '../config/load.js'
 import {MlopsError, UsageError, isMlopsError} from '../errors.js'
 import {shortPath, writeReports} from '../report/write.js'
-import {DEFAULT_SINCE, type DriftSettings, driftSettings, parseDuration} from './config.js'
+import {DURATION_EXAMPLES, parseDuration} from '../system/duration.js'
+import {DEFAULT_SINCE, driftSettings} from './config.js'
 import {type CurrentSource, readBatch, readRequestLog} from './current.js'
-import {type ColumnDrift, type DriftVerdict, NOT_IN_CURRENT, detectDrift} from './drift.js'
+import {NOT_IN_CURRENT, detectDrift} from './drift.js'
 import {monitorHtml, monitorJunit} from './report.js'
 import {artifactScorer} from './score.js'
-
-export interface MonitorOptions {
-  /** Project directory (mlops.yaml); optional when `baseline` is given. */
-  dir: string
-  /** Artifact ref (version, name@version, digest, .tar path); default the newest version. */
-  ref?: string
-  /** A baseline profile, or the path of one as JSON: instead of the artifact's. */
-  baseline?: ReferenceProfile | string
-  /** A CSV or JSONL batch of records; without it, the request log over `since`. */
-  input?: string
-  /** A duration such as 24h: how far back the request log is read. Default monitor.since, else 24h. */
-  since?: string
-  /** The request log; default serving.request_log.path. */
-  log?: string
-  junit?: string
-  html?: string
-  now?: () => Date
-}
-
-export interface MonitorResult {
-  verdict: DriftVerdict
-  drifted: string[]
-  artifact?: {name: string; version: string; digest: string}
-  baseline: {source: string; rows: number}
-  current: {
-    source: 'input' | 'request_log'
-    files: string[]
-    records: number
-    window?: {since: string; from: string; to: string}
-    skipped: Record<string, number>
-  }
-  settings: Pick<DriftSettings, 'minSamples' | 'largeSample' | 'thresholds'>
-  features: ColumnDrift[]
-  predictions: ColumnDrift[]
-  reports: {junit?: string; html?: string}
-}
+import type {MonitorOptions, MonitorResult} from './types.js'
 
 export async function runMonitor(options: MonitorOptions): Promise<MonitorResult> {
   const now = options.now ?? (() => new Date())
@@ -64,14 +30,16 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
 
   let current: CurrentSource
   let window: MonitorResult['current']['window']
+  let ignoredColumns: string[] | undefined
   if (options.input) {
     // With the artifact at hand, the batch is scored too, so its predictions are compared with the baseline's.
     const scorer =
       artifact && Object.keys(profile.predictions ?? {}).length > 0
-        ? await artifactScorer(options.dir, options.ref ?? `${artifact.name}@${artifact.version}`)
+        ? await artifactScorer(options.dir, options.ref ?? `${artifact.name}@${artifact.version}`, options.strict)
         : undefined
     try {
       current = await readBatch(options.input, profile, scorer?.score)
+      ignoredColumns = scorer?.ignoredColumns()
     } finally {
       await scorer?.release()
     }
@@ -80,7 +48,7 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
     const ms = parseDuration(since)
     if (ms === undefined)
       throw new UsageError('MONITOR_SINCE_INVALID', `--since ${since} is not a duration`, {
-        hint: 'Pass a number and a unit: 30m, 24h or 7d.',
+        hint: `Pass a number and a unit: ${DURATION_EXAMPLES}.`,
       })
     const to = now()
     const from = new Date(to.getTime() - ms)
@@ -126,6 +94,7 @@ export async function runMonitor(options: MonitorOptions): Promise<MonitorResult
       records: current.records,
       window,
       skipped: current.skipped,
+      ...(ignoredColumns && ignoredColumns.length > 0 ? {ignoredColumns} : {}),
     },
     settings: {minSamples: settings.minSamples, largeSample: settings.largeSample, thresholds: settings.thresholds},
     features: report.features,

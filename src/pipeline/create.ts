@@ -6,6 +6,7 @@ import {type ModelSignature, supportsBatching} from '../model/signature.js'
 import type {OrtTensor} from '../model/tensor.js'
 import {type CompiledInput, checkRecordFields, compileInput} from './assemble.js'
 import {PipelineInputError} from './errors.js'
+import {compileImageFeatures} from './image.js'
 import {type PipelineModule, loadPipelineModule, runModulePostprocess, runModulePreprocess} from './module.js'
 import {compilePostprocess} from './postprocess.js'
 import {openRequestSchema, requestSchemaOf} from './request-schema.js'
@@ -33,7 +34,11 @@ export async function createPipeline(
     )
   }
   const features = resolved.features ?? []
-  const byName = new Map<string, FeatureSpec>(features.map((f) => [f.name, f]))
+  // An image feature feeds its input as the tensor its steps make: assembled as a tensor feature once decoded.
+  const byName = new Map<string, FeatureSpec>(
+    features.map((f) => [f.name, f.type === 'image' ? {...f, type: 'tensor'} : f]),
+  )
+  const images = compileImageFeatures(features)
   const inputs: CompiledInput[] = (resolved.inputs ?? []).map((assembly) => {
     const input = signature.inputs.find((i) => i.name === assembly.input)
     if (!input)
@@ -71,13 +76,14 @@ export async function createPipeline(
     validate(records) {
       const issues: RecordIssue[] = []
       const prepared = module?.preprocess ? preprocessForValidation(module, records, issues) : records
-      if (prepared) assemble(prepared, issues)
+      if (prepared) assemble(images ? images.placeholders(prepared, issues) : prepared, issues)
       return sortIssues(issues)
     },
 
     async preprocess(records) {
-      const prepared = module?.preprocess ? await runModulePreprocess(module, records) : records
       const issues: RecordIssue[] = []
+      let prepared = module?.preprocess ? await runModulePreprocess(module, records) : records
+      if (images) prepared = await images.decode(prepared, issues)
       const feeds = assemble(prepared, issues)
       if (issues.length > 0) throw new PipelineInputError(sortIssues(issues))
       return feeds

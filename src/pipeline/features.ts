@@ -1,6 +1,7 @@
 // Per-feature functions compiled once: a record value to the numbers (or string) it writes into its model input, or a problem to report.
 import {INVALID, MISSING, describeValue, toBoolean, toInteger, toNumber, toText} from './coerce.js'
 import type {FeatureSpec} from './spec.js'
+import {FLOAT32_MAX} from './layout.js'
 import {compileSteps} from './steps.js'
 
 export type NumberSink = {[index: number]: number}
@@ -31,7 +32,7 @@ function listOf(values: readonly string[]): string {
 }
 
 const EXPECTED: Record<string, string> = {
-  number: 'a number (or null, "NaN", "Infinity", "-Infinity")',
+  number: 'a number (or null or "NaN" when missing)',
   integer: 'an integer',
   boolean: 'true or false',
 }
@@ -53,12 +54,15 @@ function compileNumeric(f: FeatureSpec, nanAllowed: boolean): Writer<NumberSink>
   const required = isRequired(f)
   const steps = compileSteps(f)
   const expected = EXPECTED[f.type]
+  const finiteOnly = f.type === 'number' && f.allow_non_finite !== true
   const missing = required
     ? 'is required (null, "" and "NaN" count as missing)'
     : 'is missing, and the model input takes integers (no NaN): give the feature an impute or default'
   return (value, out, offset) => {
     let x = coerce(value)
     if (x === INVALID) return `expected ${expected}, got ${describeValue(value)}`
+    if (finiteOnly && (x === Infinity || x === -Infinity || Math.abs(x) > FLOAT32_MAX))
+      return `${describeValue(value)} is not a finite number within the float32 range (set allow_non_finite: true on the feature to take it)`
     if (x !== x) {
       if (fill !== undefined) x = fill
       else if (required || !nanAllowed) return missing

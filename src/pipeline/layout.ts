@@ -23,6 +23,9 @@ export function isFixed(dim: Dim): dim is number {
   return !isDynamic(dim)
 }
 
+/** Past float32's range a value is no measurement: it becomes Infinity in a float32 input. */
+export const FLOAT32_MAX = 3.4028234663852886e38
+
 export const FLOAT_DTYPES: ReadonlySet<Dtype> = new Set(['float16', 'float32', 'float64'])
 export const INTEGER_DTYPES: ReadonlySet<Dtype> = new Set([
   'int8',

@@ -23,6 +23,7 @@ import type {
   Scalar,
   Transform,
 } from './spec.js'
+import {checkImageSteps, imageShape} from './image.js'
 import {compileClip, compileTransform} from './steps.js'
 import type {InputRecord} from './types.js'
 
@@ -113,9 +114,22 @@ function checkFeature(f: FeatureSpec, path: string): ConfigIssue[] {
   if (f.type === 'tensor') {
     for (const key of ['default', 'impute', 'clip', 'transform', 'encode', 'categories'] as const)
       not(key, 'a tensor feature is fed as it is')
+    if (f.min_shape && f.shape && f.min_shape.length !== f.shape.length)
+      issues.push({path: `${path}.min_shape`, message: `has ${f.min_shape.length} sizes; shape has ${f.shape.length}`})
     return issues
   }
+  if (f.type === 'image') {
+    for (const key of ['default', 'impute', 'clip', 'transform', 'encode', 'categories', 'shape', 'dtype'] as const)
+      not(key, 'an image feature is what its image steps make of the picture')
+    issues.push(...checkImageSteps(f.image ?? {}, `${path}.image`))
+    // The tensor the steps make: checked against the model input like a tensor feature's shape.
+    f.shape = imageShape(f.image ?? {})
+    return issues
+  }
+  not('image', 'only image features have image steps')
   not('shape', 'only tensor features have a shape')
+  not('min_shape', 'only tensor features have a shape')
+  if (f.type !== 'number') not('allow_non_finite', 'only number and tensor features hold floats')
   not('dtype', 'only tensor features have a dtype')
   if (isTextFeature(f)) {
     not('clip', 'only number and integer features')
@@ -366,7 +380,7 @@ function checkInputFeeds(
     derived ? `pipeline.features[${all.indexOf(f)}]` : `${path}.features[${assembly.features.indexOf(f.name)}]`
   const listPath = derived ? 'pipeline.features' : `${path}.features`
   const model = `model input "${input.name}" (${input.dtype}${formatShape(input.shape)})`
-  const tensors = members.filter((f) => f.type === 'tensor')
+  const tensors = members.filter((f) => f.type === 'tensor' || f.type === 'image')
   if (tensors.length > 0) {
     if (members.length > 1)
       return [{path: listPath, message: `tensor feature "${tensors[0].name}" must be the only feature of ${model}`}]

@@ -1,8 +1,13 @@
 // The pipeline as written in mlops.yaml (`pipeline:`) and as frozen into an artifact (every statistic resolved).
 import type {Dtype} from '../model/tensor.js'
+import type {ImageSteps} from './image.js'
 
-/** `tensor` is a whole per-record array (an image, a sequence): a nested array or `{dtype, shape, data}` tensor JSON. */
-export type FeatureType = 'number' | 'integer' | 'string' | 'boolean' | 'category' | 'tensor'
+/**
+ * `tensor` is a whole per-record array (an image, a sequence): a nested array or `{dtype, shape, data}` tensor JSON.
+ * `image` is an encoded image (JPEG, PNG, WebP: base64 in JSON, a multipart file, a path in `mlops predict`) that the
+ * feature's `image` steps turn into that tensor.
+ */
+export type FeatureType = 'number' | 'integer' | 'string' | 'boolean' | 'category' | 'tensor' | 'image'
 export type Scalar = number | string | boolean
 
 export type Impute =
@@ -39,6 +44,12 @@ export interface FeatureSpec {
   shape?: (number | string)[]
   /** For `tensor` features: the element type, the model input's dtype. Filled from the model when omitted. */
   dtype?: Dtype
+  /** For `tensor` features: the smallest size per dimension the model runs on (found by `mlops init`). */
+  min_shape?: number[]
+  /** Takes ±Infinity and values past the float32 range; refused by default (a 400 naming the field). */
+  allow_non_finite?: boolean
+  /** For `image` features: decode, orient, resize, crop, channels, scale, normalise, layout (see src/pipeline/image.ts). */
+  image?: ImageSteps
 }
 
 /** How features become one model input: concatenated into one [N,k] tensor, or a single feature as [N,1]. */

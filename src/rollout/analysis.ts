@@ -58,7 +58,7 @@ export function analyzeStep(input: AnalysisInput): Analysis {
   if (elapsedMs < settings.bakeMs)
     return {
       verdict: 'inconclusive',
-      reason: `every gate passes; baking ${seconds(elapsedMs)} of ${seconds(settings.bakeMs)}`,
+      reason: `baking ${seconds(elapsedMs)} of ${seconds(settings.bakeMs)} with every gate passing`,
       gates,
       elapsedMs,
     }
@@ -82,11 +82,15 @@ function tooFew(metrics: StepMetrics, settings: AnalysisSettings, gate: GateResu
   const {stable, candidate} = metrics
   if (!metrics.candidateReady && candidate.requests === 0)
     return {gate, verdict: 'inconclusive', message: 'the candidate is not ready yet'}
-  if (candidate.requests >= settings.minRequests && stable.requests >= settings.minRequests) return undefined
+  const need = settings.minRequests
+  const missing = Math.max(0, need - candidate.requests) + Math.max(0, need - stable.requests)
+  if (missing === 0) return undefined
+  // Counters stop at their target: past it, more requests change nothing for this gate.
+  const count = (n: number) => `${Math.min(n, need)}/${need}${n >= need ? ' ✓' : ''}`
   return {
     gate,
     verdict: 'inconclusive',
-    message: `waiting for data: candidate ${candidate.requests}/${settings.minRequests} requests, stable ${stable.requests}/${settings.minRequests}`,
+    message: `waiting for ${missing} more requests: candidate ${count(candidate.requests)}, stable ${count(stable.requests)}`,
   }
 }
 
@@ -111,7 +115,7 @@ function errorRateGate(metrics: StepMetrics, settings: AnalysisSettings): GateRe
     verdict: 'pass',
     observed: increase,
     threshold: settings.maxErrorRateIncrease,
-    message: `error rate: ${figures}`,
+    message: `error rate: ${figures}, up at most ${percent(settings.maxErrorRateIncrease)}`,
   }
 }
 
@@ -150,7 +154,7 @@ function latencyGate(metrics: StepMetrics, settings: AnalysisSettings, stage: An
     verdict: 'pass',
     observed: ratio,
     threshold: settings.maxP99Ratio,
-    message: `latency: ${figures}`,
+    message: `latency: ${figures}, within ${ms(limit)} (${settings.maxP99Ratio}x + ${settings.p99SlackMs} ms)`,
   }
 }
 
@@ -161,7 +165,7 @@ function agreementGate(metrics: StepMetrics, settings: AnalysisSettings): GateRe
     return {
       gate: 'agreement',
       verdict: 'inconclusive',
-      message: `waiting for data: ${compared}/${settings.minRequests} answers compared`,
+      message: `waiting for ${settings.minRequests - compared} more answers: ${compared}/${settings.minRequests} compared`,
     }
   const agreement = shadow.agreed / compared
   const figures = `${percent(agreement)} of ${compared} answers agree, ${shadow.labelFlips} label flips, max score difference ${shadow.maxScoreDiff.toPrecision(3)}`
@@ -178,7 +182,7 @@ function agreementGate(metrics: StepMetrics, settings: AnalysisSettings): GateRe
     verdict: 'pass',
     observed: agreement,
     threshold: settings.minAgreement,
-    message: `agreement: ${figures}`,
+    message: `agreement: ${figures} (at least ${percent(settings.minAgreement)})`,
   }
 }
 

@@ -4,8 +4,12 @@ import {availableParallelism} from 'node:os'
 import type {AuthSettings} from '../auth/config.js'
 import type {TlsSettings} from '../http/tls.js'
 import type {ConfigIssue} from '../errors.js'
+import type {KubernetesConfig} from '../targets/kubernetes/config.js'
 
 export interface DeployConfig {
+  /** Where releases run (default local); `--target` overrides it. */
+  target?: 'local' | 'kubernetes'
+  kubernetes?: KubernetesConfig
   /** Port of the gateway's client traffic (default 8080). */
   port?: number
   /** Canary weights in percent, strictly increasing; past the last one `promote` goes to full. */
@@ -21,6 +25,8 @@ export interface DeployConfig {
     concurrency?: number
   }
   analysis?: {
+    /** Kubernetes target: where error rates and latency per version are read. */
+    prometheus?: {url: string; selector?: string}
     /** How often the gateway judges the step when the rollout advances by itself. */
     interval_seconds?: number
     /** Requests each version must have seen in the step before any gate is judged. */

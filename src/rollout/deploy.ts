@@ -12,21 +12,13 @@ import {loadConfig} from '../config/load.js'
 import {requestLogPath} from '../monitor/performance.js'
 import {ExitCode, MlopsError, UsageError} from '../errors.js'
 import {gitUser} from '../system/git.js'
-import {LocalTarget} from '../targets/local/index.js'
+import {imageFor} from '../targets/kubernetes/config.js'
+import {type OpenedTarget, type TargetChoice, openTarget} from '../targets/select.js'
 import {type DeployTarget, type TargetRuntime, serversOf} from '../targets/types.js'
 import {deploySettings} from './config.js'
-import {calculatePhase} from './phase.js'
-import {type Transition, planDeploy, planPromote, planRollback} from './plan.js'
-import {
-  type DeployPaths,
-  appendLedger,
-  commitTransition,
-  deployPaths,
-  readLedger,
-  readState,
-  removeState,
-  withLock,
-} from './state.js'
+import {calculatePhase, stageLabel} from './phase.js'
+import {type Transition, decideAuto, planDeploy, planPromote, planRollback, planUnavailable} from './plan.js'
+import type {RolloutStore} from './store.js'
 import type {
   Analysis,
   Change,
@@ -45,8 +37,8 @@ interface Common {
   /** Recorded in the ledger; default the git user, then the OS user. */
   actor?: string
   now?: () => Date
-  /** Default: the local gateway of the project. */
-  target?: DeployTarget
+  /** Which target (--target, else deploy.target, else local) and the cluster flags. */
+  where?: TargetChoice
 }
 
 export interface DeployOptions extends Common {
@@ -85,6 +77,8 @@ export interface RolloutPlan {
   plan?: Change
   /** Absent before the first release. */
   status?: StatusResult
+  /** Kubernetes target: every object the state after the change needs (what --output yaml writes). */
+  manifests?: unknown[]
 }
 
 export interface StatusResult {
@@ -92,23 +86,42 @@ export interface StatusResult {
   reason: string
   revision: number
   stage: Stage
+  /** Where a rollout stands among its steps (shadow, then each canary weight): absent when one release serves alone. */
+  step?: RolloutStep
   auto: boolean
   url: string
   stable: {version: string; digest?: string; weight: number}
   candidate?: {version: string; digest?: string; weight: number; mirrored?: number}
   analysis?: Analysis
   metrics?: StepMetrics
+  target?: {kind: 'local' | 'kubernetes'; namespace?: string; context?: string; warning?: string}
   gateway: {running: boolean; error?: string; pid?: number; revision?: number; servers?: TargetRuntime['servers']}
   outcome?: Outcome
 }
 
+export interface RolloutStep {
+  /** 1-based. */
+  index: number
+  count: number
+  /** `shadow` or `canary 25%`. */
+  name: string
+}
+
+/** Shadow is step 1 and each of deploy.steps one more; a weight off the plan (--canary 7, promote --to) adds its own. */
+export function rolloutStep(state: Pick<RolloutState, 'stage' | 'weight' | 'steps'>): RolloutStep | undefined {
+  if (state.stage === 'full') return undefined
+  const planned = state.steps.filter((w) => w < 100)
+  const offPlan = state.stage === 'canary' && !planned.includes(state.weight) ? 1 : 0
+  const index = state.stage === 'shadow' ? 1 : 2 + planned.filter((w) => w < state.weight).length
+  return {index, count: 1 + planned.length + offPlan, name: stageLabel(state)}
+}
+
 export async function deploy(options: DeployOptions): Promise<RolloutResult> {
   const {ctx, release, plan} = await deployPlanner(options)
-  return withLock(
-    ctx.paths,
+  return ctx.store.withLock(
     `mlops deploy ${release.version}${options.stage === 'full' ? ' --full' : ` --${options.stage}`}`,
     async () => {
-      const current = await readState(ctx.paths)
+      const current = await ctx.store.readState()
       const transition = plan(current)
       if (!transition) {
         // Already the desired state; make sure it is also what runs (the gateway may have been killed).
@@ -116,7 +129,7 @@ export async function deploy(options: DeployOptions): Promise<RolloutResult> {
         await ctx.target.reconcile()
         return {action: 'deploy', changed: false, version: release.version, status: await statusOf(ctx, current!)}
       }
-      const entry = await commit(ctx, transition, undefined)
+      const entry = await commit(ctx, transition, current)
       return {
         action: 'deploy',
         changed: true,
@@ -130,7 +143,8 @@ export async function deploy(options: DeployOptions): Promise<RolloutResult> {
 
 /** Everything deploy decides before it takes the lock: the config, the release (verified), and how to plan from a state. */
 async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; release: Release; plan: Planner}> {
-  const loaded = await loadConfig(options.dir)
+  const ctx = await context(options, true)
+  const loaded = ctx.opened.config ?? (await loadConfig(options.dir))
   const settings = deploySettings(loaded.config.deploy)
   if (options.port !== undefined) settings.port = options.port
   settings.auth = authSettings(loaded.config.serving?.auth, loaded.dir, options.authMode)
@@ -146,8 +160,11 @@ async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; rel
   // The outcome gate reads both versions' predictions from the request log, and the feedback beside it.
   if (settings.analysis.outcome)
     settings.analysis.outcome.requestLog = requestLogPath(undefined, loaded, 'deploy.analysis.gates.outcome')
-  const release = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
-  const ctx = await context(options, loaded.dir)
+  const resolved = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
+  const release =
+    ctx.opened.kind === 'kubernetes'
+      ? {...resolved, image: imageFor(resolved.version, loaded.config.deploy?.kubernetes, options.where?.image)}
+      : resolved
   return {
     ctx,
     release,
@@ -174,9 +191,9 @@ export interface PromoteOptions extends Common {
 }
 
 export async function promote(options: PromoteOptions): Promise<RolloutResult> {
-  const ctx = await context(options, options.dir)
-  return withLock(ctx.paths, `mlops promote${options.to === undefined ? '' : ` --to ${options.to}`}`, async () => {
-    const current = await readState(ctx.paths)
+  const ctx = await context(options)
+  return ctx.store.withLock(`mlops promote${options.to === undefined ? '' : ` --to ${options.to}`}`, async () => {
+    const current = await ctx.store.readState()
     const transition = promotePlanner(options, ctx)(current)
     const entry = await commit(ctx, transition, current)
     return {
@@ -194,9 +211,9 @@ export interface RollbackOptions extends Common {
 }
 
 export async function rollback(options: RollbackOptions): Promise<RolloutResult> {
-  const ctx = await context(options, options.dir)
-  return withLock(ctx.paths, 'mlops rollback', async () => {
-    const current = await readState(ctx.paths)
+  const ctx = await context(options)
+  return ctx.store.withLock('mlops rollback', async () => {
+    const current = await ctx.store.readState()
     const transition = rollbackPlanner(options, ctx)(current)
     const entry = await commit(ctx, transition, current)
     return {
@@ -232,7 +249,7 @@ export async function dryRun(request: DryRunRequest): Promise<RolloutPlan> {
     const {ctx, release, plan} = await deployPlanner(request.options)
     return planned(ctx, 'deploy', release.version, plan)
   }
-  const ctx = await context(request.options, request.options.dir)
+  const ctx = await context(request.options)
   return planned(
     ctx,
     request.action,
@@ -247,8 +264,10 @@ async function planned(
   version: string | undefined,
   plan: Planner,
 ): Promise<RolloutPlan> {
-  const current = await readState(ctx.paths)
+  const current = await ctx.store.readState()
   const transition = plan(current)
+  const next = transition?.state ?? current
+  const manifests = next && ctx.target.manifests ? ctx.target.manifests(next) : undefined
   return {
     action,
     dryRun: true,
@@ -256,12 +275,13 @@ async function planned(
     version: transition?.change.version ?? version ?? current!.stable.version,
     ...(transition ? {plan: transition.change} : {}),
     ...(current ? {status: await statusOf(ctx, current)} : {}),
+    ...(manifests ? {manifests} : {}),
   }
 }
 
 export async function status(options: Common): Promise<StatusResult> {
-  const ctx = await context(options, options.dir)
-  const state = await readState(ctx.paths)
+  const ctx = await context(options)
+  const state = await ctx.store.readState()
   if (!state) throw notDeployed()
   return statusOf(ctx, state)
 }
@@ -272,8 +292,9 @@ export interface HistoryResult {
   skipped: number
 }
 
-export async function history(options: {dir: string; limit?: number}): Promise<HistoryResult> {
-  const {entries, skipped} = await readLedger(deployPaths(requireDirectory(options.dir)))
+export async function history(options: {dir: string; limit?: number; where?: TargetChoice}): Promise<HistoryResult> {
+  const {store} = await openTarget(requireDirectory(options.dir), options.where)
+  const {entries, skipped} = await store.readLedger()
   return {entries: options.limit === undefined ? entries : entries.slice(-options.limit), skipped}
 }
 
@@ -284,20 +305,19 @@ export interface DownResult {
 }
 
 export async function down(options: Common): Promise<DownResult> {
-  const ctx = await context(options, options.dir)
+  const ctx = await context(options)
   // The gateway holds the lock for an automatic step (a promotion, a rollback) for moments: down waits it out.
-  return withLock(
-    ctx.paths,
+  return ctx.store.withLock(
     'mlops down',
     async () => {
       // A damaged state must not keep the gateway running: down is the way out its error points to.
-      const state = await readState(ctx.paths).catch((error: unknown) => {
+      const state = await ctx.store.readState().catch((error: unknown) => {
         if ((error as MlopsError).code !== 'STATE_CORRUPT') throw error
         return undefined
       })
       const stopped = await ctx.target.stop()
       // Absent or damaged, the state goes (removing an absent one is a no-op); only a readable one is recorded.
-      await removeState(ctx.paths)
+      await ctx.store.removeState()
       if (!state) return stopped
       const entry: LedgerEntry = {
         action: 'down',
@@ -315,7 +335,7 @@ export async function down(options: Common): Promise<DownResult> {
         actor: ctx.actor,
         revision: state.revision + 1,
       }
-      await appendLedger(ctx.paths, entry)
+      await ctx.store.append(entry)
       return {...stopped, entry}
     },
     {waitMs: 30_000},
@@ -330,16 +350,18 @@ export interface WaitOptions {
   timeoutMs?: number
   pollMs?: number
   onUpdate?: (status: StatusResult) => void
-  target?: DeployTarget
+  where?: TargetChoice
   now?: () => Date
 }
 
 /** Blocks until the rollout of `version` ends; throws ROLLED_BACK (exit 1) naming the gate, or IN_PROGRESS (exit 3) past the timeout. */
 export async function waitForOutcome(options: WaitOptions): Promise<Outcome> {
-  const ctx = await context(options, options.dir)
+  const ctx = await context(options)
   const deadline = options.timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + options.timeoutMs
   for (;;) {
-    const state = await readState(ctx.paths)
+    // A cluster has no mlops controller: under --auto this command judges each step and moves it on.
+    if (ctx.target.drivesRollout) await autoStep(ctx)
+    const state = await ctx.store.readState()
     if (!state)
       throw new MlopsError('STOPPED', `the deployment was stopped while waiting for ${options.version}`, {
         hint: 'See "mlops history".',
@@ -400,26 +422,49 @@ function requireDirectory(dir: string): string {
 }
 
 interface Context {
-  paths: DeployPaths
+  store: RolloutStore
   target: DeployTarget
+  opened: OpenedTarget
   actor: string
   now: () => Date
 }
 
+/** `fresh`: a rollout may begin, so a cluster's workload settings come from mlops.yaml and the flags, not the cluster. */
 async function context(
-  options: {dir: string; actor?: string; now?: () => Date; target?: DeployTarget},
-  projectDir: string,
+  options: {dir: string; actor?: string; now?: () => Date; where?: TargetChoice},
+  fresh = false,
 ): Promise<Context> {
-  const paths = deployPaths(requireDirectory(projectDir))
+  const projectDir = requireDirectory(options.dir)
+  const opened = await openTarget(projectDir, options.where, fresh)
   // An empty --actor (an unset variable in CI) is no name: the ledger falls back as if none was given.
   const actor =
     options.actor?.trim() || ((await gitUser(projectDir)) ?? process.env.USER ?? process.env.USERNAME ?? 'unknown')
-  return {
-    paths,
-    target: options.target ?? new LocalTarget(paths, resolve(projectDir)),
-    actor,
-    now: options.now ?? (() => new Date()),
-  }
+  return {store: opened.store, target: opened.target, opened, actor, now: options.now ?? (() => new Date())}
+}
+
+/**
+ * One judgement of an --auto rollout by the command itself (targets without a controller): under the lock, the same
+ * phase and decision the local gateway's loop makes, committed the same way.
+ */
+async function autoStep(ctx: Context): Promise<void> {
+  const state = await ctx.store.readState()
+  if (!state?.auto || !state.candidate) return
+  const {measurement} = await ctx.target.observe()
+  const now = ctx.now()
+  const phase = calculatePhase(state, measurement, now)
+  const transition = decideAuto(state, phase, now)
+  if (!transition) return
+  await ctx.store
+    .withLock(`mlops deploy --wait (automatic ${transition.change.action})`, async () => {
+      if ((await ctx.store.readState())?.revision !== state.revision) return
+      await commit(ctx, transition, state, {
+        actor: `mlops --auto${state.startedBy ? `, started by ${state.startedBy}` : ''}`,
+      })
+    })
+    .catch((error: MlopsError) => {
+      // Another command is changing the rollout right now: judge again at the next poll.
+      if (error.code !== 'DEPLOY_LOCKED') throw error
+    })
 }
 
 /**
@@ -427,21 +472,43 @@ async function context(
  * its ledger entry written (the commit point), then the gateway told to follow. A crash after the commit is picked up by
  * the gateway's own loop, which re-reads the state.
  */
-async function commit(ctx: Context, transition: Transition, current: RolloutState | undefined): Promise<LedgerEntry> {
+async function commit(
+  ctx: Context,
+  transition: Transition,
+  current: RolloutState | undefined,
+  record: {actor?: string} = {},
+): Promise<LedgerEntry> {
   const {state, change} = transition
   const before = current ? await ctx.target.observe() : undefined
-  await ctx.target.prepare(Object.values(serversOf(state)), state.port, state.tls)
+  try {
+    await ctx.target.prepare(Object.values(serversOf(state)), state.port, state.tls)
+  } catch (error) {
+    if ((error as MlopsError).code === 'RELEASE_UNAVAILABLE' && current) await rollBackUnavailable(ctx, current, error)
+    throw error
+  }
   const analysis =
     current?.candidate && before ? calculatePhase(current, before.measurement, ctx.now()).analysis : undefined
-  const entry = await commitTransition(ctx.paths, transition, {
+  const entry = await ctx.store.commit(transition, {
     at: ctx.now(),
-    actor: ctx.actor,
+    actor: record.actor ?? ctx.actor,
     analysis,
     metrics: before?.measurement.metrics,
     testReport: deployedReport(state, change),
   })
   await ctx.target.reconcile()
   return entry
+}
+
+/**
+ * A release that never became available (its pods cannot pull the image, or crash) got no traffic; it is rolled back:
+ * recorded with the reason read from its pods, and its resources removed by the reconcile of the state without it.
+ */
+async function rollBackUnavailable(ctx: Context, current: RolloutState, error: unknown): Promise<void> {
+  const {version, reason} = (error as MlopsError).details as {version: string; reason: string}
+  if (version === current.stable.version && !current.candidate) return
+  const transition = planUnavailable(current, version, reason, ctx.now())
+  await ctx.store.commit(transition, {at: ctx.now(), actor: ctx.actor})
+  await ctx.target.reconcile()
 }
 
 /** The test report behind a deploy: the candidate's, or the stable's when the release went straight to full. */
@@ -454,13 +521,15 @@ async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult
   const {measurement, runtime} = await ctx.target.observe()
   const phase = calculatePhase(state, measurement, ctx.now())
   const candidateWeight = state.stage === 'canary' ? state.weight : 0
+  const step = rolloutStep(state)
   return {
     phase: phase.phase,
     reason: phase.reason,
     revision: state.revision,
     stage: state.stage,
+    ...(state.candidate && step ? {step} : {}),
     auto: state.auto,
-    url: `${state.tls ? 'https' : 'http'}://127.0.0.1:${state.port}`,
+    url: ctx.target.url?.() ?? `${state.tls ? 'https' : 'http'}://127.0.0.1:${state.port}`,
     stable: {
       version: state.stable.version,
       ...(state.stable.digest ? {digest: state.stable.digest} : {}),
@@ -478,8 +547,19 @@ async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult
       : {}),
     ...(phase.analysis ? {analysis: phase.analysis} : {}),
     ...(measurement.metrics ? {metrics: measurement.metrics} : {}),
+    ...(ctx.opened.kind === 'kubernetes' ? {target: targetView(ctx)} : {}),
     gateway: gatewayView(measurement, runtime),
     ...(state.outcome ? {outcome: state.outcome} : {}),
+  }
+}
+
+function targetView(ctx: Context): NonNullable<StatusResult['target']> {
+  const {namespace, context} = ctx.target.where?.() ?? {}
+  return {
+    kind: ctx.opened.kind,
+    ...(namespace ? {namespace} : {}),
+    ...(context ? {context} : {}),
+    ...(ctx.target.warning ? {warning: ctx.target.warning} : {}),
   }
 }
 
@@ -487,7 +567,7 @@ function gatewayView(measurement: Measurement, runtime: TargetRuntime | undefine
   if (!runtime) return {running: false, ...(measurement.error ? {error: measurement.error} : {})}
   return {
     running: true,
-    pid: runtime.pid,
+    ...(runtime.pid === undefined ? {} : {pid: runtime.pid}),
     ...(runtime.revision === undefined ? {} : {revision: runtime.revision}),
     servers: runtime.servers,
   }

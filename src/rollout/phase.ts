@@ -33,7 +33,8 @@ export function calculatePhase(state: RolloutState, measurement: Measurement, no
     }
   }
   if (!state.auto) {
-    const verdict = analysis.verdict === 'pass' ? 'analysis passed' : `analysis ${analysis.verdict}: ${analysis.reason}`
+    // An inconclusive step is one still waiting (for requests, or baking): its reason says for what.
+    const verdict = analysis.verdict === 'pass' ? 'analysis passed' : `analysis: ${analysis.reason}`
     return {phase: 'Paused', reason: `${where}: waiting for "mlops promote" (${verdict})`, analysis}
   }
   if (analysis.verdict === 'pass')

@@ -2,7 +2,7 @@
 import {UsageError} from '../errors.js'
 import type {DeploySettings} from './config.js'
 import {nextWeight, stageLabel} from './phase.js'
-import type {Change, PhaseResult, Release, RolloutState, Stage, StagePoint} from './types.js'
+import type {Change, Outcome, PhaseResult, Release, RolloutState, Stage, StagePoint} from './types.js'
 
 export interface Transition {
   state: RolloutState
@@ -197,6 +197,27 @@ export function planRollback(current: RolloutState | undefined, request: Rollbac
       ...change('rollback', candidate, point(state), next, reason),
       automatic: Boolean(request.automatic),
       ...(request.gate ? {gate: request.gate} : {}),
+    },
+  }
+}
+
+/**
+ * A release whose pods never became available (Kubernetes: image pull errors, crash loops) is rolled back before any
+ * traffic reached it: the state stays what it was, with the outcome and a ledger entry that say why.
+ */
+export function planUnavailable(current: RolloutState, version: string, reason: string, now: Date): Transition {
+  const outcome: Outcome = {version, result: 'rolled-back', reason, gate: 'deadline', at: now.toISOString()}
+  const state: RolloutState = {...current, revision: current.revision + 1, outcome}
+  return {
+    state,
+    change: {
+      action: 'rollback',
+      automatic: true,
+      version,
+      from: point(current),
+      to: point(state),
+      reason: `never became available: ${reason}`,
+      gate: 'deadline',
     },
   }
 }

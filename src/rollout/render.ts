@@ -1,48 +1,124 @@
 // Human output shared by the rollout commands: a status block and ledger lines.
-import {table} from '../system/format.js'
+import {formatNumber, table} from '../system/format.js'
+import {type Colors, MARK, PLAIN} from '../system/terminal.js'
+import {renderManifests} from '../targets/kubernetes/render.js'
 import type {RolloutPlan, StatusResult} from './deploy.js'
-import type {LedgerEntry, StagePoint} from './types.js'
+import type {Analysis, LedgerEntry, Phase, StagePoint, VersionStats} from './types.js'
+import type {WatchFrame} from './watch.js'
 
-export function renderStatus(status: StatusResult): string {
-  const lines = [`${status.phase}: ${status.reason}`]
-  const weights = status.candidate
-    ? `${status.stable.version} ${status.stable.weight}%, ${status.candidate.version} ${status.candidate.weight}%${status.candidate.mirrored === undefined ? '' : ` (+ ${Math.round(status.candidate.mirrored * 100)}% mirrored)`}`
-    : `${status.stable.version} 100%`
-  lines.push(
-    `  ${status.url}  ${weights}${status.auto && status.candidate ? '  (--auto)' : ''}  revision ${status.revision}`,
-  )
-  if (!status.gateway.running)
-    lines.push(`  gateway: not running${status.gateway.error ? ` (${status.gateway.error})` : ''}`)
-  const m = status.metrics
-  if (m && status.candidate) {
-    const row = (name: string, s: typeof m.stable) => [
-      name,
-      String(s.requests),
-      s.requests ? `${((s.errors / s.requests) * 100).toFixed(2)}%` : '-',
-      s.p50Ms === undefined ? '-' : s.p50Ms.toFixed(2),
-      s.p99Ms === undefined ? '-' : s.p99Ms.toFixed(2),
-    ]
+/** The status block: phase and why, step n of m, a row per role, and each gate with its figures. */
+export function renderStatus(status: StatusResult, c: Colors = PLAIN): string {
+  const lines = [`${phase(status.phase, c)}  ${status.reason}`]
+  const where = [
+    ...(status.step ? [c.bold(`step ${status.step.index}/${status.step.count}: ${status.step.name}`)] : []),
+    status.url,
+    `revision ${status.revision}`,
+    ...(status.auto && status.candidate ? ['--auto'] : []),
+  ]
+  lines.push(`  ${where.join('  ')}`)
+  if (status.target?.namespace)
+    lines.push(`  kubernetes: namespace ${status.target.namespace}, context ${status.target.context}`)
+  if (status.target?.warning) lines.push(`  ${c.yellow(`warning: ${status.target.warning}`)}`)
+  if (!status.gateway.running) {
+    const what = `${status.target ? 'routing' : 'gateway'}: not running`
+    lines.push(`  ${c.red(what)}${status.gateway.error ? ` (${status.gateway.error})` : ''}`)
+  }
+  lines.push('', indent(rolesTable(status, c)))
+  const shadow = status.metrics?.shadow
+  if (shadow && status.candidate)
     lines.push(
-      '',
-      indent(
-        table(
-          ['version', 'requests', 'errors', 'p50 ms', 'p99 ms'],
-          [
-            row(status.stable.version, m.stable),
-            row(`${status.candidate.version}${m.shadow ? ' (shadow)' : ''}`, m.candidate),
-          ],
-        ),
-      ),
+      `  shadow: ${shadow.compared} compared, ${shadow.agreed} agree, ${shadow.labelFlips} label flips, max score diff ${shadow.maxScoreDiff.toPrecision(3)}, ${shadow.dropped} dropped`,
     )
-    if (m.shadow)
-      lines.push(
-        `  shadow: ${m.shadow.compared} compared, ${m.shadow.agreed} agree, ${m.shadow.labelFlips} label flips, max score diff ${m.shadow.maxScoreDiff.toPrecision(3)}, ${m.shadow.dropped} dropped`,
-      )
+  if (status.analysis) lines.push('', renderGates(status.analysis, c))
+  return lines.join('\n')
+}
+
+/** One row per role: stable, and the candidate as canary or shadow, with what it answered in this step. */
+function rolesTable(status: StatusResult, c: Colors): string {
+  const m = status.metrics
+  const row = (role: string, version: string, share: string, s: VersionStats | undefined) => [
+    role,
+    version,
+    share,
+    s ? formatNumber(s.requests) : '-',
+    s?.requests ? `${((s.errors / s.requests) * 100).toFixed(2)}%` : '-',
+    s?.p50Ms === undefined ? '-' : s.p50Ms.toFixed(2),
+    s?.p99Ms === undefined ? '-' : s.p99Ms.toFixed(2),
+  ]
+  const rows = [row('stable', status.stable.version, `${status.stable.weight}%`, m?.stable)]
+  const candidate = status.candidate
+  if (candidate) {
+    const shadow = status.stage === 'shadow'
+    const share = shadow ? `mirror ${Math.round((candidate.mirrored ?? 0) * 100)}%` : `${candidate.weight}%`
+    const errors = m && m.candidate.errors > 0
+    const cells = row(shadow ? 'shadow' : 'canary', candidate.version, share, m?.candidate)
+    if (errors) cells[4] = c.red(cells[4])
+    rows.push(cells)
   }
-  if (status.analysis) {
-    lines.push('', `  analysis: ${status.analysis.verdict}`)
-    for (const gate of status.analysis.gates) lines.push(`    ${gate.verdict.padEnd(12)} ${gate.message}`)
+  return table(['role', 'version', 'traffic', 'requests', 'errors', 'p50 ms', 'p99 ms'], rows, {right: [3, 4, 5, 6]})
+}
+
+/** Each gate by name, marked, with its state and figures; the header never says "inconclusive" beside passing gates. */
+export function renderGates(
+  analysis: Pick<Analysis, 'verdict' | 'gates'> & {reason?: string},
+  c: Colors = PLAIN,
+): string {
+  const nameWidth = Math.max(...analysis.gates.map((g) => g.gate.length))
+  const rows = analysis.gates.map((g) => {
+    const detail = g.message.replace(/^[a-z ]+: /i, (prefix) => (prefix.startsWith('waiting') ? prefix : ''))
+    const name = g.gate.padEnd(nameWidth)
+    if (g.verdict === 'pass') return `  ${c.green(MARK.pass)} ${name}  ${c.green('passing')}  ${detail}`
+    if (g.verdict === 'fail') return `  ${c.red(MARK.fail)} ${c.bold(name)}  ${c.red(c.bold('failing'))}  ${detail}`
+    return `  ${c.yellow(MARK.wait)} ${name}  ${c.yellow(g.message)}`
+  })
+  return [`  gates: ${analysisWord(analysis, c)}`, ...rows].join('\n')
+}
+
+function analysisWord(analysis: Pick<Analysis, 'verdict' | 'gates'> & {reason?: string}, c: Colors): string {
+  if (analysis.verdict === 'pass') return c.green('all passed')
+  if (analysis.verdict === 'fail') return c.red('failed')
+  const baking = analysis.gates.every((g) => g.verdict === 'pass')
+  return c.yellow(baking ? (analysis.reason ?? 'baking') : 'waiting for data')
+}
+
+const PHASE_COLOR: Record<Phase, keyof Colors> = {
+  Healthy: 'green',
+  Progressing: 'cyan',
+  Paused: 'yellow',
+  Degraded: 'red',
+  RolledBack: 'magenta',
+}
+
+export function phase(name: Phase, c: Colors = PLAIN): string {
+  const paint = c[PHASE_COLOR[name]] as (text: string) => string
+  return c.bold(paint(name))
+}
+
+/** `status --watch`: a header with the time, the status (or a wait for the first deploy), and the steps of the rollout. */
+export function renderWatch(frame: WatchFrame, c: Colors = PLAIN): string {
+  const header = c.dim(`mlops status --watch  ${clock(frame.at)}  (Ctrl-C to stop)`)
+  const lines = [header, '']
+  if (frame.error) lines.push(`${c.red('cannot read the status:')} ${frame.error} (trying again)`)
+  else if (!frame.status) lines.push(c.yellow('waiting for a deploy: nothing is deployed in this project yet'))
+  else lines.push(renderStatus(frame.status, c))
+  if (frame.rollout.length > 0) lines.push('', renderRollout(frame.rollout, c))
+  return lines.join('\n')
+}
+
+/** The steps of a rollout from the ledger, and the gates of its last entry when that entry ended it. */
+export function renderRollout(entries: readonly LedgerEntry[], c: Colors = PLAIN): string {
+  const version = entries[0].version
+  const lines = [`  rollout of ${version}:`]
+  for (const e of entries) {
+    const to = e.to ? point(e.to) : 'stopped'
+    const mark = e.action === 'rollback' ? c.red(MARK.fail) : e.to?.stage === 'full' ? c.green(MARK.pass) : '→'
+    lines.push(
+      `  ${mark} ${clock(new Date(e.at))}  ${e.automatic ? `${e.action} (auto)` : e.action} → ${to}: ${e.reason}`,
+    )
   }
+  const last = entries.at(-1)!
+  if (entries.length > 1 && last.analysis && (last.action === 'rollback' || last.to?.stage === 'full'))
+    lines.push(`  at the ${last.action === 'rollback' ? 'rollback' : 'promotion'}:`, renderGates(last.analysis, c))
   return lines.join('\n')
 }
 
@@ -57,6 +133,7 @@ export function renderPlan(plan: RolloutPlan): string {
   ]
   lines.push('dry run: nothing was started, locked or written')
   if (plan.status) lines.push('', renderStatus(plan.status))
+  if (plan.manifests) lines.push('', 'manifests after the change:', renderManifests(plan.manifests).trimEnd())
   return lines.join('\n')
 }
 
@@ -81,6 +158,10 @@ function point(p: StagePoint): string {
     : p.stage === 'shadow'
       ? `${p.candidate} shadow`
       : `${p.candidate} ${p.weight}%`
+}
+
+function clock(at: Date): string {
+  return at.toLocaleTimeString('en-GB')
 }
 
 function indent(text: string): string {

@@ -7,6 +7,7 @@ import {join, resolve} from 'node:path'
 
 import {ExitCode, MlopsError} from '../errors.js'
 import {diskError, makeDirectory, readJson, tornLineEnd, writeJsonAtomically} from '../system/atomic.js'
+import {isAlive, processStart} from '../system/process.js'
 import {DEFAULT_MIRROR_CONCURRENCY} from './config.js'
 import type {Transition} from './plan.js'
 import type {Analysis, LedgerEntry, RolloutState, StepMetrics} from './types.js'
@@ -75,7 +76,8 @@ function stateProblem(value: unknown): string | undefined {
 }
 
 export async function writeState(paths: DeployPaths, state: RolloutState): Promise<void> {
-  await writeJsonAtomically(paths.state, state)
+  // The deploy directory's files are the user's alone, like the gateway's token file.
+  await writeJsonAtomically(paths.state, state, 0o600)
 }
 
 /** Who made a change and what it was judged on, for its ledger entry. */
@@ -97,8 +99,15 @@ export async function commitTransition(
   record: ChangeRecord,
 ): Promise<LedgerEntry> {
   await writeState(paths, state)
+  const entry = ledgerEntry({state, change}, record)
+  await appendLedger(paths, entry)
+  return entry
+}
+
+/** The ledger entry of a change: what changed, who made it and what it was judged on. */
+export function ledgerEntry({state, change}: Transition, record: ChangeRecord): LedgerEntry {
   const {analysis, metrics} = record
-  const entry: LedgerEntry = {
+  return {
     ...change,
     at: record.at.toISOString(),
     actor: record.actor,
@@ -106,8 +115,6 @@ export async function commitTransition(
     ...(analysis ? {analysis: {verdict: analysis.verdict, gates: analysis.gates, ...(metrics ? {metrics} : {})}} : {}),
     ...(record.testReport ? {testReport: record.testReport} : {}),
   }
-  await appendLedger(paths, entry)
-  return entry
 }
 
 export async function removeState(paths: DeployPaths): Promise<void> {
@@ -120,7 +127,7 @@ export async function removeState(paths: DeployPaths): Promise<void> {
 export async function appendLedger(paths: DeployPaths, entry: LedgerEntry): Promise<void> {
   await makeDirectory(paths.dir)
   try {
-    const handle = await open(paths.ledger, 'a+', 0o644)
+    const handle = await open(paths.ledger, 'a+', 0o600)
     try {
       const prefix = await tornLineEnd(handle, (await handle.stat()).size)
       await handle.write(prefix + JSON.stringify(entry) + '\n')
@@ -147,6 +154,11 @@ export async function readLedger(paths: DeployPaths): Promise<Ledger> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {entries: [], skipped: 0}
     throw error
   }
+  return parseLedger(text)
+}
+
+/** One entry a line; a line that is not JSON (torn by a crash) is counted and skipped. */
+export function parseLedger(text: string): Ledger {
   const entries: LedgerEntry[] = []
   let skipped = 0
   for (const line of text.split('\n')) {
@@ -189,7 +201,7 @@ export async function acquireLock(paths: DeployPaths, command: string): Promise<
   }
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const fd = openSync(paths.lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644)
+      const fd = openSync(paths.lock, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
       writeSync(fd, JSON.stringify(holder))
       fsyncSync(fd)
       closeSync(fd)
@@ -280,27 +292,5 @@ function removeIfOurs(path: string, holder: LockHolder): void {
     unlinkSync(path)
   } catch {
     // already gone
-  }
-}
-
-export function isAlive(holder: {pid: number; host?: string; started?: string}): boolean {
-  // A holder on another host (a shared folder) cannot be checked: it is taken as alive.
-  if (holder.host !== undefined && holder.host !== hostname()) return true
-  try {
-    process.kill(holder.pid, 0)
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
-  const started = processStart(holder.pid)
-  return holder.started === undefined || started === undefined || started === holder.started
-}
-
-/** Field 22 of /proc/PID/stat: start time in clock ticks since boot; undefined off Linux. */
-export function processStart(pid: number): string | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    return text.slice(text.lastIndexOf(')') + 2).split(' ')[19]
-  } catch {
-    return undefined
   }
 }

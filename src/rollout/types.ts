@@ -18,6 +18,8 @@ export interface Release {
   digest?: string
   /** Digest of the passed `mlops test` report for this artifact, when one was found. */
   testReport?: string
+  /** Kubernetes target: the model server's image, pinned by digest. */
+  image?: string
   /** Extra environment of this version's model server (e.g. thread counts, or fault injection in tests). */
   env?: Record<string, string>
 }

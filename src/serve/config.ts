@@ -1,4 +1,6 @@
 // The `serving` section of mlops.yaml (typed by schemas/config/serving.schema.json) and the settings the server runs with.
+import {availableParallelism} from 'node:os'
+
 import type {AuthConfig, AuthMode, AuthSettings} from '../auth/config.js'
 import type {TlsSettings} from '../http/tls.js'
 import type {TensorJson} from '../model/tensor.js'
@@ -13,6 +15,10 @@ export interface ServingConfig {
   max_body_mb?: number
   /** Most records in one /v1/predict request (default 10000). */
   max_instances?: number
+  /** Client connections open at once (default 1024, shared among the workers); past it new ones are closed at once. */
+  max_connections?: number
+  /** Model-server processes on the one port, each with its own session (default: one per core; 1: a single process). */
+  workers?: number
   /** Per-request time limit in ms (default 30000): past it, the fallback or 504. */
   timeout_ms?: number
   /** Requests waiting for the model at most (default 256): past it, 503 with Retry-After. */
@@ -57,6 +63,9 @@ export interface ServeSettings {
   host: string
   maxBodyBytes: number
   maxInstances: number
+  maxConnections: number
+  /** Processes serving the port (node:cluster); 1 serves from this process. */
+  workers: number
   timeoutMs: number
   maxQueue: number
   batching: BatchingSettings
@@ -79,6 +88,8 @@ export function serveSettings(config: ServingConfig = {}, overrides: Partial<Ser
     host: config.host ?? '127.0.0.1',
     maxBodyBytes: Math.round((config.max_body_mb ?? 32) * 1024 * 1024),
     maxInstances: config.max_instances ?? 10_000,
+    maxConnections: config.max_connections ?? 1024,
+    workers: config.workers ?? availableParallelism(),
     timeoutMs: config.timeout_ms ?? 30_000,
     maxQueue: config.max_queue ?? 256,
     batching: {

@@ -15,6 +15,7 @@ import {driftSettings} from '../monitor/config.js'
 import {LiveProfiles} from '../monitor/live.js'
 import {makeDirectory} from '../system/atomic.js'
 import {type ServeSettings, serveSettings} from './config.js'
+import {artifactOpenApi} from './openapi.js'
 import {type ModelIdentity, type ModelServer, createModelServer} from './server.js'
 import type {Warmup} from './warmup.js'
 
@@ -34,6 +35,10 @@ export interface LoadServableOptions {
   authMode?: AuthMode
   /** Plain HTTP whatever serving.tls says: a model server behind a gateway that has no CA to check it with. */
   plainHttp?: boolean
+  /** Intra-op threads when model.threads is not set (a worker of several takes its share of the cores). */
+  intraOpThreads?: number
+  /** Save live drift windows to disk (default true; one worker of several does). */
+  saveLive?: boolean
 }
 
 export interface Servable {
@@ -44,6 +49,10 @@ export interface Servable {
   identity: ModelIdentity
   settings: ServeSettings
   warmup?: Warmup
+  /** Names of the pipeline's image features: `mlops predict` reads their files. */
+  images?: string[]
+  /** GET /openapi.json: the artifact's document (the bare model's is made from its signature by the server). */
+  openapi?: Record<string, unknown>
   warnings: string[]
 }
 
@@ -67,7 +76,11 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
       hint: 'Set serving.auth.jwt.jwks_url and serving.auth.jwt.audience, or pass --auth keys.',
     })
   const threads = {
-    ...(config?.model.threads === undefined ? {} : {intraOpThreads: config.model.threads}),
+    ...(config?.model.threads === undefined
+      ? options.intraOpThreads === undefined
+        ? {}
+        : {intraOpThreads: options.intraOpThreads}
+      : {intraOpThreads: config.model.threads}),
     ...(options.spinning === false ? {spinning: false} : {}),
   }
 
@@ -114,6 +127,8 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
     identity: {name: manifest.name, version: manifest.version, digest: opened.record.digest},
     settings,
     warmup: cases.length > 0 ? {cases} : undefined,
+    openapi: artifactOpenApi(manifest, cases),
+    images: spec?.features?.filter((f) => f.type === 'image').map((f) => f.name),
     warnings: restored ? [...model.warnings, restored] : model.warnings,
   }
 }
@@ -130,7 +145,7 @@ export interface Serving {
 /** Loads, verifies and warms the model up, and listens: resolves once the server is ready. */
 export async function startServing(options: LoadServableOptions): Promise<Serving> {
   const servable = await loadServable(options)
-  const {model, pipeline, identity, settings, warmup} = servable
+  const {model, pipeline, identity, settings, warmup, openapi} = servable
   let server: ModelServer
   let url: string
   const auth = settings.auth && settings.auth.mode !== 'none' ? new Authenticator(settings.auth) : undefined
@@ -144,6 +159,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
       identity,
       settings,
       warmup,
+      openapi,
       processMetrics: true,
       live: servable.live?.profiles,
     })
@@ -156,7 +172,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   // Live profiles reach the disk once a minute and at shutdown: a restarted server and `mlops monitor` pick them up.
   const live = servable.live
   const save = async () => {
-    if (!live?.path) return
+    if (!live?.path || options.saveLive === false) return
     await live.profiles
       .save(live.path)
       .catch((error: Error) =>
@@ -214,7 +230,7 @@ function startError(error: unknown, settings: ServeSettings): unknown {
 async function checkWritable(path: string): Promise<void> {
   try {
     await makeDirectory(dirname(path))
-    await (await open(path, 'a')).close()
+    await (await open(path, 'a', 0o600)).close()
   } catch (error) {
     throw new UsageError(
       'REQUEST_LOG_UNWRITABLE',

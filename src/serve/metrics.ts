@@ -17,6 +17,8 @@ export class ServeMetrics {
   readonly fallbacks: Counter<'reason'>
   readonly rejected: Counter<'reason'>
   readonly logDropped: Counter
+  /** Set in a worker of several: /metrics then shows every worker's counts, gathered by the primary. */
+  aggregate?: () => Promise<string>
 
   constructor(options: {processMetrics?: boolean} = {}) {
     const registers = [this.registry]
@@ -57,6 +59,8 @@ export class ServeMetrics {
       name: 'mlops_model_load_seconds',
       help: 'Time to load the model into onnxruntime.',
       registers,
+      // Across workers: the slowest load, not the sum.
+      aggregator: 'max',
     })
     this.fallbacks = new Counter({
       name: 'mlops_fallbacks_total',
@@ -79,6 +83,7 @@ export class ServeMetrics {
   }
 
   async render(): Promise<{contentType: string; body: string}> {
-    return {contentType: this.registry.contentType, body: await this.registry.metrics()}
+    const body = this.aggregate ? await this.aggregate() : await this.registry.metrics()
+    return {contentType: this.registry.contentType, body}
   }
 }

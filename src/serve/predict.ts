@@ -1,13 +1,16 @@
-// Batch prediction: records streamed from JSONL or CSV through the serving engine, predictions streamed out as JSONL.
+// Batch prediction: records streamed from JSONL, CSV or Parquet through the serving engine, predictions streamed out as
+// JSON lines, CSV or Parquet.
 import {createWriteStream, existsSync, realpathSync, statSync} from 'node:fs'
-import {rename, rm} from 'node:fs/promises'
+import {readFile, rename, rm, stat} from 'node:fs/promises'
 import {once} from 'node:events'
 import {basename, dirname, join, resolve} from 'node:path'
 import type {Writable} from 'node:stream'
 
+import {ExtraColumns} from '../data/columns.js'
+import {type PredictionRow, outputFormat, predictionsWriter} from '../data/predictions-out.js'
 import {type RecordRow, readRecords} from '../data/records.js'
 import {MlopsError, UsageError} from '../errors.js'
-import {bigintReplacer} from '../model/tensor.js'
+import type {InputRecord} from '../pipeline/types.js'
 import {diskError, makeDirectory} from '../system/atomic.js'
 import {InferenceEngine} from './engine.js'
 import {type LoadServableOptions, loadServable} from './load.js'
@@ -15,14 +18,18 @@ import {Predictor} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
 
 export interface PredictOptions extends LoadServableOptions {
-  /** A .jsonl or .csv file, or "-" for JSONL on stdin. */
+  /** A .jsonl, .csv or .parquet file, or "-" for JSONL on stdin. */
   input: string
-  /** A .jsonl file, or "-" for stdout. */
+  /** A .jsonl, .csv or .parquet file (by its extension), or "-" for JSON lines on stdout. */
   output: string
+  /** Input columns copied into each output row (ids), by name. */
+  keep?: string[]
   /** Stop at the first bad row instead of reporting it and going on. */
   failFast?: boolean
   /** Records per model run (default 256). */
   batchSize?: number
+  /** Refuse rows with fields the model does not read, rather than leave those out. */
+  strict?: boolean
   onProgress?: (rows: number) => void
 }
 
@@ -40,6 +47,8 @@ export interface PredictResult {
   output: string
   /** True when --fail-fast stopped the run at a bad row. */
   stopped?: boolean
+  /** Columns left out of every row because the model does not read them (not with --strict). */
+  ignoredColumns?: string[]
 }
 
 const MAX_ERRORS = 100
@@ -50,8 +59,12 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
   const {model, settings} = servable
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: Number.POSITIVE_INFINITY})
   const predictor = new Predictor(engine, servable.pipeline ?? rawPipeline(model.signature))
+  const extra = options.strict ? undefined : new ExtraColumns(predictor.pipeline.requestSchema)
   const batchSize = options.batchSize ?? 256
+  const prepare = recordPreparer(options, servable.images ?? [])
   const out = await Output.open(options.output, options.input)
+  const format = options.output === '-' ? 'jsonl' : outputFormat(options.output)
+  const writer = predictionsWriter(format, options.keep ?? [], (chunk) => out.write(chunk))
   const result: PredictResult = {
     rows: 0,
     ok: 0,
@@ -60,23 +73,22 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     output: options.output === '-' ? 'stdout' : resolve(options.output),
   }
   // Lines are written in input order: bad rows found by the reader are held until the batch before them is written.
-  let pending: {line: number; text: string; failed: boolean}[] = []
+  let pending: (PredictionRow & {failed: boolean})[] = []
   let batch: RecordRow[] = []
 
-  const fail = (line: number, message: string) => {
+  const fail = (line: number, message: string, record?: RecordRow['record']) => {
     result.failed++
     if (result.errors.length < MAX_ERRORS) result.errors.push({line, message})
-    pending.push({line, text: JSON.stringify({line, error: message}), failed: true})
+    pending.push({line, record, error: message, failed: true})
   }
   const flush = async () => {
-    if (batch.length > 0)
-      await predictBatch(predictor, batch, fail, (line, text) => pending.push({line, text, failed: false}), result)
+    if (batch.length > 0) await predictBatch(predictor, batch, prepare, fail, (row) => pending.push(row), result)
     batch = []
     pending.sort((a, b) => a.line - b.line)
     if (options.failFast) pending = upToFirstFailure(pending, result)
-    const text = pending.map((p) => p.text + '\n').join('')
+    const rows = pending
     pending = []
-    if (text) await out.write(text)
+    await writer.write(rows)
     options.onProgress?.(result.rows)
   }
 
@@ -92,7 +104,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
       })) {
         if (options.failFast && result.failed > 0) break
         result.rows++
-        batch.push(row)
+        batch.push(extra ? {...row, record: extra.strip(row.record)} : row)
         if (batch.length >= batchSize) await flush()
         if (options.failFast && result.failed > 0) break
       }
@@ -100,6 +112,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
       if (error !== STOP) throw error
     }
     await flush()
+    await writer.end()
     await out.close()
   } finally {
     // Closed: the predictions replaced the file. Anything else (the input unreadable, a failed write): the old file stays.
@@ -107,6 +120,7 @@ export async function predictFile(options: PredictOptions): Promise<PredictResul
     await model.session.release().catch(() => undefined)
   }
   if (options.failFast && result.failed > 0) result.stopped = true
+  if (extra && extra.ignored.length > 0) result.ignoredColumns = extra.ignored
   // Bad rows are found by the reader at once and by the model a batch later: report them in input order.
   result.errors.sort((a, b) => a.line - b.line)
   return result
@@ -140,17 +154,49 @@ function upToFirstFailure<T extends {line: number; failed: boolean}>(pending: T[
 async function predictBatch(
   predictor: Predictor,
   rows: RecordRow[],
-  fail: (line: number, message: string) => void,
-  write: (line: number, text: string) => void,
+  prepare: (record: InputRecord) => Promise<InputRecord | string>,
+  fail: (line: number, message: string, record: InputRecord) => void,
+  write: (row: PredictionRow & {failed: false}) => void,
   result: PredictResult,
 ): Promise<void> {
-  const outcomes = await predictor.predictEach(rows.map((row) => row.record))
-  rows.forEach((row, i) => {
-    const outcome = outcomes[i]
-    if ('problem' in outcome) return fail(row.line, outcome.problem)
+  const prepared = await Promise.all(rows.map((row) => prepare(row.record)))
+  const outcomes = await predictor.predictEach(prepared.filter((p): p is InputRecord => typeof p !== 'string'))
+  let next = 0
+  rows.forEach(({line, record}, i) => {
+    const problem = prepared[i]
+    const outcome = typeof problem === 'string' ? {problem} : outcomes[next++]
+    if ('problem' in outcome) return fail(line, outcome.problem, record)
     result.ok++
-    write(row.line, JSON.stringify({line: row.line, prediction: outcome.prediction}, bigintReplacer))
+    write({line, record, prediction: outcome.prediction, failed: false})
   })
+}
+
+/** Image files over this are refused: no camera picture is near it. */
+const MAX_IMAGE_BYTES = 64 * 1024 * 1024
+
+/**
+ * A record as the model takes it: without the kept columns (ids are for the output; the pipeline would refuse them),
+ * and with each image feature's file read, a path relative to the input file's folder (or a data: URL, left as it is).
+ */
+function recordPreparer(options: PredictOptions, images: readonly string[]) {
+  const keep = options.keep ?? []
+  const base = options.input === '-' ? process.cwd() : dirname(resolve(options.input))
+  return async (record: InputRecord): Promise<InputRecord | string> => {
+    const out = {...record}
+    for (const name of keep) delete out[name]
+    for (const name of images) {
+      const value = out[name]
+      if (typeof value !== 'string' || value.startsWith('data:')) continue
+      try {
+        const path = resolve(base, value)
+        if ((await stat(path)).size > MAX_IMAGE_BYTES) return `${name}: the image file ${value} is over 64 MB`
+        out[name] = await readFile(path)
+      } catch (error) {
+        return `${name}: cannot read the image file ${value} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); paths are relative to the input file's folder`
+      }
+    }
+    return out
+  }
 }
 
 /**
@@ -194,7 +240,7 @@ class Output {
     return new Output(await opened(temp, target), final, temp)
   }
 
-  async write(text: string): Promise<void> {
+  async write(text: string | Uint8Array): Promise<void> {
     this.check()
     if (this.stream.write(text)) return
     // once() rejects when the stream fails while we wait.

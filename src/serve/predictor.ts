@@ -2,11 +2,11 @@
 import {Ajv, type ErrorObject, type ValidateFunction} from 'ajv'
 
 import {isMlopsError} from '../errors.js'
-import {checkFeeds} from '../model/signature.js'
+import {type ModelSignature, checkFeeds, formatShape} from '../model/signature.js'
 import {PipelineInputError} from '../pipeline/errors.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {Feeds, InferenceEngine} from './engine.js'
-import {HttpError, badRequest} from './errors.js'
+import {HttpError, InferenceError, badRequest} from './errors.js'
 
 export class Predictor {
   private readonly check: ValidateFunction
@@ -97,9 +97,31 @@ export class Predictor {
     const issues = checkFeeds(this.engine.model.signature, feeds)
     if (issues.length > 0)
       throw badRequest('INVALID_INPUT', `input "${issues[0].field}": ${issues[0].message}`, issues[0].field)
-    const outputs = await this.engine.run(feeds, timeoutMs)
+    const outputs = await this.engine.run(feeds, timeoutMs).catch((error: unknown) => {
+      throw inputFault(error, this.engine.model.signature, feeds) ?? error
+    })
     return this.pipeline.postprocess(outputs, records)
   }
+}
+
+/**
+ * Failures inside the graph that the inputs caused: an index past a table (Gather), audio shorter than a kernel (Conv),
+ * a width a MatMul or Reshape cannot take. The model ran on its golden inputs at package time, so these are the request's.
+ */
+const INPUT_FAULTS =
+  /out of (data )?bounds|out of range|Invalid input shape|dimension mismatch|cannot be reshaped|Attempting to broadcast|incompatible dimensions|invalid dimensions/i
+
+function inputFault(error: unknown, signature: ModelSignature, feeds: Feeds): HttpError | undefined {
+  if (!(error instanceof InferenceError) || error.status !== 500 || !INPUT_FAULTS.test(error.detail)) return undefined
+  const sent = Object.entries(feeds)
+    .map(([name, t]) => `${name} ${t.type}[${t.dims.join(',')}]`)
+    .join(', ')
+  const takes = signature.inputs.map((i) => `${i.name} ${i.dtype}${formatShape(i.shape)}`).join(', ')
+  const reason = error.detail.replace(/^.*Status Message: /, '').slice(0, 200)
+  return badRequest(
+    'INPUT_REJECTED',
+    `the model cannot run on these inputs (${sent}; it takes ${takes}, within the sizes and values it was packaged with): ${reason}`,
+  )
 }
 
 export type RecordOutcome = {prediction: Prediction} | {problem: string}
@@ -138,9 +160,16 @@ function messageOf(error: ErrorObject): string {
   if (error.keyword === 'additionalProperties') return 'is not a field of the request'
   if (error.keyword === 'enum')
     return `must be one of ${((error.params as {allowedValues: unknown[]}).allowedValues ?? []).map((v) => JSON.stringify(v)).join(', ')}`
-  // A number field takes "NaN" and "Infinity" as strings too (JSON has no such numbers): any other string fails that pattern.
-  if (error.keyword === 'pattern' && /Infinity/.test(String((error.params as {pattern?: string}).pattern))) {
-    return `must be a number, not ${JSON.stringify(error.data).slice(0, 40)}${String((error.params as {pattern?: string}).pattern).includes('NaN') ? ' (or null when missing)' : ''}`
+  // A number field takes "NaN" (and, where allowed, "Infinity") as strings too: any other string or type is not a number.
+  const pattern = String((error.params as {pattern?: string}).pattern)
+  const numberType = error.keyword === 'type' && /number/.test(String((error.params as {type?: unknown}).type))
+  if (numberType || (error.keyword === 'pattern' && /NaN|Infinity/.test(pattern))) {
+    const missing = pattern.includes('NaN') || (error.keyword === 'type' && /null/.test(String(error.schema)))
+    // The JSON parser gives integers past 2^53 as BigInt, which JSON.stringify cannot print.
+    const data = typeof error.data === 'bigint' ? String(error.data) : JSON.stringify(error.data)
+    return `must be a number, not ${data?.slice(0, 40)}${missing ? ' (or null when missing)' : ''}`
   }
+  if (error.keyword === 'maximum' || error.keyword === 'minimum')
+    return `${String(error.data)} is past the float32 range: not a finite measurement (allow_non_finite on the feature takes it)`
   return error.message ?? 'is invalid'
 }

@@ -108,7 +108,8 @@ export class RequestLog {
     if (this.file && this.size > 0 && this.size + bytes > this.settings.maxBytes) await this.rotate()
     if (!this.file) {
       await makeDirectory(dirname(this.settings.path))
-      this.file = await open(this.settings.path, 'a+')
+      // Inputs of real requests: the user's alone.
+      this.file = await open(this.settings.path, 'a+', 0o600)
       this.size = (await stat(this.settings.path)).size
       if (this.size > 0 && this.size + bytes > this.settings.maxBytes) return this.rotate().then(() => this.write(text))
       text = (await tornLineEnd(this.file, this.size)) + text

@@ -12,6 +12,7 @@ import {
   type ServerRequest,
   headerValue,
   httpDate,
+  clip,
   pathOf,
   statusName,
 } from '../http/server.js'
@@ -21,9 +22,12 @@ import {type Dtype, type OrtTensor, bigintReplacer, tensorFromJson, valuesToJson
 import {toolVersion} from '../paths.js'
 import type {InputRecord, Pipeline, Prediction} from '../pipeline/types.js'
 import type {ServeSettings} from './config.js'
+import {ApiDocs} from './docs.js'
 import {InferenceEngine} from './engine.js'
 import {HttpError, OverloadedError, badRequest} from './errors.js'
 import {type Faults, crashIfTriggered, readFaults} from './faults.js'
+import {isMultipart, multipartRecord} from './multipart.js'
+import {openApiDocument} from './openapi.js'
 import type {LiveProfiles} from '../monitor/live.js'
 import {ServeMetrics} from './metrics.js'
 import {Predictor} from './predictor.js'
@@ -63,6 +67,10 @@ export interface ModelServerOptions {
   live?: LiveProfiles
   /** Checks callers (started by the caller of createModelServer); without it every request is let in. */
   auth?: Authenticator
+  /** This process's share of serving.max_connections (a worker of several); default all of it. */
+  maxConnections?: number
+  /** The OpenAPI document of GET /openapi.json and /docs (see openapi.ts); from the signature alone when absent. */
+  openapi?: Record<string, unknown>
 }
 
 export interface ModelServer {
@@ -155,6 +163,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`,
   ])
   const modelParams = [modelName]
+  const docs = new ApiDocs(options.openapi ?? openApiDocument({name: modelName, version, signature: model.signature}))
 
   const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({
     status,
@@ -167,31 +176,33 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   function checkModel(params: string[]): void {
     // The params of a path found in inferPaths are this model's: nothing to decode.
     if (params === modelParams) return
-    const [name, wanted] = params
-    if (decodeURIComponent(name) !== modelName)
-      throw new HttpError(
-        404,
-        'MODEL_NOT_FOUND',
-        `no model "${decodeURIComponent(name)}" here; this server serves "${modelName}"`,
-      )
-    if (wanted !== undefined && decodeURIComponent(wanted) !== version)
+    const name = decoded(params[0])
+    const wanted = params[1] === undefined ? undefined : decoded(params[1])
+    if (name !== modelName)
+      throw new HttpError(404, 'MODEL_NOT_FOUND', `no model "${clip(name)}" here; this server serves "${modelName}"`)
+    if (wanted !== undefined && wanted !== version)
       throw new HttpError(
         404,
         'VERSION_NOT_FOUND',
-        `model "${modelName}" has no version "${decodeURIComponent(wanted)}"; this server serves version ${version}`,
+        `model "${modelName}" has no version "${clip(wanted)}"; this server serves version ${version}`,
       )
   }
 
   async function predictV1(ctx: Context): Promise<Reply> {
-    checkContentType(ctx.req, false)
+    const form = headerValue(ctx.req.headers, 'content-type')
+    if (!isMultipart(form)) checkContentType(ctx.req, false)
     const body = ctx.req.body
     crashIfTriggered(faults, body)
-    const value = parseBody(body, maxDepth)
+    const value = isMultipart(form) ? {instances: [await multipartRecord(body, form!)]} : parseBody(body, maxDepth)
     if (value === null || typeof value !== 'object' || Array.isArray(value))
       throw badRequest('BAD_REQUEST', 'the body must be a JSON object {"instances": [record, …]}')
     for (const key of Object.keys(value))
       if (!V1_KEYS.has(key))
-        throw badRequest('UNKNOWN_FIELD', `unknown field "${key}"; the body is {"instances": [record, …]}`, key)
+        throw badRequest(
+          'UNKNOWN_FIELD',
+          `unknown field "${clip(key)}"; the body is {"instances": [record, …]}`,
+          clip(key),
+        )
     const instances = (value as {instances?: unknown}).instances
     if (!Array.isArray(instances) || instances.length === 0)
       throw badRequest('BAD_FIELD', 'must be a non-empty array of records', 'instances')
@@ -353,6 +364,10 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     },
     {pattern: /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?\/infer$/, route: inferRoute},
     {
+      pattern: /^\/(?:openapi\.json|docs(?:\/[\w.-]*)?)$/,
+      route: {label: '/docs', methods: ['GET'], handle: (ctx) => docs.answer(pathOf(ctx.req.url))},
+    },
+    {
       pattern: /^\/metrics$/,
       route: {
         label: '/metrics',
@@ -380,14 +395,14 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
         throw new HttpError(
           404,
           'NOT_FOUND',
-          `no route ${path}; see GET /v2 and POST /v1/predict, /v2/models/{name}/infer`,
+          `no route ${clip(path)}; see GET /v2 and POST /v1/predict, /v2/models/{name}/infer`,
         )
       label = match.route.label
       if (!match.route.methods.includes(req.method))
         throw new HttpError(
           405,
           'METHOD_NOT_ALLOWED',
-          `${req.method} is not allowed on ${path}; use ${match.route.methods.join(', ')}`,
+          `${req.method} is not allowed on ${clip(path)}; use ${match.route.methods.join(', ')}`,
           undefined,
           {allow: match.route.methods.join(', ')},
         )
@@ -478,6 +493,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       maxBodyBytes: settings.maxBodyBytes,
       requestTimeoutMs: Math.max(60_000, settings.timeoutMs * 2),
       keepAliveTimeoutMs: 65_000,
+      maxConnections: options.maxConnections ?? settings.maxConnections,
       refusal,
       alignBody: (headers) => Number(headerValue(headers, HEADER_LENGTH)) || 0,
       ...(settings.tls ? {tls: readTls(settings.tls)} : {}),
@@ -567,11 +583,11 @@ function isServerFault(error: unknown): boolean {
 function errorReply(error: unknown, v2: boolean): Reply {
   if (error instanceof HttpError) {
     if (error.status >= 500 && error.status !== 503 && error.status !== 504) logServerError(error)
-    const fields = error.field === undefined ? {} : {field: error.field}
+    // Messages and fields may quote the request (a field name, a path): never more than a few hundred characters of it.
+    const fields = error.field === undefined ? {} : {field: clip(error.field, 200)}
+    const message = clip(error.message, 400)
     // The Open Inference Protocol's error is {"error": "<message>"}; code and field ride alongside it there.
-    const body = v2
-      ? {error: error.message, code: error.code, ...fields}
-      : {error: {code: error.code, message: error.message, ...fields}}
+    const body = v2 ? {error: message, code: error.code, ...fields} : {error: {code: error.code, message, ...fields}}
     return {status: error.status, body: JSON.stringify(body), headers: error.headers}
   }
   logServerError(error)
@@ -604,6 +620,15 @@ function checkContentType(req: ServerRequest, binary: boolean): void {
   )
 }
 
+/** A path segment decoded, or as sent when its escapes are malformed (it then names no model, and gets a 404). */
+function decoded(segment: string): string {
+  try {
+    return decodeURIComponent(segment)
+  } catch {
+    return segment
+  }
+}
+
 /** The binary tensor data extension's header, when the request has one. */
 function headerLength(req: ServerRequest): number | undefined {
   const header = headerValue(req.headers, HEADER_LENGTH)
@@ -611,7 +636,7 @@ function headerLength(req: ServerRequest): number | undefined {
   if (!/^\d{1,15}$/.test(header.trim()))
     throw badRequest(
       'BAD_HEADER',
-      `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${header}"`,
+      `Inference-Header-Content-Length must be the length in bytes of the JSON at the start of the body, not "${clip(header)}"`,
       HEADER_LENGTH,
     )
   return Number(header)

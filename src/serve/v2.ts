@@ -107,7 +107,8 @@ export function decodeInferRequest(
   const binaryOutputs = parameters?.binary_data_output ?? false
   if (typeof binaryOutputs !== 'boolean')
     throw badRequest('BAD_FIELD', 'must be true or false', 'parameters.binary_data_output')
-  if (!Array.isArray(inputs) || inputs.length === 0)
+  // A model without inputs (a constant, a generator) is called with an empty list; any other model needs its inputs.
+  if (!Array.isArray(inputs) || (inputs.length === 0 && signature.inputs.length > 0))
     throw badRequest('BAD_FIELD', 'must be a non-empty array of input tensors', 'inputs')
   const specs = inputSpecs(signature)
   const feeds: Record<string, OrtTensor> = {}
@@ -439,15 +440,27 @@ export function encodeData(tensor: OrtTensor): string {
 }
 
 function floats(values: ArrayLike<number>): string {
-  let finite = true
+  // String(-0) is "0": a negative zero (a sign the model computed) is written out as -0, which JSON allows.
+  let plain = true
   for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) {
-      finite = false
+    if (!Number.isFinite(values[i]) || isNegativeZero(values[i])) {
+      plain = false
       break
     }
   }
-  if (finite) return `[${Array.prototype.join.call(values, ',')}]`
-  return `[${Array.from(values, (v) => (Number.isNaN(v) ? '"NaN"' : v === Infinity ? '"Infinity"' : v === -Infinity ? '"-Infinity"' : String(v))).join(',')}]`
+  if (plain) return `[${Array.prototype.join.call(values, ',')}]`
+  return `[${Array.from(values, floatText).join(',')}]`
+}
+
+function isNegativeZero(v: number): boolean {
+  return v === 0 && 1 / v < 0
+}
+
+function floatText(v: number): string {
+  if (Number.isNaN(v)) return '"NaN"'
+  if (v === Infinity) return '"Infinity"'
+  if (v === -Infinity) return '"-Infinity"'
+  return isNegativeZero(v) ? '-0' : String(v)
 }
 
 /** An output sent as binary data: its JSON (without data) and its bytes, which follow the JSON in the response body. */

@@ -52,8 +52,8 @@ export async function writeFileAtomically(path: string, data: string | Buffer, m
   }
 }
 
-export async function writeJsonAtomically(path: string, value: unknown): Promise<void> {
-  await writeFileAtomically(path, JSON.stringify(value, null, 2) + '\n')
+export async function writeJsonAtomically(path: string, value: unknown, mode?: number): Promise<void> {
+  await writeFileAtomically(path, JSON.stringify(value, null, 2) + '\n', mode)
 }
 
 export async function readJson<T>(path: string): Promise<T | undefined> {

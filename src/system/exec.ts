@@ -1,4 +1,6 @@
 // The one way the tool runs other programs: argument arrays (never a shell), debug-logged, errors that carry the tail of stderr.
+import {type ChildProcess, spawn} from 'node:child_process'
+
 import {execa, type Options as ExecaOptions} from 'execa'
 
 import {MlopsError} from '../errors.js'
@@ -47,13 +49,16 @@ export class CommandNotFoundError extends MlopsError {
 }
 
 const debugEnabled = () => Boolean(process.env.DEBUG)
+const debugLog = (command: string, args: string[]) => {
+  if (debugEnabled()) process.stderr.write(`[mlops] $ ${[command, ...args].join(' ')}\n`)
+}
 
 export function tail(text: string, lines = 20): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n')
 }
 
 export async function run(command: string, args: string[], options: ExecOptions = {}): Promise<ExecResult> {
-  if (debugEnabled()) process.stderr.write(`[mlops] $ ${[command, ...args].join(' ')}\n`)
+  debugLog(command, args)
   const execaOptions: ExecaOptions = {
     cwd: options.cwd,
     env: options.env,
@@ -87,6 +92,35 @@ export async function run(command: string, args: string[], options: ExecOptions 
     throw new CommandFailedError(command, args, exitCode, why)
   }
   return {stdout, stderr, exitCode: result.exitCode ?? 0}
+}
+
+export interface StartOptions {
+  cwd?: string
+  env?: NodeJS.ProcessEnv
+  /** Where the child's stdout and stderr go: pipes for the caller to read (the default), nowhere, or a file descriptor. */
+  stdout?: 'pipe' | 'ignore' | number
+  stderr?: 'pipe' | 'ignore' | number
+  /** Leader of its own process group, so it outlives this process (the gateway); the caller unrefs it. */
+  detached?: boolean
+  /** A JSON IPC channel to a Node.js child (the load generator). */
+  ipc?: boolean
+}
+
+/**
+ * Starts a long-running child (a model server, the gateway, the load generator) and returns it at once: the caller
+ * watches it (its ready line, its exit) and stops it. Node's spawn rather than execa: execa is made for commands that
+ * end, and buffers their output, kills them 5 s after a SIGTERM and when this process exits; a model server draining on
+ * SIGTERM or a detached gateway must do none of that.
+ */
+export function start(command: string, args: string[], options: StartOptions = {}): ChildProcess {
+  debugLog(command, args)
+  return spawn(command, args, {
+    cwd: options.cwd,
+    env: options.env,
+    detached: options.detached,
+    stdio: ['ignore', options.stdout ?? 'pipe', options.stderr ?? 'pipe', ...(options.ipc ? ['ipc' as const] : [])],
+    ...(options.ipc ? {serialization: 'json' as const} : {}),
+  })
 }
 
 /** Whether a program is on PATH, without running it. */

@@ -1,4 +1,4 @@
-// Where releases run: the interface the rollout core drives. The local gateway is the one implementation so far.
+// Where releases run: the interface the rollout core drives, implemented by the local gateway and by a Kubernetes cluster.
 import type {TlsSettings} from '../http/tls.js'
 import type {Measurement, Release, RolloutState} from '../rollout/types.js'
 
@@ -37,7 +37,8 @@ export interface TargetServer {
 }
 
 export interface TargetRuntime {
-  pid: number
+  /** The local gateway's process; none on a cluster. */
+  pid?: number
   /** Port of client traffic. */
   port: number
   startedAt: string
@@ -47,6 +48,16 @@ export interface TargetRuntime {
 }
 
 export interface DeployTarget {
+  /** True when nothing but the command advances an --auto rollout (a cluster has no mlops controller). */
+  readonly drivesRollout?: boolean
+  /** Where clients reach the model; default the local gateway's port on 127.0.0.1. */
+  url?(): string
+  /** Something about how traffic flows that the user must know (a fallback that ignores weights). */
+  readonly warning?: string
+  /** A cluster's context and namespace. */
+  where?(): {namespace?: string; context?: string}
+  /** Every object a state needs, for --dry-run and --output yaml (targets that apply manifests). */
+  manifests?(state: RolloutState): unknown[]
   /** Starts the target if it is not running, then each server, resolving once all are ready; routing is unchanged. */
   /** Starts what serves (the gateway on `port`, with HTTPS when `tls` is given) and the model servers. */
   prepare(servers: ServerSpec[], port: number, tls?: TlsSettings): Promise<void>

@@ -87,6 +87,28 @@ describe('artifact: deterministic archive', () => {
     assert.deepEqual(checkScan(await scanArchive(written.tmpPath)), [])
   })
 
+  it('reads a large archive, extracting it, without piling up listeners (no MaxListenersExceededWarning)', async () => {
+    const a = await dir('large')
+    const big = join(a, 'weights.bin')
+    await writeFile(big, modelBytes(3, 64 * 1024 * 1024))
+    const entries = [...(await projectEntries(a)), {path: 'model/weights.bin', source: big}]
+    const written = await writeArchive(manifestFor('credit-risk', '1.0.0'), entries, {tmpDir: a})
+    const warnings: Error[] = []
+    const onWarning = (warning: Error) => warnings.push(warning)
+    process.on('warning', onWarning)
+    try {
+      assert.deepEqual(checkScan(await scanArchive(written.tmpPath, {extractTo: join(a, 'out')})), [])
+      // Warnings are emitted on the next tick.
+      await new Promise((resolve) => setImmediate(resolve))
+    } finally {
+      process.off('warning', onWarning)
+    }
+    assert.deepEqual(
+      warnings.map((w) => `${w.name}: ${w.message}`),
+      [],
+    )
+  })
+
   it('stores long and non-ASCII paths through pax headers that tar reads back', async () => {
     const a = await dir('f')
     const long = `pipeline/${'deep/'.repeat(40)}données-é.json`

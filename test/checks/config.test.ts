@@ -1,7 +1,7 @@
 // The checks section: latency gates as written, defaults and overrides, schema and semantic errors by field path.
 import assert from 'node:assert/strict'
 
-import {checkSettings, parseDurationMs, parseLatencyGate} from '../../src/checks/config.js'
+import {checkSettings, parseLatencyGate} from '../../src/checks/config.js'
 import {validateConfig} from '../../src/config/load.js'
 import {ConfigError} from '../../src/errors.js'
 
@@ -29,13 +29,6 @@ describe('checks config', () => {
   for (const [text, expected] of gates) {
     it(`reads the latency gate "${text}"`, () => assert.deepEqual(parseLatencyGate(text), expected))
   }
-
-  it('reads durations in ms, s and m', () => {
-    assert.equal(parseDurationMs('500ms'), 500)
-    assert.equal(parseDurationMs('2.5s'), 2500)
-    assert.equal(parseDurationMs('2m'), 120_000)
-    assert.equal(parseDurationMs('2h'), undefined)
-  })
 
   it('fills defaults, and flags override the config', () => {
     const defaults = checkSettings()

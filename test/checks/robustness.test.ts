@@ -47,6 +47,25 @@ describe('robustness cases', () => {
     )
   })
 
+  it('build the batch cases of a model with megabyte records within the body limit (no "Invalid string length")', () => {
+    // A 224x224 RGB image as one record: about 2.4 MB of JSON, so 10,001 copies would be 24 GB.
+    const image = Array.from({length: 3}, () =>
+      Array.from({length: 224}, () => Array.from({length: 224}, () => 0.123456)),
+    )
+    const big: Subject = {
+      ...subject,
+      features: [{name: 'x', type: 'tensor', dtype: 'float32', shape: [3, 224, 224]}],
+      golden: [{name: 'g', records: [{x: image}], expected: {predictions: [{}]}}],
+    }
+    const cases = robustnessCases(big, {seed: 1, count: 0})
+    const batches = cases.filter((c) => c.kind === 'large_batch' || c.kind === 'huge_batch')
+    assert.equal(batches.length, 2, batches.map((c) => c.name).join('; '))
+    for (const c of batches)
+      assert.ok(Buffer.byteLength(c.body) <= big.serving.maxBodyBytes, `${c.name}: ${c.body.length}`)
+    const huge = JSON.parse(batches.find((c) => c.kind === 'huge_batch')!.body.toString()) as {instances: unknown[]}
+    assert.equal(huge.instances.length, big.serving.maxInstances + 1)
+  })
+
   const verdicts: [Parameters<typeof judge>, boolean, string][] = [
     [['reject', 400, '{"error":{"code":"X"}}'], true, 'ok'],
     [['reject', 400, 'bad request'], false, 'bad_error_body'],

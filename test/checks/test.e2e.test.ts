@@ -9,7 +9,7 @@ import {createInterface} from 'node:readline'
 import {execa} from 'execa'
 import {parse, parseDocument} from 'yaml'
 
-import type {TestResult} from '../../src/checks/run.js'
+import type {TestResult} from '../../src/checks/types.js'
 import {BIN, MODELS_DIR, exampleProject, mlops, tempDir} from '../support/cli.js'
 import {assertMatchesSchema} from '../support/schema.js'
 

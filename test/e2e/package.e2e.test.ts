@@ -135,6 +135,45 @@ describe('package: determinism, versions and tampering (e2e)', function () {
   })
 })
 
+describe('package: versions only go forward (e2e)', function () {
+  this.timeout(120_000)
+  let tmp: Awaited<ReturnType<typeof tempDir>>
+
+  before(async () => (tmp = await tempDir()))
+  after(async () => tmp.remove())
+
+  it('after --bump, a plain package is the newest version again or the next one, never mlops.yaml’s older one', async () => {
+    const project = join(tmp.path, 'xgb')
+    const init = await mlops(['init', project, '--model', join(MODELS_DIR, 'xgboost_regressor.onnx'), '--yes'])
+    assert.equal(init.exitCode, 0, init.stderr)
+    const bumped = await mlops(['package', '--bump', 'minor', '--json', '--dir', project])
+    assert.equal((bumped.json as PackageJson).version, '0.2.0', bumped.stderr)
+
+    const same = await mlops(['package', '--json', '--dir', project])
+    assert.equal(same.exitCode, 0, same.stderr)
+    assert.deepEqual(
+      [(same.json as PackageJson).version, (same.json as PackageJson & {created: boolean}).created],
+      ['0.2.0', false],
+    )
+
+    const golden = join(project, 'golden.jsonl')
+    writeFileSync(golden, readFileSync(golden, 'utf8').split('\n').slice(0, 1).join('\n') + '\n')
+    const changed = await mlops(['package', '--json', '--dir', project])
+    assert.equal(changed.exitCode, 0, changed.stderr)
+    const result = changed.json as PackageJson & {warnings: string[]}
+    assert.equal(result.version, '0.2.1')
+    assert.ok(
+      result.warnings.includes(
+        'mlops.yaml says version 0.1.0, older than the newest stored 0.2.0: packaged as 0.2.1, the next version. Set "version: 0.2.1" in mlops.yaml, or pass --bump or --version.',
+      ),
+      result.warnings.join('\n'),
+    )
+    const list = await mlops(['artifacts', 'list', '--json', '--dir', project])
+    const versions = (list.json as {artifacts: {version: string}[]}).artifacts.map((a) => a.version)
+    assert.deepEqual(versions.sort(), ['0.2.0', '0.2.1'])
+  })
+})
+
 describe('package: models Node cannot serve are refused (e2e)', function () {
   this.timeout(60_000)
   const cases: [string, () => Uint8Array, RegExp][] = [

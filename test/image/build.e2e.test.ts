@@ -112,7 +112,7 @@ describe('mlops build with buildah (e2e)', function () {
       '--json',
     ])
     assert.equal(init.exitCode, 0, init.stderr)
-    // init's Dockerfile (it installs mlops from the npm registry) stays in the project: unnamed, it is not what is built.
+    // init's Dockerfile stays in the project: unnamed, it is not what is built.
     const git = (args: string[]) =>
       execa('git', ['-c', 'user.name=Test', '-c', 'user.email=test@example.com', ...args], {cwd: project})
     await git(['init', '-q'])

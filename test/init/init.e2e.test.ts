@@ -111,13 +111,12 @@ describe('mlops init on the real models', function () {
       const cases = await readGoldenCases(join(dir, config.data?.golden ?? 'golden.jsonl'))
       assert.equal(cases.length, result.golden)
       if (model.id === 'silero_vad_v5') {
-        // Its sample rate must be 8000 or 16000: generated inputs fail, and init says to pass --sample.
-        assert.equal(cases.length, 0)
+        // The default length (64) is too short for its convolution: init found sizes that run, and says what it needs.
+        assert.equal(result.noGolden, undefined)
         assert.ok(
-          result.warnings.some((w) => w.includes('--sample')),
-          result.warnings.join('\n'),
+          result.inferred.some((i) => i.name === 'input' && /needs at least \d+/.test(i.why)),
+          JSON.stringify(result.inferred),
         )
-        return
       }
       assert.ok(cases.length > 0)
       const loaded = await loadModel(join(dir, config.model.path))
@@ -145,9 +144,9 @@ describe('mlops init on the real models', function () {
       const dir = join(tmp.path, `${id}-sampled`)
       const sample = join(MODELS_DIR, `${id}.json`)
       if (id === 'silero_vad_v5') {
-        // Generated inputs fail on this model: the first run leaves golden.jsonl empty, and --sample fills it later.
-        const first = await init([dir, '--model', modelFile(id)])
-        assert.equal(first.result.golden, 0)
+        // An empty golden.jsonl (left by a run whose model failed on generated inputs) is filled by --sample.
+        mkdirSync(dir, {recursive: true})
+        writeFileSync(join(dir, 'golden.jsonl'), '')
       }
       const {exitCode, stderr, result} = await init([dir, '--model', modelFile(id), '--sample', sample])
       assert.equal(exitCode, 0, stderr)

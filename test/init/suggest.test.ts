@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import type {ModelSignature} from '../../src/model/signature.js'
 import {parseShapeFlags, resolveShapes} from '../../src/init/inputs.js'
 import {renderTemplate} from '../../src/init/render.js'
-import {detectTemplate, looksLikeProbabilities, suggestPipeline} from '../../src/init/suggest.js'
+import {detectTemplate, inferPipeline, looksLikeProbabilities, suggestPipeline} from '../../src/init/suggest.js'
 
 const tabular: ModelSignature = {
   inputs: [{name: 'X', dtype: 'float32', shape: ['', 3]}],
@@ -75,7 +75,25 @@ describe('init: template and pipeline from the signature', () => {
       inputs: [{name: 'Input3', dtype: 'float32', shape: [1, 1, 28, 28]}],
       outputs: [],
     }
-    assert.deepEqual(suggestPipeline(fixedBatch, 'image').features[0].shape, [1, 28, 28])
+    assert.deepEqual(suggestPipeline(fixedBatch, 'tensor').features[0].shape, [1, 28, 28])
+  })
+
+  it('gives an image feature with steps to the model size for a fixed-size picture input, CHW or HWC', () => {
+    const chw: ModelSignature = {inputs: [{name: 'Input3', dtype: 'float32', shape: [1, 1, 28, 28]}], outputs: []}
+    assert.deepEqual(suggestPipeline(chw, 'image').features, [
+      {
+        name: 'Input3',
+        type: 'image',
+        image: {resize: {width: 28, height: 28, filter: 'linear'}, color: 'grey', scale: 1 / 255, layout: 'chw'},
+      },
+    ])
+    const hwc: ModelSignature = {inputs: [{name: 'x', dtype: 'float32', shape: ['n', 224, 160, 3]}], outputs: []}
+    assert.deepEqual(suggestPipeline(hwc, 'image').features[0].image, {
+      resize: {width: 160, height: 224, filter: 'linear'},
+      color: 'rgb',
+      scale: 1 / 255,
+      layout: 'hwc',
+    })
   })
 
   it('suggests softmax and an argmax label for class scores, none when the scores already are probabilities', () => {
@@ -97,6 +115,88 @@ describe('init: template and pipeline from the signature', () => {
       'a single score per row is not a class distribution',
     )
     assert.equal(looksLikeProbabilities({dtype: 'float32', shape: [1, 2], data: [2.5, -1]}), false)
+  })
+})
+
+describe('init: what a run of the model says about its outputs and features', () => {
+  const float = (name: string, shape: (number | string)[]) => ({name, isTensor: true, dtype: 'float32' as const, shape})
+  const rows = (data: number[], width: number) => ({
+    dtype: 'float32' as const,
+    shape: [data.length / width, width],
+    data,
+  })
+
+  it('gives numbers, not invented classes, to regressions with two outputs, embeddings and 2-D projections', () => {
+    const regressor: ModelSignature = {inputs: tabular.inputs, outputs: [float('variable', ['', 2])]}
+    const observed = {variable: rows([12.5, -3, 40.1, 7.25], 2)}
+    const {pipeline, inferred} = inferPipeline(regressor, 'tabular', {observed})
+    assert.deepEqual(pipeline.outputs, [{output: 'variable'}])
+    assert.match(inferred.find((i) => i.name === 'variable')!.decision, /numbers/)
+    const embedding: ModelSignature = {inputs: tabular.inputs, outputs: [float('embedding', ['', 64])]}
+    assert.deepEqual(suggestPipeline(embedding, 'tabular', {embedding: rows(Array(64).fill(0.3), 64)}).outputs, [
+      {output: 'embedding'},
+    ])
+  })
+
+  it('labels one of two float outputs of the same shape at most, so the config init writes is valid', () => {
+    const twin: ModelSignature = {
+      inputs: tabular.inputs,
+      outputs: [float('probs_a', ['', 3]), float('probs_b', ['', 3])],
+    }
+    const p = [0.2, 0.3, 0.5]
+    const {pipeline} = inferPipeline(twin, 'tabular', {observed: {probs_a: rows(p, 3), probs_b: rows(p, 3)}})
+    assert.equal(pipeline.outputs.filter((o) => o.labels || o.top_k).length, 1, JSON.stringify(pipeline.outputs))
+  })
+
+  it('labels class scores that sum to one, or whose name says so, and leaves scores beside a label output unlabelled', () => {
+    const plain: ModelSignature = {inputs: tabular.inputs, outputs: [float('output_0', ['', 3])]}
+    assert.deepEqual(suggestPipeline(plain, 'tabular', {output_0: rows([0.1, 0.6, 0.3], 3)}).outputs, [
+      {output: 'output_0', activation: 'none', labels: ['0', '1', '2']},
+    ])
+    const withLabel: ModelSignature = {
+      inputs: tabular.inputs,
+      outputs: [{name: 'label', isTensor: true, dtype: 'int64', shape: ['']}, float('probabilities', ['', 3])],
+    }
+    const {pipeline, inferred} = inferPipeline(withLabel, 'tabular', {
+      observed: {probabilities: rows([0.1, 0.6, 0.3], 3)},
+    })
+    assert.deepEqual(pipeline.outputs, [{output: 'label'}, {output: 'probabilities'}])
+    assert.deepEqual(
+      inferred.filter((i) => i.kind === 'output').map((i) => i.name),
+      ['label', 'probabilities'],
+    )
+  })
+
+  it('reads the class count from a run when the model leaves it dynamic', () => {
+    const dynamic: ModelSignature = {inputs: tabular.inputs, outputs: [float('probabilities', ['', 'classes'])]}
+    assert.deepEqual(suggestPipeline(dynamic, 'tabular', {probabilities: rows([0.1, 0.6, 0.3], 3)}).outputs, [
+      {output: 'probabilities', activation: 'none', labels: ['0', '1', '2']},
+    ])
+  })
+
+  it('makes a feature optional where the model took a missing value, required where it did not', () => {
+    const {pipeline, inferred} = inferPipeline(tabular, 'tabular', {missingOk: {X: [true, false, true]}})
+    assert.deepEqual(
+      pipeline.features.map((f) => [f.name, f.required]),
+      [
+        ['f0', false],
+        ['f1', undefined],
+        ['f2', false],
+      ],
+    )
+    assert.deepEqual(
+      inferred.filter((i) => i.kind === 'feature').map((i) => `${i.name} ${i.decision}`),
+      ['f0 optional', 'f1 required', 'f2 optional'],
+    )
+  })
+
+  it('fixes a dynamic dimension the model ran at one size only', () => {
+    const free: ModelSignature = {inputs: [{name: 'x', dtype: 'float32', shape: ['N', 'k']}], outputs: audio.outputs}
+    const {pipeline} = inferPipeline(free, 'tensor', {
+      axes: [{input: 'x', axis: 1, min: 20, larger: false}],
+      shapes: {x: [1, 20]},
+    })
+    assert.deepEqual(pipeline.features[0].shape, [20])
   })
 })
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict'
 
 import {validateConfig} from '../../src/config/load.js'
-import {driftSettings, parseDuration} from '../../src/monitor/config.js'
+import {driftSettings} from '../../src/monitor/config.js'
 
 const base = {name: 'm', model: {path: 'model.onnx'}}
 
@@ -47,12 +47,5 @@ describe('monitor config', function () {
       () => validateConfig({...base, monitor: {features: {region: {method: 'chi2', threshold: 5}}}}),
       /monitor\.features\.region\.threshold: must be below 1: with method chi2 it is a p-value/,
     )
-  })
-
-  it('parses durations', () => {
-    assert.equal(parseDuration('24h'), 86_400_000)
-    assert.equal(parseDuration('30m'), 1_800_000)
-    assert.equal(parseDuration('7d'), 604_800_000)
-    assert.equal(parseDuration('1.5h'), undefined)
   })
 })

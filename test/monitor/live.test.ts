@@ -135,7 +135,8 @@ describe('mlops monitor on live traffic', function () {
 
     const page = await readFile(html, 'utf8')
     assert.equal((page.match(/<svg /g) ?? []).length >= json.drifted.length, true)
-    for (const name of json.drifted) assert.ok(page.includes(`<h3>${name}</h3>`), `a section for ${name}`)
+    for (const name of json.drifted)
+      assert.ok(page.includes(`<h3>${name} · <span class="bad">drift</span></h3>`), `a section for ${name}`)
     assert.doesNotMatch(page, /<script|<link|src="http|href="http/)
   })
 })

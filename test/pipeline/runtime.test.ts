@@ -28,7 +28,12 @@ describe('pipeline: feature steps', () => {
   const table: [string, FeatureSpec, unknown, number[]][] = [
     ['a number as it is', {name: 'a', type: 'number'}, 2.5, [2.5]],
     ['a CSV numeric string', {name: 'a', type: 'number'}, '41', [41]],
-    ['"Infinity" for a number', {name: 'a', type: 'number'}, 'Infinity', [Infinity]],
+    [
+      '"Infinity" where the feature allows it',
+      {name: 'a', type: 'number', allow_non_finite: true},
+      'Infinity',
+      [Infinity],
+    ],
     ['an optional missing number as NaN', {name: 'a', type: 'number', required: false}, null, [Number.NaN]],
     ['impute for null', {name: 'a', type: 'number', impute: {value: 7}}, null, [7]],
     ['impute for "NaN"', {name: 'a', type: 'number', impute: {value: 7}}, 'NaN', [7]],
@@ -300,7 +305,7 @@ describe('pipeline: request schema', () => {
     for (const record of [
       good,
       {...good, income: 'NaN'},
-      {...good, age: 'Infinity'},
+      {...good, age: -3.4e38},
       {age: 1, kids: 0, member: false, region: 'south'},
     ]) {
       assert.ok(check(record), `${JSON.stringify(record)}: ${ajv.errorsText(check.errors)}`)
@@ -313,6 +318,10 @@ describe('pipeline: request schema', () => {
       ['category outside the list', {...good, region: 'west'}],
       ['fractional integer', {...good, kids: 1.5}],
       ['string boolean', {...good, member: 'true'}],
+      ['"Infinity" for a number that does not allow it', {...good, age: 'Infinity'}],
+      ['"-Infinity" for an optional number', {...good, income: '-Infinity'}],
+      ['1e308, past the float32 range', {...good, age: 1e308}],
+      ['-1e308', {...good, income: -1e308}],
     ]
     for (const [what, record] of bad) assert.equal(check(record), false, what)
   })

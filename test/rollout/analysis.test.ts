@@ -33,7 +33,8 @@ const rows: Row[] = [
     measurement: {metrics: metrics(stats(2000), stats(40))},
     seconds: 100,
     verdict: 'inconclusive',
-    reason: /candidate 40\/100 requests/,
+    // Counters stop at their target: stable's 2000 requests count as 100/100.
+    reason: /^waiting for 60 more requests: candidate 40\/100, stable 100\/100 ✓$/,
   },
   {
     name: 'too few stable requests waits',
@@ -41,7 +42,7 @@ const rows: Row[] = [
     measurement: {metrics: metrics(stats(50), stats(150))},
     seconds: 100,
     verdict: 'inconclusive',
-    reason: /stable 50\/100/,
+    reason: /candidate 100\/100 ✓, stable 50\/100/,
   },
   {
     name: 'too few requests past the deadline fails',
@@ -50,7 +51,7 @@ const rows: Row[] = [
     seconds: 600,
     verdict: 'fail',
     failedGate: 'deadline',
-    reason: /inconclusive after 600s .*candidate 40\/100/,
+    reason: /inconclusive after 600s .*candidate 40\/100, stable 100\/100 ✓/,
   },
   {
     name: "another step's figures (the gateway not switched yet) wait, even failing ones",
@@ -161,7 +162,7 @@ const rows: Row[] = [
     measurement: {metrics: metrics(stats(2000), stats(150), {compared: 50, agreed: 50})},
     seconds: 100,
     verdict: 'inconclusive',
-    reason: /50\/100 answers compared/,
+    reason: /waiting for 50 more answers: 50\/100 compared/,
   },
   {
     name: 'shadow with low agreement fails',

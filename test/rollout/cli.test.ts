@@ -170,7 +170,7 @@ describe('rollout commands through the CLI', function () {
     })
     assert.match(
       text.stdout,
-      /^would promote 1\.1\.0: 1\.1\.0 5% → 1\.1\.0 50% \(.+\)\ndry run: nothing was started, locked or written\n\nPaused: /,
+      /^would promote 1\.1\.0: 1\.1\.0 5% → 1\.1\.0 50% \(.+\)\ndry run: nothing was started, locked or written\n\nPaused {2}/,
     )
   })
 

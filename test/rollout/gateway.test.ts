@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import {readFile, readdir, writeFile} from 'node:fs/promises'
+import {readFile, readdir, stat, writeFile} from 'node:fs/promises'
 import {getPriority} from 'node:os'
 
 import {Pool, request} from 'undici'
@@ -346,6 +346,25 @@ describe('deploy on the local gateway', function () {
     const ok = await request(`${base}/v1/status`, {headers: {authorization: `Bearer ${info.token}`}})
     assert.equal(ok.statusCode, 200)
     assert.equal(((await ok.body.json()) as {port: number}).port, p.port)
+  })
+
+  it("the control API answers a malformed body with 400, and the deploy files are the user's alone (0600)", async () => {
+    p = await project()
+    await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
+    const paths = deployPaths(p.dir)
+    const info = JSON.parse(await readFile(paths.gateway, 'utf8')) as GatewayInfo
+    const authorization = `Bearer ${info.token}`
+    for (const body of ['{not json', '{"servers": 3}', '[1,2]']) {
+      const refused = await request(`http://127.0.0.1:${info.controlPort}/v1/prepare`, {
+        method: 'POST',
+        headers: {authorization, 'content-type': 'application/json'},
+        body,
+      })
+      assert.equal(refused.statusCode, 400, body)
+      assert.equal(((await refused.body.json()) as {error: {code: string}}).error.code, 'BAD_REQUEST')
+    }
+    for (const file of [paths.gateway, paths.state, paths.ledger, paths.servers, paths.log])
+      assert.equal((await stat(file)).mode & 0o777, 0o600, file)
   })
 })
 

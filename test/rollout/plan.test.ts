@@ -68,7 +68,7 @@ describe('rollout phase', () => {
       measurement: thin,
       seconds: 60,
       phase: 'Paused',
-      reason: /analysis inconclusive: waiting for data: candidate 20\/100/,
+      reason: /analysis: waiting for 80 more requests: candidate 20\/100/,
     },
     {
       name: 'manual canary failing is Degraded with the command to run',
@@ -84,7 +84,7 @@ describe('rollout phase', () => {
       measurement: passing,
       seconds: 10,
       phase: 'Progressing',
-      reason: /canary 25%: every gate passes; baking 10s of 60s/,
+      reason: /canary 25%: baking 10s of 60s with every gate passing/,
     },
     {
       name: 'auto canary passed advances to the next step',

@@ -5,6 +5,7 @@ import {join} from 'node:path'
 import {createInterface} from 'node:readline'
 
 import {execa} from 'execa'
+import {request} from 'undici'
 
 import {packageRoot} from '../../src/paths.js'
 import {MODELS_DIR, tempDir} from '../support/cli.js'
@@ -44,6 +45,67 @@ describe('mlops serve and predict (child processes)', function () {
     const result = await child
     assert.equal(result.exitCode, 0, String(result.stderr))
     await assert.rejects(fetch(`${url}/v2/health/live`), 'still accepting after SIGTERM')
+  })
+
+  it('with --workers 2 serves from two processes on one port: /metrics counts both, a killed worker is replaced, SIGTERM stops all', async () => {
+    const child = execa(
+      'node',
+      [
+        ...CLI,
+        'serve',
+        '--model',
+        join(MODELS_DIR, 'xgboost_regressor.onnx'),
+        '--port',
+        '0',
+        '--json',
+        '--workers',
+        '2',
+      ],
+      {env: {CI: 'true'}, reject: false},
+    )
+    const ready = await new Promise<{url: string; pid: number; workers: number}>((resolve, reject) => {
+      child.stdout.once('data', (chunk: Buffer) => resolve(JSON.parse(chunk.toString().split('\n')[0])))
+      child.once('exit', () => reject(new Error('serve exited before it was ready')))
+    })
+    assertMatchesSchema(ready, 'serve')
+    assert.equal(ready.workers, 2)
+    const workers = () =>
+      readFileSync(`/proc/${ready.pid}/task/${ready.pid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number)
+    assert.equal(workers().length, 2)
+    // A new connection each: the one port hands each to a worker in turn.
+    const predict = async () => {
+      const res = await request(`${ready.url}/v1/predict`, {
+        method: 'POST',
+        headers: {'content-type': 'application/json'},
+        body: JSON.stringify({instances: [{X: [1, 2, 3, 4]}]}),
+        reset: true,
+        headersTimeout: 10_000,
+      })
+      await res.body.dump()
+      return res.statusCode
+    }
+    for (let i = 0; i < 10; i++) assert.equal(await predict(), 200)
+    const metrics = await (await request(`${ready.url}/metrics`, {reset: true})).body.text()
+    assert.match(metrics, /^mlops_requests_total\{route="\/v1\/predict",status="200",version="0\.0\.0"\} 10$/m)
+    const [victim] = workers()
+    process.kill(victim, 'SIGKILL')
+    // Once the primary has seen it go (a connection handed over in that instant is lost: node:cluster's round robin).
+    const gone = async (done: () => boolean) => {
+      for (let i = 0; i < 200 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    await gone(() => !workers().includes(victim))
+    for (let i = 0; i < 5; i++) assert.equal(await predict(), 200, 'the other worker serves meanwhile')
+    await gone(() => workers().length === 2)
+    assert.equal(workers().length, 2, 'the killed worker was replaced')
+    const all = workers()
+    child.kill('SIGTERM')
+    const result = await child
+    assert.equal(result.exitCode, 0, String(result.stderr))
+    for (const pid of all) assert.throws(() => process.kill(pid, 0), 'no worker outlives its primary')
   })
 
   it("an address that is not this machine's, or a model path that is a folder, is a usage error naming it, not a stack trace", async () => {

@@ -1,4 +1,4 @@
-// What the load generator process is asked to do and what it reports back, over the IPC channel of fork().
+// What the load generator process is asked to do and what it reports back, over its IPC channel (started by start() in src/system/exec.ts).
 
 export interface LoadRequest {
   path: string
@@ -29,11 +29,6 @@ export interface LoadProgress {
   failed: number
 }
 
-/** Log-scale latency bins (ms), edges shared by worker and reports: 5 a decade from 0.1 ms to 100 s. */
-export const BIN_EDGES_MS: readonly number[] = Array.from({length: 31}, (_, k) =>
-  Number((0.1 * 10 ** (k / 5)).toPrecision(3)),
-)
-
 export interface LoadOutcome {
   type: 'result'
   /** Requests whose intended send time fell in the measured window (after warm-up). */
@@ -48,8 +43,6 @@ export interface LoadOutcome {
   /** HDR histograms in microseconds, compressed base64: from the intended send time, and from the actual send. */
   latency: string
   service: string
-  /** Counts per BIN_EDGES_MS bin of the latency from the intended send time. */
-  bins: number[]
   /** How late the generator sent, against its schedule (open model), microseconds, compressed base64. */
   lag: string
   /** Event-loop utilisation of the generator process over the run (0..1). */

@@ -1,11 +1,11 @@
 // Runs one load phase in a forked generator process and turns its histograms into percentiles, error rates and saturation.
-import {fork} from 'node:child_process'
 import {fileURLToPath} from 'node:url'
 
 import * as hdr from 'hdr-histogram-js'
 
 import {MlopsError} from '../../errors.js'
-import {BIN_EDGES_MS, type LoadJob, type LoadOutcome, type LoadProgress, type WorkerMessage} from './protocol.js'
+import {start} from '../../system/exec.js'
+import {type LoadJob, type LoadOutcome, type LoadProgress, type WorkerMessage} from './protocol.js'
 
 export interface Percentiles {
   p50: number
@@ -74,7 +74,7 @@ export async function runLoadPhase(job: LoadJob, options: RunLoadOptions = {}): 
 
 function runWorker(job: LoadJob, options: RunLoadOptions): Promise<LoadOutcome> {
   const {path, execArgv} = workerEntry()
-  const child = fork(path, [], {execArgv, stdio: ['ignore', 'ignore', 'pipe', 'ipc'], serialization: 'json'})
+  const child = start(process.execPath, [...execArgv, path], {stdout: 'ignore', ipc: true})
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000)
@@ -129,7 +129,7 @@ export function summarize(job: LoadJob, outcome: LoadOutcome): LoadPhase {
     throughput: outcome.completed / outcome.elapsedS,
     latencyMs: percentilesOf(latency),
     serviceMs: percentilesOf(service),
-    histogram: {edgesMs: [...BIN_EDGES_MS], counts: outcome.bins},
+    histogram: histogramOf(latency),
     client: {
       lagP99Ms: round(lagP99Ms),
       lagMaxMs: round(lagMaxMs),
@@ -154,6 +154,39 @@ function percentilesOf(h: hdr.Histogram): Percentiles {
     max: h.totalCount > 0 ? round(h.maxValue / 1000) : 0,
     mean: h.totalCount > 0 ? round(h.mean / 1000) : 0,
   }
+}
+
+/** Buckets between the fastest and the slowest request: close latencies still spread over many bars. */
+const BUCKETS = 24
+
+/**
+ * The latency histogram of the report, from the HDR histogram: BUCKETS buckets from the fastest request to the slowest,
+ * evenly spaced (log-spaced when the slowest is over 10x the fastest). `counts[0]` is below `edgesMs[0]`, `counts[i]`
+ * between `edgesMs[i-1]` and `edgesMs[i]`, the last at or above the last edge. Exact to the histogram's 3 digits.
+ */
+function histogramOf(h: hdr.Histogram): LoadPhase['histogram'] {
+  const total = h.totalCount
+  if (total === 0) return {edgesMs: [], counts: []}
+  const lo = h.minNonZeroValue / 1000
+  const hi = h.maxValue / 1000
+  const log = hi / lo > 10
+  const at = (k: number) => (log ? lo * (hi / lo) ** (k / BUCKETS) : lo + ((hi - lo) * k) / BUCKETS)
+  const edgesMs = [...new Set(Array.from({length: BUCKETS - 1}, (_, k) => round(at(k + 1))))].filter(
+    (e) => e > lo && e < hi,
+  )
+  // The value of the k-th fastest request (1-based); (k - 0.5) keeps the rank exact through the percentile's rounding.
+  const ranked = (k: number) => h.getValueAtPercentile(((k - 0.5) / total) * 100) / 1000
+  const below = (edge: number) => {
+    let [low, high] = [0, total]
+    while (low < high) {
+      const mid = Math.ceil((low + high) / 2)
+      if (ranked(mid) < edge) low = mid
+      else high = mid - 1
+    }
+    return low
+  }
+  const cumulative = [...edgesMs.map(below), total]
+  return {edgesMs, counts: cumulative.map((c, i) => c - (i > 0 ? cumulative[i - 1] : 0))}
 }
 
 function round(v: number): number {

@@ -5,8 +5,8 @@ import {performance} from 'node:perf_hooks'
 
 import * as hdr from 'hdr-histogram-js'
 
-import {Connection, ConnectionPool, requestBytes} from '../../http/client.js'
-import {BIN_EDGES_MS, type LoadJob, type LoadOutcome, type WorkerMessage} from './protocol.js'
+import {Upstream, type UpstreamRequest} from '../../http/client.js'
+import {type LoadJob, type LoadOutcome, type WorkerMessage} from './protocol.js'
 
 const PROGRESS_MS = 250
 const SAMPLE_LIMIT = 5
@@ -25,7 +25,7 @@ function failureKind(error: unknown): string {
   const e = error as {name?: string; code?: string}
   if (e.code === 'TIMEOUT') return 'timeout'
   if (e.code === 'ECONNREFUSED') return 'refused'
-  if (e.code === 'ECONNRESET' || e.code === 'UND_ERR_SOCKET' || e.code === 'EPIPE') return 'reset'
+  if (e.code === 'ECONNRESET' || e.code === 'EPIPE') return 'reset'
   return 'error'
 }
 
@@ -33,13 +33,22 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
   // Open model: one pool the schedule feeds. Closed model: a connection per user, as wrk and autocannon have, so no
   // request waits in a pool for a connection its own user just freed.
   const origin = new URL(job.origin)
-  const pool = new ConnectionPool(origin, job.concurrency)
-  const users = job.mode === 'closed' ? Array.from({length: job.concurrency}, () => new Connection(origin)) : []
-  const bodies = job.requests.map((r) => requestBytes(origin, r.path, Buffer.from(r.body), 'application/json'))
+  // undici's timeouts fail a request with no answer head (or no body bytes) for timeoutMs, as TIMEOUT.
+  const limits = {timeoutMs: job.timeoutMs, idleMs: 4000}
+  const pool = new Upstream(origin, {connections: job.concurrency, ...limits})
+  const users =
+    job.mode === 'closed'
+      ? Array.from({length: job.concurrency}, () => new Upstream(origin, {connections: 1, single: true, ...limits}))
+      : []
+  const bodies: UpstreamRequest[] = job.requests.map((r) => ({
+    method: 'POST',
+    path: r.path,
+    headers: ['content-type', 'application/json'],
+    body: Buffer.from(r.body),
+  }))
   const latency = histogram()
   const service = histogram()
   const lag = histogram()
-  const bins = new Array<number>(BIN_EDGES_MS.length + 1).fill(0)
   const statuses: Record<string, number> = {}
   const samples: string[] = []
   let sent = 0
@@ -71,9 +80,6 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
       const ms = doneAt - intended
       latency.recordValue(Math.max(1, Math.round(ms * 1000)))
       service.recordValue(Math.max(1, Math.round((doneAt - sentAt) * 1000)))
-      let bin = 0
-      while (bin < BIN_EDGES_MS.length && ms >= BIN_EDGES_MS[bin]) bin++
-      bins[bin]++
     }
   }
 
@@ -87,8 +93,8 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
    * One request: `intended` is when the schedule said to send it (the actual send time in the closed model); in the open
    * model it may wait in the pool for a connection, and its latency counts from `intended` all the same.
    */
-  function fire(intended: number, then?: () => void, user?: Connection): void {
-    const bytes = bodies[next++ % bodies.length]
+  function fire(intended: number, then?: () => void, user?: Upstream): void {
+    const request = bodies[next++ % bodies.length]
     const counted = intended >= measureFrom
     const sentAt = performance.now()
     if (counted) {
@@ -99,7 +105,6 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
     sent++
     inFlight++
     // Service time counts from here, connection queueing included; the timeout from when the bytes are written.
-    const onSend = () => performance.now()
     const done = (status: number, error?: Error & {code?: string}) => {
       if (error) {
         // Requests still out when the drain deadline passed are cut off: no answer in time.
@@ -111,20 +116,8 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
       }
       settled(then)
     }
-    if (user) user.send(bytes, onSend(), done)
-    else pool.send(bytes, onSend, done)
+    ;(user ?? pool).send(request, done, {collect: false})
   }
-
-  // A request with no answer after timeoutMs fails as a timeout; one sweep for all, cheaper than a timer per request.
-  const timeoutError = () => Object.assign(new Error(`no answer within ${job.timeoutMs} ms`), {code: 'TIMEOUT'})
-  const sweep = setInterval(
-    () => {
-      const now = performance.now()
-      for (const c of [...pool.connections, ...users])
-        if (c.sentAt !== undefined && now - c.sentAt > job.timeoutMs) c.destroy(timeoutError())
-    },
-    Math.max(10, Math.min(250, job.timeoutMs / 4)),
-  )
 
   const progress = setInterval(() => {
     const now = performance.now()
@@ -168,8 +161,7 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
       () => {
         draining = true
         const cutOff = new Error('the run ended before the answer came')
-        pool.failWaiting(cutOff)
-        for (const c of [...pool.connections, ...users]) c.destroy(cutOff)
+        for (const c of [pool, ...users]) void c.close(cutOff)
       },
       job.timeoutMs + Math.max(0, end - performance.now()),
     )
@@ -177,9 +169,8 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
     clearTimeout(deadline)
   }
   clearInterval(progress)
-  clearInterval(sweep)
   const elu = performance.eventLoopUtilization(elu0).utilization
-  for (const c of [...pool.connections, ...users]) c.close()
+  await Promise.all([pool, ...users].map((c) => c.close()))
   return {
     type: 'result',
     measured,
@@ -189,7 +180,6 @@ export async function generateLoad(job: LoadJob, send: (message: WorkerMessage) 
     elapsedS: Math.max(job.durationMs, lastDone - measureFrom) / 1000,
     latency: hdr.encodeIntoCompressedBase64(latency),
     service: hdr.encodeIntoCompressedBase64(service),
-    bins,
     lag: hdr.encodeIntoCompressedBase64(lag),
     elu,
     samples,

@@ -89,19 +89,7 @@ export function robustnessCases(subject: Subject, options: CaseOptions): Robustn
   v1('an empty batch', 'empty_batch', 'reject', [])
   raw('instances is a string', 'wrong_type', 'reject', JSON.stringify({instances: 'abc'}))
   raw('no instances field', 'missing_field', 'reject', JSON.stringify({records: [base]}))
-  const batch = Math.min(1000, subject.serving.maxInstances)
-  v1(
-    `a batch of ${batch} valid records`,
-    'large_batch',
-    'predict',
-    Array.from({length: batch}, () => base),
-  )
-  v1(
-    `a batch of ${subject.serving.maxInstances + 1} records, one over serving.max_instances`,
-    'huge_batch',
-    'reject',
-    Array.from({length: subject.serving.maxInstances + 1}, () => base),
-  )
+  batchCases(subject, base, v1)
   raw(
     `a body of ${subject.serving.maxBodyBytes + 1024} bytes, over serving.max_body_mb`,
     'oversized_body',
@@ -152,6 +140,36 @@ export function robustnessCases(subject: Subject, options: CaseOptions): Robustn
 }
 
 type V1 = (name: string, kind: string, expect: Expectation, instances: unknown) => void
+
+/**
+ * A large valid batch and one over serving.max_instances. Records of large tensors (an image is megabytes as JSON) would
+ * make bodies of gigabytes: the valid batch shrinks to what fits the body limit, and the count case is built from an
+ * empty record (refused either way) so it tests the count, not the memory of the test.
+ */
+/** The most JSON a valid large batch holds. */
+const LARGE_BATCH_BYTES = 4_000_000
+
+function batchCases(subject: Subject, base: InputRecord, v1: V1): void {
+  const {maxInstances, maxBodyBytes} = subject.serving
+  const recordBytes = JSON.stringify(base).length + 1
+  // A batch of images is seconds of inference on a small machine: a few megabytes of records make the point.
+  const fitting = Math.floor(Math.min(maxBodyBytes * 0.9, LARGE_BATCH_BYTES) / recordBytes)
+  const batch = Math.min(1000, maxInstances, fitting)
+  if (batch >= 2)
+    v1(
+      `a batch of ${batch} valid records${batch < Math.min(1000, maxInstances) ? ` (as many as fit ${LARGE_BATCH_BYTES / 1e6} MB)` : ''}`,
+      'large_batch',
+      'predict',
+      Array.from({length: batch}, () => base),
+    )
+  const small = recordBytes * (maxInstances + 1) <= maxBodyBytes
+  v1(
+    `a batch of ${maxInstances + 1} ${small ? '' : 'empty '}records, one over serving.max_instances`,
+    'huge_batch',
+    'reject',
+    Array.from({length: maxInstances + 1}, () => (small ? base : {})),
+  )
+}
 
 function featureCases(subject: Subject & {features: FeatureSpec[]}, base: InputRecord, v1: V1): void {
   for (const f of subject.features) {
@@ -231,6 +249,20 @@ type Raw = (
 /** The Open Inference Protocol route: wrong shapes and datatypes, missing and unknown inputs. */
 function v2Cases(subject: Subject, raw: Raw): void {
   const path = v2Path(subject)
+  if (subject.signature.inputs.length === 0) {
+    // A model without inputs (a constant, a generator) is called with none.
+    raw('v2: no inputs, as the model takes none', 'valid', 'predict', '{"inputs":[]}', undefined, path)
+    const stray = {name: 'x', shape: [1], datatype: 'FP32', data: [1]}
+    raw(
+      'v2: an input the model does not take',
+      'unknown_input',
+      'reject',
+      JSON.stringify({inputs: [stray]}),
+      undefined,
+      path,
+    )
+    return
+  }
   const golden = subject.golden.find((c) => c.inputs)?.inputs
   const inputs: Record<string, TensorJson> =
     golden ??

@@ -1,6 +1,6 @@
-import {Args} from '@oclif/core'
+import {Args, Flags} from '@oclif/core'
 
-import {type ShowResult, showArtifact} from '../../artifact/inspect.js'
+import {type ShowResult, artifactOpenApiDocument, showArtifact} from '../../artifact/inspect.js'
 import {BaseCommand} from '../../base-command.js'
 import {formatShape} from '../../model/signature.js'
 import {formatBytes} from '../../system/format.js'
@@ -12,11 +12,24 @@ export default class ArtifactsShow extends BaseCommand {
   static override examples = [
     '<%= config.bin %> artifacts show 1.1.0',
     '<%= config.bin %> artifacts show sha256:3f2a --json',
+    '<%= config.bin %> artifacts show 1.1.0 --openapi > openapi.json',
   ]
   static override args = {ref: Args.string({description: 'Version, NAME@VERSION, digest or .tar path.'})}
+  static override flags = {
+    openapi: Flags.boolean({
+      description:
+        'Print the OpenAPI 3.1 document "mlops serve" gives at /openapi.json for this artifact (for client generators), and nothing else.',
+    }),
+  }
 
-  async run(): Promise<ShowResult> {
+  async run(): Promise<ShowResult | Record<string, unknown>> {
     const {args, flags} = await this.parse(ArtifactsShow)
+    if (flags.openapi) {
+      const document = await artifactOpenApiDocument({dir: flags.dir, ref: args.ref})
+      // The document is the output in both modes: with --json oclif prints the returned value.
+      this.say(JSON.stringify(document, null, 2))
+      return document
+    }
     const result = await showArtifact({dir: flags.dir, ref: args.ref})
     const {manifest: m, record} = result
     this.say(`${m.name}@${m.version}  ${record.digest}  ${formatBytes(record.size)}`)

@@ -1,6 +1,5 @@
 // Commands' side of the gateway: find it from its file, talk to its control API with the token, start it detached, stop it.
 import type {TlsSettings} from '../../http/tls.js'
-import {spawn} from 'node:child_process'
 import {openSync, closeSync, readFileSync, readdirSync} from 'node:fs'
 import {readFile, unlink} from 'node:fs/promises'
 import {resolve} from 'node:path'
@@ -10,7 +9,9 @@ import {request} from 'undici'
 
 import {MlopsError, UsageError} from '../../errors.js'
 import {readJson} from '../../system/atomic.js'
-import {type DeployPaths, isAlive, processStart} from '../../rollout/state.js'
+import {start} from '../../system/exec.js'
+import type {DeployPaths} from '../../rollout/state.js'
+import {isAlive, processStart} from '../../system/process.js'
 import type {ServerSpec} from '../types.js'
 import type {GatewayInfo, GatewayStatus} from './gateway.js'
 import {gatewayInvocation} from './invocation.js'
@@ -149,10 +150,11 @@ async function startGateway(
         ...(tls.upstreamCa ? ['--tls-upstream-ca', tls.upstreamCa] : []),
       ]
     : []
-  const child = spawn(command, [...args, '--dir', projectDir, '--port', String(port), ...https], {
+  const child = start(command, [...args, '--dir', projectDir, '--port', String(port), ...https], {
     cwd: projectDir,
     detached: true,
-    stdio: ['ignore', logFd, logFd],
+    stdout: logFd,
+    stderr: logFd,
     env: process.env,
   })
   closeSync(logFd)

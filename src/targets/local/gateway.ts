@@ -5,12 +5,13 @@ import type {AddressInfo} from 'node:net'
 
 import {Authenticator, CALLER_HEADER} from '../../auth/authenticator.js'
 import type {AuthSettings} from '../../auth/config.js'
-import {requestFor} from '../../http/client.js'
+import type {Answer} from '../../http/client.js'
 import {type TlsSettings, readTls, watchTls} from '../../http/tls.js'
 import {HttpError} from '../../serve/errors.js'
 import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
-import {type DeployPaths, processStart} from '../../rollout/state.js'
+import type {DeployPaths} from '../../rollout/state.js'
+import {processStart} from '../../system/process.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
 import {type ServerSpec, type TargetServer, serversOf} from '../types.js'
 import type {Invocation} from './invocation.js'
@@ -28,6 +29,8 @@ export interface GatewayOptions {
   maxBodyBytes?: number
   /** HTTPS on the client port, the files re-read when they change. */
   tls?: TlsSettings
+  /** Client connections open at once (serving.max_connections); past it new ones are closed. */
+  maxConnections?: number
 }
 
 /** What `GET /v1/status` on the control API answers. */
@@ -65,13 +68,6 @@ interface Routes {
   window: StepWindow
 }
 
-interface Answer {
-  status: number
-  /** Names and values, alternating, as the model server sent them. */
-  headers: string[]
-  body: Buffer
-}
-
 type Role = 'stable' | 'candidate'
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones each connection's framing owns: not forwarded either way. */
@@ -92,6 +88,8 @@ const HOP_BY_HOP = new Set([
 const NOT_RETURNED = new Set([...HOP_BY_HOP, 'x-model-version'])
 const PREDICTION_ROUTE = /^\/(?:v1\/predict|v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer)\/?$/
 const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE'])
+/** undici refused to send a header the client's request had (a value it will not write): the client's mistake. */
+const NOT_FORWARDABLE = 'UND_ERR_INVALID_ARG'
 
 export class Gateway {
   private readonly processes = new Map<string, ModelServerProcess>()
@@ -119,15 +117,17 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
     const tls = options.tls
-    const https = tls ? {tls: readTls(tls)} : {}
-    this.client = new HttpServer(
-      {maxBodyBytes: this.maxBodyBytes, keepAliveTimeoutMs: 65_000, ...https},
-      (req, respond) => {
-        this.onServerRequest(req, respond).catch((error: Error) =>
-          respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)),
-        )
-      },
-    )
+    const limits = {
+      maxBodyBytes: this.maxBodyBytes,
+      maxConnections: options.maxConnections,
+      keepAliveTimeoutMs: 65_000,
+      ...(tls ? {tls: readTls(tls)} : {}),
+    }
+    this.client = new HttpServer(limits, (req, respond) => {
+      this.onServerRequest(req, respond).catch((error: Error) =>
+        respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)),
+      )
+    })
     this.control = createServer((req, res) => void this.onControlRequest(req, res))
     if (tls) this.stopWatchingTls = watchTls(tls, (context) => this.client.setSecureContext(context), options.log)
   }
@@ -310,7 +310,7 @@ export class Gateway {
     const pids = [...this.processes.values(), ...this.retiring]
       .filter((p) => p.pid)
       .map((p) => ({pid: p.pid!, started: processStart(p.pid!), version: p.release.version}))
-    await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n').catch((error: Error) =>
+    await writeFileAtomically(this.options.paths.servers, JSON.stringify(pids) + '\n', 0o600).catch((error: Error) =>
       this.options.log(`could not record model server pids: ${error.message}`),
     )
   }
@@ -380,6 +380,10 @@ export class Gateway {
         return {answer: await send(proc, method, path, headers, body), proc, role: actual}
       } catch (error) {
         const code = (error as {code?: string}).code ?? ''
+        if (code === NOT_FORWARDABLE) {
+          const refused = errorAnswer(400, 'BAD_HEADER', 'the request has a header value the gateway cannot forward')
+          return {answer: refused, proc, role: actual}
+        }
         if (attempt > 0 || !idempotent || !(RETRYABLE.has(code) || !proc.pool)) {
           const failed = errorAnswer(
             502,
@@ -445,15 +449,14 @@ export class Gateway {
       )
     const route = `${req.method} ${(req.url ?? '/').split('?')[0]}`
     try {
-      const text = (await readBody(req, 1024 * 1024)).toString('utf8')
-      const input = text ? (JSON.parse(text) as unknown) : undefined
+      const input = await readJsonBody(req, 1024 * 1024)
       if (route === 'GET /v1/status') return sendJson(res, 200, this.status())
       const handler = this.controlHandlers.get(route)
       if (!handler) return sendError(res, 404, 'NOT_FOUND', `no control route ${route}`)
       sendJson(res, 200, (await handler(input)) ?? {ok: true})
     } catch (error) {
-      const e = error as {code?: string; message?: string; hint?: string}
-      sendJson(res, 500, {
+      const e = error as {code?: string; message?: string; hint?: string; status?: number}
+      sendJson(res, e.status ?? 500, {
         error: {
           code: e.code ?? 'GATEWAY_ERROR',
           message: e.message ?? String(error),
@@ -473,7 +476,7 @@ export class Gateway {
  * One request to a model server over its keep-alive pool, the answer buffered whole: predictions are small, and a buffered
  * answer can still be retried or compared with the candidate's.
  */
-function send(
+async function send(
   proc: ModelServerProcess,
   method: string,
   path: string,
@@ -482,25 +485,16 @@ function send(
 ): Promise<Answer> {
   const pool = proc.pool
   if (!pool)
-    return Promise.reject(
-      Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {code: 'ECONNREFUSED'}),
-    )
+    throw Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {
+      code: 'ECONNREFUSED',
+    })
   proc.acquire()
-  return new Promise<Answer>((resolve, reject) => {
-    pool.send(
-      requestFor(pool.origin, method, path, headers, body),
-      now,
-      (status, error, answer) => {
-        proc.releaseOne()
-        if (error || !answer) reject(error ?? new Error('the model server gave no answer'))
-        else resolve({status, headers: answer.headers, body: answer.body})
-      },
-      method === 'HEAD',
-    )
-  })
+  try {
+    return await pool.request({method, path, headers, body})
+  } finally {
+    proc.releaseOne()
+  }
 }
-
-const now = () => performance.now()
 
 /**
  * Canary: weighted random, or a bucket of the sticky header's value so one key always lands on one version. `headers`:
@@ -534,6 +528,22 @@ function upstreamHeaders(headers: string[]): string[] {
   return out
 }
 
+/** A control request the gateway cannot act on (not JSON, or not the shape its route takes): a 400. */
+export function badControlRequest(message: string): Error & {status: number; code: string} {
+  return Object.assign(new Error(message), {status: 400, code: 'BAD_REQUEST'})
+}
+
+/** The body as JSON (undefined when empty): a 400 when it is not JSON, a 413 past `limit` bytes. */
+async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const text = (await readBody(req, limit)).toString('utf8')
+  if (!text) return undefined
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw badControlRequest('the request body is not JSON')
+  }
+}
+
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
@@ -542,7 +552,12 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length
       if (size > limit) {
         req.destroy()
-        reject(Object.assign(new Error(`the request body is larger than ${limit} bytes`), {status: 413}))
+        reject(
+          Object.assign(new Error(`the request body is larger than ${limit} bytes`), {
+            status: 413,
+            code: 'PAYLOAD_TOO_LARGE',
+          }),
+        )
         return
       }
       chunks.push(chunk)

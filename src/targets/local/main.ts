@@ -2,10 +2,12 @@
 import {parseArgs} from 'node:util'
 import {unlinkSync} from 'node:fs'
 
+import {loadConfig} from '../../config/load.js'
 import {deployPaths, readState} from '../../rollout/state.js'
+import {serveSettings} from '../../serve/config.js'
 import {Controller} from './controller.js'
 import {stopOrphans} from './control.js'
-import {Gateway} from './gateway.js'
+import {Gateway, badControlRequest} from './gateway.js'
 import {serveInvocation} from './invocation.js'
 import type {ServerSpec} from '../types.js'
 
@@ -31,7 +33,17 @@ const key = values['tls-key']
 const clientCa = values['tls-client-ca']
 const upstreamCa = values['tls-upstream-ca']
 const tls = cert && key ? {cert, key, ...(clientCa ? {clientCa} : {}), ...(upstreamCa ? {upstreamCa} : {})} : undefined
-const gateway = new Gateway({projectDir, paths, cli: serveInvocation(), log, tls})
+// The client port takes the model server's limits: the same bodies, and as many connections.
+const serving = serveSettings((await loadConfig(projectDir).catch(() => undefined))?.config.serving)
+const gateway = new Gateway({
+  projectDir,
+  paths,
+  cli: serveInvocation(),
+  log,
+  tls,
+  maxBodyBytes: serving.maxBodyBytes,
+  maxConnections: serving.maxConnections,
+})
 const controller = new Controller({gateway, paths, log})
 
 let closing = false
@@ -51,7 +63,11 @@ async function shutdown(why: string): Promise<void> {
 }
 
 gateway.onControl('POST /v1/prepare', async (body) => {
-  await gateway.prepare((body as {servers: ServerSpec[]}).servers)
+  const servers = (body as {servers?: unknown} | undefined)?.servers
+  const valid = (spec: unknown) => typeof (spec as ServerSpec | null)?.release?.version === 'string'
+  if (!Array.isArray(servers) || !servers.every(valid))
+    throw badControlRequest('POST /v1/prepare takes {"servers": [{"release": {"version": …}, …}]}')
+  await gateway.prepare(servers as ServerSpec[])
   return {ok: true}
 })
 gateway.onControl('POST /v1/reconcile', async () => {

@@ -1,0 +1,295 @@
+// The Kubernetes target against a real kube-apiserver (v1.20.2, etcd, RBAC, Gateway API CRDs): the CLI as users run it,
+// kubectl to look, and the test playing the kubelet and the Deployment controller (no pod runs here, no traffic flows).
+import assert from 'node:assert/strict'
+import {writeFile} from 'node:fs/promises'
+import {join} from 'node:path'
+import {setTimeout as sleep} from 'node:timers/promises'
+
+import {execa} from 'execa'
+import {parseAllDocuments} from 'yaml'
+
+import {assertMatchesSchema} from '../../support/schema.js'
+import {BIN, MODELS_DIR, tempDir} from '../../support/cli.js'
+import {type ApiServer, missingForApiServer, onPath, skipOrFail, startApiServer} from '../../support/kube-apiserver.js'
+
+const MODEL = join(MODELS_DIR, 'xgboost_regressor.onnx')
+const NS = 'ml'
+/** A digest reference per version: 1.2.0 → registry.example/demo@sha256:120120… */
+const image = (version: string) => `registry.example/demo@sha256:${version.replaceAll('.', '').repeat(64).slice(0, 64)}`
+
+describe('Kubernetes target on a real API server', function () {
+  this.timeout(600_000)
+  let server: ApiServer
+  const dirs: {path: string; remove: () => Promise<void>}[] = []
+  let first: string
+  let second: string
+
+  before(async function () {
+    skipOrFail(
+      this,
+      missingForApiServer() ?? (onPath('kubectl') ? undefined : 'kubectl (apt-get install kubernetes-client)'),
+    )
+    server = await startApiServer()
+    const created = await server.api('POST', '/api/v1/namespaces', {metadata: {name: NS}})
+    assert.equal(created.status, 201)
+    for (const _ of [0, 1]) {
+      const dir = await tempDir('mlops-k8s-')
+      dirs.push(dir)
+      const config = {
+        name: 'demo',
+        model: {path: MODEL},
+        deploy: {
+          target: 'kubernetes',
+          kubernetes: {
+            namespace: NS,
+            gateway: {name: 'public', namespace: 'infra'},
+            replicas: 2,
+            progress_deadline_seconds: 20,
+          },
+        },
+      }
+      await writeFile(join(dir.path, 'mlops.yaml'), JSON.stringify(config, null, 2))
+    }
+    ;[first, second] = dirs.map((d) => d.path)
+  })
+
+  after(async () => {
+    await server?.stop()
+    for (const dir of dirs) await dir.remove()
+  })
+
+  const run = (args: string[], options: {dir?: string; kubeconfig?: string} = {}) =>
+    execa(process.execPath, [BIN, ...args, '--json', '--dir', options.dir ?? first], {
+      reject: false,
+      env: {CI: 'true', MLOPS_ACTOR: 'ci-bot', KUBECONFIG: options.kubeconfig ?? server.adminKubeconfig},
+      timeout: 180_000,
+    })
+  const json = (result: {stdout: unknown}) => JSON.parse(String(result.stdout)) as Record<string, any>
+
+  const kubectl = async (...args: string[]) =>
+    String((await execa('kubectl', ['--kubeconfig', server.adminKubeconfig, '-n', NS, ...args])).stdout)
+
+  /** The route's backends as "name=weight" and its mirror, as kubectl shows them. */
+  const route = async () => {
+    const text = await kubectl('get', 'httproute', 'demo', '-o', 'json')
+    const rule = (JSON.parse(text) as {spec: {rules: any[]}}).spec.rules[0]
+    return {
+      weights: (rule.backendRefs as {name: string; weight: number}[]).map((b) => `${b.name}=${b.weight}`).join(' '),
+      mirror: (rule.filters as any[] | undefined)?.find((f) => f.type === 'RequestMirror')?.requestMirror.backendRef
+        .name,
+    }
+  }
+
+  /** Plays the Deployment controller: once the Deployment exists, reports every replica updated and available. */
+  const becomeAvailable = async (version: string, until: {settled: boolean} = {settled: false}) => {
+    const name = `demo-${version.replaceAll('.', '-')}`
+    while (!until.settled) {
+      const got = await server.api('GET', `/apis/apps/v1/namespaces/${NS}/deployments/${name}`)
+      if (got.status === 200) {
+        const replicas = got.body.spec.replicas as number
+        const patched = await server.api(
+          'PATCH',
+          `/apis/apps/v1/namespaces/${NS}/deployments/${name}/status`,
+          {
+            status: {
+              observedGeneration: got.body.metadata.generation,
+              replicas,
+              updatedReplicas: replicas,
+              readyReplicas: replicas,
+              availableReplicas: replicas,
+              conditions: [{type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable'}],
+            },
+          },
+          'application/merge-patch+json',
+        )
+        assert.equal(patched.status, 200, JSON.stringify(patched.body))
+        return
+      }
+      await sleep(200)
+    }
+  }
+
+  const deployAvailable = async (version: string, ...args: string[]) => {
+    const until = {settled: false}
+    const deploying = run(['deploy', version, '--model', MODEL, '--image', image(version), ...args])
+    void deploying.finally(() => (until.settled = true))
+    const [result] = await Promise.all([deploying, becomeAvailable(version, until)])
+    return result
+  }
+
+  it('without the Gateway API CRDs, names them and the command that installs them', async () => {
+    const result = await run(['deploy', '0.9.0', '--model', MODEL, '--image', image('0.9.0'), '--full'])
+    assert.equal(result.exitCode, 2, String(result.stdout))
+    const error = json(result).error
+    assert.equal(error.code, 'GATEWAY_API_MISSING')
+    assert.match(error.hint, /standard-install\.yaml/)
+    assert.match(error.hint, /--allow-no-gateway/)
+    assert.equal((await server.api('GET', `/apis/apps/v1/namespaces/${NS}/deployments`)).body.items.length, 0)
+  })
+
+  it('deploys in full, then shadow, canary, promote and rollback move the HTTPRoute; another folder sees the same', async () => {
+    await server.installGatewayCrds()
+    const full = await deployAvailable('1.0.0', '--full')
+    assert.equal(full.exitCode, 0, `${full.stdout}${full.stderr}`)
+    assertMatchesSchema(json(full), 'deploy')
+    const objects = await kubectl('get', 'deployment,service,httproute', '-o', 'name')
+    assert.match(objects, /deployment.apps\/demo-1-0-0/)
+    assert.match(objects, /service\/demo-1-0-0/)
+    assert.match(objects, /httproute.gateway.networking.k8s.io\/demo/)
+    assert.deepEqual(await route(), {weights: 'demo-1-0-0=100', mirror: undefined})
+    // Through the API: kubectl past 1.20 hides managedFields, and CI's kubectl is 1.20's.
+    const deployment = (await server.api('GET', `/apis/apps/v1/namespaces/${NS}/deployments/demo-1-0-0`)).body
+    const container = deployment.spec.template.spec.containers[0]
+    assert.equal(container.image, image('1.0.0'))
+    assert.equal(container.readinessProbe.httpGet.path, '/v2/health/ready')
+    assert.equal(container.securityContext.readOnlyRootFilesystem, true)
+    assert.equal(deployment.metadata.labels['app.kubernetes.io/version'], '1.0.0')
+    assert.ok(deployment.metadata.managedFields.some((f: {manager: string}) => f.manager === 'mlops'))
+
+    const shadow = await deployAvailable('1.1.0', '--shadow')
+    assert.equal(shadow.exitCode, 0, `${shadow.stdout}${shadow.stderr}`)
+    assert.deepEqual(await route(), {weights: 'demo-1-0-0=100', mirror: 'demo-1-1-0'})
+    const back = await run(['rollback'])
+    assert.equal(back.exitCode, 0, String(back.stdout))
+    assertMatchesSchema(json(back), 'rollback')
+    assert.deepEqual(await route(), {weights: 'demo-1-0-0=100', mirror: undefined})
+    assert.doesNotMatch(await kubectl('get', 'deployment', '-o', 'name'), /demo-1-1-0/)
+
+    const canary = await deployAvailable('1.1.0', '--canary', '5')
+    assert.equal(canary.exitCode, 0, `${canary.stdout}${canary.stderr}`)
+    assert.deepEqual(await route(), {weights: 'demo-1-0-0=95 demo-1-1-0=5', mirror: undefined})
+    const half = await run(['promote', '--to', '50'])
+    assert.equal(half.exitCode, 0, String(half.stdout))
+    assertMatchesSchema(json(half), 'promote')
+    assert.deepEqual(await route(), {weights: 'demo-1-0-0=50 demo-1-1-0=50', mirror: undefined})
+
+    const here = json(await run(['status']))
+    const there = json(await run(['status'], {dir: second}))
+    assertMatchesSchema(there, 'status')
+    assert.equal(there.stage, 'canary')
+    assert.equal(there.candidate.weight, 50)
+    assert.deepEqual({...there, analysis: undefined}, {...here, analysis: undefined})
+    assert.deepEqual(json(await run(['history'], {dir: second})), json(await run(['history'])))
+
+    const done = await run(['promote'])
+    assert.equal(done.exitCode, 0, String(done.stdout))
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=100', mirror: undefined})
+    assert.doesNotMatch(await kubectl('get', 'deployment,service', '-o', 'name'), /demo-1-0-0/)
+
+    const history = json(await run(['history'], {dir: second}))
+    assertMatchesSchema(history, 'history')
+    assert.deepEqual(
+      history.entries.map((e: {action: string; version: string}) => `${e.action} ${e.version}`),
+      ['deploy 1.0.0', 'deploy 1.1.0', 'rollback 1.1.0', 'deploy 1.1.0', 'promote 1.1.0', 'promote 1.1.0'],
+    )
+  })
+
+  it('--output yaml writes the manifests and --dry-run prints them with the plan; neither applies anything', async () => {
+    const yaml = await execa(
+      process.execPath,
+      [
+        BIN,
+        'deploy',
+        '1.5.0',
+        '--model',
+        MODEL,
+        '--image',
+        image('1.5.0'),
+        '--canary',
+        '10',
+        '--output',
+        'yaml',
+        '--dir',
+        first,
+      ],
+      {reject: false, env: {CI: 'true', KUBECONFIG: server.adminKubeconfig}},
+    )
+    assert.equal(yaml.exitCode, 0, String(yaml.stderr))
+    const documents = parseAllDocuments(String(yaml.stdout)).map(
+      (d) => d.toJSON() as {kind: string; metadata: {name: string}},
+    )
+    assert.deepEqual(
+      documents.map((d) => `${d.kind}/${d.metadata.name}`),
+      ['Deployment/demo-1-1-0', 'Service/demo-1-1-0', 'Deployment/demo-1-5-0', 'Service/demo-1-5-0', 'HTTPRoute/demo'],
+    )
+    assert.match(String(yaml.stdout), /weight: 90\n/)
+    const plan = json(
+      await run(['deploy', '1.5.0', '--model', MODEL, '--image', image('1.5.0'), '--canary', '10', '--dry-run']),
+    )
+    assertMatchesSchema(plan, 'deploy')
+    assert.equal(plan.plan.to.weight, 10)
+    assert.equal(plan.manifests.length, 5)
+    assert.doesNotMatch(await kubectl('get', 'deployment', '-o', 'name'), /demo-1-5-0/)
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=100', mirror: undefined})
+  })
+
+  it('a user without RBAC rights gets the verb, the resource and the Role to ask for', async () => {
+    const result = await run(['status'], {kubeconfig: server.limitedKubeconfig})
+    assert.equal(result.exitCode, 1, String(result.stdout))
+    const error = json(result).error
+    assert.equal(error.code, 'FORBIDDEN')
+    assert.match(error.message, /refuses to get configmaps in namespace ml/)
+    assert.match(error.hint, /mlops-deployer/)
+  })
+
+  it('a command killed with kill -9 mid-deploy is continued by the next', async () => {
+    const killed = run(['deploy', '1.2.0', '--model', MODEL, '--image', image('1.2.0'), '--canary', '5'])
+    for (;;) {
+      const got = await server.api('GET', `/apis/apps/v1/namespaces/${NS}/deployments/demo-1-2-0`)
+      if (got.status === 200) break
+      await sleep(100)
+    }
+    killed.kill('SIGKILL')
+    await killed
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=100', mirror: undefined})
+    const again = await deployAvailable('1.2.0', '--canary', '5')
+    assert.equal(again.exitCode, 0, `${again.stdout}${again.stderr}`)
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=95 demo-1-2-0=5', mirror: undefined})
+    const back = await run(['rollback'])
+    assert.equal(back.exitCode, 0, String(back.stdout))
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=100', mirror: undefined})
+  })
+
+  it('a candidate whose pods cannot pull their image is rolled back with the reason', async () => {
+    const pending = run(['deploy', '1.3.0', '--model', MODEL, '--image', image('1.3.0'), '--canary', '5'])
+    // Plays the kubelet: a pod of 1.3.0 that cannot pull its image.
+    const labels = {'app.kubernetes.io/name': 'demo', 'app.kubernetes.io/version': '1.3.0'}
+    const pod = await server.api('POST', `/api/v1/namespaces/${NS}/pods`, {
+      metadata: {name: 'demo-1-3-0-abcde', labels},
+      spec: {containers: [{name: 'model-server', image: image('1.3.0')}]},
+    })
+    assert.equal(pod.status, 201, JSON.stringify(pod.body))
+    const status = await server.api(
+      'PATCH',
+      `/api/v1/namespaces/${NS}/pods/demo-1-3-0-abcde/status`,
+      {
+        status: {
+          phase: 'Pending',
+          containerStatuses: [
+            {
+              name: 'model-server',
+              image: image('1.3.0'),
+              imageID: '',
+              ready: false,
+              restartCount: 0,
+              state: {waiting: {reason: 'ImagePullBackOff', message: `Back-off pulling image "${image('1.3.0')}"`}},
+            },
+          ],
+        },
+      },
+      'application/merge-patch+json',
+    )
+    assert.equal(status.status, 200, JSON.stringify(status.body))
+    const result = await pending
+    assert.equal(result.exitCode, 1, String(result.stdout))
+    const error = json(result).error
+    assert.equal(error.code, 'RELEASE_UNAVAILABLE')
+    assert.match(error.message, /ImagePullBackOff: Back-off pulling image/)
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=100', mirror: undefined})
+    assert.doesNotMatch(await kubectl('get', 'deployment', '-o', 'name'), /demo-1-3-0/)
+    const last = json(await run(['history', '--limit', '1'], {dir: second})).entries[0]
+    assert.equal(last.action, 'rollback')
+    assert.equal(last.version, '1.3.0')
+    assert.match(last.reason, /ImagePullBackOff/)
+  })
+})
