@@ -1,5 +1,8 @@
+import {resolve} from 'node:path'
+
 import {Args, Flags} from '@oclif/core'
 
+import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
 import {newestVersion} from '../artifact/inspect.js'
 import {UsageError} from '../errors.js'
@@ -83,6 +86,17 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       min: 1,
       max: 65535,
     }),
+    auth: Flags.option({
+      description: "Who may call the gateway's client port. Default: serving.auth or none.",
+      options: AUTH_MODES,
+      env: 'MLOPS_AUTH',
+    })(),
+    'tls-cert': Flags.string({
+      description:
+        "HTTPS on the gateway's client port with this PEM certificate; with --tls-key. Default: serving.tls.",
+      dependsOn: ['tls-key'],
+    }),
+    'tls-key': Flags.string({description: 'The PEM private key of --tls-cert.', dependsOn: ['tls-cert']}),
     actor: Flags.string({description: 'Who deploys, for the ledger. Default: the git user.', env: 'MLOPS_ACTOR'}),
     'test-report': Flags.string({
       description:
@@ -120,6 +134,11 @@ Exit codes: 0 deployed (with --wait: promoted), 1 failed (with --wait: rolled ba
       weight: flags.canary,
       auto: flags.auto,
       port: flags.port,
+      authMode: flags.auth,
+      tls:
+        flags['tls-cert'] && flags['tls-key']
+          ? {cert: resolve(flags['tls-cert']), key: resolve(flags['tls-key'])}
+          : undefined,
       actor: flags.actor,
       model: flags.model,
       env: flags.env && parseKeyValues('env', flags.env, 'MLOPS_FAULT_ERROR_RATE=0.2'),

@@ -4,6 +4,8 @@ import {BaseCommand} from '../base-command.js'
 import {ignoredColumnsWarning} from '../data/columns.js'
 import {ExitCode} from '../errors.js'
 import {monitorTable} from '../monitor/report.js'
+import {type PerformanceResult, runPerformance} from '../monitor/performance.js'
+import {performanceTable} from '../monitor/performance-report.js'
 import {runMonitor} from '../monitor/run.js'
 import type {MonitorResult} from '../monitor/types.js'
 
@@ -14,12 +16,15 @@ export default class Monitor extends BaseCommand {
 
 Reads the server's request log (serving.request_log.path, rotated files included) over --since, or a CSV/JSONL batch with --input.
 
-Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or no data at all, 2 usage or configuration error.`
+With --performance: joins the logged predictions to the truth recorded for them ("mlops feedback", POST /v1/feedback) and reports per version (and per monitor.performance.window) accuracy, precision, recall, F1, ROC AUC and calibration for classifiers, MAE, RMSE and R² for regressors, with 95% intervals and the share of predictions whose truth has arrived; monitor.performance.gates fail it (the retraining trigger).
+
+Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold, a performance gate failed, or no data at all, 2 usage or configuration error.`
 
   static override examples = [
     '<%= config.bin %> monitor --since 24h',
     '<%= config.bin %> monitor 1.2.0 --input data/this-week.csv --junit drift.xml',
     '<%= config.bin %> monitor --since 7d --html drift.html --json',
+    '<%= config.bin %> monitor --performance --since 7d --html performance.html',
   ]
 
   static override args = {
@@ -41,6 +46,10 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or
       description: 'How far back to read the request log: 30m, 24h, 7d. Default: monitor.since or 24h.',
     }),
     log: Flags.string({description: 'The request log to read. Default: serving.request_log.path.'}),
+    performance: Flags.boolean({
+      description: 'Judge predictions against the truth that arrived (feedback) instead of drift.',
+      exclusive: ['input', 'baseline'],
+    }),
     junit: Flags.string({description: 'Also write a JUnit XML report (one testcase per feature) to this file.'}),
     html: Flags.string({description: 'Also write a self-contained HTML report with a chart per drifted feature.'}),
     strict: Flags.boolean({
@@ -53,8 +62,9 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or
     }),
   }
 
-  async run(): Promise<MonitorResult> {
+  async run(): Promise<MonitorResult | PerformanceResult> {
     const {args, flags} = await this.parse(Monitor)
+    if (flags.performance) return this.performance(flags)
     const result = await runMonitor({
       dir: flags.dir,
       ref: args.ref,
@@ -86,6 +96,24 @@ Exit codes: 0 no drift (or not enough data to tell), 1 drift past a threshold or
     for (const [kind, path] of Object.entries(result.reports)) this.say(`${kind} report: ${path}`)
     // Drift is a failed check, not an error: the result still goes out (in --json too) and the exit code says it.
     if (result.verdict === 'drift') process.exitCode = ExitCode.failed
+    return result
+  }
+
+  private async performance(flags: {dir: string; since?: string; log?: string; junit?: string; html?: string}) {
+    const result = await runPerformance(flags)
+    this.say(`${result.task}, last ${result.window.since}: ${result.feedback.items} feedback items`)
+    this.say()
+    this.say(performanceTable(result))
+    this.say()
+    for (const version of result.versions)
+      for (const gate of version.gates) this.say(`${version.version} ${gate.verdict}: ${gate.message}`)
+    this.say(
+      result.verdict === 'fail'
+        ? `performance below a gate: ${result.failed.join(', ')}`
+        : result.verdict.replaceAll('_', ' '),
+    )
+    for (const [kind, path] of Object.entries(result.reports)) this.say(`${kind} report: ${path}`)
+    if (result.verdict === 'fail') process.exitCode = ExitCode.failed
     return result
   }
 }

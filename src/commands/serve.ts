@@ -1,5 +1,8 @@
+import {resolve} from 'node:path'
+
 import {Args, Flags} from '@oclif/core'
 
+import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
 import {durationFlag} from '../flags.js'
 import {serve} from '../serve/cluster.js'
@@ -60,6 +63,30 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       hidden: true,
       dependsOn: ['model'],
     }),
+    auth: Flags.option({
+      description:
+        'Who may call: API keys from "mlops keys create", JWTs from serving.auth.jwt, either, or anyone. Default: serving.auth or none.',
+      options: AUTH_MODES,
+      env: 'MLOPS_AUTH',
+    })(),
+    'tls-cert': Flags.string({
+      description: 'Serve HTTPS with this PEM certificate (chain); with --tls-key. Default: serving.tls.cert.',
+      dependsOn: ['tls-key'],
+      env: 'MLOPS_TLS_CERT',
+    }),
+    'tls-key': Flags.string({
+      description: 'The PEM private key of --tls-cert. Default: serving.tls.key.',
+      dependsOn: ['tls-cert'],
+      env: 'MLOPS_TLS_KEY',
+    }),
+    'plain-http': Flags.boolean({
+      description: 'Serve plain HTTP whatever serving.tls says (the deploy gateway in front terminates TLS).',
+      hidden: true,
+    }),
+    'trust-caller-header': Flags.boolean({
+      description: 'Log the caller named in x-mlops-caller (set by the deploy gateway, which authenticates clients).',
+      hidden: true,
+    }),
     workers: Flags.integer({
       description: 'Model-server processes on the one port, each with its own session. Default: serving.workers, or 1.',
       min: 1,
@@ -79,6 +106,10 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
     const overrides = {
       ...(flags.port === undefined ? {} : {port: flags.port}),
       ...(flags.host === undefined ? {} : {host: flags.host}),
+      ...(flags['trust-caller-header'] ? {trustCallerHeader: true} : {}),
+      ...(flags['tls-cert'] && flags['tls-key']
+        ? {tls: {cert: resolve(flags['tls-cert']), key: resolve(flags['tls-key'])}}
+        : {}),
     }
     const serving = await serve({
       dir: flags.dir,
@@ -87,6 +118,8 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       modelVersion: flags['model-version'],
       settings: overrides,
       spinning: flags['thread-spinning'],
+      authMode: flags.auth,
+      plainHttp: flags['plain-http'],
       workers: flags.workers,
     })
     const {name, version, digest} = serving.identity

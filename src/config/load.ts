@@ -12,6 +12,7 @@ import {checkChecksConfig} from '../checks/config.js'
 import {ConfigError, type ConfigIssue, UsageError} from '../errors.js'
 import {checkMonitorConfig} from '../monitor/config.js'
 import {checkDeployConfig} from '../rollout/config.js'
+import {checkAuthConfig} from '../auth/config.js'
 import {schemasDir} from '../paths.js'
 import type {MlopsConfig} from './types.js'
 
@@ -28,7 +29,13 @@ export interface LoadedConfig {
 type SemanticCheck = (config: MlopsConfig) => ConfigIssue[]
 
 // Every area's checks run on every load, so any command catches a bad section, not only the command that reads it.
-const semanticChecks: SemanticCheck[] = [checkVersion, checkMonitorConfig, checkDeployConfig, checkChecksConfig]
+const semanticChecks: SemanticCheck[] = [
+  checkVersion,
+  checkMonitorConfig,
+  checkDeployConfig,
+  checkChecksConfig,
+  checkAuthConfig,
+]
 
 let validator: ValidateFunction | undefined
 

@@ -30,6 +30,8 @@ export interface UpstreamOptions {
   maxAnswerBytes?: number
   /** Largest answer head, bytes (default 16 KiB, as Node's). */
   maxHeaderBytes?: number
+  /** PEM CA certificates trusted for an https origin (a private CA), in place of the system's. */
+  ca?: string | Buffer
 }
 
 export interface UpstreamRequest {
@@ -81,6 +83,7 @@ export class Upstream {
       maxHeaderSize: options.maxHeaderBytes ?? 16 * 1024,
       headersTimeout: options.timeoutMs ?? 300_000,
       bodyTimeout: options.timeoutMs ?? 300_000,
+      ...(options.ca ? {connect: {ca: options.ca, ALPNProtocols: ['http/1.1']}} : {}),
     }
     this.dispatcher = options.single
       ? new Client(origin, settings)

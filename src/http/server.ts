@@ -2,9 +2,12 @@
 // fuzzes) under a small handler contract, a request read whole in, one answer out. node:http brings keep-alive, pipelined
 // requests answered in order, chunked bodies, Expect: 100-continue and HEAD; this module adds the body limit, a cap on
 // connections, per-connection pipelining depth, and refusals that are quiet (no stack, no echo of what the client sent).
-// A hand-written parser ran here before: one negative chunk size sent it into an endless loop, so it went.
+// A hand-written parser ran here before: one negative chunk size sent it into an endless loop, so it went. With `tls`
+// the same server runs on node:https (the same options), whose certificate can be swapped while it runs.
 import {type IncomingMessage, type Server, type ServerResponse, STATUS_CODES, createServer} from 'node:http'
+import {type Server as HttpsServer, createServer as createHttpsServer} from 'node:https'
 import type {AddressInfo, Socket} from 'node:net'
+import type {SecureContextOptions} from 'node:tls'
 
 /** A request read whole. */
 export interface ServerRequest {
@@ -30,6 +33,8 @@ export interface ServerAnswer {
 export type RequestHandler = (request: ServerRequest, respond: (answer: ServerAnswer) => void) => void
 
 export interface ServerOptions {
+  /** Serve HTTPS with this certificate and key (and, with `ca`, require client certificates it signed). */
+  tls?: SecureContextOptions
   /** Largest request body, bytes: 413 past it. */
   maxBodyBytes: number
   /** Largest request head (and chunk extensions, and trailers), bytes: 431 past it. Node's default, 16 KiB. */
@@ -56,7 +61,7 @@ export interface ServerOptions {
   alignBody?: (headers: string[]) => number
 }
 
-type Options = Required<ServerOptions>
+type Options = Required<Omit<ServerOptions, 'tls'>>
 
 /** `{"error": {code, message}}` with the status, for answers made here rather than by a model server. */
 export function errorAnswer(
@@ -152,7 +157,7 @@ function serialize(answer: ServerAnswer): Buffer {
 }
 
 export class HttpServer {
-  private readonly server: Server
+  private readonly server: Server | HttpsServer
   private readonly options: Options
   private closing = false
   /** Open connections and how many answers each is owed. */
@@ -177,22 +182,34 @@ export class HttpServer {
       ...options,
     }
     const o = this.options
-    this.server = createServer(
-      {
-        noDelay: true,
-        insecureHTTPParser: false,
-        requireHostHeader: true,
-        maxHeaderSize: o.maxHeaderBytes,
-        headersTimeout: Math.min(o.headersTimeoutMs, o.requestTimeoutMs),
-        requestTimeout: o.requestTimeoutMs,
-        keepAliveTimeout: o.keepAliveTimeoutMs,
-        // How often node:http looks for requests past their time: a quarter of the shortest limit, at most once a second.
-        connectionsCheckingInterval: Math.max(50, Math.min(1000, o.headersTimeoutMs / 4)),
-      },
-      (req, res) => this.onRequest(req, res),
-    )
+    const tls = options.tls
+    const http = {
+      noDelay: true,
+      insecureHTTPParser: false,
+      requireHostHeader: true,
+      maxHeaderSize: o.maxHeaderBytes,
+      headersTimeout: Math.min(o.headersTimeoutMs, o.requestTimeoutMs),
+      requestTimeout: o.requestTimeoutMs,
+      keepAliveTimeout: o.keepAliveTimeoutMs,
+      // How often node:http looks for requests past their time: a quarter of the shortest limit, at most once a second.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, o.headersTimeoutMs / 4)),
+    }
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res)
+    this.server = tls
+      ? createHttpsServer(
+          {
+            ...http,
+            ...tls,
+            ALPNProtocols: ['http/1.1'],
+            // With a CA for clients: mutual TLS, a client without a certificate it signed is refused in the handshake.
+            ...(tls.ca ? {requestCert: true, rejectUnauthorized: true} : {}),
+          },
+          onRequest,
+        )
+      : createServer(http, onRequest)
     if (o.maxConnections > 0) this.server.maxConnections = o.maxConnections
-    this.server.on('connection', (socket: Socket) => {
+    // Over TLS a request's socket is the TLS one, known once its handshake is done.
+    this.server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => {
       this.pending.set(socket, 0)
       socket.once('close', () => this.pending.delete(socket))
     })
@@ -204,6 +221,11 @@ export class HttpServer {
     })
     this.server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => this.onClientError(error, socket))
     this.sweep = setInterval(() => this.refuseEndlessFraming(), FRAMING_SWEEP_MS).unref()
+  }
+
+  /** Swaps the certificate and key (TLS only): new connections use them, open ones keep theirs. */
+  setSecureContext(options: SecureContextOptions): void {
+    ;(this.server as HttpsServer).setSecureContext(options)
   }
 
   /** Resolves with the address bound (port 0 picks a free port). */

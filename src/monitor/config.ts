@@ -12,7 +12,28 @@ export interface ColumnMonitorConfig {
   ignore?: boolean
 }
 
+/** `monitor.performance`: how predictions are judged against the truth that arrives (mlops feedback, POST /v1/feedback). */
+export interface PerformanceConfig {
+  task?: 'classification' | 'regression'
+  /** The prediction field compared with the truth. Default: label (classification), the first number (regression). */
+  prediction?: string
+  /** The field holding the positive class's probability, for ROC AUC and calibration. Default: probability. */
+  score?: string
+  positive?: string | number | boolean
+  /** Figures per window of this length (30m, 1h, 1d) as well as over the whole period. */
+  window?: string
+  /** Labeled predictions a version needs before its gates are judged. Default 30. */
+  min_samples?: number
+  gates?: Partial<
+    Record<
+      'min_accuracy' | 'min_precision' | 'min_recall' | 'min_f1' | 'min_roc_auc' | 'max_mae' | 'max_rmse' | 'min_r2',
+      number
+    >
+  >
+}
+
 export interface MonitorConfig {
+  performance?: PerformanceConfig
   since?: string
   min_samples?: number
   large_sample?: number

@@ -147,7 +147,7 @@ export async function readRequestLog(window: LogWindow, baseline: ReferenceProfi
 }
 
 /** The log and its rotated files, oldest first: the order the requests came in. */
-function rotatedFiles(path: string): string[] {
+export function rotatedFiles(path: string): string[] {
   const files: string[] = []
   for (let i = 1; existsSync(`${path}.${i}`); i++) files.unshift(`${path}.${i}`)
   if (existsSync(path)) files.push(path)

@@ -1,5 +1,7 @@
 // Judges one step of a rollout from what the gateway measured: each gate passes, fails or has too little data yet.
-import type {AnalysisSettings} from './config.js'
+import erfinv from '@stdlib/math-base-special-erfinv'
+
+import type {AnalysisSettings, OutcomeGateSettings} from './config.js'
 import type {Analysis, GateResult, Measurement, Stage, StepMetrics, VersionStats} from './types.js'
 
 export interface AnalysisInput {
@@ -34,6 +36,7 @@ export function analyzeStep(input: AnalysisInput): Analysis {
     if (settings.requireTest || input.test) gates.push(testGate(input.test))
     gates.push(errorRateGate(metrics, settings), latencyGate(metrics, settings, input.stage))
     if (input.stage === 'shadow') gates.push(agreementGate(metrics, settings))
+    else if (settings.outcome) gates.push(outcomeGate(metrics, settings.outcome))
   }
 
   const failed = gates.find((g) => g.verdict === 'fail')
@@ -180,6 +183,38 @@ function agreementGate(metrics: StepMetrics, settings: AnalysisSettings): GateRe
     observed: agreement,
     threshold: settings.minAgreement,
     message: `agreement: ${figures} (at least ${percent(settings.minAgreement)})`,
+  }
+}
+
+/**
+ * A/B on results (canary): stable's accuracy minus the candidate's on the predictions whose truth arrived, with a
+ * one-sided normal interval on that drop (the two-proportion test's, unpooled). Passes once the interval's upper end is
+ * within max_drop (no worse than allowed), fails once its lower end is past it (worse, beyond chance); between the two it
+ * waits for more truth, and the step's deadline decides if it never comes.
+ */
+export function outcomeGate(metrics: StepMetrics, gate: OutcomeGateSettings): GateResult {
+  const {stable, candidate} = metrics.outcomes ?? {stable: undefined, candidate: undefined}
+  const [nc, ns] = [candidate?.labeled ?? 0, stable?.labeled ?? 0]
+  if (nc < gate.minSamples || ns < gate.minSamples)
+    return {
+      gate: 'outcome',
+      verdict: 'inconclusive',
+      message: `waiting for truth: candidate ${nc}/${gate.minSamples} labeled predictions, stable ${ns}/${gate.minSamples}`,
+    }
+  const pc = candidate!.correct / nc
+  const ps = stable!.correct / ns
+  const drop = ps - pc
+  const z = Math.SQRT2 * erfinv(2 * gate.confidence - 1)
+  const half = z * Math.sqrt((ps * (1 - ps)) / ns + (pc * (1 - pc)) / nc)
+  const figures = `accuracy candidate ${percent(pc)} (${nc} labeled) vs stable ${percent(ps)} (${ns}), drop ${percent(drop)} ± ${percent(half)}`
+  const common = {gate: 'outcome' as const, observed: drop, threshold: gate.maxDrop}
+  if (drop - half > gate.maxDrop)
+    return {...common, verdict: 'fail', message: `outcome: ${figures}, past the ${percent(gate.maxDrop)} allowed`}
+  if (drop + half <= gate.maxDrop) return {...common, verdict: 'pass', message: `outcome: ${figures}`}
+  return {
+    ...common,
+    verdict: 'inconclusive',
+    message: `outcome: ${figures}; not yet conclusive against ${percent(gate.maxDrop)}`,
   }
 }
 

@@ -1,6 +1,8 @@
 // The `deploy` section of mlops.yaml (typed by schemas/config/deploy.schema.json) and the settings a rollout runs with.
 import {availableParallelism} from 'node:os'
 
+import type {AuthSettings} from '../auth/config.js'
+import type {TlsSettings} from '../http/tls.js'
 import type {ConfigIssue} from '../errors.js'
 import type {KubernetesConfig} from '../targets/kubernetes/config.js'
 
@@ -38,6 +40,7 @@ export interface DeployConfig {
       latency?: {max_p99_ratio?: number; slack_ms?: number}
       agreement?: {min_rate?: number; tolerance?: number}
       test?: {required?: boolean}
+      outcome?: {max_drop?: number; min_samples?: number; confidence?: number; prediction?: string}
     }
   }
 }
@@ -58,6 +61,21 @@ export interface AnalysisSettings {
   scoreTolerance: number
   /** Deploy refuses a candidate without a passed `mlops test` report for its digest. */
   requireTest: boolean
+  /** The candidate's accuracy on the truth that arrives, against stable's (deploy.analysis.gates.outcome). */
+  outcome?: OutcomeGateSettings
+}
+
+export interface OutcomeGateSettings {
+  /** Stable's accuracy minus the candidate's, at most. */
+  maxDrop: number
+  /** Labeled predictions each version needs before the gate is judged. */
+  minSamples: number
+  /** Of the one-sided interval on the drop: pass when its upper end is within maxDrop, fail when its lower end is past it. */
+  confidence: number
+  /** The prediction field compared with the truth's label. */
+  prediction: string
+  /** The request log both versions write (serving.request_log.path, absolute); feedback is beside it. */
+  requestLog: string
 }
 
 export interface DeploySettings {
@@ -68,6 +86,10 @@ export interface DeploySettings {
   mirrorMaxInFlight: number
   mirrorConcurrency: number
   analysis: AnalysisSettings
+  /** serving.auth (or deploy --auth), for the gateway's client port. */
+  auth?: AuthSettings
+  /** serving.tls (or deploy --tls-cert/--tls-key), for the gateway's client port. */
+  tls?: TlsSettings
 }
 
 export const DEFAULT_STEPS = [5, 25, 50, 100]
@@ -103,6 +125,17 @@ export function deploySettings(config: DeployConfig = {}): DeploySettings {
       minAgreement: g.agreement?.min_rate ?? 0.99,
       scoreTolerance: g.agreement?.tolerance ?? 1e-3,
       requireTest: g.test?.required ?? false,
+      ...(g.outcome
+        ? {
+            outcome: {
+              maxDrop: g.outcome.max_drop ?? 0.02,
+              minSamples: g.outcome.min_samples ?? 100,
+              confidence: g.outcome.confidence ?? 0.95,
+              prediction: g.outcome.prediction ?? 'label',
+              requestLog: '',
+            },
+          }
+        : {}),
     },
   }
 }

@@ -6,7 +6,10 @@ import {resolve} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 
 import {verificationError, verifyArtifact} from '../artifact/inspect.js'
+import {type AuthMode, authSettings} from '../auth/config.js'
+import type {TlsSettings} from '../http/tls.js'
 import {loadConfig} from '../config/load.js'
+import {requestLogPath} from '../monitor/performance.js'
 import {ExitCode, MlopsError, UsageError} from '../errors.js'
 import {gitUser} from '../system/git.js'
 import {imageFor} from '../targets/kubernetes/config.js'
@@ -45,6 +48,10 @@ export interface DeployOptions extends Common {
   weight?: number
   auto?: boolean
   port?: number
+  /** In place of serving.auth's mode, for the gateway's client port. */
+  authMode?: AuthMode
+  /** In place of serving.tls, for the gateway's client port. */
+  tls?: TlsSettings
   /** A bare .onnx file served as `ref` (development and tests): no artifact, so no verification. */
   model?: string
   env?: Record<string, string>
@@ -118,7 +125,7 @@ export async function deploy(options: DeployOptions): Promise<RolloutResult> {
       const transition = plan(current)
       if (!transition) {
         // Already the desired state; make sure it is also what runs (the gateway may have been killed).
-        await ctx.target.prepare(Object.values(serversOf(current!)), current!.port)
+        await ctx.target.prepare(Object.values(serversOf(current!)), current!.port, current!.tls)
         await ctx.target.reconcile()
         return {action: 'deploy', changed: false, version: release.version, status: await statusOf(ctx, current!)}
       }
@@ -140,6 +147,19 @@ async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; rel
   const loaded = ctx.opened.config ?? (await loadConfig(options.dir))
   const settings = deploySettings(loaded.config.deploy)
   if (options.port !== undefined) settings.port = options.port
+  settings.auth = authSettings(loaded.config.serving?.auth, loaded.dir, options.authMode)
+  const tls = loaded.config.serving?.tls
+  settings.tls =
+    options.tls ??
+    (tls && {
+      cert: resolve(loaded.dir, tls.cert),
+      key: resolve(loaded.dir, tls.key),
+      ...(tls.client_ca ? {clientCa: resolve(loaded.dir, tls.client_ca)} : {}),
+      ...(tls.upstream_ca ? {upstreamCa: resolve(loaded.dir, tls.upstream_ca)} : {}),
+    })
+  // The outcome gate reads both versions' predictions from the request log, and the feedback beside it.
+  if (settings.analysis.outcome)
+    settings.analysis.outcome.requestLog = requestLogPath(undefined, loaded, 'deploy.analysis.gates.outcome')
   const resolved = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
   const release =
     ctx.opened.kind === 'kubernetes'
@@ -461,7 +481,7 @@ async function commit(
   const {state, change} = transition
   const before = current ? await ctx.target.observe() : undefined
   try {
-    await ctx.target.prepare(Object.values(serversOf(state)), state.port)
+    await ctx.target.prepare(Object.values(serversOf(state)), state.port, state.tls)
   } catch (error) {
     if ((error as MlopsError).code === 'RELEASE_UNAVAILABLE' && current) await rollBackUnavailable(ctx, current, error)
     throw error
@@ -509,7 +529,7 @@ async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult
     stage: state.stage,
     ...(state.candidate && step ? {step} : {}),
     auto: state.auto,
-    url: ctx.target.url?.() ?? `http://127.0.0.1:${state.port}`,
+    url: ctx.target.url?.() ?? `${state.tls ? 'https' : 'http'}://127.0.0.1:${state.port}`,
     stable: {
       version: state.stable.version,
       ...(state.stable.digest ? {digest: state.stable.digest} : {}),

@@ -56,6 +56,8 @@ export function planDeploy(
     mirrorConcurrency: settings.mirrorConcurrency,
     ...(settings.stickyHeader ? {stickyHeader: settings.stickyHeader} : {}),
     port: current?.port ?? settings.port,
+    ...(settings.auth && settings.auth.mode !== 'none' ? {auth: settings.auth} : {}),
+    ...(settings.tls ? {tls: settings.tls} : {}),
     ...(request.actor ? {startedBy: request.actor} : {}),
   }
   const from = current ? point(current) : undefined

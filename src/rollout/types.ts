@@ -1,4 +1,6 @@
 // What a rollout is on disk and on the wire: the desired state, the measurements of a step, the verdicts, the ledger.
+import type {AuthSettings} from '../auth/config.js'
+import type {TlsSettings} from '../http/tls.js'
 import type {AnalysisSettings} from './config.js'
 
 /** Where the candidate stands; `full` means the stable release alone serves. */
@@ -44,6 +46,10 @@ export interface RolloutState {
   mirrorConcurrency: number
   stickyHeader?: string
   port: number
+  /** HTTPS on the gateway's client port (serving.tls, or deploy --tls-cert/--tls-key); absent: plain HTTP. */
+  tls?: TlsSettings
+  /** Who may call the gateway's client port (serving.auth, or deploy --auth); absent: anyone. */
+  auth?: AuthSettings
   /** Who started the current rollout: the actor the gateway's own changes are recorded under. */
   startedBy?: string
   /** How the last rollout ended. */
@@ -81,6 +87,13 @@ export interface ShadowStats {
   meanScoreDiff: number
 }
 
+/** One version's predictions in the step whose truth has arrived (mlops feedback, POST /v1/feedback), and how many were right. */
+export interface OutcomeCounts {
+  predictions: number
+  labeled: number
+  correct: number
+}
+
 /** What the gateway measured since the step started. */
 export interface StepMetrics {
   since: string
@@ -88,6 +101,8 @@ export interface StepMetrics {
   candidate: VersionStats
   candidateReady: boolean
   shadow?: ShadowStats
+  /** With deploy.analysis.gates.outcome: predictions of the step joined to their truth, per version. */
+  outcomes?: {stable: OutcomeCounts; candidate: OutcomeCounts}
 }
 
 /** Metrics, or why there are none: a failed measurement must fail the analysis, never pass it. */
@@ -98,7 +113,7 @@ export interface Measurement {
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive'
 
-export type GateName = 'error_rate' | 'latency' | 'agreement' | 'test' | 'measurement' | 'deadline'
+export type GateName = 'error_rate' | 'latency' | 'agreement' | 'outcome' | 'test' | 'measurement' | 'deadline'
 
 export interface GateResult {
   gate: GateName

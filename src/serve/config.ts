@@ -1,4 +1,6 @@
 // The `serving` section of mlops.yaml (typed by schemas/config/serving.schema.json) and the settings the server runs with.
+import type {AuthConfig, AuthMode, AuthSettings} from '../auth/config.js'
+import type {TlsSettings} from '../http/tls.js'
 import type {TensorJson} from '../model/tensor.js'
 import type {Prediction} from '../pipeline/types.js'
 
@@ -22,6 +24,10 @@ export interface ServingConfig {
   batching?: {enabled?: boolean; max_batch_size?: number; max_wait_ms?: number}
   /** A fixed answer used when inference fails or times out: `prediction` per record for /v1, `outputs` for /v2. */
   fallback?: {prediction?: Prediction; outputs?: Record<string, TensorJson>}
+  /** HTTPS: PEM files relative to the project; client_ca requires client certificates it signed (mutual TLS). */
+  tls?: {cert: string; key: string; client_ca?: string; upstream_ca?: string}
+  /** Who may call: a mode, or a section (see src/auth/config.ts). Default none. */
+  auth?: AuthMode | AuthConfig
   request_log?: {
     path?: string
     /** all: every input; sampled: inputs of `sample_rate` of the requests; hashed: a sha256 of the inputs; none. */
@@ -63,6 +69,12 @@ export interface ServeSettings {
   batching: BatchingSettings
   fallback?: {prediction?: Prediction; outputs?: Record<string, TensorJson>}
   requestLog?: RequestLogSettings
+  /** Callers checked (API keys, JWTs), scopes and rates; absent or mode none: everyone is let in. */
+  auth?: AuthSettings
+  /** HTTPS with these files (absolute paths), re-read when they change. */
+  tls?: TlsSettings
+  /** Behind the deploy gateway: the caller it names in x-mlops-caller is logged as the caller. */
+  trustCallerHeader?: boolean
 }
 
 export const DEFAULT_PORT = 8080

@@ -4,6 +4,8 @@ import {open} from 'node:fs/promises'
 import {basename, dirname, extname, join, resolve} from 'node:path'
 
 import {projectStore} from '../artifact/project.js'
+import {Authenticator} from '../auth/authenticator.js'
+import {type AuthMode, authSettings} from '../auth/config.js'
 import {readGoldenCases} from '../checks/golden.js'
 import {UsageError} from '../errors.js'
 import {type LoadedModel, loadModel} from '../model/signature.js'
@@ -29,6 +31,10 @@ export interface LoadServableOptions {
   settings?: Partial<ServeSettings>
   /** onnxruntime's idle threads spin (default) or sleep between runs: see LoadOptions.spinning. */
   spinning?: boolean
+  /** In place of serving.auth's mode (--auth). */
+  authMode?: AuthMode
+  /** Plain HTTP whatever serving.tls says: a model server behind a gateway that has no CA to check it with. */
+  plainHttp?: boolean
   /** Intra-op threads when model.threads is not set (a worker of several takes its share of the cores). */
   intraOpThreads?: number
   /** Save live drift windows to disk (default true; one worker of several does). */
@@ -56,6 +62,19 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   const settings = serveSettings(config?.serving, options.settings)
   if (settings.requestLog && loaded)
     settings.requestLog = {...settings.requestLog, path: resolve(loaded.dir, settings.requestLog.path)}
+  const tls = config?.serving?.tls
+  const base = loaded?.dir ?? resolve(options.dir)
+  if (tls && !settings.tls && !options.plainHttp)
+    settings.tls = {
+      cert: resolve(base, tls.cert),
+      key: resolve(base, tls.key),
+      ...(tls.client_ca ? {clientCa: resolve(base, tls.client_ca)} : {}),
+    }
+  settings.auth = authSettings(config?.serving?.auth, loaded?.dir ?? resolve(options.dir), options.authMode)
+  if (settings.auth.mode !== 'none' && settings.auth.mode !== 'keys' && !settings.auth.jwt)
+    throw new UsageError('AUTH_JWT_UNSET', `--auth ${settings.auth.mode} needs serving.auth.jwt in mlops.yaml`, {
+      hint: 'Set serving.auth.jwt.jwks_url and serving.auth.jwt.audience, or pass --auth keys.',
+    })
   const threads = {
     ...(config?.model.threads === undefined
       ? options.intraOpThreads === undefined
@@ -129,9 +148,12 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   const {model, pipeline, identity, settings, warmup, openapi} = servable
   let server: ModelServer
   let url: string
+  const auth = settings.auth && settings.auth.mode !== 'none' ? new Authenticator(settings.auth) : undefined
   try {
     if (settings.requestLog) await checkWritable(settings.requestLog.path)
+    await auth?.start()
     server = createModelServer({
+      auth,
       model,
       pipeline,
       identity,
@@ -143,6 +165,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
     })
     url = await server.listen(settings.port, settings.host)
   } catch (error) {
+    auth?.close()
     await model.session.release().catch(() => undefined)
     throw startError(error, settings)
   }
@@ -167,6 +190,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
     servable,
     async stop(timeoutMs = 30_000) {
       const drained = await server.drain(timeoutMs)
+      auth?.close()
       clearInterval(saver)
       await save()
       await model.session.release().catch(() => undefined)

@@ -16,6 +16,8 @@ export interface RequestLogEntry {
   status: number
   latency_ms: number
   fallback?: boolean
+  /** Who called: an API key's name or a token's subject, never the secret. */
+  caller?: string
   /** The inputs (records or tensors): serialized only when the entry is written. */
   inputs?: unknown
   /** The answer as JSON text, already serialized for the response. */

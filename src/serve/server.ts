@@ -3,7 +3,9 @@
 import {randomBytes} from 'node:crypto'
 import {setTimeout as sleep} from 'node:timers/promises'
 
+import {type Authenticator, CALLER_HEADER} from '../auth/authenticator.js'
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
+import {FeedbackLog, MAX_FEEDBACK_ITEMS, feedbackPath, parseFeedback} from '../feedback/store.js'
 import {
   HttpServer,
   type ServerAnswer,
@@ -14,6 +16,7 @@ import {
   pathOf,
   statusName,
 } from '../http/server.js'
+import {readTls, watchTls} from '../http/tls.js'
 import {type LoadedModel, checkFeeds} from '../model/signature.js'
 import {type Dtype, type OrtTensor, bigintReplacer, tensorFromJson, valuesToJson} from '../model/tensor.js'
 import {toolVersion} from '../paths.js'
@@ -62,6 +65,8 @@ export interface ModelServerOptions {
   processMetrics?: boolean
   /** Profiles of answered /v1/predict records and predictions, for drift gauges in /metrics and `mlops monitor`. */
   live?: LiveProfiles
+  /** Checks callers (started by the caller of createModelServer); without it every request is let in. */
+  auth?: Authenticator
   /** This process's share of serving.max_connections (a worker of several); default all of it. */
   maxConnections?: number
   /** The OpenAPI document of GET /openapi.json and /docs (see openapi.ts); from the signature alone when absent. */
@@ -98,6 +103,8 @@ interface Context {
   req: ServerRequest
   params: string[]
   id: string
+  /** The authenticated caller's name (or the one the gateway names), when known. */
+  caller?: string
 }
 
 interface Reply {
@@ -117,12 +124,15 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   const metrics = new ServeMetrics({processMetrics: options.processMetrics})
   metrics.modelLoad.set(model.loadMs / 1000)
   options.live?.registerMetrics(metrics.registry, {version: identity.version})
+  const auth = options.auth?.enabled ? options.auth : undefined
+  auth?.registerMetrics(metrics.registry)
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: settings.maxQueue, metrics, faults})
   const pipeline = options.pipeline ?? rawPipeline(model.signature)
   const predictor = new Predictor(engine, pipeline)
   const requestLog = settings.requestLog
     ? new RequestLog(settings.requestLog, () => metrics.logDropped.inc())
     : undefined
+  const feedbackLog = settings.requestLog ? new FeedbackLog(feedbackPath(settings.requestLog.path)) : undefined
   const maxRank = Math.max(1, ...model.signature.inputs.map((i) => i.shape.length))
   // Deep enough for {"inputs":[{"data":[nested to the rank]}]} and records holding rows; deeper is an attack or a mistake.
   const maxDepth = maxRank + 6
@@ -297,9 +307,33 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     }
   }
 
+  /** Ground truth for served requests: `{request_id, label|value, time}` or `{"feedback": [them]}`, kept once per id. */
+  async function feedback(ctx: Context): Promise<Reply> {
+    if (!feedbackLog)
+      throw new HttpError(
+        404,
+        'FEEDBACK_UNAVAILABLE',
+        'this server keeps no request log (serving.request_log.path), so feedback has no predictions to join',
+      )
+    checkContentType(ctx.req, false)
+    const value = parseBody(ctx.req.body, 4)
+    const list = (value as {feedback?: unknown} | null)?.feedback
+    const items = Array.isArray(list) ? list : [value]
+    if (items.length === 0 || items.length > MAX_FEEDBACK_ITEMS)
+      throw badRequest('BAD_FIELD', `must hold 1 to ${MAX_FEEDBACK_ITEMS} items`, 'feedback')
+    const received = new Date()
+    const parsed = items.map((item, i) => {
+      const one = parseFeedback(item, Array.isArray(list) ? `feedback[${i}]` : 'feedback', received)
+      if ('problem' in one) throw badRequest('INVALID_FEEDBACK', one.problem, one.field)
+      return ctx.caller === undefined ? one.feedback : {...one.feedback, caller: ctx.caller}
+    })
+    return json(200, await feedbackLog.add(parsed))
+  }
+
   const inferRoute: Route = {label: '/v2/models/infer', methods: ['POST'], handle: inferV2}
   const routes: {pattern: RegExp; route: Route}[] = [
     {pattern: /^\/v1\/predict$/, route: {label: '/v1/predict', methods: ['POST'], handle: predictV1}},
+    {pattern: /^\/v1\/feedback$/, route: {label: '/v1/feedback', methods: ['POST'], handle: feedback}},
     {
       pattern: /^\/v2\/health\/live$/,
       route: {label: '/v2/health', methods: ['GET'], handle: () => json(200, {live: true})},
@@ -354,6 +388,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     const path = pathOf(req.url)
     let label = 'other'
     let reply: Reply
+    let caller: string | undefined
     try {
       const match = findRoute(path)
       if (!match)
@@ -371,6 +406,11 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
           undefined,
           {allow: match.route.methods.join(', ')},
         )
+      caller = auth
+        ? (await auth.authorize(req.method, req.url, req.headers))?.name
+        : settings.trustCallerHeader
+          ? headerValue(req.headers, CALLER_HEADER)
+          : undefined
       if (req.method === 'POST') {
         if (!ready)
           throw new HttpError(503, 'NOT_READY', 'the model is still warming up; retry shortly', undefined, {
@@ -378,7 +418,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
           })
         if (engine.full) throw new OverloadedError(engine.queued)
       }
-      reply = await match.route.handle({req, params: match.params, id})
+      reply = await match.route.handle({req, params: match.params, id, caller})
     } catch (error) {
       reply = errorReply(error, path.startsWith('/v2'))
       if (reply.status === 503 && (error as HttpError).code === 'OVERLOADED') metrics.rejected.inc({reason: 'overload'})
@@ -398,6 +438,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
         status: reply.status,
         latency_ms: Math.round(seconds * 1e6) / 1000,
         ...(reply.log.fallback ? {fallback: true} : {}),
+        ...(caller === undefined ? {} : {caller}),
         ...loggedInputs(inputs, sampleRate, reply.log.inputs, reply.log.body),
         outputsJson: reply.log.outputsJson(),
       })
@@ -455,9 +496,17 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       maxConnections: options.maxConnections ?? settings.maxConnections,
       refusal,
       alignBody: (headers) => Number(headerValue(headers, HEADER_LENGTH)) || 0,
+      ...(settings.tls ? {tls: readTls(settings.tls)} : {}),
     },
     (req, respond) => void handle(req, respond),
   )
+  const stopWatching = settings.tls
+    ? watchTls(
+        settings.tls,
+        (tls) => server.setSecureContext(tls),
+        (line) => process.stderr.write(`mlops serve: ${line}\n`),
+      )
+    : () => undefined
 
   return {
     get url() {
@@ -474,7 +523,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     warnings,
     async listen(port = settings.port, host = settings.host) {
       const address = await server.listen(port, host)
-      url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
+      url = `${settings.tls ? 'https' : 'http'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`
       const result = await warmUp(engine, pipeline, options.warmup)
       warmupSource = result.source
       if (result.warning) warnings.push(result.warning)
@@ -483,6 +532,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     },
     async drain(timeoutMs = 30_000) {
       draining = true
+      stopWatching()
       // Idle connections close now; the others after their last answer, which says connection: close, so clients move on.
       const closed = server.close()
       const idle =
@@ -495,16 +545,19 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       server.destroyAll()
       await engine.idle()
       await requestLog?.close()
+      await feedbackLog?.close()
       return drained
     },
     async close() {
       draining = true
+      stopWatching()
       const closed = server.close()
       server.destroyAll()
       await closed
       // Queued runs still finish, so the caller may release the session once close resolves.
       await engine.idle()
       await requestLog?.close()
+      await feedbackLog?.close()
     },
   }
 }

@@ -1,4 +1,5 @@
 // Where releases run: the interface the rollout core drives, implemented by the local gateway and by a Kubernetes cluster.
+import type {TlsSettings} from '../http/tls.js'
 import type {Measurement, Release, RolloutState} from '../rollout/types.js'
 
 /**
@@ -58,7 +59,8 @@ export interface DeployTarget {
   /** Every object a state needs, for --dry-run and --output yaml (targets that apply manifests). */
   manifests?(state: RolloutState): unknown[]
   /** Starts the target if it is not running, then each server, resolving once all are ready; routing is unchanged. */
-  prepare(servers: ServerSpec[], port: number): Promise<void>
+  /** Starts what serves (the gateway on `port`, with HTTPS when `tls` is given) and the model servers. */
+  prepare(servers: ServerSpec[], port: number, tls?: TlsSettings): Promise<void>
   /** Makes the running target follow the desired state on disk; a no-op when it is not running. */
   reconcile(): Promise<void>
   /** What the target measures for the current step, or why it cannot (never an empty success). */

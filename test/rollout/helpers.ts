@@ -1,10 +1,11 @@
 // Real projects in temp folders, real gateways and model servers on 127.0.0.1, and bounded client load against them.
+import assert from 'node:assert/strict'
 import {writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {Pool} from 'undici'
 
-import {down} from '../../src/rollout/deploy.js'
+import {down, waitForOutcome} from '../../src/rollout/deploy.js'
 import {MODELS_DIR, tempDir} from '../support/cli.js'
 
 export const XGB = join(MODELS_DIR, 'xgboost_regressor.onnx')
@@ -145,4 +146,16 @@ export async function until<T>(what: string, fn: () => Promise<T | undefined>, t
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 100))
   }
+}
+
+/** Waits for `version`'s rollout to end rolled back, with a message matching `message` (it names the gate). */
+export async function assertRolledBack(dir: string, version: string, revision: number, message: RegExp): Promise<void> {
+  await assert.rejects(
+    waitForOutcome({dir, version, revision, timeoutMs: 60_000}),
+    (error: Error & {code?: string}) => {
+      assert.equal(error.code, 'ROLLED_BACK')
+      assert.match(error.message, message)
+      return true
+    },
+  )
 }

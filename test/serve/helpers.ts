@@ -121,3 +121,8 @@ export async function post(
   }
   return {status: response.status, json, headers: response.headers, text}
 }
+
+/** Every request logged with its inputs to `path`, for tests that read the log back. */
+export function logEverything(path: string): ServeSettings['requestLog'] {
+  return {path, inputs: 'all', sampleRate: 1, maxBytes: 1e7, maxFiles: 1, buffer: 1000}
+}

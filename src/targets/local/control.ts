@@ -1,4 +1,5 @@
 // Commands' side of the gateway: find it from its file, talk to its control API with the token, start it detached, stop it.
+import type {TlsSettings} from '../../http/tls.js'
 import {openSync, closeSync, readFileSync, readdirSync} from 'node:fs'
 import {readFile, unlink} from 'node:fs/promises'
 import {resolve} from 'node:path'
@@ -114,7 +115,12 @@ function strayError(pids: number[], paths: DeployPaths): UsageError {
 }
 
 /** The gateway, started detached when none runs; it listens on `port` for clients. */
-export async function ensureGateway(paths: DeployPaths, projectDir: string, port: number): Promise<GatewayClient> {
+export async function ensureGateway(
+  paths: DeployPaths,
+  projectDir: string,
+  port: number,
+  tls?: TlsSettings,
+): Promise<GatewayClient> {
   const running = await findGateway(paths)
   if (running) {
     if (running.info.port !== port)
@@ -125,14 +131,26 @@ export async function ensureGateway(paths: DeployPaths, projectDir: string, port
   }
   const strays = strayGateways(projectDir)
   if (strays.length > 0) throw strayError(strays, paths)
-  return startGateway(paths, projectDir, port)
+  return startGateway(paths, projectDir, port, tls)
 }
 
-async function startGateway(paths: DeployPaths, projectDir: string, port: number): Promise<GatewayClient> {
+async function startGateway(
+  paths: DeployPaths,
+  projectDir: string,
+  port: number,
+  tls?: TlsSettings,
+): Promise<GatewayClient> {
   await unlink(paths.gateway).catch(() => undefined)
   const {command, args} = gatewayInvocation()
   const logFd = openSync(paths.log, 'a', 0o600)
-  const child = start(command, [...args, '--dir', projectDir, '--port', String(port)], {
+  const https = tls
+    ? [
+        ...['--tls-cert', tls.cert, '--tls-key', tls.key],
+        ...(tls.clientCa ? ['--tls-client-ca', tls.clientCa] : []),
+        ...(tls.upstreamCa ? ['--tls-upstream-ca', tls.upstreamCa] : []),
+      ]
+    : []
+  const child = start(command, [...args, '--dir', projectDir, '--port', String(port), ...https], {
     cwd: projectDir,
     detached: true,
     stdout: logFd,

@@ -3,7 +3,11 @@ import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
 import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
+import {Authenticator, CALLER_HEADER} from '../../auth/authenticator.js'
+import type {AuthSettings} from '../../auth/config.js'
 import type {Answer} from '../../http/client.js'
+import {type TlsSettings, readTls, watchTls} from '../../http/tls.js'
+import {HttpError} from '../../serve/errors.js'
 import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import type {DeployPaths} from '../../rollout/state.js'
@@ -12,6 +16,7 @@ import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
 import {type ServerSpec, type TargetServer, serversOf} from '../types.js'
 import type {Invocation} from './invocation.js'
 import {ShadowMirror} from './mirror.js'
+import {OutcomeWatcher} from './outcomes.js'
 import {ModelServerProcess, serverKey} from './server-process.js'
 import {StepWindow} from './stats.js'
 
@@ -22,6 +27,8 @@ export interface GatewayOptions {
   log: (line: string) => void
   /** Largest client request body, bytes. */
   maxBodyBytes?: number
+  /** HTTPS on the client port, the files re-read when they change. */
+  tls?: TlsSettings
   /** Client connections open at once (serving.max_connections); past it new ones are closed. */
   maxConnections?: number
 }
@@ -89,6 +96,9 @@ export class Gateway {
   private readonly retiring = new Set<ModelServerProcess>()
   private routes?: Routes
   private state?: RolloutState
+  /** Checks client callers when the rollout state asks for it (serving.auth, deploy --auth). */
+  private auth?: Authenticator
+  private readonly outcomes = new OutcomeWatcher((line) => this.options.log(line))
   /** The mirror thread, started with the first shadow stage. */
   private mirror?: ShadowMirror
   private queue: Promise<unknown> = Promise.resolve()
@@ -101,17 +111,25 @@ export class Gateway {
   private port = 0
   private controlPort = 0
   /** Control routes the process around the gateway adds (reconcile, shutdown). */
+  private stopWatchingTls?: () => void
   private readonly controlHandlers = new Map<string, (body: unknown) => Promise<unknown>>()
 
   constructor(private readonly options: GatewayOptions) {
     this.maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024
-    const limits = {maxBodyBytes: this.maxBodyBytes, maxConnections: options.maxConnections, keepAliveTimeoutMs: 65_000}
+    const tls = options.tls
+    const limits = {
+      maxBodyBytes: this.maxBodyBytes,
+      maxConnections: options.maxConnections,
+      keepAliveTimeoutMs: 65_000,
+      ...(tls ? {tls: readTls(tls)} : {}),
+    }
     this.client = new HttpServer(limits, (req, respond) => {
       this.onServerRequest(req, respond).catch((error: Error) =>
         respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)),
       )
     })
     this.control = createServer((req, res) => void this.onControlRequest(req, res))
+    if (tls) this.stopWatchingTls = watchTls(tls, (context) => this.client.setSecureContext(context), options.log)
   }
 
   /** Binds the client port (host 127.0.0.1) and a free control port on 127.0.0.1, and writes the gateway file. */
@@ -155,6 +173,7 @@ export class Gateway {
    */
   apply(state: RolloutState): Promise<void> {
     return this.serialized(async () => {
+      await this.useAuth(state.auth)
       const servers = serversOf(state)
       const stable = await this.processFor(servers.stable)
       const candidate = servers.candidate ? await this.processFor(servers.candidate) : undefined
@@ -175,6 +194,7 @@ export class Gateway {
         window,
       }
       this.state = state
+      this.outcomes.use(state)
       if (state.stage === 'shadow') this.mirror ??= new ShadowMirror({log: this.options.log})
       this.mirror?.use(state.stage === 'shadow' ? window : undefined)
       const wanted = new Set([stable, candidate].filter(Boolean))
@@ -196,7 +216,9 @@ export class Gateway {
   measurement(): Measurement {
     const routes = this.routes
     if (!routes) return {error: 'the gateway has not applied a rollout yet'}
-    return {metrics: routes.window.snapshot(Boolean(routes.candidate?.ready), routes.stage === 'shadow')}
+    const metrics = routes.window.snapshot(Boolean(routes.candidate?.ready), routes.stage === 'shadow')
+    const outcomes = this.outcomes.snapshot(metrics.since)
+    return {metrics: outcomes ? {...metrics, outcomes} : metrics}
   }
 
   status(): GatewayStatus {
@@ -239,8 +261,20 @@ export class Gateway {
       await this.recordServers()
     })
     await this.mirror?.close()
+    this.stopWatchingTls?.()
+    this.auth?.close()
+    this.outcomes.close()
     this.control.closeAllConnections()
     await new Promise<void>((resolve) => this.control.close(() => resolve()))
+  }
+
+  /** A new authenticator when the settings changed; the key file it reads is watched for revocations meanwhile. */
+  private async useAuth(settings: AuthSettings | undefined): Promise<void> {
+    if (JSON.stringify(settings) === JSON.stringify(this.auth?.settings)) return
+    const next = settings && settings.mode !== 'none' ? new Authenticator(settings) : undefined
+    await next?.start()
+    this.auth?.close()
+    this.auth = next
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
@@ -264,6 +298,7 @@ export class Gateway {
       cli: this.options.cli,
       log: this.options.log,
       onChange: () => void this.recordServers(),
+      upstreamCa: this.options.tls?.upstreamCa,
     })
     await proc.start()
     this.processes.set(key, proc)
@@ -285,9 +320,19 @@ export class Gateway {
     if (!routes)
       return respond(errorAnswer(503, 'NOT_READY', 'the gateway has no model server ready yet', ['retry-after', '1']))
     const {method, url: path, body} = req
+    let caller: string | undefined
+    try {
+      caller = (await this.auth?.authorize(method, path, req.headers))?.name
+    } catch (error) {
+      if (!(error instanceof HttpError)) throw error
+      const extra = Object.entries(error.headers).flat()
+      return respond(errorAnswer(error.status, error.code, error.message, extra))
+    }
     const prediction = method === 'POST' && PREDICTION_ROUTE.test(pathOf(path))
     const role = pickRole(routes, req.headers)
+    // Model servers log the caller the gateway names; whatever the client put there is dropped.
     const headers = upstreamHeaders(req.headers)
+    if (caller !== undefined) headers.push(CALLER_HEADER, caller)
     const started = performance.now()
     const {
       answer,
@@ -478,7 +523,8 @@ export function stickyPoint(key: string): number {
 /** The client's headers less the hop-by-hop ones; names in lower case, as the client port hands them over. */
 function upstreamHeaders(headers: string[]): string[] {
   const out: string[] = []
-  for (let i = 0; i < headers.length; i += 2) if (!HOP_BY_HOP.has(headers[i])) out.push(headers[i], headers[i + 1])
+  for (let i = 0; i < headers.length; i += 2)
+    if (!HOP_BY_HOP.has(headers[i]) && headers[i] !== CALLER_HEADER) out.push(headers[i], headers[i + 1])
   return out
 }
 

@@ -1,4 +1,5 @@
 // The local target: one detached gateway process per project, found through .mlops/deploy/gateway.json.
+import type {TlsSettings} from '../../http/tls.js'
 import type {DeployPaths} from '../../rollout/state.js'
 import type {Measurement} from '../../rollout/types.js'
 import type {DeployTarget, ServerSpec, TargetRuntime} from '../types.js'
@@ -10,8 +11,8 @@ export class LocalTarget implements DeployTarget {
     private readonly projectDir: string,
   ) {}
 
-  async prepare(servers: ServerSpec[], port: number): Promise<void> {
-    const gateway = await ensureGateway(this.paths, this.projectDir, port)
+  async prepare(servers: ServerSpec[], port: number, tls?: TlsSettings): Promise<void> {
+    const gateway = await ensureGateway(this.paths, this.projectDir, port, tls)
     if (servers.length > 0) await gateway.prepare(servers)
   }
 

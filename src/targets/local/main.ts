@@ -11,13 +11,28 @@ import {Gateway, badControlRequest} from './gateway.js'
 import {serveInvocation} from './invocation.js'
 import type {ServerSpec} from '../types.js'
 
-const {values} = parseArgs({options: {dir: {type: 'string'}, port: {type: 'string'}, host: {type: 'string'}}})
+const {values} = parseArgs({
+  options: {
+    dir: {type: 'string'},
+    port: {type: 'string'},
+    host: {type: 'string'},
+    'tls-cert': {type: 'string'},
+    'tls-key': {type: 'string'},
+    'tls-client-ca': {type: 'string'},
+    'tls-upstream-ca': {type: 'string'},
+  },
+})
 const projectDir = values.dir ?? process.cwd()
 const paths = deployPaths(projectDir)
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`)
 
 await stopOrphans(paths)
 const state = await readState(paths)
+const cert = values['tls-cert']
+const key = values['tls-key']
+const clientCa = values['tls-client-ca']
+const upstreamCa = values['tls-upstream-ca']
+const tls = cert && key ? {cert, key, ...(clientCa ? {clientCa} : {}), ...(upstreamCa ? {upstreamCa} : {})} : undefined
 // The client port takes the model server's limits: the same bodies, and as many connections.
 const serving = serveSettings((await loadConfig(projectDir).catch(() => undefined))?.config.serving)
 const gateway = new Gateway({
@@ -25,6 +40,7 @@ const gateway = new Gateway({
   paths,
   cli: serveInvocation(),
   log,
+  tls,
   maxBodyBytes: serving.maxBodyBytes,
   maxConnections: serving.maxConnections,
 })

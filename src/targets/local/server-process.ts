@@ -1,5 +1,6 @@
 // One model server (`mlops serve … --port 0 --json`) under the gateway: started, watched, restarted when it dies, drained when retired.
 import type {ChildProcess} from 'node:child_process'
+import {readFileSync} from 'node:fs'
 import {createInterface} from 'node:readline'
 
 import {Upstream} from '../../http/client.js'
@@ -18,6 +19,8 @@ export interface ServerProcessOptions {
   /** Called whenever the child's pid changes (started, restarted, gone), so the gateway can record it. */
   onChange?: () => void
   readyTimeoutMs?: number
+  /** The CA to check the server's certificate with: it serves HTTPS (serving.tls) when given, plain HTTP otherwise. */
+  upstreamCa?: string
   /** Start at background CPU priority (SCHED_IDLE and nice 10 from the command line, so every thread has it; not on Windows). */
   background?: boolean
 }
@@ -75,10 +78,13 @@ export class ModelServerProcess {
       ? ['--model', release.model, '--model-version', release.version]
       : [release.ref ?? release.version]
     // The gateway, stable and candidate share this machine: pool threads spinning between runs would take its cores.
+    // The gateway checks callers and names them in x-mlops-caller; its servers, on 127.0.0.1, log whom it names.
+    const access = ['--auth', 'none', '--trust-caller-header', ...(this.options.upstreamCa ? [] : ['--plain-http'])]
     // One process each: the gateway shares the cores with its model servers, and is then the bottleneck (measured on 2
     // cores under wrk at c=16: 3.9k req/s with one process per model server, 1.7k with two workers each).
     const args = [
       ...[...cli.args, ...target, '--port', '0', '--json', '--no-thread-spinning', '--dir', projectDir],
+      ...access,
       ...['--workers', '1'],
     ]
     const {command, args: argv} = this.background
@@ -143,7 +149,8 @@ export class ModelServerProcess {
     lines.on('line', (line) => this.options.log(`[${release.version}] ${line}`))
     this.url = ready.url
     this.pid = ready.pid
-    this.pool = new Upstream(new URL(ready.url), {connections: 128, idleMs: 4000, timeoutMs: 120_000})
+    const ca = this.options.upstreamCa ? readFileSync(this.options.upstreamCa) : undefined
+    this.pool = new Upstream(new URL(ready.url), {connections: 128, idleMs: 4000, timeoutMs: 120_000, ca})
     this.ready = true
     this.backoffMs = 500
     this.options.onChange?.()

@@ -1,0 +1,127 @@
+// Ground truth: what actually happened for a served request (a label or a value), appended beside the request log, first one per request id kept.
+import {existsSync} from 'node:fs'
+import {type FileHandle, open} from 'node:fs/promises'
+import {dirname} from 'node:path'
+
+import {readRecords} from '../data/records.js'
+import {makeDirectory, tornLineEnd} from '../system/atomic.js'
+
+export interface Feedback {
+  request_id: string
+  /** A class the model could have predicted (classifiers). */
+  label?: string | number | boolean
+  /** The true value (regressors). */
+  value?: number
+  /** When the truth became known (default: when it was received). */
+  time: string
+  received: string
+  /** Who sent it (a key name or a token subject). */
+  caller?: string
+}
+
+/** The feedback file of a request log: `requests.jsonl` → `requests.jsonl.feedback.jsonl`, like its `.profiles.json`. */
+export function feedbackPath(requestLog: string): string {
+  return `${requestLog}.feedback.jsonl`
+}
+
+const ID = /^[\x21-\x7e]{1,200}$/
+export const MAX_FEEDBACK_ITEMS = 10_000
+
+/** One item as sent, checked: a problem names the field (`feedback[3].label`) and what it must be. */
+export function parseFeedback(
+  value: unknown,
+  field: string,
+  received: Date,
+): {feedback: Feedback} | {problem: string; field: string} {
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    return {problem: 'must be an object {"request_id", "label" or "value", "time"}', field}
+  const item = value as Record<string, unknown>
+  for (const key of Object.keys(item))
+    if (!['request_id', 'label', 'value', 'time'].includes(key))
+      return {
+        problem: `unknown field "${key}"; an item has request_id, label or value, and time`,
+        field: `${field}.${key}`,
+      }
+  if (typeof item.request_id !== 'string' || !ID.test(item.request_id))
+    return {
+      problem: 'must be the x-request-id of a served request (printable, at most 200 characters)',
+      field: `${field}.request_id`,
+    }
+  const hasLabel = item.label !== undefined && item.label !== null
+  const hasValue = item.value !== undefined && item.value !== null
+  if (hasLabel === hasValue) return {problem: 'give exactly one of "label" (a class) or "value" (a number)', field}
+  if (hasLabel && !['string', 'number', 'boolean'].includes(typeof item.label))
+    return {problem: 'must be a string, number or boolean', field: `${field}.label`}
+  if (hasLabel && typeof item.label === 'string' && item.label.length > 200)
+    return {problem: 'must be at most 200 characters', field: `${field}.label`}
+  if (hasValue && (typeof item.value !== 'number' || !Number.isFinite(item.value)))
+    return {problem: 'must be a finite number', field: `${field}.value`}
+  let time = received.toISOString()
+  if (item.time !== undefined) {
+    const ms =
+      typeof item.time === 'string' || typeof item.time === 'number' ? new Date(item.time).getTime() : Number.NaN
+    if (Number.isNaN(ms)) return {problem: 'must be a time, e.g. 2026-12-03T09:00:00Z', field: `${field}.time`}
+    time = new Date(ms).toISOString()
+  }
+  return {
+    feedback: {
+      request_id: item.request_id,
+      ...(hasLabel ? {label: item.label as string | number | boolean} : {value: item.value as number}),
+      time,
+      received: received.toISOString(),
+    },
+  }
+}
+
+/** The first feedback of each request id in the file (later ones for the same id are repeats, and ignored). */
+export async function readFeedback(path: string): Promise<Map<string, Feedback>> {
+  const out = new Map<string, Feedback>()
+  if (!existsSync(path)) return out
+  for await (const {record} of readRecords(path, {format: 'jsonl', onBadRow: () => undefined})) {
+    const item = record as unknown as Feedback
+    if (typeof item.request_id === 'string' && !out.has(item.request_id)) out.set(item.request_id, item)
+  }
+  return out
+}
+
+/** Appends feedback once per request id; writes are serialized, each batch one write of whole lines. */
+export class FeedbackLog {
+  private ids?: Set<string>
+  private file?: FileHandle
+  private queue: Promise<unknown> = Promise.resolve()
+
+  constructor(readonly path: string) {}
+
+  /** Appends the items whose request id has no feedback yet; the others are counted as duplicates. */
+  add(items: Feedback[]): Promise<{accepted: number; duplicates: number}> {
+    const run = this.queue.then(() => this.append(items))
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  async close(): Promise<void> {
+    await this.queue
+    await this.file?.close()
+    this.file = undefined
+  }
+
+  private async append(items: Feedback[]): Promise<{accepted: number; duplicates: number}> {
+    this.ids ??= new Set((await readFeedback(this.path)).keys())
+    const fresh: Feedback[] = []
+    for (const item of items) {
+      if (this.ids.has(item.request_id)) continue
+      this.ids.add(item.request_id)
+      fresh.push(item)
+    }
+    if (fresh.length > 0) {
+      if (!this.file) {
+        await makeDirectory(dirname(this.path))
+        this.file = await open(this.path, 'a+', 0o644)
+        const start = await tornLineEnd(this.file, (await this.file.stat()).size)
+        if (start) await this.file.write(start)
+      }
+      await this.file.write(fresh.map((f) => JSON.stringify(f) + '\n').join(''))
+    }
+    return {accepted: fresh.length, duplicates: items.length - fresh.length}
+  }
+}

@@ -1,0 +1,94 @@
+// TLS for the model server and the gateway's client port: certificate and key files (and a client CA for mutual TLS),
+// checked to match at start, and re-read when they change so a renewed certificate needs no restart.
+import {readFileSync, statSync} from 'node:fs'
+import {type SecureContextOptions, createSecureContext} from 'node:tls'
+
+import {UsageError} from '../errors.js'
+
+export interface TlsSettings {
+  /** PEM certificate chain, absolute path. */
+  cert: string
+  /** PEM private key, absolute path. */
+  key: string
+  /** PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS). */
+  clientCa?: string
+  /** Gateway only: the CA its model servers' certificates are checked against; with it they serve HTTPS too. */
+  upstreamCa?: string
+}
+
+/** The files' contents as a secure context's options; a key that does not match its certificate is a usage error. */
+export function readTls(settings: TlsSettings): SecureContextOptions {
+  const read = (path: string, field: string) => {
+    try {
+      return readFileSync(path)
+    } catch (error) {
+      throw new UsageError('TLS_FILE_UNREADABLE', `${field} ${path} cannot be read: ${(error as Error).message}`, {
+        hint: 'Point serving.tls.cert and serving.tls.key (or --tls-cert and --tls-key) at readable PEM files.',
+      })
+    }
+  }
+  const options: SecureContextOptions = {
+    cert: read(settings.cert, 'serving.tls.cert'),
+    key: read(settings.key, 'serving.tls.key'),
+    ...(settings.clientCa ? {ca: read(settings.clientCa, 'serving.tls.client_ca')} : {}),
+  }
+  try {
+    createSecureContext(options)
+  } catch (error) {
+    const message = (error as Error).message
+    if (/key values mismatch/i.test(message))
+      throw new UsageError(
+        'TLS_KEY_MISMATCH',
+        `the key ${settings.key} does not match the certificate ${settings.cert}`,
+        {
+          hint: 'Pass the private key the certificate was issued for (openssl x509 -noout -pubkey -in CERT and openssl pkey -pubout -in KEY print the same key).',
+        },
+      )
+    throw new UsageError(
+      'TLS_INVALID',
+      `${settings.cert} and ${settings.key} are not a usable certificate and key: ${message}`,
+      {
+        hint: 'Pass PEM files: a certificate chain and its unencrypted private key.',
+      },
+    )
+  }
+  return options
+}
+
+/**
+ * Calls `apply` with fresh options whenever a file's size or mtime changes (polled: renewals replace files, which fs.watch
+ * loses). A pair that does not load (a key written before its certificate) is logged and the old one kept.
+ */
+export function watchTls(
+  settings: TlsSettings,
+  apply: (options: SecureContextOptions) => void,
+  log: (line: string) => void,
+  pollMs = 2000,
+): () => void {
+  const files = [settings.cert, settings.key, settings.clientCa].filter((f): f is string => Boolean(f))
+  const stamp = () =>
+    files
+      .map((f) => {
+        try {
+          const s = statSync(f)
+          return `${s.ino}:${s.size}:${s.mtimeMs}`
+        } catch {
+          return 'absent'
+        }
+      })
+      .join('|')
+  let last = stamp()
+  const timer = setInterval(() => {
+    const now = stamp()
+    if (now === last) return
+    last = now
+    try {
+      apply(readTls(settings))
+      log(`TLS: reloaded ${settings.cert}`)
+    } catch (error) {
+      log(`TLS: keeping the previous certificate: ${(error as Error).message}`)
+    }
+  }, pollMs)
+  timer.unref()
+  return () => clearInterval(timer)
+}
