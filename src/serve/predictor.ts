@@ -110,17 +110,28 @@ export class Predictor {
  */
 const INPUT_FAULTS =
   /out of (data )?bounds|out of range|Invalid input shape|dimension mismatch|cannot be reshaped|Attempting to broadcast|incompatible dimensions|invalid dimensions/i
+/** Any kernel that failed (a Pad too wide for the audio, a Conv kernel past the signal), unless it ran out of memory. */
+const KERNEL_FAULT = /Non-zero status code returned while running \w+ node/
+const RESOURCE_FAULT = /alloc|out of memory/i
 
-function inputFault(error: unknown, signature: ModelSignature, feeds: Feeds): HttpError | undefined {
-  if (!(error instanceof InferenceError) || error.status !== 500 || !INPUT_FAULTS.test(error.detail)) return undefined
+export function inputFault(
+  error: unknown,
+  signature: ModelSignature,
+  feeds: Feeds,
+  field?: string,
+): HttpError | undefined {
+  if (!(error instanceof InferenceError) || error.status !== 500) return undefined
+  const detail = error.detail
+  if (!INPUT_FAULTS.test(detail) && !(KERNEL_FAULT.test(detail) && !RESOURCE_FAULT.test(detail))) return undefined
   const sent = Object.entries(feeds)
     .map(([name, t]) => `${name} ${t.type}[${t.dims.join(',')}]`)
     .join(', ')
   const takes = signature.inputs.map((i) => `${i.name} ${i.dtype}${formatShape(i.shape)}`).join(', ')
-  const reason = error.detail.replace(/^.*Status Message: /, '').slice(0, 200)
+  const reason = detail.replace(/^.*Status Message: /, '').slice(0, 200)
   return badRequest(
     'INPUT_REJECTED',
     `the model cannot run on these inputs (${sent}; it takes ${takes}, within the sizes and values it was packaged with): ${reason}`,
+    field,
   )
 }
 

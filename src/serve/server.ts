@@ -30,7 +30,7 @@ import {isMultipart, multipartRecord} from './multipart.js'
 import {openApiDocument} from './openapi.js'
 import type {LiveProfiles} from '../monitor/live.js'
 import {ServeMetrics} from './metrics.js'
-import {Predictor} from './predictor.js'
+import {Predictor, inputFault} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
 import {RequestLog, loggedInputs} from './request-log.js'
 import {
@@ -274,6 +274,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     try {
       outputs = await engine.run(request.feeds, settings.timeoutMs)
     } catch (error) {
+      const fault = inputFault(error, model.signature, request.feeds, 'inputs')
+      if (fault) throw fault
       if (!fallbackOutputs || !isServerFault(error)) throw error
       metrics.fallbacks.inc({reason: (error as HttpError).code ?? 'ERROR'})
       outputs = fallbackOutputs

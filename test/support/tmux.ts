@@ -12,7 +12,7 @@ export async function haveTmux(): Promise<boolean> {
 }
 
 export interface Terminal {
-  /** The screen as text; with `escapes`, the colour escapes too. */
+  /** The screen and the lines scrolled off it, as text; with `escapes`, the colour escapes too. */
   screen(escapes?: boolean): Promise<string>
   /** Polls the screen until `pattern` shows (or fails naming what the screen held). */
   waitFor(pattern: RegExp, timeoutMs?: number): Promise<string>
@@ -48,8 +48,10 @@ export async function mlopsInTmux(args: string[], env: Record<string, string> = 
     'remain-on-exit',
     'on',
   ])
+  // From the start of the history (-S -): when a command ends, tmux 3.3 scrolls its first line off the screen to make room
+  // for "Pane is dead", so a short output read from the visible screen alone loses its first line now and then.
   const screen = async (escapes = false) =>
-    String((await tmux(['capture-pane', '-p', '-t', 'test', ...(escapes ? ['-e'] : [])])).stdout)
+    String((await tmux(['capture-pane', '-p', '-S', '-', '-t', 'test', ...(escapes ? ['-e'] : [])])).stdout)
   return {
     screen,
     async waitFor(pattern, timeoutMs = 60_000) {
