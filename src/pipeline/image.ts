@@ -1,9 +1,10 @@
 // Image features: encoded bytes (JPEG, PNG, WebP) to one record's float tensor by declarative steps, with sharp (libvips)
 // for decoding, EXIF orientation and resizing, and plain loops for what follows, so each step is exact and checkable.
-import sharp, {type OutputInfo, type ResizeOptions} from 'sharp'
+import type {OutputInfo, ResizeOptions} from 'sharp'
 
 import {type TensorJson, elementCount} from '../model/tensor.js'
 import {INTEGER_DTYPES} from './layout.js'
+import {loadSharp} from './sharp.js'
 import type {FeatureSpec} from './spec.js'
 import type {InputRecord, RecordIssue} from './types.js'
 
@@ -94,6 +95,7 @@ function resizeOptions(steps: ImageSteps): ResizeOptions | undefined {
 
 /** Encoded image bytes to one record's float32 tensor. Throws ImageInputError for bytes that are not an image. */
 export async function imageToTensor(bytes: Uint8Array, steps: ImageSteps): Promise<ImageTensor> {
+  const sharp = await loadSharp()
   let raw: {data: Buffer; info: OutputInfo}
   try {
     let image = sharp(bytes, {limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error'}).timeout({seconds: TIMEOUT_SECONDS})

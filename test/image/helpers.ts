@@ -1,5 +1,6 @@
 // Fixtures for image tests: buildah on vfs, a Node base image made from this machine, a registry on 127.0.0.1, skopeo.
 import {execFileSync} from 'node:child_process'
+import {readdirSync} from 'node:fs'
 import {chmod, copyFile, cp, mkdir, mkdtemp, realpath, rm, symlink, writeFile} from 'node:fs/promises'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -39,7 +40,7 @@ const NODE_LABEL = 'dev.mlops.test.node'
 
 async function makeBaseImage(): Promise<string> {
   const node = await realpath(process.execPath)
-  const identity = `${node} ${process.version} ${process.arch}`
+  const identity = `${node} ${process.version} ${process.arch} with sharp`
   const existing = await buildah(['inspect', '--type', 'image', BASE_IMAGE]).catch(() => undefined)
   if (
     existing &&
@@ -52,7 +53,17 @@ async function makeBaseImage(): Promise<string> {
   try {
     const rootfs = join(dir, 'rootfs')
     const ortDir = join(packageRoot, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', process.arch)
-    const binaries = [node, '/bin/dash', join(ortDir, 'libonnxruntime.so.1'), join(ortDir, 'onnxruntime_binding.node')]
+    // sharp's binding too: libvips links libraries (libresolv) that node does not, and bookworm-slim has them.
+    const sharpBinding = join(packageRoot, 'node_modules', '@img', `sharp-linux-${process.arch}`, 'lib')
+    const binaries = [
+      node,
+      '/bin/dash',
+      join(ortDir, 'libonnxruntime.so.1'),
+      join(ortDir, 'onnxruntime_binding.node'),
+      ...readdirSync(sharpBinding)
+        .filter((f) => f.endsWith('.node'))
+        .map((f) => join(sharpBinding, f)),
+    ]
     const libraries = new Set<string>()
     for (const binary of binaries) {
       for (const match of execFileSync('ldd', [binary], {encoding: 'utf8'}).matchAll(/(\/\S+) \(0x/g)) {
@@ -143,10 +154,18 @@ export async function startRegistry(): Promise<Registry> {
   return {address, stop}
 }
 
-export async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+/** Polls `check` until it holds; `what` is read when it fails, so it can hold a process's output by then. */
+export async function waitFor(
+  check: () => Promise<boolean>,
+  what: string | (() => string),
+  timeoutMs = 60_000,
+  ended?: () => boolean,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
+  const name = () => (typeof what === 'string' ? what : what())
   while (Date.now() < deadline) {
+    if (ended?.()) throw new Error(`${name()} ended before it came up`)
     try {
       if (await check()) return
     } catch (error) {
@@ -154,7 +173,7 @@ export async function waitFor(check: () => Promise<boolean>, what: string, timeo
     }
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
-  throw new Error(`${what} did not come up within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`)
+  throw new Error(`${name()} did not come up within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`)
 }
 
 export async function skopeo(reference: string, what: 'inspect' | 'config'): Promise<Record<string, unknown>> {
@@ -169,6 +188,8 @@ export async function skopeo(reference: string, what: 'inspect' | 'config'): Pro
 export interface RunningContainer {
   process: ResultPromise
   output: () => string
+  /** Whether the command has ended. */
+  ended: () => boolean
   exec: (command: string[]) => Promise<string>
   stop: () => Promise<void>
 }
@@ -184,9 +205,12 @@ export async function runInImage(image: string, command: string[]): Promise<Runn
   child.all?.on('data', (chunk: Buffer) => {
     output += chunk.toString('utf8')
   })
+  let ended = false
+  void child.finally(() => (ended = true))
   return {
     process: child,
     output: () => output,
+    ended: () => ended,
     exec: async (args) => buildah(['run', '--isolation', 'chroot', container, '--', ...args]),
     stop: async () => {
       child.kill('SIGTERM')
