@@ -25,6 +25,9 @@ import type {ArtifactManifest, ArtifactRecord, ReferenceProfile} from './types.j
 
 export type Bump = 'major' | 'minor' | 'patch'
 
+/** How the warning for a project without golden cases begins (the command says it louder). */
+export const NO_GOLDEN_WARNING = 'no golden cases'
+
 export interface PackageOptions {
   dir: string
   version?: string
@@ -86,7 +89,7 @@ export async function packageProject(options: PackageOptions): Promise<PackageRe
     const golden = await runGoldenCases(model, pipeline, cases)
     if (golden.failed > 0) throw goldenFailure(config.name, version, golden)
     if (cases.length === 0)
-      warnings.push('no golden cases: regression checks will have no baseline (add data.golden to mlops.yaml)')
+      warnings.push(`${NO_GOLDEN_WARNING}: regression checks will have no baseline (add data.golden to mlops.yaml)`)
 
     progress('profiling the reference data')
     const profile = referencePath ? await profileReference(referencePath, resolved, model, pipeline) : undefined

@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 
-import {type PackageResult, packageProject} from '../artifact/package.js'
+import {NO_GOLDEN_WARNING, type PackageResult, packageProject} from '../artifact/package.js'
 import {BaseCommand} from '../base-command.js'
 import {formatBytes} from '../system/format.js'
-import {Progress} from '../system/terminal.js'
+import {Progress, colorEnabled, colors} from '../system/terminal.js'
 
 export default class Package extends BaseCommand {
   static override summary = 'Package the model and its pipeline into a versioned, content-addressed artifact.'
@@ -40,12 +40,20 @@ Exit codes: 0 packaged (or already packaged with the same content), 1 golden cas
       onProgress: (step) => progress.update(0, step),
     })
     progress.done()
-    for (const warning of result.warnings) this.warn(warning)
+    const noGolden = result.golden.total === 0
+    for (const warning of result.warnings) if (!(noGolden && warning.startsWith(NO_GOLDEN_WARNING))) this.warn(warning)
     this.say(`${result.created ? 'packaged' : 'already packaged'} ${result.name}@${result.version} ${result.digest}`)
     this.say(
       `  ${formatBytes(result.size)}, golden cases ${result.golden.passed}/${result.golden.total} passed${result.git ? `, git ${result.git.commit?.slice(0, 8) ?? '?'}${result.git.dirty ? ' (dirty)' : ''}` : ''}${result.tag ? `, tag ${result.tag}` : ''}`,
     )
     this.say(`  next: mlops serve ${result.version}   |   mlops test ${result.version}`)
+    // Said last and on stderr, where it is not lost among the lines above (as init says it).
+    const c = colors(colorEnabled(process.stderr))
+    const loud = (text: string) => c.bold(c.yellow(text))
+    if (noGolden)
+      this.logToStderr(
+        `\n${loud('NO GOLDEN CASES')}: ${result.name}@${result.version} holds no golden cases, so "mlops test" has no regression baseline and cannot tell when a model answers differently.\nAdd cases to the file data.golden names in mlops.yaml (or run "mlops init --sample FILE"), then package again.\n`,
+      )
     return result
   }
 }

@@ -109,6 +109,23 @@ describe('package: determinism, versions and tampering (e2e)', function () {
     assertMatchesSchema(again.json, 'error')
   })
 
+  it('says loudly, last and once, when the project has no golden cases', async () => {
+    const copy = join(tmp.path, 'no-golden')
+    cpSync(project, copy, {recursive: true})
+    writeFileSync(join(copy, 'golden.jsonl'), '')
+    const human = await mlops(['package', '--version', '3.0.0', '--dir', copy])
+    assert.equal(human.exitCode, 0, human.stderr)
+    assert.match(
+      human.stderr,
+      /NO GOLDEN CASES: xgb@3\.0\.0 holds no golden cases, so "mlops test" has no regression baseline/,
+    )
+    assert.match(human.stderr.trimEnd().split('\n').at(-1)!, /Add cases to the file data\.golden names/)
+    assert.equal(human.stderr.match(/no golden cases/gi)?.length, 2, human.stderr)
+    const json = await mlops(['package', '--version', '3.0.0', '--json', '--dir', copy])
+    assert.equal((json.json as PackageJson).golden.total, 0)
+    assert.ok((json.json as PackageJson).warnings.some((w) => w.startsWith('no golden cases')))
+  })
+
   it('refuses a version that is not semver with exit code 2', async () => {
     const result = await mlops(['package', '--version', 'one', '--dir', project])
     assert.equal(result.exitCode, 2)
