@@ -44,6 +44,8 @@ export interface WorkloadSettings {
   minAvailable?: number | string
   /** Absent with --allow-no-gateway: one Service over both versions instead of an HTTPRoute. */
   gateway?: GatewayRef
+  /** --allow-no-gateway was given: without a Gateway, one Service is what the user asked for, not an omission. */
+  noGateway?: boolean
   hostnames: string[]
   servicePort: number
   progressDeadlineMs: number
@@ -80,6 +82,7 @@ export function workloadSettings(config: KubernetesConfig = {}, flags: Kubernete
       ? {}
       : {minAvailable: config.disruption_budget.min_available}),
     ...(gateway && !flags.allowNoGateway ? {gateway} : {}),
+    ...(flags.allowNoGateway ? {noGateway: true} : {}),
     hostnames: config.hostnames ?? [],
     servicePort: config.service_port ?? 80,
     progressDeadlineMs: (config.progress_deadline_seconds ?? 300) * 1000,

@@ -224,7 +224,13 @@ export class KubernetesTarget implements DeployTarget {
   }
 
   async requireGatewayApi(): Promise<void> {
-    if (!this.settings.gateway) return
+    if (!this.settings.gateway) {
+      if (this.settings.noGateway) return
+      // Falling back to one Service unasked would turn every weight into a replica ratio without a word.
+      throw new UsageError('GATEWAY_REQUIRED', 'the Kubernetes target needs the Gateway its HTTPRoute attaches to', {
+        hint: 'Pass --gateway NAME[/NAMESPACE] (or set deploy.kubernetes.gateway), or --allow-no-gateway to route through one Service over every version (weights become replica ratios).',
+      })
+    }
     if (await this.options.cluster.serves(ROUTE_API, 'HTTPRoute')) return
     throw new UsageError(
       'GATEWAY_API_MISSING',

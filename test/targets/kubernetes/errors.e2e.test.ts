@@ -219,6 +219,14 @@ describe('Kubernetes target: named errors and fallbacks on a real API server', f
   it('--allow-no-gateway: one Service over both versions, and the warning that weights are replica ratios', async () => {
     const noGateway = (version: string, ...args: string[]) =>
       deployAvailable(version, [...args, '--allow-no-gateway'], plain.path, 'plain')
+    // No Gateway configured and no flag: refused, rather than a silent fallback.
+    const unasked = await run(['deploy', '1.0.0', '--model', MODEL, '--image', image('1.0.0'), '--full'], {
+      project: plain.path,
+    })
+    assert.equal(unasked.exitCode, 2, String(unasked.stdout))
+    assert.equal(json(unasked).error.code, 'GATEWAY_REQUIRED')
+    assert.match(json(unasked).error.hint, /--gateway NAME\[\/NAMESPACE\].*--allow-no-gateway/)
+    assert.equal(await kubectl('get', 'deployment', '-o', 'name', '-l', 'app.kubernetes.io/name=plain'), '')
     const first = await noGateway('1.0.0', '--full')
     assert.equal(first.exitCode, 0, `${first.stdout}${first.stderr}`)
     const canary = await noGateway('1.1.0', '--canary', '25')
