@@ -21,7 +21,11 @@ export const targetFlags = {
 export const clusterDeployFlags = {
   image: Flags.string({
     description:
-      'Kubernetes: the model server image, by digest (REPOSITORY@sha256:…, as "mlops build --push" printed).',
+      'Kubernetes: the model server image as "mlops build --push" printed it; a tag is resolved to its digest, and the image\'s artifact label must match.',
+  }),
+  'allow-unverified-image': Flags.boolean({
+    description:
+      'Kubernetes: when the registry cannot be reached, deploy --image as given (a tag is not pinned, the artifact label not checked).',
   }),
   gateway: Flags.string({description: 'Kubernetes: the Gateway the HTTPRoute attaches to, NAME or NAME/NAMESPACE.'}),
   'allow-no-gateway': Flags.boolean({
@@ -43,6 +47,7 @@ export function targetChoice(flags: {
   image?: string
   gateway?: string
   'allow-no-gateway'?: boolean
+  'allow-unverified-image'?: boolean
   'force-conflicts'?: boolean
 }): TargetChoice {
   return {
@@ -52,6 +57,7 @@ export function targetChoice(flags: {
     ...(flags.image ? {image: flags.image} : {}),
     ...(flags.gateway ? {gateway: flags.gateway} : {}),
     ...(flags['allow-no-gateway'] ? {allowNoGateway: true} : {}),
+    ...(flags['allow-unverified-image'] ? {allowUnverifiedImage: true} : {}),
     ...(flags['force-conflicts'] ? {forceConflicts: true} : {}),
   }
 }

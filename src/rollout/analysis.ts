@@ -35,8 +35,9 @@ export function analyzeStep(input: AnalysisInput): Analysis {
   } else {
     if (settings.requireTest || input.test) gates.push(testGate(input.test))
     gates.push(errorRateGate(metrics, settings), latencyGate(metrics, settings, input.stage))
-    if (input.stage === 'shadow') gates.push(agreementGate(metrics, settings))
-    else if (settings.outcome) gates.push(outcomeGate(metrics, settings.outcome))
+    if (input.stage === 'shadow') {
+      if (!measurement.agreementUnavailable) gates.push(agreementGate(metrics, settings))
+    } else if (settings.outcome) gates.push(outcomeGate(metrics, settings.outcome))
   }
 
   const failed = gates.find((g) => g.verdict === 'fail')

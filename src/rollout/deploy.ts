@@ -13,6 +13,7 @@ import {requestLogPath} from '../monitor/performance.js'
 import {ExitCode, MlopsError, UsageError} from '../errors.js'
 import {gitUser} from '../system/git.js'
 import {imageFor} from '../targets/kubernetes/config.js'
+import {resolveImage} from '../targets/kubernetes/image.js'
 import {type OpenedTarget, type TargetChoice, openTarget} from '../targets/select.js'
 import {type DeployTarget, type TargetRuntime, serversOf} from '../targets/types.js'
 import {deploySettings} from './config.js'
@@ -94,7 +95,14 @@ export interface StatusResult {
   candidate?: {version: string; digest?: string; weight: number; mirrored?: number}
   analysis?: Analysis
   metrics?: StepMetrics
-  target?: {kind: 'local' | 'kubernetes'; namespace?: string; context?: string; warning?: string}
+  target?: {
+    kind: 'local' | 'kubernetes'
+    namespace?: string
+    context?: string
+    warning?: string
+    /** Whether shadow answers are compared on this target, and why not. */
+    shadowAgreement?: {available: boolean; reason?: string}
+  }
   gateway: {running: boolean; error?: string; pid?: number; revision?: number; servers?: TargetRuntime['servers']}
   outcome?: Outcome
 }
@@ -163,7 +171,14 @@ async function deployPlanner(options: DeployOptions): Promise<{ctx: Context; rel
   const resolved = await resolveRelease(options, loaded.dir, settings.analysis.requireTest)
   const release =
     ctx.opened.kind === 'kubernetes'
-      ? {...resolved, image: imageFor(resolved.version, loaded.config.deploy?.kubernetes, options.where?.image)}
+      ? {
+          ...resolved,
+          image: await resolveImage({
+            reference: imageFor(resolved.version, loaded.config.deploy?.kubernetes, options.where?.image),
+            artifactDigest: resolved.digest,
+            allowUnverified: options.where?.allowUnverifiedImage,
+          }),
+        }
       : resolved
   return {
     ctx,
@@ -486,6 +501,7 @@ async function commit(
     if ((error as MlopsError).code === 'RELEASE_UNAVAILABLE' && current) await rollBackUnavailable(ctx, current, error)
     throw error
   }
+  await ctx.target.preflight?.(state)
   const analysis =
     current?.candidate && before ? calculatePhase(current, before.measurement, ctx.now()).analysis : undefined
   const entry = await ctx.store.commit(transition, {
@@ -547,19 +563,26 @@ async function statusOf(ctx: Context, state: RolloutState): Promise<StatusResult
       : {}),
     ...(phase.analysis ? {analysis: phase.analysis} : {}),
     ...(measurement.metrics ? {metrics: measurement.metrics} : {}),
-    ...(ctx.opened.kind === 'kubernetes' ? {target: targetView(ctx)} : {}),
+    ...(ctx.opened.kind === 'kubernetes' ? {target: targetView(ctx, state)} : {}),
     gateway: gatewayView(measurement, runtime),
     ...(state.outcome ? {outcome: state.outcome} : {}),
   }
 }
 
-function targetView(ctx: Context): NonNullable<StatusResult['target']> {
+function targetView(ctx: Context, state: RolloutState): NonNullable<StatusResult['target']> {
   const {namespace, context} = ctx.target.where?.() ?? {}
+  const unavailable = ctx.target.shadowAgreementUnavailable
+  // A tag kept as given (--allow-unverified-image): whatever the registry points it at later is what new pods run.
+  const unpinned = [state.stable, ...(state.candidate ? [state.candidate] : [])]
+    .filter((r) => r.image && !r.image.includes('@sha256:'))
+    .map((r) => `${r.version} runs the tag ${r.image}, not pinned by digest: new pods pull whatever it points at then`)
+  const warnings = [...(ctx.target.warning ? [ctx.target.warning] : []), ...unpinned]
   return {
     kind: ctx.opened.kind,
     ...(namespace ? {namespace} : {}),
     ...(context ? {context} : {}),
-    ...(ctx.target.warning ? {warning: ctx.target.warning} : {}),
+    ...(warnings.length > 0 ? {warning: warnings.join('; ')} : {}),
+    ...(unavailable ? {shadowAgreement: {available: false, reason: unavailable}} : {}),
   }
 }
 

@@ -285,6 +285,7 @@ function change(
     automatic: false,
     version: release.version,
     ...(release.digest ? {digest: release.digest} : {}),
+    ...(release.image ? {image: release.image} : {}),
     ...(from ? {from} : {}),
     to: point(to),
     reason,

@@ -29,6 +29,9 @@ export function renderStatus(status: StatusResult, c: Colors = PLAIN): string {
     lines.push(
       `  shadow: ${shadow.compared} compared, ${shadow.agreed} agree, ${shadow.labelFlips} label flips, max score diff ${shadow.maxScoreDiff.toPrecision(3)}, ${shadow.dropped} dropped`,
     )
+  const agreement = status.target?.shadowAgreement
+  if (agreement && !agreement.available && status.stage === 'shadow' && status.candidate)
+    lines.push(`  ${c.yellow(`shadow agreement: unavailable on the Kubernetes target: ${agreement.reason}`)}`)
   if (status.analysis) lines.push('', renderGates(status.analysis, c))
   return lines.join('\n')
 }

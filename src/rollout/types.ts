@@ -109,6 +109,8 @@ export interface StepMetrics {
 export interface Measurement {
   metrics?: StepMetrics
   error?: string
+  /** The target cannot compare shadow answers, and why: the agreement gate is not judged (said in status). */
+  agreementUnavailable?: string
 }
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive'
@@ -154,6 +156,8 @@ export interface Change {
   automatic: boolean
   version: string
   digest?: string
+  /** Kubernetes target: the image the version runs, as resolved at deploy. */
+  image?: string
   from?: StagePoint
   /** Absent for `down`: nothing serves afterwards. */
   to?: StagePoint

@@ -52,6 +52,8 @@ export interface DeployTarget {
   readonly drivesRollout?: boolean
   /** Where clients reach the model; default the local gateway's port on 127.0.0.1. */
   url?(): string
+  /** Why this target cannot compare shadow answers (the agreement gate), when it cannot. */
+  readonly shadowAgreementUnavailable?: string
   /** Something about how traffic flows that the user must know (a fallback that ignores weights). */
   readonly warning?: string
   /** A cluster's context and namespace. */
@@ -61,6 +63,8 @@ export interface DeployTarget {
   /** Starts the target if it is not running, then each server, resolving once all are ready; routing is unchanged. */
   /** Starts what serves (the gateway on `port`, with HTTPS when `tls` is given) and the model servers. */
   prepare(servers: ServerSpec[], port: number, tls?: TlsSettings): Promise<void>
+  /** Checks, changing nothing, that the target will accept the routing of `state` before it is committed. */
+  preflight?(state: RolloutState): Promise<void>
   /** Makes the running target follow the desired state on disk; a no-op when it is not running. */
   reconcile(): Promise<void>
   /** What the target measures for the current step, or why it cannot (never an empty success). */

@@ -243,3 +243,67 @@ function freePort(): Promise<number> {
     })
   })
 }
+
+/**
+ * Plays the Deployment controller for one Deployment until `until.settled` (the command it serves ended): whenever a
+ * generation has not been observed yet, reports every wanted replica of it updated and available.
+ */
+export async function becomeAvailable(
+  server: ApiServer,
+  namespace: string,
+  name: string,
+  until: {settled: boolean},
+): Promise<void> {
+  while (!until.settled) {
+    const got = await server.api('GET', `/apis/apps/v1/namespaces/${namespace}/deployments/${name}`)
+    const replicas = (got.body?.spec?.replicas as number | undefined) ?? 1
+    const observed = got.body?.status?.observedGeneration === got.body?.metadata?.generation
+    if (got.status === 200 && !(observed && got.body.status.availableReplicas === replicas)) {
+      const patched = await server.api(
+        'PATCH',
+        `/apis/apps/v1/namespaces/${namespace}/deployments/${name}/status`,
+        {
+          status: {
+            observedGeneration: got.body.metadata.generation,
+            replicas,
+            updatedReplicas: replicas,
+            readyReplicas: replicas,
+            availableReplicas: replicas,
+            conditions: [{type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable'}],
+          },
+        },
+        'application/merge-patch+json',
+      )
+      if (patched.status !== 200) throw new Error(`status of ${name}: ${JSON.stringify(patched.body).slice(0, 500)}`)
+    }
+    await sleep(200)
+  }
+}
+
+/** Runs a command while playing the controller of the version's Deployment, until the command ends. */
+export async function whileAvailable<T>(
+  server: ApiServer,
+  namespace: string,
+  deployment: string,
+  command: Promise<T>,
+): Promise<T> {
+  const until = {settled: false}
+  void command.finally(() => (until.settled = true)).catch(() => undefined)
+  const [result] = await Promise.all([command, becomeAvailable(server, namespace, deployment, until)])
+  return result
+}
+
+/** A kubeconfig for an API server at `server` (nothing may listen there), for the unreachable-cluster errors. */
+export async function kubeconfigFor(dir: string, server: string): Promise<string> {
+  const path = join(dir, `kubeconfig-${new URL(server).port}`)
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{name: 'nowhere', cluster: {server, 'insecure-skip-tls-verify': true}}],
+    users: [{name: 'someone', user: {token: 'not-a-real-token'}}],
+    contexts: [{name: 'nowhere', context: {cluster: 'nowhere', user: 'someone'}}],
+    'current-context': 'nowhere',
+  }
+  await writeFile(path, stringify(config), {mode: 0o600})
+  return path
+}

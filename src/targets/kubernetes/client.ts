@@ -4,14 +4,20 @@ import {
   ApiException,
   KubeConfig,
   KubernetesObjectApi,
+  Observable,
   PatchStrategy,
   type KubernetesObject,
+  type RequestContext,
 } from '@kubernetes/client-node'
 
 import {MlopsError, UsageError, errorMessage} from '../../errors.js'
 import type {ClusterOptions} from './config.js'
 
 export const FIELD_MANAGER = 'mlops'
+/** Every API call ends by then: a server that accepts and never answers must not hold a command. */
+export const REQUEST_TIMEOUT_MS = 30_000
+/** Lists are read one page at most (by label or field selector, far above what one model has). */
+const LIST_LIMIT = 500
 export const GATEWAY_API_INSTALL =
   'kubectl apply --server-side -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.4.1/standard-install.yaml'
 
@@ -23,6 +29,17 @@ class ObjectApi extends KubernetesObjectApi {
 
   override setDefaultNamespace(kc: KubeConfig): string {
     return super.setDefaultNamespace(kc)
+  }
+
+  /** client-node sets no deadline of its own: each request gets an abort signal. */
+  boundTime(ms: number): void {
+    this.configuration.middleware.push({
+      pre: (context: RequestContext) => {
+        context.setSignal(AbortSignal.timeout(ms))
+        return new Observable(Promise.resolve(context))
+      },
+      post: (response) => new Observable(Promise.resolve(response)),
+    })
   }
 }
 
@@ -78,12 +95,23 @@ export class Cluster {
       options.namespace ?? kc.getContextObject(this.context)?.namespace ?? options.defaultNamespace ?? 'default'
     this.api = kc.makeApiClient(ObjectApi)
     this.api.setDefaultNamespace(kc)
+    this.api.boundTime(REQUEST_TIMEOUT_MS)
   }
 
-  /** Server-side apply: the fields mlops sets are its own; another manager's are a conflict unless `force`. */
-  async apply<T extends KubernetesObject>(object: T, force = false): Promise<T> {
+  /**
+   * Server-side apply: the fields mlops sets are its own; another manager's are a conflict unless `force`. `dryRun`:
+   * the API server checks everything (conflicts included) and stores nothing.
+   */
+  async apply<T extends KubernetesObject>(object: T, force = false, dryRun = false): Promise<T> {
     return this.call('patch', object, () =>
-      this.api.patch(object, undefined, undefined, FIELD_MANAGER, force, PatchStrategy.ServerSideApply),
+      this.api.patch(
+        object,
+        undefined,
+        dryRun ? 'All' : undefined,
+        FIELD_MANAGER,
+        force,
+        PatchStrategy.ServerSideApply,
+      ),
     )
   }
 
@@ -150,6 +178,7 @@ export class Cluster {
         undefined,
         selector.fields,
         selector.labels,
+        LIST_LIMIT,
       ),
     )
     return list.items
@@ -213,11 +242,7 @@ export class Cluster {
         )
       return new MlopsError('NOT_FOUND', `${what} not found: ${message}`)
     }
-    if (error.code === 409 && verb === 'patch')
-      return new MlopsError('FIELD_MANAGER_CONFLICT', `${what} is also managed by someone else: ${message}`, {
-        hint: 'Another tool (kubectl edit, a controller, GitOps) set these fields. Make it stop managing them, or pass --force-conflicts to take them over.',
-        details: status,
-      })
+    if (error.code === 409 && verb === 'patch') return conflictError(what, status, message)
     if (error.code === 409)
       return new MlopsError(verb === 'create' ? 'ALREADY_EXISTS' : 'CONFLICT', `${what}: ${message}`, {
         hint: 'Someone changed it meanwhile: run the command again.',
@@ -228,12 +253,41 @@ export class Cluster {
   }
 }
 
+/**
+ * Server-side apply refused: other managers own fields mlops sets. The API names each field and manager in the
+ * Status's causes ("conflict with \"kubectl\" using apps/v1", field ".spec.replicas").
+ */
+function conflictError(what: string, status: Status | undefined, message: string): MlopsError {
+  const conflicts = (status?.details?.causes ?? [])
+    .filter((c) => c.reason === 'FieldManagerConflict')
+    .slice(0, 10)
+    .map((c) => ({
+      field: c.field ?? '?',
+      manager: /conflict with "([^"]+)"/.exec(c.message ?? '')?.[1] ?? 'another manager',
+    }))
+  const managers = [...new Set(conflicts.map((c) => c.manager))]
+  const listed = conflicts.map((c) => (managers.length > 1 ? `${c.field} (${c.manager})` : c.field)).join(', ')
+  const who = managers.join(', ') || 'another manager'
+  return new MlopsError(
+    'FIELD_MANAGER_CONFLICT',
+    `${what}: fields mlops sets are managed by ${who}: ${listed || message}; nothing was changed`,
+    {
+      hint: `${who} (kubectl edit/scale/apply, a controller or GitOps) changed them. Make it stop managing them, or run the same command again with --force-conflicts to take them over.`,
+      details: {conflicts},
+    },
+  )
+}
+
 function unreachable(cluster: Cluster, error: unknown): MlopsError {
   const cause = error as Error & {code?: string; cause?: {code?: string}}
+  const timedOut = cause.name === 'AbortError' || cause.name === 'TimeoutError'
   const code = cause.code ?? cause.cause?.code
+  const why = timedOut
+    ? `no answer within ${REQUEST_TIMEOUT_MS / 1000}s`
+    : `${code ? `${code}: ` : ''}${errorMessage(error)}`
   return new MlopsError(
     'CLUSTER_UNREACHABLE',
-    `the Kubernetes API at ${cluster.server} (context ${cluster.context}) cannot be reached: ${code ? `${code}: ` : ''}${errorMessage(error)}`,
+    `the Kubernetes API at ${cluster.server} (context ${cluster.context}) cannot be reached: ${why}`,
     {
       hint: 'Check that the cluster is up and that KUBECONFIG or --context point at it ("kubectl cluster-info"), or pass --target local.',
     },
@@ -243,7 +297,12 @@ function unreachable(cluster: Cluster, error: unknown): MlopsError {
 interface Status {
   message?: string
   reason?: string
-  details?: {kind?: string; name?: string; group?: string}
+  details?: {
+    kind?: string
+    name?: string
+    group?: string
+    causes?: {reason?: string; message?: string; field?: string}[]
+  }
 }
 
 function parseStatus(body: unknown): Status | undefined {

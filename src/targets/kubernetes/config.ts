@@ -44,6 +44,8 @@ export interface WorkloadSettings {
   minAvailable?: number | string
   /** Absent with --allow-no-gateway: one Service over both versions instead of an HTTPRoute. */
   gateway?: GatewayRef
+  /** --allow-no-gateway was given: without a Gateway, one Service is what the user asked for, not an omission. */
+  noGateway?: boolean
   hostnames: string[]
   servicePort: number
   progressDeadlineMs: number
@@ -53,6 +55,8 @@ export interface WorkloadSettings {
 /** Flags that override the section for one command. */
 export interface KubernetesFlags extends ClusterOptions {
   image?: string
+  /** When the registry cannot be reached, deploy --image as given (a tag stays a tag, the label unchecked). */
+  allowUnverifiedImage?: boolean
   /** NAME or NAME/NAMESPACE. */
   gateway?: string
   allowNoGateway?: boolean
@@ -78,6 +82,7 @@ export function workloadSettings(config: KubernetesConfig = {}, flags: Kubernete
       ? {}
       : {minAvailable: config.disruption_budget.min_available}),
     ...(gateway && !flags.allowNoGateway ? {gateway} : {}),
+    ...(flags.allowNoGateway ? {noGateway: true} : {}),
     hostnames: config.hostnames ?? [],
     servicePort: config.service_port ?? 80,
     progressDeadlineMs: (config.progress_deadline_seconds ?? 300) * 1000,
@@ -96,16 +101,15 @@ export function parseGatewayFlag(value: string): GatewayRef {
   return {name, ...(namespace ? {namespace} : {})}
 }
 
-/** The image of a version: --image, or deploy.kubernetes.image with {version} replaced; it must be pinned by digest. */
+/**
+ * The image reference of a version as the user gave it: --image, or deploy.kubernetes.image with {version} replaced.
+ * A tag is resolved to its digest before anything is applied (image.ts).
+ */
 export function imageFor(version: string, config: KubernetesConfig = {}, flag?: string): string {
   const image = flag ?? config.image?.replaceAll('{version}', version)
   if (!image)
     throw new UsageError('IMAGE_REQUIRED', `the Kubernetes target needs the image of ${version}`, {
-      hint: 'Pass --image REPOSITORY@sha256:DIGEST (the reference "mlops build --push" printed), or set deploy.kubernetes.image.',
-    })
-  if (!/^[^\s@]+@sha256:[0-9a-f]{64}$/.test(image))
-    throw new UsageError('IMAGE_NOT_PINNED', `the image ${image} is not pinned by digest`, {
-      hint: 'Pass the digest reference "mlops build --push" printed (REPOSITORY@sha256:…): a tag can move under a running rollout.',
+      hint: 'Pass --image REF (the reference "mlops build --push" printed, a tag or a digest), or set deploy.kubernetes.image.',
     })
   return image
 }

@@ -101,6 +101,13 @@ export class KubernetesTarget implements DeployTarget {
     return `http://${dnsLabel(this.naming.model)}.${this.naming.namespace}.svc:${servicePort}`
   }
 
+  /**
+   * Why shadow answers are not compared here: the Gateway drops the mirror's answers, and mlops does not yet join the
+   * two versions' request logs from their pods. A shadow step is judged on error rate and latency alone.
+   */
+  readonly shadowAgreementUnavailable =
+    "the Gateway API's RequestMirror discards the candidate's answers and mlops does not read the pods' request logs, so stable's and the candidate's answers to the same requests are not compared; a shadow step is judged on error rate and latency only"
+
   /** The warning a user must see: without the Gateway API the split is not the weight. */
   get warning(): string | undefined {
     return this.settings.gateway
@@ -135,14 +142,25 @@ export class KubernetesTarget implements DeployTarget {
   async reconcile(): Promise<void> {
     const state = await this.options.store.readState()
     if (!state) return
-    const candidateAvailable = state.candidate ? await this.available(state.candidate.version) : false
-    const {gateway} = this.settings
-    const routing = gateway
-      ? withRevision(routeFor(this.naming, state, {...this.settings, gateway}, candidateAvailable), state.revision)
-      : withRevision(sharedServiceFor(this.naming, this.settings), state.revision)
-    await this.options.cluster.apply(routing, this.options.forceConflicts)
+    await this.options.cluster.apply(await this.routingFor(state), this.options.forceConflicts)
     // A finished rollout: once routing no longer names them, the other versions' resources go.
     if (!state.candidate || state.stage === 'full') await this.removeVersionsBut([state.stable.version])
+  }
+
+  /**
+   * The routing of the next state, applied as a dry run before the state is committed: a field another manager owns
+   * (FIELD_MANAGER_CONFLICT) or anything else the API server refuses stops the command with nothing changed.
+   */
+  async preflight(state: RolloutState): Promise<void> {
+    await this.options.cluster.apply(await this.routingFor(state), this.options.forceConflicts, true)
+  }
+
+  private async routingFor(state: RolloutState): Promise<Manifest> {
+    const candidateAvailable = state.candidate ? await this.available(state.candidate.version) : false
+    const {gateway} = this.settings
+    return gateway
+      ? withRevision(routeFor(this.naming, state, {...this.settings, gateway}, candidateAvailable), state.revision)
+      : withRevision(sharedServiceFor(this.naming, this.settings), state.revision)
   }
 
   async observe(): Promise<{measurement: Measurement; runtime?: TargetRuntime}> {
@@ -176,8 +194,17 @@ export class KubernetesTarget implements DeployTarget {
         },
         runtime,
       }
+    const measurement = await measureFromPrometheus(
+      this.options.prometheus,
+      state,
+      servers[1]?.ready ?? false,
+      this.now(),
+    )
     return {
-      measurement: await measureFromPrometheus(this.options.prometheus, state, servers[1]?.ready ?? false, this.now()),
+      measurement:
+        state.stage === 'shadow'
+          ? {...measurement, agreementUnavailable: this.shadowAgreementUnavailable}
+          : measurement,
       runtime,
     }
   }
@@ -197,7 +224,13 @@ export class KubernetesTarget implements DeployTarget {
   }
 
   async requireGatewayApi(): Promise<void> {
-    if (!this.settings.gateway) return
+    if (!this.settings.gateway) {
+      if (this.settings.noGateway) return
+      // Falling back to one Service unasked would turn every weight into a replica ratio without a word.
+      throw new UsageError('GATEWAY_REQUIRED', 'the Kubernetes target needs the Gateway its HTTPRoute attaches to', {
+        hint: 'Pass --gateway NAME[/NAMESPACE] (or set deploy.kubernetes.gateway), or --allow-no-gateway to route through one Service over every version (weights become replica ratios).',
+      })
+    }
     if (await this.options.cluster.serves(ROUTE_API, 'HTTPRoute')) return
     throw new UsageError(
       'GATEWAY_API_MISSING',

@@ -10,7 +10,14 @@ import {parseAllDocuments} from 'yaml'
 
 import {assertMatchesSchema} from '../../support/schema.js'
 import {BIN, MODELS_DIR, tempDir} from '../../support/cli.js'
-import {type ApiServer, missingForApiServer, onPath, skipOrFail, startApiServer} from '../../support/kube-apiserver.js'
+import {
+  type ApiServer,
+  missingForApiServer,
+  onPath,
+  skipOrFail,
+  startApiServer,
+  whileAvailable,
+} from '../../support/kube-apiserver.js'
 
 const MODEL = join(MODELS_DIR, 'xgboost_regressor.onnx')
 const NS = 'ml'
@@ -80,42 +87,13 @@ describe('Kubernetes target on a real API server', function () {
     }
   }
 
-  /** Plays the Deployment controller: once the Deployment exists, reports every replica updated and available. */
-  const becomeAvailable = async (version: string, until: {settled: boolean} = {settled: false}) => {
-    const name = `demo-${version.replaceAll('.', '-')}`
-    while (!until.settled) {
-      const got = await server.api('GET', `/apis/apps/v1/namespaces/${NS}/deployments/${name}`)
-      if (got.status === 200) {
-        const replicas = got.body.spec.replicas as number
-        const patched = await server.api(
-          'PATCH',
-          `/apis/apps/v1/namespaces/${NS}/deployments/${name}/status`,
-          {
-            status: {
-              observedGeneration: got.body.metadata.generation,
-              replicas,
-              updatedReplicas: replicas,
-              readyReplicas: replicas,
-              availableReplicas: replicas,
-              conditions: [{type: 'Available', status: 'True', reason: 'MinimumReplicasAvailable'}],
-            },
-          },
-          'application/merge-patch+json',
-        )
-        assert.equal(patched.status, 200, JSON.stringify(patched.body))
-        return
-      }
-      await sleep(200)
-    }
-  }
-
-  const deployAvailable = async (version: string, ...args: string[]) => {
-    const until = {settled: false}
-    const deploying = run(['deploy', version, '--model', MODEL, '--image', image(version), ...args])
-    void deploying.finally(() => (until.settled = true))
-    const [result] = await Promise.all([deploying, becomeAvailable(version, until)])
-    return result
-  }
+  const deployAvailable = (version: string, ...args: string[]) =>
+    whileAvailable(
+      server,
+      NS,
+      `demo-${version.replaceAll('.', '-')}`,
+      run(['deploy', version, '--model', MODEL, '--image', image(version), ...args]),
+    )
 
   it('without the Gateway API CRDs, names them and the command that installs them', async () => {
     const result = await run(['deploy', '0.9.0', '--model', MODEL, '--image', image('0.9.0'), '--full'])
