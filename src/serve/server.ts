@@ -163,7 +163,9 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`,
   ])
   const modelParams = [modelName]
-  const docs = new ApiDocs(options.openapi ?? openApiDocument({name: modelName, version, signature: model.signature}))
+  const docs = new ApiDocs(
+    options.openapi ?? openApiDocument({name: modelName, version, signature: model.signature, auth: settings.auth}),
+  )
 
   const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({
     status,
