@@ -157,6 +157,22 @@ function uploadForm(source: OpenApiSource): Schema {
   return {'multipart/form-data': {schema: {type: 'object', properties, required}}}
 }
 
+/** The one image output of the pipeline (pipeline.outputs[].image), whose PNG `Accept: image/png` answers. */
+function imageOutputOf(source: OpenApiSource): string | undefined {
+  const images = (source.pipeline?.outputs ?? []).filter((o) => o.image)
+  return images.length === 1 ? (images[0].as ?? images[0].output) : undefined
+}
+
+function pngAnswer(source: OpenApiSource, answer: {description: string; content: Schema}): Schema {
+  const image = imageOutputOf(source)
+  if (!image) return answer
+  const png = {schema: {type: 'string', contentMediaType: 'image/png'}}
+  return {
+    description: `${answer.description}; with Accept: image/png and one record, the PNG of "${image}" itself`,
+    content: {...answer.content, 'image/png': png},
+  }
+}
+
 function predictionSchema(source: OpenApiSource): Schema {
   if (source.pipeline?.module)
     return {type: 'object', description: "Shaped by the pipeline module's postprocess, when it has one."}
@@ -307,8 +323,9 @@ export function openApiDocument(source: OpenApiSource): Schema {
         description: 'Records in, one prediction per record out, through the pipeline packaged with the model.',
         requestBody: {required: true, content: {...json(ref('PredictRequest'), v1.requests), ...uploadForm(source)}},
         responses: {
-          '200': answer('One prediction per record, in order', ref('PredictResponse'), v1.responses),
+          '200': pngAnswer(source, answer('One prediction per record, in order', ref('PredictResponse'), v1.responses)),
           '400': v1Error('A record or field is wrong; `field` names it'),
+          ...(imageOutputOf(source) ? {'406': v1Error('Accept: image/png on a request of several records')} : {}),
           '413': v1Error('The body is over serving.max_body_mb'),
           '415': v1Error('Not JSON'),
           '503': v1Error('Warming up, or at capacity: retry after the Retry-After header'),
