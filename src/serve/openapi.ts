@@ -80,13 +80,17 @@ export function securitySchemesOf(auth: AuthSettings | undefined): Record<string
 }
 
 /**
- * Each operation's security requirement, as the server checks it (scopeFor on the path with its parameters filled in),
- * and the refusals auth adds: 401, 403 and 429 on those that need credentials, `security: []` on the open ones.
+ * The document with the security `auth` enforces: the schemes in components, and on each operation the scope the server
+ * asks for (scopeFor on its path) and the refusals auth adds (401, 403, 429), or `security: []` on the open ones. The
+ * model server applies it to its own document, the deploy gateway to its model servers' (which run without auth).
  */
-function secure(paths: Record<string, Record<string, Schema>>, source: OpenApiSource, schemes: Record<string, Schema>) {
-  for (const [template, operations] of Object.entries(paths)) {
-    const path = template.replace('{model_name}', source.name).replace('{model_version}', source.version)
-    const scope = scopeFor(path, source.auth!)
+export function withSecurity(document: Schema, auth: AuthSettings | undefined): Schema {
+  const schemes = securitySchemesOf(auth)
+  if (!schemes) return document
+  for (const [template, operations] of Object.entries(document.paths as Record<string, Record<string, Schema>>)) {
+    // scopeFor tells routes apart by their shape: any name in place of a path parameter does.
+    const path = template.replaceAll(/\{[^}]*\}/g, 'x')
+    const scope = scopeFor(path, auth!)
     const error = path.startsWith('/v2') ? v2Error : v1Error
     for (const operation of Object.values(operations)) {
       if (!scope) {
@@ -104,6 +108,8 @@ function secure(paths: Record<string, Record<string, Schema>>, source: OpenApiSo
       }
     }
   }
+  ;(document.components as Schema).securitySchemes = schemes
+  return document
 }
 
 /** Without `$schema` and `title`: inside the document every schema is of OpenAPI 3.1's dialect (JSON Schema 2020-12). */
@@ -427,60 +433,60 @@ export function openApiDocument(source: OpenApiSource): Schema {
       },
     },
   }
-  const securitySchemes = securitySchemesOf(source.auth)
-  if (securitySchemes) secure(paths as Record<string, Record<string, Schema>>, source, securitySchemes)
-  return {
-    openapi: '3.1.0',
-    info: {
-      title: `${name} model server`,
-      version,
-      ...(source.description ? {description: source.description} : {}),
-      'x-generator': `mlops ${toolVersion()}`,
-    },
-    paths,
-    components: {
-      schemas: {
-        Record: recordSchema(source),
-        Prediction: predictionSchema(source),
-        PredictRequest: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['instances'],
-          properties: {instances: {type: 'array', minItems: 1, items: ref('Record')}, parameters: {type: 'object'}},
-        },
-        PredictResponse: {
-          type: 'object',
-          required: ['predictions', 'model', 'version'],
-          properties: {
-            predictions: {type: 'array', items: ref('Prediction')},
-            model: {type: 'string', const: name},
-            version: {type: 'string', const: version},
-            fallback: {type: 'boolean', description: 'True when serving.fallback answered instead of the model'},
+  return withSecurity(
+    {
+      openapi: '3.1.0',
+      info: {
+        title: `${name} model server`,
+        version,
+        ...(source.description ? {description: source.description} : {}),
+        'x-generator': `mlops ${toolVersion()}`,
+      },
+      paths,
+      components: {
+        schemas: {
+          Record: recordSchema(source),
+          Prediction: predictionSchema(source),
+          PredictRequest: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['instances'],
+            properties: {instances: {type: 'array', minItems: 1, items: ref('Record')}, parameters: {type: 'object'}},
           },
-        },
-        V1Error: {
-          type: 'object',
-          required: ['error'],
-          properties: {
-            error: {
-              type: 'object',
-              required: ['code', 'message'],
-              properties: {code: {type: 'string'}, message: {type: 'string'}, field: {type: 'string'}},
+          PredictResponse: {
+            type: 'object',
+            required: ['predictions', 'model', 'version'],
+            properties: {
+              predictions: {type: 'array', items: ref('Prediction')},
+              model: {type: 'string', const: name},
+              version: {type: 'string', const: version},
+              fallback: {type: 'boolean', description: 'True when serving.fallback answered instead of the model'},
             },
           },
+          V1Error: {
+            type: 'object',
+            required: ['error'],
+            properties: {
+              error: {
+                type: 'object',
+                required: ['code', 'message'],
+                properties: {code: {type: 'string'}, message: {type: 'string'}, field: {type: 'string'}},
+              },
+            },
+          },
+          FeedbackItem: feedbackItemSchema(),
+          FeedbackRequest: feedback.request,
+          FeedbackResponse: feedback.response,
+          ...v2Schemas(signature),
         },
-        FeedbackItem: feedbackItemSchema(),
-        FeedbackRequest: feedback.request,
-        FeedbackResponse: feedback.response,
-        ...v2Schemas(signature),
       },
-      ...(securitySchemes ? {securitySchemes} : {}),
+      tags: [
+        {name: 'predict', description: 'Records through the packaged pipeline'},
+        {name: 'feedback', description: 'Ground truth, joined to predictions by "mlops monitor --performance"'},
+        {name: 'v2', description: 'Open Inference Protocol (KServe v2, Triton)'},
+        {name: 'health', description: 'Probes and metrics'},
+      ],
     },
-    tags: [
-      {name: 'predict', description: 'Records through the packaged pipeline'},
-      {name: 'feedback', description: 'Ground truth, joined to predictions by "mlops monitor --performance"'},
-      {name: 'v2', description: 'Open Inference Protocol (KServe v2, Triton)'},
-      {name: 'health', description: 'Probes and metrics'},
-    ],
-  }
+    source.auth,
+  )
 }
