@@ -150,39 +150,46 @@ describe('OpenAPI document and docs page of a served artifact (e2e)', function (
   })
 
   it('renders every operation on /docs in headless Chromium, from files this server serves', async function () {
-    if (!existsSync(CHROMIUM)) {
-      if (process.env.CI) assert.fail(`${CHROMIUM} is missing: install Debian's chromium`)
-      this.skip()
-    }
     const page = await fetch(`${serving.url}/docs`)
     assert.equal(page.status, 200)
     assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/)
-    const profile = await tempDir('mlops-chromium-')
-    try {
-      const {stdout} = await execa(
-        CHROMIUM,
-        [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--no-first-run',
-          `--user-data-dir=${profile.path}`,
-          '--virtual-time-budget=20000',
-          '--dump-dom',
-          `${serving.url}/docs`,
-        ],
-        {timeout: 90_000},
-      )
-      const rendered = [...stdout.matchAll(/class="opblock-summary-path" data-path="([^"]+)"/g)].map((m) => m[1])
-      for (const path of Object.keys(doc.paths)) assert.ok(rendered.includes(path), `/docs shows ${path}`)
-      assert.match(stdout, /credit-risk model server/)
-    } finally {
-      await profile.remove()
-    }
+    const dom = await renderedDocs(this, serving.url, doc)
+    assert.match(dom, /credit-risk model server/)
+    assert.doesNotMatch(dom, /class="btn authorize/, 'no auth, no Authorize button')
   })
 })
+
+/** The DOM of /docs as headless Chromium renders it, checked to show every path of the document. */
+async function renderedDocs(test: Mocha.Context, url: string, doc: Doc): Promise<string> {
+  if (!existsSync(CHROMIUM)) {
+    if (process.env.CI) assert.fail(`${CHROMIUM} is missing: install Debian's chromium`)
+    test.skip()
+  }
+  const profile = await tempDir('mlops-chromium-')
+  try {
+    const {stdout} = await execa(
+      CHROMIUM,
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--no-first-run',
+        `--user-data-dir=${profile.path}`,
+        '--virtual-time-budget=20000',
+        '--dump-dom',
+        `${url}/docs`,
+      ],
+      {timeout: 90_000},
+    )
+    const rendered = [...stdout.matchAll(/class="opblock-summary-path" data-path="([^"]+)"/g)].map((m) => m[1])
+    for (const path of Object.keys(doc.paths)) assert.ok(rendered.includes(path), `/docs shows ${path}`)
+    return stdout
+  } finally {
+    await profile.remove()
+  }
+}
 
 /** Sends each feedback example of the document; each is taken and answered as the response schema says. */
 async function sendFeedbackExamples(doc: Doc, url: string, headers: Record<string, string>): Promise<void> {
@@ -270,6 +277,11 @@ describe('OpenAPI document of a served artifact with API keys (e2e)', function (
       body: JSON.stringify({request_id: 'r1', label: 'repaid'}),
     })
     assert.equal(wrongScope.status, 403)
+  })
+
+  it('renders every operation on /docs without credentials, with the Authorize button for a key', async function () {
+    const dom = await renderedDocs(this, served.serving.url, served.doc)
+    assert.match(dom, /class="btn authorize/)
   })
 
   it('is the document "mlops artifacts show --openapi" prints from serving.auth, and without auth with --auth none', async () => {
