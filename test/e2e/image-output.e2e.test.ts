@@ -5,6 +5,7 @@ import assert from 'node:assert/strict'
 import {existsSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
+import {Validator} from '@seriousme/openapi-schema-validator'
 import {Ajv2020} from 'ajv/dist/2020.js'
 import {execa} from 'execa'
 import sharp from 'sharp'
@@ -154,7 +155,7 @@ pipeline:
     assert.equal(error.field, 'instances')
   })
 
-  it('documents the output as a base64 PNG, and the image/png answer, in /openapi.json', async () => {
+  it('documents the output as a base64 PNG, and the image/png answer, in a valid /openapi.json', async () => {
     const {url} = projects.rgb.serving
     const doc = (await (await fetch(`${url}/openapi.json`)).json()) as {
       components: {schemas: {Prediction: {properties: Record<string, object>}}}
@@ -166,6 +167,8 @@ pipeline:
       contentMediaType: 'image/png',
       description: 'A PNG image, in base64',
     })
+    const checked = await new Validator().validate(structuredClone(doc) as Parameters<Validator['validate']>[0])
+    assert.ok(checked.valid, JSON.stringify(checked.errors)?.slice(0, 2000))
     const responses = doc.paths['/v1/predict'].post.responses
     assert.ok(responses['200'].content?.['image/png'])
     assert.ok(responses['406'])
