@@ -1,6 +1,7 @@
 // What `mlops artifacts list|show|verify|export` return: records, manifests and verification reports of a project's store.
-import {join} from 'node:path'
+import {join, resolve} from 'node:path'
 
+import {type AuthMode, authSettings} from '../auth/config.js'
 import {readGoldenCases} from '../checks/golden.js'
 import {MlopsError} from '../errors.js'
 import {artifactOpenApi} from '../serve/openapi.js'
@@ -28,12 +29,20 @@ export async function showArtifact(options: {dir: string; ref?: string}): Promis
   return {record: opened.record, manifest: opened.manifest}
 }
 
-/** The OpenAPI document `mlops serve` gives for this artifact at /openapi.json. */
-export async function artifactOpenApiDocument(options: {dir: string; ref?: string}): Promise<Record<string, unknown>> {
-  const {store, name} = await projectStore(options.dir)
+/**
+ * The OpenAPI document `mlops serve` gives for this artifact at /openapi.json: with the security the project's
+ * serving.auth sets (or `authMode`, as serve's --auth), since the artifact itself does not say who may call.
+ */
+export async function artifactOpenApiDocument(options: {
+  dir: string
+  ref?: string
+  authMode?: AuthMode
+}): Promise<Record<string, unknown>> {
+  const {store, name, loaded} = await projectStore(options.dir)
   const {manifest, dir} = await store.open(options.ref, {name})
   const cases = manifest.golden ? await readGoldenCases(join(dir, manifest.golden.path)) : []
-  return artifactOpenApi(manifest, cases)
+  const auth = authSettings(loaded?.config.serving?.auth, loaded?.dir ?? resolve(options.dir), options.authMode)
+  return artifactOpenApi(manifest, cases, auth)
 }
 
 export async function verifyArtifact(options: {dir: string; ref?: string}): Promise<VerifyReport> {

@@ -18,10 +18,13 @@ export interface Caller {
 export const CALLER_HEADER = 'x-mlops-caller'
 
 const HEALTH = /^\/v2\/health\/(?:live|ready)$|^\/v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/ready$/
+const DOCS = /^\/(?:openapi\.json|docs(?:\/[\w.-]*)?)$/
 
-/** The scope a request needs, or undefined for an open route (health, and /metrics when so set). */
+/** The scope a request needs, or undefined for an open route (health and the API docs, and /metrics when so set). */
 export function scopeFor(path: string, settings: AuthSettings): Scope | undefined {
   if (path === '/metrics') return settings.openMetrics ? undefined : 'metrics'
+  // A browser cannot send a bearer credential with the page it opens: /docs asks for one (Authorize) to try requests.
+  if (settings.openDocs && DOCS.test(path)) return undefined
   if (path === '/v1/feedback') return 'feedback'
   if (settings.openHealth && HEALTH.test(path)) return undefined
   return 'predict'

@@ -25,6 +25,8 @@ export interface AuthConfig {
   open_metrics?: boolean
   /** Health and readiness without credentials (default true: load balancers and orchestrators probe them). */
   open_health?: boolean
+  /** /openapi.json and /docs without credentials (default true: the page asks for a key to send requests). */
+  open_docs?: boolean
   /** Requests per second per caller (a token bucket of `burst`); a key's own limit wins. */
   rate_limit?: {per_second: number; burst?: number}
 }
@@ -43,6 +45,7 @@ export interface AuthSettings {
   jwt?: JwtSettings
   openMetrics: boolean
   openHealth: boolean
+  openDocs: boolean
   rateLimit?: {perSecond: number; burst: number}
 }
 
@@ -77,6 +80,7 @@ export function authSettings(
         : undefined,
     openMetrics: config.open_metrics ?? false,
     openHealth: config.open_health ?? true,
+    openDocs: config.open_docs ?? true,
     rateLimit: rate
       ? {perSecond: rate.per_second, burst: rate.burst ?? Math.max(1, Math.ceil(rate.per_second))}
       : undefined,

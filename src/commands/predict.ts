@@ -9,7 +9,7 @@ import {Progress} from '../system/terminal.js'
 export default class Predict extends BaseCommand {
   static override summary =
     'Run batch predictions on a JSONL, CSV or Parquet file with the same pipeline and model as the server.'
-  static override description = `Streams records from --input (JSONL, CSV with a header row, or Parquet, by the extension; "-" reads JSONL from stdin) and writes one row per input row to --output. As JSON lines (.jsonl, or "-"): {"line": N, "prediction": {...}}, or {"line": N, "error": "..."} for a row that is not valid input. As CSV (.csv) or Parquet (.parquet): the columns line, the --keep columns, the prediction's fields (nested ones as a.b) and error. For Parquet input, line is the row number. Memory stays bounded whatever the file size (Parquet is read and written a row group at a time).
+  static override description = `Streams records from --input (JSONL, CSV with a header row, or Parquet, by the extension; "-" reads JSONL from stdin) and writes one row per input row to --output. As JSON lines (.jsonl, or "-"): {"line": N, "prediction": {...}}, or {"line": N, "error": "..."} for a row that is not valid input. As CSV (.csv) or Parquet (.parquet): the columns line, the --keep columns, the prediction's fields (nested ones as a.b) and error. For Parquet input, line is the row number. An image output (pipeline.outputs[].image) is its PNG in base64, in every format. Memory stays bounded whatever the file size (Parquet is read and written a row group at a time).
 
 Columns the model does not read (an id, the label) are left out of each row, with one warning naming them; --strict refuses such rows instead. With --output - and --json, stdout holds only the predictions and the summary goes to stderr.
 

@@ -25,7 +25,61 @@ export function feedbackPath(requestLog: string): string {
 }
 
 const ID = /^[\x21-\x7e]{1,200}$/
+const MAX_LABEL_LENGTH = 200
 export const MAX_FEEDBACK_ITEMS = 10_000
+const FIELDS = ['request_id', 'label', 'value', 'time']
+
+/** JSON Schema (2020-12) of one item as parseFeedback takes it, from the same limits: for the OpenAPI document. */
+export function feedbackItemSchema(): Record<string, unknown> {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: ['request_id'],
+    properties: {
+      request_id: {
+        type: 'string',
+        pattern: ID.source,
+        description: 'The x-request-id of a served request (printable, at most 200 characters).',
+      },
+      label: {
+        type: ['string', 'number', 'boolean'],
+        maxLength: MAX_LABEL_LENGTH,
+        description: 'The true class (classifiers).',
+      },
+      value: {type: 'number', description: 'The true value (regressors).'},
+      time: {
+        type: ['string', 'number'],
+        description: 'When the truth became known: an ISO 8601 time or milliseconds since 1970. Default: on receipt.',
+      },
+    },
+    oneOf: [{required: ['label']}, {required: ['value']}],
+  }
+}
+
+/** The body of POST /v1/feedback: one item, or `{"feedback": [items]}`; and its answer. */
+export function feedbackSchemas(item: Record<string, unknown>): {request: object; response: object} {
+  return {
+    request: {
+      oneOf: [
+        item,
+        {
+          type: 'object',
+          additionalProperties: false,
+          required: ['feedback'],
+          properties: {feedback: {type: 'array', minItems: 1, maxItems: MAX_FEEDBACK_ITEMS, items: item}},
+        },
+      ],
+    },
+    response: {
+      type: 'object',
+      required: ['accepted', 'duplicates'],
+      properties: {
+        accepted: {type: 'integer', minimum: 0, description: 'Items kept: the first feedback for their request id.'},
+        duplicates: {type: 'integer', minimum: 0, description: 'Items for a request id that already had feedback.'},
+      },
+    },
+  }
+}
 
 /** One item as sent, checked: a problem names the field (`feedback[3].label`) and what it must be. */
 export function parseFeedback(
@@ -37,7 +91,7 @@ export function parseFeedback(
     return {problem: 'must be an object {"request_id", "label" or "value", "time"}', field}
   const item = value as Record<string, unknown>
   for (const key of Object.keys(item))
-    if (!['request_id', 'label', 'value', 'time'].includes(key))
+    if (!FIELDS.includes(key))
       return {
         problem: `unknown field "${key}"; an item has request_id, label or value, and time`,
         field: `${field}.${key}`,
@@ -52,8 +106,8 @@ export function parseFeedback(
   if (hasLabel === hasValue) return {problem: 'give exactly one of "label" (a class) or "value" (a number)', field}
   if (hasLabel && !['string', 'number', 'boolean'].includes(typeof item.label))
     return {problem: 'must be a string, number or boolean', field: `${field}.label`}
-  if (hasLabel && typeof item.label === 'string' && item.label.length > 200)
-    return {problem: 'must be at most 200 characters', field: `${field}.label`}
+  if (hasLabel && typeof item.label === 'string' && item.label.length > MAX_LABEL_LENGTH)
+    return {problem: `must be at most ${MAX_LABEL_LENGTH} characters`, field: `${field}.label`}
   if (hasValue && (typeof item.value !== 'number' || !Number.isFinite(item.value)))
     return {problem: 'must be a finite number', field: `${field}.value`}
   let time = received.toISOString()

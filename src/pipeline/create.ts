@@ -72,6 +72,7 @@ export async function createPipeline(
   return {
     requestSchema: module?.preprocess ? openRequestSchema() : requestSchemaOf(features),
     batchable: supportsBatching(signature),
+    imageOutputs: (resolved.outputs ?? []).filter((o) => o.image).map((o) => o.as ?? o.output),
 
     validate(records) {
       const issues: RecordIssue[] = []
@@ -90,7 +91,7 @@ export async function createPipeline(
     },
 
     async postprocess(outputs, records): Promise<Prediction[]> {
-      const predictions = postprocess(outputs, records.length)
+      const predictions = await postprocess(outputs, records.length)
       return module?.postprocess ? runModulePostprocess(module, predictions, records, outputs) : predictions
     },
   }

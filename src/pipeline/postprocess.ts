@@ -2,10 +2,13 @@
 import {MlopsError} from '../errors.js'
 import type {ModelSignature} from '../model/signature.js'
 import {type JsonScalar, type OrtTensor, floatToJson, tensorNumbers, valuesToJson} from '../model/tensor.js'
+import {encodePng, outputPixels} from './image-output.js'
 import type {OutputPostprocess} from './spec.js'
 import type {Prediction} from './types.js'
 
-export type Postprocess = (outputs: Record<string, OrtTensor>, n: number) => Prediction[]
+export type Postprocess = (outputs: Record<string, OrtTensor>, n: number) => Promise<Prediction[]>
+/** Puts one output into each record's prediction; image outputs are PNG-encoded off the event loop, awaited after. */
+type OutputStep = (tensor: OrtTensor, n: number, predictions: Prediction[], encoding: Promise<void>[]) => void
 type Label = string | number
 
 /** Where each record's values sit in an output: a slice along the batch dim, or the whole tensor for a single record. */
@@ -59,8 +62,22 @@ function argmax(xs: readonly number[]): number {
   return best
 }
 
-function compileOutput(config: OutputPostprocess): (tensor: OrtTensor, n: number, predictions: Prediction[]) => void {
+/** Each record's part of the output as a PNG, in base64: what JSON carries and what an image feature takes back. */
+function imageOutput(key: string, config: OutputPostprocess): OutputStep {
+  const image = config.image!
+  return (tensor, n, predictions, encoding) => {
+    const values = tensorNumbers(tensor)
+    const layout = rowLayout(config.output, tensor.dims, n)
+    for (let i = 0; i < n; i++) {
+      const pixels = outputPixels(values, layout.whole ? 0 : i * layout.stride, layout.dims, image, config.output)
+      encoding.push(encodePng(pixels).then((png) => void (predictions[i][key] = png.toString('base64'))))
+    }
+  }
+}
+
+function compileOutput(config: OutputPostprocess): OutputStep {
   const key = config.as ?? config.output
+  if (config.image) return imageOutput(key, config)
   const decides = config.labels !== undefined || config.threshold !== undefined || config.top_k !== undefined
   const activation = config.activation ?? 'none'
   const {labels, threshold, top_k: topK} = config
@@ -121,8 +138,9 @@ export function compilePostprocess(outputs: readonly OutputPostprocess[], signat
   const configured = outputs.map((o) => ({name: o.output, run: compileOutput(o)}))
   const named = new Set(outputs.map((o) => o.output))
   const rest = signature.outputs.filter((o) => o.isTensor && !named.has(o.name)).map((o) => o.name)
-  return (tensors, n) => {
+  return async (tensors, n) => {
     const predictions: Prediction[] = Array.from({length: n}, () => ({}))
+    const encoding: Promise<void>[] = []
     for (const {name, run} of configured) {
       const tensor = tensors[name]
       if (!tensor)
@@ -131,9 +149,10 @@ export function compilePostprocess(outputs: readonly OutputPostprocess[], signat
           `The model returned no output "${name}", which pipeline.outputs post-processes`,
           {hint: 'Check pipeline.outputs in mlops.yaml against the model\'s outputs, then run "mlops package" again.'},
         )
-      run(tensor, n, predictions)
+      run(tensor, n, predictions, encoding)
     }
     for (const name of rest) if (tensors[name]) passThrough(name, tensors[name], n, predictions)
+    await Promise.all(encoding)
     return predictions
   }
 }

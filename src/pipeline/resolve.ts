@@ -24,6 +24,7 @@ import type {
   Transform,
 } from './spec.js'
 import {checkImageSteps, imageShape} from './image.js'
+import {checkOutputImage} from './image-output.js'
 import {compileClip, compileTransform} from './steps.js'
 import type {InputRecord} from './types.js'
 
@@ -463,6 +464,18 @@ function checkOutputs(outputs: OutputPostprocess[], signature: ModelSignature): 
   const issues: ConfigIssue[] = []
   const names = signature.outputs.map((o) => o.name)
   const keys = new Map<string, string>()
+  const claim = (o: OutputPostprocess, path: string, classes: number | undefined) => {
+    for (const key of outputKeys(o, classes)) {
+      if (keys.get(key) === path)
+        issues.push({path, message: `writes both the score and the label under "${key}"; set "as" to name the score`})
+      else if (keys.has(key))
+        issues.push({
+          path,
+          message: `writes "${key}" into each prediction, as ${keys.get(key)} does; set "as" on one of them`,
+        })
+      else keys.set(key, path)
+    }
+  }
   outputs.forEach((o, i) => {
     const path = `pipeline.outputs[${i}]`
     const spec = signature.outputs.find((s) => s.name === o.output)
@@ -478,6 +491,12 @@ function checkOutputs(outputs: OutputPostprocess[], signature: ModelSignature): 
         path: `${path}.output`,
         message: `"${o.output}" is a map or sequence (ZipMap) that onnxruntime-node cannot return; re-convert the model with zipmap=False, or post-process another output`,
       })
+      return
+    }
+    if (o.image) {
+      const decides = o.labels !== undefined || o.threshold !== undefined || o.top_k !== undefined
+      issues.push(...checkOutputImage(o.image, spec, `${path}.image`, decides || (o.activation ?? 'none') !== 'none'))
+      claim({output: o.output, as: o.as}, path, undefined)
       return
     }
     // Scores per record: everything after the batch dim ([N,1000,1,1] has 1000), when the model fixes it.
@@ -505,16 +524,7 @@ function checkOutputs(outputs: OutputPostprocess[], signature: ModelSignature): 
     }
     if (o.top_k !== undefined && classes !== undefined && o.top_k > classes)
       issues.push({path: `${path}.top_k`, message: `is ${o.top_k} but "${o.output}" has ${classes} scores per record`})
-    for (const key of outputKeys(o, classes)) {
-      if (keys.get(key) === path)
-        issues.push({path, message: `writes both the score and the label under "${key}"; set "as" to name the score`})
-      else if (keys.has(key))
-        issues.push({
-          path,
-          message: `writes "${key}" into each prediction, as ${keys.get(key)} does; set "as" on one of them`,
-        })
-      else keys.set(key, path)
-    }
+    claim(o, path, classes)
   })
   for (const s of signature.outputs) {
     if (!s.isTensor || outputs.some((o) => o.output === s.name)) continue

@@ -72,6 +72,15 @@ export function predictionSchemaOf(outputs: readonly OutputPostprocess[], signat
     const key = config.as ?? config.output
     const output = byName.get(config.output)
     const decides = config.labels !== undefined || config.threshold !== undefined || config.top_k !== undefined
+    if (config.image) {
+      put(key, {
+        type: 'string',
+        contentEncoding: 'base64',
+        contentMediaType: 'image/png',
+        description: 'A PNG image, in base64',
+      })
+      continue
+    }
     if (!decides) {
       // An activation makes floats of whatever the model gave.
       put(key, rawSchema(output, batched, config.activation && config.activation !== 'none' ? 'float32' : undefined))

@@ -1,6 +1,7 @@
 // The pipeline as written in mlops.yaml (`pipeline:`) and as frozen into an artifact (every statistic resolved).
 import type {Dtype} from '../model/tensor.js'
 import type {ImageSteps} from './image.js'
+import type {OutputImage} from './image-output.js'
 
 /**
  * `tensor` is a whole per-record array (an image, a sequence): a nested array or `{dtype, shape, data}` tensor JSON.
@@ -70,6 +71,11 @@ export interface OutputPostprocess {
   /** Binary decision on a single score (or on the positive class of two). */
   threshold?: number
   top_k?: number
+  /**
+   * The output is an image (an image-to-image model): each record's tensor is turned back into 0..255 pixels by these
+   * steps undone, and answered as base64 PNG (or as the PNG itself with `Accept: image/png`).
+   */
+  image?: OutputImage
 }
 
 export interface PipelineSpec {

@@ -19,6 +19,8 @@ export interface Pipeline {
   readonly requestSchema: Record<string, unknown>
   /** Every model input has a dynamic first dimension: many records can share one run. When false, run records one at a time. */
   readonly batchable: boolean
+  /** Keys of the predictions that hold a base64 PNG (pipeline.outputs[].image): `Accept: image/png` answers one. */
+  readonly imageOutputs?: readonly string[]
   /** Checks records without running anything: missing, extra and mistyped fields. */
   validate(records: readonly InputRecord[]): RecordIssue[]
   /** Records to model feeds; throws PipelineInputError naming the record and field. */

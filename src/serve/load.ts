@@ -127,7 +127,7 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
     identity: {name: manifest.name, version: manifest.version, digest: opened.record.digest},
     settings,
     warmup: cases.length > 0 ? {cases} : undefined,
-    openapi: artifactOpenApi(manifest, cases),
+    openapi: artifactOpenApi(manifest, cases, settings.auth),
     images: spec?.features?.filter((f) => f.type === 'image').map((f) => f.name),
     warnings: restored ? [...model.warnings, restored] : model.warnings,
   }

@@ -1,8 +1,11 @@
 // The model server's OpenAPI 3.1 document, generated from what the artifact holds: the request schema the pipeline derives,
 // the prediction schema of its outputs, examples from the golden cases, and the v2, health and metrics routes.
 import type {ArtifactManifest, ReferenceProfile} from '../artifact/types.js'
+import {scopeFor} from '../auth/authenticator.js'
+import type {AuthSettings} from '../auth/config.js'
 import type {GoldenCase} from '../checks/golden.types.js'
 import type {ModelSignature} from '../model/signature.js'
+import {feedbackItemSchema, feedbackSchemas} from '../feedback/store.js'
 import {type TensorJson} from '../model/tensor.js'
 import {openRequestSchema, requestSchemaOf} from '../pipeline/request-schema.js'
 import {predictionSchemaOf} from '../pipeline/response-schema.js'
@@ -24,14 +27,14 @@ export interface OpenApiSource {
   /** The reference data's profile: the range of each numeric feature is documented from it. */
   profile?: ReferenceProfile
   /**
-   * Auth schemes the server enforces, as OpenAPI Security Scheme Objects by name (e.g. `{bearer: {type: 'http',
-   * scheme: 'bearer'}}`): every route but health then requires one of them.
+   * Who may call, as the server checks it: each operation then names the schemes and the scope it needs (none for the
+   * open ones: health by default, /metrics when so set).
    */
-  securitySchemes?: Record<string, Schema>
+  auth?: AuthSettings
 }
 
 /** The document of an artifact, as both `mlops serve` and `mlops artifacts show --openapi` give it. */
-export function artifactOpenApi(manifest: ArtifactManifest, cases: readonly GoldenCase[]): Schema {
+export function artifactOpenApi(manifest: ArtifactManifest, cases: readonly GoldenCase[], auth?: AuthSettings): Schema {
   const spec = manifest.pipeline?.spec
   return openApiDocument({
     name: manifest.name,
@@ -41,6 +44,7 @@ export function artifactOpenApi(manifest: ArtifactManifest, cases: readonly Gold
     pipeline: spec && manifest.pipeline?.module ? {...spec, module: manifest.pipeline.module} : spec,
     cases,
     profile: manifest.profile,
+    auth,
   })
 }
 
@@ -54,6 +58,59 @@ const answer = (description: string, schema: Schema, examples?: Schema) => ({
 })
 const v1Error = (description: string) => answer(description, ref('V1Error'))
 const v2Error = (description: string) => answer(description, ref('V2Error'))
+
+/** OpenAPI Security Scheme Objects of an auth mode: API keys and JWTs are both sent as `Authorization: Bearer …`. */
+export function securitySchemesOf(auth: AuthSettings | undefined): Record<string, Schema> | undefined {
+  if (!auth || auth.mode === 'none') return undefined
+  const schemes: Record<string, Schema> = {}
+  if (auth.mode === 'keys' || auth.mode === 'keys_or_jwt')
+    schemes.apiKey = {
+      type: 'http',
+      scheme: 'bearer',
+      description: 'An API key made by "mlops keys create NAME --scope …", sent as "Authorization: Bearer KEY".',
+    }
+  if (auth.mode === 'jwt' || auth.mode === 'keys_or_jwt')
+    schemes.jwt = {
+      type: 'http',
+      scheme: 'bearer',
+      bearerFormat: 'JWT',
+      description: `A token from the issuer${auth.jwt?.issuer ? ` ${auth.jwt.issuer}` : ''} whose audience is this server's; its scope (or scp) claim grants predict, feedback or metrics.`,
+    }
+  return schemes
+}
+
+/**
+ * The document with the security `auth` enforces: the schemes in components, and on each operation the scope the server
+ * asks for (scopeFor on its path) and the refusals auth adds (401, 403, 429), or `security: []` on the open ones. The
+ * model server applies it to its own document, the deploy gateway to its model servers' (which run without auth).
+ */
+export function withSecurity(document: Schema, auth: AuthSettings | undefined): Schema {
+  const schemes = securitySchemesOf(auth)
+  if (!schemes) return document
+  for (const [template, operations] of Object.entries(document.paths as Record<string, Record<string, Schema>>)) {
+    // scopeFor tells routes apart by their shape: any name in place of a path parameter does.
+    const path = template.replaceAll(/\{[^}]*\}/g, 'x')
+    const scope = scopeFor(path, auth!)
+    const error = path.startsWith('/v2') ? v2Error : v1Error
+    for (const operation of Object.values(operations)) {
+      if (!scope) {
+        operation.security = []
+        continue
+      }
+      operation.security = Object.keys(schemes).map((name) => ({[name]: [scope]}))
+      const needs = `Needs credentials granted the "${scope}" scope.`
+      operation.description = operation.description ? `${operation.description as string} ${needs}` : needs
+      operation.responses = {
+        ...(operation.responses as Schema),
+        '401': error('No credentials, or not valid ones: see the WWW-Authenticate header'),
+        '403': error(`The credentials are not granted the "${scope}" scope`),
+        '429': error("Over the caller's rate: retry after the Retry-After header"),
+      }
+    }
+  }
+  ;(document.components as Schema).securitySchemes = schemes
+  return document
+}
 
 /** Without `$schema` and `title`: inside the document every schema is of OpenAPI 3.1's dialect (JSON Schema 2020-12). */
 function bare(schema: Schema): Schema {
@@ -106,6 +163,22 @@ function uploadForm(source: OpenApiSource): Schema {
   return {'multipart/form-data': {schema: {type: 'object', properties, required}}}
 }
 
+/** The one image output of the pipeline (pipeline.outputs[].image), whose PNG `Accept: image/png` answers. */
+function imageOutputOf(source: OpenApiSource): string | undefined {
+  const images = (source.pipeline?.outputs ?? []).filter((o) => o.image)
+  return images.length === 1 ? (images[0].as ?? images[0].output) : undefined
+}
+
+function pngAnswer(source: OpenApiSource, answer: {description: string; content: Schema}): Schema {
+  const image = imageOutputOf(source)
+  if (!image) return answer
+  const png = {schema: {type: 'string', contentMediaType: 'image/png'}}
+  return {
+    description: `${answer.description}; with Accept: image/png and one record, the PNG of "${image}" itself`,
+    content: {...answer.content, 'image/png': png},
+  }
+}
+
 function predictionSchema(source: OpenApiSource): Schema {
   if (source.pipeline?.module)
     return {type: 'object', description: "Shaped by the pipeline module's postprocess, when it has one."}
@@ -122,6 +195,22 @@ function v1Examples(source: OpenApiSource): {requests: Schema; responses: Schema
     responses[c.name] = {summary: c.name, value}
   }
   return {requests, responses}
+}
+
+/** A truth for a golden case's request: its label when the model names classes, else its first number. */
+function feedbackExamples(source: OpenApiSource): Schema {
+  const predictions = (source.cases ?? []).flatMap((c) => c.expected.predictions ?? [])
+  const label = predictions.map((p) => p.label).find((l) => ['string', 'number', 'boolean'].includes(typeof l))
+  const value = predictions.flatMap((p) => Object.values(p)).find((v) => typeof v === 'number')
+  const truth = label === undefined ? {value: typeof value === 'number' ? value : 0} : {label}
+  const time = '2026-12-03T09:00:00Z'
+  return {
+    one: {summary: 'One request', value: {request_id: '5f0c2a7e9b1d4c3a', ...truth, time}},
+    several: {
+      summary: 'Several at once',
+      value: {feedback: [1, 2].map((i) => ({request_id: `5f0c2a7e9b1d4c3${i}`, ...truth}))},
+    },
+  }
 }
 
 function v2Input(name: string, tensor: TensorJson): Schema {
@@ -214,6 +303,7 @@ function v2Schemas(signature: ModelSignature): Record<string, Schema> {
 export function openApiDocument(source: OpenApiSource): Schema {
   const {name, version, signature} = source
   const v1 = v1Examples(source)
+  const feedback = feedbackSchemas(ref('FeedbackItem'))
   const modelParams = (withVersion: boolean) => [
     {name: 'model_name', in: 'path', required: true, schema: {type: 'string', enum: [name]}},
     ...(withVersion
@@ -224,7 +314,6 @@ export function openApiDocument(source: OpenApiSource): Schema {
     get: {
       tags: ['health'],
       summary,
-      security: [],
       responses: {
         '200': answer('Yes', {type: 'object', properties: {[key]: {const: true}}}),
         ...(key === 'ready' ? {'503': answer('Not yet, or draining', {type: 'object'})} : {}),
@@ -240,12 +329,29 @@ export function openApiDocument(source: OpenApiSource): Schema {
         description: 'Records in, one prediction per record out, through the pipeline packaged with the model.',
         requestBody: {required: true, content: {...json(ref('PredictRequest'), v1.requests), ...uploadForm(source)}},
         responses: {
-          '200': answer('One prediction per record, in order', ref('PredictResponse'), v1.responses),
+          '200': pngAnswer(source, answer('One prediction per record, in order', ref('PredictResponse'), v1.responses)),
           '400': v1Error('A record or field is wrong; `field` names it'),
+          ...(imageOutputOf(source) ? {'406': v1Error('Accept: image/png on a request of several records')} : {}),
           '413': v1Error('The body is over serving.max_body_mb'),
           '415': v1Error('Not JSON'),
           '503': v1Error('Warming up, or at capacity: retry after the Retry-After header'),
           '504': v1Error('Inference took longer than serving.timeout_ms'),
+        },
+      },
+    },
+    '/v1/feedback': {
+      post: {
+        tags: ['feedback'],
+        operationId: 'feedback',
+        summary: 'Ground truth for served requests',
+        description:
+          'What actually happened for a request this server answered (its x-request-id): a label or a value, kept once per request id beside the request log, for "mlops monitor --performance". Needs serving.request_log.',
+        requestBody: {required: true, content: json(ref('FeedbackRequest'), feedbackExamples(source))},
+        responses: {
+          '200': answer('How many items were kept, and how many repeated a request id', ref('FeedbackResponse')),
+          '400': v1Error('An item is wrong; `field` names it (feedback[3].label)'),
+          '404': v1Error('This server keeps no request log (serving.request_log), so feedback has nothing to join'),
+          '415': v1Error('Not JSON'),
         },
       },
     },
@@ -327,56 +433,60 @@ export function openApiDocument(source: OpenApiSource): Schema {
       },
     },
   }
-  const security = source.securitySchemes ? Object.keys(source.securitySchemes).map((s) => ({[s]: []})) : undefined
-  return {
-    openapi: '3.1.0',
-    info: {
-      title: `${name} model server`,
-      version,
-      ...(source.description ? {description: source.description} : {}),
-      'x-generator': `mlops ${toolVersion()}`,
-    },
-    paths,
-    components: {
-      schemas: {
-        Record: recordSchema(source),
-        Prediction: predictionSchema(source),
-        PredictRequest: {
-          type: 'object',
-          additionalProperties: false,
-          required: ['instances'],
-          properties: {instances: {type: 'array', minItems: 1, items: ref('Record')}, parameters: {type: 'object'}},
-        },
-        PredictResponse: {
-          type: 'object',
-          required: ['predictions', 'model', 'version'],
-          properties: {
-            predictions: {type: 'array', items: ref('Prediction')},
-            model: {type: 'string', const: name},
-            version: {type: 'string', const: version},
-            fallback: {type: 'boolean', description: 'True when serving.fallback answered instead of the model'},
+  return withSecurity(
+    {
+      openapi: '3.1.0',
+      info: {
+        title: `${name} model server`,
+        version,
+        ...(source.description ? {description: source.description} : {}),
+        'x-generator': `mlops ${toolVersion()}`,
+      },
+      paths,
+      components: {
+        schemas: {
+          Record: recordSchema(source),
+          Prediction: predictionSchema(source),
+          PredictRequest: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['instances'],
+            properties: {instances: {type: 'array', minItems: 1, items: ref('Record')}, parameters: {type: 'object'}},
           },
-        },
-        V1Error: {
-          type: 'object',
-          required: ['error'],
-          properties: {
-            error: {
-              type: 'object',
-              required: ['code', 'message'],
-              properties: {code: {type: 'string'}, message: {type: 'string'}, field: {type: 'string'}},
+          PredictResponse: {
+            type: 'object',
+            required: ['predictions', 'model', 'version'],
+            properties: {
+              predictions: {type: 'array', items: ref('Prediction')},
+              model: {type: 'string', const: name},
+              version: {type: 'string', const: version},
+              fallback: {type: 'boolean', description: 'True when serving.fallback answered instead of the model'},
             },
           },
+          V1Error: {
+            type: 'object',
+            required: ['error'],
+            properties: {
+              error: {
+                type: 'object',
+                required: ['code', 'message'],
+                properties: {code: {type: 'string'}, message: {type: 'string'}, field: {type: 'string'}},
+              },
+            },
+          },
+          FeedbackItem: feedbackItemSchema(),
+          FeedbackRequest: feedback.request,
+          FeedbackResponse: feedback.response,
+          ...v2Schemas(signature),
         },
-        ...v2Schemas(signature),
       },
-      ...(source.securitySchemes ? {securitySchemes: source.securitySchemes} : {}),
+      tags: [
+        {name: 'predict', description: 'Records through the packaged pipeline'},
+        {name: 'feedback', description: 'Ground truth, joined to predictions by "mlops monitor --performance"'},
+        {name: 'v2', description: 'Open Inference Protocol (KServe v2, Triton)'},
+        {name: 'health', description: 'Probes and metrics'},
+      ],
     },
-    ...(security ? {security} : {}),
-    tags: [
-      {name: 'predict', description: 'Records through the packaged pipeline'},
-      {name: 'v2', description: 'Open Inference Protocol (KServe v2, Triton)'},
-      {name: 'health', description: 'Probes and metrics'},
-    ],
-  }
+    source.auth,
+  )
 }

@@ -111,6 +111,8 @@ interface Reply {
   status: number
   /** JSON text, or text for /metrics. */
   body: string
+  /** Bytes sent in place of `body` (a PNG for `Accept: image/png`). */
+  bytes?: Buffer
   /** Output tensor bytes sent after `body`, which is then the JSON part of a binary tensor data response. */
   binary?: Buffer[]
   contentType?: string
@@ -163,7 +165,9 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     `/v2/models/${encodeURIComponent(modelName)}/versions/${encodeURIComponent(version)}/infer`,
   ])
   const modelParams = [modelName]
-  const docs = new ApiDocs(options.openapi ?? openApiDocument({name: modelName, version, signature: model.signature}))
+  const docs = new ApiDocs(
+    options.openapi ?? openApiDocument({name: modelName, version, signature: model.signature, auth: settings.auth}),
+  )
 
   const json = (status: number, value: unknown, headers?: Record<string, string>): Reply => ({
     status,
@@ -212,6 +216,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
         `${instances.length} records in one request; at most ${settings.maxInstances} (serving.max_instances)`,
         'instances',
       )
+    const image = imageAnswer(headerValue(ctx.req.headers, 'accept'), instances.length, pipeline.imageOutputs)
     instances.forEach((record, index) => {
       const problem = predictor.problem(record, index)
       if (problem) throw problem
@@ -232,9 +237,11 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       {predictions, model: modelName, version, ...(usedFallback ? {fallback: true} : {})},
       bigintReplacer,
     )
+    const png = image === undefined ? undefined : predictions[0][image]
     return {
       status: 200,
       body: answer,
+      ...(typeof png === 'string' ? {bytes: Buffer.from(png, 'base64'), contentType: 'image/png'} : {}),
       log: {inputs: () => records, body, outputsJson: () => answer, fallback: usedFallback},
     }
   }
@@ -475,6 +482,7 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
       version,
     ]
     if (reply.headers) for (const name in reply.headers) headers.push(name, reply.headers[name])
+    if (reply.bytes) return {status: reply.status, headers, body: reply.bytes}
     if (!reply.binary) return {status: reply.status, headers, body: reply.body}
     // The JSON, then every output tensor's bytes: Inference-Header-Content-Length says where the JSON ends.
     const json = Buffer.from(reply.body)
@@ -576,6 +584,51 @@ function inputsForLog(value: unknown, request: InferRequest): unknown {
       data: valuesToJson(tensor.type, tensor.data),
     }
   })
+}
+
+/**
+ * The image output to answer as PNG bytes, when the Accept header prefers image/png to JSON (`Accept: image/png`); 406
+ * when it does but the answer cannot be one PNG (several records, or no image output, or several).
+ */
+function imageAnswer(accept: string | undefined, records: number, images: readonly string[] = []): string | undefined {
+  if (accept === undefined || !prefersPng(accept)) return undefined
+  if (images.length !== 1)
+    throw new HttpError(
+      406,
+      'NOT_ACCEPTABLE',
+      images.length === 0
+        ? 'this model has no image output (pipeline.outputs[].image) to answer as image/png; accept application/json'
+        : `this model has ${images.length} image outputs (${images.join(', ')}); image/png answers one: accept application/json`,
+    )
+  if (records !== 1)
+    throw new HttpError(
+      406,
+      'NOT_ACCEPTABLE',
+      `image/png answers one record and this request has ${records}; send one, or accept application/json (each PNG in base64)`,
+      'instances',
+    )
+  return images[0]
+}
+
+/** Whether image/png ranks above application/json in an Accept header (RFC 9110 q-values; any type alike gets JSON, the default). */
+function prefersPng(accept: string): boolean {
+  const ranges = accept
+    .slice(0, 1000)
+    .split(',')
+    .map((part) => {
+      const [type, ...params] = part.split(';').map((s) => s.trim().toLowerCase())
+      const q = params.find((p) => p.startsWith('q='))
+      return {type, q: q === undefined ? 1 : Number(q.slice(2)) || 0}
+    })
+  const quality = (type: string) => {
+    const [major] = type.split('/')
+    const match =
+      ranges.find((r) => r.type === type) ??
+      ranges.find((r) => r.type === `${major}/*`) ??
+      ranges.find((r) => r.type === '*/*')
+    return match?.q ?? 0
+  }
+  return quality('image/png') > quality('application/json')
 }
 
 function isServerFault(error: unknown): boolean {

@@ -33,6 +33,16 @@ describe('auth on the gateway', function () {
       assert.equal(spoofed.status, 401)
       const ok = await predict(pool, {authorization: `Bearer ${key}`, 'x-mlops-caller': 'admin'})
       assert.equal(ok.status, 200, ok.body)
+      // The model servers behind it run without auth; the document the gateway gives says what the gateway asks for.
+      const doc = await pool.request({method: 'GET', path: '/openapi.json'})
+      assert.equal(doc.statusCode, 200)
+      const {components, paths} = (await doc.body.json()) as {
+        components: {securitySchemes?: object}
+        paths: Record<string, Record<string, {security?: object[]}>>
+      }
+      assert.deepEqual(Object.keys(components.securitySchemes ?? {}), ['apiKey'])
+      assert.deepEqual(paths['/v1/predict'].post.security, [{apiKey: ['predict']}])
+      assert.deepEqual(paths['/v2/health/ready'].get.security, [])
     } finally {
       await pool.close()
     }

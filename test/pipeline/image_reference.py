@@ -45,7 +45,8 @@ def run(path, steps):
     return np.ascontiguousarray(array, dtype=np.float32)
 
 
-for job in json.load(sys.stdin):
-    tensor = run(job["image"], job["steps"])
-    tensor.tofile(job["out"])
-    print(json.dumps(list(tensor.shape)))
+if __name__ == "__main__":
+    for job in json.load(sys.stdin):
+        tensor = run(job["image"], job["steps"])
+        tensor.tofile(job["out"])
+        print(json.dumps(list(tensor.shape)))

@@ -174,3 +174,30 @@ export function optionalInputModel(): Uint8Array {
     node: [{opType: 'OptionalGetElement', input: ['x'], output: ['y']}],
   })
 }
+
+/**
+ * An image-to-image model: x float[N,C,H,W] (or [N,H,W,C] for hwc) → y = 1 - x, upsampled 2× by nearest neighbour
+ * (each pixel becomes a 2×2 block). With values 0..1 it inverts a picture and doubles its size.
+ */
+export function invertUpsampleModel(channels: 1 | 3, layout: 'chw' | 'hwc' = 'chw'): Uint8Array {
+  const chw = layout === 'chw'
+  const io = (h: string, w: string) => (chw ? floatType('N', channels, h, w) : floatType('N', h, w, channels))
+  return encodeGraph({
+    name: 'invert_upsample',
+    input: [{name: 'x', type: io('H', 'W')}],
+    output: [{name: 'y', type: io('H2', 'W2')}],
+    initializer: [
+      {name: 'one', dataType: T.FLOAT, dims: [], floatData: [1]},
+      {name: 'scales', dataType: T.FLOAT, dims: [4], floatData: chw ? [1, 1, 2, 2] : [1, 2, 2, 1]},
+    ],
+    node: [
+      {opType: 'Sub', input: ['one', 'x'], output: ['inverted']},
+      {
+        opType: 'Resize',
+        input: ['inverted', '', 'scales'],
+        output: ['y'],
+        attribute: [{name: 'mode', type: 3, s: new TextEncoder().encode('nearest')}],
+      },
+    ],
+  })
+}

@@ -1,6 +1,7 @@
 import {Args, Flags} from '@oclif/core'
 
 import {type ShowResult, artifactOpenApiDocument, showArtifact} from '../../artifact/inspect.js'
+import {AUTH_MODES} from '../../auth/config.js'
 import {BaseCommand} from '../../base-command.js'
 import {formatShape} from '../../model/signature.js'
 import {formatBytes} from '../../system/format.js'
@@ -18,14 +19,21 @@ export default class ArtifactsShow extends BaseCommand {
   static override flags = {
     openapi: Flags.boolean({
       description:
-        'Print the OpenAPI 3.1 document "mlops serve" gives at /openapi.json for this artifact (for client generators), and nothing else.',
+        'Print the OpenAPI 3.1 document "mlops serve" gives at /openapi.json for this artifact (for client generators), and nothing else. Its security schemes are those of serving.auth in mlops.yaml, or of --auth.',
     }),
+    auth: Flags.option({
+      description:
+        'With --openapi: the auth mode the server runs with, as "mlops serve --auth" (default serving.auth).',
+      options: AUTH_MODES,
+      dependsOn: ['openapi'],
+      env: 'MLOPS_AUTH',
+    })(),
   }
 
   async run(): Promise<ShowResult | Record<string, unknown>> {
     const {args, flags} = await this.parse(ArtifactsShow)
     if (flags.openapi) {
-      const document = await artifactOpenApiDocument({dir: flags.dir, ref: args.ref})
+      const document = await artifactOpenApiDocument({dir: flags.dir, ref: args.ref, authMode: flags.auth})
       // The document is the output in both modes: with --json oclif prints the returned value.
       this.say(JSON.stringify(document, null, 2))
       return document

@@ -8,6 +8,7 @@ import type {AuthSettings} from '../../auth/config.js'
 import type {Answer} from '../../http/client.js'
 import {type TlsSettings, readTls, watchTls} from '../../http/tls.js'
 import {HttpError} from '../../serve/errors.js'
+import {withSecurity} from '../../serve/openapi.js'
 import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import type {DeployPaths} from '../../rollout/state.js'
@@ -358,9 +359,20 @@ export class Gateway {
       else if (name === 'content-length' && method === 'HEAD') headLength = Number(answer.headers[i + 1])
     }
     out.push('x-model-version', proc.release.version)
-    respond({status: answer.status, headers: out, body: answer.body, headLength})
+    respond({status: answer.status, headers: out, body: this.documented(method, path, answer), headLength})
     // The copy goes to the candidate once the client has its answer: stable's path never waits behind the mirror.
     if (prediction && routes.stage === 'shadow') this.startMirror(routes, method, path, headers, body, answer)
+  }
+
+  /** Its model servers run without auth: the OpenAPI document they give gets the security this gateway enforces. */
+  private documented(method: string, path: string, answer: Answer): Buffer | string {
+    const settings = this.auth?.enabled ? this.auth.settings : undefined
+    if (!settings || method !== 'GET' || pathOf(path) !== '/openapi.json' || answer.status !== 200) return answer.body
+    try {
+      return JSON.stringify(withSecurity(JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>, settings))
+    } catch {
+      return answer.body
+    }
   }
 
   /** Sends to the chosen version; a connection error on an idempotent request is retried once, on stable if the version is gone. */
