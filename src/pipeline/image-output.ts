@@ -1,11 +1,10 @@
 // Image outputs (pipeline.outputs[].image): one record's tensor of an image-to-image model back to 0..255 pixels, by the
 // steps of an image feature undone, and encoded as PNG with sharp.
-import sharp from 'sharp'
-
 import {MlopsError} from '../errors.js'
 import {type Dim, type OutputSpec} from '../model/signature.js'
 import type {ImageSteps} from './image.js'
 import {isFixed} from './layout.js'
+import {loadSharp} from './sharp.js'
 
 /**
  * How the model's output tensor holds an image: the steps an image feature would have taken to make such a tensor
@@ -119,6 +118,7 @@ export function outputPixels(
 /** PNG bytes of the pixels. */
 export async function encodePng(pixels: Pixels): Promise<Buffer> {
   const {data, width, height, channels} = pixels
+  const sharp = await loadSharp()
   const image = sharp(data, {raw: {width, height, channels}})
   // sharp writes sRGB unless told: a grey output stays one channel.
   return (channels === 1 ? image.toColourspace('b-w') : image).png().toBuffer()
