@@ -40,6 +40,11 @@ type FromWorker =
 /** More restarts than workers within this window is a crash loop: serving stops rather than forking forever. */
 const RESTART_WINDOW_MS = 10_000
 
+/** This process is a worker of `mlops serve --workers N`: its primary reports for it. */
+export function isServeWorker(): boolean {
+  return cluster.isWorker
+}
+
 /** Serves from this process, or from `serving.workers` worker processes under this one. */
 export async function serve(options: ServeOptions): Promise<RunningServer> {
   if (cluster.isWorker) return serveAsWorker(options)
@@ -144,18 +149,21 @@ async function servePrimary(workers: number, maxConnections: number, ownThreads:
   cluster.setupPrimary({stdio: ['ignore', 'ignore', 'inherit', 'ipc']})
   const ready = await new Promise<FromWorker & {type: 'mlops:ready'}>((resolve, reject) => {
     let count = 0
-    let failure: MlopsError | undefined
-    const onExit = (worker: Worker, code: number | null, signal: string | null) => {
-      for (const other of running.keys()) if (other !== worker) other.process.kill('SIGKILL')
-      const why = signal ?? `code ${code}`
-      reject(failure ?? new MlopsError('SERVE_FAILED', `a worker exited (${why}) before it was ready`))
+    // The first worker that cannot start fails them all at once: the others would fail the same way (a --host that is
+    // not this machine's) or serve a port the user was told is not served; and a failed worker may not exit by itself.
+    const fail = (error: MlopsError) => {
+      cluster.off('exit', onExit)
+      for (const worker of running.keys()) worker.process.kill('SIGKILL')
+      reject(error)
     }
+    const onExit = (_worker: Worker, code: number | null, signal: string | null) =>
+      fail(new MlopsError('SERVE_FAILED', `a worker exited (${signal ?? `code ${code}`}) before it was ready`))
     cluster.on('exit', onExit)
     for (let i = 0; i < workers; i++)
       fork(i).on('message', (message: FromWorker) => {
         if (message.type === 'mlops:failed') {
           const {code, message: text, hint} = message
-          failure = message.exitCode === 2 ? new UsageError(code, text, {hint}) : new MlopsError(code, text, {hint})
+          return fail(message.exitCode === 2 ? new UsageError(code, text, {hint}) : new MlopsError(code, text, {hint}))
         }
         if (message.type !== 'mlops:ready' || ++count < workers) return
         cluster.off('exit', onExit)
