@@ -88,7 +88,8 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       hidden: true,
     }),
     workers: Flags.integer({
-      description: 'Model-server processes on the one port, each with its own session. Default: serving.workers, or 1.',
+      description:
+        'Model-server processes on the one port, each with its own session. Default: serving.workers, or one per core.',
       min: 1,
       max: 256,
       env: 'MLOPS_SERVE_WORKERS',
