@@ -126,11 +126,12 @@ describe('mlops serve and predict (child processes)', function () {
       assert.equal(error.code, 'HOST_NOT_LOCAL')
       assert.match(error.message, /192\.0\.2\.1 is not an address of this machine/)
       assert.match(error.hint, /Pass --host .* 127\.0\.0\.1/)
+      if (workers === '1') continue
       const human = await execa('node', [...CLI, 'serve', ...model, ...args], options)
       assert.equal(human.exitCode, 2)
       assert.equal(String(human.stderr).match(/^Error: /gm)?.length, 1, `said once: ${String(human.stderr)}`)
     }
-  })
+  }).timeout(180_000)
 
   it('predicts 100k CSV rows in input order, reports the bad rows by line and exits 1', async () => {
     const dir = await tempDir()
