@@ -94,13 +94,17 @@ function medianOf(list: Measure[]): Measure {
   }
 }
 
-/** The direct server is started as the gateway starts its own: without onnxruntime's spinning threads. */
+/** The direct server is started as the gateway starts its own: one process, without onnxruntime's spinning threads. */
 async function startServer(): Promise<{url: string; stop: () => void}> {
   const {command, args} = serveInvocation()
-  const child = spawn(command, [...args, '--model', MODEL, '--port', '0', '--json', '--no-thread-spinning'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: {...process.env, CI: 'true'},
-  })
+  const child = spawn(
+    command,
+    [...args, '--model', MODEL, '--port', '0', '--json', '--no-thread-spinning', '--workers', '1'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {...process.env, CI: 'true'},
+    },
+  )
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({input: child.stdout}).once('line', resolve)
     child.once('exit', (code) => reject(new Error(`mlops serve exited with ${code}`)))

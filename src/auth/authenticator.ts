@@ -6,6 +6,7 @@ import {HttpError} from '../serve/errors.js'
 import type {AuthSettings, Scope} from './config.js'
 import {JwtVerifier} from './jwt.js'
 import {KeyVerifier} from './keys.js'
+import type {SharedServices} from '../serve/shared.js'
 import {RateLimiter} from './rate.js'
 
 export interface Caller {
@@ -33,10 +34,13 @@ export function scopeFor(path: string, settings: AuthSettings): Scope | undefine
 export class Authenticator {
   private readonly keys?: KeyVerifier
   private readonly jwt?: JwtVerifier
-  private readonly limiter = new RateLimiter()
   private callers?: Counter<'caller'>
 
-  constructor(readonly settings: AuthSettings) {
+  /** `limiter` counts callers' requests: this process's own buckets, or the primary's when serving workers share a port. */
+  constructor(
+    readonly settings: AuthSettings,
+    private readonly limiter: {take: RateLimiter['take'] | SharedServices['takeToken']} = new RateLimiter(),
+  ) {
     if (settings.mode === 'keys' || settings.mode === 'keys_or_jwt') this.keys = new KeyVerifier(settings.keysFile)
     if (settings.mode === 'jwt' || settings.mode === 'keys_or_jwt') {
       if (!settings.jwt) throw new Error('serving.auth.jwt needs jwks_url and audience')
@@ -106,7 +110,7 @@ export class Authenticator {
       })
     if (perSecond) {
       const burst = this.settings.rateLimit?.burst ?? Math.max(1, Math.ceil(perSecond))
-      const wait = this.limiter.take(`${caller.kind}:${caller.name}`, perSecond, Math.max(burst, 1))
+      const wait = await this.limiter.take(`${caller.kind}:${caller.name}`, perSecond, Math.max(burst, 1))
       if (wait > 0)
         throw new HttpError(
           429,

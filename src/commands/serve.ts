@@ -1,11 +1,11 @@
 import {resolve} from 'node:path'
 
-import {Args, Flags} from '@oclif/core'
+import {Args, Errors, Flags} from '@oclif/core'
 
 import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
 import {durationFlag} from '../flags.js'
-import {serve} from '../serve/cluster.js'
+import {isServeWorker, serve} from '../serve/cluster.js'
 
 export interface ServeReady {
   url: string
@@ -88,7 +88,8 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       hidden: true,
     }),
     workers: Flags.integer({
-      description: 'Model-server processes on the one port, each with its own session. Default: serving.workers, or 1.',
+      description:
+        'Model-server processes on the one port, each with its own session. Default: serving.workers, or one per core.',
       min: 1,
       max: 256,
       env: 'MLOPS_SERVE_WORKERS',
@@ -99,6 +100,12 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       default: true,
       allowNo: true,
     }),
+  }
+
+  protected override async catch(error: Error & {exitCode?: number; oclif?: {exit?: number}}): Promise<unknown> {
+    // A worker of several that cannot start has told its primary, which prints the error once for all of them.
+    if (isServeWorker()) throw new Errors.ExitError((process.exitCode = error.exitCode ?? 1))
+    return super.catch(error)
   }
 
   async run(): Promise<ServeReady | undefined> {

@@ -5,6 +5,7 @@ import {dirname} from 'node:path'
 
 import {readRecords} from '../data/records.js'
 import {makeDirectory, tornLineEnd} from '../system/atomic.js'
+import {Serial} from '../system/serial.js'
 
 export interface Feedback {
   request_id: string
@@ -142,19 +143,17 @@ export async function readFeedback(path: string): Promise<Map<string, Feedback>>
 export class FeedbackLog {
   private ids?: Set<string>
   private file?: FileHandle
-  private queue: Promise<unknown> = Promise.resolve()
+  private readonly serial = new Serial()
 
   constructor(readonly path: string) {}
 
   /** Appends the items whose request id has no feedback yet; the others are counted as duplicates. */
   add(items: Feedback[]): Promise<{accepted: number; duplicates: number}> {
-    const run = this.queue.then(() => this.append(items))
-    this.queue = run.catch(() => undefined)
-    return run
+    return this.serial.run(() => this.append(items))
   }
 
   async close(): Promise<void> {
-    await this.queue
+    await this.serial.idle()
     await this.file?.close()
     this.file = undefined
   }

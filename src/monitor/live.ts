@@ -36,6 +36,59 @@ export interface LiveSnapshot {
   windows: Window[]
 }
 
+/** How many windows and values per column a snapshot keeps: what merging snapshots samples down to. */
+export interface LiveLimits {
+  windowMs: number
+  windows: number
+  reservoir: number
+}
+
+/**
+ * Several snapshots as one: the windows of each start summed, each column's values sampled down to the reservoir in
+ * proportion to how many values each snapshot saw (evenly spaced picks of a reservoir are still a uniform sample).
+ * Serving workers each profile their share of the traffic; their primary saves the merge.
+ */
+export function mergeLiveSnapshots(snapshots: readonly LiveSnapshot[], limits: LiveLimits): LiveSnapshot {
+  const byStart = new Map<number, Window[]>()
+  for (const snapshot of snapshots)
+    if (snapshot.windowMs === limits.windowMs)
+      for (const window of snapshot.windows) byStart.set(window.start, [...(byStart.get(window.start) ?? []), window])
+  const starts = [...byStart.keys()].sort((a, b) => a - b).slice(-limits.windows)
+  const columns = (parts: Record<string, Column>[]) => {
+    const names = new Set(parts.flatMap((part) => Object.keys(part)))
+    const out: Record<string, Column> = {}
+    for (const name of names)
+      out[name] = mergeColumn(
+        parts.flatMap((part) => part[name] ?? []),
+        limits.reservoir,
+      )
+    return out
+  }
+  const windows = starts.map((start) => {
+    const parts = byStart.get(start)!
+    if (parts.length === 1) return parts[0]
+    return {
+      start,
+      rows: parts.reduce((n, w) => n + w.rows, 0),
+      features: columns(parts.map((w) => w.features)),
+      predictions: columns(parts.map((w) => w.predictions)),
+    }
+  })
+  return {windowMs: limits.windowMs, windows}
+}
+
+function mergeColumn(parts: Column[], reservoir: number): Column {
+  const seen = parts.reduce((n, c) => n + c.seen, 0)
+  const total = parts.reduce((n, c) => n + c.values.length, 0)
+  if (total <= reservoir) return {seen, values: parts.flatMap((c) => c.values)}
+  const values: unknown[] = []
+  for (const part of parts) {
+    const take = Math.min(part.values.length, Math.round((reservoir * part.seen) / Math.max(1, seen)))
+    for (let i = 0; i < take; i++) values.push(part.values[Math.floor((i * part.values.length) / take)])
+  }
+  return {seen, values: values.slice(0, reservoir)}
+}
+
 export class LiveProfiles {
   private readonly windowMs: number
   private readonly maxWindows: number
@@ -43,6 +96,8 @@ export class LiveProfiles {
   private readonly now: () => number
   private readonly settings: DriftSettings
   private windows: Window[] = []
+  /** Windows a previous server saved: counted in drift, kept apart from this process's own (see ownSnapshot). */
+  private restored: Window[] = []
   // Deterministic replacement choices: a profile is a measurement, not a lottery.
   private seed = 0x9e3779b9
 
@@ -75,8 +130,10 @@ export class LiveProfiles {
 
   /** Samples of the windows that started within `sinceMs` of now (default: all kept windows). */
   currentData(sinceMs?: number): CurrentData & {rows: number} {
-    const from = sinceMs === undefined ? -Infinity : this.now() - sinceMs
-    const picked = this.windows.filter((w) => w.start + this.windowMs > from)
+    const now = this.now()
+    const oldest = now - (now % this.windowMs) - (this.maxWindows - 1) * this.windowMs
+    const from = Math.max(oldest, sinceMs === undefined ? -Infinity : now - sinceMs)
+    const picked = [...this.restored, ...this.windows].filter((w) => w.start + this.windowMs > from)
     const merge = (pick: (w: Window) => Record<string, Column>) => {
       const out: Record<string, unknown[]> = {}
       for (const w of picked)
@@ -95,7 +152,17 @@ export class LiveProfiles {
     return {...detectDrift(this.baseline, current, this.settings), rows: current.rows}
   }
 
+  get limits(): LiveLimits {
+    return {windowMs: this.windowMs, windows: this.maxWindows, reservoir: this.reservoir}
+  }
+
+  /** The restored windows and this process's own, as one. */
   snapshot(): LiveSnapshot {
+    return mergeLiveSnapshots([{windowMs: this.windowMs, windows: this.restored}, this.ownSnapshot()], this.limits)
+  }
+
+  /** What this process profiled itself, without the restored windows: a worker's share, merged by its primary. */
+  ownSnapshot(): LiveSnapshot {
     return {windowMs: this.windowMs, windows: this.windows}
   }
 
@@ -116,7 +183,7 @@ export class LiveProfiles {
       return `live drift windows not restored: ${(error as Error).message}; drift starts afresh and the file is rewritten within a minute`
     }
     if (snapshot?.windowMs === this.windowMs && Array.isArray(snapshot.windows))
-      this.windows = snapshot.windows.slice(-this.maxWindows)
+      this.restored = snapshot.windows.slice(-this.maxWindows)
     return undefined
   }
 

@@ -1,7 +1,7 @@
 // serving.workers: that many model-server processes on one port (node:cluster), each with its own onnxruntime session and
 // adaptive batching. The primary loads no model: it forks the workers (each runs this same command), says ready once all
-// are, restarts one that dies, answers their /metrics with every worker's counts summed (prom-client's
-// AggregatorRegistry), and on SIGTERM has them all drain together.
+// are, restarts one that dies, keeps what they share (src/serve/shared.ts: rate buckets, the request log and feedback
+// files, live drift profiles, /metrics summed), and on SIGTERM has them all drain together.
 import cluster, {type Worker} from 'node:cluster'
 import {availableParallelism} from 'node:os'
 
@@ -10,8 +10,9 @@ import {AggregatorRegistry} from 'prom-client'
 import {projectStore} from '../artifact/project.js'
 import {MlopsError, UsageError} from '../errors.js'
 import {serveSettings} from './config.js'
-import {type LoadServableOptions, type Serving, startServing} from './load.js'
+import {type LoadServableOptions, type Serving, sharedSetup, startServing} from './load.js'
 import type {ModelIdentity} from './server.js'
+import {type SharedSetup, SharedState, primaryServices} from './shared.js'
 
 export interface RunningServer {
   url: string
@@ -32,13 +33,17 @@ export interface ServeOptions extends LoadServableOptions {
 }
 
 type FromWorker =
-  | {type: 'mlops:ready'; url: string; identity: ModelIdentity; warnings: string[]}
+  | {type: 'mlops:ready'; url: string; identity: ModelIdentity; warnings: string[]; setup: SharedSetup}
   | {type: 'mlops:drained'; drained: boolean}
-  | {type: 'mlops:metrics'; id: number}
   | {type: 'mlops:failed'; code: string; message: string; hint?: string; exitCode: number}
 
 /** More restarts than workers within this window is a crash loop: serving stops rather than forking forever. */
 const RESTART_WINDOW_MS = 10_000
+
+/** This process is a worker of `mlops serve --workers N`: its primary reports for it. */
+export function isServeWorker(): boolean {
+  return cluster.isWorker
+}
 
 /** Serves from this process, or from `serving.workers` worker processes under this one. */
 export async function serve(options: ServeOptions): Promise<RunningServer> {
@@ -60,8 +65,7 @@ async function serveAsWorker(options: ServeOptions): Promise<RunningServer> {
     ...options,
     settings: {...options.settings, ...(connections ? {maxConnections: connections} : {})},
     intraOpThreads: threads,
-    // Live drift windows are saved by the first worker only: each sees a random share of the traffic.
-    saveLive: process.env.MLOPS_SERVE_WORKER_INDEX === '0',
+    shared: primaryServices(),
   }).catch((error: unknown) => {
     // The primary reports it as its own, with the same code and exit code.
     const e = error instanceof MlopsError ? error : new MlopsError('SERVE_FAILED', String((error as Error).message))
@@ -71,20 +75,6 @@ async function serveAsWorker(options: ServeOptions): Promise<RunningServer> {
   AggregatorRegistry.setRegistries([serving.server.metrics.registry])
   // Constructed for its side effect: in a worker, it starts answering the primary's requests for this registry.
   new AggregatorRegistry()
-  // /metrics, whichever worker it reaches, answers for all of them: the primary gathers and sums.
-  let next = 0
-  const waiting = new Map<number, (body: string) => void>()
-  process.on('message', (message: {type?: string; id?: number; body?: string}) => {
-    if (message.type !== 'mlops:metrics' || message.id === undefined) return
-    waiting.get(message.id)?.(message.body ?? '')
-    waiting.delete(message.id)
-  })
-  serving.server.metrics.aggregate = () =>
-    new Promise<string>((resolve) => {
-      const id = next++
-      waiting.set(id, resolve)
-      process.send!({type: 'mlops:metrics', id} satisfies FromWorker)
-    })
   // The primary gone (killed with -9): stop as if told to.
   process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'))
   process.send!({
@@ -92,6 +82,7 @@ async function serveAsWorker(options: ServeOptions): Promise<RunningServer> {
     url: serving.url,
     identity: serving.servable.identity,
     warnings: serving.servable.warnings,
+    setup: sharedSetup(serving.servable),
   } satisfies FromWorker)
   return single(serving, true, async (timeoutMs) => {
     const drained = await serving.stop(timeoutMs)
@@ -118,7 +109,7 @@ async function servePrimary(workers: number, maxConnections: number, ownThreads:
       ? {MLOPS_SERVE_WORKER_THREADS: String(Math.max(1, Math.floor(availableParallelism() / workers)))}
       : {}),
   })
-  const aggregator = new AggregatorRegistry()
+  const shared = new SharedState(new AggregatorRegistry())
   const running = new Map<Worker, number>()
   const drained: boolean[] = []
   let stopping = false
@@ -127,13 +118,9 @@ async function servePrimary(workers: number, maxConnections: number, ownThreads:
   const fork = (index: number): Worker => {
     const worker = cluster.fork(env(index))
     running.set(worker, index)
+    shared.answer(worker, index)
     worker.on('message', (message: FromWorker) => {
-      if (message.type === 'mlops:metrics')
-        void aggregator.clusterMetrics().then(
-          (body) => worker.isConnected() && worker.send({type: 'mlops:metrics', id: message.id, body}),
-          (error: Error) =>
-            worker.isConnected() && worker.send({type: 'mlops:metrics', id: message.id, body: `# ${error.message}\n`}),
-        )
+      if (message.type === 'mlops:ready') shared.configure(message.setup)
       else if (message.type === 'mlops:drained') drained.push(message.drained)
     })
     return worker
@@ -144,18 +131,21 @@ async function servePrimary(workers: number, maxConnections: number, ownThreads:
   cluster.setupPrimary({stdio: ['ignore', 'ignore', 'inherit', 'ipc']})
   const ready = await new Promise<FromWorker & {type: 'mlops:ready'}>((resolve, reject) => {
     let count = 0
-    let failure: MlopsError | undefined
-    const onExit = (worker: Worker, code: number | null, signal: string | null) => {
-      for (const other of running.keys()) if (other !== worker) other.process.kill('SIGKILL')
-      const why = signal ?? `code ${code}`
-      reject(failure ?? new MlopsError('SERVE_FAILED', `a worker exited (${why}) before it was ready`))
+    // The first worker that cannot start fails them all at once: the others would fail the same way (a --host that is
+    // not this machine's) or serve a port the user was told is not served; and a failed worker may not exit by itself.
+    const fail = (error: MlopsError) => {
+      cluster.off('exit', onExit)
+      for (const worker of running.keys()) worker.process.kill('SIGKILL')
+      reject(error)
     }
+    const onExit = (_worker: Worker, code: number | null, signal: string | null) =>
+      fail(new MlopsError('SERVE_FAILED', `a worker exited (${signal ?? `code ${code}`}) before it was ready`))
     cluster.on('exit', onExit)
     for (let i = 0; i < workers; i++)
       fork(i).on('message', (message: FromWorker) => {
         if (message.type === 'mlops:failed') {
           const {code, message: text, hint} = message
-          failure = message.exitCode === 2 ? new UsageError(code, text, {hint}) : new MlopsError(code, text, {hint})
+          return fail(message.exitCode === 2 ? new UsageError(code, text, {hint}) : new MlopsError(code, text, {hint}))
         }
         if (message.type !== 'mlops:ready' || ++count < workers) return
         cluster.off('exit', onExit)
@@ -168,6 +158,7 @@ async function servePrimary(workers: number, maxConnections: number, ownThreads:
     const index = running.get(worker)
     running.delete(worker)
     if (stopping || index === undefined) return
+    shared.workerGone(index)
     const now = Date.now()
     restarts.push(now)
     while (restarts[0] < now - RESTART_WINDOW_MS) restarts.shift()
@@ -197,6 +188,7 @@ async function servePrimary(workers: number, maxConnections: number, ownThreads:
       const late = setTimeout(() => all.forEach((worker) => worker.process.kill('SIGKILL')), timeoutMs + 5000)
       await Promise.all(exited)
       clearTimeout(late)
+      await shared.close()
       return drained.length === all.length && drained.every(Boolean)
     },
   }

@@ -1,4 +1,6 @@
 // The `serving` section of mlops.yaml (typed by schemas/config/serving.schema.json) and the settings the server runs with.
+import {availableParallelism} from 'node:os'
+
 import type {AuthConfig, AuthMode, AuthSettings} from '../auth/config.js'
 import type {TlsSettings} from '../http/tls.js'
 import type {TensorJson} from '../model/tensor.js'
@@ -15,7 +17,7 @@ export interface ServingConfig {
   max_instances?: number
   /** Client connections open at once (default 1024, shared among the workers); past it new ones are closed at once. */
   max_connections?: number
-  /** Model-server processes on the one port, each with its own session (default 1: a single process; one per core is the aim). */
+  /** Model-server processes on the one port, each with its own session (default one per core; 1: a single process). */
   workers?: number
   /** Per-request time limit in ms (default 30000): past it, the fallback or 504. */
   timeout_ms?: number
@@ -87,9 +89,7 @@ export function serveSettings(config: ServingConfig = {}, overrides: Partial<Ser
     maxBodyBytes: Math.round((config.max_body_mb ?? 32) * 1024 * 1024),
     maxInstances: config.max_instances ?? 10_000,
     maxConnections: config.max_connections ?? 1024,
-    // One until two known faults of several workers are fixed (a bad --host hangs the primary; live drift profiles do
-    // not come back after a restart): see the README's serve section.
-    workers: config.workers ?? 1,
+    workers: config.workers ?? availableParallelism(),
     timeoutMs: config.timeout_ms ?? 30_000,
     maxQueue: config.max_queue ?? 256,
     batching: {

@@ -16,6 +16,7 @@ import {LiveProfiles} from '../monitor/live.js'
 import {makeDirectory} from '../system/atomic.js'
 import {type ServeSettings, serveSettings} from './config.js'
 import {artifactOpenApi} from './openapi.js'
+import type {SharedServices, SharedSetup} from './shared.js'
 import {type ModelIdentity, type ModelServer, createModelServer} from './server.js'
 import type {Warmup} from './warmup.js'
 
@@ -37,8 +38,8 @@ export interface LoadServableOptions {
   plainHttp?: boolean
   /** Intra-op threads when model.threads is not set (a worker of several takes its share of the cores). */
   intraOpThreads?: number
-  /** Save live drift windows to disk (default true; one worker of several does). */
-  saveLive?: boolean
+  /** A worker of several: rate buckets, the request log, feedback, live profiles and /metrics go through its primary. */
+  shared?: SharedServices
 }
 
 export interface Servable {
@@ -133,6 +134,14 @@ export async function loadServable(options: LoadServableOptions): Promise<Servab
   }
 }
 
+/** What the primary of several workers needs to keep their shared files. */
+export function sharedSetup({settings, live}: Servable): SharedSetup {
+  return {
+    ...(settings.requestLog ? {requestLog: settings.requestLog} : {}),
+    ...(live?.path ? {live: {path: live.path, limits: live.profiles.limits}} : {}),
+  }
+}
+
 export interface Serving {
   server: ModelServer
   url: string
@@ -148,7 +157,9 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   const {model, pipeline, identity, settings, warmup, openapi} = servable
   let server: ModelServer
   let url: string
-  const auth = settings.auth && settings.auth.mode !== 'none' ? new Authenticator(settings.auth) : undefined
+  const {shared} = options
+  const limiter = shared ? {take: shared.takeToken} : undefined
+  const auth = settings.auth && settings.auth.mode !== 'none' ? new Authenticator(settings.auth, limiter) : undefined
   try {
     if (settings.requestLog) await checkWritable(settings.requestLog.path)
     await auth?.start()
@@ -162,6 +173,7 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
       openapi,
       processMetrics: true,
       live: servable.live?.profiles,
+      shared,
     })
     url = await server.listen(settings.port, settings.host)
   } catch (error) {
@@ -172,14 +184,13 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   // Live profiles reach the disk once a minute and at shutdown: a restarted server and `mlops monitor` pick them up.
   const live = servable.live
   const save = async () => {
-    if (!live?.path || options.saveLive === false) return
-    await live.profiles
-      .save(live.path)
-      .catch((error: Error) =>
+    if (!live?.path) return
+    await (shared ? shared.saveLive(live.profiles.ownSnapshot()) : live.profiles.save(live.path)).catch(
+      (error: Error) =>
         process.stderr.write(
           `mlops serve: live drift windows cannot be saved to ${live.path} (${error.message}); drift history will not survive a restart\n`,
         ),
-      )
+    )
   }
   const saver = live?.path ? setInterval(() => void save(), 60_000).unref() : undefined
   servable.warnings.push(...server.warnings)

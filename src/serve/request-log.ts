@@ -6,6 +6,7 @@ import {dirname} from 'node:path'
 
 import {bigintReplacer} from '../model/tensor.js'
 import {makeDirectory, tornLineEnd} from '../system/atomic.js'
+import {Serial} from '../system/serial.js'
 import type {LoggedInputs, RequestLogSettings} from './config.js'
 
 export interface RequestLogEntry {
@@ -44,8 +45,8 @@ function serialize(entry: RequestLogEntry & {inputs_sha256?: string}): string {
 
 export class RequestLog {
   private buffer: (RequestLogEntry & {inputs_sha256?: string})[] = []
-  private file?: FileHandle
-  private size = 0
+  private readonly file?: LogFile
+  private readonly sink: (text: string) => Promise<void>
   private writing?: Promise<void>
   private closed = false
   private failing = false
@@ -53,10 +54,15 @@ export class RequestLog {
   dropped = 0
   written = 0
 
+  /** `sink` takes the serialized lines in place of the file (a worker of several hands them to its primary). */
   constructor(
     readonly settings: RequestLogSettings,
     private readonly onDrop: () => void = () => undefined,
-  ) {}
+    sink?: (text: string) => Promise<void>,
+  ) {
+    if (!sink) this.file = new LogFile(settings)
+    this.sink = sink ?? ((text) => this.file!.write(text))
+  }
 
   /** Never waits and never throws: the entry is buffered, or dropped when the buffer is full. */
   add(entry: RequestLogEntry & {inputs_sha256?: string}): void {
@@ -74,7 +80,6 @@ export class RequestLog {
     this.closed = true
     while (this.writing) await this.writing
     await this.file?.close()
-    this.file = undefined
   }
 
   private async drain(): Promise<void> {
@@ -85,7 +90,7 @@ export class RequestLog {
         const entries = this.buffer
         this.buffer = []
         const text = entries.map(serialize).join('')
-        await this.write(text)
+        await this.sink(text)
         this.written += entries.length
       }
       this.failing = false
@@ -102,8 +107,31 @@ export class RequestLog {
       this.writing = undefined
     }
   }
+}
 
-  private async write(text: string): Promise<void> {
+/**
+ * The file of a request log: whole lines appended, rotated by size. Its only writer: with several serving workers the
+ * primary holds it and writes what each sends, so lines never interleave and rotation happens once.
+ */
+export class LogFile {
+  private file?: FileHandle
+  private size = 0
+  private readonly serial = new Serial()
+
+  constructor(readonly settings: Pick<RequestLogSettings, 'path' | 'maxBytes' | 'maxFiles'>) {}
+
+  /** Appends `text` (whole lines) after any write still under way. */
+  write(text: string): Promise<void> {
+    return this.serial.run(() => this.append(text))
+  }
+
+  async close(): Promise<void> {
+    await this.serial.idle()
+    await this.file?.close()
+    this.file = undefined
+  }
+
+  private async append(text: string): Promise<void> {
     const bytes = Buffer.byteLength(text)
     if (this.file && this.size > 0 && this.size + bytes > this.settings.maxBytes) await this.rotate()
     if (!this.file) {
@@ -111,7 +139,8 @@ export class RequestLog {
       // Inputs of real requests: the user's alone.
       this.file = await open(this.settings.path, 'a+', 0o600)
       this.size = (await stat(this.settings.path)).size
-      if (this.size > 0 && this.size + bytes > this.settings.maxBytes) return this.rotate().then(() => this.write(text))
+      if (this.size > 0 && this.size + bytes > this.settings.maxBytes)
+        return this.rotate().then(() => this.append(text))
       text = (await tornLineEnd(this.file, this.size)) + text
     }
     await this.file.write(text)

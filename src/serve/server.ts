@@ -33,6 +33,7 @@ import {ServeMetrics} from './metrics.js'
 import {Predictor, inputFault} from './predictor.js'
 import {rawPipeline} from './raw-pipeline.js'
 import {RequestLog, loggedInputs} from './request-log.js'
+import type {SharedServices} from './shared.js'
 import {
   type InferRequest,
   datatypeOf,
@@ -69,6 +70,8 @@ export interface ModelServerOptions {
   auth?: Authenticator
   /** This process's share of serving.max_connections (a worker of several); default all of it. */
   maxConnections?: number
+  /** A worker of several: request log lines, feedback and /metrics go through its primary (see shared.ts). */
+  shared?: SharedServices
   /** The OpenAPI document of GET /openapi.json and /docs (see openapi.ts); from the signature alone when absent. */
   openapi?: Record<string, unknown>
 }
@@ -131,10 +134,16 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
   const engine = new InferenceEngine({model, batching: settings.batching, maxQueue: settings.maxQueue, metrics, faults})
   const pipeline = options.pipeline ?? rawPipeline(model.signature)
   const predictor = new Predictor(engine, pipeline)
+  const {shared} = options
+  if (shared) metrics.aggregate = shared.metrics
   const requestLog = settings.requestLog
-    ? new RequestLog(settings.requestLog, () => metrics.logDropped.inc())
+    ? new RequestLog(settings.requestLog, () => metrics.logDropped.inc(), shared?.appendLog)
     : undefined
-  const feedbackLog = settings.requestLog ? new FeedbackLog(feedbackPath(settings.requestLog.path)) : undefined
+  const feedbackLog: Pick<FeedbackLog, 'add' | 'close'> | undefined = !settings.requestLog
+    ? undefined
+    : shared
+      ? {add: shared.addFeedback, close: async () => undefined}
+      : new FeedbackLog(feedbackPath(settings.requestLog.path))
   const maxRank = Math.max(1, ...model.signature.inputs.map((i) => i.shape.length))
   // Deep enough for {"inputs":[{"data":[nested to the rank]}]} and records holding rows; deeper is an attack or a mistake.
   const maxDepth = maxRank + 6

@@ -1,10 +1,12 @@
 // The bundled example served from its stored artifact by the real CLI: golden answers over HTTP, batch prediction of a CSV.
 import assert from 'node:assert/strict'
 import {type ChildProcess, spawn} from 'node:child_process'
-import {cpSync, readFileSync, writeFileSync} from 'node:fs'
+import {cpSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {once} from 'node:events'
 import {join} from 'node:path'
 import {createInterface} from 'node:readline'
+
+import {request} from 'undici'
 
 import {compareJson} from '../../src/checks/compare.js'
 import {BIN, exampleProject, mlops} from '../support/cli.js'
@@ -95,62 +97,72 @@ describe('serve and predict the bundled example from its artifact (e2e)', functi
     }
   })
 
-  it('exports drift gauges for the traffic it served, and keeps its live profiles across a restart', async () => {
-    const shifted = readFileSync(join(project, 'data', 'current-shifted.csv'), 'utf8')
-      .trim()
-      .split('\n')
-    const header = shifted[0].split(',')
-    const typed = (v: string) =>
-      v === '' ? null : v === 'true' || v === 'false' ? v === 'true' : Number.isNaN(Number(v)) ? v : Number(v)
-    const records = shifted
-      .slice(1, 1001)
-      .map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i], typed(v)])))
-    const first = await startServe(['1.0.0', '--dir', project])
-    try {
-      const response = await fetch(`${first.url}/v1/predict`, {
-        method: 'POST',
-        headers: {'content-type': 'application/json'},
-        body: JSON.stringify({instances: records}),
-      })
-      assert.equal(response.status, 200, await response.text())
-      const metrics = await (await fetch(`${first.url}/metrics`)).text()
-      assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/)
-      assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="age",target="feature"\} 0/)
-    } finally {
-      first.child.kill('SIGTERM')
-      await once(first.child, 'exit')
-    }
-    const second = await startServe(['1.0.0', '--dir', project])
-    try {
-      const metrics = await (await fetch(`${second.url}/metrics`)).text()
-      assert.match(
-        metrics,
-        /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/,
-        'the saved profiles came back',
-      )
-    } finally {
-      second.child.kill('SIGTERM')
-      await once(second.child, 'exit')
-    }
-    // Derived data: a damaged file costs the drift history, not the server.
-    writeFileSync(join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json'), '{"windowMs": 6')
-    const third = await startServe(['1.0.0', '--dir', project])
-    let stderr = ''
-    third.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
-    try {
-      const metrics = await (await fetch(`${third.url}/metrics`)).text()
-      assert.doesNotMatch(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income"/)
-      assert.equal((await fetch(`${third.url}/v2/health/ready`)).status, 200)
-    } finally {
-      third.child.kill('SIGTERM')
-      await once(third.child, 'exit')
-    }
-    assert.match(stderr, /live drift windows not restored: .*requests\.jsonl\.profiles\.json is not valid JSON/)
-    assert.doesNotThrow(
-      () => JSON.parse(readFileSync(join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json'), 'utf8')),
-      'rewritten at shutdown',
-    )
-  })
+  for (const workers of ['1', '2'])
+    it(`exports drift gauges for the traffic it served, and keeps its live profiles across a restart (--workers ${workers})`, async () => {
+      const shifted = readFileSync(join(project, 'data', 'current-shifted.csv'), 'utf8')
+        .trim()
+        .split('\n')
+      const header = shifted[0].split(',')
+      const typed = (v: string) =>
+        v === '' ? null : v === 'true' || v === 'false' ? v === 'true' : Number.isNaN(Number(v)) ? v : Number(v)
+      const records = shifted
+        .slice(1, 1001)
+        .map((line) => Object.fromEntries(line.split(',').map((v, i) => [header[i], typed(v)])))
+      const saved = join(project, '.mlops', 'logs', 'requests.jsonl.profiles.json')
+      rmSync(saved, {force: true})
+      const rows = () =>
+        (JSON.parse(readFileSync(saved, 'utf8')) as {windows: {rows: number}[]}).windows.reduce((n, w) => n + w.rows, 0)
+      const args = ['1.0.0', '--dir', project, '--workers', workers]
+      const first = await startServe(args)
+      try {
+        // Two halves on two connections: with two workers, each gets one (node:cluster hands connections round robin).
+        for (const half of [records.slice(0, 500), records.slice(500)]) {
+          const response = await request(`${first.url}/v1/predict`, {
+            method: 'POST',
+            headers: {'content-type': 'application/json'},
+            body: JSON.stringify({instances: half}),
+            reset: true,
+          })
+          assert.equal(response.statusCode, 200, await response.body.text())
+          await response.body.dump()
+        }
+        const metrics = await (await fetch(`${first.url}/metrics`)).text()
+        assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/)
+        assert.match(metrics, /mlops_drift_detected\{version="1\.0\.0",column="age",target="feature"\} 0/)
+      } finally {
+        first.child.kill('SIGTERM')
+        await once(first.child, 'exit')
+      }
+      assert.equal(rows(), 1000, 'every record served, by whichever worker, is in the saved profiles')
+      const second = await startServe(args)
+      try {
+        const metrics = await (await fetch(`${second.url}/metrics`)).text()
+        assert.match(
+          metrics,
+          /mlops_drift_detected\{version="1\.0\.0",column="income",target="feature"\} 1/,
+          'the saved profiles came back',
+        )
+      } finally {
+        second.child.kill('SIGTERM')
+        await once(second.child, 'exit')
+      }
+      assert.equal(rows(), 1000, 'restored once, not once per worker')
+      // Derived data: a damaged file costs the drift history, not the server.
+      writeFileSync(saved, '{"windowMs": 6')
+      const third = await startServe(args)
+      let stderr = ''
+      third.child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+      try {
+        const metrics = await (await fetch(`${third.url}/metrics`)).text()
+        assert.doesNotMatch(metrics, /mlops_drift_detected\{version="1\.0\.0",column="income"/)
+        assert.equal((await fetch(`${third.url}/v2/health/ready`)).status, 200)
+      } finally {
+        third.child.kill('SIGTERM')
+        await once(third.child, 'exit')
+      }
+      assert.match(stderr, /live drift windows not restored: .*requests\.jsonl\.profiles\.json is not valid JSON/)
+      assert.doesNotThrow(() => rows(), 'rewritten at shutdown')
+    })
 
   it('refuses to start, naming the setting, when the request log cannot be written (a path under /proc hung it)', async () => {
     const configPath = join(project, 'mlops.yaml')

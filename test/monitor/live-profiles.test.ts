@@ -4,7 +4,7 @@ import {join} from 'node:path'
 import {Registry} from 'prom-client'
 
 import {readRecords} from '../../src/data/records.js'
-import {LiveProfiles} from '../../src/monitor/live.js'
+import {LiveProfiles, mergeLiveSnapshots} from '../../src/monitor/live.js'
 import type {ValueKind} from '../../src/monitor/profile.js'
 import {packageRoot} from '../../src/paths.js'
 import {tempDir} from '../support/cli.js'
@@ -85,6 +85,36 @@ describe('live profiles of served traffic', () => {
       text,
       /mlops_drift_statistic\{version="1\.0\.0",column="income",target="feature",method="psi"\} 0\.1\d+/,
     )
+  })
+
+  it("merges workers' shares: rows and counts summed per window, values sampled in proportion to what each saw", () => {
+    let now = 0
+    const options = {reservoir: 100, windowMs: 1000, windows: 2, now: () => now}
+    const [busy, quiet] = [
+      new LiveProfiles(profileOf(reference, kinds), options),
+      new LiveProfiles(profileOf(reference, kinds), options),
+    ]
+    busy.add(reference.slice(0, 10), [])
+    now = 1000
+    busy.add(reference.slice(0, 300), [])
+    // The quiet share's ages are all -1: where each merged value came from is then plain.
+    const marked = reference.slice(0, 100).map((r) => ({...r, age: -1}))
+    quiet.add(marked, [])
+    now = 2000
+    quiet.add(marked.slice(0, 5), [])
+    const merged = mergeLiveSnapshots([busy.ownSnapshot(), quiet.ownSnapshot()], busy.limits)
+    assert.deepEqual(
+      merged.windows.map((w) => [w.start, w.rows]),
+      [
+        [1000, 400],
+        [2000, 5],
+      ],
+      'the oldest window is past the two kept',
+    )
+    const age = merged.windows[0].features.age
+    assert.equal(age.seen, 400)
+    assert.equal(age.values.length, 100)
+    assert.equal(age.values.filter((v) => v === -1).length, 25, 'a quarter from the share that saw 100 of 400')
   })
 
   it('survives a restart through its saved file', async () => {

@@ -115,26 +115,23 @@ describe('mlops serve and predict (child processes)', function () {
     })
     assert.equal(folder.exitCode, 2, String(folder.stderr))
     assert.equal((JSON.parse(String(folder.stdout)) as {error: {code: string}}).error.code, 'MODEL_NOT_A_FILE')
-    const result = await execa(
-      'node',
-      [
-        ...CLI,
-        'serve',
-        '--model',
-        join(MODELS_DIR, 'xgboost_regressor.onnx'),
-        '--host',
-        '192.0.2.1',
-        '--port',
-        '0',
-        '--json',
-      ],
-      {env: {CI: 'true'}, reject: false},
-    )
-    assert.equal(result.exitCode, 2, String(result.stderr))
-    const {error} = JSON.parse(String(result.stdout)) as {error: {code: string; message: string}}
-    assert.equal(error.code, 'HOST_NOT_LOCAL')
-    assert.match(error.message, /192\.0\.2\.1 is not an address of this machine/)
-  })
+    // With workers too: the primary hung, waiting for workers that had failed but did not exit.
+    for (const workers of ['1', '2']) {
+      const args = ['--host', '192.0.2.1', '--port', '0', '--workers', workers]
+      const model = ['--model', join(MODELS_DIR, 'xgboost_regressor.onnx')]
+      const options = {env: {CI: 'true'}, reject: false, timeout: 60_000}
+      const result = await execa('node', [...CLI, 'serve', ...model, ...args, '--json'], options)
+      assert.equal(result.exitCode, 2, `--workers ${workers}: ${String(result.stderr)}`)
+      const {error} = JSON.parse(String(result.stdout)) as {error: {code: string; message: string; hint: string}}
+      assert.equal(error.code, 'HOST_NOT_LOCAL')
+      assert.match(error.message, /192\.0\.2\.1 is not an address of this machine/)
+      assert.match(error.hint, /Pass --host .* 127\.0\.0\.1/)
+      if (workers === '1') continue
+      const human = await execa('node', [...CLI, 'serve', ...model, ...args], options)
+      assert.equal(human.exitCode, 2)
+      assert.equal(String(human.stderr).match(/^Error: /gm)?.length, 1, `said once: ${String(human.stderr)}`)
+    }
+  }).timeout(180_000)
 
   it('predicts 100k CSV rows in input order, reports the bad rows by line and exits 1', async () => {
     const dir = await tempDir()
