@@ -203,7 +203,7 @@ describe('mlops build with buildah (e2e)', function () {
     try {
       await waitFor(
         async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).ok,
-        `the server in ${first.reference}: ${server.output()}`,
+        () => `the server in ${first.reference}, which printed ${JSON.stringify(server.output())},`,
         120_000,
       )
       assert.match(server.output(), /^ready: /m)

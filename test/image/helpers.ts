@@ -1,5 +1,6 @@
 // Fixtures for image tests: buildah on vfs, a Node base image made from this machine, a registry on 127.0.0.1, skopeo.
 import {execFileSync} from 'node:child_process'
+import {readdirSync} from 'node:fs'
 import {chmod, copyFile, cp, mkdir, mkdtemp, realpath, rm, symlink, writeFile} from 'node:fs/promises'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -25,10 +26,10 @@ export async function buildah(args: string[]): Promise<string> {
 let baseImage: Promise<string> | undefined
 
 /**
- * A Node 20 runtime image built FROM scratch out of this machine's node binary and the shared libraries it and
- * onnxruntime-node load (as ldd lists them), plus dash for RUN steps, /tmp and a passwd with uid 1000: what
+ * A Node 20 runtime image built FROM scratch out of this machine's node binary and the shared libraries it,
+ * onnxruntime-node and sharp load (as ldd lists them), plus dash for RUN steps, /tmp and a passwd with uid 1000: what
  * node:20-bookworm-slim gives the generated Dockerfile, minus apt (so the locale stage cannot run on it). Made once,
- * and kept in buildah's storage for later runs while it holds this node.
+ * and kept in buildah's storage for later runs while it holds this node and these libraries.
  */
 export function ensureBaseImage(): Promise<string> {
   baseImage ??= makeBaseImage()
@@ -39,7 +40,9 @@ const NODE_LABEL = 'dev.mlops.test.node'
 
 async function makeBaseImage(): Promise<string> {
   const node = await realpath(process.execPath)
-  const identity = `${node} ${process.version} ${process.arch}`
+  const libraries = sharedLibraries([node, '/bin/dash', ...nativeModules()])
+  // The libraries are part of what the image is: a native dependency added to mlops must rebuild it.
+  const identity = `${node} ${process.version} ${process.arch} ${[...libraries].sort().join(' ')}`
   const existing = await buildah(['inspect', '--type', 'image', BASE_IMAGE]).catch(() => undefined)
   if (
     existing &&
@@ -51,14 +54,6 @@ async function makeBaseImage(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mlops-test-base-'))
   try {
     const rootfs = join(dir, 'rootfs')
-    const ortDir = join(packageRoot, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', process.arch)
-    const binaries = [node, '/bin/dash', join(ortDir, 'libonnxruntime.so.1'), join(ortDir, 'onnxruntime_binding.node')]
-    const libraries = new Set<string>()
-    for (const binary of binaries) {
-      for (const match of execFileSync('ldd', [binary], {encoding: 'utf8'}).matchAll(/(\/\S+) \(0x/g)) {
-        if (!match[1].startsWith(packageRoot)) libraries.add(match[1])
-      }
-    }
     for (const library of libraries) await copyInto(rootfs, library, library)
     await copyInto(rootfs, node, '/usr/local/bin/node')
     await copyInto(rootfs, '/bin/dash', '/bin/sh')
@@ -81,6 +76,33 @@ async function makeBaseImage(): Promise<string> {
   } finally {
     await rm(dir, {recursive: true, force: true})
   }
+}
+
+/**
+ * The native modules mlops loads at start: onnxruntime-node's, and sharp's (libvips needs libresolv, which neither
+ * node nor onnxruntime does; without it "mlops serve" exits at its first import inside the image).
+ */
+function nativeModules(): string[] {
+  const ortDir = join(packageRoot, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', process.arch)
+  const sharpDir = join(packageRoot, 'node_modules', '@img', `sharp-linux-${process.arch}`, 'lib')
+  return [
+    join(ortDir, 'libonnxruntime.so.1'),
+    join(ortDir, 'onnxruntime_binding.node'),
+    ...readdirSync(sharpDir)
+      .filter((name) => name.endsWith('.node'))
+      .map((name) => join(sharpDir, name)),
+  ]
+}
+
+/** The shared libraries `binaries` load, as ldd lists them, less those of the installation (the image has its own). */
+function sharedLibraries(binaries: string[]): Set<string> {
+  const libraries = new Set<string>()
+  for (const binary of binaries) {
+    for (const match of execFileSync('ldd', [binary], {encoding: 'utf8'}).matchAll(/(\/\S+) \(0x/g)) {
+      if (!match[1].startsWith(packageRoot)) libraries.add(match[1])
+    }
+  }
+  return libraries
 }
 
 async function copyInto(rootfs: string, source: string, target: string): Promise<void> {
@@ -143,7 +165,12 @@ export async function startRegistry(): Promise<Registry> {
   return {address, stop}
 }
 
-export async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+/** Polls `check` until it holds; `what` may be a function, read at the timeout (a server's output so far). */
+export async function waitFor(
+  check: () => Promise<boolean>,
+  what: string | (() => string),
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   while (Date.now() < deadline) {
@@ -154,7 +181,8 @@ export async function waitFor(check: () => Promise<boolean>, what: string, timeo
     }
     await new Promise((resolve) => setTimeout(resolve, 200))
   }
-  throw new Error(`${what} did not come up within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`)
+  const name = typeof what === 'string' ? what : what()
+  throw new Error(`${name} did not come up within ${timeoutMs} ms${last ? `: ${String(last)}` : ''}`)
 }
 
 export async function skopeo(reference: string, what: 'inspect' | 'config'): Promise<Record<string, unknown>> {
