@@ -5,18 +5,8 @@ import {Args, Flags} from '@oclif/core'
 import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
 import {durationFlag} from '../flags.js'
+import type {ServeReady} from '../serve/child.js'
 import {serve} from '../serve/cluster.js'
-
-export interface ServeReady {
-  url: string
-  port: number
-  pid: number
-  name: string
-  version: string
-  digest?: string
-  /** Processes serving the port. */
-  workers: number
-}
 
 export default class Serve extends BaseCommand {
   static override summary = 'Serve an artifact over HTTP: /v1/predict, the KServe/Triton v2 inference API and /metrics.'
