@@ -201,21 +201,26 @@ export interface RunningContainer {
   stop: () => Promise<void>
 }
 
-export async function runInImage(image: string, command: string[]): Promise<RunningContainer> {
+/** `volumes` are HOST:CONTAINER[:ro] bind mounts, for the command and for exec() alike. */
+export async function runInImage(image: string, command: string[], volumes: string[] = []): Promise<RunningContainer> {
   const container = (await buildah(['from', image])).trim()
+  const runArgs = [
+    'run',
+    '--isolation',
+    'chroot',
+    ...volumes.flatMap((volume) => ['--volume', volume]),
+    container,
+    '--',
+  ]
   let output = ''
-  const child = execa(
-    'buildah',
-    ['--storage-driver', 'vfs', 'run', '--isolation', 'chroot', container, '--', ...command],
-    {reject: false, all: true},
-  )
+  const child = execa('buildah', ['--storage-driver', 'vfs', ...runArgs, ...command], {reject: false, all: true})
   child.all?.on('data', (chunk: Buffer) => {
     output += chunk.toString('utf8')
   })
   return {
     process: child,
     output: () => output,
-    exec: async (args) => buildah(['run', '--isolation', 'chroot', container, '--', ...args]),
+    exec: async (args) => buildah([...runArgs, ...args]),
     stop: async () => {
       child.kill('SIGTERM')
       await child
