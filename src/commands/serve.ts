@@ -1,22 +1,11 @@
-import {resolve} from 'node:path'
-
 import {Args, Errors, Flags} from '@oclif/core'
 
 import {AUTH_MODES} from '../auth/config.js'
 import {BaseCommand} from '../base-command.js'
 import {durationFlag} from '../flags.js'
+import {tlsFiles} from '../http/tls.js'
+import type {ServeReady} from '../serve/child.js'
 import {isServeWorker, serve} from '../serve/cluster.js'
-
-export interface ServeReady {
-  url: string
-  port: number
-  pid: number
-  name: string
-  version: string
-  digest?: string
-  /** Processes serving the port. */
-  workers: number
-}
 
 export default class Serve extends BaseCommand {
   static override summary = 'Serve an artifact over HTTP: /v1/predict, the KServe/Triton v2 inference API and /metrics.'
@@ -79,6 +68,11 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       dependsOn: ['tls-cert'],
       env: 'MLOPS_TLS_KEY',
     }),
+    'tls-dir': Flags.string({
+      description:
+        'Serve HTTPS when this folder holds tls.crt and tls.key (a Kubernetes TLS Secret mounted as a volume), plain HTTP when it holds neither. The image of "mlops build" sets /etc/mlops/tls.',
+      env: 'MLOPS_TLS_DIR',
+    }),
     'plain-http': Flags.boolean({
       description: 'Serve plain HTTP whatever serving.tls says (the deploy gateway in front terminates TLS).',
       hidden: true,
@@ -110,13 +104,15 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
 
   async run(): Promise<ServeReady | undefined> {
     const {args, flags} = await this.parse(Serve)
+    // --plain-http wins over MLOPS_TLS_* too: the gateway's model servers inherit its environment.
+    const tls = flags['plain-http']
+      ? undefined
+      : tlsFiles({cert: flags['tls-cert'], key: flags['tls-key'], dir: flags['tls-dir']})
     const overrides = {
       ...(flags.port === undefined ? {} : {port: flags.port}),
       ...(flags.host === undefined ? {} : {host: flags.host}),
       ...(flags['trust-caller-header'] ? {trustCallerHeader: true} : {}),
-      ...(flags['tls-cert'] && flags['tls-key']
-        ? {tls: {cert: resolve(flags['tls-cert']), key: resolve(flags['tls-key'])}}
-        : {}),
+      ...(tls ? {tls} : {}),
     }
     const serving = await serve({
       dir: flags.dir,

@@ -1,6 +1,7 @@
 // TLS for the model server and the gateway's client port: certificate and key files (and a client CA for mutual TLS),
 // checked to match at start, and re-read when they change so a renewed certificate needs no restart.
-import {readFileSync, statSync} from 'node:fs'
+import {existsSync, readFileSync, statSync} from 'node:fs'
+import {basename, join, resolve} from 'node:path'
 import {type SecureContextOptions, createSecureContext} from 'node:tls'
 
 import {UsageError} from '../errors.js'
@@ -14,6 +15,44 @@ export interface TlsSettings {
   clientCa?: string
   /** Gateway only: the CA its model servers' certificates are checked against; with it they serve HTTPS too. */
   upstreamCa?: string
+}
+
+/** What a Kubernetes TLS Secret mounted as a volume holds: the certificate chain and its key. */
+export const TLS_DIR_CERT = 'tls.crt'
+export const TLS_DIR_KEY = 'tls.key'
+
+export interface TlsFileOptions {
+  /** --tls-cert or MLOPS_TLS_CERT. */
+  cert?: string
+  /** --tls-key or MLOPS_TLS_KEY. */
+  key?: string
+  /** --tls-dir or MLOPS_TLS_DIR: a folder that may hold tls.crt and tls.key (the image's /etc/mlops/tls). */
+  dir?: string
+}
+
+/**
+ * The certificate and key "mlops serve" serves HTTPS with, or undefined for plain HTTP: named files first, else the
+ * folder's tls.crt and tls.key when it holds them. A folder that is absent or holds neither means plain HTTP, so one
+ * image serves both ways; one file without the other is an error, not a silent fallback to plain HTTP.
+ */
+export function tlsFiles(options: TlsFileOptions): TlsSettings | undefined {
+  if (options.cert && options.key) return {cert: resolve(options.cert), key: resolve(options.key)}
+  if (!options.dir) return undefined
+  const cert = join(resolve(options.dir), TLS_DIR_CERT)
+  const key = join(resolve(options.dir), TLS_DIR_KEY)
+  const present = [cert, key].filter((path) => existsSync(path))
+  if (present.length === 0) return undefined
+  if (present.length === 1) {
+    const missing = present[0] === cert ? key : cert
+    throw new UsageError(
+      'TLS_FILE_MISSING',
+      `${options.dir} holds ${basename(present[0])} but not ${basename(missing)}, so it can serve neither HTTPS nor plain HTTP`,
+      {
+        hint: `Mount both ${TLS_DIR_CERT} and ${TLS_DIR_KEY} there (a Kubernetes TLS Secret has both), or neither to serve plain HTTP.`,
+      },
+    )
+  }
+  return {cert, key}
 }
 
 /** The files' contents as a secure context's options; a key that does not match its certificate is a usage error. */

@@ -4,7 +4,7 @@ import type {Dim, ModelSignature, OutputSpec, TensorSpec} from '../model/signatu
 import {isDynamic} from '../model/signature.js'
 import type {AxisFinding} from '../model/probe.js'
 import type {Dtype, TensorJson} from '../model/tensor.js'
-import type {ImageSteps} from '../pipeline/image.js'
+import type {ImageSteps} from '../pipeline/spec.js'
 
 export const TEMPLATE_KINDS = ['tabular', 'image', 'tensor'] as const
 export type TemplateKind = (typeof TEMPLATE_KINDS)[number]

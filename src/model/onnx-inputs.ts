@@ -2,8 +2,7 @@
 // ONNX protobuf with a small bounded reader: only the fields on the path ModelProto.graph.input[].type are decoded.
 import {readFile} from 'node:fs/promises'
 
-import type {Dim} from './signature.js'
-import type {Dtype} from './tensor.js'
+import type {Dim, Dtype} from './tensor.js'
 
 /** TensorProto.DataType numbers onnxruntime-node can feed. */
 const ELEM_TYPES: Record<number, Dtype> = {

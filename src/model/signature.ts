@@ -6,10 +6,9 @@ import * as ort from 'onnxruntime-node'
 import {MlopsError, UsageError, errorMessage} from '../errors.js'
 import {colorAllowed} from '../system/terminal.js'
 import {optionalTensorInputs} from './onnx-inputs.js'
-import {type Dtype, type OrtTensor, elementCount, isSupportedDtype} from './tensor.js'
+import {type Dim, type Dtype, type OrtTensor, elementCount, isSupportedDtype} from './tensor.js'
 
-/** A dimension: a fixed size, or a dynamic one (its symbolic name, or "" when unnamed), as onnxruntime-node reports it. */
-export type Dim = number | string
+export type {Dim} from './tensor.js'
 
 export interface TensorSpec {
   name: string

@@ -20,6 +20,9 @@ export const SUPPORTED_DTYPES = [
 ] as const
 export type Dtype = (typeof SUPPORTED_DTYPES)[number]
 
+/** A dimension: a fixed size, or a dynamic one (its symbolic name, or "" when unnamed), as onnxruntime-node reports it. */
+export type Dim = number | string
+
 export type JsonScalar = number | string | boolean | null
 
 /** A tensor as JSON: the format of golden cases, of `../shared/models/*.json` samples and of `mlops predict` raw mode. */

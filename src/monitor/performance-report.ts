@@ -3,7 +3,7 @@ import {escapeHtml, htmlPage, htmlTable, lineChart} from '../report/html.js'
 import {type JunitCase, junitXml} from '../report/junit.js'
 import {table} from '../system/format.js'
 import type {Estimate} from './outcomes.js'
-import type {Metrics, PerformanceResult, VersionPerformance} from './performance.js'
+import type {Metrics, PerformanceResult, VersionPerformance} from './performance-types.js'
 
 const CLASSIFICATION = ['accuracy', 'precision', 'recall', 'f1', 'roc_auc'] as const
 const REGRESSION = ['mae', 'rmse', 'r2'] as const

@@ -9,17 +9,11 @@ import {shortPath, writeReports} from '../report/write.js'
 import {DURATION_EXAMPLES, parseDuration} from '../system/duration.js'
 import {DEFAULT_SINCE, type PerformanceConfig} from './config.js'
 import {rotatedFiles} from './current.js'
-import {
-  type ClassPair,
-  type ClassificationMetrics,
-  type RegressionMetrics,
-  classificationMetrics,
-  regressionMetrics,
-} from './outcomes.js'
+import {type ClassPair, classificationMetrics, regressionMetrics} from './outcomes.js'
 import {performanceHtml, performanceJunit} from './performance-report.js'
+import type {Metrics, PerformanceGate, PerformanceResult, Task, VersionPerformance} from './performance-types.js'
 
-export type Task = 'classification' | 'regression'
-export type Metrics = ClassificationMetrics | RegressionMetrics
+export type {Metrics, PerformanceGate, PerformanceResult, Task, VersionPerformance} from './performance-types.js'
 
 export interface PerformanceOptions {
   dir: string
@@ -37,37 +31,6 @@ export interface LoggedPrediction {
   version: string
   digest?: string
   prediction: Record<string, unknown>
-}
-
-export interface PerformanceGate {
-  gate: string
-  metric: string
-  verdict: 'pass' | 'fail' | 'not_enough_data'
-  observed?: number
-  threshold: number
-  message: string
-}
-
-export interface VersionPerformance {
-  version: string
-  predictions: number
-  labeled: number
-  /** Share of the predictions whose truth has arrived. */
-  coverage: number
-  metrics?: Metrics
-  windows: {from: string; to: string; predictions: number; labeled: number; metrics?: Metrics}[]
-  gates: PerformanceGate[]
-}
-
-export interface PerformanceResult {
-  verdict: 'ok' | 'fail' | 'not_enough_data'
-  task: Task
-  window: {since: string; from: string; to: string}
-  files: string[]
-  feedback: {file: string; items: number}
-  versions: VersionPerformance[]
-  failed: string[]
-  reports: {junit?: string; html?: string}
 }
 
 export interface PerformanceSettings {

@@ -2,15 +2,9 @@
 // steps of an image feature undone, and encoded as PNG with sharp.
 import {MlopsError} from '../errors.js'
 import {type Dim, type OutputSpec} from '../model/signature.js'
-import type {ImageSteps} from './image.js'
+import type {OutputImage} from './spec.js'
 import {isFixed} from './layout.js'
 import {loadSharp} from './sharp.js'
-
-/**
- * How the model's output tensor holds an image: the steps an image feature would have taken to make such a tensor
- * (channels, scale, normalise, layout), undone: pixel = (x·std + mean) / scale, rounded and clipped to 0..255.
- */
-export type OutputImage = Pick<ImageSteps, 'color' | 'scale' | 'normalize' | 'layout'>
 
 /** Pixels encoded per image at most (4096×4096): an output past it is a model fault, answered as such. */
 export const MAX_OUTPUT_PIXELS = 4096 * 4096

@@ -5,35 +5,8 @@ import type {OutputInfo, ResizeOptions} from 'sharp'
 import {type TensorJson, elementCount} from '../model/tensor.js'
 import {INTEGER_DTYPES} from './layout.js'
 import {loadSharp} from './sharp.js'
-import type {FeatureSpec} from './spec.js'
+import type {FeatureSpec, ImageSteps} from './spec.js'
 import type {InputRecord, RecordIssue} from './types.js'
-
-/** The steps, in the order they run. Every one is optional but the output size must be known (resize or crop). */
-export interface ImageSteps {
-  /** Turn the image upright by its EXIF orientation (default true). */
-  orient?: boolean
-  /**
-   * Resize to width × height with `fit` (fill: stretch; cover: fill and cut the overflow; contain: fit inside, padded
-   * black), or the shorter side to `shorter` keeping the aspect ratio. `filter` is the resampling kernel.
-   */
-  resize?: {
-    width?: number
-    height?: number
-    shorter?: number
-    fit?: 'fill' | 'cover' | 'contain'
-    filter?: 'nearest' | 'linear' | 'cubic' | 'lanczos3'
-  }
-  /** Centre crop to width × height (after resizing). */
-  crop?: {width: number; height: number}
-  /** Channels: rgb (default), bgr, or grey (ITU-R 601 luma, as Pillow's "L"). */
-  color?: 'rgb' | 'bgr' | 'grey'
-  /** Multiplies each 0..255 value, e.g. 0.00392156862745098 (1/255). */
-  scale?: number
-  /** Per channel, after scale: (x - mean) / std. */
-  normalize?: {mean: number[]; std: number[]}
-  /** chw (default, as PyTorch) or hwc (as TensorFlow). */
-  layout?: 'chw' | 'hwc'
-}
 
 export interface ImageTensor {
   data: Float32Array

@@ -1,7 +1,5 @@
 // The pipeline as written in mlops.yaml (`pipeline:`) and as frozen into an artifact (every statistic resolved).
 import type {Dtype} from '../model/tensor.js'
-import type {ImageSteps} from './image.js'
-import type {OutputImage} from './image-output.js'
 
 /**
  * `tensor` is a whole per-record array (an image, a sequence): a nested array or `{dtype, shape, data}` tensor JSON.
@@ -90,3 +88,36 @@ export interface PipelineSpec {
 export interface ResolvedPipeline extends PipelineSpec {
   resolved: true
 }
+
+/** The steps, in the order they run. Every one is optional but the output size must be known (resize or crop). */
+export interface ImageSteps {
+  /** Turn the image upright by its EXIF orientation (default true). */
+  orient?: boolean
+  /**
+   * Resize to width × height with `fit` (fill: stretch; cover: fill and cut the overflow; contain: fit inside, padded
+   * black), or the shorter side to `shorter` keeping the aspect ratio. `filter` is the resampling kernel.
+   */
+  resize?: {
+    width?: number
+    height?: number
+    shorter?: number
+    fit?: 'fill' | 'cover' | 'contain'
+    filter?: 'nearest' | 'linear' | 'cubic' | 'lanczos3'
+  }
+  /** Centre crop to width × height (after resizing). */
+  crop?: {width: number; height: number}
+  /** Channels: rgb (default), bgr, or grey (ITU-R 601 luma, as Pillow's "L"). */
+  color?: 'rgb' | 'bgr' | 'grey'
+  /** Multiplies each 0..255 value, e.g. 0.00392156862745098 (1/255). */
+  scale?: number
+  /** Per channel, after scale: (x - mean) / std. */
+  normalize?: {mean: number[]; std: number[]}
+  /** chw (default, as PyTorch) or hwc (as TensorFlow). */
+  layout?: 'chw' | 'hwc'
+}
+
+/**
+ * How the model's output tensor holds an image (pipeline.outputs[].image): the steps an image feature would have taken
+ * to make such a tensor (channels, scale, normalise, layout), undone: pixel = (x·std + mean) / scale, clipped to 0..255.
+ */
+export type OutputImage = Pick<ImageSteps, 'color' | 'scale' | 'normalize' | 'layout'>

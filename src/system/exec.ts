@@ -1,5 +1,7 @@
 // The one way the tool runs other programs: argument arrays (never a shell), debug-logged, errors that carry the tail of stderr.
 import {type ChildProcess, spawn} from 'node:child_process'
+import type {Readable} from 'node:stream'
+import {StringDecoder} from 'node:string_decoder'
 
 import {execa, type Options as ExecaOptions} from 'execa'
 
@@ -69,18 +71,7 @@ export async function run(command: string, args: string[], options: ExecOptions 
     stripFinalNewline: true,
   }
   const child = execa(command, args, execaOptions)
-  if (options.onLine) {
-    const onLine = options.onLine
-    for (const stream of [child.stdout, child.stderr]) {
-      let buffered = ''
-      stream?.on('data', (chunk: Buffer) => {
-        buffered += chunk.toString('utf8')
-        const lines = buffered.split('\n')
-        buffered = lines.pop() ?? ''
-        for (const line of lines) onLine(line)
-      })
-    }
-  }
+  if (options.onLine) for (const stream of [child.stdout, child.stderr]) if (stream) eachLine(stream, options.onLine)
   const result = await child
   const stdout = String(result.stdout ?? '')
   const stderr = String(result.stderr ?? '')
@@ -92,6 +83,39 @@ export async function run(command: string, args: string[], options: ExecOptions 
     throw new CommandFailedError(command, args, exitCode, why)
   }
   return {stdout, stderr, exitCode: result.exitCode ?? 0}
+}
+
+/** Longest line eachLine passes on whole; the rest of a longer one comes as further lines. */
+export const MAX_LINE_CHARS = 16_384
+
+/**
+ * Calls `onLine` with each line of a child's output as it arrives, without its newline; memory is bounded by
+ * MAX_LINE_CHARS whatever the child writes (a line without an end is cut into pieces of that length).
+ */
+export function eachLine(stream: Readable, onLine: (line: string) => void): void {
+  let buffered = ''
+  // Not setEncoding: execa reads the same stream for its result. The decoder keeps a character split across chunks whole.
+  const decoder = new StringDecoder('utf8')
+  stream.on('data', (chunk: Buffer) => {
+    buffered += decoder.write(chunk)
+    const lines = buffered.split('\n')
+    buffered = lines.pop() ?? ''
+    for (const line of lines) for (const piece of pieces(line)) onLine(piece)
+    while (buffered.length > MAX_LINE_CHARS) {
+      onLine(buffered.slice(0, MAX_LINE_CHARS))
+      buffered = buffered.slice(MAX_LINE_CHARS)
+    }
+  })
+  stream.on('end', () => {
+    if (buffered) onLine(buffered)
+  })
+}
+
+function pieces(line: string): string[] {
+  if (line.length <= MAX_LINE_CHARS) return [line]
+  const cut = []
+  for (let at = 0; at < line.length; at += MAX_LINE_CHARS) cut.push(line.slice(at, at + MAX_LINE_CHARS))
+  return cut
 }
 
 export interface StartOptions {

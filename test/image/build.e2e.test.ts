@@ -1,12 +1,15 @@
 // mlops build end to end with buildah: a real image on a local Node base, pushed to a real registry, read back with
-// skopeo, serving a real prediction from inside the image; a new model version reuses the runtime layers.
+// skopeo, serving a real prediction from inside the image over HTTP and, with a certificate mounted, HTTPS; a new model
+// version reuses the runtime layers.
 import assert from 'node:assert/strict'
-import {existsSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
+import {chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {execa} from 'execa'
+import {Agent, fetch as undiciFetch} from 'undici'
 
 import {type CliResult, MODELS_DIR, tempDir} from '../support/cli.js'
+import {certificates} from '../support/certificates.js'
 import {assertMatchesSchema} from '../support/schema.js'
 import {
   BASE_IMAGE,
@@ -48,6 +51,7 @@ const sample = (
   }
 ).samples[0]
 const containers = async () => (await buildah(['containers', '--quiet', '--all'])).split('\n').filter(Boolean).sort()
+const HEALTHCHECK = ['node', '/opt/mlops/dist/image/healthcheck.js']
 const CMD = ['node', '/opt/mlops/bin/run.js', 'serve', '/app/artifact.tar', '--host', '0.0.0.0', '--port', '8080']
 
 function buildFlags(registry: Registry): string[] {
@@ -72,7 +76,8 @@ function closeTo(actual: number, expected: number): boolean {
 }
 
 describe('mlops build with buildah (e2e)', function () {
-  this.timeout(300_000)
+  // A build copies some 300 MB on vfs: minutes on a shared machine.
+  this.timeout(600_000)
   let tmp: Awaited<ReturnType<typeof tempDir>>
   let project: string
   let registry: Registry | undefined
@@ -81,7 +86,7 @@ describe('mlops build with buildah (e2e)', function () {
   let bin: string
   const images: string[] = []
 
-  async function mlops(args: string[], timeoutMs = 280_000): Promise<CliResult> {
+  async function mlops(args: string[], timeoutMs = 580_000): Promise<CliResult> {
     const result = await execa('node', [bin, ...args], {env: {CI: 'true'}, reject: false, timeout: timeoutMs})
     let json: unknown
     try {
@@ -174,7 +179,8 @@ describe('mlops build with buildah (e2e)', function () {
     assert.deepEqual(config.Cmd, CMD)
     assert.ok(config.Env.includes('NODE_ENV=production'))
     assert.equal(config.Healthcheck.Test[0], 'CMD')
-    assert.match(config.Healthcheck.Test.join(' '), /127\.0\.0\.1:8080\/v2\/health\/ready/)
+    assert.deepEqual(config.Healthcheck.Test, ['CMD', ...HEALTHCHECK, '8080'])
+    assert.ok(config.Env.includes('MLOPS_TLS_DIR=/etc/mlops/tls'))
 
     // Nothing but the Dockerfile, the runtime, an empty home and the artifact goes into the context: no .npmrc, no project files.
     assert.deepEqual(readdirSync(first.context).sort(), ['Dockerfile', 'artifact.tar', 'home', 'runtime'])
@@ -198,12 +204,11 @@ describe('mlops build with buildah (e2e)', function () {
       String(port),
     ])
     // The image's healthcheck command, pointed at the test's port (8080 may be taken on a shared machine).
-    const config = (await skopeo(first.reference, 'config')).config as {Healthcheck: {Test: string[]}}
-    const healthcheck = config.Healthcheck.Test.slice(1).map((arg) => arg.replace(':8080/', `:${port}/`))
+    const healthcheck = [...HEALTHCHECK, String(port)]
     try {
       await waitFor(
         async () => (await fetch(`http://127.0.0.1:${port}/v2/health/ready`)).ok,
-        () => `the server in ${first.reference} (output: ${server.output()})`,
+        () => `the server in ${first.reference}, which printed ${JSON.stringify(server.output())},`,
         120_000,
         server.ended,
       )
@@ -241,6 +246,62 @@ describe('mlops build with buildah (e2e)', function () {
     const result = await stopped.process
     await stopped.stop()
     assert.notEqual(result.exitCode, 0, 'the healthcheck fails when nothing serves')
+  })
+
+  it('serves HTTPS with a certificate and key mounted at /etc/mlops/tls, to curl and undici trusting the CA, and its healthcheck passes over HTTPS', async function () {
+    if (!first) this.skip()
+    const certs = join(tmp.path, 'certs')
+    const mounted = join(tmp.path, 'tls')
+    mkdirSync(certs)
+    mkdirSync(mounted)
+    await certificates(certs)
+    // What a Kubernetes TLS Secret mounted as a volume holds, readable by the image's uid 1000 (the Secret's default mode).
+    copyFileSync(join(certs, 'server.pem'), join(mounted, 'tls.crt'))
+    copyFileSync(join(certs, 'server.key'), join(mounted, 'tls.key'))
+    chmodSync(join(mounted, 'tls.key'), 0o644)
+    const ca = readFileSync(join(certs, 'ca.pem'))
+    const port = await freePort()
+    const url = `https://127.0.0.1:${port}`
+    const server = await runInImage(
+      first.reference,
+      [...CMD.slice(0, 4), '--host', '127.0.0.1', '--port', String(port)],
+      [`${mounted}:/etc/mlops/tls:ro`],
+    )
+    const dispatcher = new Agent({connect: {ca}})
+    try {
+      await waitFor(
+        async () => (await undiciFetch(`${url}/v2/health/ready`, {dispatcher})).ok,
+        () => `the server in ${first.reference}, which printed ${JSON.stringify(server.output())},`,
+        120_000,
+        server.ended,
+      )
+      assert.match(server.output(), new RegExp(`^ready: ${url}`, 'm'))
+      const [f0, f1, f2, f3] = sample.inputs.X.data
+      const body = JSON.stringify({instances: [{f0, f1, f2, f3}]})
+      const curl = await execa(
+        'curl',
+        [
+          '-sS',
+          '--cacert',
+          join(certs, 'ca.pem'),
+          '-H',
+          'content-type: application/json',
+          '-d',
+          body,
+          `${url}/v1/predict`,
+        ],
+        {reject: false},
+      )
+      assert.equal(curl.exitCode, 0, curl.stderr)
+      const prediction = (JSON.parse(curl.stdout) as {predictions: Array<{variable: number[]}>}).predictions[0]
+      assert.ok(closeTo(prediction.variable[0], sample.expected_outputs.variable.data[0]))
+      const plain = await fetch(`http://127.0.0.1:${port}/v2/health/ready`).catch(() => undefined)
+      assert.ok(!plain?.ok, 'answered plain HTTP with a certificate mounted')
+      await server.exec([...HEALTHCHECK, String(port)])
+    } finally {
+      await dispatcher.close()
+      await server.stop()
+    }
   })
 
   it('rebuilds only the artifact layer for a new model version', async function () {

@@ -1,6 +1,6 @@
 // The generated Dockerfile, its labels and image references: pure tables.
 import assert from 'node:assert/strict'
-import {readFileSync} from 'node:fs'
+import {existsSync, readFileSync} from 'node:fs'
 import {join} from 'node:path'
 
 import {
@@ -12,7 +12,7 @@ import {
   sourceUrl,
 } from '../../src/image/dockerfile.js'
 import {isMlopsError} from '../../src/errors.js'
-import {templatesDir} from '../../src/paths.js'
+import {packageRoot, templatesDir} from '../../src/paths.js'
 
 const template = readFileSync(join(templatesDir, 'image', 'Dockerfile'), 'utf8')
 const values = {
@@ -46,7 +46,7 @@ describe('image Dockerfile template', () => {
     assert.equal(lines.at(-2), 'COPY artifact.tar /app/artifact.tar')
   })
 
-  it('runs mlops serve on the artifact as a non-root user, with a port and a node healthcheck', () => {
+  it('runs mlops serve on the artifact as a non-root user, with a port, a TLS folder and a healthcheck', () => {
     const lines = instructions(renderDockerfile(template, values))
     assert.ok(
       lines.includes(
@@ -55,10 +55,12 @@ describe('image Dockerfile template', () => {
     )
     assert.ok(lines.includes('USER 1000:1000'))
     assert.ok(lines.includes('EXPOSE 8080'))
-    assert.match(
+    const healthcheck = /CMD \["node", "\/opt\/mlops\/dist\/(image\/healthcheck)\.js", "8080"\]$/.exec(
       lines.find((line) => line.startsWith('HEALTHCHECK'))!,
-      /CMD \["node", "-e", ".*127\.0\.0\.1:8080\/v2\/health\/ready/,
     )
+    assert.ok(healthcheck, "the healthcheck runs mlops' own script on the port")
+    assert.ok(existsSync(join(packageRoot, 'src', `${healthcheck[1]}.ts`)), 'the script is one mlops compiles to dist/')
+    assert.ok(lines.some((line) => /^ENV .*\bMLOPS_TLS_DIR=\/etc\/mlops\/tls\b/.test(line)))
     assert.ok(lines.includes(`ARG BASE_IMAGE=${values.baseImage}`))
   })
 

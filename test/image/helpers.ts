@@ -26,10 +26,10 @@ export async function buildah(args: string[]): Promise<string> {
 let baseImage: Promise<string> | undefined
 
 /**
- * A Node 20 runtime image built FROM scratch out of this machine's node binary and the shared libraries it and
- * onnxruntime-node load (as ldd lists them), plus dash for RUN steps, /tmp and a passwd with uid 1000: what
+ * A Node 20 runtime image built FROM scratch out of this machine's node binary and the shared libraries it,
+ * onnxruntime-node and sharp load (as ldd lists them), plus dash for RUN steps, /tmp and a passwd with uid 1000: what
  * node:20-bookworm-slim gives the generated Dockerfile, minus apt (so the locale stage cannot run on it). Made once,
- * and kept in buildah's storage for later runs while it holds this node.
+ * and kept in buildah's storage for later runs while it holds this node and these libraries.
  */
 export function ensureBaseImage(): Promise<string> {
   baseImage ??= makeBaseImage()
@@ -40,7 +40,9 @@ const NODE_LABEL = 'dev.mlops.test.node'
 
 async function makeBaseImage(): Promise<string> {
   const node = await realpath(process.execPath)
-  const identity = `${node} ${process.version} ${process.arch} with sharp`
+  const libraries = sharedLibraries([node, '/bin/dash', ...nativeModules()])
+  // The libraries are part of what the image is: a native dependency added to mlops must rebuild it.
+  const identity = `${node} ${process.version} ${process.arch} ${[...libraries].sort().join(' ')}`
   const existing = await buildah(['inspect', '--type', 'image', BASE_IMAGE]).catch(() => undefined)
   if (
     existing &&
@@ -52,24 +54,6 @@ async function makeBaseImage(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mlops-test-base-'))
   try {
     const rootfs = join(dir, 'rootfs')
-    const ortDir = join(packageRoot, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', process.arch)
-    // sharp's binding too: libvips links libraries (libresolv) that node does not, and bookworm-slim has them.
-    const sharpBinding = join(packageRoot, 'node_modules', '@img', `sharp-linux-${process.arch}`, 'lib')
-    const binaries = [
-      node,
-      '/bin/dash',
-      join(ortDir, 'libonnxruntime.so.1'),
-      join(ortDir, 'onnxruntime_binding.node'),
-      ...readdirSync(sharpBinding)
-        .filter((f) => f.endsWith('.node'))
-        .map((f) => join(sharpBinding, f)),
-    ]
-    const libraries = new Set<string>()
-    for (const binary of binaries) {
-      for (const match of execFileSync('ldd', [binary], {encoding: 'utf8'}).matchAll(/(\/\S+) \(0x/g)) {
-        if (!match[1].startsWith(packageRoot)) libraries.add(match[1])
-      }
-    }
     for (const library of libraries) await copyInto(rootfs, library, library)
     await copyInto(rootfs, node, '/usr/local/bin/node')
     await copyInto(rootfs, '/bin/dash', '/bin/sh')
@@ -92,6 +76,33 @@ async function makeBaseImage(): Promise<string> {
   } finally {
     await rm(dir, {recursive: true, force: true})
   }
+}
+
+/**
+ * The native modules mlops loads at start: onnxruntime-node's, and sharp's (libvips needs libresolv, which neither
+ * node nor onnxruntime does; without it "mlops serve" exits at its first import inside the image).
+ */
+function nativeModules(): string[] {
+  const ortDir = join(packageRoot, 'node_modules', 'onnxruntime-node', 'bin', 'napi-v6', 'linux', process.arch)
+  const sharpDir = join(packageRoot, 'node_modules', '@img', `sharp-linux-${process.arch}`, 'lib')
+  return [
+    join(ortDir, 'libonnxruntime.so.1'),
+    join(ortDir, 'onnxruntime_binding.node'),
+    ...readdirSync(sharpDir)
+      .filter((name) => name.endsWith('.node'))
+      .map((name) => join(sharpDir, name)),
+  ]
+}
+
+/** The shared libraries `binaries` load, as ldd lists them, less those of the installation (the image has its own). */
+function sharedLibraries(binaries: string[]): Set<string> {
+  const libraries = new Set<string>()
+  for (const binary of binaries) {
+    for (const match of execFileSync('ldd', [binary], {encoding: 'utf8'}).matchAll(/(\/\S+) \(0x/g)) {
+      if (!match[1].startsWith(packageRoot)) libraries.add(match[1])
+    }
+  }
+  return libraries
 }
 
 async function copyInto(rootfs: string, source: string, target: string): Promise<void> {
@@ -194,14 +205,19 @@ export interface RunningContainer {
   stop: () => Promise<void>
 }
 
-export async function runInImage(image: string, command: string[]): Promise<RunningContainer> {
+/** `volumes` are HOST:CONTAINER[:ro] bind mounts, for the command and for exec() alike. */
+export async function runInImage(image: string, command: string[], volumes: string[] = []): Promise<RunningContainer> {
   const container = (await buildah(['from', image])).trim()
+  const runArgs = [
+    'run',
+    '--isolation',
+    'chroot',
+    ...volumes.flatMap((volume) => ['--volume', volume]),
+    container,
+    '--',
+  ]
   let output = ''
-  const child = execa(
-    'buildah',
-    ['--storage-driver', 'vfs', 'run', '--isolation', 'chroot', container, '--', ...command],
-    {reject: false, all: true},
-  )
+  const child = execa('buildah', ['--storage-driver', 'vfs', ...runArgs, ...command], {reject: false, all: true})
   child.all?.on('data', (chunk: Buffer) => {
     output += chunk.toString('utf8')
   })
@@ -211,7 +227,7 @@ export async function runInImage(image: string, command: string[]): Promise<Runn
     process: child,
     output: () => output,
     ended: () => ended,
-    exec: async (args) => buildah(['run', '--isolation', 'chroot', container, '--', ...args]),
+    exec: async (args) => buildah([...runArgs, ...args]),
     stop: async () => {
       child.kill('SIGTERM')
       await child

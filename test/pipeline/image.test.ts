@@ -7,7 +7,8 @@ import {join} from 'node:path'
 import {execa} from 'execa'
 import sharp from 'sharp'
 
-import {type ImageSteps, imageShape, imageToTensor} from '../../src/pipeline/image.js'
+import {imageShape, imageToTensor} from '../../src/pipeline/image.js'
+import type {ImageSteps} from '../../src/pipeline/spec.js'
 import {tempDir} from '../support/cli.js'
 
 const PYTHON = '/usr/bin/python3'

@@ -10,9 +10,9 @@ export interface ServeProcess {
   stop: () => Promise<void>
 }
 
-export async function startServe(args: string[]): Promise<ServeProcess> {
+export async function startServe(args: string[], env: Record<string, string> = {}): Promise<ServeProcess> {
   const child = spawn('node', [BIN, 'serve', ...args, '--port', '0', '--json'], {
-    env: {...process.env, CI: 'true'},
+    env: {...process.env, CI: 'true', ...env},
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const exited = once(child, 'exit')

@@ -1,13 +1,10 @@
 // One model server (`mlops serve … --port 0 --json`) under the gateway: started, watched, restarted when it dies, drained when retired.
-import type {ChildProcess} from 'node:child_process'
 import {readFileSync} from 'node:fs'
-import {createInterface} from 'node:readline'
 
 import {Upstream} from '../../http/client.js'
-import {start} from '../../system/exec.js'
+import {type ProcessExit, type ServeChild, startServeChild} from '../../serve/child.js'
 import {backgroundCommand} from '../../system/priority.js'
 
-import {MlopsError} from '../../errors.js'
 import type {Release} from '../../rollout/types.js'
 import type {Invocation} from './invocation.js'
 
@@ -23,13 +20,6 @@ export interface ServerProcessOptions {
   upstreamCa?: string
   /** Start at background CPU priority (SCHED_IDLE and nice 10 from the command line, so every thread has it; not on Windows). */
   background?: boolean
-}
-
-interface ReadyLine {
-  url: string
-  port: number
-  pid: number
-  version: string
 }
 
 const MAX_BACKOFF_MS = 30_000
@@ -56,8 +46,10 @@ export class ModelServerProcess {
   restarts = 0
   /** Gateway requests (client or mirror) on their way to this server. */
   inFlight = 0
-  private child?: ChildProcess
+  private child?: ServeChild
   private stopping = false
+  /** Aborts a start still waiting for its ready line when the server is retired meanwhile. */
+  private readonly stopped = new AbortController()
   private backoffMs = 500
   private restartTimer?: NodeJS.Timeout
   private idleWaiters: (() => void)[] = []
@@ -90,63 +82,20 @@ export class ModelServerProcess {
     const {command, args: argv} = this.background
       ? await backgroundCommand(cli.command, args)
       : {command: cli.command, args}
-    const child = start(command, argv, {cwd: projectDir, env: {...process.env, ...release.env, CI: 'true'}})
-    this.child = child
-    const stderr: string[] = []
-    createInterface({input: child.stderr!}).on('line', (line) => {
-      stderr.push(line)
-      if (stderr.length > 30) stderr.shift()
-      this.options.log(`[${release.version}] ${line}`)
+    const log = (line: string) => this.options.log(`[${release.version}] ${line}`)
+    const served = await startServeChild({
+      command,
+      args: argv,
+      cwd: projectDir,
+      env: {...process.env, ...release.env, CI: 'true'},
+      timeoutMs: this.options.readyTimeoutMs ?? 120_000,
+      name: `the model server for ${release.version}`,
+      hint: `Try it alone: "mlops serve ${target.join(' ')}".`,
+      onLine: log,
+      signal: this.stopped.signal,
     })
-    const lines = createInterface({input: child.stdout!})
-    const ready = await new Promise<ReadyLine>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL')
-        reject(
-          new MlopsError(
-            'SERVER_START_TIMEOUT',
-            `the model server for ${release.version} was not ready after ${(this.options.readyTimeoutMs ?? 120_000) / 1000}s`,
-            {hint: `Try it alone: "mlops serve ${target.join(' ')}".`},
-          ),
-        )
-      }, this.options.readyTimeoutMs ?? 120_000)
-      const onExit = (code: number | null, signal: string | null) => {
-        clearTimeout(timer)
-        reject(
-          new MlopsError(
-            'SERVER_START_FAILED',
-            `the model server for ${release.version} exited (${signal ?? `code ${code}`}) before it was ready:\n${stderr.join('\n') || '(no output)'}`,
-            {hint: `Try it alone: "mlops serve ${target.join(' ')}".`},
-          ),
-        )
-      }
-      child.once('exit', onExit)
-      child.once('error', (error) => {
-        clearTimeout(timer)
-        reject(
-          new MlopsError(
-            'SERVER_START_FAILED',
-            `the model server for ${release.version} could not be started (${command}): ${error.message}`,
-          ),
-        )
-      })
-      lines.once('line', (line) => {
-        clearTimeout(timer)
-        child.off('exit', onExit)
-        try {
-          resolve(JSON.parse(line) as ReadyLine)
-        } catch {
-          child.kill('SIGKILL')
-          reject(
-            new MlopsError(
-              'SERVER_START_FAILED',
-              `the model server for ${release.version} printed "${line.slice(0, 200)}" instead of its JSON ready line`,
-            ),
-          )
-        }
-      })
-    })
-    lines.on('line', (line) => this.options.log(`[${release.version}] ${line}`))
+    this.child = served
+    const {ready} = served
     this.url = ready.url
     this.pid = ready.pid
     const ca = this.options.upstreamCa ? readFileSync(this.options.upstreamCa) : undefined
@@ -154,10 +103,10 @@ export class ModelServerProcess {
     this.ready = true
     this.backoffMs = 500
     this.options.onChange?.()
-    child.once('exit', (code, signal) => this.onUnexpectedExit(child, code, signal))
+    void served.exited.then((exit) => this.onUnexpectedExit(served, exit))
   }
 
-  private onUnexpectedExit(child: ChildProcess, code: number | null, signal: string | null): void {
+  private onUnexpectedExit(child: ServeChild, {code, signal}: ProcessExit): void {
     if (this.stopping || child !== this.child) return
     this.ready = false
     this.options.log(
@@ -201,6 +150,7 @@ export class ModelServerProcess {
    */
   async stop(drainMs = 30_000): Promise<void> {
     this.stopping = true
+    this.stopped.abort()
     clearTimeout(this.restartTimer)
     if (this.inFlight > 0)
       await new Promise<void>((resolve) => {
@@ -208,14 +158,7 @@ export class ModelServerProcess {
         this.idleWaiters.push(() => (clearTimeout(timer), resolve()))
       })
     this.ready = false
-    const child = this.child
-    if (child && child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-      child.kill('SIGTERM')
-      const timer = setTimeout(() => child.kill('SIGKILL'), drainMs)
-      await exited
-      clearTimeout(timer)
-    }
+    await this.child?.stop(drainMs)
     await this.pool?.close()
     this.pool = undefined
     this.pid = undefined
