@@ -3,7 +3,6 @@ import {join, resolve} from 'node:path'
 
 import {type AuthMode, authSettings} from '../auth/config.js'
 import {readGoldenCases} from '../checks/golden.js'
-import {MlopsError} from '../errors.js'
 import {artifactOpenApi} from '../serve/openapi.js'
 import {projectStore} from './project.js'
 import type {ExportResult, VerifyReport} from './store.js'
@@ -54,20 +53,6 @@ export async function verifyArtifact(options: {dir: string; ref?: string}): Prom
 export async function newestVersion(dir: string): Promise<string> {
   const {store, name} = await projectStore(dir)
   return (await store.resolve(undefined, {name})).version
-}
-
-export function verificationError(report: VerifyReport): MlopsError {
-  const label = report.name ? `artifact ${report.name}@${report.version}` : `artifact ${report.path}`
-  return new MlopsError(
-    'ARTIFACT_TAMPERED',
-    `${label} fails verification:\n${report.problems.map((p) => `  ${p.message}`).join('\n')}`,
-    {
-      hint: report.version
-        ? `Package it again from the same sources ("mlops package --version ${report.version}": a byte-identical build replaces the damaged archive), or restore ${report.path} from a copy.`
-        : 'Export it again from the store it came from.',
-      details: report,
-    },
-  )
 }
 
 export async function exportArtifact(options: {dir: string; ref?: string; output: string}): Promise<ExportResult> {

@@ -169,7 +169,7 @@ export class FeedbackLog {
     if (fresh.length > 0) {
       if (!this.file) {
         await makeDirectory(dirname(this.path))
-        this.file = await open(this.path, 'a+', 0o644)
+        this.file = await open(this.path, 'a+', 0o600)
         const start = await tornLineEnd(this.file, (await this.file.stat()).size)
         if (start) await this.file.write(start)
       }

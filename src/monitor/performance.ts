@@ -181,13 +181,13 @@ export async function readPredictions(
 }
 
 /** A number from a field that may hold it wrapped in one-element arrays (a raw model output such as [[0.7]]). */
-function scalar(value: unknown): unknown {
+export function scalar(value: unknown): unknown {
   let v = value
   while (Array.isArray(v) && v.length === 1) v = v[0] as unknown
   return v
 }
 
-function firstNumericField(prediction: Record<string, unknown>): string | undefined {
+export function firstNumericField(prediction: Record<string, unknown>): string | undefined {
   return Object.keys(prediction).find((k) => typeof scalar(prediction[k]) === 'number')
 }
 

@@ -3,9 +3,8 @@ import {randomBytes} from 'node:crypto'
 import {open, readFile, rm} from 'node:fs/promises'
 import {join} from 'node:path'
 
-import {verificationError} from '../artifact/inspect.js'
+import {verificationError} from '../artifact/verification.js'
 import {INCOMING_PREFIX} from '../artifact/archive.js'
-import {projectStore} from '../artifact/project.js'
 import {checkScan, scanArchive} from '../artifact/read.js'
 import type {ArtifactStore} from '../artifact/store.js'
 import type {ArtifactRecord} from '../artifact/types.js'
@@ -16,7 +15,7 @@ import {DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, type PulledManifest, readManif
 import {type RegistryLocation, type RegistryReference, formatReference, requireReference} from './reference.js'
 
 export interface PullOptions {
-  dir: string
+  store: ArtifactStore
   /** REGISTRY/REPOSITORY@sha256:… or REGISTRY/REPOSITORY:TAG. */
   source: string
   access?: RegistryAccess
@@ -42,8 +41,7 @@ export function accessFromEnv(env: NodeJS.ProcessEnv = process.env): RegistryAcc
 }
 
 export async function pullArtifact(options: PullOptions): Promise<PullResult> {
-  const {store} = await projectStore(options.dir)
-  const {record: _record, ...result} = await pullInto(store, options.source, options.access, options.onProgress)
+  const {record: _record, ...result} = await pullInto(options.store, options.source, options.access, options.onProgress)
   return result
 }
 

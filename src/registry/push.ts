@@ -1,7 +1,7 @@
 // `mlops artifacts push`: a stored artifact, verified, into any OCI registry as a ModelPack manifest; blobs it has are skipped.
 import {open} from 'node:fs/promises'
 
-import {verificationError} from '../artifact/inspect.js'
+import {verificationError} from '../artifact/verification.js'
 import {projectStore} from '../artifact/project.js'
 import {checkScan, scanArchive} from '../artifact/read.js'
 import {MlopsError, UsageError} from '../errors.js'

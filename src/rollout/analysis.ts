@@ -2,7 +2,7 @@
 import erfinv from '@stdlib/math-base-special-erfinv'
 
 import type {AnalysisSettings, OutcomeGateSettings} from './config.js'
-import type {Analysis, GateResult, Measurement, Stage, StepMetrics, VersionStats} from './types.js'
+import type {Analysis, GateResult, Measurement, OutcomeCounts, Stage, StepMetrics, VersionStats} from './types.js'
 
 export interface AnalysisInput {
   stage: Exclude<Stage, 'full'>
@@ -191,7 +191,7 @@ function agreementGate(metrics: StepMetrics, settings: AnalysisSettings): GateRe
  * A/B on results (canary): stable's accuracy minus the candidate's on the predictions whose truth arrived, with a
  * one-sided normal interval on that drop (the two-proportion test's, unpooled). Passes once the interval's upper end is
  * within max_drop (no worse than allowed), fails once its lower end is past it (worse, beyond chance); between the two it
- * waits for more truth, and the step's deadline decides if it never comes.
+ * waits for more truth, and the step's deadline decides if it never comes. Values are judged by mean absolute error.
  */
 export function outcomeGate(metrics: StepMetrics, gate: OutcomeGateSettings): GateResult {
   const {stable, candidate} = metrics.outcomes ?? {stable: undefined, candidate: undefined}
@@ -202,10 +202,11 @@ export function outcomeGate(metrics: StepMetrics, gate: OutcomeGateSettings): Ga
       verdict: 'inconclusive',
       message: `waiting for truth: candidate ${nc}/${gate.minSamples} labeled predictions, stable ${ns}/${gate.minSamples}`,
     }
+  const z = Math.SQRT2 * erfinv(2 * gate.confidence - 1)
+  if (candidate!.absError !== undefined || stable!.absError !== undefined) return maeGate(candidate!, stable!, gate, z)
   const pc = candidate!.correct / nc
   const ps = stable!.correct / ns
   const drop = ps - pc
-  const z = Math.SQRT2 * erfinv(2 * gate.confidence - 1)
   const half = z * Math.sqrt((ps * (1 - ps)) / ns + (pc * (1 - pc)) / nc)
   const figures = `accuracy candidate ${percent(pc)} (${nc} labeled) vs stable ${percent(ps)} (${ns}), drop ${percent(drop)} ± ${percent(half)}`
   const common = {gate: 'outcome' as const, observed: drop, threshold: gate.maxDrop}
@@ -217,6 +218,30 @@ export function outcomeGate(metrics: StepMetrics, gate: OutcomeGateSettings): Ga
     verdict: 'inconclusive',
     message: `outcome: ${figures}; not yet conclusive against ${percent(gate.maxDrop)}`,
   }
+}
+
+/**
+ * Values (regressors): the candidate's mean absolute error against max_mae_ratio times stable's, by a one-sided normal
+ * interval on the difference (each version's own variance of absolute errors, Welch's): fails once the candidate is
+ * worse than the ratio beyond chance, passes once it is within it beyond chance, and waits in between.
+ */
+function maeGate(candidate: OutcomeCounts, stable: OutcomeCounts, gate: OutcomeGateSettings, z: number): GateResult {
+  const side = (c: OutcomeCounts) => {
+    const mean = (c.absError ?? 0) / c.labeled
+    const variance = Math.max(0, ((c.absErrorSq ?? 0) / c.labeled - mean * mean) * (c.labeled / (c.labeled - 1 || 1)))
+    return {mean, variance, n: c.labeled}
+  }
+  const [c, s] = [side(candidate), side(stable)]
+  const r = gate.maxMaeRatio
+  const excess = c.mean - r * s.mean
+  const half = z * Math.sqrt(c.variance / c.n + (r * r * s.variance) / s.n)
+  const ratio = s.mean > 0 ? `, ratio ${(c.mean / s.mean).toFixed(2)}` : ''
+  const figures = `MAE candidate ${c.mean.toPrecision(4)} (${c.n} with truth) vs stable ${s.mean.toPrecision(4)} (${s.n})${ratio}`
+  const common = {gate: 'outcome' as const, observed: s.mean > 0 ? c.mean / s.mean : 0, threshold: r}
+  if (excess - half > 0)
+    return {...common, verdict: 'fail', message: `outcome: ${figures}, past ${r}× stable's allowed`}
+  if (excess + half <= 0) return {...common, verdict: 'pass', message: `outcome: ${figures} (at most ${r}× stable's)`}
+  return {...common, verdict: 'inconclusive', message: `outcome: ${figures}; not yet conclusive against ${r}× stable's`}
 }
 
 function rate(stats: VersionStats): number {

@@ -40,7 +40,13 @@ export interface DeployConfig {
       latency?: {max_p99_ratio?: number; slack_ms?: number}
       agreement?: {min_rate?: number; tolerance?: number}
       test?: {required?: boolean}
-      outcome?: {max_drop?: number; min_samples?: number; confidence?: number; prediction?: string}
+      outcome?: {
+        max_drop?: number
+        max_mae_ratio?: number
+        min_samples?: number
+        confidence?: number
+        prediction?: string
+      }
     }
   }
 }
@@ -61,19 +67,21 @@ export interface AnalysisSettings {
   scoreTolerance: number
   /** Deploy refuses a candidate without a passed `mlops test` report for its digest. */
   requireTest: boolean
-  /** The candidate's accuracy on the truth that arrives, against stable's (deploy.analysis.gates.outcome). */
+  /** The candidate's results on the truth that arrives, against stable's (deploy.analysis.gates.outcome). */
   outcome?: OutcomeGateSettings
 }
 
 export interface OutcomeGateSettings {
-  /** Stable's accuracy minus the candidate's, at most. */
+  /** Labels: stable's accuracy minus the candidate's, at most. */
   maxDrop: number
+  /** Values: the candidate's mean absolute error at most this times stable's. */
+  maxMaeRatio: number
   /** Labeled predictions each version needs before the gate is judged. */
   minSamples: number
   /** Of the one-sided interval on the drop: pass when its upper end is within maxDrop, fail when its lower end is past it. */
   confidence: number
-  /** The prediction field compared with the truth's label. */
-  prediction: string
+  /** The prediction field compared with the truth (default: label for labels, the first numeric field for values). */
+  prediction?: string
   /** The request log both versions write (serving.request_log.path, absolute); feedback is beside it. */
   requestLog: string
 }
@@ -129,9 +137,10 @@ export function deploySettings(config: DeployConfig = {}): DeploySettings {
         ? {
             outcome: {
               maxDrop: g.outcome.max_drop ?? 0.02,
+              maxMaeRatio: g.outcome.max_mae_ratio ?? 1.1,
               minSamples: g.outcome.min_samples ?? 100,
               confidence: g.outcome.confidence ?? 0.95,
-              prediction: g.outcome.prediction ?? 'label',
+              ...(g.outcome.prediction ? {prediction: g.outcome.prediction} : {}),
               requestLog: '',
             },
           }

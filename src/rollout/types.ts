@@ -90,8 +90,13 @@ export interface ShadowStats {
 /** One version's predictions in the step whose truth has arrived (mlops feedback, POST /v1/feedback), and how many were right. */
 export interface OutcomeCounts {
   predictions: number
+  /** Those whose truth arrived (a label, or a value the prediction could be compared with). */
   labeled: number
+  /** Labels: predictions equal to their truth. */
   correct: number
+  /** Values: the sum of |prediction − truth| and of its square, over the labeled predictions. */
+  absError?: number
+  absErrorSq?: number
 }
 
 /** What the gateway measured since the step started. */

@@ -1,6 +1,6 @@
 // Outcome metrics equal scikit-learn's on the same pairs; feedback joined to logged predictions through the CLI and a live server.
 import assert from 'node:assert/strict'
-import {mkdir, readFile, writeFile} from 'node:fs/promises'
+import {mkdir, readFile, stat, writeFile} from 'node:fs/promises'
 import {join} from 'node:path'
 
 import {execa} from 'execa'
@@ -170,6 +170,8 @@ describe('monitor --performance', function () {
       duplicates: 0,
       unmatched: 0,
     })
+    const feedbackFile = join(tmp.path, 'logs/requests.jsonl.feedback.jsonl')
+    assert.equal((await stat(feedbackFile)).mode & 0o777, 0o600, 'the truth is readable by its owner only')
     const again = await mlops(ingest, {cwd: tmp.path})
     assert.equal((again.json as {duplicates: number}).duplicates, 100, 'feedback is idempotent per request id')
 

@@ -6,6 +6,7 @@ import {join} from 'node:path'
 import {Pool} from 'undici'
 
 import {outcomeGate} from '../../src/rollout/analysis.js'
+import {countOutcomes} from '../../src/targets/local/outcomes.js'
 import type {OutcomeGateSettings} from '../../src/rollout/config.js'
 import {deploy, history, status} from '../../src/rollout/deploy.js'
 import type {StepMetrics} from '../../src/rollout/types.js'
@@ -13,9 +14,16 @@ import type {AuditResult} from '../../src/audit/audit.js'
 import {MODELS_DIR, mlops} from '../support/cli.js'
 import {assertMatchesSchema} from '../support/schema.js'
 import {random} from '../monitor/helpers.js'
-import {assertRolledBack, FAST_ANALYSIS, type Project, predict, project} from './helpers.js'
+import {assertRolledBack, FAST_ANALYSIS, type Project, XGB, predict, project} from './helpers.js'
 
-const GATE: OutcomeGateSettings = {maxDrop: 0.05, minSamples: 50, confidence: 0.95, prediction: 'label', requestLog: ''}
+const GATE: OutcomeGateSettings = {
+  maxDrop: 0.05,
+  maxMaeRatio: 1.1,
+  minSamples: 50,
+  confidence: 0.95,
+  prediction: 'label',
+  requestLog: '',
+}
 
 function metrics(stable: [number, number], candidate: [number, number]): StepMetrics {
   const side = ([labeled, correct]: [number, number]) => ({predictions: labeled * 2, labeled, correct})
@@ -26,6 +34,26 @@ function metrics(stable: [number, number], candidate: [number, number]): StepMet
     candidateReady: true,
     outcomes: {stable: side(stable), candidate: side(candidate)},
   }
+}
+
+/** A project whose canary step has an outcome gate, with the request log it joins the truth to. */
+async function outcomeProject(outcome: Record<string, number>): Promise<Project> {
+  const made = await project({steps: [50], analysis: {...FAST_ANALYSIS, gates: {...FAST_ANALYSIS.gates, outcome}}})
+  const config = JSON.parse(await readFile(join(made.dir, 'mlops.yaml'), 'utf8')) as Record<string, unknown>
+  config.serving = {request_log: {path: 'logs/requests.jsonl'}}
+  await writeFile(join(made.dir, 'mlops.yaml'), JSON.stringify(config))
+  return made
+}
+
+/** Truth through the gateway, as a user sends it. */
+async function sendFeedback(pool: Pool, feedback: object[]): Promise<void> {
+  const sent = await pool.request({
+    method: 'POST',
+    path: '/v1/feedback',
+    headers: {'content-type': 'application/json'},
+    body: JSON.stringify({feedback}),
+  })
+  assert.equal(sent.statusCode, 200, await sent.body.text())
 }
 
 describe('outcome gate', function () {
@@ -45,6 +73,58 @@ describe('outcome gate', function () {
     assert.match(worse.message, /drop 20\.0% ± 4\.5%/)
   })
 
+  it('judges values by mean absolute error: within max_mae_ratio of stable passes, past it fails, too few waits', () => {
+    // Absolute errors alternating around a mean: the counts are the sums the watcher keeps.
+    const errors = (n: number, mean: number) =>
+      Array.from({length: n}, (_, i) => (i % 2 === 0 ? mean - 0.5 : mean + 0.5))
+    const side = (e: number[]) => ({
+      predictions: e.length,
+      labeled: e.length,
+      correct: 0,
+      absError: e.reduce((a, b) => a + b, 0),
+      absErrorSq: e.reduce((a, b) => a + b * b, 0),
+    })
+    const judge = (stable: number[], candidate: number[]) =>
+      outcomeGate({...metrics([0, 0], [0, 0]), outcomes: {stable: side(stable), candidate: side(candidate)}}, GATE)
+    // Equal MAE (1.0), sample variance 0.2513: excess -0.1, half-width 1.645 × sqrt(0.2513/200 × (1 + 1.1²)) = 0.087.
+    assert.equal(judge(errors(200, 1), errors(200, 1)).verdict, 'pass')
+    assert.equal(judge(errors(50, 1), errors(50, 1)).verdict, 'inconclusive', 'half-width 0.173 at 50 each')
+    assert.equal(judge(errors(49, 1), errors(200, 1)).verdict, 'inconclusive', 'under min_samples')
+    const worse = judge(errors(200, 1), errors(200, 2))
+    assert.equal(worse.verdict, 'fail')
+    assert.match(
+      worse.message,
+      /MAE candidate 2\.000 \(200 with truth\) vs stable 1\.000 \(200\), ratio 2\.00, past 1\.1× stable's allowed/,
+    )
+  })
+
+  it('counts a value truth by the absolute error of the first numeric field, and a label truth by equality', () => {
+    const at = (id: string, version: string, prediction: Record<string, unknown>) => ({
+      id,
+      time: 0,
+      version,
+      prediction,
+    })
+    const predictions = [
+      at('a', '1.0.0', {variable: [[1.5]]}),
+      at('b', '1.0.0', {variable: [[3]]}),
+      at('c', '1.1.0', {variable: [[0]]}),
+      at('d', '1.1.0', {label: 'x'}),
+      at('e', '1.1.0', {variable: [[9]]}),
+    ]
+    const truth = (request_id: string, t: {value?: number; label?: string}) =>
+      [request_id, {request_id, time: '', received: '', ...t}] as const
+    const truths = new Map([
+      truth('a', {value: 1}),
+      truth('b', {value: 1}),
+      truth('c', {value: 2}),
+      truth('d', {label: 'x'}),
+    ])
+    const counts = countOutcomes(predictions, truths, {stable: '1.0.0', candidate: '1.1.0'}, undefined)
+    assert.deepEqual(counts.stable, {predictions: 2, labeled: 2, correct: 0, absError: 2.5, absErrorSq: 4.25})
+    assert.deepEqual(counts.candidate, {predictions: 3, labeled: 2, correct: 1, absError: 2, absErrorSq: 4})
+  })
+
   describe('on the local gateway', () => {
     let p: Project
     afterEach(async () => {
@@ -52,13 +132,7 @@ describe('outcome gate', function () {
     })
 
     it('rolls a candidate that is worse on the truth back, naming the outcome gate, while error rate and latency pass; mlops audit names the release that answered a canary request', async () => {
-      p = await project({
-        steps: [50],
-        analysis: {...FAST_ANALYSIS, gates: {...FAST_ANALYSIS.gates, outcome: {min_samples: 20, max_drop: 0.05}}},
-      })
-      const config = JSON.parse(await readFile(join(p.dir, 'mlops.yaml'), 'utf8')) as Record<string, unknown>
-      config.serving = {request_log: {path: 'logs/requests.jsonl'}}
-      await writeFile(join(p.dir, 'mlops.yaml'), JSON.stringify(config))
+      p = await outcomeProject({min_samples: 20, max_drop: 0.05})
       const model = join(MODELS_DIR, 'gbc_string_labels.onnx')
       await deploy({dir: p.dir, ref: '1.0.0', model, stage: 'full'})
       // The candidate answers every label with a suffix (MLOPS_FAULT_WRONG): never the truth, yet never an error.
@@ -94,13 +168,7 @@ describe('outcome gate', function () {
           request_id: `q${i}`,
           label: rng.uniform() < 0.9 ? stableLabel : `not ${stableLabel}`,
         }))
-        const sent = await pool.request({
-          method: 'POST',
-          path: '/v1/feedback',
-          headers: {'content-type': 'application/json'},
-          body: JSON.stringify({feedback}),
-        })
-        assert.equal(sent.statusCode, 200, await sent.body.text())
+        await sendFeedback(pool, feedback)
       } finally {
         await pool.close()
       }
@@ -135,6 +203,44 @@ describe('outcome gate', function () {
       const missing = await mlops(['audit', 'no-such-request'], {cwd: p.dir})
       assert.equal(missing.exitCode, 1)
       assert.match(missing.stderr, /no request no-such-request/)
+    })
+
+    it('rolls back a regressor whose mean absolute error on the truth is past max_mae_ratio of stable', async () => {
+      p = await outcomeProject({min_samples: 20})
+      await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
+      // The candidate answers 1.1 × the value + 1 (MLOPS_FAULT_WRONG): a worse regressor that never errs.
+      const wrong = {MLOPS_FAULT_WRONG: '1'}
+      const started = await deploy({dir: p.dir, ref: '1.1.0', model: XGB, stage: 'canary', auto: true, env: wrong})
+      const pool = new Pool(p.url, {connections: 4})
+      const rng = random(7)
+      let stableValue: number | undefined
+      try {
+        for (let i = 0; i < 160; i++) {
+          const answer = await predict(pool, {'x-request-id': `r${i}`})
+          assert.equal(answer.status, 200, answer.body)
+          if (answer.version !== '1.0.0') continue
+          const [prediction] = (JSON.parse(answer.body) as {predictions: Record<string, unknown>[]}).predictions
+          stableValue ??= Number(Object.values(prediction).flat(Infinity)[0])
+        }
+        assert.ok(Number.isFinite(stableValue), 'stable answered a number')
+        // Truth near stable's answer: stable's MAE is the noise (0.05 on average), the candidate's 0.1 × value + 1.
+        const feedback = Array.from({length: 160}, (_, i) => ({
+          request_id: `r${i}`,
+          value: stableValue! + (rng.uniform() - 0.5) * 0.2,
+        }))
+        await sendFeedback(pool, feedback)
+      } finally {
+        await pool.close()
+      }
+      await assertRolledBack(
+        p.dir,
+        '1.1.0',
+        started.status.revision,
+        /rolled back by the outcome gate: .*MAE candidate [\d.]+ \(\d+ with truth\) vs stable [\d.]+ \(\d+\), ratio [\d.]+, past 1\.1× stable's allowed/,
+      )
+      const last = (await history({dir: p.dir})).entries.at(-1)!
+      assert.deepEqual([last.action, last.automatic, last.gate], ['rollback', true, 'outcome'])
+      assert.ok((last.analysis?.metrics?.outcomes?.candidate.absError ?? 0) > 0)
     })
   })
 })

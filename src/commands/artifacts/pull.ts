@@ -1,5 +1,6 @@
 import {Args} from '@oclif/core'
 
+import {projectStore} from '../../artifact/project.js'
 import {BaseCommand} from '../../base-command.js'
 import {accessFromFlags, registryFlags} from '../../registry-flags.js'
 import {type PullResult, pullArtifact} from '../../registry/pull.js'
@@ -23,7 +24,7 @@ export default class ArtifactsPull extends BaseCommand {
     const {args, flags} = await this.parse(ArtifactsPull)
     const progress = new Progress('pulling', this.showProgress)
     const result = await pullArtifact({
-      dir: flags.dir,
+      store: (await projectStore(flags.dir)).store,
       source: args.source,
       access: await accessFromFlags(flags),
       onProgress: ({done, total}) => progress.update(done, `${formatBytes(done)} / ${formatBytes(total)}`),

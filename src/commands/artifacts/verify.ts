@@ -1,6 +1,7 @@
 import {Args} from '@oclif/core'
 
-import {verificationError, verifyArtifact} from '../../artifact/inspect.js'
+import {verifyArtifact} from '../../artifact/inspect.js'
+import {verificationError} from '../../artifact/verification.js'
 import type {VerifyReport} from '../../artifact/store.js'
 import {BaseCommand} from '../../base-command.js'
 

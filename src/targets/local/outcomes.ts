@@ -1,17 +1,20 @@
 // For the outcome gate: the step's predictions per version (from the request log) joined to the truth that arrived, recounted every second.
 import {type Feedback, feedbackPath, readFeedback} from '../../feedback/store.js'
 import {rotatedFiles} from '../../monitor/current.js'
-import {type LoggedPrediction, readPredictions} from '../../monitor/performance.js'
+import {type LoggedPrediction, firstNumericField, readPredictions, scalar} from '../../monitor/performance.js'
 import type {OutcomeCounts, RolloutState, StepMetrics} from '../../rollout/types.js'
 
 type Outcomes = NonNullable<StepMetrics['outcomes']>
 
-/** Counts per version: predictions, those with a label as truth, and those whose `field` equals it. */
+/**
+ * Counts per version: predictions, those whose truth arrived, and for a label how many `field` equals (default label),
+ * for a value the sums of the absolute error of `field` (default the prediction's first numeric field) and its square.
+ */
 export function countOutcomes(
   predictions: LoggedPrediction[],
   truths: Map<string, Feedback>,
   versions: {stable: string; candidate: string},
-  field: string,
+  field: string | undefined,
 ): Outcomes {
   const zero = (): OutcomeCounts => ({predictions: 0, labeled: 0, correct: 0})
   const out: Outcomes = {stable: zero(), candidate: zero()}
@@ -20,10 +23,19 @@ export function countOutcomes(
       p.version === versions.candidate ? out.candidate : p.version === versions.stable ? out.stable : undefined
     if (!counts) continue
     counts.predictions++
-    const truth = truths.get(p.id)?.label
-    if (truth === undefined) continue
-    counts.labeled++
-    if (String(p.prediction[field]) === String(truth)) counts.correct++
+    const truth = truths.get(p.id)
+    if (typeof truth?.value === 'number') {
+      const name = field ?? firstNumericField(p.prediction)
+      const predicted = name === undefined ? undefined : scalar(p.prediction[name])
+      if (typeof predicted !== 'number' || !Number.isFinite(predicted)) continue
+      const error = Math.abs(predicted - truth.value)
+      counts.labeled++
+      counts.absError = (counts.absError ?? 0) + error
+      counts.absErrorSq = (counts.absErrorSq ?? 0) + error * error
+    } else if (truth?.label !== undefined) {
+      counts.labeled++
+      if (String(p.prediction[field ?? 'label']) === String(truth.label)) counts.correct++
+    }
   }
   return out
 }
