@@ -3,6 +3,7 @@
 import {MlopsError} from '../errors.js'
 import {type Dim, type OutputSpec} from '../model/signature.js'
 import type {OutputImage} from './spec.js'
+import {channelsOf, checkNormalize} from './image.js'
 import {isFixed} from './layout.js'
 import {loadSharp} from './sharp.js'
 
@@ -16,8 +17,6 @@ export interface Pixels {
   height: number
   channels: 1 | 3
 }
-
-const channelsOf = (image: OutputImage): 1 | 3 => (image.color === 'grey' ? 1 : 3)
 
 /** [C,H,W] (chw) or [H,W,C] (hwc): the height, width and channel dims of one record's part of the output. */
 function axes(image: OutputImage): {c: number; h: number; w: number} {
@@ -33,11 +32,10 @@ export function checkOutputImage(
 ): {path: string; message: string}[] {
   const issues: {path: string; message: string}[] = []
   if (decides) issues.push({path, message: 'an image output takes no labels, threshold or top_k'})
-  const c = channelsOf(image)
-  if (image.normalize && (image.normalize.mean.length !== c || image.normalize.std.length !== c))
-    issues.push({path: `${path}.normalize`, message: `mean and std need ${c} values, one per channel`})
-  if (image.normalize?.std.some((s) => s === 0)) issues.push({path: `${path}.normalize.std`, message: 'must not be 0'})
+  issues.push(...checkNormalize(image, path))
+  // Undoing a scale of 0 divides by it.
   if (image.scale === 0) issues.push({path: `${path}.scale`, message: 'must not be 0'})
+  const c = channelsOf(image)
   const shape = output.shape
   if (!shape) return issues
   const row: Dim[] = shape.length === 4 ? shape.slice(1) : shape

@@ -21,8 +21,22 @@ const KERNELS = {nearest: 'nearest', linear: 'linear', cubic: 'cubic', lanczos3:
 
 export class ImageInputError extends Error {}
 
-function channelsOf(steps: ImageSteps): number {
+/** Channels of a tensor the steps make (or an image output holds): 1 for grey, else 3. */
+export function channelsOf(steps: Pick<ImageSteps, 'color'>): 1 | 3 {
   return steps.color === 'grey' ? 1 : 3
+}
+
+/** Problems of the normalize step against the channels, shared by image features and image outputs, under `path`. */
+export function checkNormalize(
+  steps: Pick<ImageSteps, 'color' | 'normalize'>,
+  path: string,
+): {path: string; message: string}[] {
+  const issues: {path: string; message: string}[] = []
+  const c = channelsOf(steps)
+  if (steps.normalize && (steps.normalize.mean.length !== c || steps.normalize.std.length !== c))
+    issues.push({path: `${path}.normalize`, message: `mean and std need ${c} values, one per channel`})
+  if (steps.normalize?.std.some((s) => s === 0)) issues.push({path: `${path}.normalize.std`, message: 'must not be 0'})
+  return issues
 }
 
 /** One record's tensor shape from the steps: [C,H,W] or [H,W,C]; undefined when the size depends on the image. */
@@ -41,10 +55,7 @@ export function checkImageSteps(steps: ImageSteps, path: string): {path: string;
     issues.push({path: `${path}.resize`, message: 'needs width and height, or shorter'})
   if (!imageShape(steps))
     issues.push({path, message: 'the output size must be known: resize to width and height, or crop'})
-  const c = channelsOf(steps)
-  if (steps.normalize && (steps.normalize.mean.length !== c || steps.normalize.std.length !== c))
-    issues.push({path: `${path}.normalize`, message: `mean and std need ${c} values, one per channel`})
-  if (steps.normalize?.std.some((s) => s === 0)) issues.push({path: `${path}.normalize.std`, message: 'must not be 0'})
+  issues.push(...checkNormalize(steps, path))
   return issues
 }
 
