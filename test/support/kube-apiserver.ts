@@ -32,6 +32,16 @@ export function skipOrFail(context: Mocha.Context, missing: string | undefined):
   context.skip()
 }
 
+/** What the API server tests that also run kubectl lack, or undefined. */
+export function missingForKubectl(): string | undefined {
+  return missingForApiServer() ?? (onPath('kubectl') ? undefined : 'kubectl (apt-get install kubernetes-client)')
+}
+
+/** A digest reference per version, as "mlops build --push" prints: 1.2.0 → registry.example/demo@sha256:120120… */
+export function digestImage(version: string): string {
+  return `registry.example/demo@sha256:${version.replaceAll('.', '').repeat(64).slice(0, 64)}`
+}
+
 export function onPath(command: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => dir !== '' && existsSync(join(dir, command)))
 }

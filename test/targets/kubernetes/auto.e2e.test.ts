@@ -9,12 +9,19 @@ import {type ResultPromise, execa} from 'execa'
 import {request} from 'undici'
 
 import {BIN, MODELS_DIR, tempDir} from '../../support/cli.js'
-import {type ApiServer, missingForApiServer, onPath, skipOrFail, startApiServer} from '../../support/kube-apiserver.js'
+import {
+  type ApiServer,
+  digestImage,
+  missingForApiServer,
+  onPath,
+  skipOrFail,
+  startApiServer,
+} from '../../support/kube-apiserver.js'
 
 const MODEL = join(MODELS_DIR, 'xgboost_regressor.onnx')
 const BODY = JSON.stringify({instances: [{X: [1, 2, 3, 4]}]})
 const NS = 'ml'
-const image = (version: string) => `registry.example/demo@sha256:${version.replaceAll('.', '').repeat(64).slice(0, 64)}`
+const image = digestImage
 const base = 19_900 + (process.pid % 50) * 4
 
 describe('Kubernetes target --auto, judged from Prometheus', function () {

@@ -12,8 +12,8 @@ import {assertMatchesSchema} from '../../support/schema.js'
 import {BIN, MODELS_DIR, tempDir} from '../../support/cli.js'
 import {
   type ApiServer,
-  missingForApiServer,
-  onPath,
+  digestImage,
+  missingForKubectl,
   skipOrFail,
   startApiServer,
   whileAvailable,
@@ -21,8 +21,7 @@ import {
 
 const MODEL = join(MODELS_DIR, 'xgboost_regressor.onnx')
 const NS = 'ml'
-/** A digest reference per version: 1.2.0 → registry.example/demo@sha256:120120… */
-const image = (version: string) => `registry.example/demo@sha256:${version.replaceAll('.', '').repeat(64).slice(0, 64)}`
+const image = digestImage
 
 describe('Kubernetes target on a real API server', function () {
   this.timeout(600_000)
@@ -32,10 +31,7 @@ describe('Kubernetes target on a real API server', function () {
   let second: string
 
   before(async function () {
-    skipOrFail(
-      this,
-      missingForApiServer() ?? (onPath('kubectl') ? undefined : 'kubectl (apt-get install kubernetes-client)'),
-    )
+    skipOrFail(this, missingForKubectl())
     server = await startApiServer()
     const created = await server.api('POST', '/api/v1/namespaces', {metadata: {name: NS}})
     assert.equal(created.status, 201)

@@ -10,9 +10,9 @@ import {execa} from 'execa'
 import {BIN, MODELS_DIR, tempDir} from '../../support/cli.js'
 import {
   type ApiServer,
+  digestImage,
   kubeconfigFor,
-  missingForApiServer,
-  onPath,
+  missingForKubectl,
   skipOrFail,
   startApiServer,
   whileAvailable,
@@ -22,7 +22,7 @@ import {freePort} from '../../image/helpers.js'
 
 const MODEL = join(MODELS_DIR, 'xgboost_regressor.onnx')
 const NS = 'ml'
-const image = (version: string) => `registry.example/demo@sha256:${version.replaceAll('.', '').repeat(64).slice(0, 64)}`
+const image = digestImage
 
 describe('Kubernetes target: named errors and fallbacks on a real API server', function () {
   this.timeout(600_000)
@@ -32,10 +32,7 @@ describe('Kubernetes target: named errors and fallbacks on a real API server', f
   let plain: {path: string; remove: () => Promise<void>}
 
   before(async function () {
-    skipOrFail(
-      this,
-      missingForApiServer() ?? (onPath('kubectl') ? undefined : 'kubectl (apt-get install kubernetes-client)'),
-    )
+    skipOrFail(this, missingForKubectl())
     server = await startApiServer()
     await server.installGatewayCrds()
     assert.equal((await server.api('POST', '/api/v1/namespaces', {metadata: {name: NS}})).status, 201)
