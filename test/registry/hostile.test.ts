@@ -13,6 +13,7 @@ import type {RegistryAccess} from '../../src/registry/client.js'
 import {MODEL_ARTIFACT_TYPE, buildManifest, sha256Digest} from '../../src/registry/modelpack.js'
 import {pullInto} from '../../src/registry/pull.js'
 import {pushArtifact} from '../../src/registry/push.js'
+import {resolveImage} from '../../src/targets/kubernetes/image.js'
 import {manifestFor, projectEntries, tempDir} from '../artifact/helpers.js'
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => void
@@ -212,6 +213,17 @@ describe('registry client against a hostile registry on 127.0.0.1', function () 
     const error = await rejectsWith(pulled, 'REGISTRY_UNREACHABLE')
     assert.match(error.message, /timed out/)
     await nothingStored(target)
+  })
+
+  it("refuses an image whose manifest is not JSON when deploy resolves --image's tag, rather than pinning it", async () => {
+    serving(Buffer.from('<html>not a manifest</html>'), (_digest, res) => res.writeHead(404).end())
+    const resolving = resolveImage({
+      reference: `${registry.address}/demo:1.0.0`,
+      artifactDigest: archive.digest,
+      access: ACCESS,
+    })
+    const error = await rejectsWith(resolving, 'REGISTRY_RESPONSE_INVALID')
+    assert.match(error.message, /the manifest of .*demo:1\.0\.0 is not a JSON object/)
   })
 
   it('refuses a manifest naming a petabyte layer before fetching any blob', async () => {

@@ -105,11 +105,11 @@ async function manifestOf(
     {method: 'GET', url: `/v2/${ref.repository}/manifests/${tagOrDigest}`, headers: {accept: ACCEPT}, idempotent: true},
     [200],
   )
-  let body: ManifestJson
+  let body: unknown
   try {
-    body = JSON.parse(answer.body.toString('utf8')) as ManifestJson
+    body = JSON.parse(answer.body.toString('utf8'))
   } catch {
-    body = {}
+    body = undefined
   }
   if (body === null || typeof body !== 'object')
     throw new MlopsError('REGISTRY_RESPONSE_INVALID', `the manifest of ${formatReference(ref)} is not a JSON object`, {
