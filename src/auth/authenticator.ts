@@ -6,7 +6,6 @@ import {HttpError} from '../serve/errors.js'
 import type {AuthSettings, Scope} from './config.js'
 import {JwtVerifier} from './jwt.js'
 import {KeyVerifier} from './keys.js'
-import type {SharedServices} from '../serve/shared.js'
 import {RateLimiter} from './rate.js'
 
 export interface Caller {
@@ -17,6 +16,14 @@ export interface Caller {
 
 /** The header the gateway names the caller in towards its model servers (which trust it only when told to). */
 export const CALLER_HEADER = 'x-mlops-caller'
+
+/** One token of `caller`'s bucket: 0 when allowed, else the seconds until one is there. */
+export type TakeToken = (caller: string, perSecond: number, burst: number) => number | Promise<number>
+
+function localBuckets(): TakeToken {
+  const limiter = new RateLimiter()
+  return (caller, perSecond, burst) => limiter.take(caller, perSecond, burst)
+}
 
 const HEALTH = /^\/v2\/health\/(?:live|ready)$|^\/v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/ready$/
 const DOCS = /^\/(?:openapi\.json|docs(?:\/[\w.-]*)?)$/
@@ -36,10 +43,10 @@ export class Authenticator {
   private readonly jwt?: JwtVerifier
   private callers?: Counter<'caller'>
 
-  /** `limiter` counts callers' requests: this process's own buckets, or the primary's when serving workers share a port. */
+  /** `takeToken` counts callers' requests: this process's own buckets, or the primary's when serving workers share a port. */
   constructor(
     readonly settings: AuthSettings,
-    private readonly limiter: {take: RateLimiter['take'] | SharedServices['takeToken']} = new RateLimiter(),
+    private readonly takeToken: TakeToken = localBuckets(),
   ) {
     if (settings.mode === 'keys' || settings.mode === 'keys_or_jwt') this.keys = new KeyVerifier(settings.keysFile)
     if (settings.mode === 'jwt' || settings.mode === 'keys_or_jwt') {
@@ -110,7 +117,7 @@ export class Authenticator {
       })
     if (perSecond) {
       const burst = this.settings.rateLimit?.burst ?? Math.max(1, Math.ceil(perSecond))
-      const wait = await this.limiter.take(`${caller.kind}:${caller.name}`, perSecond, Math.max(burst, 1))
+      const wait = await this.takeToken(`${caller.kind}:${caller.name}`, perSecond, Math.max(burst, 1))
       if (wait > 0)
         throw new HttpError(
           429,

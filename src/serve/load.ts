@@ -158,8 +158,8 @@ export async function startServing(options: LoadServableOptions): Promise<Servin
   let server: ModelServer
   let url: string
   const {shared} = options
-  const limiter = shared ? {take: shared.takeToken} : undefined
-  const auth = settings.auth && settings.auth.mode !== 'none' ? new Authenticator(settings.auth, limiter) : undefined
+  const auth =
+    settings.auth && settings.auth.mode !== 'none' ? new Authenticator(settings.auth, shared?.takeToken) : undefined
   try {
     if (settings.requestLog) await checkWritable(settings.requestLog.path)
     await auth?.start()
