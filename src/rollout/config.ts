@@ -12,6 +12,8 @@ export interface DeployConfig {
   kubernetes?: KubernetesConfig
   /** Port of the gateway's client traffic (default 8080). */
   port?: number
+  /** Local gateway: processes serving its client port (default one per four cores, at least 1). */
+  gateway_workers?: number
   /** Canary weights in percent, strictly increasing; past the last one `promote` goes to full. */
   steps?: number[]
   /** A request header whose value keeps one user on one version during a canary (otherwise weighted random). */
@@ -111,6 +113,14 @@ export const DEFAULT_STEPS = [5, 25, 50, 100]
  * about half the candidate's CPU per mirror, yet stable's p99 cost stayed +22% with 2, 4 or 8 at once (README).
  */
 export const DEFAULT_MIRROR_CONCURRENCY = Math.max(1, Math.floor(availableParallelism() / 2))
+
+/**
+ * Processes serving the local gateway's client port. One per four cores by default: the gateway's hop costs about as much
+ * CPU per request as a small model's whole answer (measured on xgboost_regressor), and the model servers need the rest.
+ */
+export function gatewayWorkers(config: DeployConfig = {}): number {
+  return config.gateway_workers ?? Math.max(1, Math.floor(availableParallelism() / 4))
+}
 
 export function deploySettings(config: DeployConfig = {}): DeploySettings {
   const a = config.analysis ?? {}

@@ -3,18 +3,17 @@ import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
 import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
-import {Authenticator, CALLER_HEADER} from '../../auth/authenticator.js'
+import {Authenticator} from '../../auth/authenticator.js'
 import type {AuthSettings} from '../../auth/config.js'
-import type {Answer} from '../../http/client.js'
 import {type TlsSettings, readTls, watchTls} from '../../http/tls.js'
-import {HttpError} from '../../serve/errors.js'
-import {withSecurity} from '../../serve/openapi.js'
-import {type ServerRequest, HttpServer, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
+import {HttpServer} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import type {DeployPaths} from '../../rollout/state.js'
 import {processStart} from '../../system/process.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
 import {type ServerSpec, type TargetServer, serversOf} from '../types.js'
+import {FrontCluster, type RoutesMessage} from './front-cluster.js'
+import {type ForwardedRequest, type FrontRoutes, frontHandler} from './front.js'
 import type {Invocation} from './invocation.js'
 import {ShadowMirror} from './mirror.js'
 import {OutcomeWatcher} from './outcomes.js'
@@ -32,6 +31,8 @@ export interface GatewayOptions {
   tls?: TlsSettings
   /** Client connections open at once (serving.max_connections); past it new ones are closed. */
   maxConnections?: number
+  /** Processes serving the client port (deploy.gateway_workers); above 1, workers of this one (front-cluster.ts). */
+  workers?: number
 }
 
 /** What `GET /v1/status` on the control API answers. */
@@ -56,7 +57,7 @@ export interface GatewayInfo {
   startedAt: string
 }
 
-interface Routes {
+interface Routes extends FrontRoutes {
   stable: ModelServerProcess
   candidate?: ModelServerProcess
   stage: Stage
@@ -69,29 +70,6 @@ interface Routes {
   window: StepWindow
 }
 
-type Role = 'stable' | 'candidate'
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and the ones each connection's framing owns: not forwarded either way. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'host',
-  'expect',
-  'content-length',
-  'http2-settings',
-])
-/** Also left out of answers: the gateway names the version that answered itself. */
-const NOT_RETURNED = new Set([...HOP_BY_HOP, 'x-model-version'])
-const PREDICTION_ROUTE = /^\/(?:v1\/predict|v2\/models\/[^/]+(?:\/versions\/[^/]+)?\/infer)\/?$/
-const RETRYABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE'])
-/** undici refused to send a header the client's request had (a value it will not write): the client's mistake. */
-const NOT_FORWARDABLE = 'UND_ERR_INVALID_ARG'
-
 export class Gateway {
   private readonly processes = new Map<string, ModelServerProcess>()
   private readonly retiring = new Set<ModelServerProcess>()
@@ -103,7 +81,9 @@ export class Gateway {
   /** The mirror thread, started with the first shadow stage. */
   private mirror?: ShadowMirror
   private queue: Promise<unknown> = Promise.resolve()
-  private readonly client: HttpServer
+  /** The client port: served here, or by workers (deploy.gateway_workers). */
+  private readonly client?: HttpServer
+  private readonly front?: FrontCluster
   private readonly control: Server
   private readonly token = randomBytes(32).toString('hex')
   private readonly tokenDigest = createHash('sha256').update(this.token).digest()
@@ -124,18 +104,42 @@ export class Gateway {
       keepAliveTimeoutMs: 65_000,
       ...(tls ? {tls: readTls(tls)} : {}),
     }
-    this.client = new HttpServer(limits, (req, respond) => {
-      this.onServerRequest(req, respond).catch((error: Error) =>
-        respond(errorAnswer(500, 'GATEWAY_ERROR', error.message)),
-      )
-    })
     this.control = createServer((req, res) => void this.onControlRequest(req, res))
-    if (tls) this.stopWatchingTls = watchTls(tls, (context) => this.client.setSecureContext(context), options.log)
+    if ((options.workers ?? 1) > 1) {
+      this.front = new FrontCluster({
+        count: options.workers!,
+        settings: {maxBodyBytes: this.maxBodyBytes, maxConnections: options.maxConnections, tls},
+        log: options.log,
+        routes: () => this.routesMessage(),
+        counted: (id, since, counts) => {
+          if (this.routes?.window.since === since) this.routes.window.workers.set(id, counts)
+        },
+        mirror: ({request, status, answer}) => {
+          const routes = this.routes
+          if (routes?.stage === 'shadow') this.startMirror(routes, request, status, answer, true)
+        },
+      })
+      return
+    }
+    const client = new HttpServer(
+      limits,
+      frontHandler<Routes>({
+        routes: () => this.routes,
+        auth: () => this.auth,
+        measured: (routes, role, ms, failed) =>
+          (role === 'candidate' ? routes.window.candidate : routes.window.stable).record(ms, failed),
+        answeredByStable: (routes, request, answer) => {
+          if (routes.stage === 'shadow') this.startMirror(routes, request, answer.status, answer.body)
+        },
+      }),
+    )
+    this.client = client
+    if (tls) this.stopWatchingTls = watchTls(tls, (context) => client.setSecureContext(context), options.log)
   }
 
   /** Binds the client port (host 127.0.0.1) and a free control port on 127.0.0.1, and writes the gateway file. */
   async listen(port: number, host = '127.0.0.1'): Promise<GatewayInfo> {
-    this.port = (await this.client.listen(port, host)).port
+    this.port = this.front ? await this.front.start(port, host) : (await this.client!.listen(port, host)).port
     this.controlPort = await bind(this.control, 0, '127.0.0.1')
     const info: GatewayInfo = {
       pid: process.pid,
@@ -195,6 +199,8 @@ export class Gateway {
         window,
       }
       this.state = state
+      // Workers take the new routes before a server they may still send to is retired.
+      await this.front?.publish()
       this.outcomes.use(state)
       if (state.stage === 'shadow') this.mirror ??= new ShadowMirror({log: this.options.log})
       this.mirror?.use(state.stage === 'shadow' ? window : undefined)
@@ -232,7 +238,7 @@ export class Gateway {
       ...(proc.background ? {background: true} : {}),
       ready: proc.ready,
       restarts: proc.restarts,
-      inFlight: proc.inFlight,
+      inFlight: proc.inFlight + (this.front?.inFlight(proc.url) ?? 0),
     })
     const servers = [
       ...(routes ? [describe(routes.stable, 'stable')] : []),
@@ -254,7 +260,8 @@ export class Gateway {
   /** Stops taking traffic, retires every server and closes both ports. */
   async close(): Promise<void> {
     await this.serialized(async () => {
-      void this.client.close()
+      void this.client?.close()
+      await this.front?.close()
       const all = [...this.processes.values(), ...this.retiring]
       this.processes.clear()
       this.routes = undefined
@@ -298,7 +305,11 @@ export class Gateway {
       projectDir: this.options.projectDir,
       cli: this.options.cli,
       log: this.options.log,
-      onChange: () => void this.recordServers(),
+      onChange: () => {
+        void this.recordServers()
+        // A server restarted (a new URL) or gone: the workers follow.
+        void this.front?.publish()
+      },
       upstreamCa: this.options.tls?.upstreamCa,
     })
     await proc.start()
@@ -316,117 +327,20 @@ export class Gateway {
     )
   }
 
-  private async onServerRequest(req: ServerRequest, respond: (answer: ServerAnswer) => void): Promise<void> {
-    const routes = this.routes
-    if (!routes)
-      return respond(errorAnswer(503, 'NOT_READY', 'the gateway has no model server ready yet', ['retry-after', '1']))
-    const {method, url: path, body} = req
-    let caller: string | undefined
-    try {
-      caller = (await this.auth?.authorize(method, path, req.headers))?.name
-    } catch (error) {
-      if (!(error instanceof HttpError)) throw error
-      const extra = Object.entries(error.headers).flat()
-      return respond(errorAnswer(error.status, error.code, error.message, extra))
-    }
-    const prediction = method === 'POST' && PREDICTION_ROUTE.test(pathOf(path))
-    const role = pickRole(routes, req.headers)
-    // Model servers log the caller the gateway names; whatever the client put there is dropped.
-    const headers = upstreamHeaders(req.headers)
-    if (caller !== undefined) headers.push(CALLER_HEADER, caller)
-    const started = performance.now()
-    const {
-      answer,
-      proc,
-      role: answeredBy,
-    } = await this.forward(
-      routes,
-      role,
-      method,
-      path,
-      headers,
-      body,
-      prediction || method === 'GET' || method === 'HEAD',
-    )
-    const window = routes.window
-    const counter = answeredBy === 'candidate' ? window.candidate : window.stable
-    if (prediction) counter.record(performance.now() - started, answer.status >= 500)
-    const out: string[] = []
-    let headLength: number | undefined
-    for (let i = 0; i < answer.headers.length; i += 2) {
-      const name = answer.headers[i].toLowerCase()
-      if (!NOT_RETURNED.has(name)) out.push(answer.headers[i], answer.headers[i + 1])
-      else if (name === 'content-length' && method === 'HEAD') headLength = Number(answer.headers[i + 1])
-    }
-    out.push('x-model-version', proc.release.version)
-    respond({status: answer.status, headers: out, body: this.documented(method, path, answer), headLength})
-    // The copy goes to the candidate once the client has its answer: stable's path never waits behind the mirror.
-    if (prediction && routes.stage === 'shadow') this.startMirror(routes, method, path, headers, body, answer)
-  }
-
-  /** Its model servers run without auth: the OpenAPI document they give gets the security this gateway enforces. */
-  private documented(method: string, path: string, answer: Answer): Buffer | string {
-    const settings = this.auth?.enabled ? this.auth.settings : undefined
-    if (!settings || method !== 'GET' || pathOf(path) !== '/openapi.json' || answer.status !== 200) return answer.body
-    try {
-      return JSON.stringify(withSecurity(JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>, settings))
-    } catch {
-      return answer.body
-    }
-  }
-
-  /** Sends to the chosen version; a connection error on an idempotent request is retried once, on stable if the version is gone. */
-  private async forward(
-    routes: Routes,
-    role: Role,
-    method: string,
-    path: string,
-    headers: string[],
-    body: Buffer,
-    idempotent: boolean,
-  ): Promise<{answer: Answer; proc: ModelServerProcess; role: Role}> {
-    let proc = role === 'candidate' && routes.candidate ? routes.candidate : routes.stable
-    let actual: Role = proc === routes.candidate ? 'candidate' : 'stable'
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return {answer: await send(proc, method, path, headers, body), proc, role: actual}
-      } catch (error) {
-        const code = (error as {code?: string}).code ?? ''
-        if (code === NOT_FORWARDABLE) {
-          const refused = errorAnswer(400, 'BAD_HEADER', 'the request has a header value the gateway cannot forward')
-          return {answer: refused, proc, role: actual}
-        }
-        if (attempt > 0 || !idempotent || !(RETRYABLE.has(code) || !proc.pool)) {
-          const failed = errorAnswer(
-            502,
-            'UPSTREAM_FAILED',
-            `the model server for ${proc.release.version} failed: ${(error as Error).message}`,
-          )
-          return {answer: failed, proc, role: actual}
-        }
-        // Routing may have moved on since (a promotion, a rollback, a restart): retry where it points now.
-        const now = this.routes ?? routes
-        const same = actual === 'candidate' ? now.candidate : now.stable
-        proc = same?.ready ? same : now.stable
-        actual = proc === now.candidate ? 'candidate' : 'stable'
-      }
-    }
-  }
-
   /**
    * Hands a prediction and stable's answer to the mirror thread, which sends the copy to the candidate and compares. Dropped
    * when too many are in flight: a slow candidate costs the client path one counter.
    */
   private startMirror(
     routes: Routes,
-    method: string,
-    path: string,
-    headers: string[],
-    body: Buffer,
-    answer: Answer,
+    {method, path, headers, body}: ForwardedRequest,
+    status: number,
+    answer: Buffer,
+    sampled = false,
   ): void {
     const candidate = routes.candidate
-    if (!candidate || routes.shadowShare <= 0 || (routes.shadowShare < 1 && Math.random() >= routes.shadowShare)) return
+    const share = routes.shadowShare
+    if (!candidate || (!sampled && (share <= 0 || (share < 1 && Math.random() >= share)))) return
     const window = routes.window
     if (
       !this.mirror?.running ||
@@ -445,10 +359,31 @@ export class Gateway {
       path,
       headers: [...headers, 'x-mlops-shadow', '1'],
       body,
-      status: answer.status,
-      answer: answer.body,
+      status,
+      answer,
       tolerance: routes.scoreTolerance,
     })
+  }
+
+  /** The routes as the workers take them: where each version's server listens, and what the step asks of them. */
+  private routesMessage(): RoutesMessage | undefined {
+    const routes = this.routes
+    if (!routes) return undefined
+    const describe = (proc: ModelServerProcess) => ({
+      version: proc.release.version,
+      ...(proc.ready && proc.url ? {url: proc.url} : {}),
+      ready: proc.ready,
+    })
+    return {
+      stable: describe(routes.stable),
+      ...(routes.candidate ? {candidate: describe(routes.candidate)} : {}),
+      stage: routes.stage,
+      weight: routes.weight,
+      ...(routes.stickyHeader ? {stickyHeader: routes.stickyHeader} : {}),
+      mirrorShare: routes.stage === 'shadow' ? routes.shadowShare : 0,
+      since: routes.window.since,
+      ...(this.auth ? {auth: this.auth.settings} : {}),
+    }
   }
 
   private async onControlRequest(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -482,62 +417,6 @@ export class Gateway {
     const given = header?.startsWith('Bearer ') ? header.slice(7) : ''
     return timingSafeEqual(createHash('sha256').update(given).digest(), this.tokenDigest)
   }
-}
-
-/**
- * One request to a model server over its keep-alive pool, the answer buffered whole: predictions are small, and a buffered
- * answer can still be retried or compared with the candidate's.
- */
-async function send(
-  proc: ModelServerProcess,
-  method: string,
-  path: string,
-  headers: string[],
-  body: Buffer,
-): Promise<Answer> {
-  const pool = proc.pool
-  if (!pool)
-    throw Object.assign(new Error(`the model server for ${proc.release.version} is not running`), {
-      code: 'ECONNREFUSED',
-    })
-  proc.acquire()
-  try {
-    return await pool.request({method, path, headers, body})
-  } finally {
-    proc.releaseOne()
-  }
-}
-
-/**
- * Canary: weighted random, or a bucket of the sticky header's value so one key always lands on one version. `headers`:
- * names in lower case and values, alternating.
- */
-export function pickRole(
-  routes: Pick<Routes, 'stage' | 'weight' | 'stickyHeader' | 'candidate'>,
-  headers: string[],
-): Role {
-  if (routes.stage !== 'canary' || !routes.candidate?.ready) return 'stable'
-  const key = routes.stickyHeader ? headerValue(headers, routes.stickyHeader) : undefined
-  const point = key ? stickyPoint(key) : Math.random() * 100
-  return point < routes.weight ? 'candidate' : 'stable'
-}
-
-/** FNV-1a of the key onto [0, 100) in steps of 0.01. */
-export function stickyPoint(key: string): number {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
-    hash ^= key.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193) >>> 0
-  }
-  return (hash % 10_000) / 100
-}
-
-/** The client's headers less the hop-by-hop ones; names in lower case, as the client port hands them over. */
-function upstreamHeaders(headers: string[]): string[] {
-  const out: string[] = []
-  for (let i = 0; i < headers.length; i += 2)
-    if (!HOP_BY_HOP.has(headers[i]) && headers[i] !== CALLER_HEADER) out.push(headers[i], headers[i + 1])
-  return out
 }
 
 /** A control request the gateway cannot act on (not JSON, or not the shape its route takes): a 400. */

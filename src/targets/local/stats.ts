@@ -28,6 +28,31 @@ export class LatencyHistogram {
     }
     return BASE_MS * Math.exp((BUCKETS - 1) * GROWTH)
   }
+
+  /** The buckets that hold anything, as index and count pairs: what a gateway worker reports to the gateway. */
+  state(): number[] {
+    const pairs: number[] = []
+    for (let i = 0; i < BUCKETS; i++) if (this.counts[i] > 0) pairs.push(i, this.counts[i])
+    return pairs
+  }
+
+  /** Adds another histogram's `state()`; pairs out of range are ignored. */
+  add(pairs: readonly number[]): void {
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const [index, count] = [pairs[i], pairs[i + 1]]
+      if (!Number.isInteger(index) || index < 0 || index >= BUCKETS || !(count > 0)) continue
+      this.counts[index] += count
+      this.total += count
+    }
+  }
+}
+
+/** A version's counts, as a gateway worker reports them. */
+export interface CounterState {
+  requests: number
+  errors: number
+  /** Latency buckets: index and count pairs. */
+  latency: number[]
 }
 
 export class VersionCounter {
@@ -39,6 +64,16 @@ export class VersionCounter {
     this.requests++
     if (failed) this.errors++
     this.latency.record(ms)
+  }
+
+  state(): CounterState {
+    return {requests: this.requests, errors: this.errors, latency: this.latency.state()}
+  }
+
+  add(state: CounterState): void {
+    this.requests += state.requests
+    this.errors += state.errors
+    this.latency.add(state.latency)
   }
 
   snapshot(): VersionStats {
@@ -115,17 +150,28 @@ export class StepWindow {
   readonly stable = new VersionCounter()
   readonly candidate = new VersionCounter()
   readonly shadow = new ShadowCounter()
+  /** What each gateway worker counted in this step, as it last reported it, by worker id. */
+  readonly workers = new Map<number, Record<'stable' | 'candidate', CounterState>>()
 
   constructor(readonly since: string) {}
 
   snapshot(candidateReady: boolean, shadow: boolean): StepMetrics {
     return {
       since: this.since,
-      stable: this.stable.snapshot(),
-      candidate: this.candidate.snapshot(),
+      stable: this.counted('stable').snapshot(),
+      candidate: this.counted('candidate').snapshot(),
       candidateReady,
       ...(shadow ? {shadow: this.shadow.snapshot()} : {}),
     }
+  }
+
+  /** This process's counts of a version and its workers' together. */
+  private counted(role: 'stable' | 'candidate'): VersionCounter {
+    if (this.workers.size === 0) return this[role]
+    const sum = new VersionCounter()
+    sum.add(this[role].state())
+    for (const counts of this.workers.values()) sum.add(counts[role])
+    return sum
   }
 }
 
