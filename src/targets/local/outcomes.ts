@@ -1,4 +1,7 @@
-// For the outcome gate: the step's predictions per version (from the request log) joined to the truth that arrived, recounted every second.
+// For the outcome gate: the step's predictions per version (from the request log) joined to the truth that arrived,
+// recounted every second, or less often when a count takes long (a large log): counting takes a tenth of a core at most.
+import {statSync} from 'node:fs'
+
 import {type Feedback, feedbackPath, readFeedback} from '../../feedback/store.js'
 import {rotatedFiles} from '../../monitor/current.js'
 import {type LoggedPrediction, firstNumericField, readPredictions, scalar} from '../../monitor/performance.js'
@@ -40,9 +43,26 @@ export function countOutcomes(
   return out
 }
 
+/** Counts start this long apart at least, and ten times as long as the last one took. */
+const COUNT_EVERY_MS = 1000
+
+/** The log and its rotated files that may hold entries from `since` on: a file last written before it holds none. */
+function filesSince(requestLog: string, since: number): string[] {
+  return rotatedFiles(requestLog).filter((file) => {
+    try {
+      return statSync(file).mtimeMs >= since
+    } catch {
+      return false // rotated away meanwhile
+    }
+  })
+}
+
 export class OutcomeWatcher {
   private latest?: {since: string; outcomes: Outcomes}
   private timer?: NodeJS.Timeout
+  /** Bumped by each start and stop, so a count that ends after a stop and a new start does not start a second loop. */
+  private generation = 0
+  private watching = false
   private state?: RolloutState
   private counting = false
 
@@ -52,7 +72,10 @@ export class OutcomeWatcher {
   use(state: RolloutState): void {
     this.state = state
     const wanted = state.stage === 'canary' && Boolean(state.candidate) && Boolean(state.analysis.outcome)
-    if (wanted && !this.timer) this.timer = setInterval(() => void this.count(), 1000).unref()
+    if (wanted && !this.watching) {
+      this.watching = true
+      this.schedule(COUNT_EVERY_MS, ++this.generation)
+    }
     if (!wanted) this.close()
   }
 
@@ -62,8 +85,20 @@ export class OutcomeWatcher {
   }
 
   close(): void {
-    clearInterval(this.timer)
+    this.watching = false
+    this.generation++
+    clearTimeout(this.timer)
     this.timer = undefined
+  }
+
+  private schedule(delayMs: number, generation: number): void {
+    this.timer = setTimeout(() => {
+      const started = performance.now()
+      void this.count().finally(() => {
+        if (generation === this.generation)
+          this.schedule(Math.max(COUNT_EVERY_MS, 10 * (performance.now() - started)), generation)
+      })
+    }, delayMs).unref()
   }
 
   private async count(): Promise<void> {
@@ -73,7 +108,8 @@ export class OutcomeWatcher {
     this.counting = true
     try {
       const since = state.stepStartedAt
-      const predictions = await readPredictions(rotatedFiles(gate.requestLog), Date.parse(since), Date.now())
+      const from = Date.parse(since)
+      const predictions = await readPredictions(filesSince(gate.requestLog, from), from, Date.now())
       const truths = await readFeedback(feedbackPath(gate.requestLog))
       const versions = {stable: state.stable.version, candidate: state.candidate.version}
       this.latest = {since, outcomes: countOutcomes(predictions, truths, versions, gate.prediction)}
