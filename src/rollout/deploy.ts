@@ -517,13 +517,14 @@ async function commit(
 }
 
 /**
- * A release that never became available (its pods cannot pull the image, or crash) got no traffic; it is rolled back:
- * recorded with the reason read from its pods, and its resources removed by the reconcile of the state without it.
+ * A release that never became available (its pods cannot pull the image, or crash) is rolled back: recorded with the
+ * reason read from its pods, and its resources removed by the reconcile of the state without it. Stable's own pods being
+ * unavailable roll nothing back; the command fails with the state and the ledger as they were.
  */
 async function rollBackUnavailable(ctx: Context, current: RolloutState, error: unknown): Promise<void> {
   const {version, reason} = (error as MlopsError).details as {version: string; reason: string}
-  if (version === current.stable.version && !current.candidate) return
   const transition = planUnavailable(current, version, reason, ctx.now())
+  if (!transition) return
   await ctx.store.commit(transition, {at: ctx.now(), actor: ctx.actor})
   await ctx.target.reconcile()
 }

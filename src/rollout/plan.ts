@@ -202,10 +202,21 @@ export function planRollback(current: RolloutState | undefined, request: Rollbac
 }
 
 /**
- * A release whose pods never became available (Kubernetes: image pull errors, crash loops) is rolled back before any
- * traffic reached it: the state stays what it was, with the outcome and a ledger entry that say why.
+ * A release whose pods never became available (Kubernetes: image pull errors, crash loops) while the next state was
+ * prepared. The candidate in progress is rolled back as "mlops rollback" would: the state goes on without it. A new
+ * release got no traffic: the state stays what it was, with the outcome and a ledger entry that say why. Stable's pods
+ * roll nothing back (stable was not changed and keeps its place): undefined, and the command fails with nothing recorded.
  */
-export function planUnavailable(current: RolloutState, version: string, reason: string, now: Date): Transition {
+export function planUnavailable(
+  current: RolloutState,
+  version: string,
+  reason: string,
+  now: Date,
+): Transition | undefined {
+  if (version === current.stable.version) return undefined
+  const why = `never became available: ${reason}`
+  if (version === current.candidate?.version)
+    return planRollback(current, {reason: why, gate: 'deadline', automatic: true}, now)
   const outcome: Outcome = {version, result: 'rolled-back', reason, gate: 'deadline', at: now.toISOString()}
   const state: RolloutState = {...current, revision: current.revision + 1, outcome}
   return {
@@ -216,7 +227,7 @@ export function planUnavailable(current: RolloutState, version: string, reason: 
       version,
       from: point(current),
       to: point(state),
-      reason: `never became available: ${reason}`,
+      reason: why,
       gate: 'deadline',
     },
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 
 import {calculatePhase} from '../../src/rollout/phase.js'
-import {decideAuto, planDeploy, planPromote, planRollback} from '../../src/rollout/plan.js'
+import {decideAuto, planDeploy, planPromote, planRollback, planUnavailable} from '../../src/rollout/plan.js'
 import type {Measurement, Phase, RolloutState} from '../../src/rollout/types.js'
 import {T0, at, metrics, rollout, settings, stable, stats} from './fixtures.js'
 
@@ -238,6 +238,55 @@ describe('rollout transitions', () => {
     assert.deepEqual(t.change.from, {stage: 'canary', weight: 25, stable: '1.0.0', candidate: '1.1.0'})
     assert.equal(t.change.action, 'rollback')
     assert.equal(t.state.revision, 3)
+  })
+
+  it("unavailable pods: the candidate's are rolled back as by hand, on the deadline gate", () => {
+    const t = planUnavailable(rollout('canary', 5, false), '1.1.0', 'CrashLoopBackOff', at(3))!
+    assert.deepEqual(
+      [t.state.stage, t.state.weight, t.state.stable.version, t.state.candidate, t.state.revision],
+      ['full', 0, '1.0.0', undefined, 3],
+    )
+    const reason = 'never became available: CrashLoopBackOff'
+    assert.deepEqual(t.state.outcome, {
+      version: '1.1.0',
+      result: 'rolled-back',
+      reason,
+      gate: 'deadline',
+      at: at(3).toISOString(),
+    })
+    assert.deepEqual(
+      [t.change.action, t.change.automatic, t.change.version, t.change.gate, t.change.reason],
+      ['rollback', true, '1.1.0', 'deadline', reason],
+    )
+    assert.deepEqual(t.change.from, {stage: 'canary', weight: 5, stable: '1.0.0', candidate: '1.1.0'})
+    assert.deepEqual(t.change.to, {stage: 'full', weight: 0, stable: '1.0.0'})
+  })
+
+  it("unavailable pods: a new release's leave the state as it was and record its rollback", () => {
+    for (const current of [stable(), rollout('shadow', 0, false)]) {
+      const t = planUnavailable(current, '1.2.0', 'ImagePullBackOff', at(3))!
+      assert.deepEqual(
+        {...t.state, outcome: undefined},
+        {...current, revision: current.revision + 1, outcome: undefined},
+      )
+      assert.deepEqual(t.state.outcome, {
+        version: '1.2.0',
+        result: 'rolled-back',
+        reason: 'ImagePullBackOff',
+        gate: 'deadline',
+        at: at(3).toISOString(),
+      })
+      assert.deepEqual(
+        [t.change.action, t.change.automatic, t.change.version, t.change.reason],
+        ['rollback', true, '1.2.0', 'never became available: ImagePullBackOff'],
+      )
+      assert.deepEqual(t.change.to, t.change.from)
+    }
+  })
+
+  it("unavailable pods: stable's roll nothing back, with or without a candidate", () => {
+    assert.equal(planUnavailable(stable(), '1.0.0', 'CrashLoopBackOff', at(3)), undefined)
+    assert.equal(planUnavailable(rollout('canary', 25, false), '1.0.0', 'CrashLoopBackOff', at(3)), undefined)
   })
 
   it('auto: passing analysis promotes, failing rolls back naming the gate, waiting does nothing, manual never moves', () => {

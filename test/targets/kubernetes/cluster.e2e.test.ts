@@ -83,6 +83,56 @@ describe('Kubernetes target on a real API server', function () {
     }
   }
 
+  /** Plays the kubelet: a pod of the version whose container waits (an image it cannot pull, a crash loop). */
+  const waitingPod = async (version: string, waiting: {reason: string; message: string}) => {
+    const name = `demo-${version.replaceAll('.', '-')}-abcde`
+    const labels = {'app.kubernetes.io/name': 'demo', 'app.kubernetes.io/version': version}
+    const pod = await server.api('POST', `/api/v1/namespaces/${NS}/pods`, {
+      metadata: {name, labels},
+      spec: {containers: [{name: 'model-server', image: image(version)}]},
+    })
+    assert.equal(pod.status, 201, JSON.stringify(pod.body))
+    const containerStatus = {name: 'model-server', image: image(version), imageID: '', ready: false, restartCount: 0}
+    const status = await server.api(
+      'PATCH',
+      `/api/v1/namespaces/${NS}/pods/${name}/status`,
+      {status: {phase: 'Pending', containerStatuses: [{...containerStatus, state: {waiting}}]}},
+      'application/merge-patch+json',
+    )
+    assert.equal(status.status, 200, JSON.stringify(status.body))
+  }
+
+  /** Plays the Deployment controller: the version's Deployment (2 replicas wanted) has `available` of them available. */
+  const availableReplicas = async (version: string, available: number) => {
+    const patched = await server.api(
+      'PATCH',
+      `/apis/apps/v1/namespaces/${NS}/deployments/demo-${version.replaceAll('.', '-')}/status`,
+      {status: {readyReplicas: available, availableReplicas: available}},
+      'application/merge-patch+json',
+    )
+    assert.equal(patched.status, 200, JSON.stringify(patched.body))
+  }
+
+  /** Crash-loops the version's pods, then "promote --to 50" must fail naming that version and why. */
+  const promoteFailsOn = async (version: string) => {
+    await waitingPod(version, {reason: 'CrashLoopBackOff', message: 'back-off 5m0s restarting failed container'})
+    await availableReplicas(version, 0)
+    const result = await run(['promote', '--to', '50'])
+    assert.equal(result.exitCode, 1, String(result.stdout))
+    const error = json(result).error
+    assert.equal(error.code, 'RELEASE_UNAVAILABLE')
+    const named = `${version} has no available replicas after 20s: CrashLoopBackOff`
+    assert.ok(error.message.startsWith(named), error.message)
+  }
+
+  /** `mlops history` as a person reads it: the newest entry's line. */
+  const lastHistoryLine = async () => {
+    const result = await execa(process.execPath, [BIN, 'history', '--limit', '1', '--dir', first], {
+      env: {CI: 'true', KUBECONFIG: server.adminKubeconfig},
+    })
+    return String(result.stdout).trim().split('\n').at(-1)!
+  }
+
   const deployAvailable = (version: string, ...args: string[]) =>
     whileAvailable(
       server,
@@ -226,34 +276,7 @@ describe('Kubernetes target on a real API server', function () {
 
   it('a candidate whose pods cannot pull their image is rolled back with the reason', async () => {
     const pending = run(['deploy', '1.3.0', '--model', MODEL, '--image', image('1.3.0'), '--canary', '5'])
-    // Plays the kubelet: a pod of 1.3.0 that cannot pull its image.
-    const labels = {'app.kubernetes.io/name': 'demo', 'app.kubernetes.io/version': '1.3.0'}
-    const pod = await server.api('POST', `/api/v1/namespaces/${NS}/pods`, {
-      metadata: {name: 'demo-1-3-0-abcde', labels},
-      spec: {containers: [{name: 'model-server', image: image('1.3.0')}]},
-    })
-    assert.equal(pod.status, 201, JSON.stringify(pod.body))
-    const status = await server.api(
-      'PATCH',
-      `/api/v1/namespaces/${NS}/pods/demo-1-3-0-abcde/status`,
-      {
-        status: {
-          phase: 'Pending',
-          containerStatuses: [
-            {
-              name: 'model-server',
-              image: image('1.3.0'),
-              imageID: '',
-              ready: false,
-              restartCount: 0,
-              state: {waiting: {reason: 'ImagePullBackOff', message: `Back-off pulling image "${image('1.3.0')}"`}},
-            },
-          ],
-        },
-      },
-      'application/merge-patch+json',
-    )
-    assert.equal(status.status, 200, JSON.stringify(status.body))
+    await waitingPod('1.3.0', {reason: 'ImagePullBackOff', message: `Back-off pulling image "${image('1.3.0')}"`})
     const result = await pending
     assert.equal(result.exitCode, 1, String(result.stdout))
     const error = json(result).error
@@ -265,5 +288,48 @@ describe('Kubernetes target on a real API server', function () {
     assert.equal(last.action, 'rollback')
     assert.equal(last.version, '1.3.0')
     assert.match(last.reason, /ImagePullBackOff/)
+  })
+
+  it("stable's pods unavailable during a promote: the promote fails naming stable, nothing is rolled back or recorded", async () => {
+    const canary = await deployAvailable('1.6.0', '--canary', '5')
+    assert.equal(canary.exitCode, 0, `${canary.stdout}${canary.stderr}`)
+    const ledger = json(await run(['history']))
+    const {revision} = json(await run(['status']))
+    await promoteFailsOn('1.1.0')
+    assert.deepEqual(json(await run(['history'])), ledger)
+    const status = json(await run(['status']))
+    assert.deepEqual([status.stable.version, status.candidate.version, status.candidate.weight], ['1.1.0', '1.6.0', 5])
+    assert.equal(status.revision, revision)
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=95 demo-1-6-0=5', mirror: undefined})
+    assert.match(await lastHistoryLine(), /ci-bot +deploy +1\.6\.0 +1\.1\.0 full +1\.6\.0 5% /)
+
+    assert.equal((await server.api('DELETE', `/api/v1/namespaces/${NS}/pods/demo-1-1-0-abcde`)).status, 200)
+    await availableReplicas('1.1.0', 2)
+    const back = await run(['rollback'])
+    assert.equal(back.exitCode, 0, String(back.stdout))
+  })
+
+  it("a candidate's pods unavailable during a promote: the candidate is rolled back, its resources removed", async () => {
+    const canary = await deployAvailable('1.7.0', '--canary', '5')
+    assert.equal(canary.exitCode, 0, `${canary.stdout}${canary.stderr}`)
+    await promoteFailsOn('1.7.0')
+    const status = json(await run(['status'], {dir: second}))
+    assert.deepEqual([status.stage, status.stable.version, status.candidate], ['full', '1.1.0', undefined])
+    assert.deepEqual(
+      [status.outcome.version, status.outcome.result, status.outcome.gate],
+      ['1.7.0', 'rolled-back', 'deadline'],
+    )
+    assert.deepEqual(await route(), {weights: 'demo-1-1-0=100', mirror: undefined})
+    assert.doesNotMatch(await kubectl('get', 'deployment,service', '-o', 'name'), /demo-1-7-0/)
+    const last = json(await run(['history', '--limit', '1'], {dir: second})).entries[0]
+    assert.deepEqual(
+      [last.action, last.automatic, last.version, last.gate, last.from.candidate, last.to.candidate],
+      ['rollback', true, '1.7.0', 'deadline', '1.7.0', undefined],
+    )
+    assert.match(last.reason, /^never became available: CrashLoopBackOff/)
+    assert.match(
+      await lastHistoryLine(),
+      /rollback \(auto\) +1\.7\.0 +1\.7\.0 5% +1\.1\.0 full +never became available: CrashLoopBackOff/,
+    )
   })
 })
