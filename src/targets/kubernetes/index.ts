@@ -129,7 +129,7 @@ export class KubernetesTarget implements DeployTarget {
             'RELEASE_UNAVAILABLE',
             `${release.version} has no available replicas after ${Math.round(this.settings.progressDeadlineMs / 1000)}s: ${reason}`,
             {
-              hint: `Fix the image or the pods ("kubectl describe deployment ${versionName(this.naming.model, release.version)} -n ${this.naming.namespace}"), then deploy again.`,
+              hint: `Fix the image or the pods ("kubectl describe deployment ${versionName(this.naming.model, release.version)} -n ${this.naming.namespace}"), then run the command again.`,
               details: {version: release.version, reason},
             },
           )
