@@ -1,7 +1,8 @@
 // Gateway bench: latency the gateway adds over calling the model server directly, next to nginx as a reverse proxy, and
 // what shadow mirroring costs stable's p99 — all in one run, PASS/FAIL per target. Run: npx tsx bench/gateway/run.ts
 // BENCH_DEBUG=1 prints each fixed-rate round with the load generator's own health (schedule lag, event loop use);
-// BENCH_SKIP_ADDED=1 measures mirroring only, BENCH_SKIP_MIRROR=1 the added latency only.
+// BENCH_SKIP_ADDED=1 measures mirroring only, BENCH_SKIP_MIRROR=1 the added latency only; BENCH_GATEWAY_WORKERS=N
+// serves the gateway's client port from N workers.
 import {spawn} from 'node:child_process'
 import {mkdtemp, rm, writeFile} from 'node:fs/promises'
 import {tmpdir} from 'node:os'
@@ -151,12 +152,19 @@ async function mirrorCounts(projectDir: string): Promise<{mirrored: number; drop
 async function writeConfig(projectDir: string, port: number): Promise<void> {
   // BENCH_MIRROR_CONCURRENCY sets deploy.shadow.concurrency, to compare settings; the default is what users get.
   const concurrency = Number(process.env.BENCH_MIRROR_CONCURRENCY) || undefined
+  // BENCH_GATEWAY_WORKERS sets deploy.gateway_workers (default: one per four cores).
+  const workers = Number(process.env.BENCH_GATEWAY_WORKERS) || undefined
   await writeFile(
     join(projectDir, 'mlops.yaml'),
     JSON.stringify({
       name: 'bench',
       model: {path: MODEL},
-      deploy: {port, analysis: {interval_seconds: 3600}, ...(concurrency ? {shadow: {concurrency}} : {})},
+      deploy: {
+        port,
+        analysis: {interval_seconds: 3600},
+        ...(concurrency ? {shadow: {concurrency}} : {}),
+        ...(workers ? {gateway_workers: workers} : {}),
+      },
     }),
   )
 }

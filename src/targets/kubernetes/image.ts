@@ -31,6 +31,13 @@ export interface ImageRequest {
 }
 
 /** REPOSITORY@sha256:… for the Deployment; the reference as given only when allowUnverified let it through. */
+/**
+ * A lookup answers in well under a second from a working registry: one that does not answer fails the deploy within
+ * about 20 s (two attempts of 10 s), not the minutes a push or pull may wait for a large blob.
+ */
+const LOOKUP_ATTEMPTS = 2
+const LOOKUP_TIMEOUTS = {connectMs: 5000, headersMs: 10_000, bodyIdleMs: 10_000, smallMs: 15_000}
+
 export async function resolveImage(request: ImageRequest): Promise<string> {
   const {reference, artifactDigest} = request
   const ref = parseReference(reference)
@@ -43,7 +50,12 @@ export async function resolveImage(request: ImageRequest): Promise<string> {
   }
   // Already pinned, and no label to compare: the digest is the answer, the registry is not asked.
   if (ref.digest && !artifactDigest) return reference
-  const client = new RegistryClient(ref.registry, ref.repository, request.access ?? accessFromEnv())
+  const access = request.access ?? accessFromEnv()
+  const client = new RegistryClient(ref.registry, ref.repository, {
+    ...access,
+    attempts: access.attempts ?? LOOKUP_ATTEMPTS,
+    timeouts: {...LOOKUP_TIMEOUTS, ...access.timeouts},
+  })
   try {
     const {digest, body} = await manifestOf(client, ref, ref.digest ?? ref.tag ?? 'latest')
     if (ref.digest && digest !== ref.digest)
