@@ -3,6 +3,8 @@
 import {randomBytes} from 'node:crypto'
 import {setTimeout as sleep} from 'node:timers/promises'
 
+import Negotiator from 'negotiator'
+
 import {type Authenticator, CALLER_HEADER} from '../auth/authenticator.js'
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
 import {FeedbackLog, MAX_FEEDBACK_ITEMS, feedbackPath, parseFeedback} from '../feedback/store.js'
@@ -619,25 +621,12 @@ function imageAnswer(accept: string | undefined, records: number, images: readon
   return images[0]
 }
 
-/** Whether image/png ranks above application/json in an Accept header (RFC 9110 q-values; any type alike gets JSON, the default). */
+/** Whether an Accept header ranks image/png above application/json (negotiator: q-values, specificity, then the client's order). */
 function prefersPng(accept: string): boolean {
-  const ranges = accept
-    .slice(0, 1000)
-    .split(',')
-    .map((part) => {
-      const [type, ...params] = part.split(';').map((s) => s.trim().toLowerCase())
-      const q = params.find((p) => p.startsWith('q='))
-      return {type, q: q === undefined ? 1 : Number(q.slice(2)) || 0}
-    })
-  const quality = (type: string) => {
-    const [major] = type.split('/')
-    const match =
-      ranges.find((r) => r.type === type) ??
-      ranges.find((r) => r.type === `${major}/*`) ??
-      ranges.find((r) => r.type === '*/*')
-    return match?.q ?? 0
-  }
-  return quality('image/png') > quality('application/json')
+  return (
+    new Negotiator({headers: {accept: accept.slice(0, 1000)}}).mediaType(['application/json', 'image/png']) ===
+    'image/png'
+  )
 }
 
 function isServerFault(error: unknown): boolean {

@@ -148,6 +148,9 @@ pipeline:
     // */* (fetch's default) and JSON ranked first stay JSON.
     const either = await predict(url, {instances: [{photo}]}, 'application/json, image/png;q=0.5')
     assert.equal(either.headers.get('content-type'), 'application/json')
+    // Equal q-values: the client's order decides.
+    const first = await predict(url, {instances: [{photo}]}, 'image/png, application/json')
+    assert.equal(first.headers.get('content-type'), 'image/png')
     const two = await predict(url, {instances: [{photo}, {photo}]}, 'image/png')
     assert.equal(two.status, 406)
     const {error} = (await two.json()) as {error: {code: string; field: string; message: string}}
