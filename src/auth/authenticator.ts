@@ -16,6 +16,11 @@ export interface Caller {
 
 /** The header the gateway names the caller in towards its model servers (which trust it only when told to). */
 export const CALLER_HEADER = 'x-mlops-caller'
+/**
+ * The header the gateway proves itself with to its model servers: they listen on 127.0.0.1 without auth, and would
+ * otherwise take predictions, and a caller's name, from any local process.
+ */
+export const GATEWAY_TOKEN_HEADER = 'x-mlops-gateway-token'
 
 /** One token of `caller`'s bucket: 0 when allowed, else the seconds until one is there. */
 export type TakeToken = (caller: string, perSecond: number, burst: number) => number | Promise<number>

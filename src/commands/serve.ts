@@ -112,6 +112,10 @@ Exit codes: 0 stopped cleanly, 1 the artifact fails verification or the model ca
       ...(flags.port === undefined ? {} : {port: flags.port}),
       ...(flags.host === undefined ? {} : {host: flags.host}),
       ...(flags['trust-caller-header'] ? {trustCallerHeader: true} : {}),
+      // From the environment only (owner-readable), never the command line (any local user's ps shows that).
+      ...(flags['trust-caller-header'] && process.env.MLOPS_GATEWAY_TOKEN
+        ? {gatewayToken: process.env.MLOPS_GATEWAY_TOKEN}
+        : {}),
       ...(tls ? {tls} : {}),
     }
     const serving = await serve({

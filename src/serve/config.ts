@@ -77,6 +77,8 @@ export interface ServeSettings {
   tls?: TlsSettings
   /** Behind the deploy gateway: the caller it names in x-mlops-caller is logged as the caller. */
   trustCallerHeader?: boolean
+  /** Behind the deploy gateway: only requests carrying this token in x-mlops-gateway-token are answered (401 otherwise). */
+  gatewayToken?: string
 }
 
 export const DEFAULT_PORT = 8080

@@ -5,7 +5,8 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import Negotiator from 'negotiator'
 
-import {type Authenticator, CALLER_HEADER} from '../auth/authenticator.js'
+import {type Authenticator, CALLER_HEADER, GATEWAY_TOKEN_HEADER} from '../auth/authenticator.js'
+import {tokenCheck} from '../auth/token.js'
 import {type JsonSyntaxError, parseJson} from '../data/json.js'
 import {FeedbackLog, MAX_FEEDBACK_ITEMS, feedbackPath, parseFeedback} from '../feedback/store.js'
 import {
@@ -400,6 +401,8 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     },
   ]
 
+  const gatewayToken = settings.gatewayToken === undefined ? undefined : tokenCheck(settings.gatewayToken)
+
   async function handle(req: ServerRequest, respond: (answer: ServerAnswer) => void): Promise<void> {
     const started = performance.now()
     inFlight++
@@ -410,6 +413,12 @@ export function createModelServer(options: ModelServerOptions): ModelServer {
     let reply: Reply
     let caller: string | undefined
     try {
+      if (gatewayToken && !gatewayToken(headerValue(req.headers, GATEWAY_TOKEN_HEADER)))
+        throw new HttpError(
+          401,
+          'UNAUTHORIZED',
+          "this model server answers its deploy gateway only: send requests to the gateway's port",
+        )
       const match = findRoute(path)
       if (!match)
         throw new HttpError(

@@ -7,7 +7,9 @@ import {setTimeout as sleep} from 'node:timers/promises'
 import {Pool} from 'undici'
 
 import {createKey} from '../../src/auth/keys.js'
-import {deploy} from '../../src/rollout/deploy.js'
+import {deploy, status} from '../../src/rollout/deploy.js'
+import {deployPaths} from '../../src/rollout/state.js'
+import type {GatewayInfo} from '../../src/targets/local/gateway.js'
 import {type Project, XGB, predict, project} from '../rollout/helpers.js'
 
 describe('auth on the gateway', function () {
@@ -61,5 +63,32 @@ describe('auth on the gateway', function () {
       ['shop'],
     )
     assert.ok(!text.includes(key))
+  })
+
+  it("its model servers answer the gateway only: a direct request without the gateway's token, or with a wrong one, is 401", async () => {
+    p = await project()
+    await deploy({dir: p.dir, ref: '1.0.0', model: XGB, stage: 'full'})
+    const info = JSON.parse(await readFile(deployPaths(p.dir).gateway, 'utf8')) as GatewayInfo
+    const modelServer = (await status({dir: p.dir})).gateway.servers?.[0]?.url
+    assert.ok(modelServer, 'the gateway names its model server')
+    const direct = new Pool(modelServer)
+    const gateway = new Pool(p.url)
+    try {
+      const refused = await predict(direct, {'x-mlops-caller': 'admin'})
+      assert.equal(refused.status, 401, refused.body)
+      assert.match(refused.body, /answers its deploy gateway only/)
+      assert.equal((await predict(direct, {'x-mlops-gateway-token': 'guess'})).status, 401)
+      assert.equal((await predict(direct, {'x-mlops-gateway-token': info.upstreamToken})).status, 200)
+      // Through the gateway, whatever token the client adds is its own and dropped: the gateway sends its own.
+      assert.equal((await predict(gateway, {'x-mlops-gateway-token': 'guess'})).status, 200)
+    } finally {
+      await direct.close()
+      await gateway.close()
+    }
+    // The token is in the owner-only gateway file, never on a command line another user's ps would show.
+    const {pid} = info
+    const lines = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/)
+    for (const child of lines.filter(Boolean))
+      assert.ok(!(await readFile(`/proc/${child}/cmdline`, 'utf8')).includes(info.upstreamToken))
   })
 })

@@ -94,10 +94,10 @@ function exchange(port: number, bytes: string, more?: string): Promise<Exchange>
 }
 
 /** A good prediction, answered within a second: the server is not wedged. */
-async function good(url: string): Promise<number> {
+async function good(url: string, headers: Record<string, string> = {}): Promise<number> {
   const res = await request(`${url}/v1/predict`, {
     method: 'POST',
-    headers: {'content-type': 'application/json'},
+    headers: {'content-type': 'application/json', ...headers},
     body: XGB_BODY,
     headersTimeout: 1000,
     bodyTimeout: 1000,
@@ -108,8 +108,8 @@ async function good(url: string): Promise<number> {
 }
 
 /** The model server's count of /v1/predict requests by status, from its /metrics. */
-async function predictions(url: string): Promise<Record<string, number>> {
-  const res = await request(`${url}/metrics`)
+async function predictions(url: string, headers: Record<string, string>): Promise<Record<string, number>> {
+  const res = await request(`${url}/metrics`, {headers})
   const text = await res.body.text()
   const counts: Record<string, number> = {}
   for (const m of text.matchAll(/^mlops_requests_total\{([^}]*)\} (\d+)/gm)) {
@@ -123,8 +123,10 @@ async function predictions(url: string): Promise<Record<string, number>> {
 describe('hostile HTTP/1.1 against mlops serve and the gateway client port', function () {
   this.timeout(120_000)
   let p: Project
-  const targets: {name: string; url: string; port: number}[] = []
+  const targets: {name: string; url: string; port: number; headers: Record<string, string>}[] = []
   let modelServer = ''
+  /** The gateway's model servers answer only requests carrying its token. */
+  let asGateway: Record<string, string> = {}
 
   before(async () => {
     p = await project()
@@ -138,9 +140,10 @@ describe('hostile HTTP/1.1 against mlops serve and the gateway client port', fun
     })
     const status = (await res.body.json()) as GatewayStatus
     modelServer = status.servers[0].url!
+    asGateway = {'x-mlops-gateway-token': info.upstreamToken}
     targets.push(
-      {name: 'mlops serve', url: modelServer, port: Number(new URL(modelServer).port)},
-      {name: 'gateway', url: p.url, port: p.port},
+      {name: 'mlops serve', url: modelServer, port: Number(new URL(modelServer).port), headers: asGateway},
+      {name: 'gateway', url: p.url, port: p.port, headers: {}},
     )
   })
   after(async () => p?.cleanup())
@@ -154,7 +157,7 @@ describe('hostile HTTP/1.1 against mlops serve and the gateway client port', fun
           const {status, text} = await exchange(target().port, c.bytes)
           assert.equal(status, c.status, text.slice(0, 300))
           assert.ok(text.length < 2000, 'the refusal quotes nothing long of what was sent')
-          assert.equal(await good(target().url), 200)
+          assert.equal(await good(target().url, target().headers), 200)
         })
 
       for (const c of ENDLESS)
@@ -163,7 +166,7 @@ describe('hostile HTTP/1.1 against mlops serve and the gateway client port', fun
           // Closed while the client still writes, the answer may be lost to the reset: a closed connection is an answer too.
           if (status === undefined) assert.ok(closed, 'the server answered or closed')
           else assert.equal(status, c.status, text.slice(0, 300))
-          assert.equal(await good(target().url), 200)
+          assert.equal(await good(target().url, target().headers), 200)
         })
 
       it('many slow connections dribbling their heads: a good request is still answered', async () => {
@@ -179,7 +182,7 @@ describe('hostile HTTP/1.1 against mlops serve and the gateway client port', fun
             slow.push(socket)
           }
           await new Promise((resolve) => setTimeout(resolve, 300))
-          assert.equal(await good(target().url), 200)
+          assert.equal(await good(target().url, target().headers), 200)
         } finally {
           clearInterval(timer)
           for (const socket of slow) socket.destroy()
@@ -198,22 +201,22 @@ describe('hostile HTTP/1.1 against mlops serve and the gateway client port', fun
           // The server has counted them all once it answers one of them.
           held[0].write('GET /v2/health/live HTTP/1.1\r\nHost: a\r\n\r\n')
           await new Promise((resolve) => held[0].once('data', resolve))
-          await assert.rejects(good(target().url))
+          await assert.rejects(good(target().url, target().headers))
         } finally {
           for (const socket of held) socket.destroy()
         }
         await new Promise((resolve) => setTimeout(resolve, 100))
-        assert.equal(await good(target().url), 200)
+        assert.equal(await good(target().url, target().headers), 200)
       })
     })
   }
 
   it('a header value with bytes above 0x7F is forwarded by the gateway as one request, read as the gateway read it', async () => {
-    const before = await predictions(modelServer)
+    const before = await predictions(modelServer, asGateway)
     // 0x8A read as ASCII was a line feed: the old server split this request in two.
     const {status} = await exchange(targets[1].port, withHeader('x-request-id: a\x8a\x8abc\r\nconnection: close'))
     assert.equal(status, 200)
-    const after = await predictions(modelServer)
+    const after = await predictions(modelServer, asGateway)
     assert.equal((after['200'] ?? 0) - (before['200'] ?? 0), 1, 'one prediction reached the model server')
     assert.equal(after['400'] ?? 0, before['400'] ?? 0, 'the model server refused nothing the gateway forwarded')
   })

@@ -174,7 +174,7 @@ describe('deploy on the local gateway', function () {
     const atCandidate: number[] = []
     let counts = (await status({dir: p.dir})).metrics?.shadow
     for (let i = 0; i < 200 && (counts?.compared ?? 0) < shadow.max_in_flight; i++) {
-      atCandidate.push(await inFlightAt(candidate.url!))
+      atCandidate.push(await inFlightAt(candidate.url!, p.dir))
       counts = (await status({dir: p.dir})).metrics?.shadow
     }
     return {
@@ -381,8 +381,10 @@ async function waitGone(pid: number): Promise<void> {
 }
 
 /** Requests a model server is handling now, read from its /metrics (less the /metrics request itself). */
-async function inFlightAt(url: string): Promise<number> {
-  const {body} = await request(`${url}/metrics`)
+async function inFlightAt(url: string, dir: string): Promise<number> {
+  // The gateway's model servers answer only requests carrying its token.
+  const {upstreamToken} = JSON.parse(await readFile(deployPaths(dir).gateway, 'utf8')) as GatewayInfo
+  const {body} = await request(`${url}/metrics`, {headers: {'x-mlops-gateway-token': upstreamToken}})
   const line = (await body.text()).split('\n').find((l) => l.startsWith('mlops_requests_in_flight '))
   return Number(line?.split(' ')[1]) - 1
 }

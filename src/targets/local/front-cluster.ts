@@ -8,7 +8,7 @@ import {readFileSync} from 'node:fs'
 
 import {AggregatorRegistry} from 'prom-client'
 
-import {Authenticator} from '../../auth/authenticator.js'
+import {Authenticator, GATEWAY_TOKEN_HEADER} from '../../auth/authenticator.js'
 import type {AuthSettings} from '../../auth/config.js'
 import {Upstream} from '../../http/client.js'
 import {HttpServer} from '../../http/server.js'
@@ -26,6 +26,8 @@ export interface FrontSettings {
   /** Per worker. */
   maxConnections?: number
   tls?: TlsSettings
+  /** Sent with every forwarded request (x-mlops-gateway-token): the model servers answer the gateway only. */
+  upstreamToken: string
 }
 
 /** A model server as the workers are told of it. */
@@ -332,6 +334,7 @@ export async function runFrontWorker(): Promise<void> {
       ...(settings.tls ? {tls: readTls(settings.tls)} : {}),
     },
     frontHandler<WorkerRoutes>({
+      forwardHeaders: [GATEWAY_TOKEN_HEADER, settings.upstreamToken],
       routes: () => routes,
       auth: () => auth,
       measured: (current, role, ms, failed) => {

@@ -1,7 +1,7 @@
 // The gateway's client port: each request checked (auth), routed (stable, or the candidate by weight or sticky key),
 // forwarded to a model server over its keep-alive pool, and answered. The same code runs in the gateway process, or in
 // each of its workers (deploy.gateway_workers, front-worker.ts), which get their routes from the gateway over IPC.
-import {type Authenticator, CALLER_HEADER} from '../../auth/authenticator.js'
+import {type Authenticator, CALLER_HEADER, GATEWAY_TOKEN_HEADER} from '../../auth/authenticator.js'
 import type {Answer, Upstream} from '../../http/client.js'
 import {type RequestHandler, type ServerAnswer, errorAnswer, headerValue, pathOf} from '../../http/server.js'
 import {HttpError} from '../../serve/errors.js'
@@ -36,6 +36,8 @@ export interface ForwardedRequest {
 }
 
 export interface FrontHooks<R extends FrontRoutes> {
+  /** Names and values added to every forwarded request: the token the model servers ask of the gateway. */
+  forwardHeaders?: readonly string[]
   /** Where requests go now; undefined before the first rollout is applied (503). */
   routes(): R | undefined
   auth(): Authenticator | undefined
@@ -96,6 +98,7 @@ async function handle<R extends FrontRoutes>(
   // Model servers log the caller the gateway names; whatever the client put there is dropped.
   const headers = upstreamHeaders(req.headers)
   if (caller !== undefined) headers.push(CALLER_HEADER, caller)
+  if (hooks.forwardHeaders) headers.push(...hooks.forwardHeaders)
   const forwarded: ForwardedRequest = {method, path, headers, body}
   const started = performance.now()
   const idempotent = prediction || method === 'GET' || method === 'HEAD'
@@ -200,10 +203,14 @@ export function stickyPoint(key: string): number {
   return (hash % 10_000) / 100
 }
 
-/** The client's headers less the hop-by-hop ones; names in lower case, as the client port hands them over. */
+/**
+ * The client's headers less the hop-by-hop ones, and less the ones only the gateway may send (the caller it checked, its
+ * token); names in lower case, as the client port hands them over.
+ */
 function upstreamHeaders(headers: string[]): string[] {
   const out: string[] = []
   for (let i = 0; i < headers.length; i += 2)
-    if (!HOP_BY_HOP.has(headers[i]) && headers[i] !== CALLER_HEADER) out.push(headers[i], headers[i + 1])
+    if (!HOP_BY_HOP.has(headers[i]) && headers[i] !== CALLER_HEADER && headers[i] !== GATEWAY_TOKEN_HEADER)
+      out.push(headers[i], headers[i + 1])
   return out
 }

@@ -1,10 +1,11 @@
 // The local gateway: routes client traffic to the stable and candidate model servers (full, shadow, canary) and measures both.
-import {createHash, randomBytes, timingSafeEqual} from 'node:crypto'
+import {randomBytes} from 'node:crypto'
 import {type IncomingMessage, type Server, type ServerResponse, createServer} from 'node:http'
 import type {AddressInfo} from 'node:net'
 
-import {Authenticator} from '../../auth/authenticator.js'
+import {Authenticator, GATEWAY_TOKEN_HEADER} from '../../auth/authenticator.js'
 import type {AuthSettings} from '../../auth/config.js'
+import {tokenCheck} from '../../auth/token.js'
 import {type TlsSettings, readTls, watchTls} from '../../http/tls.js'
 import {HttpServer} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
@@ -54,6 +55,8 @@ export interface GatewayInfo {
   port: number
   controlPort: number
   token: string
+  /** What the model servers ask of the gateway's requests (x-mlops-gateway-token). */
+  upstreamToken: string
   startedAt: string
 }
 
@@ -86,7 +89,9 @@ export class Gateway {
   private readonly front?: FrontCluster
   private readonly control: Server
   private readonly token = randomBytes(32).toString('hex')
-  private readonly tokenDigest = createHash('sha256').update(this.token).digest()
+  private readonly authorizedControl = tokenCheck(this.token)
+  /** What the model servers ask of the gateway (x-mlops-gateway-token): given them in their environment. */
+  private readonly upstreamToken = randomBytes(32).toString('hex')
   private readonly startedAt = new Date().toISOString()
   private readonly maxBodyBytes: number
   private port = 0
@@ -108,7 +113,12 @@ export class Gateway {
     if ((options.workers ?? 1) > 1) {
       this.front = new FrontCluster({
         count: options.workers!,
-        settings: {maxBodyBytes: this.maxBodyBytes, maxConnections: options.maxConnections, tls},
+        settings: {
+          maxBodyBytes: this.maxBodyBytes,
+          maxConnections: options.maxConnections,
+          tls,
+          upstreamToken: this.upstreamToken,
+        },
         log: options.log,
         routes: () => this.routesMessage(),
         counted: (id, since, counts) => {
@@ -124,6 +134,7 @@ export class Gateway {
     const client = new HttpServer(
       limits,
       frontHandler<Routes>({
+        forwardHeaders: [GATEWAY_TOKEN_HEADER, this.upstreamToken],
         routes: () => this.routes,
         auth: () => this.auth,
         measured: (routes, role, ms, failed) =>
@@ -147,6 +158,7 @@ export class Gateway {
       port: this.port,
       controlPort: this.controlPort,
       token: this.token,
+      upstreamToken: this.upstreamToken,
       startedAt: this.startedAt,
     }
     await writeFileAtomically(this.options.paths.gateway, JSON.stringify(info, null, 2) + '\n', 0o600)
@@ -311,6 +323,7 @@ export class Gateway {
         void this.front?.publish()
       },
       upstreamCa: this.options.tls?.upstreamCa,
+      gatewayToken: this.upstreamToken,
     })
     await proc.start()
     this.processes.set(key, proc)
@@ -414,8 +427,7 @@ export class Gateway {
   }
 
   private authorized(header: string | undefined): boolean {
-    const given = header?.startsWith('Bearer ') ? header.slice(7) : ''
-    return timingSafeEqual(createHash('sha256').update(given).digest(), this.tokenDigest)
+    return this.authorizedControl(header?.startsWith('Bearer ') ? header.slice(7) : '')
   }
 }
 

@@ -18,6 +18,8 @@ export interface ServerProcessOptions {
   readyTimeoutMs?: number
   /** The CA to check the server's certificate with: it serves HTTPS (serving.tls) when given, plain HTTP otherwise. */
   upstreamCa?: string
+  /** Given the server in its environment: it answers only requests carrying it (x-mlops-gateway-token). */
+  gatewayToken?: string
   /** Start at background CPU priority (SCHED_IDLE and nice 10 from the command line, so every thread has it; not on Windows). */
   background?: boolean
 }
@@ -87,7 +89,12 @@ export class ModelServerProcess {
       command,
       args: argv,
       cwd: projectDir,
-      env: {...process.env, ...release.env, CI: 'true'},
+      env: {
+        ...process.env,
+        ...release.env,
+        CI: 'true',
+        ...(this.options.gatewayToken ? {MLOPS_GATEWAY_TOKEN: this.options.gatewayToken} : {}),
+      },
       timeoutMs: this.options.readyTimeoutMs ?? 120_000,
       name: `the model server for ${release.version}`,
       hint: `Try it alone: "mlops serve ${target.join(' ')}".`,
