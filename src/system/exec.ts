@@ -100,22 +100,25 @@ export function eachLine(stream: Readable, onLine: (line: string) => void): void
     buffered += decoder.write(chunk)
     const lines = buffered.split('\n')
     buffered = lines.pop() ?? ''
-    for (const line of lines) for (const piece of pieces(line)) onLine(piece)
-    while (buffered.length > MAX_LINE_CHARS) {
-      onLine(buffered.slice(0, MAX_LINE_CHARS))
-      buffered = buffered.slice(MAX_LINE_CHARS)
-    }
+    for (const line of lines) cut(line, onLine, true)
+    // A line without its end yet: its full pieces go now, so what is kept stays bounded.
+    buffered = cut(buffered, onLine, false)
   })
   stream.on('end', () => {
     if (buffered) onLine(buffered)
   })
 }
 
-function pieces(line: string): string[] {
-  if (line.length <= MAX_LINE_CHARS) return [line]
-  const cut = []
-  for (let at = 0; at < line.length; at += MAX_LINE_CHARS) cut.push(line.slice(at, at + MAX_LINE_CHARS))
-  return cut
+/**
+ * Passes on `text` in pieces of MAX_LINE_CHARS but the last, which is passed on too when `whole` (a complete line, even
+ * an empty one), or else returned to wait for the rest of its line.
+ */
+function cut(text: string, onLine: (line: string) => void, whole: boolean): string {
+  let at = 0
+  for (; text.length - at > MAX_LINE_CHARS; at += MAX_LINE_CHARS) onLine(text.slice(at, at + MAX_LINE_CHARS))
+  if (!whole) return text.slice(at)
+  onLine(text.slice(at))
+  return ''
 }
 
 export interface StartOptions {

@@ -4,18 +4,18 @@
 // server URLs, stage, weight, auth settings) and waits for every worker to switch before it retires a server; each worker
 // forwards with its own pools, reports its counts every FLUSH_MS, and hands predictions to mirror back to the gateway.
 import cluster, {type Worker} from 'node:cluster'
-import {readFileSync} from 'node:fs'
 
 import {AggregatorRegistry} from 'prom-client'
 
 import {Authenticator, GATEWAY_TOKEN_HEADER} from '../../auth/authenticator.js'
 import type {AuthSettings} from '../../auth/config.js'
-import {Upstream} from '../../http/client.js'
+import type {Upstream} from '../../http/client.js'
 import {HttpServer} from '../../http/server.js'
 import {type TlsSettings, readTls, watchTls} from '../../http/tls.js'
 import type {Stage} from '../../rollout/types.js'
 import {SharedState, primaryServices} from '../../serve/shared.js'
 import {type Backend, type ForwardedRequest, type FrontRoutes, frontHandler} from './front.js'
+import {modelServerPool} from './server-process.js'
 import {type CounterState, StepWindow} from './stats.js'
 
 /** How the workers serve the client port: what the gateway process would use itself. */
@@ -236,18 +236,16 @@ function asBuffer(bytes: Uint8Array): Buffer {
 /** A model server as a worker knows it: the routes' URL, and this worker's own pool to it. */
 class RemoteBackend implements Backend {
   readonly release: {version: string}
+  readonly url?: string
   readonly pool?: Upstream
   ready: boolean
   inFlight = 0
 
-  constructor(
-    route: BackendRoute,
-    readonly url: string | undefined,
-    ca: Buffer | undefined,
-  ) {
+  constructor(route: BackendRoute, caPath: string | undefined) {
     this.release = {version: route.version}
+    this.url = route.url
     this.ready = route.ready
-    if (url) this.pool = new Upstream(new URL(url), {connections: 128, idleMs: 4000, timeoutMs: 120_000, ca})
+    if (route.url) this.pool = modelServerPool(route.url, caPath)
   }
 
   acquire(): void {
@@ -265,7 +263,6 @@ type WorkerRoutes = FrontRoutes & {mirrorShare: number; since: string}
 export async function runFrontWorker(): Promise<void> {
   const settings = JSON.parse(process.env[ENV] ?? '{}') as FrontSettings
   const send = (message: FromWorker) => process.connected && process.send!(message)
-  const ca = settings.tls?.upstreamCa ? readFileSync(settings.tls.upstreamCa) : undefined
   const takeToken = primaryServices().takeToken
   let routes: WorkerRoutes | undefined
   let auth: Authenticator | undefined
@@ -276,7 +273,7 @@ export async function runFrontWorker(): Promise<void> {
   const backendFor = (route: BackendRoute): RemoteBackend => {
     const key = `${route.version} ${route.url ?? ''}`
     let backend = backends.get(key)
-    if (!backend) backends.set(key, (backend = new RemoteBackend(route, route.url, ca)))
+    if (!backend) backends.set(key, (backend = new RemoteBackend(route, settings.tls?.upstreamCa)))
     backend.ready = route.ready
     return backend
   }

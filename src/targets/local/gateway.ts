@@ -11,6 +11,7 @@ import {HttpServer} from '../../http/server.js'
 import {writeFileAtomically} from '../../system/atomic.js'
 import type {DeployPaths} from '../../rollout/state.js'
 import {processStart} from '../../system/process.js'
+import {Serial} from '../../system/serial.js'
 import type {Measurement, RolloutState, Stage} from '../../rollout/types.js'
 import {type ServerSpec, type TargetServer, serversOf} from '../types.js'
 import {FrontCluster, type RoutesMessage} from './front-cluster.js'
@@ -83,7 +84,8 @@ export class Gateway {
   private readonly outcomes = new OutcomeWatcher((line) => this.options.log(line))
   /** The mirror thread, started with the first shadow stage. */
   private mirror?: ShadowMirror
-  private queue: Promise<unknown> = Promise.resolve()
+  /** Changes to the servers and routes, one at a time. */
+  private readonly changes = new Serial()
   /** The client port: served here, or by workers (deploy.gateway_workers). */
   private readonly client?: HttpServer
   private readonly front?: FrontCluster
@@ -179,7 +181,7 @@ export class Gateway {
 
   /** Starts (or keeps) each model server and waits until all are ready; routing does not change. */
   prepare(servers: ServerSpec[]): Promise<void> {
-    return this.serialized(async () => {
+    return this.changes.run(async () => {
       await Promise.all(servers.map((server) => this.processFor(server)))
     })
   }
@@ -189,7 +191,7 @@ export class Gateway {
    * then servers no longer wanted retired once the requests already sent to them are answered.
    */
   apply(state: RolloutState): Promise<void> {
-    return this.serialized(async () => {
+    return this.changes.run(async () => {
       await this.useAuth(state.auth)
       const servers = serversOf(state)
       const stable = await this.processFor(servers.stable)
@@ -271,7 +273,7 @@ export class Gateway {
 
   /** Stops taking traffic, retires every server and closes both ports. */
   async close(): Promise<void> {
-    await this.serialized(async () => {
+    await this.changes.run(async () => {
       void this.client?.close()
       await this.front?.close()
       const all = [...this.processes.values(), ...this.retiring]
@@ -295,12 +297,6 @@ export class Gateway {
     await next?.start()
     this.auth?.close()
     this.auth = next
-  }
-
-  private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn)
-    this.queue = run.catch(() => undefined)
-    return run
   }
 
   /**

@@ -62,7 +62,6 @@ export class OutcomeWatcher {
   private timer?: NodeJS.Timeout
   /** Bumped by each start and stop, so a count that ends after a stop and a new start does not start a second loop. */
   private generation = 0
-  private watching = false
   private state?: RolloutState
   private counting = false
 
@@ -72,11 +71,8 @@ export class OutcomeWatcher {
   use(state: RolloutState): void {
     this.state = state
     const wanted = state.stage === 'canary' && Boolean(state.candidate) && Boolean(state.analysis.outcome)
-    if (wanted && !this.watching) {
-      this.watching = true
-      this.schedule(COUNT_EVERY_MS, ++this.generation)
-    }
     if (!wanted) this.close()
+    else if (!this.timer) this.schedule(COUNT_EVERY_MS, ++this.generation)
   }
 
   /** The counts of the step that began at `since`, once counted. */
@@ -85,7 +81,6 @@ export class OutcomeWatcher {
   }
 
   close(): void {
-    this.watching = false
     this.generation++
     clearTimeout(this.timer)
     this.timer = undefined

@@ -26,6 +26,15 @@ export interface ServerProcessOptions {
 
 const MAX_BACKOFF_MS = 30_000
 
+/**
+ * The gateway's keep-alive pool to a model server (the gateway process's, or a gateway worker's): HTTPS checked against
+ * `caPath` when given. Bounded in connections and in time, whatever the server does.
+ */
+export function modelServerPool(url: string, caPath?: string): Upstream {
+  const ca = caPath ? readFileSync(caPath) : undefined
+  return new Upstream(new URL(url), {connections: 128, idleMs: 4000, timeoutMs: 120_000, ca})
+}
+
 /** The identity of a model server: a release served the same way, at the same priority, is the same server. */
 export function serverKey(release: Release, background = false): string {
   return JSON.stringify([
@@ -105,8 +114,7 @@ export class ModelServerProcess {
     const {ready} = served
     this.url = ready.url
     this.pid = ready.pid
-    const ca = this.options.upstreamCa ? readFileSync(this.options.upstreamCa) : undefined
-    this.pool = new Upstream(new URL(ready.url), {connections: 128, idleMs: 4000, timeoutMs: 120_000, ca})
+    this.pool = modelServerPool(ready.url, this.options.upstreamCa)
     this.ready = true
     this.backoffMs = 500
     this.options.onChange?.()
